@@ -1,0 +1,24 @@
+//! # weir (the appliance)
+//!
+//! The `weir` binary and its library: configuration, packet parsing, per-worker flow tables,
+//! decay rates and heavy hitters, the plugin host and its cost accounting, scoring through ONNX
+//! Runtime, and sinks. One worker per RX queue, shared-nothing; see `../shared/DESIGN.md`.
+//!
+//! Where to find a concept:
+//! - [`wire`]: zero-copy views over protocol headers, one file per protocol.
+//! - [`parse`]: frame -> packet view + flow key, with named skip reasons.
+//! - [`flow`]: the flow key, flow table, timer wheel and flow records.
+//! - [`rates`]: the table-based decay model and heavy-hitter tables.
+//! - [`plugin_host`]: loading `.so` plugins, per-worker instances, quarantine.
+//! - [`cost`]: per-stage and per-plugin cycle accounting.
+//! - [`scoring`]: ONNX Runtime scorer threads.
+//! - [`sink`]: CSV / JSON Lines writers.
+
+pub mod cost;
+pub mod flow;
+pub mod parse;
+pub mod plugin_host;
+pub mod rates;
+pub mod scoring;
+pub mod sink;
+pub mod wire;

@@ -14,11 +14,18 @@
 //! - [`scoring`]: ONNX Runtime scorer threads.
 //! - [`sink`]: CSV / JSON Lines writers.
 
+pub mod capture;
+pub mod config;
+pub mod cli;
 pub mod cost;
+pub mod extract;
+pub mod logging;
 pub mod flow;
+pub mod output;
 pub mod parse;
 pub mod plugin_host;
 pub mod rates;
 pub mod scoring;
 pub mod sink;
 pub mod wire;
+pub mod worker;

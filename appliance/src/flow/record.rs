@@ -209,6 +209,8 @@ pub struct RecordSchema {
     pub extra: Vec<String>,
     /// Who provides each extra column (a plugin name, or "rates").
     pub provider: Vec<String>,
+    /// How each extra column is written (`WEIR_FEATURE_F64`, `_U64`, `_BOOL`).
+    pub kinds: Vec<u32>,
     /// Score column names (`prediction` is written separately), empty without a model.
     pub scores: Vec<String>,
     /// Class labels for `prediction`, empty for anomaly models or without a model.

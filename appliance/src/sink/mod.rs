@@ -1,1 +1,110 @@
-//! (to be written)
+//! Sinks: where finished records and alerts go.
+//!
+//! Writers run on the output thread, never on a worker. The record format follows the file
+//! extension (`.csv`, `.jsonl`); both write the same columns in the same order
+//! ([`RecordSchema::header`]), with NaN written as an empty CSV field or JSON `null`.
+
+pub mod csv;
+pub mod jsonl;
+
+use crate::flow::record::{FlowRecord, RecordSchema};
+use std::io;
+use std::path::Path;
+
+/// A destination for flow records.
+pub trait RecordSink: Send {
+    fn write(&mut self, rec: &FlowRecord) -> io::Result<()>;
+    /// Flush buffers and make the file complete.
+    fn finish(&mut self) -> io::Result<()>;
+}
+
+/// The format of a records file, from its extension.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Csv,
+    JsonLines,
+}
+
+impl Format {
+    pub fn from_path(path: &Path) -> Result<Format, String> {
+        match path.extension().and_then(|e| e.to_str()) {
+            Some("csv") => Ok(Format::Csv),
+            Some("jsonl") | Some("ndjson") => Ok(Format::JsonLines),
+            other => Err(format!(
+                "{}: unknown records format {:?}: use a .csv or .jsonl file name",
+                path.display(),
+                other.unwrap_or("")
+            )),
+        }
+    }
+}
+
+/// Open a records sink for `path` (format from the extension).
+pub fn open(path: &Path, schema: &RecordSchema) -> Result<Box<dyn RecordSink>, String> {
+    let fmt = Format::from_path(path)?;
+    let file = std::fs::File::create(path)
+        .map_err(|e| format!("cannot create records file {}: {e}", path.display()))?;
+    let w = io::BufWriter::with_capacity(1 << 20, file);
+    Ok(match fmt {
+        Format::Csv => Box::new(csv::CsvSink::new(w, schema.clone()).map_err(|e| e.to_string())?),
+        Format::JsonLines => Box::new(jsonl::JsonlSink::new(w, schema.clone())),
+    })
+}
+
+/// One field of a record, formatted for text output.
+pub(crate) enum Field<'a> {
+    Str(&'a str),
+    Owned(String),
+    Int(i64),
+    UInt(u64),
+    Float(f64),
+    Missing,
+}
+
+/// Walk a record's columns in header order.
+pub(crate) fn fields<'a>(rec: &'a FlowRecord, schema: &'a RecordSchema, mut f: impl FnMut(Field<'a>)) {
+    use weir_plugin_api::{WEIR_FEATURE_BOOL, WEIR_FEATURE_U64};
+    f(Field::Owned(rec.src_ip().to_string()));
+    f(Field::UInt(rec.key.src_port as u64));
+    f(Field::Owned(rec.dst_ip().to_string()));
+    f(Field::UInt(rec.key.dst_port as u64));
+    f(Field::UInt(rec.key.protocol as u64));
+    f(Field::UInt(rec.key.ip_version as u64));
+    f(Field::UInt(rec.key.vlan_id as u64));
+    f(Field::UInt(rec.key.tunnel_id as u64));
+    for c in [&rec.bidirectional, &rec.src2dst, &rec.dst2src] {
+        f(Field::UInt(c.first_seen_ms));
+        f(Field::UInt(c.last_seen_ms));
+        f(Field::UInt(c.duration_ms()));
+        f(Field::UInt(c.packets));
+        f(Field::UInt(c.bytes));
+    }
+    f(Field::Int(rec.expiration as i8 as i64));
+    f(Field::UInt(rec.worker as u64));
+    for (i, v) in rec.values.iter().enumerate() {
+        let kind = schema.kinds.get(i).copied().unwrap_or(0);
+        f(if v.is_nan() {
+            Field::Missing
+        } else if kind == WEIR_FEATURE_U64 || kind == WEIR_FEATURE_BOOL {
+            Field::Int(*v as i64)
+        } else {
+            Field::Float(*v)
+        });
+    }
+    if schema.scored {
+        match rec.prediction {
+            Some(p) if !schema.classes.is_empty() => f(Field::Str(
+                schema.classes.get(p as usize).map(|s| s.as_str()).unwrap_or(""),
+            )),
+            Some(p) => f(Field::UInt(p as u64)),
+            None => f(Field::Missing),
+        }
+        for i in 0..schema.scores.len() {
+            match rec.scores.get(i) {
+                Some(v) if !v.is_nan() => f(Field::Float(*v)),
+                _ => f(Field::Missing),
+            }
+        }
+        f(Field::Str(rec.score_status.as_str()));
+    }
+}

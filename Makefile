@@ -1,0 +1,82 @@
+# weir: the two commands a user needs are `make demo` and `make test`.
+# Both install what is missing first (Debian/Ubuntu packages, a Python venv), so they work on a
+# fresh machine. Nothing here downloads anything but packages from the distribution, crates.io
+# and PyPI.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+CARGO ?= cargo
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := build/.stamp
+# Debian packages the build, the tests and the demo need.
+APT_PACKAGES := dpdk dpdk-dev libdpdk-dev libclang-dev clang pkg-config libpcap-dev \
+                python3-venv python3-dev tshark gcc make
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+DEMO_CAPTURE := appliance/tests/data/nfstream/pcaps/instagram.pcap
+DEMO_MODEL := build/demo-model
+
+.PHONY: help deps apt venv build demo test test-rust test-python lint fmt bench clean-build
+
+help:
+	@echo "make demo   install what is missing, build, extract and score the flows of a bundled capture"
+	@echo "make test   install what is missing and run the whole test suite"
+	@echo "make lint   cargo fmt --check and cargo clippy -D warnings"
+	@echo "make bench  the performance harness (perf/bench.sh), see perf/RESULTS.md"
+
+deps: apt venv
+
+# Install only the packages that are missing (dpkg -s is the check).
+apt: $(STAMP)/apt
+$(STAMP)/apt: Makefile
+	@mkdir -p $(STAMP)
+	@missing=""; for p in $(APT_PACKAGES); do \
+	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  $(SUDO) apt-get update -qq && \
+	  echo "wireshark-common wireshark-common/install-setuid boolean false" | $(SUDO) debconf-set-selections && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+	@touch $@
+
+venv: $(STAMP)/venv
+$(STAMP)/venv: models/requirements.txt
+	@mkdir -p $(STAMP)
+	@[ -x $(PY) ] || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r models/requirements.txt
+	@touch $@
+
+build: apt
+	$(CARGO) build --release --workspace
+
+test: deps
+	$(MAKE) test-rust test-python
+
+test-rust:
+	WEIR_PYTHON=$(abspath $(PY)) $(CARGO) test --workspace --release -- --test-threads=2
+
+test-python:
+	@if ls models/tests/test_*.py >/dev/null 2>&1; then $(PY) -m pytest -q models/tests; fi
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all
+
+demo: deps build
+	@mkdir -p build
+	target/release/weir extract $(DEMO_CAPTURE) --out build/demo-flows.csv
+	@echo
+	@echo "flow records: build/demo-flows.csv ($$(($$(wc -l < build/demo-flows.csv) - 1)) flows)"
+
+bench: build
+	perf/bench.sh
+
+clean-build:
+	rm -rf build

@@ -1,0 +1,349 @@
+//! Reading capture files (pcap and pcapng) for `weir extract`.
+//!
+//! The `pcap-file` crate parses the blocks; this module adds what a flow meter needs on top:
+//! exact nanosecond timestamps for pcapng (the crate reads an Enhanced Packet Block's timestamp
+//! as nanoseconds whatever the interface's `if_tsresol` says; pcapng's default is microseconds,
+//! RFC draft-ietf-opsawg-pcapng section 4.2), each packet's link type, and Ethernet framing for
+//! captures of other link types (raw IP, Linux cooked, BSD loopback), because DPDK ports carry
+//! Ethernet frames. The original wire length is kept apart from the data, so byte counts stay
+//! those of the wire.
+
+use pcap_file::pcap::PcapReader;
+use pcap_file::pcapng::blocks::interface_description::InterfaceDescriptionOption;
+use pcap_file::pcapng::{Block, PcapNgReader};
+use std::fs::File;
+use std::io::{BufReader, Read, Seek};
+use std::path::{Path, PathBuf};
+
+/// Link types (LINKTYPE_* of the tcpdump.org registry) that weir can frame as Ethernet.
+pub mod linktype {
+    pub const NULL: u32 = 0;
+    pub const ETHERNET: u32 = 1;
+    pub const RAW_OLD: u32 = 12;
+    pub const RAW_OLD_BSD: u32 = 14;
+    pub const RAW: u32 = 101;
+    pub const LOOP: u32 = 108;
+    pub const LINUX_SLL: u32 = 113;
+    pub const IPV4: u32 = 228;
+    pub const IPV6: u32 = 229;
+    pub const LINUX_SLL2: u32 = 276;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CaptureError {
+    #[error("cannot open capture {path}: {source}")]
+    Open {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path} is not a pcap or pcapng capture: {reason}")]
+    NotACapture { path: PathBuf, reason: String },
+    #[error("{path}: corrupt capture after {packets} packets: {reason}")]
+    Corrupt {
+        path: PathBuf,
+        packets: u64,
+        reason: String,
+    },
+}
+
+/// One packet as read from the file.
+pub struct CapturedPacket<'a> {
+    pub data: &'a [u8],
+    /// Length on the wire (the record's byte counts use this, not `data.len()`).
+    pub orig_len: u32,
+    pub ts_ns: u64,
+    pub linktype: u32,
+}
+
+enum Inner {
+    Pcap(PcapReader<BufReader<File>>, u32),
+    PcapNg(PcapNgReader<BufReader<File>>, Vec<(u32, TsResol, i64)>),
+}
+
+#[derive(Clone, Copy)]
+enum TsResol {
+    Pow10(u32),
+    Pow2(u32),
+}
+
+impl TsResol {
+    fn from_option(v: u8) -> TsResol {
+        if v & 0x80 == 0 {
+            TsResol::Pow10(v as u32)
+        } else {
+            TsResol::Pow2((v & 0x7f) as u32)
+        }
+    }
+
+    fn to_ns(self, raw: u64) -> u64 {
+        match self {
+            TsResol::Pow10(p) if p <= 9 => raw.saturating_mul(10u64.pow(9 - p)),
+            TsResol::Pow10(p) => (raw as u128 / 10u128.pow((p - 9).min(38))) as u64,
+            TsResol::Pow2(p) => ((raw as u128 * 1_000_000_000u128) >> p.min(127)) as u64,
+        }
+    }
+}
+
+/// A pcap or pcapng file, read packet by packet.
+pub struct CaptureReader {
+    path: PathBuf,
+    inner: Inner,
+    packets: u64,
+    size: u64,
+}
+
+impl CaptureReader {
+    pub fn open(path: &Path) -> Result<CaptureReader, CaptureError> {
+        let open_err = |source| CaptureError::Open {
+            path: path.to_path_buf(),
+            source,
+        };
+        let mut f = File::open(path).map_err(open_err)?;
+        let size = f.metadata().map(|m| m.len()).unwrap_or(0);
+        if f.metadata().map(|m| m.is_dir()).unwrap_or(false) {
+            return Err(CaptureError::NotACapture {
+                path: path.to_path_buf(),
+                reason: "it is a directory".into(),
+            });
+        }
+        let mut magic = [0u8; 4];
+        let n = f.read(&mut magic).map_err(open_err)?;
+        f.rewind().map_err(open_err)?;
+        let not = |reason: String| CaptureError::NotACapture {
+            path: path.to_path_buf(),
+            reason,
+        };
+        if n < 4 {
+            return Err(not(format!("the file has only {n} bytes")));
+        }
+        let r = BufReader::with_capacity(1 << 20, f);
+        let inner = if magic == [0x0a, 0x0d, 0x0d, 0x0a] {
+            Inner::PcapNg(
+                PcapNgReader::new(r).map_err(|e| not(e.to_string()))?,
+                Vec::new(),
+            )
+        } else {
+            let rd = PcapReader::new(r).map_err(|e| not(format!("{e} (magic {magic:02x?})")))?;
+            let lt = u32::from(rd.header().datalink);
+            Inner::Pcap(rd, lt)
+        };
+        Ok(CaptureReader {
+            path: path.to_path_buf(),
+            inner,
+            packets: 0,
+            size,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// File size in bytes (for progress).
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Packets read so far.
+    pub fn packets(&self) -> u64 {
+        self.packets
+    }
+
+    /// Read the next packet and hand it to `f`; `Ok(false)` at the end of the file.
+    pub fn next_with<T>(
+        &mut self,
+        f: impl FnOnce(CapturedPacket<'_>) -> T,
+    ) -> Result<Option<T>, CaptureError> {
+        let corrupt = |packets, reason: String| CaptureError::Corrupt {
+            path: self.path.clone(),
+            packets,
+            reason,
+        };
+        match &mut self.inner {
+            Inner::Pcap(rd, lt) => match rd.next_packet() {
+                None => Ok(None),
+                Some(Err(e)) => Err(corrupt(self.packets, e.to_string())),
+                Some(Ok(p)) => {
+                    self.packets += 1;
+                    Ok(Some(f(CapturedPacket {
+                        data: &p.data,
+                        orig_len: p.orig_len,
+                        ts_ns: p.timestamp.as_nanos() as u64,
+                        linktype: *lt,
+                    })))
+                }
+            },
+            Inner::PcapNg(rd, ifaces) => loop {
+                let block = match rd.next_block() {
+                    None => return Ok(None),
+                    Some(Err(e)) => return Err(corrupt(self.packets, e.to_string())),
+                    Some(Ok(b)) => b,
+                };
+                match block {
+                    Block::SectionHeader(_) => ifaces.clear(),
+                    Block::InterfaceDescription(idb) => {
+                        let mut res = TsResol::Pow10(6);
+                        let mut off = 0i64;
+                        for o in &idb.options {
+                            match o {
+                                InterfaceDescriptionOption::IfTsResol(v) => {
+                                    res = TsResol::from_option(*v)
+                                }
+                                InterfaceDescriptionOption::IfTsOffset(s) => off = *s as i64,
+                                _ => {}
+                            }
+                        }
+                        ifaces.push((u32::from(idb.linktype), res, off));
+                    }
+                    Block::EnhancedPacket(epb) => {
+                        let Some(&(lt, res, off)) = ifaces.get(epb.interface_id as usize) else {
+                            return Err(corrupt(
+                                self.packets,
+                                format!("packet for undeclared interface {}", epb.interface_id),
+                            ));
+                        };
+                        self.packets += 1;
+                        let raw = epb.timestamp.as_nanos() as u64;
+                        let ts = res.to_ns(raw).saturating_add_signed(off * 1_000_000_000);
+                        return Ok(Some(f(CapturedPacket {
+                            data: &epb.data,
+                            orig_len: epb.original_len,
+                            ts_ns: ts,
+                            linktype: lt,
+                        })));
+                    }
+                    Block::Packet(pb) => {
+                        let Some(&(lt, res, off)) = ifaces.get(pb.interface_id as usize) else {
+                            return Err(corrupt(
+                                self.packets,
+                                format!("packet for undeclared interface {}", pb.interface_id),
+                            ));
+                        };
+                        self.packets += 1;
+                        let ts = res.to_ns(pb.timestamp).saturating_add_signed(off * 1_000_000_000);
+                        return Ok(Some(f(CapturedPacket {
+                            data: &pb.data,
+                            orig_len: pb.original_len,
+                            ts_ns: ts,
+                            linktype: lt,
+                        })));
+                    }
+                    Block::SimplePacket(sp) => {
+                        // No timestamp in a Simple Packet Block: it takes time 0, which the
+                        // monotonic clamp turns into "the latest time seen".
+                        let lt = ifaces.first().map(|i| i.0).unwrap_or(linktype::ETHERNET);
+                        self.packets += 1;
+                        return Ok(Some(f(CapturedPacket {
+                            data: &sp.data,
+                            orig_len: sp.original_len,
+                            ts_ns: 0,
+                            linktype: lt,
+                        })));
+                    }
+                    _ => {}
+                }
+            },
+        }
+    }
+}
+
+/// Count the packets of a capture (a full read; for tests and checks).
+pub fn count_packets(path: &Path) -> Result<u64, CaptureError> {
+    let mut r = CaptureReader::open(path)?;
+    while r.next_with(|_| ())?.is_some() {}
+    Ok(r.packets())
+}
+
+const ETHERTYPE_IPV4: u16 = 0x0800;
+const ETHERTYPE_IPV6: u16 = 0x86DD;
+
+/// Give a captured packet an Ethernet header, if its link type needs one.
+///
+/// Returns the frame to hand to the data path: `data` itself for Ethernet, else `scratch`
+/// holding a synthetic 14-byte Ethernet header (zero MACs, the right EtherType) followed by the
+/// network-layer bytes. `None` for link types weir does not read (counted by the caller).
+pub fn to_ethernet<'a>(linktype: u32, data: &'a [u8], scratch: &'a mut Vec<u8>) -> Option<&'a [u8]> {
+    use linktype::*;
+    let (ethertype, l3): (u16, &[u8]) = match linktype {
+        ETHERNET => return Some(data),
+        RAW | RAW_OLD | RAW_OLD_BSD | IPV4 | IPV6 => {
+            let v = data.first()? >> 4;
+            match v {
+                4 => (ETHERTYPE_IPV4, data),
+                6 => (ETHERTYPE_IPV6, data),
+                _ => return None,
+            }
+        }
+        NULL | LOOP => {
+            // A 4-byte address family in the capturing host's byte order (LOOP: network order).
+            let fam_bytes: [u8; 4] = data.get(..4)?.try_into().ok()?;
+            let fam = if linktype == LOOP {
+                u32::from_be_bytes(fam_bytes)
+            } else if fam_bytes[0] == 0 && fam_bytes[1] == 0 {
+                u32::from_be_bytes(fam_bytes)
+            } else {
+                u32::from_le_bytes(fam_bytes)
+            };
+            match fam {
+                2 => (ETHERTYPE_IPV4, &data[4..]),
+                10 | 24 | 28 | 30 => (ETHERTYPE_IPV6, &data[4..]),
+                _ => return None,
+            }
+        }
+        LINUX_SLL => (
+            u16::from_be_bytes(data.get(14..16)?.try_into().ok()?),
+            &data[16..],
+        ),
+        LINUX_SLL2 => (
+            u16::from_be_bytes(data.get(0..2)?.try_into().ok()?),
+            data.get(20..)?,
+        ),
+        _ => return None,
+    };
+    scratch.clear();
+    scratch.extend_from_slice(&[0u8; 12]);
+    scratch.extend_from_slice(&ethertype.to_be_bytes());
+    scratch.extend_from_slice(l3);
+    Some(&scratch[..])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tsresol_conversions() {
+        assert_eq!(TsResol::Pow10(6).to_ns(1_500_000), 1_500_000_000);
+        assert_eq!(TsResol::Pow10(9).to_ns(7), 7);
+        assert_eq!(TsResol::Pow10(12).to_ns(5_000), 5);
+        assert_eq!(TsResol::Pow2(10).to_ns(1024), 1_000_000_000);
+    }
+
+    #[test]
+    fn raw_ip_gets_an_ethernet_header() {
+        let ip = [0x45u8, 0, 0, 20];
+        let mut s = Vec::new();
+        let f = to_ethernet(linktype::RAW, &ip, &mut s).unwrap();
+        assert_eq!(&f[12..14], &[0x08, 0x00]);
+        assert_eq!(&f[14..], &ip);
+        let mut sll = vec![0u8; 16];
+        sll[14] = 0x86;
+        sll[15] = 0xdd;
+        sll.extend_from_slice(&[0x60, 0, 0, 0]);
+        let f = to_ethernet(linktype::LINUX_SLL, &sll, &mut s).unwrap();
+        assert_eq!(&f[12..], &[0x86, 0xdd, 0x60, 0, 0, 0]);
+        assert!(to_ethernet(105, &ip, &mut s).is_none());
+    }
+
+    #[test]
+    fn not_a_capture_is_refused_clearly() {
+        let dir = std::env::temp_dir().join(format!("weir-cap-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("x.pcap");
+        std::fs::write(&p, b"hello world, not a capture").unwrap();
+        let e = CaptureReader::open(&p).err().unwrap().to_string();
+        assert!(e.contains("not a pcap or pcapng"), "{e}");
+        let e = CaptureReader::open(&dir.join("missing.pcap")).err().unwrap().to_string();
+        assert!(e.contains("cannot open capture"), "{e}");
+    }
+}

@@ -1,0 +1,375 @@
+//! weir's configuration file (TOML).
+//!
+//! Every section and key is optional and has a default; unknown keys and wrong types are
+//! refused with the key, line and column (toml's own error), and values that parse but make no
+//! sense are refused by [`Config::validate`] with the key's dotted name and line. The reference
+//! of every key is `docs/config.md`.
+
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub eal: EalConfig,
+    pub ports: Vec<PortConfig>,
+    pub workers: WorkersConfig,
+    pub flows: FlowsConfig,
+    pub plugins: PluginsConfig,
+    pub rates: Option<toml::Value>,
+    pub heavy_hitters: Vec<toml::Value>,
+    pub model: Option<toml::Value>,
+    pub sinks: SinksConfig,
+    pub log: LogConfig,
+    pub cost: CostConfig,
+}
+
+/// DPDK EAL arguments. `weir extract` adds its own vdev and memory arguments.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EalConfig {
+    /// Extra EAL arguments, passed as given (e.g. `["--huge-dir", "/mnt/huge"]`).
+    pub args: Vec<String>,
+    /// Memory in MB for `-m` when running without hugepages (`no_huge = true`).
+    pub memory_mb: u32,
+    /// Run without hugepages (`--no-huge`): for tests, offline analysis, virtual devices.
+    pub no_huge: bool,
+    /// Skip PCI probing (`--no-pci`): offline analysis with virtual devices only.
+    pub no_pci: bool,
+}
+
+impl Default for EalConfig {
+    fn default() -> Self {
+        EalConfig {
+            args: vec![],
+            memory_mb: 1024,
+            no_huge: false,
+            no_pci: false,
+        }
+    }
+}
+
+/// One port to read from: a PCI address or a virtual device string.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PortConfig {
+    /// A PCI address (`0000:03:00.0`) or an ethdev name.
+    #[serde(default)]
+    pub pci: Option<String>,
+    /// A virtual device (`net_pcap0,rx_pcap=/data/x.pcap`), passed to EAL as `--vdev`.
+    #[serde(default)]
+    pub vdev: Option<String>,
+    /// RX descriptors per queue.
+    #[serde(default = "default_rx_desc")]
+    pub rx_desc: u16,
+}
+
+fn default_rx_desc() -> u16 {
+    1024
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WorkersConfig {
+    /// Number of worker lcores (one RX queue each per port).
+    pub count: u32,
+    /// CPU cores for the workers (`[2, 3]`); empty = the next free cores after the main one.
+    pub cores: Vec<u32>,
+    /// Packets per rx burst.
+    pub burst: u16,
+    /// Mbufs in each worker's mempool.
+    pub mbufs: u32,
+}
+
+impl Default for WorkersConfig {
+    fn default() -> Self {
+        WorkersConfig {
+            count: 1,
+            cores: vec![],
+            burst: 64,
+            mbufs: 8191,
+        }
+    }
+}
+
+/// What to do when a worker's flow table is full.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Eviction {
+    /// End the flow nearest to its idle deadline (its record says `expiration_id = 2`).
+    #[default]
+    Oldest,
+    /// Keep existing flows; count and skip packets of new flows (`table_full`).
+    None,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FlowsConfig {
+    /// Flows per worker (preallocated).
+    pub capacity: u32,
+    /// A flow ends when no packet came for this long (NFStream's default: 120 s).
+    pub idle_timeout_s: f64,
+    /// A flow is cut when it has lasted this long (NFStream's default: 1800 s).
+    pub active_timeout_s: f64,
+    /// End TCP flows at RST, or once both sides sent FIN (NFStream does not).
+    pub tcp_teardown: bool,
+    pub eviction: Eviction,
+    /// Width of a timer-wheel slot: expiry runs at most this late (never early).
+    pub wheel_granularity_ms: u64,
+}
+
+impl Default for FlowsConfig {
+    fn default() -> Self {
+        FlowsConfig {
+            capacity: 262_144,
+            idle_timeout_s: 120.0,
+            active_timeout_s: 1800.0,
+            tcp_teardown: false,
+            eviction: Eviction::Oldest,
+            wheel_granularity_ms: 100,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct PluginsConfig {
+    /// Directory of `*.so` plugins; default `/usr/lib/weir/plugins`, else the directory of the
+    /// `weir` executable (so a build tree's plugins are found).
+    pub dir: Option<PathBuf>,
+    /// Plugins (by name) that must load: a refusal stops weir.
+    pub required: Vec<String>,
+    /// Only these plugins (by name); empty = all.
+    pub enabled: Vec<String>,
+    /// Never these plugins (by name).
+    pub disabled: Vec<String>,
+    /// Largest per-flow state a plugin may ask for, in bytes.
+    pub max_state_bytes: Option<u32>,
+    /// Per-plugin configuration tables: `[plugins.config.splt] n = 8`.
+    pub config: toml::Table,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct SinksConfig {
+    /// Flow records file; the format follows the extension (`.csv`, `.jsonl`).
+    pub records: Option<PathBuf>,
+    /// Alerts file (JSON Lines).
+    pub alerts: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    #[default]
+    Human,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    /// A tracing filter (`info`, `weir=debug`, ...); `RUST_LOG` overrides it.
+    pub level: String,
+    /// Seconds between status lines during `weir run` (0 = none).
+    pub status_interval_s: u64,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            format: LogFormat::Human,
+            level: "info".into(),
+            status_interval_s: 10,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CostConfig {
+    /// Cycle accounting per stage and plugin (one TSC read per stage per burst).
+    pub enabled: bool,
+}
+
+impl Default for CostConfig {
+    fn default() -> Self {
+        CostConfig { enabled: true }
+    }
+}
+
+/// A configuration error: what is wrong, where.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid config {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("invalid config {path}: key `{key}`{line}: {message}")]
+    Invalid {
+        path: PathBuf,
+        key: String,
+        line: String,
+        message: String,
+    },
+}
+
+impl Config {
+    /// Read and validate a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::parse(&text, path)
+    }
+
+    /// Parse and validate config text (`path` is only used in messages).
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let cfg: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string().trim_end().to_string(),
+        })?;
+        cfg.validate(text, path)?;
+        Ok(cfg)
+    }
+
+    fn validate(&self, text: &str, path: &Path) -> Result<(), ConfigError> {
+        let bad = |key: &str, message: String| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            key: key.to_string(),
+            line: match locate(text, key) {
+                Some(l) => format!(" (line {l})"),
+                None => String::new(),
+            },
+            message,
+        };
+        if self.flows.capacity == 0 {
+            return Err(bad("flows.capacity", "must be at least 1".into()));
+        }
+        if !(self.flows.idle_timeout_s > 0.0) {
+            return Err(bad("flows.idle_timeout_s", "must be > 0".into()));
+        }
+        if !(self.flows.active_timeout_s > 0.0) {
+            return Err(bad("flows.active_timeout_s", "must be > 0".into()));
+        }
+        if self.flows.wheel_granularity_ms == 0 {
+            return Err(bad("flows.wheel_granularity_ms", "must be >= 1".into()));
+        }
+        if self.workers.count == 0 {
+            return Err(bad("workers.count", "must be at least 1".into()));
+        }
+        if !self.workers.cores.is_empty() && self.workers.cores.len() != self.workers.count as usize
+        {
+            return Err(bad(
+                "workers.cores",
+                format!(
+                    "lists {} cores but workers.count is {}",
+                    self.workers.cores.len(),
+                    self.workers.count
+                ),
+            ));
+        }
+        if self.workers.burst == 0 || self.workers.burst > 512 {
+            return Err(bad("workers.burst", "must be between 1 and 512".into()));
+        }
+        if self.eal.memory_mb < 64 {
+            return Err(bad("eal.memory_mb", "must be at least 64".into()));
+        }
+        for (i, p) in self.ports.iter().enumerate() {
+            if p.pci.is_some() == p.vdev.is_some() {
+                return Err(bad(
+                    "ports",
+                    format!("port #{} needs exactly one of `pci` or `vdev`", i + 1),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn idle_timeout_ms(&self) -> u64 {
+        (self.flows.idle_timeout_s * 1000.0).round() as u64
+    }
+
+    pub fn active_timeout_ms(&self) -> u64 {
+        (self.flows.active_timeout_s * 1000.0).round() as u64
+    }
+}
+
+/// The 1-based line of a dotted key (`section.key`) in TOML text, found by scanning for the
+/// section header and then the key; `None` when it is not written in the file.
+pub fn locate(text: &str, dotted: &str) -> Option<usize> {
+    let (section, key) = match dotted.rsplit_once('.') {
+        Some((s, k)) => (s, k),
+        None => ("", dotted),
+    };
+    let mut current = String::new();
+    for (n, line) in text.lines().enumerate() {
+        let t = line.trim();
+        if t.starts_with('[') {
+            current = t.trim_matches(|c| c == '[' || c == ']').trim().to_string();
+            if section.is_empty() && current == key {
+                return Some(n + 1);
+            }
+            continue;
+        }
+        if current == section {
+            if let Some((k, _)) = t.split_once('=') {
+                if k.trim() == key {
+                    return Some(n + 1);
+                }
+            }
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(s: &str) -> Result<Config, ConfigError> {
+        Config::parse(s, Path::new("weir.toml"))
+    }
+
+    #[test]
+    fn empty_config_has_nfstream_defaults() {
+        let c = parse("").unwrap();
+        assert_eq!(c.idle_timeout_ms(), 120_000);
+        assert_eq!(c.active_timeout_ms(), 1_800_000);
+        assert_eq!(c.workers.count, 1);
+    }
+
+    #[test]
+    fn unknown_key_names_key_and_line() {
+        let e = parse("[flows]\ncapacity = 10\nidle_timeot_s = 3\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("idle_timeot_s"), "{e}");
+        assert!(e.contains("line 3"), "{e}");
+    }
+
+    #[test]
+    fn wrong_type_names_line() {
+        let e = parse("[workers]\ncount = \"two\"\n").unwrap_err().to_string();
+        assert!(e.contains("line 2"), "{e}");
+    }
+
+    #[test]
+    fn bad_value_names_key_and_line() {
+        let e = parse("# c\n[flows]\n\ncapacity = 0\n").unwrap_err().to_string();
+        assert!(e.contains("flows.capacity"), "{e}");
+        assert!(e.contains("line 4"), "{e}");
+    }
+
+    #[test]
+    fn port_needs_one_source() {
+        let e = parse("[[ports]]\nrx_desc = 512\n").unwrap_err().to_string();
+        assert!(e.contains("pci") && e.contains("vdev"), "{e}");
+    }
+}

@@ -1,0 +1,415 @@
+//! `weir extract`: flow records from capture files, through the real DPDK data path.
+//!
+//! The captures are not read by a net_pcap port: net_pcap loses the original wire length and
+//! has no end-of-file signal (see `../shared/notes/dpdk-offline.md`). Instead a feeder on the
+//! main lcore reads them (pcap or pcapng), copies each packet into an mbuf with its exact
+//! metadata (wire length, nanosecond time) in weir's dynamic field, and enqueues it to a ring.
+//! The rings back an ethdev made with `rte_eth_from_rings` (the net_ring PMD), one RX queue per
+//! worker, and the workers poll it with `rte_eth_rx_burst` exactly as they poll a NIC. The
+//! feeder waits when a ring or the mempool is full, so nothing is dropped, and it raises a flag
+//! after its last enqueue so workers know when the input is over.
+//!
+//! With several workers the feeder spreads packets by the same symmetric flow hash the flow
+//! table uses, so both directions of a flow reach the same worker.
+
+use crate::capture::{to_ethernet, CaptureReader};
+use crate::cli::ExtractArgs;
+use crate::config::Config;
+use crate::flow::key::flow_hash;
+use crate::flow::record::RecordSchema;
+use crate::output::Output;
+use crate::parse::parse;
+use crate::worker::{RawPacket, Worker, WorkerSettings, WorkerStats};
+use anyhow::{anyhow, bail, Context, Result};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+use weir_dpdk::{
+    lcore, Eal, Mbuf, MbufBurst, Mempool, MetaField, Port, Ring, WeirMeta, SOCKET_ANY,
+};
+use weir_plugin_api::{FlowKeyV1, PacketV1};
+
+/// Packets per rx burst / feeder enqueue.
+const BURST: usize = 64;
+/// Ring size per worker (mbufs in flight between the feeder and one worker).
+const RING_SIZE: u32 = 4096;
+/// Data room of the regular mbufs (headroom included).
+const DATA_ROOM: u16 = 2048 + 128;
+/// Data room of the few mbufs for frames larger than a regular one (TSO/GRO captures).
+const BIG_DATA_ROOM: u16 = u16::MAX;
+
+/// What a worker reports when it stops.
+pub struct WorkerReport {
+    pub id: u16,
+    pub stats: WorkerStats,
+}
+
+pub fn run(args: &ExtractArgs) -> Result<()> {
+    let mut cfg = match &args.config {
+        Some(p) => Config::load(p)?,
+        None => Config::default(),
+    };
+    if let Some(w) = args.workers {
+        if w == 0 {
+            bail!("--workers must be at least 1");
+        }
+        cfg.workers.count = w;
+    }
+    // Refuse unreadable captures before starting anything.
+    let mut total_bytes = 0u64;
+    for c in &args.captures {
+        let r = CaptureReader::open(c)?;
+        total_bytes += r.size();
+    }
+    crate::sink::Format::from_path(&args.out).map_err(|e| anyhow!(e))?;
+
+    let schema = RecordSchema::default();
+    let n_workers = cfg.workers.count as usize;
+
+    let eal_args = eal_args(&cfg, n_workers)?;
+    tracing::debug!(?eal_args, "starting EAL");
+    let _eal = Eal::init(&eal_args).context("cannot start DPDK's EAL")?;
+    let meta = MetaField::register()?;
+    let pool = Mempool::new_pktmbuf(
+        "weir_feed",
+        (RING_SIZE * n_workers as u32 + 4 * BURST as u32 * n_workers as u32 + 1024)
+            .next_power_of_two()
+            - 1,
+        256,
+        DATA_ROOM,
+        SOCKET_ANY,
+    )?;
+    let big_pool = Mempool::new_pktmbuf("weir_feed_big", 127, 0, BIG_DATA_ROOM, SOCKET_ANY)?;
+    let mut rings = Vec::with_capacity(n_workers);
+    for i in 0..n_workers {
+        rings.push(Ring::new(&format!("weir_feed{i}"), RING_SIZE, SOCKET_ANY)?);
+    }
+    let port = Port::from_rings("net_weir_feed", &rings.iter().collect::<Vec<_>>(), SOCKET_ANY)?;
+    tracing::info!(
+        workers = n_workers,
+        port = port.name(),
+        "extract: capture feeder -> net_ring port -> {} worker(s)",
+        n_workers
+    );
+
+    let output = Output::start(Some(args.out.clone()), &schema).map_err(|e| anyhow!(e))?;
+    let done = Arc::new(AtomicBool::new(false));
+    let (report_tx, report_rx) = crossbeam_channel::unbounded::<WorkerReport>();
+    let lcores: Vec<u32> = lcore::worker_lcores().collect();
+    if lcores.len() < n_workers {
+        bail!(
+            "EAL gave {} worker lcores for {} workers",
+            lcores.len(),
+            n_workers
+        );
+    }
+    for (i, &lc) in lcores.iter().take(n_workers).enumerate() {
+        let settings = WorkerSettings::from_config(&cfg, i as u16, schema.extra.len(), (0, 8));
+        let mut worker = Worker::new(settings, output.tx.clone());
+        let mut rxq = port.rx_queue(i as u16)?;
+        let done = done.clone();
+        let report_tx = report_tx.clone();
+        lcore::remote_launch(lc, move || {
+            let mut burst = MbufBurst::<BURST>::new();
+            let mut done_seen = false;
+            loop {
+                let n = rxq.rx_burst(&mut burst);
+                if n == 0 {
+                    if done_seen {
+                        break;
+                    }
+                    // Everything enqueued before the flag was raised is visible after it.
+                    done_seen = done.load(Ordering::Acquire);
+                    std::hint::spin_loop();
+                    continue;
+                }
+                worker.process_burst(burst.iter().map(|m| frame_of(m, &meta)));
+                burst.clear();
+            }
+            worker.flush_all();
+            let _ = report_tx.send(WorkerReport {
+                id: worker.id(),
+                stats: worker.stats.clone(),
+            });
+            0
+        })?;
+    }
+    drop(report_tx);
+
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, stop.clone())?;
+    }
+    let started = Instant::now();
+    let feed = feed(
+        &args.captures,
+        &pool,
+        &big_pool,
+        &meta,
+        &mut rings,
+        &stop,
+        progress_bar(args, total_bytes),
+    );
+    // Whatever happened, let the workers finish and flush what they got.
+    done.store(true, Ordering::Release);
+    lcore::mp_wait_lcore();
+    let mut reports: Vec<WorkerReport> = report_rx.iter().collect();
+    reports.sort_by_key(|r| r.id);
+    let out = output.finish();
+    let fed = feed?;
+    let elapsed = started.elapsed();
+
+    let mut total = WorkerStats::default();
+    for r in &reports {
+        total.packets += r.stats.packets;
+        total.accepted += r.stats.accepted;
+        total.flows_created += r.stats.flows_created;
+        total.records += r.stats.records;
+        total.evicted += r.stats.evicted;
+        total.table_full += r.stats.table_full;
+        total.skipped.merge(&r.stats.skipped);
+    }
+    if total.packets != fed.packets {
+        bail!(
+            "packets lost between the feeder and the workers: fed {}, received {}",
+            fed.packets,
+            total.packets
+        );
+    }
+    if !args.quiet {
+        eprintln!(
+            "weir extract: {} packets ({} in flows, {} skipped) -> {} flows in {} in {:.2} s ({:.0} packets/s)",
+            fed.packets + fed.unsupported_linktype,
+            total.accepted,
+            total.skipped.total() + total.table_full + fed.unsupported_linktype,
+            out.records,
+            args.out.display(),
+            elapsed.as_secs_f64(),
+            fed.packets as f64 / elapsed.as_secs_f64().max(1e-9),
+        );
+        for (name, n) in total.skipped.iter().filter(|(_, n)| *n > 0) {
+            eprintln!("  skipped {name}: {n}");
+        }
+        if fed.unsupported_linktype > 0 {
+            eprintln!("  skipped unsupported_linktype: {}", fed.unsupported_linktype);
+        }
+        if total.evicted > 0 || total.table_full > 0 {
+            eprintln!(
+                "  flow table full: {} flows evicted, {} packets not tracked",
+                total.evicted, total.table_full
+            );
+        }
+    }
+    if let Some(e) = out.first_error {
+        bail!("{} records could not be written: {e}", out.write_errors);
+    }
+    if fed.interrupted {
+        bail!("interrupted after {} packets; the flows seen so far were written", fed.packets);
+    }
+    Ok(())
+}
+
+/// The EAL arguments of an offline run: no hugepages, no PCI, a private file prefix so runs
+/// can overlap, and one lcore per worker plus the main one, mapped onto the CPUs this process
+/// may use.
+fn eal_args(cfg: &Config, workers: usize) -> Result<Vec<String>> {
+    let cpus = allowed_cpus();
+    if cpus.is_empty() {
+        bail!("no CPU available to this process");
+    }
+    let map: Vec<String> = (0..=workers)
+        .map(|l| format!("{l}@{}", cpus[l % cpus.len()]))
+        .collect();
+    let mut a = vec![
+        "--no-huge".to_string(),
+        "-m".into(),
+        cfg.eal.memory_mb.min(512).to_string(),
+        "--no-pci".into(),
+        "--no-shconf".into(),
+        format!("--file-prefix=weir{}", std::process::id()),
+        format!("--lcores={}", map.join(",")),
+        "--log-level=*:error".into(),
+    ];
+    a.extend(cfg.eal.args.iter().cloned());
+    Ok(a)
+}
+
+/// The CPUs this process may run on.
+fn allowed_cpus() -> Vec<usize> {
+    // SAFETY: a zeroed cpu_set_t is valid; sched_getaffinity fills it.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
+            return vec![0];
+        }
+        (0..libc::CPU_SETSIZE as usize)
+            .filter(|&c| libc::CPU_ISSET(c, &set))
+            .collect()
+    }
+}
+
+/// A frame as the worker sees it: data and the feeder's exact metadata.
+#[inline]
+fn frame_of<'a>(m: &'a Mbuf, meta: &MetaField) -> RawPacket<'a> {
+    let md = meta.get(m).unwrap_or(WeirMeta {
+        ts_ns: 0,
+        wire_len: m.pkt_len(),
+    });
+    RawPacket {
+        data: m.data(),
+        wire_len: md.wire_len,
+        ts_ns: md.ts_ns,
+    }
+}
+
+#[derive(Default)]
+struct Fed {
+    packets: u64,
+    unsupported_linktype: u64,
+    truncated_to_mbuf: u64,
+    interrupted: bool,
+}
+
+fn progress_bar(args: &ExtractArgs, total: u64) -> Option<indicatif::ProgressBar> {
+    use std::io::IsTerminal;
+    if args.no_progress || !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let pb = indicatif::ProgressBar::new(total);
+    pb.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} ({eta}) {msg}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    Some(pb)
+}
+
+/// Read every capture into the rings. Returns when all was fed or on a signal.
+fn feed(
+    captures: &[std::path::PathBuf],
+    pool: &Mempool,
+    big_pool: &Mempool,
+    meta: &MetaField,
+    rings: &mut [Ring],
+    stop: &AtomicBool,
+    pb: Option<indicatif::ProgressBar>,
+) -> Result<Fed> {
+    let n = rings.len();
+    let mut pending: Vec<MbufBurst<BURST>> = (0..n).map(|_| MbufBurst::new()).collect();
+    let mut fed = Fed::default();
+    let mut scratch = Vec::with_capacity(65536);
+    let mut last_ts = 0u64;
+    let mut progress = 0u64;
+    let mut pkt = PacketV1::EMPTY;
+    let mut key = FlowKeyV1::default();
+    for path in captures {
+        let mut rd = CaptureReader::open(path)?;
+        loop {
+            if stop.load(Ordering::Relaxed) {
+                fed.interrupted = true;
+                break;
+            }
+            let item = rd.next_with(|p| -> Option<(Result<(Mbuf, bool)>, usize, u32)> {
+                progress += p.data.len() as u64 + 16;
+                let frame = to_ethernet(p.linktype, p.data, &mut scratch)?;
+                // NFStream's clock: packet time never goes backwards across the input.
+                last_ts = last_ts.max(p.ts_ns);
+                let worker = if n == 1 {
+                    0
+                } else if parse(frame, p.orig_len, 0, &mut pkt, &mut key).is_ok() {
+                    (flow_hash(&key) % n as u64) as usize
+                } else {
+                    0
+                };
+                let m = alloc_copy(pool, big_pool, frame, rings, &mut pending);
+                Some((m, worker, p.orig_len))
+            })?;
+            let Some(item) = item else { break };
+            let Some((m, w, orig_len)) = item else {
+                fed.unsupported_linktype += 1;
+                continue;
+            };
+            let (mut m, truncated) = m?;
+            if truncated {
+                fed.truncated_to_mbuf += 1;
+            }
+            meta.set(
+                &mut m,
+                WeirMeta {
+                    ts_ns: last_ts,
+                    wire_len: orig_len,
+                },
+            );
+            fed.packets += 1;
+            if pending[w].push(m).is_err() {
+                unreachable!("pending burst flushed when full");
+            }
+            if pending[w].is_full() {
+                push_all(&mut rings[w], &mut pending[w]);
+            }
+            if fed.packets % 4096 == 0 {
+                if let Some(pb) = &pb {
+                    pb.set_position(progress);
+                }
+            }
+        }
+        if fed.interrupted {
+            break;
+        }
+    }
+    for (w, p) in pending.iter_mut().enumerate() {
+        push_all(&mut rings[w], p);
+    }
+    if let Some(pb) = pb {
+        pb.finish_and_clear();
+    }
+    if fed.truncated_to_mbuf > 0 {
+        tracing::warn!(
+            packets = fed.truncated_to_mbuf,
+            "frames longer than {} bytes were cut to fit an mbuf (their wire length is kept)",
+            BIG_DATA_ROOM as usize - 128
+        );
+    }
+    Ok(fed)
+}
+
+/// An mbuf holding a copy of `frame`. Waits (pushing what is pending so workers can free
+/// mbufs) while the pool is empty: backpressure, never loss.
+fn alloc_copy(
+    pool: &Mempool,
+    big_pool: &Mempool,
+    frame: &[u8],
+    rings: &mut [Ring],
+    pending: &mut [MbufBurst<BURST>],
+) -> Result<(Mbuf, bool)> {
+    let big = frame.len() > DATA_ROOM as usize - 128;
+    let p = if big { big_pool } else { pool };
+    let mut m = loop {
+        if let Some(m) = p.alloc() {
+            break m;
+        }
+        for (w, b) in pending.iter_mut().enumerate() {
+            push_all(&mut rings[w], b);
+        }
+        std::hint::spin_loop();
+    };
+    let room = if big { BIG_DATA_ROOM as usize - 128 } else { frame.len() };
+    let len = frame.len().min(room);
+    m.append(&frame[..len])?;
+    Ok((m, len < frame.len()))
+}
+
+/// Enqueue everything in `burst`, waiting while the ring is full.
+fn push_all(ring: &mut Ring, burst: &mut MbufBurst<BURST>) {
+    while !burst.is_empty() {
+        match ring.enqueue_burst(burst) {
+            Ok(0) => std::hint::spin_loop(),
+            Ok(_) => {}
+            Err(e) => {
+                tracing::error!(error = %e, "cannot enqueue to the feed ring");
+                break;
+            }
+        }
+    }
+}

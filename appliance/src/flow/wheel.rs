@@ -1,0 +1,241 @@
+//! A coarse, lazy timer wheel for flow expiry on packet time.
+//!
+//! Idle and active timeouts are decided exactly where they matter, when a packet of the flow
+//! arrives (`now - last_seen >= idle` or `now - first_seen >= active`, NFStream's rule). The
+//! wheel only makes sure a flow that receives no more packets is eventually ended, and it does
+//! so without any per-packet work: a flow is filed once under the deadline it had when filed.
+//! When that slot comes due the flow's *current* deadline is computed again; if the flow has
+//! seen packets since, it is simply filed again further on. A busy flow is therefore touched
+//! once per idle timeout, not once per packet.
+//!
+//! Slots are `granularity_ms` wide; a slot is processed only once packet time has moved past its
+//! end, so no flow is ever ended before its deadline (it may end up to one slot late, which
+//! changes when its record is written, never what it contains). Deadlines past the wheel's
+//! horizon are filed in the farthest slot and re-filed when it comes due.
+//!
+//! Lists are intrusive (prev/next indices stored by the caller's entries), so filing and
+//! unfiling are O(1) and allocation-free.
+
+/// The end of a list.
+pub const NIL: u32 = u32::MAX;
+
+/// Intrusive links a flow entry carries for the wheel.
+#[derive(Clone, Copy, Debug)]
+pub struct WheelLinks {
+    pub prev: u32,
+    pub next: u32,
+    /// Slot the entry is filed in, or NIL.
+    pub slot: u32,
+}
+
+impl Default for WheelLinks {
+    fn default() -> Self {
+        WheelLinks {
+            prev: NIL,
+            next: NIL,
+            slot: NIL,
+        }
+    }
+}
+
+/// The wheel: `heads[slot]` is the first entry of that slot's list.
+pub struct TimerWheel {
+    heads: Box<[u32]>,
+    granularity_ms: u64,
+    /// The next tick (absolute, in units of granularity) that has not been processed yet.
+    next_tick: u64,
+    started: bool,
+    len: usize,
+}
+
+impl TimerWheel {
+    /// A wheel of `slots` slots (rounded up to a power of two) of `granularity_ms` each.
+    pub fn new(slots: usize, granularity_ms: u64) -> TimerWheel {
+        let slots = slots.max(2).next_power_of_two();
+        TimerWheel {
+            heads: vec![NIL; slots].into_boxed_slice(),
+            granularity_ms: granularity_ms.max(1),
+            next_tick: 0,
+            started: false,
+            len: 0,
+        }
+    }
+
+    /// Number of entries filed.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    fn slot_of_tick(&self, tick: u64) -> u32 {
+        (tick & (self.heads.len() as u64 - 1)) as u32
+    }
+
+    /// File entry `idx` under `deadline_ms`.
+    pub fn insert(&mut self, links: &mut [WheelLinks], idx: u32, deadline_ms: u64) {
+        if !self.started {
+            // The first entry fixes the wheel's origin on packet time.
+            self.next_tick = deadline_ms / self.granularity_ms;
+            self.started = true;
+        }
+        let horizon = self.next_tick + self.heads.len() as u64 - 1;
+        let tick = (deadline_ms / self.granularity_ms).clamp(self.next_tick, horizon);
+        let slot = self.slot_of_tick(tick);
+        let head = self.heads[slot as usize];
+        links[idx as usize] = WheelLinks {
+            prev: NIL,
+            next: head,
+            slot,
+        };
+        if head != NIL {
+            links[head as usize].prev = idx;
+        }
+        self.heads[slot as usize] = idx;
+        self.len += 1;
+    }
+
+    /// Unfile entry `idx` (no-op when it is not filed).
+    pub fn remove(&mut self, links: &mut [WheelLinks], idx: u32) {
+        let l = links[idx as usize];
+        if l.slot == NIL {
+            return;
+        }
+        if l.prev != NIL {
+            links[l.prev as usize].next = l.next;
+        } else {
+            self.heads[l.slot as usize] = l.next;
+        }
+        if l.next != NIL {
+            links[l.next as usize].prev = l.prev;
+        }
+        links[idx as usize] = WheelLinks::default();
+        self.len -= 1;
+    }
+
+    /// Detach and return the list of every slot whose time span ended before `now_ms`, one slot
+    /// at a time: call repeatedly until it returns `None`. The caller decides, for each entry of
+    /// the returned list (walk it with `links[i].next`), whether to end the flow or file it
+    /// again with [`TimerWheel::insert`].
+    pub fn next_due(&mut self, links: &mut [WheelLinks], now_ms: u64) -> Option<u32> {
+        if !self.started {
+            return None;
+        }
+        let now_tick = now_ms / self.granularity_ms;
+        while self.next_tick < now_tick {
+            let slot = self.slot_of_tick(self.next_tick);
+            self.next_tick += 1;
+            let head = self.heads[slot as usize];
+            if head != NIL {
+                self.heads[slot as usize] = NIL;
+                let mut i = head;
+                while i != NIL {
+                    let next = links[i as usize].next;
+                    links[i as usize].slot = NIL;
+                    self.len -= 1;
+                    i = next;
+                }
+                return Some(head);
+            }
+            if self.len == 0 {
+                // Nothing filed: jump straight to now instead of stepping through empty slots.
+                self.next_tick = now_tick;
+            }
+        }
+        None
+    }
+
+    /// The first entry of the earliest non-empty slot (the flow nearest to its deadline, as
+    /// filed), for eviction when the table is full.
+    pub fn earliest(&self) -> Option<u32> {
+        if self.len == 0 {
+            return None;
+        }
+        let n = self.heads.len() as u64;
+        (0..n)
+            .map(|d| self.heads[self.slot_of_tick(self.next_tick + d) as usize])
+            .find(|&h| h != NIL)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn drain(w: &mut TimerWheel, links: &mut [WheelLinks], now: u64) -> Vec<u32> {
+        let mut out = vec![];
+        while let Some(mut i) = w.next_due(links, now) {
+            while i != NIL {
+                out.push(i);
+                i = links[i as usize].next;
+            }
+        }
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn never_fires_before_the_deadline() {
+        let mut links = vec![WheelLinks::default(); 100];
+        let mut w = TimerWheel::new(64, 10);
+        for i in 0..100u32 {
+            w.insert(&mut links, i, 1000 + i as u64 * 7);
+        }
+        let mut fired = vec![];
+        for now in (1000..2000).step_by(3) {
+            for i in drain(&mut w, &mut links, now) {
+                let deadline = 1000 + i as u64 * 7;
+                if now < deadline {
+                    // Filed past the horizon: only allowed when the deadline was beyond it.
+                    assert!(deadline >= 1000 + 64 * 10, "entry {i} fired at {now} before {deadline}");
+                    w.insert(&mut links, i, deadline);
+                    continue;
+                }
+                // ... and at most one slot late (plus the step of this loop).
+                assert!(now < deadline + 2 * 10 + 3, "entry {i} fired late at {now}");
+                fired.push(i);
+            }
+        }
+        fired.sort();
+        assert_eq!(fired, (0..100).collect::<Vec<_>>());
+        assert!(w.is_empty());
+    }
+
+    #[test]
+    fn far_deadlines_are_clamped_then_refiled() {
+        let mut links = vec![WheelLinks::default(); 1];
+        let mut w = TimerWheel::new(8, 10); // horizon 80 ms
+        w.insert(&mut links, 0, 0);
+        assert_eq!(drain(&mut w, &mut links, 15), vec![0]);
+        w.insert(&mut links, 0, 1000);
+        // It comes back early (at the horizon) and the caller re-files it.
+        let mut now = 15;
+        loop {
+            now += 5;
+            let due = drain(&mut w, &mut links, now);
+            if due.is_empty() {
+                continue;
+            }
+            if now >= 1000 {
+                break;
+            }
+            w.insert(&mut links, 0, 1000);
+        }
+        assert!(now >= 1000 && now < 1030);
+    }
+
+    #[test]
+    fn remove_unlinks_from_the_middle() {
+        let mut links = vec![WheelLinks::default(); 3];
+        let mut w = TimerWheel::new(8, 10);
+        for i in 0..3 {
+            w.insert(&mut links, i, 50);
+        }
+        w.remove(&mut links, 1);
+        assert_eq!(w.len(), 2);
+        assert_eq!(drain(&mut w, &mut links, 100), vec![0, 2]);
+        assert_eq!(w.earliest(), None);
+    }
+}

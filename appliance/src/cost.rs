@@ -319,7 +319,10 @@ impl CostTable {
             let (p50, p99) = if r.hist.is_empty() {
                 (0, 0)
             } else {
-                (r.hist.value_at_quantile(0.5), r.hist.value_at_quantile(0.99))
+                (
+                    r.hist.value_at_quantile(0.5),
+                    r.hist.value_at_quantile(0.99),
+                )
             };
             let share = if total == 0 {
                 0.0
@@ -353,7 +356,12 @@ impl CostTable {
         }
         let _ = write!(s, "total cycles {total}");
         if let Some(hz) = tsc_hz {
-            let _ = write!(s, " ({:.3} s at {:.3} GHz TSC)", total as f64 / hz, hz / 1e9);
+            let _ = write!(
+                s,
+                " ({:.3} s at {:.3} GHz TSC)",
+                total as f64 / hz,
+                hz / 1e9
+            );
         }
         s.push('\n');
         s

@@ -90,7 +90,9 @@ pub(crate) unsafe fn c_string(p: *const c_char, max: usize) -> Result<Option<Str
     // SAFETY: forwarded; strnlen reads at most max bytes.
     let len = unsafe { libc::strnlen(p, max) };
     if len == max {
-        return Err(format!("string longer than {max} bytes or not NUL-terminated"));
+        return Err(format!(
+            "string longer than {max} bytes or not NUL-terminated"
+        ));
     }
     // SAFETY: p[len] is the NUL found by strnlen.
     let s = unsafe { CStr::from_ptr(p) };

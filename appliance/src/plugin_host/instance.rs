@@ -282,7 +282,13 @@ impl WorkerPlugins {
             // SAFETY: states, packets and done have m valid entries; the instance is live and
             // only this thread calls it.
             let rc = unsafe {
-                (slot.cb.update_burst)(slot.inst, states.as_ptr(), pkt_ptr, done.as_mut_ptr(), m as u32)
+                (slot.cb.update_burst)(
+                    slot.inst,
+                    states.as_ptr(),
+                    pkt_ptr,
+                    done.as_mut_ptr(),
+                    m as u32,
+                )
             };
             t = cost.lap(slot.row, m as u32, t);
             if rc != WEIR_OK {

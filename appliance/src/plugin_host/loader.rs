@@ -182,11 +182,21 @@ pub struct PluginRegistry {
     skipped: Vec<(PathBuf, String)>,
 }
 
-/// Whether an option entry names this file or plugin.
+/// Whether an option entry names this file or plugin: the plugin name, the path, the file
+/// name, or its stem with or without cargo's `lib` and weir's `weir_` prefixes (so
+/// `flowstats` names `libweir_flowstats.so` even when the file is refused before its
+/// descriptor, and so its name, could be read).
 fn selects(sel: &str, path: &Path, name: Option<&str>) -> bool {
     let file = path.file_name().and_then(|f| f.to_str());
-    let stem = path.file_stem().and_then(|f| f.to_str());
-    Some(sel) == file || Some(sel) == stem || Some(sel) == name || Path::new(sel) == path
+    let stem = path.file_stem().and_then(|f| f.to_str()).unwrap_or("");
+    let bare = stem.strip_prefix("lib").unwrap_or(stem);
+    let bare_weir = bare.strip_prefix("weir_").unwrap_or(bare);
+    Some(sel) == file
+        || sel == stem
+        || sel == bare
+        || sel == bare_weir
+        || Some(sel) == name
+        || Path::new(sel) == path
 }
 
 /// What the gate decided for one file.
@@ -231,7 +241,11 @@ impl Gate<'_> {
             Err((name, r)) => return refuse(name, r),
         };
         let name = Some(desc.name.clone());
-        if opts.disabled.iter().any(|s| selects(s, path, name.as_deref())) {
+        if opts
+            .disabled
+            .iter()
+            .any(|s| selects(s, path, name.as_deref()))
+        {
             return Outcome::Skipped("disabled".into());
         }
         if let Some(en) = &opts.enabled {
@@ -249,7 +263,7 @@ impl Gate<'_> {
             );
         }
         for f in &desc.features {
-            if opts.reserved_columns.iter().any(|c| *c == f.name) {
+            if opts.reserved_columns.contains(&f.name) {
                 return refuse(
                     name,
                     RefusalReason::DuplicateFeature {
@@ -301,7 +315,8 @@ impl Gate<'_> {
 
 /// dlopen the file (never closed) and call its entry symbol.
 fn open(path: &Path) -> Result<*const PluginV1, RefusalReason> {
-    let flags = libloading::os::unix::RTLD_NOW | libloading::os::unix::RTLD_LOCAL | libc::RTLD_NODELETE;
+    let flags =
+        libloading::os::unix::RTLD_NOW | libloading::os::unix::RTLD_LOCAL | libc::RTLD_NODELETE;
     // SAFETY: loading a plugin runs its initialisers; that is the trust the permission checks
     // above establish. The handle is leaked on purpose: plugins are never unloaded.
     let handle = match unsafe { libloading::os::unix::Library::open(Some(path), flags) } {
@@ -398,7 +413,11 @@ impl PluginRegistry {
             }
         }
         for s in &opts.required {
-            if !gate.plugins.iter().any(|p| selects(s, &p.path, Some(&p.desc.name))) {
+            if !gate
+                .plugins
+                .iter()
+                .any(|p| selects(s, &p.path, Some(&p.desc.name)))
+            {
                 return Err(Error::RequiredMissing {
                     name: s.clone(),
                     dir: opts.dir.clone(),

@@ -42,7 +42,9 @@ pub enum Error {
     RequiredRefused(Refusal),
     #[error("required plugin {name:?} is not in {dir} (or is disabled)")]
     RequiredMissing { name: String, dir: PathBuf },
-    #[error("required plugin {plugin} failed to create its instance on worker {worker}: {message}")]
+    #[error(
+        "required plugin {plugin} failed to create its instance on worker {worker}: {message}"
+    )]
     Create {
         plugin: String,
         worker: u32,

@@ -16,7 +16,8 @@ fn owner_ok(uid: u32) -> bool {
 
 /// Check the plugin directory.
 pub fn check_dir(dir: &Path) -> Result<(), RefusalReason> {
-    let md = std::fs::metadata(dir).map_err(|e| RefusalReason::Io(format!("{}: {e}", dir.display())))?;
+    let md =
+        std::fs::metadata(dir).map_err(|e| RefusalReason::Io(format!("{}: {e}", dir.display())))?;
     if md.mode() & WRITABLE_BY_OTHERS != 0 || !owner_ok(md.uid()) {
         return Err(RefusalReason::InsecureDirectory {
             dir: dir.to_path_buf(),

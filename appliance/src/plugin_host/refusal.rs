@@ -178,10 +178,7 @@ impl fmt::Display for RefusalReason {
                 "per-flow state of {size} bytes is over the limit of {max} bytes \
                  (plugins.max_state_bytes)"
             ),
-            BadStateAlign(a) => write!(
-                f,
-                "state_align {a} is not a power of two between 1 and 64"
-            ),
+            BadStateAlign(a) => write!(f, "state_align {a} is not a power of two between 1 and 64"),
             TooManyPlugins { max } => write!(f, "more than {max} plugins loaded"),
             SelfTest { stage, message } => {
                 write!(f, "self-test failed in {stage}: {message}")

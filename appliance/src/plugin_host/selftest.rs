@@ -90,17 +90,72 @@ impl SyntheticTraffic {
         let c2s = WEIR_DIR_SRC_TO_DST;
         let s2c = WEIR_DIR_DST_TO_SRC;
         let specs = [
-            Spec { flow: 0, dir: c2s, tcp_flags: S, payload: b"" },
-            Spec { flow: 1, dir: c2s, tcp_flags: 0, payload: b"\x12\x34\x01\x00\x00\x01query" },
-            Spec { flow: 0, dir: s2c, tcp_flags: S | A, payload: b"" },
-            Spec { flow: 0, dir: c2s, tcp_flags: A, payload: b"" },
-            Spec { flow: 0, dir: c2s, tcp_flags: P | A, payload: b"GET / HTTP/1.1\r\nHost: x\r\n\r\n" },
-            Spec { flow: 1, dir: s2c, tcp_flags: 0, payload: b"\x12\x34\x81\x80\x00\x01answer-bytes" },
-            Spec { flow: 0, dir: s2c, tcp_flags: P | A, payload: b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n" },
-            Spec { flow: 0, dir: c2s, tcp_flags: F | A, payload: b"" },
-            Spec { flow: 1, dir: c2s, tcp_flags: 0, payload: b"\x56\x78\x01\x00\x00\x01again" },
-            Spec { flow: 0, dir: s2c, tcp_flags: F | A, payload: b"" },
-            Spec { flow: 0, dir: c2s, tcp_flags: A, payload: b"" },
+            Spec {
+                flow: 0,
+                dir: c2s,
+                tcp_flags: S,
+                payload: b"",
+            },
+            Spec {
+                flow: 1,
+                dir: c2s,
+                tcp_flags: 0,
+                payload: b"\x12\x34\x01\x00\x00\x01query",
+            },
+            Spec {
+                flow: 0,
+                dir: s2c,
+                tcp_flags: S | A,
+                payload: b"",
+            },
+            Spec {
+                flow: 0,
+                dir: c2s,
+                tcp_flags: A,
+                payload: b"",
+            },
+            Spec {
+                flow: 0,
+                dir: c2s,
+                tcp_flags: P | A,
+                payload: b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+            },
+            Spec {
+                flow: 1,
+                dir: s2c,
+                tcp_flags: 0,
+                payload: b"\x12\x34\x81\x80\x00\x01answer-bytes",
+            },
+            Spec {
+                flow: 0,
+                dir: s2c,
+                tcp_flags: P | A,
+                payload: b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+            },
+            Spec {
+                flow: 0,
+                dir: c2s,
+                tcp_flags: F | A,
+                payload: b"",
+            },
+            Spec {
+                flow: 1,
+                dir: c2s,
+                tcp_flags: 0,
+                payload: b"\x56\x78\x01\x00\x00\x01again",
+            },
+            Spec {
+                flow: 0,
+                dir: s2c,
+                tcp_flags: F | A,
+                payload: b"",
+            },
+            Spec {
+                flow: 0,
+                dir: c2s,
+                tcp_flags: A,
+                payload: b"",
+            },
         ];
         let mut frames = Vec::new();
         let mut pkts = Vec::new();
@@ -260,15 +315,21 @@ fn fail(stage: &'static str, message: String) -> RefusalReason {
 /// Run the self-test. `config_json` is what `create` will get on the workers.
 pub fn run(desc: &Descriptor, config_json: &str) -> Result<(), RefusalReason> {
     let cb = desc.cb;
-    let config = CString::new(config_json)
-        .map_err(|_| fail("create", "the plugin's config JSON contains a NUL byte".into()))?;
+    let config = CString::new(config_json).map_err(|_| {
+        fail(
+            "create",
+            "the plugin's config JSON contains a NUL byte".into(),
+        )
+    })?;
     let mut inst: *mut c_void = std::ptr::null_mut();
     // SAFETY: create is a checked non-NULL callback of a plugin that stays loaded; config is a
     // NUL-terminated string that outlives the call.
     let rc = unsafe { (cb.create)(config.as_ptr(), 0, &mut inst) };
     if rc != WEIR_OK {
         // SAFETY: last_error(NULL) is defined for a failed create.
-        return Err(fail("create", unsafe { last_error(&cb, std::ptr::null_mut()) }));
+        return Err(fail("create", unsafe {
+            last_error(&cb, std::ptr::null_mut())
+        }));
     }
     let result = exercise(desc, inst);
     if let Some(destroy) = cb.destroy {
@@ -312,7 +373,13 @@ fn exercise(desc: &Descriptor, inst: *mut c_void) -> Result<(), RefusalReason> {
         let mut done = vec![0u8; idx.len()];
         // SAFETY: the three arrays have idx.len() entries; packets point into live frames.
         let rc = unsafe {
-            (cb.update_burst)(inst, sp.as_ptr(), pkts.as_ptr(), done.as_mut_ptr(), idx.len() as u32)
+            (cb.update_burst)(
+                inst,
+                sp.as_ptr(),
+                pkts.as_ptr(),
+                done.as_mut_ptr(),
+                idx.len() as u32,
+            )
         };
         if rc != WEIR_OK {
             // SAFETY: inst is live.
@@ -328,7 +395,8 @@ fn exercise(desc: &Descriptor, inst: *mut c_void) -> Result<(), RefusalReason> {
     for (k, s) in traffic.keys.iter().zip(&states) {
         let mut out = vec![f64::from_bits(UNWRITTEN); n.max(1)];
         // SAFETY: out has at least n doubles; key and state are live.
-        let rc = unsafe { (cb.flow_emit)(inst, k, s.ptr as *const c_void, out.as_mut_ptr(), n as u32) };
+        let rc =
+            unsafe { (cb.flow_emit)(inst, k, s.ptr as *const c_void, out.as_mut_ptr(), n as u32) };
         if rc != WEIR_OK {
             // SAFETY: inst is live.
             return Err(fail("flow_emit", unsafe { last_error(&cb, inst) }));
@@ -337,7 +405,10 @@ fn exercise(desc: &Descriptor, inst: *mut c_void) -> Result<(), RefusalReason> {
             if v.to_bits() == UNWRITTEN {
                 return Err(fail(
                     "flow_emit",
-                    format!("feature {:?} was not written (write NaN for a missing value)", f.name),
+                    format!(
+                        "feature {:?} was not written (write NaN for a missing value)",
+                        f.name
+                    ),
                 ));
             }
             if !value_fits(f.kind, *v) {
@@ -380,7 +451,11 @@ mod tests {
             assert_eq!(unsafe { p.payload() }.len(), p.payload_len as usize);
         }
         // Both directions of both flows, one FIRST_OF_FLOW per flow.
-        let firsts = t.pkts.iter().filter(|p| p.flags & WEIR_PKT_FIRST_OF_FLOW != 0).count();
+        let firsts = t
+            .pkts
+            .iter()
+            .filter(|p| p.flags & WEIR_PKT_FIRST_OF_FLOW != 0)
+            .count();
         assert_eq!(firsts, 2);
         // The IPv4 header checksum verifies (sums to 0xffff including itself).
         let b = &t._frames[0][14..34];

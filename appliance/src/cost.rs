@@ -114,6 +114,8 @@ pub struct CostRow {
     pub packets: u64,
     /// Flows started (plugins: `flow_init` calls; flow table: flows created).
     pub flows: u64,
+    /// All cycles of this row: for a plugin, its update_burst calls plus its flow_init and
+    /// flow_emit calls, so cycles/packet is the plugin's whole cost per packet.
     pub cycles: u64,
     /// Per-flow state bytes (plugins), 0 for stages.
     pub state_bytes: u32,
@@ -121,7 +123,8 @@ pub struct CostRow {
     pub errors: u64,
     /// Workers on which this plugin is quarantined (1/0 on a per-worker table).
     pub quarantined: u64,
-    /// Cycles per packet of each accounted call that carried packets.
+    /// Cycles per packet of each accounted call that carried packets (for a plugin: each
+    /// update_burst call; per-flow calls are not in it).
     pub hist: Histogram<u64>,
 }
 
@@ -292,7 +295,9 @@ impl CostTable {
         v
     }
 
-    /// A VPP `show runtime`-like table. With `tsc_hz` it adds ns/packet.
+    /// A VPP `show runtime`-like table: per row calls, packets, flows, packets/call, mean
+    /// cycles/packet, p50/p99 cycles/packet per call, share of all cycles, state bytes per flow
+    /// and errors (with `(qN)` when quarantined on N workers). With `tsc_hz`, ns/packet too.
     pub fn format(&self, tsc_hz: Option<f64>) -> String {
         let mut s = String::new();
         if !self.enabled {
@@ -302,8 +307,8 @@ impl CostTable {
         let total: u64 = self.rows.iter().map(|r| r.cycles).sum();
         let _ = write!(
             s,
-            "{:<24} {:>12} {:>14} {:>9} {:>11} {:>9} {:>9} {:>7}",
-            "name", "calls", "packets", "pkts/call", "cyc/pkt", "p50", "p99", "share%"
+            "{:<24} {:>12} {:>14} {:>10} {:>9} {:>11} {:>9} {:>9} {:>7}",
+            "name", "calls", "packets", "flows", "pkts/call", "cyc/pkt", "p50", "p99", "share%"
         );
         if tsc_hz.is_some() {
             let _ = write!(s, " {:>9}", "ns/pkt");
@@ -336,8 +341,8 @@ impl CostTable {
             };
             let _ = write!(
                 s,
-                "{:<24} {:>12} {:>14} {:>9.1} {:>11.1} {:>9} {:>9} {:>7.2}",
-                name, r.calls, r.packets, ppc, cpp, p50, p99, share
+                "{:<24} {:>12} {:>14} {:>10} {:>9.1} {:>11.1} {:>9} {:>9} {:>7.2}",
+                name, r.calls, r.packets, r.flows, ppc, cpp, p50, p99, share
             );
             if let Some(hz) = tsc_hz {
                 let _ = write!(s, " {:>9.1}", cpp * 1e9 / hz);

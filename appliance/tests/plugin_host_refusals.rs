@@ -278,6 +278,36 @@ fn world_writable_file() {
 }
 
 #[test]
+fn file_or_directory_owned_by_another_user() {
+    // SAFETY: geteuid has no preconditions.
+    let me = unsafe { libc::geteuid() };
+    if me != 0 {
+        eprintln!("skipped: changing a file's owner needs root");
+        return;
+    }
+    let stranger = 54321;
+    let dir = plugin_dir();
+    build(&dir, "liba_good.so", &[&name("good")]);
+    let bad = build(&dir, "libbad.so", &[]);
+    std::os::unix::fs::chown(&bad, Some(stranger), None).unwrap();
+    let (reg, refusals) = PluginRegistry::load(&PluginOptions::new(&dir)).unwrap();
+    assert_eq!(reg.plugins().len(), 1);
+    assert_eq!(
+        refusals[0].reason,
+        RefusalReason::InsecureFile {
+            mode: 0o100755,
+            uid: stranger
+        }
+    );
+    std::os::unix::fs::chown(&dir, Some(stranger), None).unwrap();
+    let (reg, refusals) = PluginRegistry::load(&PluginOptions::new(&dir)).unwrap();
+    assert!(reg.plugins().is_empty());
+    assert!(refusals.iter().all(
+        |r| matches!(r.reason, RefusalReason::InsecureDirectory { uid, .. } if uid == stranger)
+    ));
+}
+
+#[test]
 fn world_writable_directory_refuses_every_file() {
     let dir = plugin_dir();
     build(&dir, "liba.so", &[&name("a")]);

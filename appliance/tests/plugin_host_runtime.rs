@@ -324,3 +324,58 @@ fn accounting_off_counts_nothing_but_still_quarantines() {
     assert_eq!((r.calls, r.packets, r.cycles), (0, 0, 0));
     assert_eq!(r.errors, 1);
 }
+
+#[test]
+fn quarantine_is_per_worker_and_logged_once_per_interval() {
+    let dir = plugin_dir();
+    build(&dir, "liba_good.so", &[&name("good")]);
+    // Fails on every worker but 0 (the self-test's).
+    build(
+        &dir,
+        "libbad.so",
+        &[&name("bad"), "FAIL_AT=1", "FAIL_WORKER=1"],
+    );
+    let (reg, refusals) = PluginRegistry::load(&PluginOptions::new(&dir)).unwrap();
+    assert!(refusals.is_empty(), "{refusals:?}");
+    let t = SyntheticTraffic::new();
+    let mut outs = Vec::new();
+    let mut tables = Vec::new();
+    // Worker 1 quarantines "bad", worker 2 does not (FAIL_WORKER=1).
+    for worker in [1u32, 2] {
+        let mut w = reg.instantiate(worker).unwrap();
+        let mut cost = CostTable::new(&reg.cost_rows(), true);
+        let mut slabs = Slabs::new(reg.layout(), 2);
+        for i in 0..2 {
+            // SAFETY: test-owned slabs, initialised before use.
+            unsafe { w.flow_init(&t.keys[i], slabs.get(i), &mut cost) };
+        }
+        let s: Vec<*mut u8> = t.flow_of.iter().map(|&f| slabs.get(f)).collect();
+        // SAFETY: as above.
+        unsafe { w.update_burst(&s, &t.pkts, &mut cost) };
+        let mut out = vec![0.0; w.n_features()];
+        // SAFETY: as above.
+        unsafe { w.flow_emit(&t.keys[0], slabs.get(0), &mut out, &mut cost) };
+        assert_eq!(w.quarantined(1), worker == 1);
+        outs.push(out);
+        tables.push(cost);
+    }
+    let want = oracle(&t, |_| true)[0];
+    assert_eq!(&outs[0][..3], want.as_slice());
+    assert!(outs[0][3..].iter().all(|x| x.is_nan()));
+    assert_eq!(&outs[1][..3], want.as_slice());
+    assert_eq!(&outs[1][3..], want.as_slice());
+    let merged = CostTable::merge(&[&tables[0], &tables[1]]);
+    let bad = merged.find("bad").unwrap();
+    assert_eq!((bad.errors, bad.quarantined), (1, 1));
+    // A third worker quarantining within 10 s is counted but not logged.
+    let mut w3 = reg.instantiate(1).unwrap();
+    let mut cost = CostTable::new(&reg.cost_rows(), true);
+    let mut slabs = Slabs::new(reg.layout(), 1);
+    // SAFETY: as above.
+    unsafe {
+        w3.flow_init(&t.keys[0], slabs.get(0), &mut cost);
+        w3.update_burst(&[slabs.get(0)], &t.pkts[..1], &mut cost);
+    }
+    assert!(w3.quarantined(1));
+    assert_eq!(reg.plugins()[1].quarantine_logs_suppressed(), 1);
+}

@@ -143,6 +143,16 @@ pub struct LoadedPlugin {
     pub(crate) shared: Arc<PluginShared>,
 }
 
+impl LoadedPlugin {
+    /// Quarantine log lines of this plugin suppressed by the rate limit (one line per 10 s
+    /// across all workers) since the last line written.
+    pub fn quarantine_logs_suppressed(&self) -> u64 {
+        self.shared
+            .suppressed
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
 /// What `weir plugins list` shows of a plugin.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PluginInfo {
@@ -525,4 +535,47 @@ pub fn check(files: &[PathBuf], opts: &PluginOptions) -> Vec<Result<PluginInfo, 
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_dir_is_installed_or_beside_the_executable() {
+        let (dir, origin) = default_plugin_dir();
+        if Path::new(INSTALLED_PLUGIN_DIR).is_dir() {
+            assert_eq!(origin, PluginDirOrigin::Installed);
+            assert_eq!(dir, Path::new(INSTALLED_PLUGIN_DIR));
+        } else {
+            // This test binary lives in target/<profile>/deps; cargo's cdylibs one level up.
+            let exe = std::env::current_exe().unwrap();
+            assert_eq!(origin, PluginDirOrigin::ExecutableDir);
+            assert_eq!(dir, exe.parent().unwrap().parent().unwrap());
+        }
+    }
+
+    #[test]
+    fn selectors() {
+        let p = Path::new("/x/libweir_flowstats.so");
+        for s in [
+            "flowstats",
+            "weir_flowstats",
+            "libweir_flowstats",
+            "libweir_flowstats.so",
+        ] {
+            assert!(selects(s, p, None), "{s}");
+        }
+        assert!(selects("/x/libweir_flowstats.so", p, None));
+        assert!(selects("fs", p, Some("fs")));
+        assert!(!selects("splt", p, Some("flowstats")));
+    }
+
+    #[test]
+    fn registry_is_shareable_and_instances_movable() {
+        fn send_sync<T: Send + Sync>() {}
+        fn send<T: Send>() {}
+        send_sync::<PluginRegistry>();
+        send::<super::super::WorkerPlugins>();
+    }
 }

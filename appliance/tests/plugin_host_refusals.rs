@@ -208,6 +208,19 @@ fn self_test_unwritten_feature() {
 }
 
 #[test]
+fn self_test_value_that_does_not_fit_its_kind() {
+    // Declared bool, but the plugin writes a packet count (5 for the synthetic TCP flow).
+    let r = refuse(&["KIND0=WEIR_FEATURE_BOOL"]);
+    match &r.reason {
+        RefusalReason::SelfTest { stage, message } => {
+            assert_eq!(*stage, "flow_emit");
+            assert!(message.contains("kind bool got the value 5"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
 fn self_test_create_failure() {
     let r = refuse(&["CREATE_FAIL"]);
     assert_eq!(

@@ -15,6 +15,7 @@
  *   DUP_FEATURE          the second feature has the first one's name
  *   FEATURE0="name"      name of the first feature
  *   BAD_KIND             the first feature's kind is 7
+ *   KIND0=k              kind of the first feature (default WEIR_FEATURE_U64)
  *   CREATE_FAIL          create returns an error
  *   FAIL_AT=n            update_burst fails once the instance has seen n packets
  *   FAIL_WORKER=w        ... but only on worker w (so it passes the load-time self-test)
@@ -49,6 +50,9 @@
 #endif
 #ifndef FEATURE0
 #define FEATURE0 NAME "_s2d_packets"
+#endif
+#ifndef KIND0
+#define KIND0 WEIR_FEATURE_U64
 #endif
 
 struct flow_state {
@@ -147,7 +151,7 @@ static const weir_feature_v1 features[3] = {
 #ifdef BAD_KIND
     {FEATURE0, 7, 0, "packets from src to dst"},
 #else
-    {FEATURE0, WEIR_FEATURE_U64, 0, "packets from src to dst"},
+    {FEATURE0, KIND0, 0, "packets from src to dst"},
 #endif
 #ifdef DUP_FEATURE
     {FEATURE0, WEIR_FEATURE_U64, 0, "the same name again"},

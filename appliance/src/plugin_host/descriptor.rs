@@ -1,0 +1,339 @@
+//! Reading and checking a plugin's static descriptor (`weir_plugin_v1`).
+//!
+//! The order follows the header's rules: the frozen 16-byte header first (magic, ABI major,
+//! minor, struct_size), and only when struct_size says the ABI 1.0 fields are there are they
+//! read. The result is an owned [`Descriptor`]: names copied into Rust strings once, callbacks
+//! copied out, so the hot path never touches C strings.
+
+use super::refusal::RefusalReason;
+use std::ffi::{c_char, CStr};
+use weir_plugin_api::{
+    CreateFn, DestroyFn, FlowEmitFn, FlowInitFn, LastErrorFn, PluginV1, UpdateBurstFn,
+    PLUGIN_HEADER_SIZE, WEIR_ABI_MAJOR, WEIR_ABI_MINOR, WEIR_FEATURE_BOOL, WEIR_FEATURE_F64,
+    WEIR_FEATURE_U64, WEIR_PLUGIN_MAGIC,
+};
+
+/// Longest plugin name accepted.
+pub const MAX_PLUGIN_NAME: usize = 64;
+/// Longest feature name accepted.
+pub const MAX_FEATURE_NAME: usize = 128;
+/// Most features one plugin may declare.
+pub const MAX_FEATURES: u32 = 4096;
+/// Longest descriptor string read (version, descriptions, config schema).
+const MAX_STRING: usize = 1 << 16;
+
+/// How a feature's value is meant to be written (every value crosses the ABI as f64).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FeatureKind {
+    F64,
+    U64,
+    Bool,
+}
+
+impl FeatureKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FeatureKind::F64 => "f64",
+            FeatureKind::U64 => "u64",
+            FeatureKind::Bool => "bool",
+        }
+    }
+}
+
+impl std::fmt::Display for FeatureKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct FeatureInfo {
+    pub name: String,
+    pub kind: FeatureKind,
+    pub description: Option<String>,
+}
+
+/// The callbacks of a plugin; all but `destroy` are required.
+#[derive(Clone, Copy)]
+pub struct Callbacks {
+    pub create: CreateFn,
+    /// Optional: NULL means the plugin has nothing to free.
+    pub destroy: Option<DestroyFn>,
+    pub flow_init: FlowInitFn,
+    pub update_burst: UpdateBurstFn,
+    pub flow_emit: FlowEmitFn,
+    pub last_error: LastErrorFn,
+}
+
+/// A checked descriptor.
+#[derive(Clone)]
+pub struct Descriptor {
+    pub name: String,
+    pub version: String,
+    pub description: Option<String>,
+    pub abi_minor: u16,
+    pub features: Vec<FeatureInfo>,
+    pub state_size: u32,
+    pub state_align: u32,
+    pub config_schema: Option<String>,
+    pub cb: Callbacks,
+}
+
+/// Copy a NUL-terminated string of at most `max` bytes; `Ok(None)` for NULL.
+///
+/// # Safety
+/// `p` is NULL or points to readable memory up to a NUL or `max` bytes.
+pub(crate) unsafe fn c_string(p: *const c_char, max: usize) -> Result<Option<String>, String> {
+    if p.is_null() {
+        return Ok(None);
+    }
+    // SAFETY: forwarded; strnlen reads at most max bytes.
+    let len = unsafe { libc::strnlen(p, max) };
+    if len == max {
+        return Err(format!(
+            "string longer than {max} bytes or not NUL-terminated"
+        ));
+    }
+    // SAFETY: p[len] is the NUL found by strnlen.
+    let s = unsafe { CStr::from_ptr(p) };
+    s.to_str()
+        .map(|s| Some(s.to_string()))
+        .map_err(|_| "string is not UTF-8".to_string())
+}
+
+/// Check a column or plugin name against the header's rule `[a-z0-9_]+`.
+pub fn check_name(name: &str, max: usize) -> Result<(), &'static str> {
+    if name.is_empty() {
+        return Err("empty");
+    }
+    if name.len() > max {
+        return Err("too long");
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+    {
+        return Err("only a-z, 0-9 and _ are allowed");
+    }
+    Ok(())
+}
+
+/// Read and check the descriptor at `p` (the value the entry symbol returned).
+///
+/// On refusal the plugin's name is returned with the reason when it could be read.
+///
+/// # Safety
+/// `p` is NULL or points to a descriptor that lives forever (the library is never unloaded)
+/// and is at least 16 bytes long; fields past the header are read only if struct_size covers
+/// them.
+pub unsafe fn read(
+    p: *const PluginV1,
+    max_state_bytes: u32,
+) -> Result<Descriptor, (Option<String>, RefusalReason)> {
+    if p.is_null() {
+        return Err((None, RefusalReason::EntryReturnedNull));
+    }
+    // SAFETY: the frozen header is always present; read field by field through raw pointers
+    // so no reference to a possibly shorter struct is formed.
+    let (magic, major, minor, size) = unsafe {
+        (
+            std::ptr::addr_of!((*p).magic).read_unaligned(),
+            std::ptr::addr_of!((*p).abi_major).read_unaligned(),
+            std::ptr::addr_of!((*p).abi_minor).read_unaligned(),
+            std::ptr::addr_of!((*p).struct_size).read_unaligned(),
+        )
+    };
+    let refuse = |r| Err((None, r));
+    if magic != WEIR_PLUGIN_MAGIC {
+        return refuse(RefusalReason::BadMagic(magic));
+    }
+    if major != WEIR_ABI_MAJOR {
+        return refuse(RefusalReason::AbiMajor {
+            plugin: major,
+            host: WEIR_ABI_MAJOR,
+        });
+    }
+    if minor > WEIR_ABI_MINOR {
+        return refuse(RefusalReason::AbiMinorNewer {
+            plugin: minor,
+            host: WEIR_ABI_MINOR,
+        });
+    }
+    let need = std::mem::size_of::<PluginV1>() as u32;
+    if size < need {
+        return refuse(RefusalReason::StructTooSmall { size, need });
+    }
+    debug_assert!(size as usize >= PLUGIN_HEADER_SIZE);
+    // SAFETY: struct_size covers every ABI 1.0 field; the descriptor is static.
+    let d: &PluginV1 = unsafe { &*p };
+
+    // SAFETY (all c_string calls below): descriptor strings are static NUL-terminated text or
+    // NULL, per the header.
+    let name = match unsafe { c_string(d.name, MAX_PLUGIN_NAME + 1) } {
+        Ok(Some(n)) => n,
+        Ok(None) => return refuse(RefusalReason::BadDescriptor("name is NULL".into())),
+        Err(e) => return refuse(RefusalReason::BadDescriptor(format!("name: {e}"))),
+    };
+    let named = |r| Err((Some(name.clone()), r));
+    if let Err(why) = check_name(&name, MAX_PLUGIN_NAME) {
+        return named(RefusalReason::BadPluginName {
+            name: name.clone(),
+            why,
+        });
+    }
+    let version = match unsafe { c_string(d.version, MAX_STRING) } {
+        Ok(Some(v)) => v,
+        Ok(None) => return named(RefusalReason::BadDescriptor("version is NULL".into())),
+        Err(e) => return named(RefusalReason::BadDescriptor(format!("version: {e}"))),
+    };
+    let description = match unsafe { c_string(d.description, MAX_STRING) } {
+        Ok(v) => v,
+        Err(e) => return named(RefusalReason::BadDescriptor(format!("description: {e}"))),
+    };
+    let config_schema = match unsafe { c_string(d.config_schema, MAX_STRING) } {
+        Ok(v) => v,
+        Err(e) => return named(RefusalReason::BadDescriptor(format!("config_schema: {e}"))),
+    };
+
+    let cb = match (
+        d.create,
+        d.flow_init,
+        d.update_burst,
+        d.flow_emit,
+        d.last_error,
+    ) {
+        (Some(create), Some(flow_init), Some(update_burst), Some(flow_emit), Some(last_error)) => {
+            Callbacks {
+                create,
+                destroy: d.destroy,
+                flow_init,
+                update_burst,
+                flow_emit,
+                last_error,
+            }
+        }
+        (c, i, u, e, _) => {
+            let which = if c.is_none() {
+                "create"
+            } else if i.is_none() {
+                "flow_init"
+            } else if u.is_none() {
+                "update_burst"
+            } else if e.is_none() {
+                "flow_emit"
+            } else {
+                "last_error"
+            };
+            return named(RefusalReason::NullCallback(which));
+        }
+    };
+
+    if d.state_size > max_state_bytes {
+        return named(RefusalReason::StateTooLarge {
+            size: d.state_size,
+            max: max_state_bytes,
+        });
+    }
+    // A stateless plugin may leave the alignment 0.
+    let state_align = if d.state_size == 0 && d.state_align == 0 {
+        1
+    } else {
+        d.state_align
+    };
+    if !state_align.is_power_of_two() || state_align > 64 {
+        return named(RefusalReason::BadStateAlign(d.state_align));
+    }
+
+    if d.n_features > MAX_FEATURES {
+        return named(RefusalReason::BadDescriptor(format!(
+            "{} features, at most {MAX_FEATURES} allowed",
+            d.n_features
+        )));
+    }
+    if d.n_features > 0 && d.features.is_null() {
+        return named(RefusalReason::BadDescriptor(format!(
+            "n_features is {} but features is NULL",
+            d.n_features
+        )));
+    }
+    let mut features = Vec::with_capacity(d.n_features as usize);
+    for i in 0..d.n_features {
+        // SAFETY: features points to n_features static descriptors (checked non-NULL above).
+        let f = unsafe { &*d.features.add(i as usize) };
+        let fname = match unsafe { c_string(f.name, MAX_FEATURE_NAME + 1) } {
+            Ok(Some(n)) => n,
+            Ok(None) => {
+                return named(RefusalReason::BadFeatureName {
+                    index: i,
+                    name: String::new(),
+                    why: "name is NULL",
+                })
+            }
+            Err(_) => {
+                return named(RefusalReason::BadFeatureName {
+                    index: i,
+                    name: String::new(),
+                    why: "name is too long or not UTF-8",
+                })
+            }
+        };
+        if let Err(why) = check_name(&fname, MAX_FEATURE_NAME) {
+            return named(RefusalReason::BadFeatureName {
+                index: i,
+                name: fname,
+                why,
+            });
+        }
+        let kind = match f.kind {
+            WEIR_FEATURE_F64 => FeatureKind::F64,
+            WEIR_FEATURE_U64 => FeatureKind::U64,
+            WEIR_FEATURE_BOOL => FeatureKind::Bool,
+            k => {
+                return named(RefusalReason::BadFeatureKind {
+                    name: fname,
+                    kind: k,
+                })
+            }
+        };
+        let fdesc = unsafe { c_string(f.description, MAX_STRING) }.unwrap_or(None);
+        if features.iter().any(|x: &FeatureInfo| x.name == fname) {
+            return named(RefusalReason::DuplicateFeature {
+                owner: format!("plugin {name} itself (declared twice)"),
+                name: fname,
+            });
+        }
+        features.push(FeatureInfo {
+            name: fname,
+            kind,
+            description: fdesc,
+        });
+    }
+
+    Ok(Descriptor {
+        name,
+        version,
+        description,
+        abi_minor: minor,
+        features,
+        state_size: d.state_size,
+        state_align,
+        config_schema,
+        cb,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_name;
+
+    #[test]
+    fn names_follow_the_header_rule() {
+        assert!(check_name("bidirectional_min_ps", 64).is_ok());
+        assert!(check_name("splt_ps_0", 64).is_ok());
+        assert!(check_name("", 64).is_err());
+        assert!(check_name("Bad", 64).is_err());
+        assert!(check_name("a-b", 64).is_err());
+        assert!(check_name("a b", 64).is_err());
+        assert!(check_name(&"a".repeat(65), 64).is_err());
+    }
+}

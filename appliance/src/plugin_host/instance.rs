@@ -1,0 +1,363 @@
+//! One worker's plugin instances and the per-burst dispatch.
+//!
+//! A [`WorkerPlugins`] is created on (and used by) one worker thread. It owns scratch arrays
+//! sized for [`MAX_BURST`] packets at creation, so dispatching a burst allocates nothing, takes
+//! no lock and makes no syscall. For each plugin in load order it hands over the burst with
+//! `states[i]` pointing into packet i's flow slab; packets of flows whose done bit that plugin
+//! set are filtered out (the copy into a sub-burst is made only when such a flow is present).
+//! The TSC is read once per plugin call and chained, so the end of one plugin's call is the
+//! start of the next's (as VPP's dispatcher does).
+//!
+//! A plugin that returns an error is quarantined on this worker: counted in the cost table,
+//! logged at most once per 10 s per plugin (across workers), never called again here, its
+//! features NaN from then on. Traffic and the other plugins go on.
+
+use super::descriptor::Callbacks;
+use super::loader::{PluginRegistry, PluginShared};
+use super::slab::SlabLayout;
+use super::{selftest, Error};
+use crate::cost::{CostTable, RowId};
+use std::ffi::{c_void, CString};
+use std::ops::Range;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+use weir_plugin_api::{FlowKeyV1, PacketV1, WEIR_OK};
+
+/// Largest burst handed to a plugin in one call; longer bursts are split.
+pub const MAX_BURST: usize = 512;
+
+/// Minimum time between two quarantine log lines of one plugin.
+const LOG_INTERVAL_MS: u64 = 10_000;
+
+struct Slot {
+    name: String,
+    cb: Callbacks,
+    inst: *mut c_void,
+    /// Whether `inst` came from a successful create (and must be destroyed).
+    created: bool,
+    offset: usize,
+    cols: Range<usize>,
+    row: RowId,
+    quarantined: bool,
+    shared: Arc<PluginShared>,
+}
+
+/// One worker's instances of every loaded plugin.
+pub struct WorkerPlugins {
+    worker: u32,
+    slots: Vec<Slot>,
+    slab_size: usize,
+    slab_align: usize,
+    n_features: usize,
+    quarantines: u64,
+    // Scratch for one burst, allocated once.
+    states: Vec<*mut c_void>,
+    pkts: Vec<PacketV1>,
+    done: Vec<u8>,
+    idx: Vec<u32>,
+}
+
+// SAFETY: a WorkerPlugins is used by one thread at a time (&mut self everywhere); the raw
+// pointers are plugin instances, which the ABI lets any one thread call, and scratch pointers
+// rewritten on every burst.
+unsafe impl Send for WorkerPlugins {}
+
+impl PluginRegistry {
+    /// Create every plugin's instance for `worker`. Call it on the worker's own thread: the
+    /// ABI promises plugins that an instance is only ever called from one thread.
+    ///
+    /// A plugin whose `create` fails is quarantined on this worker from the start (logged),
+    /// unless it is required, which fails the call.
+    pub fn instantiate(&self, worker: u32) -> Result<WorkerPlugins, Error> {
+        let layout = self.layout();
+        let mut w = WorkerPlugins {
+            worker,
+            slots: Vec::with_capacity(self.plugins().len()),
+            slab_size: layout.slab_size(),
+            slab_align: layout.slab_align(),
+            n_features: self.n_features(),
+            quarantines: 0,
+            states: vec![std::ptr::null_mut(); MAX_BURST],
+            pkts: vec![PacketV1::EMPTY; MAX_BURST],
+            done: vec![0; MAX_BURST],
+            idx: vec![0; MAX_BURST],
+        };
+        for (i, p) in self.plugins().iter().enumerate() {
+            let mut inst: *mut c_void = std::ptr::null_mut();
+            // The loader took config_json from a Rust String; a NUL inside fails the self-test
+            // already, so this cannot fail for a plugin that was admitted with the self-test.
+            let config = CString::new(p.config_json.as_str()).unwrap_or_default();
+            // SAFETY: create is a checked callback of a loaded (never unloaded) plugin.
+            let rc = unsafe { (p.desc.cb.create)(config.as_ptr(), worker, &mut inst) };
+            let created = rc == WEIR_OK;
+            if !created {
+                // SAFETY: last_error(NULL) reports a failed create.
+                let msg = unsafe { selftest::last_error(&p.desc.cb, std::ptr::null_mut()) };
+                if p.required {
+                    return Err(Error::Create {
+                        plugin: p.desc.name.clone(),
+                        worker,
+                        message: msg,
+                    });
+                }
+                tracing::error!(plugin = %p.desc.name, worker, "plugin create failed, \
+                    quarantined on this worker: {msg}");
+                w.quarantines += 1;
+            }
+            w.slots.push(Slot {
+                name: p.desc.name.clone(),
+                cb: p.desc.cb,
+                inst,
+                created,
+                offset: layout.offset(i),
+                cols: p.columns.clone(),
+                row: RowId::plugin(i),
+                quarantined: !created,
+                shared: p.shared.clone(),
+            });
+        }
+        Ok(w)
+    }
+}
+
+fn now_ms() -> u64 {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    EPOCH.get_or_init(Instant::now).elapsed().as_millis() as u64 + 1
+}
+
+/// Mark a slot quarantined, count it and log at a limited rate. Off the hot path.
+#[cold]
+fn quarantine(slot: &mut Slot, worker: u32, call: &'static str, cost: &mut CostTable) {
+    // SAFETY: inst is this plugin's live instance; last_error is valid right after the call
+    // that failed.
+    let msg = unsafe { selftest::last_error(&slot.cb, slot.inst) };
+    slot.quarantined = true;
+    cost.note_error(slot.row, true);
+    let now = now_ms();
+    let last = slot.shared.last_log_ms.load(Ordering::Relaxed);
+    if (last == 0 || now.saturating_sub(last) >= LOG_INTERVAL_MS)
+        && slot
+            .shared
+            .last_log_ms
+            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+    {
+        let suppressed = slot.shared.suppressed.swap(0, Ordering::Relaxed);
+        tracing::error!(plugin = %slot.name, worker, call, suppressed,
+            "plugin failed and is quarantined on this worker (its features are NaN from now \
+             on): {msg}");
+    } else {
+        slot.shared.suppressed.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+impl WorkerPlugins {
+    pub fn worker(&self) -> u32 {
+        self.worker
+    }
+
+    /// Bytes each flow's slab must have (see [`SlabLayout`]).
+    pub fn slab_size(&self) -> usize {
+        self.slab_size
+    }
+
+    pub fn slab_align(&self) -> usize {
+        self.slab_align
+    }
+
+    /// Doubles [`WorkerPlugins::flow_emit`] writes.
+    pub fn n_features(&self) -> usize {
+        self.n_features
+    }
+
+    /// Whether plugin `i` (registry order) is quarantined on this worker.
+    pub fn quarantined(&self, i: usize) -> bool {
+        self.slots[i].quarantined
+    }
+
+    /// Plugins quarantined on this worker so far.
+    pub fn quarantine_count(&self) -> u64 {
+        self.quarantines
+    }
+
+    /// A new flow: zero its slab and call every plugin's flow_init.
+    ///
+    /// # Safety
+    /// `slab` points to `slab_size()` writable bytes aligned to `slab_align()`, not aliased
+    /// during the call.
+    pub unsafe fn flow_init(&mut self, key: &FlowKeyV1, slab: *mut u8, cost: &mut CostTable) {
+        debug_assert_eq!(slab as usize % self.slab_align, 0, "misaligned slab");
+        // SAFETY: the caller guarantees slab_size writable bytes.
+        unsafe { std::ptr::write_bytes(slab, 0, self.slab_size) };
+        let mut t = cost.start();
+        for slot in self.slots.iter_mut() {
+            if slot.quarantined {
+                continue;
+            }
+            // SAFETY: offset lies inside the slab and is aligned to the plugin's state_align;
+            // key outlives the call.
+            let rc = unsafe { (slot.cb.flow_init)(slot.inst, key, slab.add(slot.offset).cast()) };
+            t = cost.lap_flows(slot.row, 1, t);
+            if rc != WEIR_OK {
+                self.quarantines += 1;
+                quarantine(slot, self.worker, "flow_init", cost);
+            }
+        }
+    }
+
+    /// Hand a burst to every plugin. `slabs[i]` is the slab of `pkts[i]`'s flow (a flow may
+    /// appear several times); both slices have the same length.
+    ///
+    /// # Safety
+    /// Every `slabs[i]` is a slab initialised by [`WorkerPlugins::flow_init`] and not yet
+    /// emitted, not aliased during the call; every packet's `data` points to `cap_len`
+    /// readable bytes for the duration of the call.
+    pub unsafe fn update_burst(
+        &mut self,
+        slabs: &[*mut u8],
+        pkts: &[PacketV1],
+        cost: &mut CostTable,
+    ) {
+        debug_assert_eq!(slabs.len(), pkts.len());
+        let n = slabs.len().min(pkts.len());
+        let mut start = 0;
+        while start < n {
+            let end = (start + MAX_BURST).min(n);
+            // SAFETY: forwarded.
+            unsafe { self.dispatch(&slabs[start..end], &pkts[start..end], cost) };
+            start = end;
+        }
+    }
+
+    /// One burst of at most MAX_BURST packets.
+    unsafe fn dispatch(&mut self, slabs: &[*mut u8], pkts: &[PacketV1], cost: &mut CostTable) {
+        let n = slabs.len();
+        // Which plugins some flow of this burst is done for: one pass over the headers.
+        let mut any_done = 0u64;
+        for &s in slabs {
+            // SAFETY: every slab starts with the host header (caller's contract).
+            any_done |= unsafe { SlabLayout::done_mask(s) };
+        }
+        let worker = self.worker;
+        let Self {
+            slots,
+            states,
+            pkts: sub,
+            done,
+            idx,
+            quarantines,
+            ..
+        } = self;
+        let mut t = cost.start();
+        for (pi, slot) in slots.iter_mut().enumerate() {
+            if slot.quarantined {
+                continue;
+            }
+            let bit = 1u64 << pi;
+            let filtered = any_done & bit != 0;
+            let (pkt_ptr, m) = if !filtered {
+                for (st, &s) in states.iter_mut().zip(slabs) {
+                    // SAFETY: offset is inside every slab of this layout.
+                    *st = unsafe { s.add(slot.offset) }.cast();
+                }
+                (pkts.as_ptr(), n)
+            } else {
+                let mut m = 0;
+                for (i, &s) in slabs.iter().enumerate() {
+                    // SAFETY: as above.
+                    if unsafe { SlabLayout::done_mask(s) } & bit == 0 {
+                        states[m] = unsafe { s.add(slot.offset) }.cast();
+                        sub[m] = pkts[i];
+                        idx[m] = i as u32;
+                        m += 1;
+                    }
+                }
+                (sub.as_ptr(), m)
+            };
+            if m == 0 {
+                continue;
+            }
+            done[..m].fill(0);
+            // SAFETY: states, packets and done have m valid entries; the instance is live and
+            // only this thread calls it.
+            let rc = unsafe {
+                (slot.cb.update_burst)(
+                    slot.inst,
+                    states.as_ptr(),
+                    pkt_ptr,
+                    done.as_mut_ptr(),
+                    m as u32,
+                )
+            };
+            t = cost.lap(slot.row, m as u32, t);
+            if rc != WEIR_OK {
+                *quarantines += 1;
+                quarantine(slot, worker, "update_burst", cost);
+                continue;
+            }
+            for (j, &d) in done[..m].iter().enumerate() {
+                if d != 0 {
+                    let i = if filtered { idx[j] as usize } else { j };
+                    // SAFETY: slabs[i] is a live slab (caller's contract).
+                    unsafe { SlabLayout::set_done(slabs[i], pi) };
+                }
+            }
+        }
+    }
+
+    /// The flow ended: write every plugin's features into its columns of `out` (which holds
+    /// at least `n_features()` doubles); a quarantined plugin's columns are NaN.
+    ///
+    /// # Safety
+    /// `slab` is a slab initialised by [`WorkerPlugins::flow_init`] for this flow.
+    pub unsafe fn flow_emit(
+        &mut self,
+        key: &FlowKeyV1,
+        slab: *const u8,
+        out: &mut [f64],
+        cost: &mut CostTable,
+    ) {
+        assert!(
+            out.len() >= self.n_features,
+            "flow_emit needs {} output columns, got {}",
+            self.n_features,
+            out.len()
+        );
+        let mut t = cost.start();
+        for slot in self.slots.iter_mut() {
+            let cols = &mut out[slot.cols.clone()];
+            if slot.quarantined {
+                cols.fill(f64::NAN);
+                continue;
+            }
+            // SAFETY: the state lies inside the slab; cols has exactly n_features doubles.
+            let rc = unsafe {
+                (slot.cb.flow_emit)(
+                    slot.inst,
+                    key,
+                    slab.add(slot.offset).cast(),
+                    cols.as_mut_ptr(),
+                    cols.len() as u32,
+                )
+            };
+            t = cost.lap_flows(slot.row, 0, t);
+            if rc != WEIR_OK {
+                cols.fill(f64::NAN);
+                self.quarantines += 1;
+                quarantine(slot, self.worker, "flow_emit", cost);
+            }
+        }
+    }
+}
+
+impl Drop for WorkerPlugins {
+    fn drop(&mut self) {
+        for s in &self.slots {
+            if let (true, Some(destroy)) = (s.created, s.cb.destroy) {
+                // SAFETY: the instance came from this plugin's create and is not used again.
+                unsafe { destroy(s.inst) };
+            }
+        }
+    }
+}

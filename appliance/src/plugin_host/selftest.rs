@@ -1,0 +1,473 @@
+//! The load-time self-test: run a plugin on two small synthetic flows before it sees traffic.
+//!
+//! One IPv4 TCP connection (handshake, a request and a response with payload, FIN both ways)
+//! and one IPv6 UDP exchange, interleaved in arrival order and handed over in two bursts, both
+//! directions. The frames are real Ethernet/IP/TCP|UDP bytes, so plugins that read payload work.
+//! The plugin must return WEIR_OK from every call and write every feature in `flow_emit`, with
+//! values that fit the declared kind (u64: NaN or a non-negative integer; bool: NaN, 0 or 1).
+
+use super::descriptor::{Callbacks, Descriptor, FeatureKind};
+use super::refusal::RefusalReason;
+use std::alloc::Layout;
+use std::ffi::{c_void, CString};
+use weir_plugin_api::*;
+
+/// A canary written into `flow_emit`'s output before the call: a NaN with a payload no
+/// arithmetic produces, so a feature left unwritten is told apart from a NaN the plugin wrote.
+const UNWRITTEN: u64 = 0x7ff4_dead_beef_0001;
+
+/// Synthetic traffic: owned frames, the packet views over them and their flows.
+pub struct SyntheticTraffic {
+    /// The frames the packets point into; must outlive every use of `pkts`.
+    _frames: Vec<Box<[u8]>>,
+    pub keys: Vec<FlowKeyV1>,
+    pub pkts: Vec<PacketV1>,
+    /// Index into `keys` of each packet's flow.
+    pub flow_of: Vec<usize>,
+}
+
+// SAFETY: the packet views point only into the frames owned by the same value.
+unsafe impl Send for SyntheticTraffic {}
+
+struct Spec {
+    flow: usize,
+    dir: u8,
+    tcp_flags: u8,
+    payload: &'static [u8],
+}
+
+fn v4(a: [u8; 4]) -> [u8; 16] {
+    let mut x = [0u8; 16];
+    x[..4].copy_from_slice(&a);
+    x
+}
+
+fn ipv4_checksum(h: &[u8]) -> u16 {
+    // RFC 1071: one's-complement sum of 16-bit words.
+    let mut sum: u32 = h
+        .chunks(2)
+        .map(|c| u16::from_be_bytes([c[0], c[1]]) as u32)
+        .sum();
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+impl SyntheticTraffic {
+    /// The self-test traffic: flow 0 is IPv4 TCP 10.0.0.1:40000 -> 10.0.0.2:80 (8 packets),
+    /// flow 1 is IPv6 UDP [2001:db8::1]:5353 -> [2001:db8::2]:53 (3 packets), interleaved.
+    pub fn new() -> SyntheticTraffic {
+        let mut ip6a = [0u8; 16];
+        ip6a[..4].copy_from_slice(&[0x20, 0x01, 0x0d, 0xb8]);
+        let mut ip6b = ip6a;
+        ip6a[15] = 1;
+        ip6b[15] = 2;
+        let keys = vec![
+            FlowKeyV1 {
+                src_ip: v4([10, 0, 0, 1]),
+                dst_ip: v4([10, 0, 0, 2]),
+                src_port: 40000,
+                dst_port: 80,
+                protocol: 6,
+                ip_version: 4,
+                ..Default::default()
+            },
+            FlowKeyV1 {
+                src_ip: ip6a,
+                dst_ip: ip6b,
+                src_port: 5353,
+                dst_port: 53,
+                protocol: 17,
+                ip_version: 6,
+                ..Default::default()
+            },
+        ];
+        const S: u8 = WEIR_TCP_SYN;
+        const A: u8 = WEIR_TCP_ACK;
+        const F: u8 = WEIR_TCP_FIN;
+        const P: u8 = WEIR_TCP_PSH;
+        let c2s = WEIR_DIR_SRC_TO_DST;
+        let s2c = WEIR_DIR_DST_TO_SRC;
+        let specs = [
+            Spec {
+                flow: 0,
+                dir: c2s,
+                tcp_flags: S,
+                payload: b"",
+            },
+            Spec {
+                flow: 1,
+                dir: c2s,
+                tcp_flags: 0,
+                payload: b"\x12\x34\x01\x00\x00\x01query",
+            },
+            Spec {
+                flow: 0,
+                dir: s2c,
+                tcp_flags: S | A,
+                payload: b"",
+            },
+            Spec {
+                flow: 0,
+                dir: c2s,
+                tcp_flags: A,
+                payload: b"",
+            },
+            Spec {
+                flow: 0,
+                dir: c2s,
+                tcp_flags: P | A,
+                payload: b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+            },
+            Spec {
+                flow: 1,
+                dir: s2c,
+                tcp_flags: 0,
+                payload: b"\x12\x34\x81\x80\x00\x01answer-bytes",
+            },
+            Spec {
+                flow: 0,
+                dir: s2c,
+                tcp_flags: P | A,
+                payload: b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+            },
+            Spec {
+                flow: 0,
+                dir: c2s,
+                tcp_flags: F | A,
+                payload: b"",
+            },
+            Spec {
+                flow: 1,
+                dir: c2s,
+                tcp_flags: 0,
+                payload: b"\x56\x78\x01\x00\x00\x01again",
+            },
+            Spec {
+                flow: 0,
+                dir: s2c,
+                tcp_flags: F | A,
+                payload: b"",
+            },
+            Spec {
+                flow: 0,
+                dir: c2s,
+                tcp_flags: A,
+                payload: b"",
+            },
+        ];
+        let mut frames = Vec::new();
+        let mut pkts = Vec::new();
+        let mut flow_of = Vec::new();
+        let mut seq = [[1000u32, 5000u32]; 2];
+        let mut seen = [false; 2];
+        for (i, s) in specs.iter().enumerate() {
+            let k = &keys[s.flow];
+            let (src, dst, sp, dp) = if s.dir == c2s {
+                (k.src_ip, k.dst_ip, k.src_port, k.dst_port)
+            } else {
+                (k.dst_ip, k.src_ip, k.dst_port, k.src_port)
+            };
+            let tcp = k.protocol == 6;
+            let l4_len = if tcp { 20 } else { 8 };
+            let l3_len = if k.ip_version == 4 { 20 } else { 40 };
+            let ip_len = l3_len + l4_len + s.payload.len();
+            let mut f = Vec::with_capacity(14 + ip_len);
+            f.extend_from_slice(&[0x02, 0, 0, 0, 0, 2, 0x02, 0, 0, 0, 0, 1]);
+            if k.ip_version == 4 {
+                f.extend_from_slice(&[0x08, 0x00]);
+                let mut h = [0u8; 20];
+                h[0] = 0x45;
+                h[2..4].copy_from_slice(&(ip_len as u16).to_be_bytes());
+                h[4..6].copy_from_slice(&(i as u16).to_be_bytes());
+                h[6] = 0x40; // DF
+                h[8] = 64;
+                h[9] = k.protocol;
+                h[12..16].copy_from_slice(&src[..4]);
+                h[16..20].copy_from_slice(&dst[..4]);
+                let c = ipv4_checksum(&h);
+                h[10..12].copy_from_slice(&c.to_be_bytes());
+                f.extend_from_slice(&h);
+            } else {
+                f.extend_from_slice(&[0x86, 0xdd]);
+                f.extend_from_slice(&[0x60, 0, 0, 0]);
+                f.extend_from_slice(&((l4_len + s.payload.len()) as u16).to_be_bytes());
+                f.extend_from_slice(&[k.protocol, 64]);
+                f.extend_from_slice(&src);
+                f.extend_from_slice(&dst);
+            }
+            let l4_off = f.len();
+            f.extend_from_slice(&sp.to_be_bytes());
+            f.extend_from_slice(&dp.to_be_bytes());
+            let d = s.dir as usize;
+            let (tseq, tack) = (seq[s.flow][d], seq[s.flow][1 - d]);
+            if tcp {
+                f.extend_from_slice(&tseq.to_be_bytes());
+                f.extend_from_slice(&(if s.tcp_flags & A != 0 { tack } else { 0 }).to_be_bytes());
+                f.extend_from_slice(&[0x50, s.tcp_flags, 0xfa, 0xf0, 0, 0, 0, 0]);
+                let adv = s.payload.len() as u32 + u32::from(s.tcp_flags & (S | F) != 0);
+                seq[s.flow][d] = tseq.wrapping_add(adv);
+            } else {
+                f.extend_from_slice(&((8 + s.payload.len()) as u16).to_be_bytes());
+                f.extend_from_slice(&[0, 0]);
+            }
+            let payload_off = f.len();
+            f.extend_from_slice(s.payload);
+            let frame = f.into_boxed_slice();
+            let first = !seen[s.flow];
+            seen[s.flow] = true;
+            pkts.push(PacketV1 {
+                ts_ns: 1_700_000_000_000_000_000 + i as u64 * 1_250_000,
+                data: frame.as_ptr(),
+                wire_len: frame.len() as u32,
+                cap_len: frame.len() as u32,
+                l3_off: 14,
+                l4_off: l4_off as u16,
+                payload_off: payload_off as u16,
+                payload_len: s.payload.len() as u16,
+                ip_len: ip_len as u16,
+                direction: s.dir,
+                ip_version: k.ip_version,
+                protocol: k.protocol,
+                tcp_flags: if tcp { s.tcp_flags } else { 0 },
+                tcp_window: if tcp { 0xfaf0 } else { 0 },
+                tcp_seq: if tcp { tseq } else { 0 },
+                tcp_ack: if tcp && s.tcp_flags & A != 0 { tack } else { 0 },
+                ttl: 64,
+                flags: if first { WEIR_PKT_FIRST_OF_FLOW } else { 0 },
+                tcp_hdr_len: if tcp { 20 } else { 0 },
+                reserved: [0; 3],
+            });
+            flow_of.push(s.flow);
+            frames.push(frame);
+        }
+        SyntheticTraffic {
+            _frames: frames,
+            keys,
+            pkts,
+            flow_of,
+        }
+    }
+}
+
+impl Default for SyntheticTraffic {
+    fn default() -> Self {
+        SyntheticTraffic::new()
+    }
+}
+
+/// A zeroed, aligned heap block for one state during the self-test.
+struct StateBuf {
+    ptr: *mut u8,
+    layout: Layout,
+}
+
+impl StateBuf {
+    fn new(size: u32, align: u32) -> StateBuf {
+        let layout = Layout::from_size_align((size as usize).max(1), (align as usize).max(8))
+            .expect("state_align was checked to be a power of two <= 64");
+        // SAFETY: the layout has a non-zero size.
+        let ptr = unsafe { std::alloc::alloc_zeroed(layout) };
+        if ptr.is_null() {
+            std::alloc::handle_alloc_error(layout);
+        }
+        StateBuf { ptr, layout }
+    }
+}
+
+impl Drop for StateBuf {
+    fn drop(&mut self) {
+        // SAFETY: allocated in new with this layout.
+        unsafe { std::alloc::dealloc(self.ptr, self.layout) };
+    }
+}
+
+/// The plugin's last_error text for `inst`, or a placeholder.
+///
+/// # Safety
+/// `cb` belongs to a loaded plugin and `inst` is one of its instances (or NULL after create).
+pub(crate) unsafe fn last_error(cb: &Callbacks, inst: *mut c_void) -> String {
+    // SAFETY: forwarded; the string is valid until the next call on the instance.
+    match unsafe { super::descriptor::c_string((cb.last_error)(inst), 4096) } {
+        Ok(Some(s)) if !s.is_empty() => s,
+        Ok(_) => "(the plugin gave no error message)".to_string(),
+        Err(e) => format!("(last_error: {e})"),
+    }
+}
+
+/// Check one emitted value against its feature's kind.
+pub(crate) fn value_fits(kind: FeatureKind, v: f64) -> bool {
+    if v.is_nan() {
+        return true;
+    }
+    match kind {
+        FeatureKind::F64 => true,
+        FeatureKind::U64 => v >= 0.0 && v.fract() == 0.0 && v.is_finite(),
+        FeatureKind::Bool => v == 0.0 || v == 1.0,
+    }
+}
+
+fn fail(stage: &'static str, message: String) -> RefusalReason {
+    RefusalReason::SelfTest { stage, message }
+}
+
+/// Run the self-test. `config_json` is what `create` will get on the workers.
+pub fn run(desc: &Descriptor, config_json: &str) -> Result<(), RefusalReason> {
+    let cb = desc.cb;
+    let config = CString::new(config_json).map_err(|_| {
+        fail(
+            "create",
+            "the plugin's config JSON contains a NUL byte".into(),
+        )
+    })?;
+    let mut inst: *mut c_void = std::ptr::null_mut();
+    // SAFETY: create is a checked non-NULL callback of a plugin that stays loaded; config is a
+    // NUL-terminated string that outlives the call.
+    let rc = unsafe { (cb.create)(config.as_ptr(), 0, &mut inst) };
+    if rc != WEIR_OK {
+        // SAFETY: last_error(NULL) is defined for a failed create.
+        return Err(fail("create", unsafe {
+            last_error(&cb, std::ptr::null_mut())
+        }));
+    }
+    let result = exercise(desc, inst);
+    if let Some(destroy) = cb.destroy {
+        // SAFETY: inst came from this plugin's create and is not used afterwards.
+        unsafe { destroy(inst) };
+    }
+    result
+}
+
+fn exercise(desc: &Descriptor, inst: *mut c_void) -> Result<(), RefusalReason> {
+    let cb = desc.cb;
+    let traffic = SyntheticTraffic::new();
+    let states: Vec<StateBuf> = traffic
+        .keys
+        .iter()
+        .map(|_| StateBuf::new(desc.state_size, desc.state_align))
+        .collect();
+    for (k, s) in traffic.keys.iter().zip(&states) {
+        // SAFETY: inst is live; key and state outlive the call; state is zeroed, state_size
+        // bytes at state_align.
+        let rc = unsafe { (cb.flow_init)(inst, k, s.ptr as *mut c_void) };
+        if rc != WEIR_OK {
+            // SAFETY: inst is live.
+            return Err(fail("flow_init", unsafe { last_error(&cb, inst) }));
+        }
+    }
+    // Two bursts, so state is carried across calls; packets of a flow the plugin marked done
+    // are held back, as the host does.
+    let mut flow_done = vec![false; traffic.keys.len()];
+    let half = traffic.pkts.len() / 2;
+    for range in [0..half, half..traffic.pkts.len()] {
+        let idx: Vec<usize> = range.filter(|&i| !flow_done[traffic.flow_of[i]]).collect();
+        if idx.is_empty() {
+            continue;
+        }
+        let pkts: Vec<PacketV1> = idx.iter().map(|&i| traffic.pkts[i]).collect();
+        let sp: Vec<*mut c_void> = idx
+            .iter()
+            .map(|&i| states[traffic.flow_of[i]].ptr as *mut c_void)
+            .collect();
+        let mut done = vec![0u8; idx.len()];
+        // SAFETY: the three arrays have idx.len() entries; packets point into live frames.
+        let rc = unsafe {
+            (cb.update_burst)(
+                inst,
+                sp.as_ptr(),
+                pkts.as_ptr(),
+                done.as_mut_ptr(),
+                idx.len() as u32,
+            )
+        };
+        if rc != WEIR_OK {
+            // SAFETY: inst is live.
+            return Err(fail("update_burst", unsafe { last_error(&cb, inst) }));
+        }
+        for (j, &i) in idx.iter().enumerate() {
+            if done[j] != 0 {
+                flow_done[traffic.flow_of[i]] = true;
+            }
+        }
+    }
+    let n = desc.features.len();
+    for (k, s) in traffic.keys.iter().zip(&states) {
+        let mut out = vec![f64::from_bits(UNWRITTEN); n.max(1)];
+        // SAFETY: out has at least n doubles; key and state are live.
+        let rc =
+            unsafe { (cb.flow_emit)(inst, k, s.ptr as *const c_void, out.as_mut_ptr(), n as u32) };
+        if rc != WEIR_OK {
+            // SAFETY: inst is live.
+            return Err(fail("flow_emit", unsafe { last_error(&cb, inst) }));
+        }
+        for (f, v) in desc.features.iter().zip(&out) {
+            if v.to_bits() == UNWRITTEN {
+                return Err(fail(
+                    "flow_emit",
+                    format!(
+                        "feature {:?} was not written (write NaN for a missing value)",
+                        f.name
+                    ),
+                ));
+            }
+            if !value_fits(f.kind, *v) {
+                return Err(fail(
+                    "flow_emit",
+                    format!("feature {:?} of kind {} got the value {v}", f.name, f.kind),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn synthetic_frames_are_consistent() {
+        let t = SyntheticTraffic::new();
+        assert_eq!(t.pkts.len(), 11);
+        for p in &t.pkts {
+            // SAFETY: the views point into t's frames.
+            let b = unsafe { p.bytes() };
+            assert_eq!(b.len(), p.cap_len as usize);
+            assert_eq!(p.l3_off as usize + p.ip_len as usize, b.len());
+            assert_eq!(b[p.l3_off as usize] >> 4, p.ip_version);
+            let l4 = p.l4_off as usize;
+            let k = &t.keys[t.flow_of[t.pkts.iter().position(|q| q.ts_ns == p.ts_ns).unwrap()]];
+            let (sp, dp) = (
+                u16::from_be_bytes([b[l4], b[l4 + 1]]),
+                u16::from_be_bytes([b[l4 + 2], b[l4 + 3]]),
+            );
+            if p.direction == WEIR_DIR_SRC_TO_DST {
+                assert_eq!((sp, dp), (k.src_port, k.dst_port));
+            } else {
+                assert_eq!((sp, dp), (k.dst_port, k.src_port));
+            }
+            // SAFETY: as above.
+            assert_eq!(unsafe { p.payload() }.len(), p.payload_len as usize);
+        }
+        // Both directions of both flows, one FIRST_OF_FLOW per flow.
+        let firsts = t
+            .pkts
+            .iter()
+            .filter(|p| p.flags & WEIR_PKT_FIRST_OF_FLOW != 0)
+            .count();
+        assert_eq!(firsts, 2);
+        // The IPv4 header checksum verifies (sums to 0xffff including itself).
+        let b = &t._frames[0][14..34];
+        assert_eq!(ipv4_checksum(b), 0);
+    }
+
+    #[test]
+    fn kinds() {
+        assert!(value_fits(FeatureKind::U64, 3.0));
+        assert!(!value_fits(FeatureKind::U64, -1.0));
+        assert!(!value_fits(FeatureKind::U64, 1.5));
+        assert!(value_fits(FeatureKind::Bool, f64::NAN));
+        assert!(!value_fits(FeatureKind::Bool, 2.0));
+    }
+}

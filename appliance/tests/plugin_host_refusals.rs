@@ -1,0 +1,461 @@
+//! Every way the plugin host refuses a plugin, each with a purpose-built bad plugin compiled
+//! from `tests/plugins/test_plugin.c`. Each refused plugin sits next to a good one, which must
+//! still load (refusals never stop the others unless the bad one is required).
+
+#[path = "plugins/harness.rs"]
+mod harness;
+
+use harness::{build, name, plugin_dir};
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+use weir::plugin_host::{check, Error, PluginOptions, PluginRegistry, Refusal, RefusalReason};
+
+/// Load a dir with one good plugin ("good", in `liba_good.so`, which sorts first) and one built
+/// with `defines` as `libbad.so`; return the single refusal, after checking the good one loaded.
+fn refuse(defines: &[&str]) -> Refusal {
+    let dir = plugin_dir();
+    build(&dir, "liba_good.so", &[&name("good")]);
+    build(&dir, "libbad.so", defines);
+    let (reg, refusals) = PluginRegistry::load(&PluginOptions::new(&dir)).expect("load");
+    let names: Vec<_> = reg.plugins().iter().map(|p| p.desc.name.as_str()).collect();
+    assert_eq!(names, ["good"], "refusals: {refusals:?}");
+    assert_eq!(refusals.len(), 1, "{refusals:?}");
+    let r = refusals.into_iter().next().unwrap();
+    assert_eq!(r.path, dir.join("libbad.so"));
+    // The message names the file.
+    assert!(r.to_string().contains("libbad.so"), "{r}");
+    r
+}
+
+#[test]
+fn no_entry_symbol() {
+    let r = refuse(&["NO_ENTRY"]);
+    assert_eq!(r.reason, RefusalReason::NoEntrySymbol { others: vec![] });
+    assert!(r.to_string().contains("no `weir_plugin_entry_v1`"), "{r}");
+}
+
+#[test]
+fn entry_of_another_abi_major_is_named() {
+    let r = refuse(&["ENTRY_V2"]);
+    assert_eq!(
+        r.reason,
+        RefusalReason::NoEntrySymbol {
+            others: vec!["weir_plugin_entry_v2".into()]
+        }
+    );
+    assert!(r.to_string().contains("weir_plugin_entry_v2"), "{r}");
+}
+
+#[test]
+fn entry_returns_null() {
+    assert_eq!(
+        refuse(&["ENTRY_NULL"]).reason,
+        RefusalReason::EntryReturnedNull
+    );
+}
+
+#[test]
+fn bad_magic() {
+    let r = refuse(&["MAGIC=0x12345678u"]);
+    assert_eq!(r.reason, RefusalReason::BadMagic(0x1234_5678));
+    assert!(r.to_string().contains("0x12345678"), "{r}");
+}
+
+#[test]
+fn another_major() {
+    let r = refuse(&["MAJOR=2"]);
+    assert_eq!(r.reason, RefusalReason::AbiMajor { plugin: 2, host: 1 });
+}
+
+#[test]
+fn newer_minor() {
+    let r = refuse(&["MINOR=99"]);
+    assert_eq!(
+        r.reason,
+        RefusalReason::AbiMinorNewer {
+            plugin: 99,
+            host: 0
+        }
+    );
+}
+
+#[test]
+fn struct_too_small() {
+    let r = refuse(&["STRUCT_SIZE=8"]);
+    assert_eq!(
+        r.reason,
+        RefusalReason::StructTooSmall { size: 8, need: 120 }
+    );
+}
+
+#[test]
+fn null_update_burst() {
+    let r = refuse(&["NULL_UPDATE"]);
+    assert_eq!(r.reason, RefusalReason::NullCallback("update_burst"));
+    assert_eq!(r.plugin_name.as_deref(), Some("counter"));
+}
+
+#[test]
+fn bad_plugin_name() {
+    let r = refuse(&[&name("Bad-Name")]);
+    assert!(
+        matches!(&r.reason, RefusalReason::BadPluginName { name, .. } if name == "Bad-Name"),
+        "{r}"
+    );
+}
+
+#[test]
+fn duplicate_feature_within_plugin() {
+    let r = refuse(&["DUP_FEATURE"]);
+    assert!(
+        matches!(&r.reason, RefusalReason::DuplicateFeature { name, .. } if name == "counter_s2d_packets"),
+        "{r}"
+    );
+}
+
+#[test]
+fn feature_named_like_a_core_column() {
+    let r = refuse(&["FEATURE0=\"src_port\""]);
+    assert_eq!(
+        r.reason,
+        RefusalReason::DuplicateFeature {
+            name: "src_port".into(),
+            owner: "the record's own columns".into()
+        }
+    );
+}
+
+#[test]
+fn feature_taken_by_another_plugin() {
+    // Loaded after liba_good.so (file order), it reuses good's first column name.
+    let r = refuse(&[&name("other"), "FEATURE0=\"good_s2d_packets\""]);
+    assert!(
+        matches!(&r.reason, RefusalReason::DuplicateFeature { name, owner }
+            if name == "good_s2d_packets" && owner.contains("plugin good")),
+        "{r}"
+    );
+}
+
+#[test]
+fn duplicate_plugin_name() {
+    // Same name "good" as liba_good.so, which sorts first and wins.
+    let r = refuse(&[&name("good")]);
+    assert!(
+        matches!(&r.reason, RefusalReason::DuplicatePlugin { name, other }
+            if name == "good" && other.ends_with("liba_good.so")),
+        "{r}"
+    );
+}
+
+#[test]
+fn bad_feature_kind() {
+    let r = refuse(&["BAD_KIND"]);
+    assert!(
+        matches!(r.reason, RefusalReason::BadFeatureKind { kind: 7, .. }),
+        "{r}"
+    );
+}
+
+#[test]
+fn state_over_the_limit() {
+    let r = refuse(&["STATE_SIZE=1048576"]);
+    assert_eq!(
+        r.reason,
+        RefusalReason::StateTooLarge {
+            size: 1 << 20,
+            max: 1024
+        }
+    );
+}
+
+#[test]
+fn bad_state_alignment() {
+    assert_eq!(
+        refuse(&["STATE_ALIGN=3"]).reason,
+        RefusalReason::BadStateAlign(3)
+    );
+    assert_eq!(
+        refuse(&["STATE_ALIGN=128"]).reason,
+        RefusalReason::BadStateAlign(128)
+    );
+}
+
+#[test]
+fn self_test_update_error_carries_last_error() {
+    let r = refuse(&["FAIL_AT=1"]);
+    match &r.reason {
+        RefusalReason::SelfTest { stage, message } => {
+            assert_eq!(*stage, "update_burst");
+            assert_eq!(message, "failing on purpose at packet counter");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn self_test_unwritten_feature() {
+    let r = refuse(&["SKIP_LAST"]);
+    match &r.reason {
+        RefusalReason::SelfTest { stage, message } => {
+            assert_eq!(*stage, "flow_emit");
+            assert!(
+                message.contains("counter_bytes") && message.contains("not written"),
+                "{message}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn self_test_value_that_does_not_fit_its_kind() {
+    // Declared bool, but the plugin writes a packet count (5 for the synthetic TCP flow).
+    let r = refuse(&["KIND0=WEIR_FEATURE_BOOL"]);
+    match &r.reason {
+        RefusalReason::SelfTest { stage, message } => {
+            assert_eq!(*stage, "flow_emit");
+            assert!(message.contains("kind bool got the value 5"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn self_test_create_failure() {
+    let r = refuse(&["CREATE_FAIL"]);
+    assert_eq!(
+        r.reason,
+        RefusalReason::SelfTest {
+            stage: "create",
+            message: "create refused as built (CREATE_FAIL)".into()
+        }
+    );
+}
+
+#[test]
+fn self_test_emit_failure() {
+    let r = refuse(&["EMIT_FAIL"]);
+    assert!(
+        matches!(
+            r.reason,
+            RefusalReason::SelfTest {
+                stage: "flow_emit",
+                ..
+            }
+        ),
+        "{r}"
+    );
+}
+
+#[test]
+fn dlopen_failure_reports_dlerror() {
+    let dir = plugin_dir();
+    build(&dir, "libgood.so", &[&name("good")]);
+    let junk = dir.join("libjunk.so");
+    std::fs::write(
+        &junk,
+        b"this is not an ELF file, just text long enough to be read",
+    )
+    .unwrap();
+    std::fs::set_permissions(&junk, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let (reg, refusals) = PluginRegistry::load(&PluginOptions::new(&dir)).unwrap();
+    assert_eq!(reg.plugins().len(), 1);
+    match &refusals[0].reason {
+        // glibc's dlerror names the file and the problem.
+        RefusalReason::Dlopen(msg) => assert!(msg.contains("libjunk.so"), "{msg}"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn world_writable_file() {
+    let dir = plugin_dir();
+    build(&dir, "libgood.so", &[&name("good")]);
+    let bad = build(&dir, "libbad.so", &[]);
+    std::fs::set_permissions(&bad, std::fs::Permissions::from_mode(0o757)).unwrap();
+    let (reg, refusals) = PluginRegistry::load(&PluginOptions::new(&dir)).unwrap();
+    assert_eq!(reg.plugins().len(), 1);
+    assert!(
+        matches!(refusals[0].reason, RefusalReason::InsecureFile { mode, .. } if mode & 0o777 == 0o757),
+        "{:?}",
+        refusals
+    );
+    assert!(refusals[0].to_string().contains("0757"), "{}", refusals[0]);
+    // Group-writable is refused as well.
+    std::fs::set_permissions(&bad, std::fs::Permissions::from_mode(0o775)).unwrap();
+    let (_, refusals) = PluginRegistry::load(&PluginOptions::new(&dir)).unwrap();
+    assert!(matches!(
+        refusals[0].reason,
+        RefusalReason::InsecureFile { .. }
+    ));
+}
+
+#[test]
+fn file_or_directory_owned_by_another_user() {
+    // SAFETY: geteuid has no preconditions.
+    let me = unsafe { libc::geteuid() };
+    if me != 0 {
+        eprintln!("skipped: changing a file's owner needs root");
+        return;
+    }
+    let stranger = 54321;
+    let dir = plugin_dir();
+    build(&dir, "liba_good.so", &[&name("good")]);
+    let bad = build(&dir, "libbad.so", &[]);
+    std::os::unix::fs::chown(&bad, Some(stranger), None).unwrap();
+    let (reg, refusals) = PluginRegistry::load(&PluginOptions::new(&dir)).unwrap();
+    assert_eq!(reg.plugins().len(), 1);
+    assert_eq!(
+        refusals[0].reason,
+        RefusalReason::InsecureFile {
+            mode: 0o100755,
+            uid: stranger
+        }
+    );
+    std::os::unix::fs::chown(&dir, Some(stranger), None).unwrap();
+    let (reg, refusals) = PluginRegistry::load(&PluginOptions::new(&dir)).unwrap();
+    assert!(reg.plugins().is_empty());
+    assert!(refusals.iter().all(
+        |r| matches!(r.reason, RefusalReason::InsecureDirectory { uid, .. } if uid == stranger)
+    ));
+}
+
+#[test]
+fn world_writable_directory_refuses_every_file() {
+    let dir = plugin_dir();
+    build(&dir, "liba.so", &[&name("a")]);
+    build(&dir, "libb.so", &[&name("b")]);
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let (reg, refusals) = PluginRegistry::load(&PluginOptions::new(&dir)).unwrap();
+    assert!(reg.plugins().is_empty());
+    assert_eq!(refusals.len(), 2);
+    for r in &refusals {
+        assert!(
+            matches!(&r.reason, RefusalReason::InsecureDirectory { dir: d, .. } if *d == dir),
+            "{r}"
+        );
+    }
+    // Required: the whole load fails.
+    let mut opts = PluginOptions::new(&dir);
+    opts.required = vec!["a".into()];
+    assert!(matches!(
+        PluginRegistry::load(&opts),
+        Err(Error::RequiredRefused(_))
+    ));
+}
+
+#[test]
+fn required_plugin_refused_fails_the_load() {
+    let dir = plugin_dir();
+    build(&dir, "libgood.so", &[&name("good")]);
+    build(&dir, "libbad.so", &["MAJOR=2"]);
+    let mut opts = PluginOptions::new(&dir);
+    opts.required = vec!["libbad.so".into()];
+    match PluginRegistry::load(&opts) {
+        Err(Error::RequiredRefused(r)) => {
+            assert_eq!(r.reason, RefusalReason::AbiMajor { plugin: 2, host: 1 });
+            let msg = Error::RequiredRefused(r).to_string();
+            assert!(
+                msg.contains("libbad.so") && msg.contains("major 2"),
+                "{msg}"
+            );
+        }
+        other => panic!("{:?}", other.map(|(_, r)| r)),
+    }
+    // By plugin name (the descriptor was readable enough to be refused by name): NULL
+    // update_burst is refused after the name is known.
+    let dir2 = plugin_dir();
+    build(&dir2, "libnull.so", &[&name("nullcb"), "NULL_UPDATE"]);
+    let mut opts = PluginOptions::new(&dir2);
+    opts.required = vec!["nullcb".into()];
+    assert!(matches!(
+        PluginRegistry::load(&opts),
+        Err(Error::RequiredRefused(_))
+    ));
+    // A required plugin that is not there at all.
+    let mut opts = PluginOptions::new(&dir);
+    opts.required = vec!["flowstats".into()];
+    assert!(matches!(
+        PluginRegistry::load(&opts),
+        Err(Error::RequiredMissing { .. })
+    ));
+    // Required and good: loads.
+    let mut opts = PluginOptions::new(&dir);
+    opts.required = vec!["good".into()];
+    let (reg, refusals) = PluginRegistry::load(&opts).unwrap();
+    assert_eq!(reg.plugins().len(), 1);
+    assert!(reg.plugins()[0].required);
+    assert_eq!(refusals.len(), 1);
+}
+
+#[test]
+fn max_state_bytes_is_configurable() {
+    let dir = plugin_dir();
+    build(&dir, "libgood.so", &[&name("good")]);
+    let mut opts = PluginOptions::new(&dir);
+    opts.max_state_bytes = 16; // the test plugin's state is 24 bytes
+    let (reg, refusals) = PluginRegistry::load(&opts).unwrap();
+    assert!(reg.plugins().is_empty());
+    assert_eq!(
+        refusals[0].reason,
+        RefusalReason::StateTooLarge { size: 24, max: 16 }
+    );
+}
+
+#[test]
+fn enabled_and_disabled_lists() {
+    let dir = plugin_dir();
+    build(&dir, "liba.so", &[&name("a")]);
+    build(&dir, "libb.so", &[&name("b")]);
+    build(&dir, "libc_plugin.so", &[&name("c")]);
+    let mut opts = PluginOptions::new(&dir);
+    opts.disabled = vec!["libb.so".into(), "c".into()];
+    let (reg, refusals) = PluginRegistry::load(&opts).unwrap();
+    assert!(refusals.is_empty());
+    let names: Vec<_> = reg.plugins().iter().map(|p| p.desc.name.clone()).collect();
+    assert_eq!(names, ["a"]);
+    assert_eq!(reg.skipped().len(), 2);
+    let mut opts = PluginOptions::new(&dir);
+    opts.enabled = Some(vec!["b".into(), "libc_plugin".into()]);
+    let (reg, _) = PluginRegistry::load(&opts).unwrap();
+    let names: Vec<_> = reg.plugins().iter().map(|p| p.desc.name.clone()).collect();
+    assert_eq!(names, ["b", "c"]);
+}
+
+#[test]
+fn check_reports_each_file_in_order() {
+    let dir = plugin_dir();
+    let good = build(&dir, "libgood.so", &[&name("good")]);
+    let v2 = build(&dir, "libv2.so", &["ENTRY_V2"]);
+    let dup = build(&dir, "libdup.so", &[&name("good")]);
+    let missing = dir.join("libmissing.so");
+    let files: Vec<PathBuf> = vec![good.clone(), v2, dup, missing];
+    let res = check(&files, &PluginOptions::new(&dir));
+    assert_eq!(res.len(), 4);
+    let info = res[0].as_ref().expect("good plugin passes");
+    assert_eq!(info.name, "good");
+    assert_eq!(info.path, good);
+    assert_eq!(info.state_size, 24);
+    assert_eq!(info.features.len(), 3);
+    assert!(matches!(
+        res[1].as_ref().unwrap_err().reason,
+        RefusalReason::NoEntrySymbol { .. }
+    ));
+    assert!(matches!(
+        res[2].as_ref().unwrap_err().reason,
+        RefusalReason::DuplicatePlugin { .. }
+    ));
+    assert!(matches!(
+        res[3].as_ref().unwrap_err().reason,
+        RefusalReason::Io(_)
+    ));
+}
+
+#[test]
+fn unreadable_directory_is_an_error() {
+    let missing = plugin_dir().join("nope");
+    match PluginRegistry::load(&PluginOptions::new(&missing)) {
+        Err(e @ Error::Dir { .. }) => assert!(e.to_string().contains("nope"), "{e}"),
+        other => panic!("{:?}", other.map(|(_, r)| r)),
+    }
+}

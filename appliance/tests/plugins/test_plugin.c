@@ -1,0 +1,212 @@
+/*
+ * A purpose-built plugin for the plugin host's tests, written against weir_plugin.h.
+ *
+ * Built with no macros it is a good plugin: per flow it counts packets in each direction and
+ * bytes on the wire, and emits them as NAME_s2d_packets, NAME_d2s_packets, NAME_bytes.
+ * Each -D macro below breaks it in exactly one way, so every refusal path of the host has a
+ * plugin that takes it:
+ *
+ *   NAME="x"             plugin name and feature prefix (default "counter")
+ *   NO_ENTRY             export no entry symbol at all
+ *   ENTRY_V2             export weir_plugin_entry_v2 instead of _v1
+ *   ENTRY_NULL           the entry returns NULL
+ *   MAGIC=, MAJOR=, MINOR=, STRUCT_SIZE=, STATE_SIZE=, STATE_ALIGN=   descriptor overrides
+ *   NULL_UPDATE          update_burst is NULL
+ *   DUP_FEATURE          the second feature has the first one's name
+ *   FEATURE0="name"      name of the first feature
+ *   BAD_KIND             the first feature's kind is 7
+ *   KIND0=k              kind of the first feature (default WEIR_FEATURE_U64)
+ *   CREATE_FAIL          create returns an error
+ *   FAIL_AT=n            update_burst fails once the instance has seen n packets
+ *   FAIL_WORKER=w        ... but only on worker w (so it passes the load-time self-test)
+ *   EMIT_FAIL            flow_emit fails
+ *   SKIP_LAST            flow_emit leaves the last feature unwritten
+ *   DONE_AFTER=n         set done for a flow once it has n packets
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <weir_plugin.h>
+
+#ifndef NAME
+#define NAME "counter"
+#endif
+#ifndef MAGIC
+#define MAGIC WEIR_PLUGIN_MAGIC
+#endif
+#ifndef MAJOR
+#define MAJOR WEIR_ABI_MAJOR
+#endif
+#ifndef MINOR
+#define MINOR WEIR_ABI_MINOR
+#endif
+#ifndef STRUCT_SIZE
+#define STRUCT_SIZE sizeof(weir_plugin_v1)
+#endif
+#ifndef STATE_SIZE
+#define STATE_SIZE sizeof(struct flow_state)
+#endif
+#ifndef STATE_ALIGN
+#define STATE_ALIGN _Alignof(struct flow_state)
+#endif
+#ifndef FEATURE0
+#define FEATURE0 NAME "_s2d_packets"
+#endif
+#ifndef KIND0
+#define KIND0 WEIR_FEATURE_U64
+#endif
+
+struct flow_state {
+    uint64_t packets[2];
+    uint64_t bytes;
+};
+
+struct instance {
+    uint32_t worker;
+    uint64_t seen; /* packets this instance received, all flows */
+    char err[128];
+};
+
+static char create_err[] = "create refused as built (CREATE_FAIL)";
+
+static int32_t create(const char *config_json, uint32_t worker, void **out) {
+    (void)config_json;
+#ifdef CREATE_FAIL
+    (void)worker;
+    (void)out;
+    return WEIR_ERR;
+#else
+    struct instance *in = calloc(1, sizeof *in);
+    if (!in)
+        return WEIR_ERR;
+    in->worker = worker;
+    *out = in;
+    return WEIR_OK;
+#endif
+}
+
+static void destroy(void *inst) { free(inst); }
+
+static int32_t flow_init(void *inst, const weir_flow_key_v1 *key, void *state) {
+    (void)inst;
+    (void)key;
+    (void)state; /* zeroed by the host */
+    return WEIR_OK;
+}
+
+static int32_t update_burst(void *inst, void *const *states, const weir_packet_v1 *pkts,
+                            uint8_t *done, uint32_t n) {
+    struct instance *in = inst;
+    for (uint32_t i = 0; i < n; i++) {
+        struct flow_state *s = states[i];
+        in->seen++;
+#ifdef FAIL_AT
+#ifdef FAIL_WORKER
+        int fail = in->seen >= FAIL_AT && in->worker == FAIL_WORKER;
+#else
+        int fail = in->seen >= FAIL_AT;
+#endif
+        if (fail) {
+            strcpy(in->err, "failing on purpose at packet " NAME);
+            return WEIR_ERR;
+        }
+#endif
+        s->packets[pkts[i].direction & 1]++;
+        s->bytes += pkts[i].wire_len;
+#ifdef DONE_AFTER
+        if (s->packets[0] + s->packets[1] >= DONE_AFTER)
+            done[i] = 1;
+#else
+        (void)done;
+#endif
+    }
+    return WEIR_OK;
+}
+
+static int32_t flow_emit(void *inst, const weir_flow_key_v1 *key, const void *state, double *out,
+                         uint32_t n) {
+    const struct flow_state *s = state;
+    (void)key;
+#ifdef EMIT_FAIL
+    strcpy(((struct instance *)inst)->err, "emit fails as built (EMIT_FAIL)");
+    return WEIR_ERR;
+#endif
+    (void)inst;
+    if (n != 3)
+        return WEIR_ERR;
+    out[0] = (double)s->packets[0];
+    out[1] = (double)s->packets[1];
+#ifndef SKIP_LAST
+    out[2] = (double)s->bytes;
+#endif
+    return WEIR_OK;
+}
+
+static const char *last_error(void *inst) {
+    if (!inst)
+        return create_err;
+    return ((struct instance *)inst)->err;
+}
+
+static const weir_feature_v1 features[3] = {
+#ifdef BAD_KIND
+    {FEATURE0, 7, 0, "packets from src to dst"},
+#else
+    {FEATURE0, KIND0, 0, "packets from src to dst"},
+#endif
+#ifdef DUP_FEATURE
+    {FEATURE0, WEIR_FEATURE_U64, 0, "the same name again"},
+#else
+    {NAME "_d2s_packets", WEIR_FEATURE_U64, 0, "packets from dst to src"},
+#endif
+    {NAME "_bytes", WEIR_FEATURE_U64, 0, "bytes on the wire, both directions"},
+};
+
+static const weir_plugin_v1 descriptor = {
+    .magic = MAGIC,
+    .abi_major = MAJOR,
+    .abi_minor = MINOR,
+    .struct_size = STRUCT_SIZE,
+    .flags = 0,
+    .name = NAME,
+    .version = "0.0.1-test",
+    .description = "test plugin for the weir plugin host",
+    .features = features,
+    .n_features = 3,
+    .state_size = STATE_SIZE,
+    .state_align = STATE_ALIGN,
+    .config_schema = NULL,
+    .create = create,
+    .destroy = destroy,
+    .flow_init = flow_init,
+#ifdef NULL_UPDATE
+    .update_burst = NULL,
+#else
+    .update_burst = update_burst,
+#endif
+    .flow_emit = flow_emit,
+    .last_error = last_error,
+};
+
+#if defined(NO_ENTRY)
+const weir_plugin_v1 *not_the_entry(uint16_t major, uint16_t minor) {
+    (void)major;
+    (void)minor;
+    return &descriptor;
+}
+#elif defined(ENTRY_V2)
+const weir_plugin_v1 *weir_plugin_entry_v2(uint16_t major, uint16_t minor) {
+    (void)major;
+    (void)minor;
+    return &descriptor;
+}
+#else
+const weir_plugin_v1 *weir_plugin_entry_v1(uint16_t major, uint16_t minor) {
+    (void)major;
+    (void)minor;
+#ifdef ENTRY_NULL
+    return NULL;
+#else
+    return &descriptor;
+#endif
+}
+#endif

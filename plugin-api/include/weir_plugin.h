@@ -110,7 +110,8 @@ typedef struct weir_flow_key_v1 {
 } weir_flow_key_v1;
 
 /* Kinds of feature values. Every value crosses the ABI as a double; the kind tells sinks how to
- * write it (an integer column, a float column, a 0/1 column). */
+ * write it (an integer column, a float column, a 0/1 column).
+ * weir_feature_v1 is read as an array, so it is frozen like weir_packet_v1: it never grows. */
 #define WEIR_FEATURE_F64 0u
 #define WEIR_FEATURE_U64 1u
 #define WEIR_FEATURE_BOOL 2u
@@ -145,7 +146,8 @@ typedef struct weir_plugin_v1 {
 
     /* Create one instance for a worker. config is the plugin's table from weir's config as JSON
      * text ("{}" when absent). On success store the instance (may be NULL) and return WEIR_OK.
-     * On error return WEIR_ERR; the host then calls last_error(NULL). */
+     * On error return WEIR_ERR; the host then calls last_error(NULL) on the same thread, so keep
+     * that message per thread (thread-local), not process-wide. */
     int32_t (*create)(const char *config_json, uint32_t worker, void **instance);
     void (*destroy)(void *instance);
 

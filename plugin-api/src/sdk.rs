@@ -21,6 +21,7 @@
 //!
 //! struct Count;
 //! #[derive(Clone, Copy, Zeroable)]
+//! #[bytemuck(crate = "weir_plugin_api::sdk::bytemuck")] // or depend on bytemuck directly
 //! #[repr(C)]
 //! struct State { packets: u64 }
 //!
@@ -48,7 +49,7 @@ use crate::abi::{
     WEIR_FEATURE_F64, WEIR_FEATURE_U64, WEIR_PLUGIN_MAGIC,
 };
 
-pub use bytemuck::Zeroable;
+pub use bytemuck::{self, Zeroable};
 
 /// How sinks write a feature column (every value crosses the ABI as an f64).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -14,7 +14,7 @@
 //! ([`bytemuck::Zeroable`]'s derive checks every field at compile time). Put anything else a new
 //! flow needs into [`Plugin::flow_init`].
 //!
-//! ```ignore
+//! ```
 //! use std::ffi::CStr;
 //! use weir_plugin_api::sdk::{Feature, Plugin, Verdict, Zeroable};
 //! use weir_plugin_api::{FlowKeyV1, PacketV1};

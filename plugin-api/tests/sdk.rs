@@ -8,6 +8,28 @@ use std::mem::{align_of, size_of};
 use weir_plugin_api::sdk::{Burst, Feature, Plugin, Verdict, Zeroable};
 use weir_plugin_api::*;
 
+/// Counts heap allocations made by the current thread, to prove the generated per-packet path
+/// allocates nothing.
+struct Counting;
+thread_local! {
+    static ALLOCS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+unsafe impl std::alloc::GlobalAlloc for Counting {
+    unsafe fn alloc(&self, l: std::alloc::Layout) -> *mut u8 {
+        let _ = ALLOCS.try_with(|a| a.set(a.get() + 1));
+        unsafe { std::alloc::System.alloc(l) }
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: std::alloc::Layout) {
+        unsafe { std::alloc::System.dealloc(p, l) }
+    }
+}
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn allocs() -> u64 {
+    ALLOCS.with(|a| a.get())
+}
+
 /// Counts packets and bytes; fails on demand: config `{"fail":true}` makes create return Err,
 /// `{"panic":true}` makes create panic; a packet with wire_len 0xdead makes update panic; a
 /// flow key with src_port 666 makes emit panic. Done after `limit` packets.
@@ -307,6 +329,54 @@ fn panic_in_update_is_weir_err_and_instance_stays_failed() {
             s(d.last_error.unwrap()(inst)),
             "flow_emit panicked: emit was told to panic"
         );
+        d.destroy.unwrap()(inst);
+    }
+}
+
+#[test]
+fn callbacks_do_not_allocate_per_packet_or_per_burst() {
+    let d = desc();
+    let inst = create(c"{}").unwrap();
+    let mut slots = [Slot([0; 64]); 4];
+    let ptrs: Vec<*mut c_void> = slots
+        .iter_mut()
+        .map(|s| s.0.as_mut_ptr() as *mut c_void)
+        .collect();
+    let key = FlowKeyV1::default();
+    let states: Vec<*mut c_void> = (0..32).map(|i| ptrs[i % 4]).collect();
+    let pkts: Vec<PacketV1> = (0..32).map(|i| pkt(60 + i)).collect();
+    let mut done = vec![0u8; 32];
+    let mut out = [0.0f64; 5];
+    let before = allocs();
+    unsafe {
+        for p in &ptrs {
+            assert_eq!(d.flow_init.unwrap()(inst, &key, *p), WEIR_OK);
+        }
+        for _ in 0..100 {
+            let rc = d.update_burst.unwrap()(
+                inst,
+                states.as_ptr(),
+                pkts.as_ptr(),
+                done.as_mut_ptr(),
+                32,
+            );
+            assert_eq!(rc, WEIR_OK);
+        }
+        for p in &ptrs {
+            assert_eq!(
+                d.flow_emit.unwrap()(inst, &key, *p, out.as_mut_ptr(), 5),
+                WEIR_OK
+            );
+        }
+    }
+    assert_eq!(allocs() - before, 0, "the generated callbacks allocated");
+    // The counter works: an error path does allocate (its message).
+    unsafe {
+        assert_eq!(
+            d.flow_emit.unwrap()(inst, &key, ptrs[0], out.as_mut_ptr(), 1),
+            WEIR_ERR
+        );
+        assert!(allocs() > before);
         d.destroy.unwrap()(inst);
     }
 }

@@ -101,7 +101,7 @@ fn entropy_matches_the_oracle() {
         for buf in bufs.iter_mut() {
             let dir = (next() % 2) as u8;
             let len = (next() % 120) as usize;
-            let alphabet = 1 + (next() % 256) as u64; // from constant to uniform bytes
+            let alphabet = 1 + next() % 256; // from constant to uniform bytes
             let payload: Vec<u8> = (0..len).map(|_| (next() % alphabet) as u8).collect();
             // Sometimes the capture holds only part of the payload.
             let captured = if trial % 3 == 0 { len / 2 } else { len };

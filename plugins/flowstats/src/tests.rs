@@ -71,7 +71,7 @@ fn random_flows_match_two_pass_oracle() {
         for _ in 0..n {
             // Gaps from sub-millisecond to seconds, so truncation to ms matters.
             t += rng.next() % [900_000, 5_000_000, 3_000_000_000][(rng.next() % 3) as usize];
-            let dir = (rng.next() % 3 == 0) as u8;
+            let dir = u8::from(matches!(rng.next() % 3, 0));
             pkts.push(pkt(
                 t,
                 dir,

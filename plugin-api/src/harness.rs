@@ -1,0 +1,270 @@
+//! A small loader for plugin authors' tests (feature `harness`): open a built plugin `.so` with
+//! libloading, check its descriptor the way a host would, and run flows through its `extern "C"`
+//! callbacks. It is not the appliance's host (no quarantine, no accounting): it exists so that
+//! each plugin crate can prove its exported symbol and descriptor are right.
+
+use core::ffi::{c_char, c_void, CStr};
+use std::ffi::CString;
+use std::path::{Path, PathBuf};
+
+use crate::abi::{
+    EntryFn, FlowKeyV1, PacketV1, PluginV1, WEIR_ABI_MAJOR, WEIR_ABI_MINOR, WEIR_OK,
+    WEIR_PLUGIN_ENTRY_SYMBOL, WEIR_PLUGIN_MAGIC,
+};
+
+/// A loaded plugin library and its checked descriptor.
+pub struct LoadedPlugin {
+    desc: &'static PluginV1,
+    path: PathBuf,
+    // Keeps the library mapped for as long as `desc` is used.
+    _lib: libloading::Library,
+}
+
+/// One feature as the descriptor declares it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FeatureInfo {
+    pub name: String,
+    pub kind: u32,
+    pub description: Option<String>,
+}
+
+fn c_str(p: *const c_char) -> Option<String> {
+    // SAFETY: descriptor strings are NUL-terminated static strings (checked non-null here).
+    (!p.is_null()).then(|| unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned())
+}
+
+/// Where cargo put `lib{name}.so` for the profile the calling test was built with: the test
+/// executable lives in `target/<profile>/deps/`, the library in `target/<profile>/`.
+pub fn built_library(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("the test executable's path");
+    let deps = exe.parent().expect("target/<profile>/deps");
+    let file = format!("lib{name}.so");
+    let profile_dir = deps.parent().expect("target/<profile>");
+    let direct = profile_dir.join(&file);
+    if direct.exists() {
+        direct
+    } else {
+        deps.join(file)
+    }
+}
+
+impl LoadedPlugin {
+    /// Open `path`, resolve `weir_plugin_entry_v1`, call it as a 1.0 host and check magic,
+    /// version, struct size and callbacks.
+    pub fn open(path: &Path) -> Result<Self, String> {
+        let shown = path.display();
+        // SAFETY: loading a plugin runs its initialisers; the tests load only weir's own plugins.
+        let lib = unsafe { libloading::Library::new(path) }
+            .map_err(|e| format!("{shown}: cannot load: {e}"))?;
+        // SAFETY: the symbol has the ABI's entry signature (weir_plugin_entry_v1_fn).
+        let entry: EntryFn = unsafe {
+            *lib.get::<EntryFn>(WEIR_PLUGIN_ENTRY_SYMBOL)
+                .map_err(|e| format!("{shown}: no entry symbol: {e}"))?
+        };
+        // SAFETY: calling the entry as the header allows; it returns a static descriptor or NULL.
+        let desc = unsafe { entry(WEIR_ABI_MAJOR, WEIR_ABI_MINOR) };
+        // SAFETY: non-null descriptors are static and live as long as the library (kept in self).
+        let desc: &'static PluginV1 = unsafe { desc.as_ref() }
+            .ok_or_else(|| format!("{shown}: entry returned NULL for host 1.0"))?;
+        if desc.magic != WEIR_PLUGIN_MAGIC {
+            return Err(format!("{shown}: bad magic {:#x}", desc.magic));
+        }
+        if desc.abi_major != WEIR_ABI_MAJOR || desc.abi_minor > WEIR_ABI_MINOR {
+            return Err(format!(
+                "{shown}: ABI {}.{} does not fit host {WEIR_ABI_MAJOR}.{WEIR_ABI_MINOR}",
+                desc.abi_major, desc.abi_minor
+            ));
+        }
+        if (desc.struct_size as usize) < core::mem::size_of::<PluginV1>() {
+            return Err(format!(
+                "{shown}: struct_size {} too small",
+                desc.struct_size
+            ));
+        }
+        if desc.create.is_none()
+            || desc.destroy.is_none()
+            || desc.flow_init.is_none()
+            || desc.update_burst.is_none()
+            || desc.flow_emit.is_none()
+            || desc.last_error.is_none()
+            || desc.name.is_null()
+            || (desc.n_features > 0 && desc.features.is_null())
+        {
+            return Err(format!("{shown}: a required callback or field is NULL"));
+        }
+        if !desc.state_align.is_power_of_two() || desc.state_align > 64 {
+            return Err(format!("{shown}: bad state_align {}", desc.state_align));
+        }
+        Ok(LoadedPlugin {
+            desc,
+            path: path.to_owned(),
+            _lib: lib,
+        })
+    }
+
+    /// The entry point itself, to probe other host versions.
+    pub fn entry(&self) -> Result<EntryFn, String> {
+        // SAFETY: as in open.
+        unsafe {
+            self._lib
+                .get::<EntryFn>(WEIR_PLUGIN_ENTRY_SYMBOL)
+                .map(|s| *s)
+                .map_err(|e| e.to_string())
+        }
+    }
+
+    pub fn descriptor(&self) -> &'static PluginV1 {
+        self.desc
+    }
+
+    pub fn name(&self) -> String {
+        c_str(self.desc.name).unwrap_or_default()
+    }
+
+    pub fn features(&self) -> Vec<FeatureInfo> {
+        (0..self.desc.n_features as usize)
+            .map(|i| {
+                // SAFETY: open checked features is non-null with n_features entries.
+                let f = unsafe { &*self.desc.features.add(i) };
+                FeatureInfo {
+                    name: c_str(f.name).unwrap_or_default(),
+                    kind: f.kind,
+                    description: c_str(f.description),
+                }
+            })
+            .collect()
+    }
+
+    /// Create an instance for worker `worker`.
+    pub fn instance(&self, config_json: &str, worker: u32) -> Result<LoadedInstance<'_>, String> {
+        let config = CString::new(config_json).map_err(|e| e.to_string())?;
+        let mut inst: *mut c_void = core::ptr::null_mut();
+        let create = self.desc.create.expect("checked in open");
+        // SAFETY: valid config string and out pointer, as the header requires.
+        let rc = unsafe { create(config.as_ptr(), worker, &mut inst) };
+        if rc != WEIR_OK {
+            return Err(self.last_error(core::ptr::null_mut()));
+        }
+        Ok(LoadedInstance { plugin: self, inst })
+    }
+
+    fn last_error(&self, inst: *mut c_void) -> String {
+        let f = self.desc.last_error.expect("checked in open");
+        // SAFETY: inst is null or an instance of this plugin; the string is NUL-terminated.
+        c_str(unsafe { f(inst) }).unwrap_or_else(|| "(null message)".into())
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// Per-flow state the way the host keeps it: zeroed, aligned to 64 bytes.
+pub struct StateBuf {
+    lines: Vec<[u64; 8]>,
+}
+
+impl StateBuf {
+    fn new(size: usize) -> Self {
+        // Vec<[u64; 8]> is only 8-aligned: over-allocate one line and align by hand in ptr().
+        StateBuf {
+            lines: vec![[0u64; 8]; size.div_ceil(64) + 1],
+        }
+    }
+
+    fn ptr(&mut self) -> *mut c_void {
+        let base = self.lines.as_mut_ptr() as *mut u8;
+        let pad = base.align_offset(64);
+        // SAFETY: pad < 64 and the buffer has one spare line.
+        unsafe { base.add(pad) as *mut c_void }
+    }
+}
+
+/// One instance of a loaded plugin; destroyed on drop.
+pub struct LoadedInstance<'a> {
+    plugin: &'a LoadedPlugin,
+    inst: *mut c_void,
+}
+
+impl LoadedInstance<'_> {
+    /// A zeroed state for a new flow, after `flow_init`.
+    pub fn new_flow(&mut self, key: &FlowKeyV1) -> Result<StateBuf, String> {
+        let mut st = StateBuf::new(self.plugin.desc.state_size as usize);
+        let f = self.plugin.desc.flow_init.expect("checked in open");
+        // SAFETY: live instance, key and a zeroed, aligned state of state_size bytes.
+        let rc = unsafe { f(self.inst, key, st.ptr()) };
+        self.check(rc)?;
+        Ok(st)
+    }
+
+    /// One `update_burst` call: packet `i` belongs to flow `flows[pkts[i].0]`. Returns `done`.
+    pub fn update_burst(
+        &mut self,
+        flows: &mut [StateBuf],
+        pkts: &[(usize, PacketV1)],
+    ) -> Result<Vec<u8>, String> {
+        let states: Vec<*mut c_void> = pkts.iter().map(|(f, _)| flows[*f].ptr()).collect();
+        let packets: Vec<PacketV1> = pkts.iter().map(|(_, p)| *p).collect();
+        let mut done = vec![0u8; pkts.len()];
+        let f = self.plugin.desc.update_burst.expect("checked in open");
+        // SAFETY: n matching states, packets and done flags; packets' data outlive the call.
+        let rc = unsafe {
+            f(
+                self.inst,
+                states.as_ptr(),
+                packets.as_ptr(),
+                done.as_mut_ptr(),
+                pkts.len() as u32,
+            )
+        };
+        self.check(rc)?;
+        Ok(done)
+    }
+
+    /// `flow_emit` into a fresh vector of n_features values.
+    pub fn emit(&mut self, key: &FlowKeyV1, state: &mut StateBuf) -> Result<Vec<f64>, String> {
+        let n = self.plugin.desc.n_features;
+        let mut out = vec![-12345.0; n as usize];
+        let f = self.plugin.desc.flow_emit.expect("checked in open");
+        // SAFETY: live instance, the flow's state, n writable doubles.
+        let rc = unsafe { f(self.inst, key, state.ptr(), out.as_mut_ptr(), n) };
+        self.check(rc)?;
+        Ok(out)
+    }
+
+    /// A whole flow as the host would run it: init, bursts of `burst` packets (skipping the
+    /// flow's packets once it is done), emit.
+    pub fn run_flow(
+        &mut self,
+        key: &FlowKeyV1,
+        pkts: &[PacketV1],
+        burst: usize,
+    ) -> Result<Vec<f64>, String> {
+        let mut flows = vec![self.new_flow(key)?];
+        for chunk in pkts.chunks(burst.max(1)) {
+            let batch: Vec<(usize, PacketV1)> = chunk.iter().map(|p| (0, *p)).collect();
+            let done = self.update_burst(&mut flows, &batch)?;
+            if done.iter().any(|&d| d != 0) {
+                break;
+            }
+        }
+        self.emit(key, &mut flows[0])
+    }
+
+    fn check(&self, rc: i32) -> Result<(), String> {
+        if rc == WEIR_OK {
+            Ok(())
+        } else {
+            Err(format!("rc {rc}: {}", self.plugin.last_error(self.inst)))
+        }
+    }
+}
+
+impl Drop for LoadedInstance<'_> {
+    fn drop(&mut self) {
+        if let Some(d) = self.plugin.desc.destroy {
+            // SAFETY: the instance came from create and is destroyed once.
+            unsafe { d(self.inst) }
+        }
+    }
+}

@@ -1,0 +1,637 @@
+//! The Rust SDK: implement [`Plugin`] for a type, call [`export_plugin!`](crate::export_plugin)
+//! once in a `cdylib` crate, and the crate exports a complete ABI v1 plugin.
+//!
+//! The macro writes `weir_plugin_entry_v1` and a static descriptor; the `extern "C"` callbacks
+//! are the generic functions in [`ffi`], instantiated for the plugin type. Each callback runs
+//! the plugin inside [`std::panic::catch_unwind`]: a panic, or an `Err` from
+//! [`Plugin::create`], becomes `WEIR_ERR` and its message is kept for `last_error` (per
+//! instance; `create`'s in a thread-local read through `last_error(NULL)`). A panicked instance
+//! stays failed: every later call returns `WEIR_ERR` with the first message. The generated code
+//! allocates nothing per packet or per burst (only on error paths, to keep the message).
+//!
+//! Per-flow state is plain data owned by the host, which hands the plugin `state_size` zeroed
+//! bytes per flow: hence `State: Zeroable + Copy`, so the all-zero value is a valid initial state
+//! ([`bytemuck::Zeroable`]'s derive checks every field at compile time). Put anything else a new
+//! flow needs into [`Plugin::flow_init`].
+//!
+//! ```
+//! use std::ffi::CStr;
+//! use weir_plugin_api::sdk::{Feature, Plugin, Verdict, Zeroable};
+//! use weir_plugin_api::{FlowKeyV1, PacketV1};
+//!
+//! struct Count;
+//! #[derive(Clone, Copy, Zeroable)]
+//! #[bytemuck(crate = "weir_plugin_api::sdk::bytemuck")] // or depend on bytemuck directly
+//! #[repr(C)]
+//! struct State { packets: u64 }
+//!
+//! impl Plugin for Count {
+//!     const NAME: &'static CStr = c"count";
+//!     const VERSION: &'static CStr = c"1.0.0";
+//!     const FEATURES: &'static [Feature] = &[Feature::u64(c"count_packets", c"packets seen")];
+//!     type State = State;
+//!     fn create(_config: &str, _worker: u32) -> Result<Self, String> { Ok(Count) }
+//!     fn update(&mut self, s: &mut State, _pkt: &PacketV1) -> Verdict {
+//!         s.packets += 1;
+//!         Verdict::Continue
+//!     }
+//!     fn emit(&mut self, _key: &FlowKeyV1, s: &State, out: &mut [f64]) { out[0] = s.packets as f64 }
+//! }
+//! weir_plugin_api::export_plugin!(Count);
+//! ```
+
+use core::ffi::{c_void, CStr};
+use core::marker::PhantomData;
+use core::mem::{align_of, size_of};
+
+use crate::abi::{
+    FeatureV1, FlowKeyV1, PacketV1, PluginV1, WEIR_ABI_MAJOR, WEIR_ABI_MINOR, WEIR_FEATURE_BOOL,
+    WEIR_FEATURE_F64, WEIR_FEATURE_U64, WEIR_PLUGIN_MAGIC,
+};
+
+pub use bytemuck::{self, Zeroable};
+
+/// How sinks write a feature column (every value crosses the ABI as an f64).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub enum FeatureKind {
+    /// A float column.
+    F64 = WEIR_FEATURE_F64,
+    /// An integer column (the f64 holds an exact integer).
+    U64 = WEIR_FEATURE_U64,
+    /// A 0/1 column.
+    Bool = WEIR_FEATURE_BOOL,
+}
+
+/// One feature column a plugin writes at flow end.
+#[derive(Clone, Copy, Debug)]
+pub struct Feature {
+    /// Column name, `[a-z0-9_]+`, unique across all loaded plugins (checked at compile time
+    /// within the plugin, and by the host across plugins).
+    pub name: &'static CStr,
+    pub kind: FeatureKind,
+    /// One line.
+    pub description: &'static CStr,
+}
+
+impl Feature {
+    pub const fn new(name: &'static CStr, kind: FeatureKind, description: &'static CStr) -> Self {
+        Feature {
+            name,
+            kind,
+            description,
+        }
+    }
+    pub const fn f64(name: &'static CStr, description: &'static CStr) -> Self {
+        Self::new(name, FeatureKind::F64, description)
+    }
+    pub const fn u64(name: &'static CStr, description: &'static CStr) -> Self {
+        Self::new(name, FeatureKind::U64, description)
+    }
+    pub const fn bool(name: &'static CStr, description: &'static CStr) -> Self {
+        Self::new(name, FeatureKind::Bool, description)
+    }
+}
+
+/// What [`Plugin::update`] wants next for this flow.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Keep passing this flow's packets.
+    Continue,
+    /// This plugin needs no more packets of this flow (the host sets `done` and stops passing
+    /// them; packets of the same flow later in the same burst may still arrive).
+    Done,
+}
+
+/// A feature-extractor plugin. One value of the type is one instance, used by one worker thread.
+pub trait Plugin: Sized + 'static {
+    /// `[a-z0-9_]+`, unique among loaded plugins.
+    const NAME: &'static CStr;
+    /// Free text, e.g. `c"1.2.0"`.
+    const VERSION: &'static CStr;
+    /// One line, optional.
+    const DESCRIPTION: Option<&'static CStr> = None;
+    /// Optional JSON text describing the config keys [`Plugin::create`] accepts.
+    const CONFIG_SCHEMA: Option<&'static CStr> = None;
+    /// The columns [`Plugin::emit`] writes, in order.
+    const FEATURES: &'static [Feature];
+
+    /// Per-flow state. The host allocates and zeroes it, so the all-zero value must be a valid
+    /// initial state (`Zeroable`); it is plain data (`Copy`: no destructor ever runs). Alignment
+    /// at most 64.
+    type State: Zeroable + Copy + 'static;
+
+    /// Create the instance for worker `worker` from the plugin's config table as JSON text
+    /// (`"{}"` when absent). An `Err` refuses the plugin with that message.
+    fn create(config_json: &str, worker: u32) -> Result<Self, String>;
+
+    /// A new flow; `state` is zeroed.
+    fn flow_init(&mut self, _key: &FlowKeyV1, _state: &mut Self::State) {}
+
+    /// One packet of the flow whose state is `state`.
+    fn update(&mut self, state: &mut Self::State, pkt: &PacketV1) -> Verdict;
+
+    /// A burst of packets in arrival order. The default calls [`Plugin::update`] on each;
+    /// override it to batch work across packets (prefetching states, SIMD).
+    #[inline]
+    fn update_burst(&mut self, burst: &mut Burst<'_, Self::State>) {
+        for i in 0..burst.len() {
+            let (pkt, state) = burst.get_mut(i);
+            if self.update(state, pkt) == Verdict::Done {
+                burst.set_done(i);
+            }
+        }
+    }
+
+    /// The flow ended: write the features. `out` has exactly `FEATURES.len()` slots, all NaN
+    /// (= missing) on entry.
+    fn emit(&mut self, key: &FlowKeyV1, state: &Self::State, out: &mut [f64]);
+}
+
+/// The packets of one `update_burst` call with their flows' states (one flow may appear several
+/// times). [`Burst::get_mut`] hands out one state at a time, so aliasing states are never
+/// borrowed together.
+pub struct Burst<'a, S> {
+    states: &'a [*mut c_void],
+    pkts: &'a [PacketV1],
+    done: &'a mut [u8],
+    _state: PhantomData<&'a mut S>,
+}
+
+impl<'a, S: Zeroable + Copy> Burst<'a, S> {
+    /// Wrap the host's arrays, checking every state pointer (non-null, aligned for `S`).
+    ///
+    /// # Safety
+    /// Each non-null `states[i]` must point to a live `S` (zeroed by the host, then written only
+    /// by this plugin) that nothing else accesses during the burst.
+    pub unsafe fn new(
+        states: &'a [*mut c_void],
+        pkts: &'a [PacketV1],
+        done: &'a mut [u8],
+    ) -> Result<Self, String> {
+        if states.len() != pkts.len() || done.len() != pkts.len() {
+            return Err("states, packets and done differ in length".into());
+        }
+        for (i, &s) in states.iter().enumerate() {
+            check_state_ptr::<S>(s).map_err(|e| format!("state pointer {i} of the burst {e}"))?;
+        }
+        Ok(Burst {
+            states,
+            pkts,
+            done,
+            _state: PhantomData,
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        self.pkts.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.pkts.is_empty()
+    }
+
+    pub fn packets(&self) -> &'a [PacketV1] {
+        self.pkts
+    }
+
+    /// Packet `i` and its flow's state. Panics when `i >= len()`, like slice indexing.
+    #[inline]
+    pub fn get_mut(&mut self, i: usize) -> (&'a PacketV1, &mut S) {
+        let pkt = &self.pkts[i];
+        let state = state_ptr::<S>(self.states[i]);
+        // SAFETY: `new` checked the pointer is non-null and aligned, and its caller guaranteed
+        // it points to a valid S used by nobody else; `&mut self` keeps this the only live
+        // borrow of any state of the burst (two indices may alias one flow).
+        (pkt, unsafe { &mut *state })
+    }
+
+    /// Whether packet `i`'s flow was marked done (by this call or earlier in the burst for
+    /// the same index).
+    pub fn is_done(&self, i: usize) -> bool {
+        self.done[i] != 0
+    }
+
+    /// Tell the host this flow needs no more packets.
+    #[inline]
+    pub fn set_done(&mut self, i: usize) {
+        self.done[i] = 1;
+    }
+}
+
+/// Check a host-given state pointer for `S`: non-null and aligned (any pointer for a zero-sized
+/// state, which the host may pass as NULL).
+#[inline]
+pub fn check_state_ptr<S>(p: *const c_void) -> Result<(), String> {
+    if size_of::<S>() != 0 && (p.is_null() || (p as usize) & (align_of::<S>() - 1) != 0) {
+        return Err(format!("is null or not aligned to {}", align_of::<S>()));
+    }
+    Ok(())
+}
+
+/// The state behind a checked pointer (dangling for a zero-sized state).
+#[inline]
+fn state_ptr<S>(p: *const c_void) -> *mut S {
+    if size_of::<S>() == 0 {
+        core::ptr::NonNull::<S>::dangling().as_ptr()
+    } else {
+        p as *mut S
+    }
+}
+
+/// The feature table in ABI form, built at compile time by [`export_plugin!`](crate::export_plugin).
+/// Fails compilation on a bad or duplicate feature name.
+pub const fn features_v1<const N: usize>(features: &[Feature]) -> [FeatureV1; N] {
+    assert!(features.len() == N, "feature table length mismatch");
+    let mut out = [FeatureV1 {
+        name: core::ptr::null(),
+        kind: 0,
+        reserved: 0,
+        description: core::ptr::null(),
+    }; N];
+    let mut i = 0;
+    while i < N {
+        let f = &features[i];
+        assert!(valid_name(f.name), "feature names must match [a-z0-9_]+");
+        let mut j = 0;
+        while j < i {
+            assert!(
+                !bytes_eq(f.name.to_bytes(), features[j].name.to_bytes()),
+                "duplicate feature name"
+            );
+            j += 1;
+        }
+        out[i] = FeatureV1 {
+            name: f.name.as_ptr(),
+            kind: f.kind as u32,
+            reserved: 0,
+            description: f.description.as_ptr(),
+        };
+        i += 1;
+    }
+    out
+}
+
+const fn valid_name(name: &CStr) -> bool {
+    let b = name.to_bytes();
+    if b.is_empty() {
+        return false;
+    }
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        if !(c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_') {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+const fn bytes_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+const fn opt_ptr(s: Option<&'static CStr>) -> *const core::ffi::c_char {
+    match s {
+        Some(s) => s.as_ptr(),
+        None => core::ptr::null(),
+    }
+}
+
+/// The static descriptor of plugin `P`, built at compile time by
+/// [`export_plugin!`](crate::export_plugin) (`features` comes from [`features_v1`]).
+pub const fn descriptor<P: Plugin>(features: &'static [FeatureV1]) -> PluginV1 {
+    assert!(features.len() == P::FEATURES.len());
+    assert!(features.len() <= u32::MAX as usize);
+    assert!(valid_name(P::NAME), "plugin names must match [a-z0-9_]+");
+    assert!(size_of::<P::State>() <= u32::MAX as usize);
+    assert!(
+        align_of::<P::State>() <= 64,
+        "state alignment must be at most 64"
+    );
+    PluginV1 {
+        magic: WEIR_PLUGIN_MAGIC,
+        abi_major: WEIR_ABI_MAJOR,
+        abi_minor: WEIR_ABI_MINOR,
+        struct_size: size_of::<PluginV1>() as u32,
+        flags: 0,
+        name: P::NAME.as_ptr(),
+        version: P::VERSION.as_ptr(),
+        description: opt_ptr(P::DESCRIPTION),
+        features: features.as_ptr(),
+        n_features: features.len() as u32,
+        state_size: size_of::<P::State>() as u32,
+        state_align: align_of::<P::State>() as u32,
+        reserved0: 0,
+        config_schema: opt_ptr(P::CONFIG_SCHEMA),
+        create: Some(ffi::create::<P>),
+        destroy: Some(ffi::destroy::<P>),
+        flow_init: Some(ffi::flow_init::<P>),
+        update_burst: Some(ffi::update_burst::<P>),
+        flow_emit: Some(ffi::flow_emit::<P>),
+        last_error: Some(ffi::last_error::<P>),
+    }
+}
+
+/// What `weir_plugin_entry_v1` returns: the descriptor, or NULL for a host of another major.
+/// (An older host minor is fine: structs only grow by appending.)
+pub fn entry(host_major: u16, _host_minor: u16, descriptor: &'static PluginV1) -> *const PluginV1 {
+    if host_major != WEIR_ABI_MAJOR {
+        return core::ptr::null();
+    }
+    descriptor
+}
+
+/// Export `$plugin` (a type implementing [`Plugin`]) as this library's ABI v1 plugin: writes
+/// `#[no_mangle] extern "C" fn weir_plugin_entry_v1` and the static descriptor it returns. Use
+/// it once per `cdylib`.
+#[macro_export]
+macro_rules! export_plugin {
+    ($plugin:ty) => {
+        /// The ABI v1 entry point (generated by `weir_plugin_api::export_plugin!`).
+        #[no_mangle]
+        pub extern "C" fn weir_plugin_entry_v1(
+            host_major: u16,
+            host_minor: u16,
+        ) -> *const $crate::PluginV1 {
+            static FEATURES: [$crate::FeatureV1; <$plugin as $crate::sdk::Plugin>::FEATURES.len()] =
+                $crate::sdk::features_v1(<$plugin as $crate::sdk::Plugin>::FEATURES);
+            static DESCRIPTOR: $crate::PluginV1 = $crate::sdk::descriptor::<$plugin>(&FEATURES);
+            $crate::sdk::entry(host_major, host_minor, &DESCRIPTOR)
+        }
+    };
+}
+
+/// The `extern "C"` callbacks, generic over the plugin type. Each one catches panics.
+pub mod ffi {
+    use super::{check_state_ptr, state_ptr, Burst, Plugin};
+    use crate::abi::{FlowKeyV1, PacketV1, WEIR_ERR, WEIR_OK};
+    use core::ffi::{c_char, c_void, CStr};
+    use std::any::Any;
+    use std::cell::RefCell;
+    use std::ffi::CString;
+    use std::panic::{catch_unwind, AssertUnwindSafe};
+
+    const NO_ERROR: &CStr = c"no error";
+
+    thread_local! {
+        // The last create (or null-instance) error on this thread, read by last_error(NULL).
+        static THREAD_ERROR: RefCell<Option<CString>> = const { RefCell::new(None) };
+    }
+
+    /// One instance: the plugin value plus its last error message.
+    pub struct Instance<P> {
+        plugin: P,
+        error: Option<CString>,
+        /// Set after a panic: the plugin's invariants may be broken, so it is never called again.
+        panicked: bool,
+    }
+
+    fn c_message(msg: String) -> CString {
+        // A NUL inside the message would cut it; keep the rest readable instead.
+        CString::new(msg.replace('\0', " ")).unwrap_or_default()
+    }
+
+    fn set_thread_error(msg: String) {
+        THREAD_ERROR.with(|e| *e.borrow_mut() = Some(c_message(msg)));
+    }
+
+    fn panic_message(payload: &(dyn Any + Send)) -> &str {
+        if let Some(s) = payload.downcast_ref::<&str>() {
+            s
+        } else if let Some(s) = payload.downcast_ref::<String>() {
+            s
+        } else {
+            "a panic with a non-string payload"
+        }
+    }
+
+    /// Run `f` on the instance behind `inst`, mapping `Err` and panics to `WEIR_ERR`.
+    ///
+    /// # Safety
+    /// `inst` must be null or an instance made by [`create`] for the same `P`, used only by
+    /// this thread.
+    #[inline]
+    unsafe fn guarded<P: Plugin>(
+        inst: *mut c_void,
+        what: &str,
+        f: impl FnOnce(&mut P) -> Result<(), String>,
+    ) -> i32 {
+        if inst.is_null() {
+            set_thread_error(format!("{what}: the host passed a null instance"));
+            return WEIR_ERR;
+        }
+        // SAFETY: per this function's contract, a non-null inst is our live Instance<P>.
+        let inst = unsafe { &mut *(inst as *mut Instance<P>) };
+        if inst.panicked {
+            return WEIR_ERR;
+        }
+        match catch_unwind(AssertUnwindSafe(|| f(&mut inst.plugin))) {
+            Ok(Ok(())) => WEIR_OK,
+            Ok(Err(msg)) => {
+                inst.error = Some(c_message(format!("{what}: {msg}")));
+                WEIR_ERR
+            }
+            Err(payload) => {
+                inst.panicked = true;
+                let msg = format!("{what} panicked: {}", panic_message(&*payload));
+                inst.error = Some(c_message(msg));
+                WEIR_ERR
+            }
+        }
+    }
+
+    /// `create`.
+    ///
+    /// # Safety
+    /// `config_json` is null or a NUL-terminated string; `out` is null or writable.
+    pub unsafe extern "C" fn create<P: Plugin>(
+        config_json: *const c_char,
+        worker: u32,
+        out: *mut *mut c_void,
+    ) -> i32 {
+        if out.is_null() {
+            set_thread_error("create: the host passed a null instance pointer".into());
+            return WEIR_ERR;
+        }
+        let config = if config_json.is_null() {
+            Ok("{}")
+        } else {
+            // SAFETY: the host passes a NUL-terminated string (header contract).
+            unsafe { CStr::from_ptr(config_json) }.to_str()
+        };
+        let config = match config {
+            Ok(c) => c,
+            Err(e) => {
+                set_thread_error(format!("create: the config is not UTF-8: {e}"));
+                return WEIR_ERR;
+            }
+        };
+        match catch_unwind(|| P::create(config, worker)) {
+            Ok(Ok(plugin)) => {
+                let inst = Box::new(Instance {
+                    plugin,
+                    error: None,
+                    panicked: false,
+                });
+                // SAFETY: out checked non-null above; the host gives a writable slot.
+                unsafe { *out = Box::into_raw(inst) as *mut c_void };
+                WEIR_OK
+            }
+            Ok(Err(msg)) => {
+                set_thread_error(format!("create: {msg}"));
+                WEIR_ERR
+            }
+            Err(payload) => {
+                set_thread_error(format!("create panicked: {}", panic_message(&*payload)));
+                WEIR_ERR
+            }
+        }
+    }
+
+    /// `destroy`.
+    ///
+    /// # Safety
+    /// `inst` is null or an instance from [`create`] for `P`, not used afterwards.
+    pub unsafe extern "C" fn destroy<P: Plugin>(inst: *mut c_void) {
+        if inst.is_null() {
+            return;
+        }
+        // SAFETY: inst came from Box::into_raw in create and is given back exactly once.
+        let boxed = unsafe { Box::from_raw(inst as *mut Instance<P>) };
+        // A panicking Drop must not unwind into C; there is nobody to report it to.
+        let _ = catch_unwind(AssertUnwindSafe(move || drop(boxed)));
+    }
+
+    /// `flow_init`.
+    ///
+    /// # Safety
+    /// As for the header's `flow_init`: `key` readable, `state` points to `state_size` zeroed
+    /// bytes aligned to `state_align`.
+    pub unsafe extern "C" fn flow_init<P: Plugin>(
+        inst: *mut c_void,
+        key: *const FlowKeyV1,
+        state: *mut c_void,
+    ) -> i32 {
+        // SAFETY: inst per contract.
+        unsafe {
+            guarded::<P>(inst, "flow_init", |p| {
+                check_state_ptr::<P::State>(state).map_err(|e| format!("the state {e}"))?;
+                let key = key.as_ref().ok_or("the host passed a null key")?;
+                // SAFETY: the host gives the flow's zeroed state, checked non-null and aligned;
+                // all-zero is a valid P::State (Zeroable).
+                let s = &mut *state_ptr::<P::State>(state);
+                p.flow_init(key, s);
+                Ok(())
+            })
+        }
+    }
+
+    /// `update_burst`.
+    ///
+    /// # Safety
+    /// As for the header's `update_burst`: `n` states, packets and done flags.
+    pub unsafe extern "C" fn update_burst<P: Plugin>(
+        inst: *mut c_void,
+        states: *const *mut c_void,
+        pkts: *const PacketV1,
+        done: *mut u8,
+        n: u32,
+    ) -> i32 {
+        // SAFETY: inst per contract.
+        unsafe {
+            guarded::<P>(inst, "update_burst", |p| {
+                if n == 0 {
+                    return Ok(());
+                }
+                if states.is_null() || pkts.is_null() || done.is_null() {
+                    return Err("the host passed a null array".into());
+                }
+                let n = n as usize;
+                // SAFETY: the host passes n states, packets and done flags (header contract),
+                // exclusively ours for the call.
+                let (states, pkts, done) = (
+                    core::slice::from_raw_parts(states, n),
+                    core::slice::from_raw_parts(pkts, n),
+                    core::slice::from_raw_parts_mut(done, n),
+                );
+                // SAFETY: each state is this plugin's state for that flow (host contract).
+                let mut burst = Burst::<P::State>::new(states, pkts, done)?;
+                p.update_burst(&mut burst);
+                Ok(())
+            })
+        }
+    }
+
+    /// `flow_emit`.
+    ///
+    /// # Safety
+    /// As for the header's `flow_emit`.
+    pub unsafe extern "C" fn flow_emit<P: Plugin>(
+        inst: *mut c_void,
+        key: *const FlowKeyV1,
+        state: *const c_void,
+        out: *mut f64,
+        n_features: u32,
+    ) -> i32 {
+        // SAFETY: inst per contract.
+        unsafe {
+            guarded::<P>(inst, "flow_emit", |p| {
+                let want = P::FEATURES.len();
+                if n_features as usize != want {
+                    return Err(format!(
+                        "the host asked for {n_features} features, the plugin has {want}"
+                    ));
+                }
+                if out.is_null() && want != 0 {
+                    return Err("the host passed a null output array".into());
+                }
+                let key = key.as_ref().ok_or("the host passed a null key")?;
+                check_state_ptr::<P::State>(state).map_err(|e| format!("the state {e}"))?;
+                // SAFETY: the flow's state, checked non-null and aligned, valid as written by
+                // this plugin; only read.
+                let s = &*state_ptr::<P::State>(state);
+                let out: &mut [f64] = if want == 0 {
+                    &mut []
+                } else {
+                    // SAFETY: the host gives n_features writable doubles (checked non-null).
+                    core::slice::from_raw_parts_mut(out, want)
+                };
+                out.fill(f64::NAN);
+                p.emit(key, s, out);
+                Ok(())
+            })
+        }
+    }
+
+    /// `last_error`.
+    ///
+    /// # Safety
+    /// `inst` is null or an instance from [`create`] for `P`.
+    pub unsafe extern "C" fn last_error<P: Plugin>(inst: *mut c_void) -> *const c_char {
+        if inst.is_null() {
+            return THREAD_ERROR.with(|e| match &*e.borrow() {
+                // The CString's buffer lives until the next error on this thread.
+                Some(msg) => msg.as_ptr(),
+                None => NO_ERROR.as_ptr(),
+            });
+        }
+        // SAFETY: a non-null inst is our live Instance<P>.
+        let inst = unsafe { &*(inst as *const Instance<P>) };
+        match &inst.error {
+            Some(msg) => msg.as_ptr(),
+            None => NO_ERROR.as_ptr(),
+        }
+    }
+}

@@ -1,0 +1,228 @@
+/*
+ * weir_entropy: payload byte entropy, a weir plugin written in plain C11 against
+ * plugin-api/include/weir_plugin.h (ABI v1) with no Rust in it.
+ *
+ * Features, per direction d = src2dst (packets from the flow's first sender) or dst2src:
+ *   {d}_payload_entropy  Shannon entropy, bits per byte (0..8), of the first K captured transport
+ *                        payload bytes of d: H = -sum p_b log2 p_b over byte values b, p_b = count
+ *                        of b / bytes sampled (C. E. Shannon, "A Mathematical Theory of
+ *                        Communication", 1948). NaN when d carried no captured payload.
+ *   {d}_payload_bytes    transport payload bytes of d per the IP header (payload_len), summed
+ *                        over all packets, captured or not.
+ *   {d}_payload_sampled  payload bytes that went into the entropy (at most K; fewer when the
+ *                        capture truncated payloads).
+ * Config: {"k": K}, 1 <= K <= 65535, default 1024.
+ * State: 1048 bytes per flow (two 256-bin u16 histograms and four counters); K <= 65535 keeps
+ * every bin within u16.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "weir_plugin.h"
+
+#define EXPORT __attribute__((visibility("default")))
+
+#define DEFAULT_K 1024u
+#define MAX_K 65535u
+#define N_FEATURES 6
+
+typedef struct entropy_state {
+    uint64_t payload_bytes[2];
+    uint32_t sampled[2];
+    uint16_t hist[2][256];
+} entropy_state;
+
+typedef struct entropy_instance {
+    uint32_t k;
+    char error[256];
+} entropy_instance;
+
+/* create's error (and errors without an instance), per thread as the header asks. */
+static _Thread_local char thread_error[256] = "no error";
+
+static const weir_feature_v1 features[N_FEATURES] = {
+    {"src2dst_payload_entropy", WEIR_FEATURE_F64, 0,
+     "entropy of the first K src2dst payload bytes, bits/byte"},
+    {"dst2src_payload_entropy", WEIR_FEATURE_F64, 0,
+     "entropy of the first K dst2src payload bytes, bits/byte"},
+    {"src2dst_payload_bytes", WEIR_FEATURE_U64, 0, "src2dst transport payload bytes"},
+    {"dst2src_payload_bytes", WEIR_FEATURE_U64, 0, "dst2src transport payload bytes"},
+    {"src2dst_payload_sampled", WEIR_FEATURE_U64, 0, "src2dst payload bytes in the entropy"},
+    {"dst2src_payload_sampled", WEIR_FEATURE_U64, 0, "dst2src payload bytes in the entropy"},
+};
+
+static const char *skip_ws(const char *p) {
+    while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r') p++;
+    return p;
+}
+
+/* Parse "{}" or {"k": N}. Returns 0 and sets *k, or -1 with a message in err. */
+static int parse_config(const char *json, uint32_t *k, char *err, size_t errlen) {
+    const char *p = skip_ws(json ? json : "{}");
+    *k = DEFAULT_K;
+    if (*p++ != '{') goto bad;
+    p = skip_ws(p);
+    if (*p == '}') {
+        p++;
+        goto end;
+    }
+    if (strncmp(p, "\"k\"", 3) != 0) {
+        snprintf(err, errlen, "create: unknown config key in %.64s (entropy takes 'k')", json);
+        return -1;
+    }
+    p = skip_ws(p + 3);
+    if (*p++ != ':') goto bad;
+    p = skip_ws(p);
+    if (*p < '0' || *p > '9') goto bad_k;
+    unsigned long v = 0;
+    while (*p >= '0' && *p <= '9') {
+        v = v * 10 + (unsigned long)(*p++ - '0');
+        if (v > MAX_K) goto bad_k;
+    }
+    if (v < 1) goto bad_k;
+    *k = (uint32_t)v;
+    p = skip_ws(p);
+    if (*p++ != '}') goto bad;
+end:
+    p = skip_ws(p);
+    if (*p != '\0') goto bad;
+    return 0;
+bad_k:
+    snprintf(err, errlen, "create: config key 'k' must be an integer from 1 to %u", MAX_K);
+    return -1;
+bad:
+    snprintf(err, errlen, "create: config is not {} or {\"k\": N}: %.64s", json);
+    return -1;
+}
+
+static int32_t entropy_create(const char *config_json, uint32_t worker, void **instance) {
+    (void)worker;
+    uint32_t k;
+    if (instance == NULL) {
+        snprintf(thread_error, sizeof thread_error, "create: null instance pointer");
+        return WEIR_ERR;
+    }
+    if (parse_config(config_json, &k, thread_error, sizeof thread_error) != 0) return WEIR_ERR;
+    entropy_instance *inst = calloc(1, sizeof *inst);
+    if (inst == NULL) {
+        snprintf(thread_error, sizeof thread_error, "create: out of memory");
+        return WEIR_ERR;
+    }
+    inst->k = k;
+    strcpy(inst->error, "no error");
+    *instance = inst;
+    return WEIR_OK;
+}
+
+static void entropy_destroy(void *instance) { free(instance); }
+
+static int32_t fail(entropy_instance *inst, const char *msg) {
+    if (inst == NULL) {
+        snprintf(thread_error, sizeof thread_error, "%s", msg);
+    } else {
+        snprintf(inst->error, sizeof inst->error, "%s", msg);
+    }
+    return WEIR_ERR;
+}
+
+static int32_t entropy_flow_init(void *instance, const weir_flow_key_v1 *key, void *state) {
+    (void)key;
+    if (instance == NULL) return fail(NULL, "flow_init: null instance");
+    if (state == NULL) return fail(instance, "flow_init: null state");
+    return WEIR_OK; /* the zeroed state is the initial state */
+}
+
+static int32_t entropy_update_burst(void *instance, void *const *states,
+                                    const weir_packet_v1 *pkts, uint8_t *done, uint32_t n) {
+    entropy_instance *inst = instance;
+    (void)done; /* payload byte counts need every packet: never done */
+    if (inst == NULL) return fail(NULL, "update_burst: null instance");
+    if (n == 0) return WEIR_OK;
+    if (states == NULL || pkts == NULL) return fail(inst, "update_burst: null array");
+    for (uint32_t i = 0; i < n; i++) {
+        const weir_packet_v1 *p = &pkts[i];
+        entropy_state *s = states[i];
+        if (s == NULL) return fail(inst, "update_burst: null state");
+        unsigned d = p->direction & 1u;
+        s->payload_bytes[d] += p->payload_len;
+        if (s->sampled[d] >= inst->k || p->payload_off == WEIR_NO_OFFSET || p->data == NULL ||
+            p->payload_off >= p->cap_len)
+            continue;
+        /* Only what was captured, and only up to K per direction. */
+        uint32_t avail = p->cap_len - p->payload_off;
+        if (avail > p->payload_len) avail = p->payload_len;
+        uint32_t take = inst->k - s->sampled[d];
+        if (take > avail) take = avail;
+        const uint8_t *b = p->data + p->payload_off;
+        uint16_t *h = s->hist[d];
+        for (uint32_t j = 0; j < take; j++) h[b[j]]++;
+        s->sampled[d] += take;
+    }
+    return WEIR_OK;
+}
+
+/* H = log2(n) - (1/n) sum c log2 c: one log per occupied bin. */
+static double entropy_bits(const uint16_t *hist, uint32_t n) {
+    if (n == 0) return NAN;
+    double acc = 0.0;
+    for (int b = 0; b < 256; b++) {
+        if (hist[b] > 1) acc += hist[b] * log2((double)hist[b]);
+    }
+    double h = log2((double)n) - acc / n;
+    return h < 0.0 ? 0.0 : h; /* -0.0 and rounding below zero for a single value */
+}
+
+static int32_t entropy_flow_emit(void *instance, const weir_flow_key_v1 *key, const void *state,
+                                 double *out, uint32_t n_features) {
+    (void)key;
+    if (instance == NULL) return fail(NULL, "flow_emit: null instance");
+    if (state == NULL || out == NULL) return fail(instance, "flow_emit: null state or output");
+    if (n_features != N_FEATURES) return fail(instance, "flow_emit: the host asked for a feature count other than 6");
+    const entropy_state *s = state;
+    for (unsigned d = 0; d < 2; d++) {
+        out[d] = entropy_bits(s->hist[d], s->sampled[d]);
+        out[2 + d] = (double)s->payload_bytes[d];
+        out[4 + d] = (double)s->sampled[d];
+    }
+    return WEIR_OK;
+}
+
+static const char *entropy_last_error(void *instance) {
+    if (instance == NULL) return thread_error;
+    return ((entropy_instance *)instance)->error;
+}
+
+static const weir_plugin_v1 descriptor = {
+    .magic = WEIR_PLUGIN_MAGIC,
+    .abi_major = WEIR_ABI_MAJOR,
+    .abi_minor = WEIR_ABI_MINOR,
+    .struct_size = sizeof(weir_plugin_v1),
+    .flags = 0,
+    .name = "entropy",
+    .version = "1.0.0",
+    .description = "payload byte entropy (bits/byte) of the first K payload bytes per direction",
+    .features = features,
+    .n_features = N_FEATURES,
+    .state_size = sizeof(entropy_state),
+    .state_align = _Alignof(entropy_state),
+    .reserved0 = 0,
+    .config_schema = "{\"type\":\"object\",\"properties\":{\"k\":{\"type\":\"integer\","
+                     "\"minimum\":1,\"maximum\":65535,\"default\":1024}},"
+                     "\"additionalProperties\":false}",
+    .create = entropy_create,
+    .destroy = entropy_destroy,
+    .flow_init = entropy_flow_init,
+    .update_burst = entropy_update_burst,
+    .flow_emit = entropy_flow_emit,
+    .last_error = entropy_last_error,
+};
+
+_Static_assert(sizeof(entropy_state) == 1048, "state size is documented as 1048 bytes");
+
+EXPORT const weir_plugin_v1 *weir_plugin_entry_v1(uint16_t host_major, uint16_t host_minor) {
+    (void)host_minor; /* an older host minor reads a prefix; structs only grow */
+    if (host_major != WEIR_ABI_MAJOR) return NULL;
+    return &descriptor;
+}

@@ -1,0 +1,198 @@
+//! The C plugin `libweir_entropy.so`, loaded with libloading and driven through its C ABI,
+//! against a Shannon entropy computed here in Rust from the same bytes (an independent oracle).
+
+use std::path::Path;
+
+use weir_entropy_build::LIBRARY_PATH;
+use weir_plugin_api::harness::{built_library, LoadedPlugin};
+use weir_plugin_api::*;
+
+/// Entropy in bits per byte, straight from the definition.
+fn oracle(bytes: &[u8]) -> f64 {
+    let mut counts = [0usize; 256];
+    for &b in bytes {
+        counts[b as usize] += 1;
+    }
+    let n = bytes.len() as f64;
+    -counts
+        .iter()
+        .filter(|&&c| c > 0)
+        .map(|&c| {
+            let p = c as f64 / n;
+            p * p.log2()
+        })
+        .sum::<f64>()
+}
+
+/// A packet whose payload is `payload`, preceded by 54 bytes of (ignored) headers.
+fn packet(buf: &mut Vec<u8>, dir: u8, payload: &[u8], payload_len: u16) -> PacketV1 {
+    buf.clear();
+    buf.resize(54, 0xee);
+    buf.extend_from_slice(payload);
+    PacketV1 {
+        data: buf.as_ptr(),
+        cap_len: buf.len() as u32,
+        wire_len: 54 + payload_len as u32,
+        l4_off: 34,
+        payload_off: 54,
+        payload_len,
+        direction: dir,
+        ..PacketV1::EMPTY
+    }
+}
+
+fn open() -> LoadedPlugin {
+    LoadedPlugin::open(Path::new(LIBRARY_PATH)).unwrap()
+}
+
+#[test]
+fn build_put_the_library_next_to_the_rust_plugins() {
+    let copy = built_library("weir_entropy");
+    assert!(copy.exists(), "{} missing", copy.display());
+    assert_eq!(
+        std::fs::read(&copy).unwrap(),
+        std::fs::read(LIBRARY_PATH).unwrap()
+    );
+}
+
+#[test]
+fn descriptor() {
+    let lib = open();
+    let d = lib.descriptor();
+    assert_eq!(d.magic, WEIR_PLUGIN_MAGIC);
+    assert_eq!((d.abi_major, d.abi_minor), (1, 0));
+    assert_eq!(d.struct_size as usize, std::mem::size_of::<PluginV1>());
+    assert_eq!(lib.name(), "entropy");
+    assert_eq!((d.state_size, d.state_align), (1048, 8));
+    let names: Vec<String> = lib.features().into_iter().map(|f| f.name).collect();
+    assert_eq!(
+        names,
+        [
+            "src2dst_payload_entropy",
+            "dst2src_payload_entropy",
+            "src2dst_payload_bytes",
+            "dst2src_payload_bytes",
+            "src2dst_payload_sampled",
+            "dst2src_payload_sampled"
+        ]
+    );
+    assert!(unsafe { lib.entry().unwrap()(2, 0) }.is_null());
+    assert!(!unsafe { lib.entry().unwrap()(1, 7) }.is_null());
+}
+
+#[test]
+fn entropy_matches_the_oracle() {
+    let lib = open();
+    let mut inst = lib.instance("{\"k\": 300}", 0).unwrap();
+    let key = FlowKeyV1::default();
+    let mut rng = 0x1234_5678_9abc_def0u64;
+    let mut next = move || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
+    for trial in 0..50 {
+        let mut flow = vec![inst.new_flow(&key).unwrap()];
+        let mut sent: [Vec<u8>; 2] = [Vec::new(), Vec::new()];
+        let mut bytes = [0u64; 2];
+        let mut bufs: Vec<Vec<u8>> = (0..12).map(|_| Vec::new()).collect();
+        let mut pkts = Vec::new();
+        for buf in bufs.iter_mut() {
+            let dir = (next() % 2) as u8;
+            let len = (next() % 120) as usize;
+            let alphabet = 1 + next() % 256; // from constant to uniform bytes
+            let payload: Vec<u8> = (0..len).map(|_| (next() % alphabet) as u8).collect();
+            // Sometimes the capture holds only part of the payload.
+            let captured = if trial % 3 == 0 { len / 2 } else { len };
+            sent[dir as usize].extend_from_slice(&payload[..captured]);
+            bytes[dir as usize] += len as u64;
+            pkts.push((0, packet(buf, dir, &payload[..captured], len as u16)));
+        }
+        inst.update_burst(&mut flow, &pkts).unwrap();
+        let out = inst.emit(&key, &mut flow[0]).unwrap();
+        for d in 0..2 {
+            let sample = &sent[d][..sent[d].len().min(300)];
+            if sample.is_empty() {
+                assert!(out[d].is_nan(), "trial {trial} dir {d}");
+            } else {
+                let want = oracle(sample);
+                assert!(
+                    (out[d] - want).abs() < 1e-9,
+                    "trial {trial} dir {d}: {} vs {want}",
+                    out[d]
+                );
+            }
+            assert_eq!(out[2 + d], bytes[d] as f64);
+            assert_eq!(out[4 + d], sample.len() as f64);
+        }
+    }
+}
+
+#[test]
+fn known_values() {
+    let lib = open();
+    let mut inst = lib.instance("{}", 0).unwrap();
+    let key = FlowKeyV1::default();
+    let all: Vec<u8> = (0..=255).collect();
+    let (mut b1, mut b2, mut b3) = (Vec::new(), Vec::new(), Vec::new());
+    let mut flow = vec![inst.new_flow(&key).unwrap()];
+    let pkts = [
+        (0, packet(&mut b1, 0, &all, 256)), // every byte value once: 8 bits
+        (0, packet(&mut b2, 1, &[7; 40], 40)), // one value: 0 bits
+        (0, packet(&mut b3, 1, &[], 0)),    // no payload
+    ];
+    inst.update_burst(&mut flow, &pkts).unwrap();
+    let out = inst.emit(&key, &mut flow[0]).unwrap();
+    assert_eq!(out, [8.0, 0.0, 256.0, 40.0, 256.0, 40.0]);
+    // K caps the sample: 1024 default, so 2000 bytes of "ab" give 1 bit over 1024 bytes.
+    let ab: Vec<u8> = (0..2000).map(|i| b"ab"[i % 2]).collect();
+    let mut flow = vec![inst.new_flow(&key).unwrap()];
+    inst.update_burst(&mut flow, &[(0, packet(&mut b1, 0, &ab, 2000))])
+        .unwrap();
+    let out = inst.emit(&key, &mut flow[0]).unwrap();
+    assert_eq!(&out[0..1], &[1.0]);
+    assert!(out[1].is_nan());
+    assert_eq!(&out[2..6], &[2000.0, 0.0, 1024.0, 0.0]);
+}
+
+#[test]
+fn config_errors_and_host_misuse_are_weir_err_with_messages() {
+    let lib = open();
+    for (bad, needle) in [
+        ("{\"k\": 0}", "'k' must be an integer from 1 to 65535"),
+        ("{\"k\": 70000}", "'k' must be"),
+        ("{\"n\": 3}", "unknown config key"),
+        ("[]", "config is not"),
+        ("{\"k\": 5} x", "config is not"),
+    ] {
+        let e = lib.instance(bad, 0).err().unwrap();
+        assert!(e.contains(needle), "{bad}: {e}");
+    }
+    assert!(lib.instance(" { \"k\" : 12 } ", 0).is_ok());
+
+    let d = lib.descriptor();
+    let inst = lib.instance("{}", 0).unwrap();
+    drop(inst);
+    let mut raw = std::ptr::null_mut();
+    unsafe {
+        assert_eq!(d.create.unwrap()(c"{}".as_ptr(), 0, &mut raw), WEIR_OK);
+        let pkt = PacketV1::EMPTY;
+        let mut done = 0u8;
+        let rc = d.update_burst.unwrap()(raw, std::ptr::null(), &pkt, &mut done, 1);
+        assert_eq!(rc, WEIR_ERR);
+        let msg = std::ffi::CStr::from_ptr(d.last_error.unwrap()(raw));
+        assert_eq!(msg.to_str().unwrap(), "update_burst: null array");
+        let mut out = [0.0; 5];
+        let state = [0u64; 131];
+        let rc = d.flow_emit.unwrap()(
+            raw,
+            &FlowKeyV1::default(),
+            state.as_ptr().cast(),
+            out.as_mut_ptr(),
+            5,
+        );
+        assert_eq!(rc, WEIR_ERR);
+        d.destroy.unwrap()(raw);
+    }
+}

@@ -1,0 +1,361 @@
+//! # weir_flowstats
+//!
+//! NFStream's statistical flow features (NFStream `statistical_analysis=True`, accounting mode
+//! 0), with NFStream's column names and order: 48 columns.
+//!
+//! | columns | definition |
+//! | --- | --- |
+//! | `{d}_{min,mean,stddev,max}_ps` | packet size = `wire_len` (frame length on the wire). `min`/`max` integers; `mean` by Welford's update `mean += (x - mean) / n`; `stddev` the sample standard deviation `sqrt(M2 / (n - 1))` for n > 1, else 0 |
+//! | `{d}_{min,mean,stddev,max}_piat_ms` | packet inter-arrival times in whole ms (`ts_ns / 1_000_000`, truncated, as NFStream's `sec*1000 + usec/1000`) over the n - 1 gaps between consecutive packets of `{d}`; `stddev = sqrt(M2 / (n - 2))` for n > 2, else 0 |
+//! | `{d}_{syn,cwr,ece,urg,ack,psh,rst,fin}_packets` | packets of `{d}` with that TCP flag set (0 for non-TCP flows) |
+//!
+//! `{d}` is `bidirectional`, `src2dst` (packets from the flow's first sender) or `dst2src`.
+//! A direction without packets reports 0 everywhere (NFStream's zero-initialised fields);
+//! with one packet, `min = max = mean = size`, `stddev = 0` and all piat values 0. The mean
+//! and M2 updates are NFStream's (`engine_cc.c`, `flow_update_*_ps` and `_piat_ms`) in the same
+//! f64 operation order, so the results agree to the last bit, not just to a tolerance.
+//!
+//! State: 256 bytes per flow (four cache lines): three 64-byte [`DirStats`] and the flag
+//! counters of the two directions (bidirectional counters are their sums). Packet sizes and
+//! gaps are kept as u32 (gaps saturate at ~49 days, far beyond any flow timeout).
+
+use std::ffi::CStr;
+
+use weir_plugin_api::sdk::{Feature, Plugin, Verdict, Zeroable};
+use weir_plugin_api::{
+    FlowKeyV1, PacketV1, WEIR_DIR_DST_TO_SRC, WEIR_TCP_ACK, WEIR_TCP_CWR, WEIR_TCP_ECE,
+    WEIR_TCP_FIN, WEIR_TCP_PSH, WEIR_TCP_RST, WEIR_TCP_SYN, WEIR_TCP_URG,
+};
+
+/// Running statistics of one direction (or of both): exactly one cache line.
+#[derive(Clone, Copy, Debug, Default, Zeroable)]
+#[bytemuck(crate = "weir_plugin_api::sdk::bytemuck")]
+#[repr(C, align(64))]
+pub struct DirStats {
+    pub ps_mean: f64,
+    pub ps_m2: f64,
+    pub piat_mean: f64,
+    pub piat_m2: f64,
+    /// Time of the last packet, ms.
+    pub last_ms: u64,
+    pub packets: u64,
+    pub ps_min: u32,
+    pub ps_max: u32,
+    pub piat_min: u32,
+    pub piat_max: u32,
+}
+
+impl DirStats {
+    /// Account one packet of `size` bytes at `t_ms`.
+    #[inline]
+    pub fn add(&mut self, size: u32, t_ms: u64) {
+        self.packets += 1;
+        let x = size as f64;
+        if self.packets == 1 {
+            self.ps_min = size;
+            self.ps_max = size;
+            self.ps_mean = x;
+            self.last_ms = t_ms;
+            return;
+        }
+        self.ps_min = self.ps_min.min(size);
+        self.ps_max = self.ps_max.max(size);
+        let old = self.ps_mean;
+        self.ps_mean += (x - old) / self.packets as f64;
+        self.ps_m2 += (x - old) * (x - self.ps_mean);
+
+        // Times never go backwards (host contract); saturate anyway rather than wrap.
+        let gap = t_ms.saturating_sub(self.last_ms);
+        self.last_ms = t_ms;
+        let g32 = u32::try_from(gap).unwrap_or(u32::MAX);
+        let g = gap as f64;
+        if self.packets == 2 {
+            self.piat_min = g32;
+            self.piat_max = g32;
+            self.piat_mean = g;
+        } else {
+            self.piat_min = self.piat_min.min(g32);
+            self.piat_max = self.piat_max.max(g32);
+            let old = self.piat_mean;
+            self.piat_mean += (g - old) / (self.packets - 1) as f64;
+            self.piat_m2 += (g - old) * (g - self.piat_mean);
+        }
+    }
+
+    pub fn ps_stddev(&self) -> f64 {
+        if self.packets > 1 {
+            (self.ps_m2 / (self.packets - 1) as f64).sqrt()
+        } else {
+            0.0
+        }
+    }
+
+    pub fn piat_stddev(&self) -> f64 {
+        if self.packets > 2 {
+            (self.piat_m2 / (self.packets - 2) as f64).sqrt()
+        } else {
+            0.0
+        }
+    }
+}
+
+/// TCP flags in NFStream's column order: syn, cwr, ece, urg, ack, psh, rst, fin.
+pub const FLAG_ORDER: [u8; 8] = [
+    WEIR_TCP_SYN,
+    WEIR_TCP_CWR,
+    WEIR_TCP_ECE,
+    WEIR_TCP_URG,
+    WEIR_TCP_ACK,
+    WEIR_TCP_PSH,
+    WEIR_TCP_RST,
+    WEIR_TCP_FIN,
+];
+
+/// Per-flow state: 256 bytes.
+#[derive(Clone, Copy, Debug, Default, Zeroable)]
+#[bytemuck(crate = "weir_plugin_api::sdk::bytemuck")]
+#[repr(C, align(64))]
+pub struct FlowStats {
+    pub bidirectional: DirStats,
+    pub src2dst: DirStats,
+    pub dst2src: DirStats,
+    /// `[direction][FLAG_ORDER index]`.
+    pub flags: [[u32; 8]; 2],
+}
+
+const _: () = assert!(core::mem::size_of::<DirStats>() == 64);
+const _: () = assert!(core::mem::size_of::<FlowStats>() == 256);
+
+impl FlowStats {
+    /// Account one packet.
+    #[inline]
+    pub fn add(&mut self, pkt: &PacketV1) {
+        let t = pkt.ts_ms();
+        let reverse = pkt.direction == WEIR_DIR_DST_TO_SRC;
+        self.bidirectional.add(pkt.wire_len, t);
+        if reverse {
+            self.dst2src.add(pkt.wire_len, t);
+        } else {
+            self.src2dst.add(pkt.wire_len, t);
+        }
+        let counters = &mut self.flags[reverse as usize];
+        for (c, bit) in counters.iter_mut().zip(FLAG_ORDER) {
+            *c += u32::from(pkt.tcp_flags & bit != 0);
+        }
+    }
+
+    /// The 48 features in NFStream's column order.
+    pub fn write(&self, out: &mut [f64]) {
+        let dirs = [&self.bidirectional, &self.src2dst, &self.dst2src];
+        let mut i = 0;
+        let mut put = |v: f64| {
+            out[i] = v;
+            i += 1;
+        };
+        for d in dirs {
+            put(d.ps_min as f64);
+            put(d.ps_mean);
+            put(d.ps_stddev());
+            put(d.ps_max as f64);
+        }
+        for d in dirs {
+            put(d.piat_min as f64);
+            put(d.piat_mean);
+            put(d.piat_stddev());
+            put(d.piat_max as f64);
+        }
+        for k in 0..8 {
+            put((self.flags[0][k] + self.flags[1][k]) as f64);
+        }
+        for dir in &self.flags {
+            for &c in dir {
+                put(c as f64);
+            }
+        }
+    }
+}
+
+/// The plugin (stateless apart from per-flow state).
+pub struct Flowstats;
+
+/// Column names and kinds, in NFStream's order.
+pub const FEATURES: &[Feature] = &[
+    Feature::u64(
+        c"bidirectional_min_ps",
+        c"bidirectional: smallest packet size (wire bytes)",
+    ),
+    Feature::f64(
+        c"bidirectional_mean_ps",
+        c"bidirectional: mean packet size (wire bytes)",
+    ),
+    Feature::f64(
+        c"bidirectional_stddev_ps",
+        c"bidirectional: sample stddev of packet size",
+    ),
+    Feature::u64(
+        c"bidirectional_max_ps",
+        c"bidirectional: largest packet size (wire bytes)",
+    ),
+    Feature::u64(
+        c"src2dst_min_ps",
+        c"src2dst: smallest packet size (wire bytes)",
+    ),
+    Feature::f64(
+        c"src2dst_mean_ps",
+        c"src2dst: mean packet size (wire bytes)",
+    ),
+    Feature::f64(
+        c"src2dst_stddev_ps",
+        c"src2dst: sample stddev of packet size",
+    ),
+    Feature::u64(
+        c"src2dst_max_ps",
+        c"src2dst: largest packet size (wire bytes)",
+    ),
+    Feature::u64(
+        c"dst2src_min_ps",
+        c"dst2src: smallest packet size (wire bytes)",
+    ),
+    Feature::f64(
+        c"dst2src_mean_ps",
+        c"dst2src: mean packet size (wire bytes)",
+    ),
+    Feature::f64(
+        c"dst2src_stddev_ps",
+        c"dst2src: sample stddev of packet size",
+    ),
+    Feature::u64(
+        c"dst2src_max_ps",
+        c"dst2src: largest packet size (wire bytes)",
+    ),
+    Feature::u64(
+        c"bidirectional_min_piat_ms",
+        c"bidirectional: smallest inter-arrival time (ms)",
+    ),
+    Feature::f64(
+        c"bidirectional_mean_piat_ms",
+        c"bidirectional: mean inter-arrival time (ms)",
+    ),
+    Feature::f64(
+        c"bidirectional_stddev_piat_ms",
+        c"bidirectional: sample stddev of inter-arrival time (ms)",
+    ),
+    Feature::u64(
+        c"bidirectional_max_piat_ms",
+        c"bidirectional: largest inter-arrival time (ms)",
+    ),
+    Feature::u64(
+        c"src2dst_min_piat_ms",
+        c"src2dst: smallest inter-arrival time (ms)",
+    ),
+    Feature::f64(
+        c"src2dst_mean_piat_ms",
+        c"src2dst: mean inter-arrival time (ms)",
+    ),
+    Feature::f64(
+        c"src2dst_stddev_piat_ms",
+        c"src2dst: sample stddev of inter-arrival time (ms)",
+    ),
+    Feature::u64(
+        c"src2dst_max_piat_ms",
+        c"src2dst: largest inter-arrival time (ms)",
+    ),
+    Feature::u64(
+        c"dst2src_min_piat_ms",
+        c"dst2src: smallest inter-arrival time (ms)",
+    ),
+    Feature::f64(
+        c"dst2src_mean_piat_ms",
+        c"dst2src: mean inter-arrival time (ms)",
+    ),
+    Feature::f64(
+        c"dst2src_stddev_piat_ms",
+        c"dst2src: sample stddev of inter-arrival time (ms)",
+    ),
+    Feature::u64(
+        c"dst2src_max_piat_ms",
+        c"dst2src: largest inter-arrival time (ms)",
+    ),
+    Feature::u64(
+        c"bidirectional_syn_packets",
+        c"bidirectional: TCP packets with SYN set",
+    ),
+    Feature::u64(
+        c"bidirectional_cwr_packets",
+        c"bidirectional: TCP packets with CWR set",
+    ),
+    Feature::u64(
+        c"bidirectional_ece_packets",
+        c"bidirectional: TCP packets with ECE set",
+    ),
+    Feature::u64(
+        c"bidirectional_urg_packets",
+        c"bidirectional: TCP packets with URG set",
+    ),
+    Feature::u64(
+        c"bidirectional_ack_packets",
+        c"bidirectional: TCP packets with ACK set",
+    ),
+    Feature::u64(
+        c"bidirectional_psh_packets",
+        c"bidirectional: TCP packets with PSH set",
+    ),
+    Feature::u64(
+        c"bidirectional_rst_packets",
+        c"bidirectional: TCP packets with RST set",
+    ),
+    Feature::u64(
+        c"bidirectional_fin_packets",
+        c"bidirectional: TCP packets with FIN set",
+    ),
+    Feature::u64(c"src2dst_syn_packets", c"src2dst: TCP packets with SYN set"),
+    Feature::u64(c"src2dst_cwr_packets", c"src2dst: TCP packets with CWR set"),
+    Feature::u64(c"src2dst_ece_packets", c"src2dst: TCP packets with ECE set"),
+    Feature::u64(c"src2dst_urg_packets", c"src2dst: TCP packets with URG set"),
+    Feature::u64(c"src2dst_ack_packets", c"src2dst: TCP packets with ACK set"),
+    Feature::u64(c"src2dst_psh_packets", c"src2dst: TCP packets with PSH set"),
+    Feature::u64(c"src2dst_rst_packets", c"src2dst: TCP packets with RST set"),
+    Feature::u64(c"src2dst_fin_packets", c"src2dst: TCP packets with FIN set"),
+    Feature::u64(c"dst2src_syn_packets", c"dst2src: TCP packets with SYN set"),
+    Feature::u64(c"dst2src_cwr_packets", c"dst2src: TCP packets with CWR set"),
+    Feature::u64(c"dst2src_ece_packets", c"dst2src: TCP packets with ECE set"),
+    Feature::u64(c"dst2src_urg_packets", c"dst2src: TCP packets with URG set"),
+    Feature::u64(c"dst2src_ack_packets", c"dst2src: TCP packets with ACK set"),
+    Feature::u64(c"dst2src_psh_packets", c"dst2src: TCP packets with PSH set"),
+    Feature::u64(c"dst2src_rst_packets", c"dst2src: TCP packets with RST set"),
+    Feature::u64(c"dst2src_fin_packets", c"dst2src: TCP packets with FIN set"),
+];
+
+impl Plugin for Flowstats {
+    const NAME: &'static CStr = c"flowstats";
+    const VERSION: &'static CStr = c"1.0.0";
+    const DESCRIPTION: Option<&'static CStr> =
+        Some(c"NFStream's statistical features: packet sizes, inter-arrival times, TCP flags");
+    const FEATURES: &'static [Feature] = FEATURES;
+    type State = FlowStats;
+
+    fn create(config_json: &str, _worker: u32) -> Result<Self, String> {
+        // No options; refuse anything but an empty table so a typo is not silently ignored.
+        let trimmed: String = config_json.chars().filter(|c| !c.is_whitespace()).collect();
+        if trimmed == "{}" || trimmed.is_empty() {
+            Ok(Flowstats)
+        } else {
+            Err(format!("flowstats takes no options, got {config_json}"))
+        }
+    }
+
+    #[inline]
+    fn update(&mut self, state: &mut FlowStats, pkt: &PacketV1) -> Verdict {
+        state.add(pkt);
+        Verdict::Continue
+    }
+
+    fn emit(&mut self, _key: &FlowKeyV1, state: &FlowStats, out: &mut [f64]) {
+        state.write(out);
+    }
+}
+
+weir_plugin_api::export_plugin!(Flowstats);
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,52 @@
+//! The built `libweir_flowstats.so` through its exported symbol: descriptor fields, version
+//! refusal, and a synthetic flow through update_burst/flow_emit.
+
+use weir_plugin_api::harness::{built_library, LoadedPlugin};
+use weir_plugin_api::*;
+
+#[test]
+fn descriptor_and_a_synthetic_flow() {
+    let lib = LoadedPlugin::open(&built_library("weir_flowstats")).unwrap();
+    let d = lib.descriptor();
+    assert_eq!(d.magic, WEIR_PLUGIN_MAGIC);
+    assert_eq!(d.struct_size as usize, std::mem::size_of::<PluginV1>());
+    assert_eq!(lib.name(), "flowstats");
+    assert_eq!((d.state_size, d.state_align), (256, 64));
+    let f = lib.features();
+    assert_eq!(f.len(), 48);
+    assert_eq!(f[0].name, "bidirectional_min_ps");
+    assert_eq!(f[0].kind, WEIR_FEATURE_U64);
+    assert_eq!(f[1].kind, WEIR_FEATURE_F64);
+    assert_eq!(f[47].name, "dst2src_fin_packets");
+    let entry = lib.entry().unwrap();
+    assert!(unsafe { entry(2, 0) }.is_null());
+
+    let mut inst = lib.instance("{}", 3).unwrap();
+    let key = FlowKeyV1::default();
+    let p = |t_ms: u64, dir: u8, len: u32| PacketV1 {
+        ts_ns: t_ms * 1_000_000 + 999,
+        wire_len: len,
+        direction: dir,
+        tcp_flags: WEIR_TCP_ACK,
+        ..PacketV1::EMPTY
+    };
+    // Two flows interleaved in one burst.
+    let mut flows = vec![inst.new_flow(&key).unwrap(), inst.new_flow(&key).unwrap()];
+    let burst = [
+        (0, p(0, 0, 100)),
+        (1, p(1, 0, 60)),
+        (0, p(10, 1, 300)),
+        (0, p(40, 0, 200)),
+    ];
+    assert_eq!(inst.update_burst(&mut flows, &burst).unwrap(), vec![0; 4]);
+    let out = inst.emit(&key, &mut flows[0]).unwrap();
+    assert_eq!(&out[0..4], &[100.0, 200.0, 100.0, 300.0]); // sizes 100, 300, 200
+    assert_eq!(&out[12..16], &[10.0, 20.0, (200.0f64).sqrt(), 30.0]); // gaps 10, 30
+    assert_eq!(&out[16..20], &[40.0, 40.0, 0.0, 40.0]);
+    assert_eq!(out[28], 3.0); // bidirectional_ack_packets
+    let out = inst.emit(&key, &mut flows[1]).unwrap();
+    assert_eq!(&out[0..4], &[60.0, 60.0, 0.0, 60.0]);
+    // A bad config is refused with the plugin's message.
+    let e = lib.instance("{\"x\":1}", 0).err().unwrap();
+    assert!(e.contains("flowstats takes no options"), "{e}");
+}

@@ -16,10 +16,11 @@ use crate::capture::{to_ethernet, CaptureReader};
 use crate::cli::ExtractArgs;
 use crate::config::Config;
 use crate::flow::key::flow_hash;
-use crate::flow::record::RecordSchema;
+use crate::cost::CostTable;
 use crate::output::Output;
 use crate::parse::parse;
-use crate::worker::{RawPacket, Worker, WorkerSettings, WorkerStats};
+use crate::pipeline::Pipeline;
+use crate::worker::{RawPacket, WorkerStats};
 use anyhow::{anyhow, bail, Context, Result};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -42,6 +43,20 @@ const BIG_DATA_ROOM: u16 = u16::MAX;
 pub struct WorkerReport {
     pub id: u16,
     pub stats: WorkerStats,
+    pub cost: Option<CostTable>,
+    /// Why the worker could not start, if it could not.
+    pub error: Option<String>,
+}
+
+impl WorkerReport {
+    fn failed(id: u16, error: String) -> WorkerReport {
+        WorkerReport {
+            id,
+            stats: WorkerStats::default(),
+            cost: None,
+            error: Some(error),
+        }
+    }
 }
 
 pub fn run(args: &ExtractArgs) -> Result<()> {
@@ -63,10 +78,12 @@ pub fn run(args: &ExtractArgs) -> Result<()> {
     }
     crate::sink::Format::from_path(&args.out).map_err(|e| anyhow!(e))?;
 
-    let schema = RecordSchema::default();
     let n_workers = cfg.workers.count as usize;
+    let pipeline = Arc::new(Pipeline::new(cfg, args.plugin_dir.clone(), args.no_plugins)?);
+    let cfg = &pipeline.cfg;
+    let schema = &pipeline.schema;
 
-    let eal_args = eal_args(&cfg, n_workers)?;
+    let eal_args = eal_args(cfg, n_workers)?;
     tracing::debug!(?eal_args, "starting EAL");
     let _eal = Eal::init(&eal_args).context("cannot start DPDK's EAL")?;
     let meta = MetaField::register()?;
@@ -92,7 +109,7 @@ pub fn run(args: &ExtractArgs) -> Result<()> {
         n_workers
     );
 
-    let output = Output::start(Some(args.out.clone()), &schema).map_err(|e| anyhow!(e))?;
+    let output = Output::start(Some(args.out.clone()), schema).map_err(|e| anyhow!(e))?;
     let done = Arc::new(AtomicBool::new(false));
     let (report_tx, report_rx) = crossbeam_channel::unbounded::<WorkerReport>();
     let lcores: Vec<u32> = lcore::worker_lcores().collect();
@@ -104,15 +121,28 @@ pub fn run(args: &ExtractArgs) -> Result<()> {
         );
     }
     for (i, &lc) in lcores.iter().take(n_workers).enumerate() {
-        let settings = WorkerSettings::from_config(&cfg, i as u16, schema.extra.len(), (0, 8));
-        let mut worker = Worker::new(settings, output.tx.clone());
         let mut rxq = port.rx_queue(i as u16)?;
         let done = done.clone();
         let report_tx = report_tx.clone();
+        let pipeline = pipeline.clone();
+        let sink = output.tx.clone();
         lcore::remote_launch(lc, move || {
+            let mut worker = match pipeline.worker(i as u16, sink) {
+                Ok(w) => w,
+                Err(e) => {
+                    let _ = report_tx.send(WorkerReport::failed(i as u16, format!("{e:#}")));
+                    // Drain the queue so the feeder never waits on a dead worker.
+                    let mut burst = MbufBurst::<BURST>::new();
+                    while !done.load(Ordering::Acquire) || rxq.rx_burst(&mut burst) > 0 {
+                        burst.clear();
+                    }
+                    return -1;
+                }
+            };
             let mut burst = MbufBurst::<BURST>::new();
             let mut done_seen = false;
             loop {
+                let t = worker.burst_start();
                 let n = rxq.rx_burst(&mut burst);
                 if n == 0 {
                     if done_seen {
@@ -123,13 +153,15 @@ pub fn run(args: &ExtractArgs) -> Result<()> {
                     std::hint::spin_loop();
                     continue;
                 }
-                worker.process_burst(burst.iter().map(|m| frame_of(m, &meta)));
+                worker.process_burst(burst.iter().map(|m| frame_of(m, &meta)), t);
                 burst.clear();
             }
             worker.flush_all();
             let _ = report_tx.send(WorkerReport {
                 id: worker.id(),
                 stats: worker.stats.clone(),
+                cost: Some(worker.cost.clone()),
+                error: None,
             });
             0
         })?;
@@ -159,6 +191,9 @@ pub fn run(args: &ExtractArgs) -> Result<()> {
     let fed = feed?;
     let elapsed = started.elapsed();
 
+    if let Some(e) = reports.iter().find_map(|r| r.error.clone()) {
+        bail!("a worker could not start: {e}");
+    }
     let mut total = WorkerStats::default();
     for r in &reports {
         total.packets += r.stats.packets;
@@ -199,6 +234,11 @@ pub fn run(args: &ExtractArgs) -> Result<()> {
                 total.evicted, total.table_full
             );
         }
+    }
+    if !args.quiet {
+        let costs: Vec<&CostTable> = reports.iter().filter_map(|r| r.cost.as_ref()).collect();
+        let merged = CostTable::merge(&costs);
+        eprintln!("{}", merged.format(Some(weir_dpdk::tsc_hz() as f64)));
     }
     if let Some(e) = out.first_error {
         bail!("{} records could not be written: {e}", out.write_errors);

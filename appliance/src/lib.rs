@@ -22,6 +22,7 @@ pub mod extract;
 pub mod logging;
 pub mod flow;
 pub mod output;
+pub mod pipeline;
 pub mod parse;
 pub mod plugin_host;
 pub mod rates;

@@ -23,6 +23,11 @@ impl SkipCounters {
     pub fn add(&mut self, r: SkipReason) {
         self.counts[r as usize] += 1;
     }
+    pub fn merge(&mut self, o: &SkipCounters) {
+        for (a, b) in self.counts.iter_mut().zip(o.counts.iter()) {
+            *a += b;
+        }
+    }
     pub fn total(&self) -> u64 {
         self.counts.iter().sum()
     }

@@ -15,6 +15,8 @@ use crate::flow::record::{DirCounters, Expiration, FlowRecord, ScoreStatus};
 use crate::flow::table::{FlowTable, Lookup, TableConfig};
 use crate::parse::{parse, SkipCounters};
 use crate::config::{Config, Eviction};
+use crate::cost::{CostTable, Stage};
+use crate::plugin_host::WorkerPlugins;
 use crossbeam_channel::Sender;
 use weir_plugin_api::{FlowKeyV1, PacketV1, WEIR_PKT_FIRST_OF_FLOW, WEIR_TCP_FIN, WEIR_TCP_RST};
 
@@ -92,6 +94,14 @@ impl WorkerSettings {
 pub struct Worker {
     s: WorkerSettings,
     table: FlowTable<FlowExt>,
+    plugins: Option<WorkerPlugins>,
+    /// Plugin feature columns in each record (the rest of `values` are rate columns).
+    n_plugin_values: usize,
+    pub cost: CostTable,
+    /// Per-burst scratch (allocated once): parsed packets, their keys and hashes.
+    parsed: Vec<PacketV1>,
+    keys: Vec<FlowKeyV1>,
+    hashes: Vec<u64>,
     /// The burst being assembled for the plugins: packet views and their flows' slabs.
     batch_pkts: Vec<PacketV1>,
     batch_slabs: Vec<*mut u8>,
@@ -108,10 +118,22 @@ pub struct Worker {
 unsafe impl Send for Worker {}
 
 impl Worker {
-    pub fn new(s: WorkerSettings, sink: Sender<Vec<FlowRecord>>) -> Worker {
+    pub fn new(
+        s: WorkerSettings,
+        plugins: Option<WorkerPlugins>,
+        cost: CostTable,
+        sink: Sender<Vec<FlowRecord>>,
+    ) -> Worker {
         let burst = s.burst.max(1);
+        let n_plugin_values = plugins.as_ref().map_or(0, |p| p.n_features());
         Worker {
             table: FlowTable::new(s.table),
+            plugins,
+            n_plugin_values,
+            cost,
+            parsed: Vec::with_capacity(burst),
+            keys: Vec::with_capacity(burst),
+            hashes: Vec::with_capacity(burst),
             batch_pkts: Vec::with_capacity(burst),
             batch_slabs: Vec::with_capacity(burst),
             out: Vec::new(),
@@ -135,17 +157,66 @@ impl Worker {
         self.table.bytes_per_flow()
     }
 
-    /// Process one burst of received frames.
-    pub fn process_burst<'a, I>(&mut self, frames: I)
+    /// Start the cost chain of a burst: call before receiving it, pass the result to
+    /// [`Worker::process_burst`] so the receive is accounted as the `rx` stage.
+    #[inline]
+    pub fn burst_start(&self) -> u64 {
+        self.cost.start()
+    }
+
+    /// Process one burst of received frames, stage by stage (parse all, then look up all, then
+    /// the plugins, then expiry), so each stage's cost is one TSC read per burst.
+    pub fn process_burst<'a, I>(&mut self, frames: I, t_rx: u64)
     where
         I: IntoIterator<Item = RawPacket<'a>>,
     {
+        // Stage: parse.
+        self.parsed.clear();
+        self.keys.clear();
+        self.hashes.clear();
+        let mut received = 0u32;
+        let mut t = t_rx;
         for f in frames {
-            self.process_one(f);
+                received += 1;
+            self.stats.packets += 1;
+            self.stats.bytes += f.wire_len as u64;
+            // Packet time never goes backwards (NFStream clamps to the latest time seen).
+            let ts_ns = f.ts_ns.max(self.last_ts_ns);
+            self.last_ts_ns = ts_ns;
+            let mut pkt = PacketV1::EMPTY;
+            let mut key = FlowKeyV1::default();
+            match parse(f.data, f.wire_len, ts_ns, &mut pkt, &mut key) {
+                Ok(()) => {
+                    let h = flow_hash(&key);
+                    self.table.prefetch(h);
+                    self.parsed.push(pkt);
+                    self.keys.push(key);
+                    self.hashes.push(h);
+                }
+                Err(reason) => self.stats.skipped.add(reason),
+            }
         }
+        if received > 0 {
+            t = self.cost.lap(Stage::Rx.row(), received, t);
+        }
+        t = self.cost.lap(Stage::Parse.row(), received, t);
+        // Stage: flow table.
+        for i in 0..self.parsed.len() {
+            let pkt = self.parsed[i];
+            let key = self.keys[i];
+            self.account(pkt, &key, self.hashes[i], &mut t);
+        }
+        let n = self.batch_pkts.len() as u32;
+        t = self.cost.lap(Stage::FlowTable.row(), n, t);
+        // Stage: plugins (the host chains its own TSC reads per plugin).
         self.flush_batch();
-        self.run_expiry(self.last_ts_ns / 1_000_000);
+        // Stage: expiry and handing records over.
+        let t = self.cost.start();
+        let ended = self.run_expiry(self.last_ts_ns / 1_000_000);
+        let t = self.cost.lap_flows(Stage::Expiry.row(), ended, t);
+        let sent = self.out.len() as u32;
         self.send_records();
+        self.cost.lap_flows(Stage::Sink.row(), sent, t);
     }
 
     /// Let packet time move on without packets (live ports in quiet periods).
@@ -153,7 +224,7 @@ impl Worker {
         if now_ns > self.last_ts_ns {
             self.last_ts_ns = now_ns;
         }
-        self.run_expiry(self.last_ts_ns / 1_000_000);
+        let _ = self.run_expiry(self.last_ts_ns / 1_000_000);
         self.send_records();
     }
 
@@ -168,22 +239,11 @@ impl Worker {
         self.send_records();
     }
 
+    /// Count one parsed packet into its flow and queue it for the plugins.
     #[inline]
-    fn process_one(&mut self, f: RawPacket<'_>) {
-        self.stats.packets += 1;
-        self.stats.bytes += f.wire_len as u64;
-        // Packet time never goes backwards (NFStream clamps to the latest time seen).
-        let ts_ns = f.ts_ns.max(self.last_ts_ns);
-        self.last_ts_ns = ts_ns;
-        let mut pkt = PacketV1::EMPTY;
-        let mut key = FlowKeyV1::default();
-        if let Err(reason) = parse(f.data, f.wire_len, ts_ns, &mut pkt, &mut key) {
-            self.stats.skipped.add(reason);
-            return;
-        }
-        let now_ms = ts_ns / 1_000_000;
-        let hash = flow_hash(&key);
-        let idx = match self.lookup(&key, hash, now_ms) {
+    fn account(&mut self, mut pkt: PacketV1, key: &FlowKeyV1, hash: u64, t: &mut u64) {
+        let now_ms = pkt.ts_ns / 1_000_000;
+        let idx = match self.lookup(key, hash, now_ms, t) {
             Some(i) => i,
             None => {
                 self.stats.table_full += 1;
@@ -192,13 +252,13 @@ impl Worker {
         };
         self.stats.accepted += 1;
         let e = self.table.entry_mut(idx);
-        let dir = direction(&e.key, &key);
+        let dir = direction(&e.key, key);
         pkt.direction = dir;
         if e.bidirectional.packets == 0 {
             pkt.flags |= WEIR_PKT_FIRST_OF_FLOW;
         }
         // NFStream counts the wire length as a 16-bit packet size.
-        let size = (f.wire_len & 0xFFFF) as u64;
+        let size = (pkt.wire_len & 0xFFFF) as u64;
         count(&mut e.bidirectional, now_ms, size);
         count(if dir == 0 { &mut e.src2dst } else { &mut e.dst2src }, now_ms, size);
         let mut teardown = false;
@@ -211,19 +271,25 @@ impl Worker {
         let slab = self.table.slab_ptr(idx);
         self.batch_pkts.push(pkt);
         self.batch_slabs.push(slab);
-        if self.batch_pkts.len() == self.batch_pkts.capacity() {
-            self.flush_batch();
-        }
         if teardown {
-            self.flush_batch();
+            self.interrupt_for_flow_end(t);
             self.end_flow(idx, Expiration::Teardown);
             self.stats.teardown += 1;
         }
     }
 
+    /// A flow must end in the middle of the flow-table stage: its packets still waiting for
+    /// the plugins go first, with the stage clock paused around them.
+    fn interrupt_for_flow_end(&mut self, t: &mut u64) {
+        let n = self.batch_pkts.len() as u32;
+        self.cost.lap(Stage::FlowTable.row(), n, *t);
+        self.flush_batch();
+        *t = self.cost.start();
+    }
+
     /// Find the packet's flow, ending it first when it has timed out, or create one.
     #[inline]
-    fn lookup(&mut self, key: &FlowKeyV1, hash: u64, now_ms: u64) -> Option<u32> {
+    fn lookup(&mut self, key: &FlowKeyV1, hash: u64, now_ms: u64, t: &mut u64) -> Option<u32> {
         loop {
             match self.table.lookup_or_insert(key, hash, now_ms + self.s.idle_ms) {
                 Lookup::Found(idx) => {
@@ -234,7 +300,7 @@ impl Worker {
                         return Some(idx);
                     }
                     // The flow's earlier packets may still be waiting in the batch.
-                    self.flush_batch();
+                    self.interrupt_for_flow_end(t);
                     if idle {
                         self.stats.expired_idle += 1;
                         self.end_flow(idx, Expiration::Idle);
@@ -253,7 +319,7 @@ impl Worker {
                         return None;
                     }
                     let victim = self.table.eviction_candidate()?;
-                    self.flush_batch();
+                    self.interrupt_for_flow_end(t);
                     self.stats.evicted += 1;
                     self.end_flow(victim, Expiration::Evicted);
                 }
@@ -261,16 +327,31 @@ impl Worker {
         }
     }
 
-    fn init_flow(&mut self, _idx: u32) {}
+    fn init_flow(&mut self, idx: u32) {
+        if let Some(p) = self.plugins.as_mut() {
+            let key = self.table.entry(idx).key;
+            let slab = self.table.slab_ptr(idx);
+            // SAFETY: the slab of a live entry, sized and aligned for the plugins' layout.
+            unsafe { p.flow_init(&key, slab, &mut self.cost) };
+        }
+    }
 
     /// Hand the assembled batch to the plugins.
     fn flush_batch(&mut self) {
+        if let Some(p) = self.plugins.as_mut() {
+            if !self.batch_pkts.is_empty() {
+                // SAFETY: every slab belongs to a live flow of this worker's table, and every
+                // packet's data stays valid until the caller releases the burst, after this.
+                unsafe { p.update_burst(&self.batch_slabs, &self.batch_pkts, &mut self.cost) };
+            }
+        }
         self.batch_pkts.clear();
         self.batch_slabs.clear();
     }
 
-    /// End the flows whose wheel slot came due.
-    fn run_expiry(&mut self, now_ms: u64) {
+    /// End the flows whose wheel slot came due; returns how many ended.
+    fn run_expiry(&mut self, now_ms: u64) -> u32 {
+        let mut ended = 0;
         let mut due = std::mem::take(&mut self.due);
         while self.table.due(now_ms, &mut due) {
             for &idx in &due {
@@ -279,6 +360,7 @@ impl Worker {
                 let active_at = e.bidirectional.first_seen_ms + self.s.active_ms;
                 let deadline = idle_at.min(active_at);
                 if now_ms >= deadline {
+                    ended += 1;
                     if idle_at <= active_at {
                         self.stats.expired_idle += 1;
                         self.end_flow(idx, Expiration::Idle);
@@ -292,12 +374,25 @@ impl Worker {
             }
         }
         self.due = due;
+        ended
     }
 
     /// Turn flow `idx` into a record and free its entry. The batch must be flushed first.
     fn end_flow(&mut self, idx: u32, why: Expiration) {
         let e = *self.table.entry(idx);
-        let values = vec![f64::NAN; self.s.n_values];
+        let mut values = vec![f64::NAN; self.s.n_values];
+        if let Some(p) = self.plugins.as_mut() {
+            let slab = self.table.slab_ptr(idx);
+            // SAFETY: the slab of the live entry being ended; `values` holds every feature.
+            unsafe {
+                p.flow_emit(
+                    &e.key,
+                    slab,
+                    &mut values[..self.n_plugin_values],
+                    &mut self.cost,
+                )
+            };
+        }
         let mut dst2src = e.dst2src;
         if dst2src.packets == 0 {
             dst2src = DirCounters::default();

@@ -48,7 +48,7 @@ pub struct PluginOptions {
 }
 
 /// Default for [`PluginOptions::max_state_bytes`].
-pub const DEFAULT_MAX_STATE_BYTES: u32 = 1024;
+pub const DEFAULT_MAX_STATE_BYTES: u32 = 4096;
 
 impl PluginOptions {
     pub fn new(dir: impl Into<PathBuf>) -> PluginOptions {

@@ -1,0 +1,100 @@
+//! What `weir run` and `weir extract` set up alike before any packet: the plugins, the record
+//! schema (every column, fixed at start), and a worker factory.
+
+use crate::config::Config;
+use crate::cost::CostTable;
+use crate::flow::record::RecordSchema;
+use crate::plugin_host::{default_plugin_dir, FeatureKind, PluginOptions, PluginRegistry};
+use crate::worker::{Worker, WorkerSettings};
+use anyhow::{Context, Result};
+use crossbeam_channel::Sender;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+pub struct Pipeline {
+    pub cfg: Config,
+    pub registry: Arc<PluginRegistry>,
+    pub schema: RecordSchema,
+}
+
+/// Plugin options from the config, with the command line's directory override.
+pub fn plugin_options(cfg: &Config, dir_override: Option<PathBuf>) -> Result<PluginOptions> {
+    let dir = match dir_override.or_else(|| cfg.plugins.dir.clone()) {
+        Some(d) => d,
+        None => default_plugin_dir().0,
+    };
+    let mut o = PluginOptions::new(dir);
+    o.required = cfg.plugins.required.clone();
+    if !cfg.plugins.enabled.is_empty() {
+        o.enabled = Some(cfg.plugins.enabled.clone());
+    }
+    o.disabled = cfg.plugins.disabled.clone();
+    if let Some(m) = cfg.plugins.max_state_bytes {
+        o.max_state_bytes = m;
+    }
+    for (name, table) in &cfg.plugins.config {
+        let json = serde_json::to_string(table)
+            .with_context(|| format!("plugins.config.{name}: cannot convert to JSON"))?;
+        o.config.insert(name.clone(), json);
+    }
+    Ok(o)
+}
+
+impl Pipeline {
+    /// Load the plugins (unless `no_plugins`) and fix the record schema.
+    pub fn new(cfg: Config, plugin_dir: Option<PathBuf>, no_plugins: bool) -> Result<Pipeline> {
+        let registry = if no_plugins {
+            PluginRegistry::empty()
+        } else {
+            let opts = plugin_options(&cfg, plugin_dir)?;
+            let (reg, _refusals) = PluginRegistry::load(&opts)
+                .with_context(|| format!("cannot load plugins from {}", opts.dir.display()))?;
+            for p in reg.plugins() {
+                tracing::info!(
+                    plugin = p.desc.name.as_str(),
+                    version = p.desc.version.as_str(),
+                    features = p.desc.features.len(),
+                    state_bytes = p.desc.state_size,
+                    "plugin loaded"
+                );
+            }
+            reg
+        };
+        let mut schema = RecordSchema::default();
+        for p in registry.plugins() {
+            for f in &p.desc.features {
+                schema.extra.push(f.name.clone());
+                schema.provider.push(p.desc.name.clone());
+                schema.kinds.push(match f.kind {
+                    FeatureKind::F64 => weir_plugin_api::WEIR_FEATURE_F64,
+                    FeatureKind::U64 => weir_plugin_api::WEIR_FEATURE_U64,
+                    FeatureKind::Bool => weir_plugin_api::WEIR_FEATURE_BOOL,
+                });
+            }
+        }
+        Ok(Pipeline {
+            cfg,
+            registry: Arc::new(registry),
+            schema,
+        })
+    }
+
+    /// Build worker `id`. Call it on the worker's own thread (plugin instances belong to it).
+    pub fn worker(&self, id: u16, sink: Sender<Vec<crate::flow::record::FlowRecord>>) -> Result<Worker> {
+        let plugins = if self.registry.plugins().is_empty() {
+            None
+        } else {
+            Some(self.registry.instantiate(id as u32)?)
+        };
+        let layout = self.registry.layout();
+        let (size, align) = if plugins.is_some() {
+            (layout.stride(), layout.slab_align().max(64))
+        } else {
+            (0, 8)
+        };
+        let settings =
+            WorkerSettings::from_config(&self.cfg, id, self.schema.extra.len(), (size, align));
+        let cost = CostTable::new(&self.registry.cost_rows(), self.cfg.cost.enabled);
+        Ok(Worker::new(settings, plugins, cost, sink))
+    }
+}

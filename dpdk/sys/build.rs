@@ -59,6 +59,7 @@ fn main() {
         .allowlist_function("weir_.*")
         .allowlist_var("WEIR_.*")
         .allowlist_var("RTE_MAX_.*")
+        .allowlist_var("RTE_ETHDEV_.*")
         .allowlist_var("RTE_MBUF_.*")
         .allowlist_var("RTE_PKTMBUF_HEADROOM")
         .allowlist_var("RTE_ETH_.*")

@@ -50,4 +50,9 @@ WEIR_U64(RTE_MBUF_F_RX_RSS_HASH)
 WEIR_U64(RTE_ETH_MQ_RX_RSS)
 WEIR_U64(RTE_ETH_MQ_RX_NONE)
 
+
+/* Offsets of fields that sit in anonymous unions (their Rust names depend on bindgen). */
+#include <stddef.h>
+static const uint64_t WEIR_MBUF_HASH_RSS_OFFSET = offsetof(struct rte_mbuf, hash.rss);
+
 #endif

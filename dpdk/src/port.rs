@@ -437,6 +437,25 @@ impl Port {
         })
     }
 
+    /// The RSS key and hash types the device has now (`rte_eth_dev_rss_hash_conf_get`):
+    /// what `configure` installed, read back from the driver. The key is empty when the
+    /// device reports no key size.
+    pub fn rss_hash_conf(&self) -> Result<(Vec<u8>, u64)> {
+        let info = self.dev_info()?;
+        let mut key = vec![0u8; info.hash_key_size as usize];
+        let mut conf = dpdk_sys::rte_eth_rss_conf {
+            rss_key: if key.is_empty() { std::ptr::null_mut() } else { key.as_mut_ptr() },
+            rss_key_len: info.hash_key_size,
+            ..Default::default()
+        };
+        // SAFETY: valid port; the key buffer has rss_key_len bytes.
+        let ret = unsafe { dpdk_sys::rte_eth_dev_rss_hash_conf_get(self.inner.id, &mut conf) };
+        if ret != 0 {
+            return Err(self.err("rte_eth_dev_rss_hash_conf_get", ret));
+        }
+        Ok((key, conf.rss_hf))
+    }
+
     /// Sets up RX queue `queue` with `nb_desc` descriptors (0: the driver's default, adjusted
     /// to its limits) on `socket_id`, filled from `pool`; returns the queue's only handle.
     pub fn rx_queue_setup(

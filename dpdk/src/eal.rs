@@ -81,6 +81,23 @@ impl Eal {
                 unparsed,
             });
         }
+        // EAL only logs a vdev whose driver fails to probe it: check each Ethernet vdev exists.
+        for vdev in vdev_args(args) {
+            let name = vdev.split(',').next().unwrap_or_default();
+            if !(name.starts_with("net_") || name.starts_with("eth_")) {
+                continue; // not an ethdev (crypto, event, ...): not ours to check
+            }
+            let c = cstring("vdev name", name)?;
+            let mut id = 0u16;
+            // SAFETY: valid name and out-pointer.
+            if unsafe { dpdk_sys::rte_eth_dev_get_port_by_name(c.as_ptr(), &mut id) } != 0 {
+                drop(inner);
+                return Err(Error::VdevNotCreated {
+                    vdev: vdev.to_owned(),
+                    args: args.to_vec(),
+                });
+            }
+        }
         *CURRENT.lock().unwrap_or_else(|e| e.into_inner()) = Arc::downgrade(&inner);
         Ok(Eal { inner })
     }
@@ -125,4 +142,17 @@ impl Eal {
             Err(arc) => Err(Error::EalInUse(Arc::strong_count(&arc) - 1)),
         }
     }
+}
+
+/// The values of `--vdev=X` / `--vdev X` options.
+fn vdev_args(args: &[String]) -> impl Iterator<Item = &str> {
+    args.iter().enumerate().filter_map(|(i, a)| {
+        if let Some(v) = a.strip_prefix("--vdev=") {
+            Some(v)
+        } else if a == "--vdev" {
+            args.get(i + 1).map(String::as_str)
+        } else {
+            None
+        }
+    })
 }

@@ -18,6 +18,13 @@ pub enum Error {
         args: Vec<String>,
         unparsed: Vec<String>,
     },
+    /// EAL started but a `--vdev` Ethernet device was not created (its driver refused it).
+    #[error(
+        "DPDK EAL init: virtual device {vdev:?} was not created (its driver refused the \
+         arguments, e.g. a missing capture file or an unknown driver; the DPDK log above says \
+         why); EAL args: {args:?}"
+    )]
+    VdevNotCreated { vdev: String, args: Vec<String> },
     /// EAL can be initialised once per process (even after a failed attempt).
     #[error("DPDK EAL was already initialised (or tried) in this process: rte_eal_init runs once")]
     EalAlreadyInitialized,

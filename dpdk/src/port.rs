@@ -245,17 +245,42 @@ impl Port {
     /// `tx[i]` (`rte_eth_from_rings`, the net_ring PMD). The port keeps the rings alive; the
     /// `Ring` handles stay usable for the other direction (a feeder enqueues into `rx`).
     /// Configure and set up its queues like any port (it has no RSS).
+    ///
+    /// The device is named `net_ring_<name>` by DPDK (at most 22 bytes of `name`). With no TX
+    /// rings, the RX rings are also given as TX rings, as `rte_eth_from_ring` does (the PMD
+    /// cannot be created without TX rings); configure 0 TX queues and nothing is sent there.
     pub fn from_rings(name: &str, rx: &[&Ring], tx: &[&Ring], socket_id: i32) -> Result<Port> {
         let _eal = Eal::require("Port::from_rings")?;
-        let c = cstring("port name", name)?;
-        for r in rx {
-            r.bind(true, name)?;
+        if name.len() > 22 || rx.is_empty() || rx.len() > 16 || tx.len() > 16 {
+            return Err(Error::Object {
+                what: "ring port",
+                name: name.to_owned(),
+                errno: 0,
+                reason: format!(
+                    "needs a name of at most 22 bytes and 1..=16 RX rings, 0..=16 TX rings \
+                     (got {} bytes, {} RX, {} TX)",
+                    name.len(),
+                    rx.len(),
+                    tx.len()
+                ),
+            });
         }
-        for r in tx {
-            r.bind(false, name)?;
+        let c = cstring("port name", name)?;
+        let mut bound: Vec<&Ring> = Vec::new();
+        let unbind = |bound: &[&Ring]| bound.iter().for_each(|r| r.unbind());
+        for (r, is_rx) in rx.iter().map(|r| (r, true)).chain(tx.iter().map(|r| (r, false))) {
+            if let Err(e) = r.bind(is_rx, name) {
+                unbind(&bound);
+                return Err(e);
+            }
+            bound.push(r);
         }
         let rx_ptrs: Vec<*mut dpdk_sys::rte_ring> = rx.iter().map(|r| r.inner.ptr.as_ptr()).collect();
-        let tx_ptrs: Vec<*mut dpdk_sys::rte_ring> = tx.iter().map(|r| r.inner.ptr.as_ptr()).collect();
+        let tx_ptrs: Vec<*mut dpdk_sys::rte_ring> = if tx.is_empty() {
+            rx_ptrs.clone()
+        } else {
+            tx.iter().map(|r| r.inner.ptr.as_ptr()).collect()
+        };
         // SAFETY: arrays of valid rings of the given lengths; the port keeps them alive.
         let ret = unsafe {
             dpdk_sys::rte_eth_from_rings(
@@ -267,8 +292,9 @@ impl Port {
                 socket_id as u32,
             )
         };
-        if ret < 0 {
+        if ret < 0 || ret as u32 >= dpdk_sys::RTE_MAX_ETHPORTS {
             let errno = rte_errno();
+            unbind(&bound);
             return Err(Error::Object {
                 what: "ring port",
                 name: name.to_owned(),

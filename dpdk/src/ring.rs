@@ -209,4 +209,9 @@ impl Ring {
         }
         Ok(())
     }
+
+    /// Undoes `bind` after a failed port creation.
+    pub(crate) fn unbind(&self) {
+        self.inner.role.store(FREE, Ordering::SeqCst);
+    }
 }

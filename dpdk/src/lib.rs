@@ -1,1 +1,61 @@
-//! placeholder
+//! A thin safe layer over DPDK (`dpdk-sys`) for weir's data plane.
+//!
+//! It owns: EAL start and cleanup ([`Eal`]), packet mempools ([`Mempool`]), owned mbufs and
+//! allocation-free bursts of them ([`Mbuf`], [`MbufBurst`]), Ethernet ports with RX queues,
+//! symmetric RSS set-up and counters ([`Port`], [`RxQueue`]), SP/SC rings of mbufs and ports
+//! made from them ([`Ring`], [`Port::from_rings`]), dynamic mbuf fields for timestamps and
+//! capture metadata ([`RxTimestamp`], [`MetaField`]), lcores ([`lcore`]), the TSC ([`tsc`]),
+//! and a software symmetric Toeplitz hash ([`rss::Toeplitz`]). Packet parsing, flows and
+//! everything above live in the `weir` appliance.
+//!
+//! Ownership rules: an [`Mbuf`] is freed exactly once (on drop, or by whoever takes it with
+//! `into_raw`); pools, ports and rings keep the EAL alive; a pool dropped while mbufs are out
+//! is leaked rather than freed under them; each port and each RX queue has one handle.
+//! Nothing on the receive path allocates.
+//!
+//! ```no_run
+//! use weir_dpdk::{Eal, Mempool, MbufBurst, Port, PortConfig, RxTimestamp, SOCKET_ANY};
+//!
+//! let args: Vec<String> = ["--no-huge", "-m", "512", "--no-pci", "--no-shconf",
+//!     "--vdev=net_pcap0,rx_pcap=capture.pcap"].iter().map(|s| s.to_string()).collect();
+//! let eal = Eal::init(&args)?;
+//! let pool = Mempool::new_pktmbuf("rx0", 8191, 256, weir_dpdk::DEFAULT_DATA_ROOM, SOCKET_ANY)?;
+//! let mut port = Port::by_name("net_pcap0")?;
+//! let setup = port.configure(&PortConfig { rx_queues: 1, tx_queues: 0, rss: None })?;
+//! println!("{setup}");
+//! let mut rxq = port.rx_queue_setup(0, 0, SOCKET_ANY, &pool)?;
+//! port.start()?;
+//! let ts = RxTimestamp::register()?;
+//! let mut burst = MbufBurst::<32>::new();
+//! while rxq.rx_burst(&mut burst) > 0 {
+//!     for m in &burst {
+//!         let _ = (m.data(), m.pkt_len(), ts.pcap_ns(m));
+//!     }
+//! }
+//! println!("{:?}", port.stats()?);
+//! # drop((rxq, port, pool, eal));
+//! # Ok::<(), weir_dpdk::Error>(())
+//! ```
+
+pub mod dynfield;
+pub mod eal;
+pub mod error;
+pub mod lcore;
+pub mod mbuf;
+pub mod mempool;
+pub mod port;
+pub mod ring;
+pub mod rss;
+pub mod tsc;
+
+pub use dynfield::{MetaField, RxTimestamp, WeirMeta};
+pub use eal::Eal;
+pub use error::{Error, Result};
+pub use mbuf::{Mbuf, MbufBurst};
+pub use mempool::{Mempool, DEFAULT_DATA_ROOM, SOCKET_ANY};
+pub use port::{DevInfo, PortConfig, PortSetup, PortStats, Port, RssConfig, RssSetup, RxQueue};
+pub use ring::Ring;
+pub use tsc::{rdtsc, tsc_hz};
+
+/// Raw bindings, for what this crate does not wrap.
+pub use dpdk_sys as sys;

@@ -26,7 +26,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 use weir_dpdk::{
-    lcore, Eal, Mbuf, MbufBurst, Mempool, MetaField, Port, Ring, WeirMeta, SOCKET_ANY,
+    lcore, Eal, Mbuf, MbufBurst, Mempool, MetaField, Port, PortConfig, Ring, WeirMeta, SOCKET_ANY,
 };
 use weir_plugin_api::{FlowKeyV1, PacketV1};
 
@@ -101,7 +101,18 @@ pub fn run(args: &ExtractArgs) -> Result<()> {
     for i in 0..n_workers {
         rings.push(Ring::new(&format!("weir_feed{i}"), RING_SIZE, SOCKET_ANY)?);
     }
-    let port = Port::from_rings("net_weir_feed", &rings.iter().collect::<Vec<_>>(), SOCKET_ANY)?;
+    let mut port = Port::from_rings("weir_feed", &rings.iter().collect::<Vec<_>>(), &[], SOCKET_ANY)?;
+    port.configure(&PortConfig {
+        rx_queues: n_workers as u16,
+        tx_queues: 0,
+        rss: None,
+        ..Default::default()
+    })?;
+    let mut queues = Vec::with_capacity(n_workers);
+    for q in 0..n_workers {
+        queues.push(Some(port.rx_queue_setup(q as u16, 1024, SOCKET_ANY, &pool)?));
+    }
+    port.start()?;
     tracing::info!(
         workers = n_workers,
         port = port.name(),
@@ -121,7 +132,7 @@ pub fn run(args: &ExtractArgs) -> Result<()> {
         );
     }
     for (i, &lc) in lcores.iter().take(n_workers).enumerate() {
-        let mut rxq = port.rx_queue(i as u16)?;
+        let mut rxq = queues[i].take().expect("one queue per worker");
         let done = done.clone();
         let report_tx = report_tx.clone();
         let pipeline = pipeline.clone();

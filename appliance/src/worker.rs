@@ -207,7 +207,7 @@ impl Worker {
             self.account(pkt, &key, self.hashes[i], &mut t);
         }
         let n = self.batch_pkts.len() as u32;
-        t = self.cost.lap(Stage::FlowTable.row(), n, t);
+        self.cost.lap(Stage::FlowTable.row(), n, t);
         // Stage: plugins (the host chains its own TSC reads per plugin).
         self.flush_batch();
         // Stage: expiry and handing records over.

@@ -113,7 +113,8 @@ impl fmt::Display for PortSetup {
         )?;
         match &self.rss {
             None => write!(f, "no RSS"),
-            Some(r) => write!(
+            Some(r) => {
+                write!(
                 f,
                 "RSS {} key {} bytes, hash types {:#x} [{}] (asked {:#x}), reta {} entries, hash \
                  in mbuf: {}",
@@ -124,7 +125,8 @@ impl fmt::Display for PortSetup {
                 r.requested,
                 r.reta_size,
                 r.hash_in_mbuf
-            ),
+            )
+            }
         }
     }
 }
@@ -183,7 +185,11 @@ pub struct Port {
 
 impl fmt::Debug for Port {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Port({} {:?} {})", self.inner.id, self.inner.name, self.inner.driver)
+        write!(
+            f,
+            "Port({} {:?} {})",
+            self.inner.id, self.inner.name, self.inner.driver
+        )
     }
 }
 
@@ -192,8 +198,12 @@ fn port_name(id: u16) -> Option<String> {
     let mut buf = [0 as c_char; NAME_MAX];
     // SAFETY: buf has RTE_ETH_NAME_MAX_LEN bytes.
     let ret = unsafe { dpdk_sys::rte_eth_dev_get_name_by_port(id, buf.as_mut_ptr()) };
-    // SAFETY: DPDK wrote a NUL-terminated name on success.
-    (ret == 0).then(|| unsafe { CStr::from_ptr(buf.as_ptr()) }.to_string_lossy().into_owned())
+    (ret == 0).then(|| {
+        // SAFETY: DPDK wrote a NUL-terminated name on success.
+        unsafe { CStr::from_ptr(buf.as_ptr()) }
+            .to_string_lossy()
+            .into_owned()
+    })
 }
 
 impl Port {
@@ -214,7 +224,10 @@ impl Port {
     }
 
     fn not_found(what: String) -> Error {
-        let names = Port::available().into_iter().map(|(i, n)| format!("{i}:{n}")).collect();
+        let names = Port::available()
+            .into_iter()
+            .map(|(i, n)| format!("{i}:{n}"))
+            .collect();
         Error::NoSuchPort(what, names)
     }
 
@@ -268,14 +281,19 @@ impl Port {
         let c = cstring("port name", name)?;
         let mut bound: Vec<&Ring> = Vec::new();
         let unbind = |bound: &[&Ring]| bound.iter().for_each(|r| r.unbind());
-        for (r, is_rx) in rx.iter().map(|r| (r, true)).chain(tx.iter().map(|r| (r, false))) {
+        for (r, is_rx) in rx
+            .iter()
+            .map(|r| (r, true))
+            .chain(tx.iter().map(|r| (r, false)))
+        {
             if let Err(e) = r.bind(is_rx, name) {
                 unbind(&bound);
                 return Err(e);
             }
             bound.push(r);
         }
-        let rx_ptrs: Vec<*mut dpdk_sys::rte_ring> = rx.iter().map(|r| r.inner.ptr.as_ptr()).collect();
+        let rx_ptrs: Vec<*mut dpdk_sys::rte_ring> =
+            rx.iter().map(|r| r.inner.ptr.as_ptr()).collect();
         let tx_ptrs: Vec<*mut dpdk_sys::rte_ring> = if tx.is_empty() {
             rx_ptrs.clone()
         } else {
@@ -374,7 +392,9 @@ impl Port {
             String::new()
         } else {
             // SAFETY: the driver name is a static NUL-terminated string.
-            unsafe { CStr::from_ptr(info.driver_name) }.to_string_lossy().into_owned()
+            unsafe { CStr::from_ptr(info.driver_name) }
+                .to_string_lossy()
+                .into_owned()
         };
         Ok(DevInfo {
             driver,
@@ -432,7 +452,8 @@ impl Port {
                 conf.rx_adv_conf.rss_conf.rss_key_len = info.hash_key_size;
                 *self.inner.rss_key.lock().unwrap_or_else(|e| e.into_inner()) = Some(key);
             }
-            let hash_in_mbuf = info.rx_offload_capa & dpdk_sys::WEIR_RTE_ETH_RX_OFFLOAD_RSS_HASH != 0;
+            let hash_in_mbuf =
+                info.rx_offload_capa & dpdk_sys::WEIR_RTE_ETH_RX_OFFLOAD_RSS_HASH != 0;
             if hash_in_mbuf {
                 conf.rxmode.offloads |= dpdk_sys::WEIR_RTE_ETH_RX_OFFLOAD_RSS_HASH;
             }
@@ -470,7 +491,11 @@ impl Port {
         let info = self.dev_info()?;
         let mut key = vec![0u8; info.hash_key_size as usize];
         let mut conf = dpdk_sys::rte_eth_rss_conf {
-            rss_key: if key.is_empty() { std::ptr::null_mut() } else { key.as_mut_ptr() },
+            rss_key: if key.is_empty() {
+                std::ptr::null_mut()
+            } else {
+                key.as_mut_ptr()
+            },
             rss_key_len: info.hash_key_size,
             ..Default::default()
         };
@@ -492,7 +517,11 @@ impl Port {
         pool: &Mempool,
     ) -> Result<RxQueue> {
         {
-            let taken = self.inner.rx_taken.lock().unwrap_or_else(|e| e.into_inner());
+            let taken = self
+                .inner
+                .rx_taken
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
             if taken.contains(&queue) {
                 return Err(Error::InUse(format!(
                     "RX queue {queue} of port {} ({})",
@@ -522,8 +551,16 @@ impl Port {
         if ret != 0 {
             return Err(self.err("rte_eth_rx_queue_setup", ret));
         }
-        self.inner.pools.lock().unwrap_or_else(|e| e.into_inner()).push(pool.clone());
-        self.inner.rx_taken.lock().unwrap_or_else(|e| e.into_inner()).push(queue);
+        self.inner
+            .pools
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(pool.clone());
+        self.inner
+            .rx_taken
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(queue);
         Ok(RxQueue {
             port: Arc::clone(&self.inner),
             queue,
@@ -542,7 +579,13 @@ impl Port {
         }
         // SAFETY: valid port, default txconf.
         let ret = unsafe {
-            dpdk_sys::rte_eth_tx_queue_setup(self.inner.id, queue, nb, socket_id as u32, std::ptr::null())
+            dpdk_sys::rte_eth_tx_queue_setup(
+                self.inner.id,
+                queue,
+                nb,
+                socket_id as u32,
+                std::ptr::null(),
+            )
         };
         if ret != 0 {
             return Err(self.err("rte_eth_tx_queue_setup", ret));
@@ -632,7 +675,8 @@ impl Port {
         let mut names = vec![dpdk_sys::rte_eth_xstat_name::default(); n as usize];
         let mut vals = vec![dpdk_sys::rte_eth_xstat::default(); n as usize];
         // SAFETY: arrays of n entries.
-        let got_names = unsafe { dpdk_sys::rte_eth_xstats_get_names(id, names.as_mut_ptr(), n as u32) };
+        let got_names =
+            unsafe { dpdk_sys::rte_eth_xstats_get_names(id, names.as_mut_ptr(), n as u32) };
         // SAFETY: as above.
         let got_vals = unsafe { dpdk_sys::rte_eth_xstats_get(id, vals.as_mut_ptr(), n as u32) };
         if got_names < 0 || got_vals < 0 {
@@ -659,7 +703,11 @@ pub struct RxQueue {
 
 impl fmt::Debug for RxQueue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "RxQueue(port {} {:?}, queue {})", self.port.id, self.port.name, self.queue)
+        write!(
+            f,
+            "RxQueue(port {} {:?}, queue {})",
+            self.port.id, self.port.name, self.queue
+        )
     }
 }
 
@@ -672,11 +720,16 @@ unsafe impl Sync for PortInner {}
 
 impl RxQueue {
     /// Frees what `burst` still holds, then receives up to `N` packets into it
-    /// (`rte_eth_rx_burst`); returns how many. 0 when idle, stopped, or (net_pcap) at the
-    /// end of the capture.
+    /// (`rte_eth_rx_burst`); returns how many. 0 when idle, before `start`, after `stop`, or
+    /// (net_pcap) at the end of the capture.
     #[inline]
     pub fn rx_burst<const N: usize>(&mut self, burst: &mut MbufBurst<N>) -> usize {
         burst.clear();
+        // A stopped port's burst function is DPDK's dummy, which logs and dumps the stack on
+        // every call: return 0 instead (one relaxed load per burst).
+        if !self.port.started.load(Ordering::Relaxed) {
+            return 0;
+        }
         let (dst, room) = burst.spare_ptr();
         // SAFETY: this handle is the queue's only poller; dst has room for `room` pointers
         // and the received mbufs become owned by `burst`.

@@ -90,7 +90,9 @@ pub use eal::Eal;
 pub use error::{Error, Result};
 pub use mbuf::{Mbuf, MbufBurst};
 pub use mempool::{Mempool, DEFAULT_DATA_ROOM, SOCKET_ANY};
-pub use port::{DevInfo, Port, PortConfig, PortSetup, PortStats, RssConfig, RssSetup, RxQueue};
+pub use port::{
+    DevInfo, Port, PortConfig, PortSetup, PortStats, RssConfig, RssSetup, RxQueue, StatsHandle,
+};
 pub use ring::Ring;
 pub use tsc::{rdtsc, tsc_hz};
 

@@ -371,13 +371,7 @@ impl Port {
     }
 
     fn err(&self, op: &'static str, code: i32) -> Error {
-        Error::Port {
-            port: self.inner.id,
-            name: self.inner.name.clone(),
-            op,
-            code,
-            reason: errno_text(code),
-        }
+        self.inner.err(op, code)
     }
 
     /// What the device supports.
@@ -631,27 +625,10 @@ impl Port {
         Ok(())
     }
 
-    /// The port's counters. Safe to call from a reporting thread while workers poll.
+    /// The port's counters. Safe to call from a reporting thread while workers poll; see
+    /// also [`Port::stats_handle`].
     pub fn stats(&self) -> Result<PortStats> {
-        let mut s = dpdk_sys::rte_eth_stats::default();
-        // SAFETY: valid port and out-struct.
-        let ret = unsafe { dpdk_sys::rte_eth_stats_get(self.inner.id, &mut s) };
-        if ret != 0 {
-            return Err(self.err("rte_eth_stats_get", ret));
-        }
-        let nq = (*self.inner.nb_rx.lock().unwrap_or_else(|e| e.into_inner()) as usize)
-            .min(s.q_ipackets.len());
-        Ok(PortStats {
-            ipackets: s.ipackets,
-            ibytes: s.ibytes,
-            imissed: s.imissed,
-            ierrors: s.ierrors,
-            rx_nombuf: s.rx_nombuf,
-            opackets: s.opackets,
-            obytes: s.obytes,
-            oerrors: s.oerrors,
-            q_ipackets: s.q_ipackets[..nq].to_vec(),
-        })
+        self.inner.stats()
     }
 
     /// Resets the counters.
@@ -666,7 +643,91 @@ impl Port {
 
     /// The driver's extended counters as (name, value) pairs.
     pub fn xstats(&self) -> Result<Vec<(String, u64)>> {
-        let id = self.inner.id;
+        self.inner.xstats()
+    }
+
+    /// A cloneable, `Send` handle that reads this port's counters from another thread
+    /// (a reporting thread), while the `Port` itself stays with its owner.
+    pub fn stats_handle(&self) -> StatsHandle {
+        StatsHandle {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+/// Reads one port's counters from any thread; keeps the port open while it exists.
+#[derive(Clone)]
+pub struct StatsHandle {
+    inner: Arc<PortInner>,
+}
+
+impl fmt::Debug for StatsHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "StatsHandle(port {} {:?})",
+            self.inner.id, self.inner.name
+        )
+    }
+}
+
+impl StatsHandle {
+    /// Port id.
+    pub fn port_id(&self) -> u16 {
+        self.inner.id
+    }
+
+    /// Device name.
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// See [`Port::stats`].
+    pub fn stats(&self) -> Result<PortStats> {
+        self.inner.stats()
+    }
+
+    /// See [`Port::xstats`].
+    pub fn xstats(&self) -> Result<Vec<(String, u64)>> {
+        self.inner.xstats()
+    }
+}
+
+impl PortInner {
+    fn err(&self, op: &'static str, code: i32) -> Error {
+        Error::Port {
+            port: self.id,
+            name: self.name.clone(),
+            op,
+            code,
+            reason: errno_text(code),
+        }
+    }
+
+    fn stats(&self) -> Result<PortStats> {
+        let mut s = dpdk_sys::rte_eth_stats::default();
+        // SAFETY: valid port and out-struct.
+        let ret = unsafe { dpdk_sys::rte_eth_stats_get(self.id, &mut s) };
+        if ret != 0 {
+            return Err(self.err("rte_eth_stats_get", ret));
+        }
+        let nq = (*self.nb_rx.lock().unwrap_or_else(|e| e.into_inner()) as usize)
+            .min(s.q_ipackets.len());
+        Ok(PortStats {
+            ipackets: s.ipackets,
+            ibytes: s.ibytes,
+            imissed: s.imissed,
+            ierrors: s.ierrors,
+            rx_nombuf: s.rx_nombuf,
+            opackets: s.opackets,
+            obytes: s.obytes,
+            oerrors: s.oerrors,
+            q_ipackets: s.q_ipackets[..nq].to_vec(),
+        })
+    }
+
+    fn xstats(&self) -> Result<Vec<(String, u64)>> {
+        let id = self.id;
         // SAFETY: a NULL array asks for the count.
         let n = unsafe { dpdk_sys::rte_eth_xstats_get_names(id, std::ptr::null_mut(), 0) };
         if n < 0 {

@@ -168,6 +168,12 @@ fn ring_port_feeds_workers_in_order_with_exact_meta() {
     assert_eq!(got0 + got1, N);
     let stats = port.stats().unwrap();
     assert_eq!(stats.ipackets, N, "{stats:?}");
+    // The same counters read from a reporting thread.
+    let handle = port.stats_handle();
+    let from_thread = std::thread::spawn(move || handle.stats().unwrap())
+        .join()
+        .unwrap();
+    assert_eq!(from_thread, stats);
     assert_eq!(stats.q_ipackets, vec![N / QUEUES; QUEUES as usize]);
     drop(port);
     drop(rings);

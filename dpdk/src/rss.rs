@@ -113,8 +113,8 @@ impl Toeplitz {
             .fold(0, |h, (&b, row)| h ^ row[b as usize])
     }
 
-    /// Hash of an IPv4 pair with ports (`sport`/`dport` 0 and `with_ports` false: addresses
-    /// only, the "IPv4" hash type; else the "IPv4 TCP/UDP" one).
+    /// Hash of an IPv4 pair: with `ports = Some((src_port, dst_port))` the "IPv4 TCP/UDP"
+    /// hash type, with `None` the addresses-only "IPv4" one.
     #[inline]
     pub fn hash_v4(&self, src: Ipv4Addr, dst: Ipv4Addr, ports: Option<(u16, u16)>) -> u32 {
         let mut b = [0u8; 12];

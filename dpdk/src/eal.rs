@@ -72,8 +72,12 @@ impl Eal {
         if (ret as usize) < args.len() {
             let unparsed = argv[(ret as usize + 1)..]
                 .iter()
-                // SAFETY: EAL permutes argv but keeps pointers to our leaked strings.
-                .map(|&p| unsafe { std::ffi::CStr::from_ptr(p) }.to_string_lossy().into_owned())
+                .map(|&p| {
+                    // SAFETY: EAL permutes argv but keeps pointers to our leaked strings.
+                    unsafe { std::ffi::CStr::from_ptr(p) }
+                        .to_string_lossy()
+                        .into_owned()
+                })
                 .collect();
             drop(inner); // cleans the EAL up again
             return Err(Error::EalUnparsedArgs {

@@ -37,6 +37,43 @@
 //! # Ok::<(), weir_dpdk::Error>(())
 //! ```
 
+//! The offline path: a feeder thread fills mbufs with exact capture metadata and pushes them
+//! through a ring into an ethdev that a worker lcore polls like any port.
+//!
+//! ```no_run
+//! use weir_dpdk::{lcore, MbufBurst, Mempool, MetaField, Port, PortConfig, Ring, WeirMeta};
+//! # fn f(pool: Mempool) -> weir_dpdk::Result<()> {
+//! let meta = MetaField::register()?;
+//! let mut ring = Ring::new("feed0", 4096, weir_dpdk::SOCKET_ANY)?;
+//! let mut port = Port::from_rings("feed", &[&ring], &[], weir_dpdk::SOCKET_ANY)?; // net_ring_feed
+//! port.configure(&PortConfig::default())?;
+//! let mut rxq = port.rx_queue_setup(0, 0, weir_dpdk::SOCKET_ANY, &pool)?;
+//! port.start()?;
+//! let worker = lcore::worker_lcores().next().expect("EAL -l with a worker");
+//! lcore::remote_launch(worker, move || {
+//!     let mut burst = MbufBurst::<32>::new();
+//!     loop {
+//!         rxq.rx_burst(&mut burst);
+//!         for m in &burst {
+//!             let _exact = meta.get(m); // Some(WeirMeta { ts_ns, wire_len })
+//!         }
+//!         # break;
+//!     }
+//!     0
+//! })?;
+//! // Feeder (any thread): fill, tag, enqueue; retry while the ring is full.
+//! let mut m = pool.alloc().expect("pool not empty");
+//! m.append(&[0u8; 60])?;
+//! meta.set(&mut m, WeirMeta { ts_ns: 1_700_000_000_123_456_789, wire_len: 60 });
+//! let mut out = MbufBurst::<32>::new();
+//! out.push(m).ok();
+//! while !out.is_empty() {
+//!     ring.enqueue_burst(&mut out)?;
+//! }
+//! lcore::wait_lcore(worker);
+//! # Ok(()) }
+//! ```
+
 pub mod dynfield;
 pub mod eal;
 pub mod error;
@@ -53,7 +90,9 @@ pub use eal::Eal;
 pub use error::{Error, Result};
 pub use mbuf::{Mbuf, MbufBurst};
 pub use mempool::{Mempool, DEFAULT_DATA_ROOM, SOCKET_ANY};
-pub use port::{DevInfo, PortConfig, PortSetup, PortStats, Port, RssConfig, RssSetup, RxQueue};
+pub use port::{
+    DevInfo, Port, PortConfig, PortSetup, PortStats, RssConfig, RssSetup, RxQueue, StatsHandle,
+};
 pub use ring::Ring;
 pub use tsc::{rdtsc, tsc_hz};
 

@@ -131,7 +131,14 @@ impl Mbuf {
     #[inline]
     pub(crate) unsafe fn field<T: Copy>(&self, offset: usize) -> T {
         // SAFETY: per the caller's contract.
-        unsafe { self.ptr.as_ptr().cast::<u8>().add(offset).cast::<T>().read_unaligned() }
+        unsafe {
+            self.ptr
+                .as_ptr()
+                .cast::<u8>()
+                .add(offset)
+                .cast::<T>()
+                .read_unaligned()
+        }
     }
 
     /// Writes a `T` at `offset` bytes from the start of the mbuf header.
@@ -276,7 +283,10 @@ impl<const N: usize> MbufBurst<N> {
     #[inline]
     pub(crate) fn spare_ptr(&mut self) -> (*mut *mut rte_mbuf, usize) {
         // SAFETY: len <= N.
-        (unsafe { self.ptrs.as_mut_ptr().add(self.len) }, N - self.len)
+        (
+            unsafe { self.ptrs.as_mut_ptr().add(self.len) },
+            N - self.len,
+        )
     }
 
     /// Counts `n` more mbufs written by DPDK into the spare room.

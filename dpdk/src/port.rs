@@ -113,7 +113,8 @@ impl fmt::Display for PortSetup {
         )?;
         match &self.rss {
             None => write!(f, "no RSS"),
-            Some(r) => write!(
+            Some(r) => {
+                write!(
                 f,
                 "RSS {} key {} bytes, hash types {:#x} [{}] (asked {:#x}), reta {} entries, hash \
                  in mbuf: {}",
@@ -124,7 +125,8 @@ impl fmt::Display for PortSetup {
                 r.requested,
                 r.reta_size,
                 r.hash_in_mbuf
-            ),
+            )
+            }
         }
     }
 }
@@ -183,7 +185,11 @@ pub struct Port {
 
 impl fmt::Debug for Port {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Port({} {:?} {})", self.inner.id, self.inner.name, self.inner.driver)
+        write!(
+            f,
+            "Port({} {:?} {})",
+            self.inner.id, self.inner.name, self.inner.driver
+        )
     }
 }
 
@@ -192,8 +198,12 @@ fn port_name(id: u16) -> Option<String> {
     let mut buf = [0 as c_char; NAME_MAX];
     // SAFETY: buf has RTE_ETH_NAME_MAX_LEN bytes.
     let ret = unsafe { dpdk_sys::rte_eth_dev_get_name_by_port(id, buf.as_mut_ptr()) };
-    // SAFETY: DPDK wrote a NUL-terminated name on success.
-    (ret == 0).then(|| unsafe { CStr::from_ptr(buf.as_ptr()) }.to_string_lossy().into_owned())
+    (ret == 0).then(|| {
+        // SAFETY: DPDK wrote a NUL-terminated name on success.
+        unsafe { CStr::from_ptr(buf.as_ptr()) }
+            .to_string_lossy()
+            .into_owned()
+    })
 }
 
 impl Port {
@@ -214,7 +224,10 @@ impl Port {
     }
 
     fn not_found(what: String) -> Error {
-        let names = Port::available().into_iter().map(|(i, n)| format!("{i}:{n}")).collect();
+        let names = Port::available()
+            .into_iter()
+            .map(|(i, n)| format!("{i}:{n}"))
+            .collect();
         Error::NoSuchPort(what, names)
     }
 
@@ -268,14 +281,19 @@ impl Port {
         let c = cstring("port name", name)?;
         let mut bound: Vec<&Ring> = Vec::new();
         let unbind = |bound: &[&Ring]| bound.iter().for_each(|r| r.unbind());
-        for (r, is_rx) in rx.iter().map(|r| (r, true)).chain(tx.iter().map(|r| (r, false))) {
+        for (r, is_rx) in rx
+            .iter()
+            .map(|r| (r, true))
+            .chain(tx.iter().map(|r| (r, false)))
+        {
             if let Err(e) = r.bind(is_rx, name) {
                 unbind(&bound);
                 return Err(e);
             }
             bound.push(r);
         }
-        let rx_ptrs: Vec<*mut dpdk_sys::rte_ring> = rx.iter().map(|r| r.inner.ptr.as_ptr()).collect();
+        let rx_ptrs: Vec<*mut dpdk_sys::rte_ring> =
+            rx.iter().map(|r| r.inner.ptr.as_ptr()).collect();
         let tx_ptrs: Vec<*mut dpdk_sys::rte_ring> = if tx.is_empty() {
             rx_ptrs.clone()
         } else {
@@ -353,13 +371,7 @@ impl Port {
     }
 
     fn err(&self, op: &'static str, code: i32) -> Error {
-        Error::Port {
-            port: self.inner.id,
-            name: self.inner.name.clone(),
-            op,
-            code,
-            reason: errno_text(code),
-        }
+        self.inner.err(op, code)
     }
 
     /// What the device supports.
@@ -374,7 +386,9 @@ impl Port {
             String::new()
         } else {
             // SAFETY: the driver name is a static NUL-terminated string.
-            unsafe { CStr::from_ptr(info.driver_name) }.to_string_lossy().into_owned()
+            unsafe { CStr::from_ptr(info.driver_name) }
+                .to_string_lossy()
+                .into_owned()
         };
         Ok(DevInfo {
             driver,
@@ -432,7 +446,8 @@ impl Port {
                 conf.rx_adv_conf.rss_conf.rss_key_len = info.hash_key_size;
                 *self.inner.rss_key.lock().unwrap_or_else(|e| e.into_inner()) = Some(key);
             }
-            let hash_in_mbuf = info.rx_offload_capa & dpdk_sys::WEIR_RTE_ETH_RX_OFFLOAD_RSS_HASH != 0;
+            let hash_in_mbuf =
+                info.rx_offload_capa & dpdk_sys::WEIR_RTE_ETH_RX_OFFLOAD_RSS_HASH != 0;
             if hash_in_mbuf {
                 conf.rxmode.offloads |= dpdk_sys::WEIR_RTE_ETH_RX_OFFLOAD_RSS_HASH;
             }
@@ -470,7 +485,11 @@ impl Port {
         let info = self.dev_info()?;
         let mut key = vec![0u8; info.hash_key_size as usize];
         let mut conf = dpdk_sys::rte_eth_rss_conf {
-            rss_key: if key.is_empty() { std::ptr::null_mut() } else { key.as_mut_ptr() },
+            rss_key: if key.is_empty() {
+                std::ptr::null_mut()
+            } else {
+                key.as_mut_ptr()
+            },
             rss_key_len: info.hash_key_size,
             ..Default::default()
         };
@@ -492,7 +511,11 @@ impl Port {
         pool: &Mempool,
     ) -> Result<RxQueue> {
         {
-            let taken = self.inner.rx_taken.lock().unwrap_or_else(|e| e.into_inner());
+            let taken = self
+                .inner
+                .rx_taken
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
             if taken.contains(&queue) {
                 return Err(Error::InUse(format!(
                     "RX queue {queue} of port {} ({})",
@@ -522,8 +545,16 @@ impl Port {
         if ret != 0 {
             return Err(self.err("rte_eth_rx_queue_setup", ret));
         }
-        self.inner.pools.lock().unwrap_or_else(|e| e.into_inner()).push(pool.clone());
-        self.inner.rx_taken.lock().unwrap_or_else(|e| e.into_inner()).push(queue);
+        self.inner
+            .pools
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(pool.clone());
+        self.inner
+            .rx_taken
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(queue);
         Ok(RxQueue {
             port: Arc::clone(&self.inner),
             queue,
@@ -542,7 +573,13 @@ impl Port {
         }
         // SAFETY: valid port, default txconf.
         let ret = unsafe {
-            dpdk_sys::rte_eth_tx_queue_setup(self.inner.id, queue, nb, socket_id as u32, std::ptr::null())
+            dpdk_sys::rte_eth_tx_queue_setup(
+                self.inner.id,
+                queue,
+                nb,
+                socket_id as u32,
+                std::ptr::null(),
+            )
         };
         if ret != 0 {
             return Err(self.err("rte_eth_tx_queue_setup", ret));
@@ -588,27 +625,10 @@ impl Port {
         Ok(())
     }
 
-    /// The port's counters. Safe to call from a reporting thread while workers poll.
+    /// The port's counters. Safe to call from a reporting thread while workers poll; see
+    /// also [`Port::stats_handle`].
     pub fn stats(&self) -> Result<PortStats> {
-        let mut s = dpdk_sys::rte_eth_stats::default();
-        // SAFETY: valid port and out-struct.
-        let ret = unsafe { dpdk_sys::rte_eth_stats_get(self.inner.id, &mut s) };
-        if ret != 0 {
-            return Err(self.err("rte_eth_stats_get", ret));
-        }
-        let nq = (*self.inner.nb_rx.lock().unwrap_or_else(|e| e.into_inner()) as usize)
-            .min(s.q_ipackets.len());
-        Ok(PortStats {
-            ipackets: s.ipackets,
-            ibytes: s.ibytes,
-            imissed: s.imissed,
-            ierrors: s.ierrors,
-            rx_nombuf: s.rx_nombuf,
-            opackets: s.opackets,
-            obytes: s.obytes,
-            oerrors: s.oerrors,
-            q_ipackets: s.q_ipackets[..nq].to_vec(),
-        })
+        self.inner.stats()
     }
 
     /// Resets the counters.
@@ -623,7 +643,91 @@ impl Port {
 
     /// The driver's extended counters as (name, value) pairs.
     pub fn xstats(&self) -> Result<Vec<(String, u64)>> {
-        let id = self.inner.id;
+        self.inner.xstats()
+    }
+
+    /// A cloneable, `Send` handle that reads this port's counters from another thread
+    /// (a reporting thread), while the `Port` itself stays with its owner.
+    pub fn stats_handle(&self) -> StatsHandle {
+        StatsHandle {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+/// Reads one port's counters from any thread; keeps the port open while it exists.
+#[derive(Clone)]
+pub struct StatsHandle {
+    inner: Arc<PortInner>,
+}
+
+impl fmt::Debug for StatsHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "StatsHandle(port {} {:?})",
+            self.inner.id, self.inner.name
+        )
+    }
+}
+
+impl StatsHandle {
+    /// Port id.
+    pub fn port_id(&self) -> u16 {
+        self.inner.id
+    }
+
+    /// Device name.
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// See [`Port::stats`].
+    pub fn stats(&self) -> Result<PortStats> {
+        self.inner.stats()
+    }
+
+    /// See [`Port::xstats`].
+    pub fn xstats(&self) -> Result<Vec<(String, u64)>> {
+        self.inner.xstats()
+    }
+}
+
+impl PortInner {
+    fn err(&self, op: &'static str, code: i32) -> Error {
+        Error::Port {
+            port: self.id,
+            name: self.name.clone(),
+            op,
+            code,
+            reason: errno_text(code),
+        }
+    }
+
+    fn stats(&self) -> Result<PortStats> {
+        let mut s = dpdk_sys::rte_eth_stats::default();
+        // SAFETY: valid port and out-struct.
+        let ret = unsafe { dpdk_sys::rte_eth_stats_get(self.id, &mut s) };
+        if ret != 0 {
+            return Err(self.err("rte_eth_stats_get", ret));
+        }
+        let nq = (*self.nb_rx.lock().unwrap_or_else(|e| e.into_inner()) as usize)
+            .min(s.q_ipackets.len());
+        Ok(PortStats {
+            ipackets: s.ipackets,
+            ibytes: s.ibytes,
+            imissed: s.imissed,
+            ierrors: s.ierrors,
+            rx_nombuf: s.rx_nombuf,
+            opackets: s.opackets,
+            obytes: s.obytes,
+            oerrors: s.oerrors,
+            q_ipackets: s.q_ipackets[..nq].to_vec(),
+        })
+    }
+
+    fn xstats(&self) -> Result<Vec<(String, u64)>> {
+        let id = self.id;
         // SAFETY: a NULL array asks for the count.
         let n = unsafe { dpdk_sys::rte_eth_xstats_get_names(id, std::ptr::null_mut(), 0) };
         if n < 0 {
@@ -632,7 +736,8 @@ impl Port {
         let mut names = vec![dpdk_sys::rte_eth_xstat_name::default(); n as usize];
         let mut vals = vec![dpdk_sys::rte_eth_xstat::default(); n as usize];
         // SAFETY: arrays of n entries.
-        let got_names = unsafe { dpdk_sys::rte_eth_xstats_get_names(id, names.as_mut_ptr(), n as u32) };
+        let got_names =
+            unsafe { dpdk_sys::rte_eth_xstats_get_names(id, names.as_mut_ptr(), n as u32) };
         // SAFETY: as above.
         let got_vals = unsafe { dpdk_sys::rte_eth_xstats_get(id, vals.as_mut_ptr(), n as u32) };
         if got_names < 0 || got_vals < 0 {
@@ -659,7 +764,11 @@ pub struct RxQueue {
 
 impl fmt::Debug for RxQueue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "RxQueue(port {} {:?}, queue {})", self.port.id, self.port.name, self.queue)
+        write!(
+            f,
+            "RxQueue(port {} {:?}, queue {})",
+            self.port.id, self.port.name, self.queue
+        )
     }
 }
 
@@ -672,11 +781,16 @@ unsafe impl Sync for PortInner {}
 
 impl RxQueue {
     /// Frees what `burst` still holds, then receives up to `N` packets into it
-    /// (`rte_eth_rx_burst`); returns how many. 0 when idle, stopped, or (net_pcap) at the
-    /// end of the capture.
+    /// (`rte_eth_rx_burst`); returns how many. 0 when idle, before `start`, after `stop`, or
+    /// (net_pcap) at the end of the capture.
     #[inline]
     pub fn rx_burst<const N: usize>(&mut self, burst: &mut MbufBurst<N>) -> usize {
         burst.clear();
+        // A stopped port's burst function is DPDK's dummy, which logs and dumps the stack on
+        // every call: return 0 instead (one relaxed load per burst).
+        if !self.port.started.load(Ordering::Relaxed) {
+            return 0;
+        }
         let (dst, room) = burst.spare_ptr();
         // SAFETY: this handle is the queue's only poller; dst has room for `room` pointers
         // and the received mbufs become owned by `burst`.

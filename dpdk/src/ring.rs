@@ -122,7 +122,12 @@ impl Ring {
             return Err(Error::RingRole {
                 name: self.inner.name.clone(),
                 op,
-                port: self.inner.port.lock().map(|p| p.clone()).unwrap_or_default(),
+                port: self
+                    .inner
+                    .port
+                    .lock()
+                    .map(|p| p.clone())
+                    .unwrap_or_default(),
             });
         }
         Ok(())
@@ -201,7 +206,11 @@ impl Ring {
             return Err(Error::InUse(format!(
                 "ring {:?} (already bound to port {})",
                 self.inner.name,
-                self.inner.port.lock().map(|p| p.clone()).unwrap_or_default()
+                self.inner
+                    .port
+                    .lock()
+                    .map(|p| p.clone())
+                    .unwrap_or_default()
             )));
         }
         if let Ok(mut p) = self.inner.port.lock() {

@@ -60,7 +60,9 @@ pub fn hash_type_names(bits: u64) -> Vec<&'static str> {
 
 /// The symmetric key: 0x6d, 0x5a repeated to `len` bytes.
 pub fn symmetric_key(len: usize) -> Vec<u8> {
-    (0..len).map(|i| if i % 2 == 0 { 0x6d } else { 0x5a }).collect()
+    (0..len)
+        .map(|i| if i % 2 == 0 { 0x6d } else { 0x5a })
+        .collect()
 }
 
 /// A Toeplitz hasher for one key, with per-byte lookup tables (36 KiB, built once).
@@ -111,8 +113,8 @@ impl Toeplitz {
             .fold(0, |h, (&b, row)| h ^ row[b as usize])
     }
 
-    /// Hash of an IPv4 pair with ports (`sport`/`dport` 0 and `with_ports` false: addresses
-    /// only, the "IPv4" hash type; else the "IPv4 TCP/UDP" one).
+    /// Hash of an IPv4 pair: with `ports = Some((src_port, dst_port))` the "IPv4 TCP/UDP"
+    /// hash type, with `None` the addresses-only "IPv4" one.
     #[inline]
     pub fn hash_v4(&self, src: Ipv4Addr, dst: Ipv4Addr, ports: Option<(u16, u16)>) -> u32 {
         let mut b = [0u8; 12];
@@ -164,7 +166,9 @@ mod tests {
 
     #[test]
     fn tables_match_bitwise_definition() {
-        let key: Vec<u8> = (0..40u8).map(|i| i.wrapping_mul(37).wrapping_add(11)).collect();
+        let key: Vec<u8> = (0..40u8)
+            .map(|i| i.wrapping_mul(37).wrapping_add(11))
+            .collect();
         let t = Toeplitz::new(&key);
         let mut x = 0x1234_5678u32;
         for len in 0..=MAX_INPUT {

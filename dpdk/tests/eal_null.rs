@@ -53,8 +53,8 @@ fn check_pool_and_mbufs() {
     let err = Mempool::new_pktmbuf("null_pool", 63, 0, DEFAULT_DATA_ROOM, SOCKET_ANY).unwrap_err();
     assert!(err.to_string().contains("null_pool"), "{err}");
     // More than -m 256 can hold.
-    let err = Mempool::new_pktmbuf("huge_pool", 4_000_000, 0, DEFAULT_DATA_ROOM, SOCKET_ANY)
-        .unwrap_err();
+    let err =
+        Mempool::new_pktmbuf("huge_pool", 4_000_000, 0, DEFAULT_DATA_ROOM, SOCKET_ANY).unwrap_err();
     assert!(err.to_string().contains("huge_pool"), "{err}");
 
     let mut m = pool.alloc().unwrap();
@@ -83,7 +83,10 @@ fn check_pool_and_mbufs() {
     let mut burst = MbufBurst::<32>::new();
     pool.alloc_bulk(&mut burst, 20).unwrap();
     assert_eq!((burst.len(), pool.in_use()), (20, 20));
-    assert!(pool.alloc_bulk(&mut burst, 13).is_err(), "only 12 slots left");
+    assert!(
+        pool.alloc_bulk(&mut burst, 13).is_err(),
+        "only 12 slots left"
+    );
     pool.alloc_bulk(&mut burst, 12).unwrap();
     assert!(burst.is_full());
     let last = burst.pop().unwrap();
@@ -129,7 +132,10 @@ fn check_null_port_rx() {
 
     let err = Port::by_name("net_nothere0").unwrap_err();
     assert!(err.to_string().contains("net_nothere0"), "{err}");
-    assert!(err.to_string().contains("net_null0"), "lists available ports: {err}");
+    assert!(
+        err.to_string().contains("net_null0"),
+        "lists available ports: {err}"
+    );
 
     let pool = Mempool::new_pktmbuf("null_rx", 1023, 32, DEFAULT_DATA_ROOM, SOCKET_ANY).unwrap();
     let mut port = Port::by_name("net_null0").unwrap();
@@ -154,7 +160,9 @@ fn check_null_port_rx() {
         let n = rxq.rx_burst(&mut burst);
         assert_eq!(n, burst.len());
         // net_null's default packet size is 64 bytes.
-        assert!(burst.iter().all(|m| m.pkt_len() == 64 && m.data().len() == 64));
+        assert!(burst
+            .iter()
+            .all(|m| m.pkt_len() == 64 && m.data().len() == 64));
         total += n as u64;
         // The burst owns what it received until the next rx_burst frees it.
         assert_eq!(pool.in_use() as usize, n);
@@ -166,7 +174,10 @@ fn check_null_port_rx() {
     assert_eq!(stats.ipackets, total, "{stats:?}");
     assert_eq!(stats.q_ipackets.len(), 1);
     let xstats = port.xstats().unwrap();
-    let rx_good = xstats.iter().find(|(n, _)| n == "rx_good_packets").map(|x| x.1);
+    let rx_good = xstats
+        .iter()
+        .find(|(n, _)| n == "rx_good_packets")
+        .map(|x| x.1);
     assert_eq!(rx_good, Some(total), "{xstats:?}");
     port.stop().unwrap();
     assert_eq!(rxq.rx_burst(&mut MbufBurst::<32>::new()), 0, "stopped port");
@@ -193,10 +204,16 @@ fn check_rss_and_queue_limits() {
     assert!(matches!(err, Error::TooManyQueues { .. }), "{text}");
     assert!(text.contains("net_null1"), "{text}");
     assert!(text.contains(&too_many.to_string()), "{text}");
-    assert!(text.contains(&format!("at most {}", info.max_rx_queues)), "{text}");
+    assert!(
+        text.contains(&format!("at most {}", info.max_rx_queues)),
+        "{text}"
+    );
 
     // RSS over 2 queues: hash types are what was asked ∩ what the device offers.
-    assert!(info.flow_type_rss_offloads != 0, "net_null offers RSS: {info:?}");
+    assert!(
+        info.flow_type_rss_offloads != 0,
+        "net_null offers RSS: {info:?}"
+    );
     let asked = RssConfig::default().hash_types | rss::HASH_IPV6;
     let setup = port
         .configure(&PortConfig {
@@ -225,7 +242,11 @@ fn check_rss_and_queue_limits() {
 fn check_lcores() {
     assert_eq!(lcore::lcore_count(), 2);
     let main = lcore::main_lcore();
-    assert_eq!(lcore::lcore_id(), Some(main), "init thread is the main lcore");
+    assert_eq!(
+        lcore::lcore_id(),
+        Some(main),
+        "init thread is the main lcore"
+    );
     let workers: Vec<u32> = lcore::worker_lcores().collect();
     assert_eq!(workers.len(), 1);
     let w = workers[0];
@@ -247,9 +268,13 @@ fn check_lcores() {
     assert!(lcore::remote_launch(main, || 0).is_err());
     assert!(lcore::remote_launch(1000, || 0).is_err());
 
-    // A panicking closure does not unwind into C.
+    // A panicking closure does not unwind into C. (Silence the expected panic message.)
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
     lcore::remote_launch(w, || panic!("deliberate panic in a worker")).unwrap();
-    assert_eq!(lcore::wait_lcore(w), lcore::LAUNCH_PANICKED);
+    let code = lcore::wait_lcore(w);
+    std::panic::set_hook(hook);
+    assert_eq!(code, lcore::LAUNCH_PANICKED);
     lcore::remote_launch(w, || 7).unwrap();
     lcore::mp_wait_lcore();
     assert_eq!(lcore::wait_lcore(w), 7);
@@ -264,5 +289,8 @@ fn check_tsc() {
     let cycles = weir_dpdk::rdtsc() - t0;
     let secs = cycles as f64 / hz as f64;
     let wall = wall.elapsed().as_secs_f64();
-    assert!((secs - wall).abs() < 0.02 + wall * 0.1, "tsc {secs} s vs wall {wall} s");
+    assert!(
+        (secs - wall).abs() < 0.02 + wall * 0.1,
+        "tsc {secs} s vs wall {wall} s"
+    );
 }

@@ -113,9 +113,13 @@ fn net_pcap_delivers_every_packet_with_its_timestamp() {
     let mut pcap0 = Port::by_name("net_pcap0").unwrap();
     check_limits(&mut pcap0);
     let pcap1 = Port::by_name("net_pcap1").unwrap();
-    for (port, expected) in [(pcap0, read_pcap(&pcap)), (pcap1, read_pcapng(&pcapng))] {
+    // With and without a TX queue (weir only receives).
+    for (port, expected, txq) in [
+        (pcap0, read_pcap(&pcap), 1),
+        (pcap1, read_pcapng(&pcapng), 0),
+    ] {
         assert!(expected.len() > 200, "{port:?}: {} packets", expected.len());
-        receive_and_compare(port, &expected, &pool, ts);
+        receive_and_compare(port, &expected, &pool, ts, txq);
     }
     assert_eq!(pool.in_use(), 0);
 }
@@ -134,7 +138,14 @@ fn check_limits(port: &mut Port) {
         .unwrap_err();
     let msg = err.to_string();
     eprintln!("{msg}");
-    assert!(matches!(err, Error::TooManyQueues { requested: 2, max: 1, .. }));
+    assert!(matches!(
+        err,
+        Error::TooManyQueues {
+            requested: 2,
+            max: 1,
+            ..
+        }
+    ));
     assert!(msg.contains("net_pcap0") && msg.contains("2 RX") && msg.contains("at most 1"));
 
     let err = port
@@ -148,12 +159,26 @@ fn check_limits(port: &mut Port) {
     assert!(matches!(err, Error::RssUnsupported { .. }), "{err}");
 }
 
-fn receive_and_compare(mut port: Port, expected: &[Expected], pool: &Mempool, ts: RxTimestamp) {
+fn receive_and_compare(
+    mut port: Port,
+    expected: &[Expected],
+    pool: &Mempool,
+    ts: RxTimestamp,
+    tx_queues: u16,
+) {
     let name = port.name().to_owned();
-    let setup = port.configure(&PortConfig { rx_queues: 1, tx_queues: 1, rss: None }).unwrap();
+    let setup = port
+        .configure(&PortConfig {
+            rx_queues: 1,
+            tx_queues,
+            rss: None,
+        })
+        .unwrap();
     eprintln!("{setup}");
     let mut rxq = port.rx_queue_setup(0, 512, SOCKET_ANY, pool).unwrap();
-    port.tx_queue_setup(0, 512, SOCKET_ANY).unwrap();
+    for q in 0..tx_queues {
+        port.tx_queue_setup(q, 512, SOCKET_ANY).unwrap();
+    }
     port.start().unwrap();
 
     let mut burst = MbufBurst::<32>::new();
@@ -167,9 +192,19 @@ fn receive_and_compare(mut port: Port, expected: &[Expected], pool: &Mempool, ts
         }
         idle = 0;
         for m in &burst {
-            let e = expected.get(i).unwrap_or_else(|| panic!("{name}: more packets than the file"));
-            assert_eq!(m.pkt_len() as usize, e.data.len(), "{name} packet {i}: length");
-            assert_eq!(m.data(), &e.data[..m.data_len() as usize], "{name} packet {i}: bytes");
+            let e = expected
+                .get(i)
+                .unwrap_or_else(|| panic!("{name}: more packets than the file"));
+            assert_eq!(
+                m.pkt_len() as usize,
+                e.data.len(),
+                "{name} packet {i}: length"
+            );
+            assert_eq!(
+                m.data(),
+                &e.data[..m.data_len() as usize],
+                "{name} packet {i}: bytes"
+            );
             assert_eq!(ts.raw(m), Some(e.ts_us), "{name} packet {i}: µs timestamp");
             assert_eq!(ts.pcap_ns(m), Some(e.ts_us * 1000));
             i += 1;

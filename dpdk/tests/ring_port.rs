@@ -51,14 +51,27 @@ fn receive(mut rxq: RxQueue, meta: MetaField) -> Result<u64, String> {
 
 #[test]
 fn ring_port_feeds_workers_in_order_with_exact_meta() {
-    let args: Vec<String> = ["--no-huge", "-m", "256", "--no-pci", "--no-shconf", "--no-telemetry", "-l", "0,1"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let args: Vec<String> = [
+        "--no-huge",
+        "-m",
+        "256",
+        "--no-pci",
+        "--no-shconf",
+        "--no-telemetry",
+        "-l",
+        "0,1",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
     let _eal = Eal::init(&args).expect("EAL init");
     let pool = Mempool::new_pktmbuf("ring_pool", 2047, 32, DEFAULT_DATA_ROOM, SOCKET_ANY).unwrap();
     let meta = MetaField::register().unwrap();
-    assert_eq!(MetaField::register().unwrap(), meta, "registration is idempotent");
+    assert_eq!(
+        MetaField::register().unwrap(),
+        meta,
+        "registration is idempotent"
+    );
 
     check_plain_ring(&pool, meta);
 
@@ -71,14 +84,29 @@ fn ring_port_feeds_workers_in_order_with_exact_meta() {
     let err = Port::by_name("net_ring_weir_feed").unwrap_err();
     assert!(matches!(err, Error::InUse(_)), "{err}");
     // A bound ring cannot be bound twice, nor dequeued by its handle (the port does that).
-    assert!(matches!(Port::from_rings("again", &refs[..1], &[], SOCKET_ANY), Err(Error::InUse(_))));
-    let err = rings[0].dequeue_burst(&mut MbufBurst::<4>::new()).unwrap_err();
-    assert!(err.to_string().contains("feed0") && err.to_string().contains("weir_feed"), "{err}");
+    assert!(matches!(
+        Port::from_rings("again", &refs[..1], &[], SOCKET_ANY),
+        Err(Error::InUse(_))
+    ));
+    let err = rings[0]
+        .dequeue_burst(&mut MbufBurst::<4>::new())
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("feed0") && err.to_string().contains("weir_feed"),
+        "{err}"
+    );
 
     let info = port.dev_info().unwrap();
-    assert_eq!((info.driver.as_str(), info.max_rx_queues), ("net_ring", QUEUES as u16));
+    assert_eq!(
+        (info.driver.as_str(), info.max_rx_queues),
+        ("net_ring", QUEUES as u16)
+    );
     let setup = port
-        .configure(&PortConfig { rx_queues: QUEUES as u16, tx_queues: 0, rss: None })
+        .configure(&PortConfig {
+            rx_queues: QUEUES as u16,
+            tx_queues: 0,
+            rss: None,
+        })
         .unwrap();
     eprintln!("{setup}");
     let q0 = port.rx_queue_setup(0, 0, SOCKET_ANY, &pool).unwrap();
@@ -119,7 +147,8 @@ fn ring_port_feeds_workers_in_order_with_exact_meta() {
         seq += n as u64;
         for (q, b) in per_queue.iter_mut().enumerate() {
             // Reverse fill order above; restore ascending order before enqueueing.
-            b.as_mut_slice().sort_by_key(|m| u64::from_le_bytes(m.data()[..8].try_into().unwrap()));
+            b.as_mut_slice()
+                .sort_by_key(|m| u64::from_le_bytes(m.data()[..8].try_into().unwrap()));
             while !b.is_empty() {
                 if rings[q].enqueue_burst(b).unwrap() == 0 {
                     std::thread::yield_now();
@@ -129,11 +158,22 @@ fn ring_port_feeds_workers_in_order_with_exact_meta() {
     }
 
     let got1 = t1.join().unwrap().unwrap();
-    assert_eq!(lcore::wait_lcore(worker), 0, "{:?}", result0.lock().unwrap());
+    assert_eq!(
+        lcore::wait_lcore(worker),
+        0,
+        "{:?}",
+        result0.lock().unwrap()
+    );
     let got0 = result0.lock().unwrap().take().unwrap().unwrap();
     assert_eq!(got0 + got1, N);
     let stats = port.stats().unwrap();
     assert_eq!(stats.ipackets, N, "{stats:?}");
+    // The same counters read from a reporting thread.
+    let handle = port.stats_handle();
+    let from_thread = std::thread::spawn(move || handle.stats().unwrap())
+        .join()
+        .unwrap();
+    assert_eq!(from_thread, stats);
     assert_eq!(stats.q_ipackets, vec![N / QUEUES; QUEUES as usize]);
     drop(port);
     drop(rings);
@@ -152,13 +192,22 @@ fn check_plain_ring(pool: &Mempool, meta: MetaField) {
     pool.alloc_bulk(&mut burst, 10).unwrap();
     for (i, m) in burst.iter_mut().enumerate() {
         assert_eq!(meta.get(m), None, "fresh mbufs carry no meta");
-        meta.set(m, WeirMeta { ts_ns: i as u64, wire_len: i as u32 });
+        meta.set(
+            m,
+            WeirMeta {
+                ts_ns: i as u64,
+                wire_len: i as u32,
+            },
+        );
     }
     assert_eq!(ring.enqueue_burst(&mut burst).unwrap(), 8, "ring holds 8");
     assert_eq!(burst.len(), 2, "the rest stays in the burst");
     assert_eq!(meta.get(&burst[0]).unwrap().ts_ns, 8, "in order");
     let extra = burst.pop().unwrap();
-    let back = ring.enqueue(extra).unwrap().expect_err("full ring gives the mbuf back");
+    let back = ring
+        .enqueue(extra)
+        .unwrap()
+        .expect_err("full ring gives the mbuf back");
     burst.push(back).unwrap();
     assert_eq!(ring.count(), 8);
     let mut out = MbufBurst::<4>::new();

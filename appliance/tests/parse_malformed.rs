@@ -168,7 +168,7 @@ impl Rng {
 #[test]
 fn random_byte_flips() {
     let mut tally = Tally::default();
-    let mut rng = Rng(0x5eed_0f_0eb_1e5);
+    let mut rng = Rng(0x5eed_0f0e_b1e5);
     let frames = sample_frames();
     for round in 0..200 {
         for f in &frames {
@@ -350,10 +350,8 @@ fn crafted_malformed_headers() {
     chain.extend(udp(546, 547, b"dhcp"));
     let (_, k) = t
         .run(&v6(chain.clone(), 0), 0)
-        .map(|x| x)
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!((k.protocol, k.src_port, k.dst_port), (17, 546, 547));
-    let _ = k;
     // A header whose length runs past the payload length.
     let mut runs_past = hop(17, 200);
     runs_past.truncate(16);

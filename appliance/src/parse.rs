@@ -464,7 +464,7 @@ fn parse_transport(
             {
                 let inner_at = l4_off + udp::HEADER_LEN;
                 let inner = frame.get(inner_at..).unwrap_or(&[]);
-                if let Some(hlen) = gtpu_t_pdu(inner)? {
+                if let Some(hlen) = gtpu_t_pdu(inner) {
                     key.tunnel_id = TUNNEL_GTP;
                     return parse_ip(frame, wire, inner_at + hlen, None, depth + 1, pkt, key)
                         .map_err(|e| match e {
@@ -494,21 +494,17 @@ fn parse_transport(
     }
 }
 
-/// If `buf` starts with a GTPv1-U T-PDU header, its length; `Ok(None)` when it is not a T-PDU
-/// (the packet is then an ordinary UDP packet of the outer flow, as in NFStream).
-fn gtpu_t_pdu(buf: &[u8]) -> Result<Option<usize>, SkipReason> {
+/// If `buf` starts with a GTPv1-U T-PDU header with a packet after it, the header's length;
+/// `None` otherwise, and the packet is then an ordinary UDP packet of the outer flow (NFStream
+/// does the same, also for a T-PDU whose extension chain is broken).
+fn gtpu_t_pdu(buf: &[u8]) -> Option<usize> {
     // NFStream looks only when more than the 8 mandatory bytes are captured.
-    if buf.len() <= gtp::MIN_HEADER_LEN {
-        return Ok(None);
-    }
-    if buf[0] >> 5 != 1 || buf[1] != gtp::MSG_T_PDU {
-        return Ok(None);
+    if buf.len() <= gtp::MIN_HEADER_LEN || buf[0] >> 5 != 1 || buf[1] != gtp::MSG_T_PDU {
+        return None;
     }
     match GtpuPacket::new_checked(buf) {
-        Ok(g) if g.header_len() < buf.len() => Ok(Some(g.header_len())),
-        // A T-PDU whose extension chain is broken or leaves no inner packet: NFStream then
-        // counts the outer UDP packet; do the same.
-        _ => Ok(None),
+        Ok(g) if g.header_len() < buf.len() => Some(g.header_len()),
+        _ => None,
     }
 }
 
@@ -628,6 +624,89 @@ mod tests {
         ip[7] = 0x10;
         f.extend(ip);
         assert_eq!(run(&f).unwrap_err(), SkipReason::Ipv4Fragment);
+    }
+
+    fn ipv6(next: u8, payload: &[u8]) -> Vec<u8> {
+        let mut h = vec![0x60, 0, 0, 0, 0, payload.len() as u8, next, 64];
+        h.extend_from_slice(&[0x20, 1, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
+        h.extend_from_slice(&[0x20, 1, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]);
+        h.extend_from_slice(payload);
+        h
+    }
+
+    #[test]
+    fn mpls_pppoe_and_snap_reach_ip() {
+        let inner = ipv4(17, &udp(7, 9, b"m"));
+        // Two MPLS labels, the second bottom of stack.
+        let mut f = eth(0x8847);
+        f.extend_from_slice(&[0, 0x01, 0x00, 64, 0, 0x02, 0x01, 64]);
+        f.extend(inner.clone());
+        let (p, k) = run(&f).unwrap();
+        assert_eq!((p.l3_off, k.src_port, k.dst_port), (22, 7, 9));
+        // PPPoE session carrying PPP IPv4.
+        let mut f = eth(0x8864);
+        f.extend_from_slice(&[
+            0x11,
+            0x00,
+            0x00,
+            0x01,
+            0x00,
+            (inner.len() + 2) as u8,
+            0x00,
+            0x21,
+        ]);
+        f.extend(inner.clone());
+        assert_eq!(run(&f).unwrap().0.l3_off, 22);
+        // PPPoE carrying something else (LCP).
+        let mut f = eth(0x8864);
+        f.extend_from_slice(&[0x11, 0x00, 0x00, 0x01, 0x00, 0x10, 0xc0, 0x21]);
+        f.extend(inner.clone());
+        assert_eq!(run(&f).unwrap_err(), SkipReason::NotIp);
+        // 802.3 length + LLC/SNAP with the IPv4 EtherType.
+        let mut f = eth((inner.len() + 8) as u16);
+        f.extend_from_slice(&[0xaa, 0xaa, 0x03, 0, 0, 0, 0x08, 0x00]);
+        f.extend(inner.clone());
+        assert_eq!(run(&f).unwrap().0.l3_off, 22);
+        // 802.3 with a plain LLC header (spanning tree).
+        let mut f = eth(38);
+        f.extend_from_slice(&[0x42, 0x42, 0x03, 0, 0, 0, 0, 0]);
+        f.extend(inner);
+        assert_eq!(run(&f).unwrap_err(), SkipReason::NotIp);
+    }
+
+    #[test]
+    fn ip_in_ip_takes_the_innermost_header() {
+        let tcp_syn = [
+            0, 1, 0, 2, 0, 0, 0, 9, 0, 0, 0, 0, 0x50, 0x02, 0x10, 0, 0, 0, 0, 0,
+        ];
+        // 6in4
+        let mut f = eth(0x0800);
+        f.extend(ipv4(41, &ipv6(6, &tcp_syn)));
+        let (p, k) = run(&f).unwrap();
+        assert_eq!(
+            (k.ip_version, k.protocol, k.src_port, k.tunnel_id),
+            (6, 6, 1, 0)
+        );
+        assert_eq!(
+            (p.l3_off, p.l4_off, p.tcp_hdr_len, p.tcp_seq),
+            (34, 74, 20, 9)
+        );
+        assert_ne!(p.flags & WEIR_PKT_TUNNELED, 0);
+        // 4in6
+        let mut f = eth(0x86dd);
+        f.extend(ipv6(4, &ipv4(6, &tcp_syn)));
+        let (p, k) = run(&f).unwrap();
+        assert_eq!((k.ip_version, k.protocol, k.dst_port), (4, 6, 2));
+        assert_eq!((p.l3_off, p.ip_len, p.ttl), (54, 40, 64));
+        // Plain IPv6 ICMPv6 echo: ports 0, payload after 8 bytes.
+        let mut f = eth(0x86dd);
+        f.extend(ipv6(
+            58,
+            &[128, 0, 0, 0, 0, 1, 0, 1, b'p', b'i', b'n', b'g'],
+        ));
+        let (p, k) = run(&f).unwrap();
+        assert_eq!((k.protocol, k.src_port, k.dst_port), (58, 0, 0));
+        assert_eq!((p.l4_off, p.payload_off, p.payload_len), (54, 62, 4));
     }
 
     #[test]

@@ -2,25 +2,46 @@
 //!
 //! [`parse`] reads one Ethernet frame through the [`crate::wire`] views and fills the ABI's
 //! 64-byte [`PacketV1`] and an *unoriented* [`FlowKeyV1`] (src is this packet's sender; the flow
-//! table orients it). It never reads past the captured bytes, never panics and never allocates.
+//! table orients it and sets `direction`). It never reads past the captured bytes, never panics
+//! and never allocates. A worker counts each `Err` in its [`SkipCounters`].
 //!
-//! What is a flow and what is skipped follows NFStream 6.6.0 (`nfstream/engine/lib_engine.c`,
-//! `packet_process` and friends, plus nDPI's `ndpi_handle_ipv6_extension_headers`), so that
+//! What is a flow and what is skipped follows NFStream 6.6.0 (`packet_process` and
+//! `packet_get_ip_info` in `nfstream/engine/lib_engine.c`, nDPI's
+//! `ndpi_handle_ipv6_extension_headers`, and `get_flow_key` in `nfstream/meter.py`), so that
 //! weir's flow records equal NFStream's on the same capture:
-//! - Ethernet II and 802.3 LLC/SNAP; any number of VLAN tags up to [`MAX_VLAN_TAGS`]; the flow's
-//!   `vlan_id` is the VID of the *innermost* tag (NFStream overwrites it tag by tag); MPLS label
-//!   stacks; PPPoE sessions.
-//! - IPv4 with options; non-first fragments are skipped, first fragments flagged.
+//! - Ethernet II and 802.3 LLC/SNAP; VLAN tags; MPLS label stacks; PPPoE sessions. The flow's
+//!   `vlan_id` is the VID of the *innermost* tag: NFStream overwrites it tag by tag (the
+//!   bundled QinQ captures `4in4tunnel.pcap` and `ipv6_in_gtp.pcap` confirm it).
+//! - IPv4 with options; non-first fragments skipped, first fragments flagged. IPv4 Total
+//!   Length 0 (a host capture of TCP segmentation offload) is skipped, as NFStream does.
 //! - IPv6 with the extension headers nDPI walks (hop-by-hop, routing, fragment, destination
-//!   options, mobility); non-first fragments are skipped. AH/ESP and anything else is the
-//!   flow's protocol with ports 0.
-//! - IP-in-IP (4in4, 6in4, 4in6, 6in6) is decapsulated: the flow is the innermost IP header's,
-//!   with `tunnel_id` 0. GTP-U (UDP port 2152, T-PDU) is decapsulated with `tunnel_id` 1, as
-//!   NFStream's `ndpi_gtp_tunnel`.
+//!   options, mobility); non-first fragments skipped. AH, ESP and anything else is the flow's
+//!   protocol, with ports 0.
+//! - IP-in-IP (4in4, 6in4, 4in6, 6in6) is decapsulated; the flow is the innermost header's,
+//!   `tunnel_id` stays 0. GTP-U T-PDUs (UDP port 2152) are decapsulated with `tunnel_id` 1
+//!   (nDPI's `ndpi_gtp_tunnel`). GRE is not decapsulated (a protocol 47 flow), as in NFStream.
 //! - TCP/UDP ports in host order; ICMP, ICMPv6 and other protocols have ports 0.
 //!
-//! Where NFStream reads out of bounds or accepts a header the RFC forbids, weir skips the frame
-//! under a named reason instead; [`SkipReason`] documents each such case.
+//! Where weir departs from NFStream (in each case NFStream reads bytes that are not what it
+//! takes them for, or drops a valid packet); none of these occurs in the bundled captures
+//! except the first (`ajp.pcap`):
+//! - The EtherType decides. NFStream parses whatever follows as IP when its first nibble is 4
+//!   or 6: Cisco FabricPath frames (0x8903) become flows of made-up addresses.
+//! - 802.1ad (0x88a8) and 0x9100 outer tags are parsed; NFStream knows only 0x8100. At most
+//!   [`MAX_VLAN_TAGS`] tags (NFStream: any number).
+//! - IPv4 IHL < 5 is skipped (NFStream reads ports from inside the IP header).
+//! - IPv4 Total Length or IPv6 Payload Length beyond the frame on the wire is skipped, and so
+//!   is a TCP/UDP header cut by the snap length (NFStream reads past the captured bytes).
+//! - TCP or UDP whose IP-stated length is shorter than its fixed header is skipped (NFStream
+//!   makes it a flow with ports 0).
+//! - An IPv6 packet cut by a snap length is parsed like an IPv4 one (NFStream skips any IPv6
+//!   packet not captured whole); IPv6 No Next Header (59) is a protocol 59 packet (NFStream
+//!   skips it).
+//! - GTP-U under an outer IPv6 header is decapsulated: NFStream looks for that UDP header at
+//!   the IPv6 header's offset plus the remaining payload length, not after the extension
+//!   headers.
+//! - CAPWAP data (UDP 5247, `tunnel_id` 2) and TZSP (UDP 37008, `tunnel_id` 3) are not
+//!   decapsulated; their packets count for the outer UDP flow.
 
 use crate::wire::ethernet::{self, ethertype, EthernetFrame, LlcSnap};
 use crate::wire::gtp::{self, GtpuPacket};
@@ -102,11 +123,12 @@ skip_reasons! {
     Ipv4TotalLength = "ipv4_total_length",
     /// A non-first IPv4 fragment (offset != 0): its ports are unknown.
     Ipv4Fragment = "ipv4_fragment",
-    /// The 40-byte IPv6 header is cut by the end of the capture.
+    /// The 40-byte IPv6 header, or an extension header before the upper layer, is cut by the
+    /// end of the capture.
     TruncatedIpv6 = "truncated_ipv6",
     /// IPv6 Payload Length larger than the frame carried on the wire.
     Ipv6PayloadLength = "ipv6_payload_length",
-    /// An IPv6 extension header runs past the payload length or past the capture.
+    /// An IPv6 extension header runs past the Payload Length.
     Ipv6ExtChain = "ipv6_ext_chain",
     /// A non-first IPv6 fragment (Fragment header offset != 0).
     Ipv6Fragment = "ipv6_fragment",
@@ -397,12 +419,18 @@ fn walk_ipv6_extensions(
     let mut used = 0usize;
     // Each header is at least 8 bytes and must fit in plen <= 65535: the loop is bounded.
     while ipv6::is_walked_extension(next) {
-        let start = at + used;
-        let h = ExtHeader::new_checked(next, frame.get(start..).unwrap_or(&[]))
-            .map_err(|_| SkipReason::Ipv6ExtChain)?;
-        if used + h.len() > plen {
+        let rest = frame.get(at + used..).unwrap_or(&[]);
+        // The length the header states, as far as its Hdr Ext Len octet was captured.
+        let stated = match rest.get(1) {
+            Some(&l) => ipv6::ext_header_len(next, l),
+            None => ipv6::FRAGMENT_HEADER_LEN,
+        };
+        if used + stated > plen {
+            // Runs past the Payload Length: malformed whatever was captured.
             return Err(SkipReason::Ipv6ExtChain);
         }
+        // Inside the payload but past the captured bytes: a snap length cut it.
+        let h = ExtHeader::new_checked(next, rest).map_err(|_| SkipReason::TruncatedIpv6)?;
         if next == protocol::IPV6_FRAG {
             if h.frag_offset() != 0 {
                 return Err(SkipReason::Ipv6Fragment);

@@ -352,6 +352,13 @@ fn crafted_malformed_headers() {
         .run(&v6(chain.clone(), 0), 0)
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!((k.protocol, k.src_port, k.dst_port), (17, 546, 547));
+    // A chain cut by a snap length inside its second header: truncated, not malformed.
+    let full = v6(chain.clone(), 0);
+    let cut = &full[..14 + 40 + 8 + 4];
+    assert_eq!(
+        t.run(cut, full.len() as u32).map(|_| ()),
+        Err(SkipReason::TruncatedIpv6)
+    );
     // A header whose length runs past the payload length.
     let mut runs_past = hop(17, 200);
     runs_past.truncate(16);

@@ -81,6 +81,17 @@ pub fn is_walked_extension(next_header: u8) -> bool {
 /// Length of a Fragment header (RFC 8200 section 4.5).
 pub const FRAGMENT_HEADER_LEN: usize = 8;
 
+/// Length in bytes of an extension header of type `kind` whose second octet (Hdr Ext Len) is
+/// `hdr_ext_len`: 8 for a Fragment header (whose second octet is reserved), else
+/// (Hdr Ext Len + 1) * 8 (RFC 8200 section 4.3-4.6).
+pub fn ext_header_len(kind: u8, hdr_ext_len: u8) -> usize {
+    if kind == protocol::IPV6_FRAG {
+        FRAGMENT_HEADER_LEN
+    } else {
+        (usize::from(hdr_ext_len) + 1) * 8
+    }
+}
+
 /// A view over one extension header: its first two octets are Next Header and Hdr Ext Len.
 #[derive(Clone, Copy, Debug)]
 pub struct ExtHeader<'a> {
@@ -103,13 +114,9 @@ impl<'a> ExtHeader<'a> {
         self.buf[0]
     }
 
-    /// Header length in bytes: 8 for a Fragment header, else (Hdr Ext Len + 1) * 8.
+    /// Header length in bytes (see [`ext_header_len`]).
     pub fn len(&self) -> usize {
-        if self.kind == protocol::IPV6_FRAG {
-            FRAGMENT_HEADER_LEN
-        } else {
-            (usize::from(self.buf[1]) + 1) * 8
-        }
+        ext_header_len(self.kind, self.buf[1])
     }
 
     /// Never true: an extension header is at least 8 bytes.

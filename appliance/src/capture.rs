@@ -56,7 +56,8 @@ pub struct CapturedPacket<'a> {
 }
 
 enum Inner {
-    Pcap(PcapReader<BufReader<File>>, u32),
+    /// The reader, the link type, and ns per unit of the header's fractional timestamp.
+    Pcap(PcapReader<BufReader<File>>, u32, u64),
     PcapNg(PcapNgReader<BufReader<File>>, Vec<(u32, TsResol, i64)>),
 }
 
@@ -125,7 +126,11 @@ impl CaptureReader {
         } else {
             let rd = PcapReader::new(r).map_err(|e| not(format!("{e} (magic {magic:02x?})")))?;
             let lt = u32::from(rd.header().datalink);
-            Inner::Pcap(rd, lt)
+            let frac_ns = match rd.header().ts_resolution {
+                pcap_file::TsResolution::MicroSecond => 1000,
+                pcap_file::TsResolution::NanoSecond => 1,
+            };
+            Inner::Pcap(rd, lt, frac_ns)
         };
         Ok(CaptureReader {
             path: path.to_path_buf(),
@@ -160,7 +165,9 @@ impl CaptureReader {
             reason,
         };
         match &mut self.inner {
-            Inner::Pcap(rd, lt) => match rd.next_packet() {
+            // Raw records: a fractional part out of range (which libpcap passes through, and
+            // NFStream adds as is) must not make the whole capture unreadable.
+            Inner::Pcap(rd, lt, frac_ns) => match rd.next_raw_packet() {
                 None => Ok(None),
                 Some(Err(e)) => Err(corrupt(self.packets, e.to_string())),
                 Some(Ok(p)) => {
@@ -168,7 +175,7 @@ impl CaptureReader {
                     Ok(Some(f(CapturedPacket {
                         data: &p.data,
                         orig_len: p.orig_len,
-                        ts_ns: p.timestamp.as_nanos() as u64,
+                        ts_ns: pcap_ts_ns(p.ts_sec, p.ts_frac, *frac_ns),
                         linktype: *lt,
                     })))
                 }
@@ -247,6 +254,24 @@ impl CaptureReader {
     }
 }
 
+/// A classic pcap record's time in ns, read as libpcap reads it: the fields are the signed
+/// 32-bit `tv_sec`/`tv_usec` of `struct pcap_sf_pkthdr`, so a corrupt fraction outside
+/// 0..1e6 (seen in fuzzed captures) shifts the time as it does for every libpcap-based tool.
+/// Times before 1970 are clamped to 0.
+fn pcap_ts_ns(sec: u32, frac: u32, frac_ns: u64) -> u64 {
+    let sec = sec as i32 as i64;
+    if frac_ns == 1 {
+        let ns = sec * 1_000_000_000 + frac as i64;
+        return ns.max(0) as u64;
+    }
+    let usec = frac as i32 as i64;
+    // Milliseconds as C computes them (division truncating toward zero), then the
+    // sub-millisecond rest, so that ts / 1e6 is exactly that millisecond.
+    let ms = sec * 1000 + usec / 1000;
+    let rest_us = (usec % 1000).max(0);
+    (ms * 1_000_000 + rest_us * 1000).max(0) as u64
+}
+
 /// Count the packets of a capture (a full read; for tests and checks).
 pub fn count_packets(path: &Path) -> Result<u64, CaptureError> {
     let mut r = CaptureReader::open(path)?;
@@ -310,6 +335,15 @@ pub fn to_ethernet<'a>(linktype: u32, data: &'a [u8], scratch: &'a mut Vec<u8>) 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pcap_times_read_as_libpcap_does() {
+        assert_eq!(pcap_ts_ns(10, 250_000, 1000), 10_250_000_000);
+        assert_eq!(pcap_ts_ns(10, 7, 1), 10_000_000_007);
+        // A negative tv_usec moves the time back, truncating toward zero like C.
+        let us = -1_500i32 as u32;
+        assert_eq!(pcap_ts_ns(10, us, 1000) / 1_000_000, 10_000 - 1);
+    }
 
     #[test]
     fn tsresol_conversions() {

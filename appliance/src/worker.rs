@@ -193,7 +193,7 @@ impl Worker {
                     self.keys.push(key);
                     self.hashes.push(h);
                 }
-                Err(reason) => self.stats.skipped.add(reason),
+                Err(reason) => self.stats.skipped.count(reason),
             }
         }
         if received > 0 {
@@ -257,8 +257,8 @@ impl Worker {
         if e.bidirectional.packets == 0 {
             pkt.flags |= WEIR_PKT_FIRST_OF_FLOW;
         }
-        // NFStream counts the wire length as a 16-bit packet size.
-        let size = (pkt.wire_len & 0xFFFF) as u64;
+        // The full wire length (NFStream keeps it in 16 bits and wraps above 65535).
+        let size = pkt.wire_len as u64;
         count(&mut e.bidirectional, now_ms, size);
         count(if dir == 0 { &mut e.src2dst } else { &mut e.dst2src }, now_ms, size);
         let mut teardown = false;

@@ -17,7 +17,29 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 /// Captures whose records differ from NFStream's, and why weir is right there.
-const KNOWN_DIFFERENCES: &[(&str, &str)] = &[];
+const KNOWN_DIFFERENCES: &[(&str, &str)] = &[
+    (
+        "ajp.pcap",
+        "12 Cisco FabricPath frames (EtherType 0x8903): NFStream ignores the EtherType and reads \
+         bytes of the inner MAC header as an IPv4 header with IHL 0, inventing two protocol-80 \
+         flows; weir trusts the EtherType and counts them as not_ip",
+    ),
+    (
+        "fuzz-2021-06-07-c6c72a0a56.pcap",
+        "a record with a wire length of 4,093,509,168 bytes: NFStream keeps packet sizes in a \
+         uint16_t and counts it as 65,072; weir counts the wire length it was given",
+    ),
+    (
+        "dhcp_big_endian.pcapng",
+        "its timestamps are 4.7e18 microseconds (year ~152,000), past the range of weir's u64 \
+         nanosecond packet clock (year 2554): weir saturates them, so its times and durations \
+         differ; NFStream keeps milliseconds; flows, packets and bytes are equal",
+    ),
+    (
+        "dhcp_little_endian.pcapng",
+        "same timestamps as dhcp_big_endian.pcapng (year ~152,000), past weir's clock range",
+    ),
+];
 
 fn flowstats_columns() -> Vec<String> {
     let mut v = Vec::new();
@@ -63,8 +85,13 @@ fn extract(capture: &Path, out: &Path) -> Result<(), String> {
 
 #[test]
 fn every_capture_matches_nfstream() {
-    let caps = captures();
+    let mut caps = captures();
     assert_eq!(caps.len(), 136, "the shared test data has 136 captures");
+    // WEIR_PARITY_ONLY=name1,name2 checks only those captures (for quick iteration).
+    if let Ok(only) = std::env::var("WEIR_PARITY_ONLY") {
+        let only: Vec<&str> = only.split(',').collect();
+        caps.retain(|c| only.contains(&c.file_name().unwrap().to_str().unwrap()));
+    }
     let tmp = tempfile::tempdir().unwrap();
     let next = AtomicUsize::new(0);
     let failures = Mutex::new(Vec::<String>::new());

@@ -102,7 +102,7 @@ typedef struct weir_flow_key_v1 {
     uint8_t dst_ip[16];  /* 16 */
     uint16_t src_port;   /* 32 */
     uint16_t dst_port;   /* 34 */
-    uint16_t vlan_id;    /* 36: outermost VLAN id, 0 if untagged */
+    uint16_t vlan_id;    /* 36: innermost 802.1Q VLAN id (NFStream's choice), 0 if untagged */
     uint8_t protocol;    /* 38 */
     uint8_t ip_version;  /* 39 */
     uint32_t tunnel_id;  /* 40: 0 if the flow is not tunneled */

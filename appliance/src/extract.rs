@@ -194,8 +194,10 @@ pub fn run(args: &ExtractArgs) -> Result<()> {
         progress_bar(args, total_bytes),
     );
     // Whatever happened, let the workers finish and flush what they got.
+    tracing::debug!(elapsed = ?started.elapsed(), "feeder done");
     done.store(true, Ordering::Release);
     lcore::mp_wait_lcore();
+    tracing::debug!(elapsed = ?started.elapsed(), "workers done");
     let mut reports: Vec<WorkerReport> = report_rx.iter().collect();
     reports.sort_by_key(|r| r.id);
     let out = output.finish();

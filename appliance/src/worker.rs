@@ -50,7 +50,7 @@ pub struct WorkerStats {
 }
 
 /// Per-flow data the worker keeps beside the counters.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug, Default, bytemuck::Zeroable)]
 pub struct FlowExt {}
 
 pub struct WorkerSettings {

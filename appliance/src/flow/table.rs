@@ -12,12 +12,14 @@
 use super::key::{flow_hash, same_flow};
 use super::record::DirCounters;
 use super::wheel::{TimerWheel, WheelLinks, NIL};
-use std::alloc::{alloc_zeroed, dealloc, Layout};
+use bytemuck::{zeroed_vec, Zeroable};
+use std::alloc::Layout;
 use weir_plugin_api::FlowKeyV1;
 
 /// One live flow. `E` is the caller's per-flow extension (decay-rate counters and the like):
-/// plain data, copied in at creation.
+/// plain data, reset to its default at creation.
 #[derive(Clone, Copy, Debug)]
+#[repr(C)]
 pub struct FlowEntry<E: Copy> {
     /// Oriented key: `src` is the sender of the first packet.
     pub key: FlowKeyV1,
@@ -30,6 +32,10 @@ pub struct FlowEntry<E: Copy> {
     pub ext: E,
 }
 
+// SAFETY: every field is an integer, an array of integers, or `E`, which is Zeroable itself;
+// the all-zero entry is a valid (free) entry.
+unsafe impl<E: Copy + Zeroable> Zeroable for FlowEntry<E> {}
+
 /// Outcome of [`FlowTable::lookup_or_insert`].
 pub enum Lookup {
     /// An existing flow.
@@ -40,38 +46,52 @@ pub enum Lookup {
     Full,
 }
 
-/// An aligned, zeroed byte buffer that frees itself (the plugin state slab).
+/// The plugin state slab: one page-aligned, zeroed anonymous mapping for every flow's state.
+///
+/// Mapped with mmap rather than the allocator: an over-aligned `alloc_zeroed` writes every
+/// byte at start (hundreds of MB for a large table), while fresh anonymous pages are zero and
+/// only become resident when a flow first uses them.
 struct Slab {
     ptr: *mut u8,
-    layout: Option<Layout>,
+    len: usize,
 }
 
 impl Slab {
-    fn new(bytes: usize, align: usize) -> Slab {
+    fn new(bytes: usize) -> Slab {
         if bytes == 0 {
             return Slab {
                 ptr: core::ptr::null_mut(),
-                layout: None,
+                len: 0,
             };
         }
-        let layout = Layout::from_size_align(bytes, align).expect("slab layout");
-        // SAFETY: layout has a non-zero size.
-        let ptr = unsafe { alloc_zeroed(layout) };
-        if ptr.is_null() {
-            std::alloc::handle_alloc_error(layout);
+        // SAFETY: an anonymous private mapping with no address hint; checked below.
+        let p = unsafe {
+            libc::mmap(
+                core::ptr::null_mut(),
+                bytes,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            std::alloc::handle_alloc_error(
+                Layout::from_size_align(bytes, 4096).unwrap_or(Layout::new::<u8>()),
+            );
         }
         Slab {
-            ptr,
-            layout: Some(layout),
+            ptr: p.cast(),
+            len: bytes,
         }
     }
 }
 
 impl Drop for Slab {
     fn drop(&mut self) {
-        if let Some(layout) = self.layout {
-            // SAFETY: ptr was allocated with exactly this layout in Slab::new.
-            unsafe { dealloc(self.ptr, layout) };
+        if self.len > 0 {
+            // SAFETY: the mapping made in Slab::new, unmapped once.
+            unsafe { libc::munmap(self.ptr.cast(), self.len) };
         }
     }
 }
@@ -94,9 +114,13 @@ pub struct TableConfig {
 pub struct FlowTable<E: Copy> {
     entries: Vec<FlowEntry<E>>,
     links: Vec<WheelLinks>,
-    /// Slot of each entry in `index` (for O(1) removal), u32::MAX when free.
+    /// Slot of each entry in `index` plus one (for O(1) removal); 0 when free.
     index_pos: Vec<u32>,
+    /// Entries freed since start, reused first.
     free: Vec<u32>,
+    /// Entries never used yet start here: the big arrays are only touched as flows arrive
+    /// (they come from zeroed, lazily mapped memory), so a large table starts instantly.
+    fresh: u32,
     index: Box<[u64]>,
     mask: usize,
     slab: Slab,
@@ -112,33 +136,27 @@ fn tag(hash: u64) -> u64 {
     (hash >> 32) << 32
 }
 
-impl<E: Copy + Default> FlowTable<E> {
+impl<E: Copy + Default + Zeroable> FlowTable<E> {
     pub fn new(cfg: TableConfig) -> FlowTable<E> {
         let cap = cfg.capacity.max(1) as usize;
         let index_len = (cap * 2).next_power_of_two();
-        let align = cfg.slab_align.max(1).next_power_of_two();
+        // Page alignment of the mapping covers any state alignment up to 4096.
+        let align = cfg.slab_align.clamp(1, 4096).next_power_of_two();
         let stride = if cfg.slab_size == 0 {
             0
         } else {
             cfg.slab_size.div_ceil(align) * align
         };
-        let blank = FlowEntry {
-            key: FlowKeyV1::default(),
-            hash: 0,
-            bidirectional: DirCounters::default(),
-            src2dst: DirCounters::default(),
-            dst2src: DirCounters::default(),
-            fin_seen: 0,
-            ext: E::default(),
-        };
         FlowTable {
-            entries: vec![blank; cap],
-            links: vec![WheelLinks::default(); cap],
-            index_pos: vec![u32::MAX; cap],
-            free: (0..cap as u32).rev().collect(),
+            entries: zeroed_vec(cap),
+            // A zeroed link is never read: an entry is filed on the wheel when it is created.
+            links: zeroed_vec(cap),
+            index_pos: zeroed_vec(cap),
+            free: Vec::new(),
+            fresh: 0,
             index: vec![EMPTY; index_len].into_boxed_slice(),
             mask: index_len - 1,
-            slab: Slab::new(stride * cap, align),
+            slab: Slab::new(stride * cap),
             slab_stride: stride,
             wheel: TimerWheel::new(cfg.wheel_slots, cfg.wheel_granularity_ms),
             live: 0,
@@ -218,11 +236,16 @@ impl<E: Copy + Default> FlowTable<E> {
             }
             pos = (pos + 1) & self.mask;
         }
-        let Some(idx) = self.free.pop() else {
-            return Lookup::Full;
+        let idx = match self.free.pop() {
+            Some(i) => i,
+            None if (self.fresh as usize) < self.entries.len() => {
+                self.fresh += 1;
+                self.fresh - 1
+            }
+            None => return Lookup::Full,
         };
         self.index[pos] = want | (idx as u64 + 1);
-        self.index_pos[idx as usize] = pos as u32;
+        self.index_pos[idx as usize] = pos as u32 + 1;
         let e = &mut self.entries[idx as usize];
         e.key = *key;
         e.hash = hash;
@@ -256,10 +279,10 @@ impl<E: Copy + Default> FlowTable<E> {
 
     /// Remove entry `idx` from the index, the wheel and the table.
     pub fn remove(&mut self, idx: u32) {
-        let mut hole = self.index_pos[idx as usize] as usize;
-        debug_assert!(hole != u32::MAX as usize, "removing a free entry");
+        debug_assert!(self.index_pos[idx as usize] != 0, "removing a free entry");
+        let mut hole = self.index_pos[idx as usize] as usize - 1;
         self.wheel.remove(&mut self.links, idx);
-        self.index_pos[idx as usize] = u32::MAX;
+        self.index_pos[idx as usize] = 0;
         // Backward-shift deletion: move later members of the probe run into the hole when
         // their home slot is at or before it (cyclically).
         let mut pos = (hole + 1) & self.mask;
@@ -274,7 +297,7 @@ impl<E: Copy + Default> FlowTable<E> {
             let dist_hole = pos.wrapping_sub(hole) & self.mask;
             if dist_home >= dist_hole {
                 self.index[hole] = slot;
-                self.index_pos[other as usize] = hole as u32;
+                self.index_pos[other as usize] = hole as u32 + 1;
                 hole = pos;
             }
             pos = (pos + 1) & self.mask;
@@ -316,7 +339,8 @@ impl<E: Copy + Default> FlowTable<E> {
         self.index_pos
             .iter()
             .enumerate()
-            .filter(|(_, p)| **p != u32::MAX)
+            .take(self.fresh as usize)
+            .filter(|(_, p)| **p != 0)
             .map(|(i, _)| i as u32)
     }
 }

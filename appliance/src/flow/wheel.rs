@@ -20,7 +20,7 @@
 pub const NIL: u32 = u32::MAX;
 
 /// Intrusive links a flow entry carries for the wheel.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, bytemuck::Zeroable)]
 pub struct WheelLinks {
     pub prev: u32,
     pub next: u32,

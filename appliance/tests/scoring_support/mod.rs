@@ -253,8 +253,11 @@ pub fn records() -> Records {
     }
 }
 
+/// One oracle row: source file, row in the file, sklearn's values.
+pub type OracleRow = (String, usize, Vec<f64>);
+
 /// sklearn's answers: (header of score columns, rows of values), in fixture order.
-pub fn oracle(model: &str) -> (Vec<String>, Vec<(String, usize, Vec<f64>)>) {
+pub fn oracle(model: &str) -> (Vec<String>, Vec<OracleRow>) {
     let path = fixtures().join(model).join("oracle.csv");
     let mut rd =
         csv::Reader::from_path(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));

@@ -28,7 +28,7 @@ OTHER = "Other"
 ESTIMATORS = ("rf", "gb", "logreg", "iforest")
 
 
-def make_estimator(name: str, seed: int, n_estimators: int = 100):
+def make_estimator(name: str, seed: int, n_estimators: int = 100, max_depth: int | None = None):
     from sklearn.ensemble import (GradientBoostingClassifier, IsolationForest,
                                   RandomForestClassifier)
     from sklearn.linear_model import LogisticRegression
@@ -36,9 +36,11 @@ def make_estimator(name: str, seed: int, n_estimators: int = 100):
     from sklearn.preprocessing import StandardScaler
 
     if name == "rf":
-        return RandomForestClassifier(n_estimators=n_estimators, random_state=seed, n_jobs=1)
+        return RandomForestClassifier(n_estimators=n_estimators, max_depth=max_depth,
+                                      random_state=seed, n_jobs=1)
     if name == "gb":
-        return GradientBoostingClassifier(n_estimators=n_estimators, max_depth=3, random_state=seed)
+        return GradientBoostingClassifier(n_estimators=n_estimators, max_depth=max_depth or 3,
+                                          random_state=seed)
     if name == "logreg":
         return Pipeline([("scale", StandardScaler()),
                          ("logreg", LogisticRegression(max_iter=2000, random_state=seed))])
@@ -87,7 +89,8 @@ def choose_features(arg: str | None, columns) -> list[str]:
 
 
 def train(df, features: list[str], *, estimator: str, task: str, label_column: str | None,
-          min_class_samples: int, test_size: float, seed: int, n_estimators: int):
+          min_class_samples: int, test_size: float, seed: int, n_estimators: int,
+          max_depth: int | None = None):
     """Fit on a stratified split; returns (fitted estimator, onnx model, model.json fields)."""
     import sklearn
     import skl2onnx
@@ -95,9 +98,9 @@ def train(df, features: list[str], *, estimator: str, task: str, label_column: s
     from sklearn.model_selection import train_test_split
 
     X = feature_matrix(df, features)
-    est = make_estimator(estimator, seed, n_estimators)
+    est = make_estimator(estimator, seed, n_estimators, max_depth)
     meta: dict = {"task": task, "features": features}
-    info: dict = {"estimator": estimator, "sklearn": sklearn.__version__,
+    info: dict = {"estimator": estimator, "n_estimators": n_estimators, "max_depth": max_depth, "sklearn": sklearn.__version__,
                   "skl2onnx": skl2onnx.__version__, "rows": int(len(X)), "seed": seed}
 
     if task == "anomaly":
@@ -155,6 +158,8 @@ def main(argv=None) -> int:
     ap.add_argument("--test-size", type=float, default=0.25)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--n-estimators", type=int, default=100)
+    ap.add_argument("--max-depth", type=int, default=None,
+                    help="tree depth limit (rf: unlimited by default, gb: 3); cheaper to score")
     ap.add_argument("--name", default=None)
     ap.add_argument("--version", default="1")
     ap.add_argument("--alert-class")
@@ -172,7 +177,8 @@ def main(argv=None) -> int:
     features = choose_features(a.features, df.columns)
     est, onx, meta = train(df, features, estimator=estimator, task=a.task,
                            label_column=a.label_column, min_class_samples=a.min_class_samples,
-                           test_size=a.test_size, seed=a.seed, n_estimators=a.n_estimators)
+                           test_size=a.test_size, seed=a.seed, n_estimators=a.n_estimators,
+                           max_depth=a.max_depth)
     meta = {"name": a.name or Path(a.out).name, "version": a.version, **meta, "input": "X"}
     if a.alert_class is not None:
         if a.alert_class not in meta.get("classes", []):

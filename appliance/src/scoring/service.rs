@@ -112,7 +112,7 @@ impl ScoringInput {
         match self.overload {
             Overload::Block => match self.tx.send(item) {
                 Ok(()) => true,
-                Err(e) => self.out.send(e.into_inner().1).is_ok(),
+                Err(e) => self.forward_unscorable(e.into_inner().1),
             },
             Overload::EmitUnscored => match self.tx.try_send(item) {
                 Ok(()) => true,
@@ -123,9 +123,19 @@ impl ScoringInput {
                     rec.scores.clear();
                     self.out.send(rec).is_ok()
                 }
-                Err(TrySendError::Disconnected((_, rec))) => self.out.send(rec).is_ok(),
+                Err(TrySendError::Disconnected((_, rec))) => self.forward_unscorable(rec),
             },
         }
+    }
+
+    /// Every scorer thread is gone (a panic in ONNX Runtime's binding): the record still goes
+    /// to the sinks, marked and counted as an error.
+    fn forward_unscorable(&self, mut rec: FlowRecord) -> bool {
+        self.stats.error_rows.fetch_add(1, Ordering::Relaxed);
+        rec.score_status = ScoreStatus::Error;
+        rec.prediction = None;
+        rec.scores.clear();
+        self.out.send(rec).is_ok()
     }
 }
 

@@ -50,21 +50,23 @@ fn stamp() -> String {
     format!("{:016x}", h.finish())
 }
 
-/// Model fixtures (made once per stamp of the scripts, under the target dir).
+/// Model fixtures, made once per stamp of the scripts under the target dir. Made in a private
+/// directory and renamed into place, so test binaries run in parallel (nextest) never see a
+/// half-written set.
 pub fn fixtures() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("scoring-fixtures");
-        let stamp_file = dir.join("STAMP");
-        let want = stamp();
-        if std::fs::read_to_string(&stamp_file).ok().as_deref() == Some(want.as_str()) {
+        let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("scoring-fixtures");
+        let dir = root.join(stamp());
+        if dir.join("DONE").exists() {
             return dir;
         }
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("create fixtures dir");
+        let tmp = root.join(format!("tmp-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&tmp);
+        std::fs::create_dir_all(&tmp).expect("create fixtures dir");
         let out = Command::new(python())
             .arg(workspace().join("models/testing/make_fixtures.py"))
-            .arg(&dir)
+            .arg(&tmp)
             .args(record_files())
             .output()
             .expect("run make_fixtures.py");
@@ -75,7 +77,12 @@ pub fn fixtures() -> &'static Path {
             String::from_utf8_lossy(&out.stderr)
         );
         eprintln!("{}", String::from_utf8_lossy(&out.stdout));
-        std::fs::write(&stamp_file, want).expect("write stamp");
+        std::fs::write(tmp.join("DONE"), "").expect("write DONE");
+        // Loses the race harmlessly when another process put an identical set in place.
+        if std::fs::rename(&tmp, &dir).is_err() {
+            let _ = std::fs::remove_dir_all(&tmp);
+        }
+        assert!(dir.join("DONE").exists(), "fixtures at {}", dir.display());
         dir
     })
 }

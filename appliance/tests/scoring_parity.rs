@@ -314,3 +314,65 @@ fn inspect_lists_features_and_providers() {
         assert!(line.trim_end().ends_with(want), "{line}");
     }
 }
+
+/// A partial batch is scored once its oldest record has waited `max_delay_ms`, without the
+/// input closing; a full batch goes at once.
+#[test]
+fn deadline_flushes_a_partial_batch() {
+    let data = records();
+    let mut schema = data.schema.clone();
+    let cfg = ScoringConfig {
+        threads: 1,
+        batch: 256,
+        max_delay_ms: 20,
+        ..config()
+    };
+    let (out_tx, out_rx) = unbounded();
+    let svc = ScoringService::start(&fixtures().join("rf"), &mut schema, &cfg, out_tx, None)
+        .expect("start");
+    let input = svc.input();
+    let t0 = std::time::Instant::now();
+    for r in data.records[..10].iter().cloned() {
+        assert!(input.submit(r));
+    }
+    for _ in 0..10 {
+        let r = out_rx
+            .recv_timeout(std::time::Duration::from_secs(5))
+            .expect("partial batch flushed by the deadline");
+        assert_eq!(r.score_status, ScoreStatus::Scored);
+    }
+    let waited = t0.elapsed();
+    assert!(
+        waited >= std::time::Duration::from_millis(20),
+        "flushed before the deadline: {waited:?}"
+    );
+    assert_eq!(svc.stats().snapshot().batches, 1);
+    // A full batch does not wait for the deadline (1 s here).
+    drop(input);
+    let _ = svc.finish();
+    let cfg = ScoringConfig {
+        max_delay_ms: 1000,
+        batch: 16,
+        ..cfg
+    };
+    let (out_tx, out_rx) = unbounded();
+    let svc = ScoringService::start(&fixtures().join("rf"), &mut schema, &cfg, out_tx, None)
+        .expect("start");
+    let input = svc.input();
+    let t0 = std::time::Instant::now();
+    for r in data.records[..16].iter().cloned() {
+        assert!(input.submit(r));
+    }
+    for _ in 0..16 {
+        out_rx
+            .recv_timeout(std::time::Duration::from_secs(5))
+            .expect("full batch");
+    }
+    assert!(
+        t0.elapsed() < std::time::Duration::from_millis(900),
+        "{:?}",
+        t0.elapsed()
+    );
+    drop(input);
+    assert_eq!(svc.finish().batches, 1);
+}

@@ -1,0 +1,92 @@
+//! The model's alert rule (`model.json` `alert`) turned into alert JSON lines (kind `model`).
+
+use serde_json::json;
+
+use super::model::{AlertSpec, ModelSpec};
+use crate::flow::record::{FlowRecord, ScoreStatus};
+
+/// A checked rule: the class is resolved to its probability column once.
+#[derive(Clone, Debug)]
+pub enum AlertRule {
+    Class {
+        index: usize,
+        class: String,
+        min_proba: f64,
+    },
+    MaxScore {
+        max_score: f64,
+    },
+}
+
+impl AlertRule {
+    /// The rule of a model, if it has one (`ModelSpec::load` checked the class exists).
+    pub fn of(spec: &ModelSpec) -> Option<AlertRule> {
+        match spec.alert.as_ref()? {
+            AlertSpec::Class { class, min_proba } => Some(AlertRule::Class {
+                index: spec.classes.iter().position(|c| c == class)?,
+                class: class.clone(),
+                min_proba: *min_proba,
+            }),
+            AlertSpec::MaxScore { max_score } => Some(AlertRule::MaxScore {
+                max_score: *max_score,
+            }),
+        }
+    }
+
+    /// The alert line for a scored record, or None when the rule does not fire.
+    pub fn check(&self, model: &ModelSpec, r: &FlowRecord) -> Option<String> {
+        if r.score_status != ScoreStatus::Scored {
+            return None;
+        }
+        let (rule, value) = match self {
+            AlertRule::Class {
+                index,
+                class,
+                min_proba,
+            } => {
+                let p = *r.scores.get(*index)?;
+                if p < *min_proba {
+                    return None;
+                }
+                (
+                    json!({"class": class, "min_proba": min_proba}),
+                    json!({"proba": p}),
+                )
+            }
+            AlertRule::MaxScore { max_score } => {
+                let s = *r.scores.first()?;
+                if s > *max_score {
+                    return None;
+                }
+                (json!({"max_score": max_score}), json!({"anomaly_score": s}))
+            }
+        };
+        let prediction = match (r.prediction, model.classes.is_empty()) {
+            (Some(p), false) => json!(model.classes.get(p as usize)),
+            (Some(p), true) => json!(if p == 1 { "outlier" } else { "inlier" }),
+            (None, _) => serde_json::Value::Null,
+        };
+        let mut line = json!({
+            "kind": "model",
+            "model": model.name,
+            "model_version": model.version,
+            "rule": rule,
+            "prediction": prediction,
+            "first_seen_ms": r.bidirectional.first_seen_ms,
+            "last_seen_ms": r.bidirectional.last_seen_ms,
+            "src_ip": r.src_ip().to_string(),
+            "src_port": r.key.src_port,
+            "dst_ip": r.dst_ip().to_string(),
+            "dst_port": r.key.dst_port,
+            "protocol": r.key.protocol,
+            "vlan_id": r.key.vlan_id,
+            "tunnel_id": r.key.tunnel_id,
+            "packets": r.bidirectional.packets,
+            "bytes": r.bidirectional.bytes,
+        });
+        if let (Some(obj), Some(v)) = (line.as_object_mut(), value.as_object()) {
+            obj.extend(v.clone());
+        }
+        Some(line.to_string())
+    }
+}

@@ -1,0 +1,199 @@
+#!/usr/bin/env python3
+"""Train a scikit-learn model on flow records weir extracted and write a weir model directory.
+
+    python models/train.py RECORDS... --out DIR [--estimator rf|gb|logreg|iforest]
+        [--task classification|anomaly] [--features a,b,c | --features @file]
+        [--label-column application_category_name | --labels LABELS.csv --label-column COL]
+        [--min-class-samples 10] [--alert-class C --alert-min-proba P | --alert-max-score S]
+
+RECORDS are CSV or Parquet files (or directories of them) as `weir extract` writes them; the
+NFStream CSVs in appliance/tests/data/nfstream/expected/ have the same column names. Writes
+DIR/model.onnx and DIR/model.json (format `weir-model/1`, see models/README.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from weir_export import classifier_to_onnx, isolation_forest_to_onnx  # noqa: E402
+from weir_records import (  # noqa: E402
+    DEFAULT_FEATURES, feature_matrix, fingerprint, join_labels, read_records, write_model_dir)
+
+OTHER = "Other"
+ESTIMATORS = ("rf", "gb", "logreg", "iforest")
+
+
+def make_estimator(name: str, seed: int, n_estimators: int = 100, max_depth: int | None = None):
+    from sklearn.ensemble import (GradientBoostingClassifier, IsolationForest,
+                                  RandomForestClassifier)
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    if name == "rf":
+        return RandomForestClassifier(n_estimators=n_estimators, max_depth=max_depth,
+                                      random_state=seed, n_jobs=1)
+    if name == "gb":
+        return GradientBoostingClassifier(n_estimators=n_estimators, max_depth=max_depth or 3,
+                                          random_state=seed)
+    if name == "logreg":
+        return Pipeline([("scale", StandardScaler()),
+                         ("logreg", LogisticRegression(max_iter=2000, random_state=seed))])
+    if name == "iforest":
+        return IsolationForest(n_estimators=n_estimators, random_state=seed)
+    raise SystemExit(f"unknown estimator {name!r} (one of {', '.join(ESTIMATORS)})")
+
+
+def expand_inputs(inputs: list[str]) -> list[Path]:
+    paths: list[Path] = []
+    for i in inputs:
+        p = Path(i)
+        if p.is_dir():
+            paths.extend(sorted(q for q in p.iterdir()
+                                if q.suffix in (".csv", ".parquet", ".pq") or q.name.endswith(".csv.gz")))
+        elif p.exists():
+            paths.append(p)
+        else:
+            raise SystemExit(f"{p}: no such records file or directory")
+    return paths
+
+
+def group_rare(y: np.ndarray, min_samples: int) -> tuple[np.ndarray, list[str]]:
+    """Classes with fewer than min_samples flows become "Other": a forest cannot learn a class
+    from a handful of flows, and a stratified split needs at least two of each."""
+    labels, counts = np.unique(y, return_counts=True)
+    rare = sorted(str(c) for c, n in zip(labels, counts) if n < min_samples)
+    if rare:
+        y = np.where(np.isin(y, rare), OTHER, y)
+    return y, rare
+
+
+def choose_features(arg: str | None, columns) -> list[str]:
+    if arg:
+        if arg.startswith("@"):
+            text = Path(arg[1:]).read_text()
+            return [f.strip() for f in text.replace(",", "\n").splitlines() if f.strip()]
+        return [f.strip() for f in arg.split(",") if f.strip()]
+    present = [f for f in DEFAULT_FEATURES if f in columns]
+    absent = [f for f in DEFAULT_FEATURES if f not in columns]
+    if absent:
+        print(f"note: default features not in the records, left out: {absent}", file=sys.stderr)
+    if not present:
+        raise SystemExit("none of the default features is in the records; pass --features")
+    return present
+
+
+def train(df, features: list[str], *, estimator: str, task: str, label_column: str | None,
+          min_class_samples: int, test_size: float, seed: int, n_estimators: int,
+          max_depth: int | None = None):
+    """Fit on a stratified split; returns (fitted estimator, onnx model, model.json fields)."""
+    import sklearn
+    import skl2onnx
+    from sklearn.metrics import accuracy_score, f1_score, precision_recall_fscore_support
+    from sklearn.model_selection import train_test_split
+
+    X = feature_matrix(df, features)
+    est = make_estimator(estimator, seed, n_estimators, max_depth)
+    meta: dict = {"task": task, "features": features}
+    info: dict = {"estimator": estimator, "n_estimators": n_estimators, "max_depth": max_depth, "sklearn": sklearn.__version__,
+                  "skl2onnx": skl2onnx.__version__, "rows": int(len(X)), "seed": seed}
+
+    if task == "anomaly":
+        if estimator != "iforest":
+            raise SystemExit("--task anomaly needs --estimator iforest")
+        X_tr, X_te = train_test_split(X, test_size=test_size, random_state=seed)
+        est.fit(X_tr)
+        onx = isolation_forest_to_onnx(est, len(features))
+        info["metrics"] = {
+            "train_outlier_fraction": float(np.mean(est.predict(X_tr) == -1)),
+            "test_outlier_fraction": float(np.mean(est.predict(X_te) == -1)),
+            "offset": float(est.offset_)}
+        meta["metadata"] = info
+        return est, onx, meta
+
+    if estimator == "iforest":
+        raise SystemExit("--estimator iforest is an anomaly detector: add --task anomaly")
+    if label_column is None or label_column not in df.columns:
+        raise SystemExit(f"no label column {label_column!r} in the records (or use --labels FILE)")
+    y = df[label_column].astype(str).to_numpy()
+    y, rare = group_rare(y, min_class_samples)
+    X_tr, X_te, y_tr, y_te = train_test_split(X, y, test_size=test_size, random_state=seed,
+                                              stratify=y)
+    est.fit(X_tr, y_tr)
+    classes = [str(c) for c in est.classes_]
+    pred = est.predict(X_te)
+    p, r, f, n = precision_recall_fscore_support(y_te, pred, labels=classes, zero_division=0)
+    info["label_column"] = label_column
+    info["min_class_samples"] = min_class_samples
+    info["grouped_as_other"] = rare
+    info["metrics"] = {
+        "split": f"stratified holdout {test_size} (seed {seed})",
+        "accuracy": float(accuracy_score(y_te, pred)),
+        "f1_macro": float(f1_score(y_te, pred, average="macro", zero_division=0)),
+        "per_class": {c: {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]),
+                          "support": int(n[i])} for i, c in enumerate(classes)}}
+    meta["classes"] = classes
+    meta["metadata"] = info
+    return est, classifier_to_onnx(est, X_tr), meta
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("records", nargs="+", help="CSV/Parquet record files or directories")
+    ap.add_argument("--out", required=True, help="model directory to write")
+    ap.add_argument("--task", choices=("classification", "anomaly"), default="classification")
+    ap.add_argument("--estimator", choices=ESTIMATORS, default=None,
+                    help="rf (default for classification), gb, logreg (StandardScaler + "
+                         "LogisticRegression), iforest (default for anomaly)")
+    ap.add_argument("--features", help="comma-separated feature names, or @FILE (one per line)")
+    ap.add_argument("--label-column", default="application_category_name")
+    ap.add_argument("--labels", help="labels file (CSV/Parquet) joined on the flow key")
+    ap.add_argument("--min-class-samples", type=int, default=10,
+                    help='classes with fewer flows are relabelled "Other" (default 10)')
+    ap.add_argument("--test-size", type=float, default=0.25)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--n-estimators", type=int, default=100)
+    ap.add_argument("--max-depth", type=int, default=None,
+                    help="tree depth limit (rf: unlimited by default, gb: 3); cheaper to score")
+    ap.add_argument("--name", default=None)
+    ap.add_argument("--version", default="1")
+    ap.add_argument("--alert-class")
+    ap.add_argument("--alert-min-proba", type=float, default=0.9)
+    ap.add_argument("--alert-max-score", type=float)
+    a = ap.parse_args(argv)
+
+    estimator = a.estimator or ("iforest" if a.task == "anomaly" else "rf")
+    paths = expand_inputs(a.records)
+    df = read_records(paths)
+    fp = fingerprint(paths)
+    if a.labels:
+        df = join_labels(df, a.labels, a.label_column)
+        fp["labels_sha256"] = fingerprint([a.labels])["sha256"]
+    features = choose_features(a.features, df.columns)
+    est, onx, meta = train(df, features, estimator=estimator, task=a.task,
+                           label_column=a.label_column, min_class_samples=a.min_class_samples,
+                           test_size=a.test_size, seed=a.seed, n_estimators=a.n_estimators,
+                           max_depth=a.max_depth)
+    meta = {"name": a.name or Path(a.out).name, "version": a.version, **meta, "input": "X"}
+    if a.alert_class is not None:
+        if a.alert_class not in meta.get("classes", []):
+            raise SystemExit(f"--alert-class {a.alert_class!r} is not a class of the model")
+        meta["alert"] = {"class": a.alert_class, "min_proba": a.alert_min_proba}
+    elif a.alert_max_score is not None:
+        meta["alert"] = {"max_score": a.alert_max_score}
+    meta["metadata"]["data"] = fp
+    out = write_model_dir(a.out, onx, meta)
+    m = meta["metadata"]["metrics"]
+    print(f"wrote {out}/model.onnx and model.json: {estimator}, {len(features)} features, "
+          f"{len(df)} flows; " + ", ".join(f"{k}={v:.4f}" for k, v in m.items()
+                                          if isinstance(v, float)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,121 @@
+"""Reading flow records as `weir extract` writes them, and the model directory format.
+
+Records are CSV or Parquet files whose columns carry NFStream's names (core columns such as
+`bidirectional_packets`, plugin features such as `src2dst_mean_ps`). NFStream's own CSVs
+(appliance/tests/data/nfstream/expected/) have the same names, so they serve as training data
+until `weir extract` writes records end to end.
+
+The model directory (`weir-model/1`) is `model.onnx` plus `model.json`; see models/README.md.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+FORMAT = "weir-model/1"
+
+# The flow key a labels file is joined on: NFStream's bidirectional 5-tuple plus VLAN and tunnel
+# id. `bidirectional_first_seen_ms` is used too when both sides have it, to tell apart flows
+# that reuse a 5-tuple within one capture.
+FLOW_KEY = ["src_ip", "src_port", "dst_ip", "dst_port", "protocol", "vlan_id", "tunnel_id"]
+FLOW_KEY_TIME = "bidirectional_first_seen_ms"
+
+# Columns that identify a flow or a capture rather than describe its behaviour; never features.
+NOT_FEATURES = {
+    "id", "src_ip", "dst_ip", "src_mac", "dst_mac", "src_oui", "dst_oui", "expiration_id",
+    "worker", "prediction", "score_status", "application_name", "application_category_name",
+    "bidirectional_first_seen_ms", "bidirectional_last_seen_ms", "src2dst_first_seen_ms",
+    "src2dst_last_seen_ms", "dst2src_first_seen_ms", "dst2src_last_seen_ms",
+}
+
+_DIRS = ["bidirectional", "src2dst", "dst2src"]
+
+# The default feature set: what weir's core columns and the flowstats plugin give, without the
+# source port (ephemeral) nor absolute times (they identify the capture, not the traffic).
+DEFAULT_FEATURES = (
+    ["protocol", "dst_port"]
+    + [f"{d}_{f}" for d in _DIRS for f in ("duration_ms", "packets", "bytes")]
+    + [f"{d}_{s}_{m}" for d in _DIRS for m in ("ps", "piat_ms") for s in ("min", "mean", "stddev", "max")]
+    + [f"{d}_{flag}_packets" for d in _DIRS
+       for flag in ("syn", "cwr", "ece", "urg", "ack", "psh", "rst", "fin")]
+)
+
+
+def read_records(paths: list[str | Path]) -> pd.DataFrame:
+    """Concatenate record files (CSV, or Parquet by extension); adds `_source` (file name)."""
+    frames = []
+    for p in paths:
+        p = Path(p)
+        if p.suffix in (".parquet", ".pq"):
+            df = pd.read_parquet(p)
+        elif p.suffix in (".csv", ".gz") or p.name.endswith(".csv.gz"):
+            df = pd.read_csv(p)
+        else:
+            raise SystemExit(f"{p}: not a records file (expected .csv, .csv.gz or .parquet)")
+        df["_source"] = p.name
+        frames.append(df)
+    if not frames:
+        raise SystemExit("no record files given")
+    return pd.concat(frames, ignore_index=True)
+
+
+def fingerprint(paths: list[str | Path]) -> dict:
+    """sha256 of each input file and of them all (in the order given)."""
+    total = hashlib.sha256()
+    files = {}
+    for p in paths:
+        h = hashlib.sha256(Path(p).read_bytes()).hexdigest()
+        files[Path(p).name] = h
+        total.update(h.encode())
+    return {"sha256": total.hexdigest(), "files": files}
+
+
+def join_labels(df: pd.DataFrame, labels_path: str | Path, label_column: str) -> pd.DataFrame:
+    """Join a labels file (CSV or Parquet) on the flow key; unlabelled flows are dropped."""
+    labels = read_records([labels_path]).drop(columns=["_source"])
+    if label_column not in labels.columns:
+        raise SystemExit(f"{labels_path}: no label column {label_column!r}")
+    missing = [k for k in FLOW_KEY if k not in labels.columns]
+    if missing:
+        raise SystemExit(f"{labels_path}: the flow key needs columns {missing}")
+    key = list(FLOW_KEY)
+    if FLOW_KEY_TIME in labels.columns and FLOW_KEY_TIME in df.columns:
+        key.append(FLOW_KEY_TIME)
+    labels = labels[key + [label_column]].drop_duplicates(subset=key)
+    df = df.drop(columns=[label_column], errors="ignore")
+    out = df.merge(labels, on=key, how="inner")
+    if out.empty:
+        raise SystemExit(f"{labels_path}: no record matched a label on {key}")
+    return out
+
+
+def feature_matrix(df: pd.DataFrame, features: list[str]) -> np.ndarray:
+    """The float32 matrix weir feeds the model (NaN stays NaN: weir's "missing")."""
+    missing = [f for f in features if f not in df.columns]
+    if missing:
+        raise SystemExit(f"features not in the records: {missing}")
+    bad = [f for f in features if f in NOT_FEATURES]
+    if bad:
+        raise SystemExit(f"not usable as features (identifiers or labels): {bad}")
+    return df[features].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float32)
+
+
+def write_model_dir(out: str | Path, onnx_model, meta: dict) -> Path:
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "model.onnx").write_bytes(onnx_model.SerializeToString())
+    meta = {"format": FORMAT, **meta}
+    (out / "model.json").write_text(json.dumps(meta, indent=2) + "\n")
+    return out
+
+
+def load_model_json(model_dir: str | Path) -> dict:
+    meta = json.loads((Path(model_dir) / "model.json").read_text())
+    if meta.get("format") != FORMAT:
+        raise SystemExit(f"{model_dir}/model.json: format is {meta.get('format')!r}, expected {FORMAT}")
+    return meta

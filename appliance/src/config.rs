@@ -18,7 +18,7 @@ pub struct Config {
     pub plugins: PluginsConfig,
     pub rates: Option<toml::Value>,
     pub heavy_hitters: Vec<toml::Value>,
-    pub model: Option<toml::Value>,
+    pub model: Option<crate::scoring::ScoringConfig>,
     pub sinks: SinksConfig,
     pub log: LogConfig,
     pub cost: CostConfig,

@@ -78,10 +78,23 @@ pub fn run(args: &ExtractArgs) -> Result<()> {
     }
     crate::sink::Format::from_path(&args.out).map_err(|e| anyhow!(e))?;
 
+    if let Some(m) = &args.model {
+        cfg.model.get_or_insert_with(Default::default).dir = Some(m.clone());
+    }
+    if let Some(a) = &args.alerts {
+        cfg.sinks.alerts = Some(a.clone());
+    }
     let n_workers = cfg.workers.count as usize;
-    let pipeline = Arc::new(Pipeline::new(cfg, args.plugin_dir.clone(), args.no_plugins)?);
+    let mut pipeline = Pipeline::new(cfg, args.plugin_dir.clone(), args.no_plugins)?;
+    // The model and the sinks are checked before DPDK starts: a bad model is refused at once.
+    let output = Output::start(
+        Some(args.out.clone()),
+        pipeline.cfg.sinks.alerts.clone(),
+        pipeline.cfg.model.as_ref(),
+        &mut pipeline.schema,
+    )?;
+    let pipeline = Arc::new(pipeline);
     let cfg = &pipeline.cfg;
-    let schema = &pipeline.schema;
 
     let eal_args = eal_args(cfg, n_workers)?;
     tracing::debug!(?eal_args, "starting EAL");
@@ -120,7 +133,6 @@ pub fn run(args: &ExtractArgs) -> Result<()> {
         n_workers
     );
 
-    let output = Output::start(Some(args.out.clone()), schema).map_err(|e| anyhow!(e))?;
     let done = Arc::new(AtomicBool::new(false));
     let (report_tx, report_rx) = crossbeam_channel::unbounded::<WorkerReport>();
     let lcores: Vec<u32> = lcore::worker_lcores().collect();
@@ -137,6 +149,7 @@ pub fn run(args: &ExtractArgs) -> Result<()> {
         let report_tx = report_tx.clone();
         let pipeline = pipeline.clone();
         let sink = output.tx.clone();
+        let _alerts = output.alerts.clone();
         lcore::remote_launch(lc, move || {
             let mut worker = match pipeline.worker(i as u16, sink) {
                 Ok(w) => w,
@@ -252,6 +265,20 @@ pub fn run(args: &ExtractArgs) -> Result<()> {
         let costs: Vec<&CostTable> = reports.iter().filter_map(|r| r.cost.as_ref()).collect();
         let merged = CostTable::merge(&costs);
         eprintln!("{}", merged.format(Some(weir_dpdk::tsc_hz() as f64)));
+    }
+    if let Some(sc) = &out.scoring {
+        if !args.quiet {
+            eprintln!(
+                "scored {} flows in {} batches (latency p50 {} us, p99 {} us; {} skipped under overload, {} errors); {} alerts",
+                sc.rows, sc.batches, sc.latency_p50_us, sc.latency_p99_us, sc.overload_skips, sc.error_rows, out.alerts
+            );
+        }
+    }
+    if out.records != total.records || out.packets != total.accepted {
+        bail!(
+            "records lost in the output stage: workers finished {} flows ({} packets), {} written ({} packets)",
+            total.records, total.accepted, out.records, out.packets
+        );
     }
     if let Some(e) = out.first_error {
         bail!("{} records could not be written: {e}", out.write_errors);

@@ -332,16 +332,25 @@ impl HeavyHitters {
     }
 
     fn publish(&mut self, time_ns: u64, retire: bool, out: &mut Vec<Alert>) {
+        let mut snap = std::mem::take(&mut self.snap);
+        self.snapshot_into(time_ns, &mut snap);
+        snap.retired = retire;
+        self.group.publish(self.worker, &mut snap, out);
+        self.snap = snap;
+    }
+
+    /// Fill `snap` with this worker's counters for the report at packet time `time_ns` (what
+    /// [`HeavyHitters::poll`] publishes). Entries decayed below the `rho` cut-off are dropped
+    /// from the table here, so no entry outlives the tick window.
+    pub fn snapshot_into(&mut self, time_ns: u64, snap: &mut Snapshot) {
         let t = self.tables.tick(time_ns);
         let cutoff = self.tables.rho_cutoff() as i64;
-        let snap = &mut self.snap;
         snap.entries.clear();
         for (b, bucket) in self.buckets.iter_mut().enumerate() {
             for i in 0..WAYS {
                 if bucket.fp[i] == 0 {
                     continue;
                 }
-                // Decayed below e^-22.9: forget it, so no entry outlives the tick window.
                 if -DecayTables::excess(bucket.s_pkts[i], t) >= cutoff {
                     bucket.fp[i] = 0;
                     continue;
@@ -356,10 +365,9 @@ impl HeavyHitters {
         }
         snap.interval = Some(time_ns / self.interval_ns);
         snap.time_ns = time_ns;
-        snap.retired = retire;
+        snap.retired = false;
         snap.total_pkts = self.total_pkts.s();
         snap.total_bytes = self.total_bytes.s();
-        self.group.publish(self.worker, snap, out);
     }
 
     /// This worker's own view (not merged) of the tracked keys at tick `t`: `(key, pps, bps)`

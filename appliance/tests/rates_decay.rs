@@ -40,10 +40,17 @@ fn check(tau_ms: u64, events: &[(u64, u32)], what: &str) -> Checked {
         by.add_weighted(&tables, t, w);
         flow.on_packet(&tables, t, w);
         let before = if i == 0 { 0.0 } else { ep.add(tau_ns, ts, 1.0) };
-        let before_b = if i == 0 { 0.0 } else { eb.add(tau_ns, ts, w as f64) };
+        let before_b = if i == 0 {
+            0.0
+        } else {
+            eb.add(tau_ns, ts, w as f64)
+        };
         if i == 0 {
             ep = Exact { v: 1.0, t_ns: ts };
-            eb = Exact { v: w as f64, t_ns: ts };
+            eb = Exact {
+                v: w as f64,
+                t_ns: ts,
+            };
         }
         out.v_star = out.v_star.max(before);
         v_star_b = v_star_b.max(before_b);
@@ -79,7 +86,10 @@ fn check(tau_ms: u64, events: &[(u64, u32)], what: &str) -> Checked {
         (bpk, 8.0 * peak_b / tau_s, "peak_bps"),
     ] {
         let err = (got / want - 1.0).abs();
-        assert!(err <= bound, "{what}: {name} {got} vs exact {want}: {err:e} > {bound:e}");
+        assert!(
+            err <= bound,
+            "{what}: {name} {got} vs exact {want}: {err:e} > {bound:e}"
+        );
     }
     eprintln!(
         "{what}: V* {:.0}, max rel error packets {:.2e} bytes {:.2e}, worst share of bound {:.2}",
@@ -187,7 +197,9 @@ fn an_idle_gap_resets_the_counter_exactly() {
     c.add(&tables, Tick(0));
     c.add(&tables, Tick(10 * TAU_TICKS));
     let want = 1.0 + (-10f64).exp();
-    assert!((c.value(&tables, Tick(10 * TAU_TICKS)) / want - 1.0).abs() <= relative_error_bound(1.0));
+    assert!(
+        (c.value(&tables, Tick(10 * TAU_TICKS)) / want - 1.0).abs() <= relative_error_bound(1.0)
+    );
 }
 
 #[test]
@@ -196,7 +208,10 @@ fn ticks_wrap_around_without_error() {
     let wrap_ns = ((1u128 << 64) * 1_000_000 / (1u128 << 32)) as u64;
     let tables = DecayTables::new(&RatesConfig { tau_ms: 1 }).unwrap();
     let start = wrap_ns - 10_000_000;
-    assert!(tables.tick(start).0 > tables.tick(start + 20_000_000).0, "no wrap");
+    assert!(
+        tables.tick(start).0 > tables.tick(start + 20_000_000).0,
+        "no wrap"
+    );
     let mut rng = Rng(11);
     let mut ts = start;
     let ev: Vec<(u64, u32)> = (0..40_000)
@@ -221,7 +236,10 @@ fn out_of_order_packets_are_still_exact_sums() {
     f.on_packet(&tables, tables.tick(1_500_000_000), 100);
     let want = 1.0 + (-0.5f64).exp();
     let pps = f.features(&tables)[0];
-    assert!((pps / want - 1.0).abs() <= relative_error_bound(1.0), "{pps} vs {want}");
+    assert!(
+        (pps / want - 1.0).abs() <= relative_error_bound(1.0),
+        "{pps} vs {want}"
+    );
 }
 
 #[test]
@@ -229,6 +247,9 @@ fn the_bound_is_as_documented() {
     // The figures quoted in the module docs.
     for (v, want) in [(1e3, 8.3e-6), (1e5, 3.1e-5), (1e7, 2.3e-3)] {
         let b = relative_error_bound(v);
-        assert!((b / want - 1.0).abs() < 0.05, "V* {v}: bound {b:e}, docs say {want:e}");
+        assert!(
+            (b / want - 1.0).abs() < 0.05,
+            "V* {v}: bound {b:e}, docs say {want:e}"
+        );
     }
 }

@@ -346,7 +346,10 @@ mod tests {
                 "heavy_hitters[0].prefix_len: only used with",
             ),
             ("[[heavy_hitters]]\nkey = \"src_ip\"\n", "no detection set"),
-            ("[[heavy_hitters]]\nkey = \"port\"\ntop_k = 1\n", "unknown variant `port`"),
+            (
+                "[[heavy_hitters]]\nkey = \"port\"\ntop_k = 1\n",
+                "unknown variant `port`",
+            ),
             (
                 "[[heavy_hitters]]\nkey = \"flow\"\nthreshold_fraction = 1.5\n",
                 "heavy_hitters[0].threshold_fraction: 1.5 must be in (0, 1]",

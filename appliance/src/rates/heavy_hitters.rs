@@ -109,10 +109,7 @@ impl HhKey {
                     lo_end.0 .1,
                     hi_end.0 .0,
                     hi_end.0 .1,
-                    lo_end.1 as u64
-                        | (hi_end.1 as u64) << 16
-                        | (p.protocol as u64) << 32
-                        | v << 40,
+                    lo_end.1 as u64 | (hi_end.1 as u64) << 16 | (p.protocol as u64) << 32 | v << 40,
                 ])
             }
         }
@@ -269,12 +266,10 @@ impl HeavyHitters {
         let bucket = &mut self.buckets[b];
         let slots = &mut self.slots[base..base + WAYS];
 
-        for i in 0..WAYS {
-            if bucket.fp[i] == fp && slots[i].key == key {
-                bucket.s_pkts[i] = tables.combine(bucket.s_pkts[i], t.0);
-                slots[i].s_bytes = tables.combine(slots[i].s_bytes, e_bytes);
-                return;
-            }
+        if let Some(i) = (0..WAYS).find(|&i| bucket.fp[i] == fp && slots[i].key == key) {
+            bucket.s_pkts[i] = tables.combine(bucket.s_pkts[i], t.0);
+            slots[i].s_bytes = tables.combine(slots[i].s_bytes, e_bytes);
+            return;
         }
         // Miss: take an empty way, else evict the smallest and inherit its counts
         // (Space-Saving: estimates stay upper bounds).

@@ -261,7 +261,10 @@ mod tests {
             // rounding + interpolation error with rho'' at the left end of the segment
             let bound = ROUND_TICKS + h * h / 8.0 * s * (1.0 - s) * (h / tau).exp() / tau;
             let got = t.rho(x) as f64;
-            assert!((got - exact).abs() <= bound, "x={x} got {got} exact {exact}");
+            assert!(
+                (got - exact).abs() <= bound,
+                "x={x} got {got} exact {exact}"
+            );
             x += 7_777_777;
         }
     }
@@ -278,7 +281,10 @@ mod tests {
             } else {
                 tau / (8.0 * 512.0 * 512.0) + 1.5
             };
-            assert!((got - exact).abs() <= bound, "w={w} got {got} exact {exact}");
+            assert!(
+                (got - exact).abs() <= bound,
+                "w={w} got {got} exact {exact}"
+            );
         }
     }
 

@@ -362,3 +362,114 @@ impl HhGroup {
         self.reports.fetch_add(1, Ordering::Relaxed);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rates::config::RatesConfig;
+    use crate::rates::heavy_hitters::PacketKey;
+
+    fn key(last: u8) -> HhKey {
+        let mut src_ip = [0u8; 16];
+        src_ip[..4].copy_from_slice(&[10, 0, 0, last]);
+        let p = PacketKey {
+            src_ip,
+            ip_version: 4,
+            ..PacketKey::default()
+        };
+        HhKey::of(KeyType::SrcIp, 32, 128, &p)
+    }
+
+    /// A snapshot whose keys have the given packet rates (bytes: 100 per packet) at `t`.
+    fn snap(tables: &DecayTables, t: Tick, total_pps: f64, keys: &[(u8, f64)]) -> Snapshot {
+        let s = |rate: f64| t.0.wrapping_add(tables.log_threshold(rate) as u64);
+        Snapshot {
+            interval: Some(0),
+            total_pkts: Some(s(total_pps)),
+            total_bytes: Some(s(total_pps * 100.0)),
+            entries: keys
+                .iter()
+                .map(|&(k, pps)| SnapEntry {
+                    key: key(k),
+                    s_pkts: s(pps),
+                    s_bytes: s(pps * 100.0),
+                })
+                .collect(),
+            ..Snapshot::default()
+        }
+    }
+
+    #[test]
+    fn alerts_serialize_to_the_documented_json_line() {
+        let a = Alert {
+            time_ms: 1500,
+            worker: 1,
+            key_type: KeyType::SrcPrefix,
+            key: "10.1.2.0/24".into(),
+            kind: AlertKind::TopK,
+            rate_pps: 2.5,
+            rate_bps: 8000.0,
+            threshold: 0.05,
+        };
+        assert_eq!(
+            serde_json::to_string(&a).unwrap(),
+            r#"{"time_ms":1500,"worker":1,"key_type":"src_prefix","key":"10.1.2.0/24","kind":"top_k","rate_pps":2.5,"rate_bps":8000.0,"threshold":0.05}"#
+        );
+    }
+
+    #[test]
+    fn crossings_alert_once_and_clear_once() {
+        let tables = DecayTables::new(&RatesConfig::default()).unwrap();
+        let cfg = HeavyHitterConfig {
+            threshold_pps: Some(1000.0),
+            threshold_fraction: Some(0.25),
+            top_k: Some(2),
+            ..HeavyHitterConfig::new(KeyType::SrcIp)
+        };
+        let t = Tick(1 << 50);
+        let mut st = AlertState::default();
+        let mut m = Merged::default();
+        let mut out = Vec::new();
+        let mut step = |total: f64, keys: &[(u8, f64)], out: &mut Vec<Alert>| {
+            out.clear();
+            merge(&tables, &[&snap(&tables, t, total, keys)], t, &mut m);
+            st.evaluate(&cfg, &m, 7, 0, out);
+            out.iter()
+                .map(|a| (a.key.clone(), a.kind, a.threshold))
+                .collect::<Vec<_>>()
+        };
+        let k = |n: u8| format!("10.0.0.{n}");
+        // 10.0.0.1 crosses both thresholds, 10.0.0.2 only the fraction one.
+        let got = step(2000.0, &[(1, 1200.0), (2, 600.0), (3, 10.0)], &mut out);
+        let kinds: Vec<_> = got.iter().map(|g| (g.0.clone(), g.1)).collect();
+        assert_eq!(
+            kinds,
+            [
+                (k(1), AlertKind::Absolute),
+                (k(1), AlertKind::Fraction),
+                (k(2), AlertKind::Fraction),
+                (k(1), AlertKind::TopK),
+                (k(2), AlertKind::TopK),
+            ]
+        );
+        assert_eq!((got[0].2, got[1].2, got[2].2), (1000.0, 0.25, 0.25));
+        assert!(
+            (got[3].2 / 600.0 - 1.0).abs() < 1e-9,
+            "top-k threshold is the k-th rate"
+        );
+        // Same state: only top-k again. Then 10.0.0.1 drops under the absolute threshold and
+        // 10.0.0.2 disappears from every table.
+        let got = step(2000.0, &[(1, 1200.0), (2, 600.0)], &mut out);
+        assert!(got.iter().all(|g| g.1 == AlertKind::TopK));
+        let got = step(2000.0, &[(1, 900.0)], &mut out);
+        assert_eq!(
+            got[..2],
+            [
+                (k(1), AlertKind::Cleared, 1000.0),
+                (k(2), AlertKind::Cleared, 0.25)
+            ]
+        );
+        assert_eq!(out[1].rate_pps, 0.0);
+        assert_eq!(st.active(), 1, "10.0.0.1 is still above the fraction");
+    }
+}

@@ -25,8 +25,9 @@ impl DecayCounter {
         self.add_at(tables, t.0.wrapping_add(tables.ln_weight(w)));
     }
 
+    /// Add an event at log-domain position `e` (a tick plus `tau*ln w`).
     #[inline]
-    fn add_at(&mut self, tables: &DecayTables, e: u64) {
+    pub fn add_at(&mut self, tables: &DecayTables, e: u64) {
         self.s = if self.live {
             tables.combine(self.s, e)
         } else {

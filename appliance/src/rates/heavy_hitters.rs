@@ -50,6 +50,7 @@ pub struct PacketKey {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct HhKey([u64; 5]);
 
+#[inline]
 fn words(ip: &[u8; 16]) -> (u64, u64) {
     let (a, b) = ip.split_at(8);
     // The split is 8/8 of a 16-byte array: both conversions succeed.
@@ -71,6 +72,7 @@ fn ip_of(hi: u64, lo: u64, version: u8) -> IpAddr {
 }
 
 /// Keep the first `len` bits of a 128-bit address held as two words.
+#[inline]
 fn mask(hi: u64, lo: u64, len: u8) -> (u64, u64) {
     let keep = |w: u64, bits: u32| match bits {
         0 => 0,
@@ -140,22 +142,33 @@ impl HhKey {
         }
     }
 
+    /// Equality without a `memcmp` call (the derived `==` on `[u64; 5]` makes one).
+    #[inline]
+    fn same(&self, o: &HhKey) -> bool {
+        let (a, b) = (&self.0, &o.0);
+        ((a[0] ^ b[0]) | (a[1] ^ b[1]) | (a[2] ^ b[2]) | (a[3] ^ b[3]) | (a[4] ^ b[4])) == 0
+    }
+
     #[inline]
     fn hash(&self) -> u64 {
-        // FxHash-style fold, then murmur3's fmix64 so the low bits (the bucket) mix well.
-        let mut h = 0u64;
-        for w in self.0 {
-            h = (h.rotate_left(5) ^ w).wrapping_mul(0x517c_c1b7_2722_0a95);
+        // Folded 64x64->128-bit multiplies (as in wyhash/foldhash): the three products are
+        // independent, so they overlap in the pipeline; the last fold mixes every input bit
+        // into the low bits that pick the bucket.
+        #[inline]
+        fn fold(a: u64, b: u64) -> u64 {
+            let p = a as u128 * b as u128;
+            (p as u64) ^ ((p >> 64) as u64)
         }
-        h ^= h >> 33;
-        h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
-        h ^= h >> 33;
-        h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
-        h ^ (h >> 33)
+        let w = &self.0;
+        let x = fold(w[0] ^ 0x243f_6a88_85a3_08d3, w[1] ^ 0x1319_8a2e_0370_7344);
+        let y = fold(w[2] ^ 0xa409_3822_299f_31d0, w[3] ^ 0x082e_fa98_ec4e_6c89);
+        let z = fold(w[4] ^ 0x4528_21e6_38d0_1377, 0xbe54_66cf_34e9_0c6c);
+        fold(x ^ 0xc0ac_29b7_c97c_50dd, y ^ z)
     }
 }
 
 #[derive(Clone, Copy, Default)]
+#[repr(C, align(32))]
 struct Bucket {
     /// 0 = empty way, else the top bit set and 31 bits of the hash.
     fp: [u32; WAYS],
@@ -256,7 +269,7 @@ impl HeavyHitters {
         let tables = &*self.tables;
         let e_bytes = t.0.wrapping_add(tables.ln_weight(bytes));
         self.total_pkts.add(tables, t);
-        self.total_bytes.add_weighted(tables, t, bytes);
+        self.total_bytes.add_at(tables, e_bytes);
 
         let key = HhKey::of(self.cfg.key, self.v4_prefix, self.v6_prefix, pkt);
         let h = key.hash();
@@ -266,25 +279,40 @@ impl HeavyHitters {
         let bucket = &mut self.buckets[b];
         let slots = &mut self.slots[base..base + WAYS];
 
-        if let Some(i) = (0..WAYS).find(|&i| bucket.fp[i] == fp && slots[i].key == key) {
-            bucket.s_pkts[i] = tables.combine(bucket.s_pkts[i], t.0);
-            slots[i].s_bytes = tables.combine(slots[i].s_bytes, e_bytes);
-            return;
+        // Compare all 8 fingerprints without branches (one vector compare where available),
+        // then check the full key of the (almost always single) match.
+        let mut hits = bucket
+            .fp
+            .iter()
+            .enumerate()
+            .fold(0u32, |m, (i, &f)| m | ((f == fp) as u32) << i);
+        while hits != 0 {
+            let i = hits.trailing_zeros() as usize;
+            hits &= hits - 1;
+            if slots[i].key.same(&key) {
+                bucket.s_pkts[i] = tables.combine(bucket.s_pkts[i], t.0);
+                slots[i].s_bytes = tables.combine(slots[i].s_bytes, e_bytes);
+                return;
+            }
         }
         // Miss: take an empty way, else evict the smallest and inherit its counts
         // (Space-Saving: estimates stay upper bounds).
-        let mut victim = 0;
-        let mut empty = false;
-        for i in 0..WAYS {
-            if bucket.fp[i] == 0 {
-                victim = i;
-                empty = true;
-                break;
+        let empties = bucket
+            .fp
+            .iter()
+            .enumerate()
+            .fold(0u32, |m, (i, &f)| m | ((f == 0) as u32) << i);
+        let empty = empties != 0;
+        let victim = if empty {
+            empties.trailing_zeros() as usize
+        } else {
+            // Min by the time-invariant order of `s`; selects, not branches.
+            let mut v = 0;
+            for (i, &s) in bucket.s_pkts.iter().enumerate().skip(1) {
+                v = if less(s, bucket.s_pkts[v]) { i } else { v };
             }
-            if less(bucket.s_pkts[i], bucket.s_pkts[victim]) {
-                victim = i;
-            }
-        }
+            v
+        };
         bucket.fp[victim] = fp;
         slots[victim].key = key;
         if empty {
@@ -434,5 +462,26 @@ mod tests {
 
     fn k6(p: &PacketKey, t: KeyType, l6: u8) -> String {
         HhKey::of(t, 32, l6, p).format(t)
+    }
+
+    #[test]
+    fn decayed_entries_are_dropped_at_report() {
+        use crate::rates::config::RatesConfig;
+        let tables = Arc::new(DecayTables::new(&RatesConfig::default()).unwrap());
+        let mut cfg = HeavyHitterConfig::new(KeyType::SrcIp);
+        cfg.top_k = Some(1);
+        let mut hh = HeavyHitters::for_workers(tables.clone(), &cfg, 1).remove(0);
+        let p = PacketKey {
+            src_ip: v4([10, 0, 0, 1]),
+            ip_version: 4,
+            ..PacketKey::default()
+        };
+        hh.observe(&p, tables.tick(1_000_000_000), 100);
+        let mut snap = Snapshot::default();
+        hh.snapshot_into(10_000_000_000, &mut snap);
+        assert_eq!(snap.entries.len(), 1, "e^-9 is still counted");
+        hh.snapshot_into(25_000_000_000, &mut snap);
+        assert!(snap.entries.is_empty(), "below e^-22.9 it is gone");
+        assert!(hh.local_rates(tables.tick(25_000_000_000)).is_empty());
     }
 }

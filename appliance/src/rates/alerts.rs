@@ -305,6 +305,11 @@ impl HhGroup {
         &self.cfg
     }
 
+    /// Workers (snapshot slots) in the group.
+    pub fn workers(&self) -> u16 {
+        self.slots.len() as u16
+    }
+
     /// Alerts emitted so far (for metrics).
     pub fn alerts_emitted(&self) -> u64 {
         self.alerts_emitted.load(Ordering::Relaxed)

@@ -213,6 +213,10 @@ impl HeavyHitters {
     /// The table of `worker` (0-based, < the group's worker count) in `group`, which holds the
     /// (validated) configuration and merges the workers' reports.
     pub fn new(tables: Arc<DecayTables>, group: Arc<HhGroup>, worker: u16) -> Self {
+        debug_assert!(
+            worker < group.workers(),
+            "worker {worker} outside its group"
+        );
         let cfg = group.config().clone();
         let n_buckets = cfg.capacity.div_ceil(WAYS).next_power_of_two();
         HeavyHitters {
@@ -427,6 +431,15 @@ mod tests {
         let mut b = [0; 16];
         b[..4].copy_from_slice(&a);
         b
+    }
+
+    #[test]
+    fn tables_can_move_to_worker_threads() {
+        fn send<T: Send>() {}
+        fn share<T: Send + Sync>() {}
+        send::<HeavyHitters>();
+        share::<DecayTables>();
+        share::<HhGroup>();
     }
 
     #[test]

@@ -27,7 +27,7 @@
 //! stream the error in `s` is at most
 //! `(V* + 1) * 1 tick + h^2*exp(h/tau)/(8*tau) + 2048 ticks (ln w interpolation) + 1 tick (time)`,
 //! V* being the largest decayed count seen just before an event. The relative error of
-//! `V = exp((s - t)/tau)` is `exp(E/tau) - 1`: about `(V* + 1) * 2.3e-10 + 7.8e-6`; see
+//! `V = exp((s - t)/tau)` is `exp(E/tau) - 1`: about `(V* + 1) * 2.33e-10 + 8.17e-6`; see
 //! [`relative_error_bound`].
 
 use super::config::{ConfigError, RatesConfig};

@@ -1,0 +1,500 @@
+//! Per-worker heavy-hitter tables: bounded, set-associative Space-Saving over decay counters.
+//!
+//! ## Why Space-Saving (Metwally, Agrawal, El Abbadi, ICDT 2005) and not HashPipe
+//! Space-Saving never drops a key that is really heavy: a key is evicted only when it holds the
+//! smallest count, and a newcomer inherits that count, so estimates are upper bounds and every
+//! key whose decayed count exceeds the smallest one tracked is present. With decayed counters
+//! this carries over unchanged (Cormode et al., "Forward decay", ICDE 2009), because the order of
+//! counters by `s` never changes with time: the minimum is found by comparing stored `s` values,
+//! without the clock. HashPipe (Sivaraman et al., SOSR 2017) is built for switch pipelines that
+//! can touch each stage once; it undercounts and may split a key over stages, so a threshold
+//! alert could be missed. Here a CPU can afford a small associative search.
+//!
+//! ## Layout
+//! The classic Space-Saving keeps a global minimum (a heap or stream-summary), which costs
+//! O(log n) pointer chasing per packet. Instead keys hash into one of `2^b` buckets of 8 ways
+//! and the minimum is taken within the bucket (the "bucketized" Space-Saving used by
+//! line-rate sketches): one fingerprint line and one line of `s` values per bucket, no
+//! allocation, no pointers. The guarantee becomes per bucket: a key whose decayed count exceeds
+//! the smallest count in its bucket is tracked, and an estimate exceeds the truth by at most
+//! that smallest count (about total/capacity when the hash spreads keys evenly).
+//!
+//! Per entry: fingerprint 4 B + packets `s` 8 B + key 40 B + bytes `s` 8 B = 60 B
+//! (4096 keys: 240 KB per table per worker).
+
+use super::alerts::{Alert, HhGroup, SnapEntry, Snapshot};
+use super::config::{HeavyHitterConfig, KeyType};
+use super::decay::DecayCounter;
+use super::tables::{DecayTables, Tick};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::Arc;
+
+/// Ways per bucket.
+pub const WAYS: usize = 8;
+
+/// The fields of one packet that heavy-hitter keys are made of. IPv4 addresses sit in the first
+/// 4 bytes (as in `FlowKeyV1`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PacketKey {
+    pub src_ip: [u8; 16],
+    pub dst_ip: [u8; 16],
+    pub src_port: u16,
+    pub dst_port: u16,
+    pub protocol: u8,
+    /// 4 or 6.
+    pub ip_version: u8,
+}
+
+/// A heavy-hitter key: an address or prefix (with version and length) or a bidirectional
+/// 5-tuple, packed in 40 bytes. Read it with [`HhKey::format`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct HhKey([u64; 5]);
+
+#[inline]
+fn words(ip: &[u8; 16]) -> (u64, u64) {
+    let (a, b) = ip.split_at(8);
+    // The split is 8/8 of a 16-byte array: both conversions succeed.
+    (
+        u64::from_be_bytes(a.try_into().unwrap_or_default()),
+        u64::from_be_bytes(b.try_into().unwrap_or_default()),
+    )
+}
+
+fn ip_of(hi: u64, lo: u64, version: u8) -> IpAddr {
+    let mut b = [0u8; 16];
+    b[..8].copy_from_slice(&hi.to_be_bytes());
+    b[8..].copy_from_slice(&lo.to_be_bytes());
+    if version == 4 {
+        IpAddr::V4(Ipv4Addr::new(b[0], b[1], b[2], b[3]))
+    } else {
+        IpAddr::V6(Ipv6Addr::from(b))
+    }
+}
+
+/// Keep the first `len` bits of a 128-bit address held as two words.
+#[inline]
+fn mask(hi: u64, lo: u64, len: u8) -> (u64, u64) {
+    let keep = |w: u64, bits: u32| match bits {
+        0 => 0,
+        b if b >= 64 => w,
+        b => w & !(u64::MAX >> b),
+    };
+    let len = len as u32;
+    (keep(hi, len.min(64)), keep(lo, len.saturating_sub(64)))
+}
+
+impl HhKey {
+    /// The key of packet `p` for a table of `cfg`.
+    #[inline]
+    pub fn of(cfg_key: KeyType, v4_prefix: u8, v6_prefix: u8, p: &PacketKey) -> HhKey {
+        let v = p.ip_version as u64;
+        let addr = |ip: &[u8; 16], len: u8| {
+            let (hi, lo) = words(ip);
+            let (hi, lo) = mask(hi, lo, len);
+            HhKey([hi, lo, v | (len as u64) << 8, 0, 0])
+        };
+        let len = if p.ip_version == 4 {
+            v4_prefix
+        } else {
+            v6_prefix
+        };
+        match cfg_key {
+            KeyType::SrcIp | KeyType::SrcPrefix => addr(&p.src_ip, len),
+            KeyType::DstIp | KeyType::DstPrefix => addr(&p.dst_ip, len),
+            KeyType::Flow => {
+                // Bidirectional: order the endpoints so both directions give one key.
+                let a = (words(&p.src_ip), p.src_port);
+                let b = (words(&p.dst_ip), p.dst_port);
+                let (lo_end, hi_end) = if a <= b { (a, b) } else { (b, a) };
+                HhKey([
+                    lo_end.0 .0,
+                    lo_end.0 .1,
+                    hi_end.0 .0,
+                    hi_end.0 .1,
+                    lo_end.1 as u64 | (hi_end.1 as u64) << 16 | (p.protocol as u64) << 32 | v << 40,
+                ])
+            }
+        }
+    }
+
+    /// Text form for alerts: `10.0.0.1`, `10.1.2.0/24`, `2001:db8::/64`, or for a flow
+    /// `10.0.0.1:1234-10.0.0.2:80/6` (`[v6]:port`, lower endpoint first, then the IP protocol).
+    pub fn format(&self, key_type: KeyType) -> String {
+        let w = &self.0;
+        match key_type {
+            KeyType::SrcIp | KeyType::DstIp => ip_of(w[0], w[1], w[2] as u8).to_string(),
+            KeyType::SrcPrefix | KeyType::DstPrefix => {
+                format!("{}/{}", ip_of(w[0], w[1], w[2] as u8), (w[2] >> 8) as u8)
+            }
+            KeyType::Flow => {
+                let v = (w[4] >> 40) as u8;
+                let end = |ip: IpAddr, port: u64| match ip {
+                    IpAddr::V4(a) => format!("{a}:{}", port as u16),
+                    IpAddr::V6(a) => format!("[{a}]:{}", port as u16),
+                };
+                format!(
+                    "{}-{}/{}",
+                    end(ip_of(w[0], w[1], v), w[4]),
+                    end(ip_of(w[2], w[3], v), w[4] >> 16),
+                    (w[4] >> 32) as u8
+                )
+            }
+        }
+    }
+
+    /// Equality without a `memcmp` call (the derived `==` on `[u64; 5]` makes one).
+    #[inline]
+    fn same(&self, o: &HhKey) -> bool {
+        let (a, b) = (&self.0, &o.0);
+        ((a[0] ^ b[0]) | (a[1] ^ b[1]) | (a[2] ^ b[2]) | (a[3] ^ b[3]) | (a[4] ^ b[4])) == 0
+    }
+
+    #[inline]
+    fn hash(&self) -> u64 {
+        // Folded 64x64->128-bit multiplies (as in wyhash/foldhash): the three products are
+        // independent, so they overlap in the pipeline; the last fold mixes every input bit
+        // into the low bits that pick the bucket.
+        #[inline]
+        fn fold(a: u64, b: u64) -> u64 {
+            let p = a as u128 * b as u128;
+            (p as u64) ^ ((p >> 64) as u64)
+        }
+        let w = &self.0;
+        let x = fold(w[0] ^ 0x243f_6a88_85a3_08d3, w[1] ^ 0x1319_8a2e_0370_7344);
+        let y = fold(w[2] ^ 0xa409_3822_299f_31d0, w[3] ^ 0x082e_fa98_ec4e_6c89);
+        let z = fold(w[4] ^ 0x4528_21e6_38d0_1377, 0xbe54_66cf_34e9_0c6c);
+        fold(x ^ 0xc0ac_29b7_c97c_50dd, y ^ z)
+    }
+}
+
+#[derive(Clone, Copy, Default)]
+#[repr(C, align(32))]
+struct Bucket {
+    /// 0 = empty way, else the top bit set and 31 bits of the hash.
+    fp: [u32; WAYS],
+    /// Packets counter `s` of each way.
+    s_pkts: [u64; WAYS],
+}
+
+#[derive(Clone, Copy, Default)]
+struct Slot {
+    key: HhKey,
+    s_bytes: u64,
+}
+
+/// `a < b` in the (time-invariant) order of decay counters.
+#[inline]
+fn less(a: u64, b: u64) -> bool {
+    (a.wrapping_sub(b) as i64) < 0
+}
+
+/// One worker's table for one `[[heavy_hitters]]` entry. Feed it every packet with
+/// [`HeavyHitters::observe`] and call [`HeavyHitters::poll`] once per burst.
+pub struct HeavyHitters {
+    cfg: HeavyHitterConfig,
+    v4_prefix: u8,
+    v6_prefix: u8,
+    tables: Arc<DecayTables>,
+    group: Arc<HhGroup>,
+    worker: u16,
+    mask: usize,
+    buckets: Box<[Bucket]>,
+    slots: Box<[Slot]>,
+    total_pkts: DecayCounter,
+    total_bytes: DecayCounter,
+    interval_ns: u64,
+    /// Packet time (ns) of the next report; 0 until the first packet or poll.
+    next_report_ns: u64,
+    /// Reused between reports so publishing does not allocate once warm.
+    snap: Snapshot,
+}
+
+impl HeavyHitters {
+    /// The table of `worker` (0-based, < the group's worker count) in `group`, which holds the
+    /// (validated) configuration and merges the workers' reports.
+    pub fn new(tables: Arc<DecayTables>, group: Arc<HhGroup>, worker: u16) -> Self {
+        debug_assert!(
+            worker < group.workers(),
+            "worker {worker} outside its group"
+        );
+        let cfg = group.config().clone();
+        let n_buckets = cfg.capacity.div_ceil(WAYS).next_power_of_two();
+        HeavyHitters {
+            v4_prefix: cfg.v4_prefix(),
+            v6_prefix: cfg.v6_prefix(),
+            interval_ns: cfg.report_interval_ms * 1_000_000,
+            cfg,
+            tables,
+            group,
+            worker,
+            mask: n_buckets - 1,
+            buckets: vec![Bucket::default(); n_buckets].into_boxed_slice(),
+            slots: vec![Slot::default(); n_buckets * WAYS].into_boxed_slice(),
+            total_pkts: DecayCounter::default(),
+            total_bytes: DecayCounter::default(),
+            next_report_ns: 0,
+            snap: Snapshot::default(),
+        }
+    }
+
+    /// One table per worker for `cfg`, sharing one new group.
+    pub fn for_workers(
+        tables: Arc<DecayTables>,
+        cfg: &HeavyHitterConfig,
+        workers: u16,
+    ) -> Vec<HeavyHitters> {
+        let group = Arc::new(HhGroup::new(cfg.clone(), tables.clone(), workers));
+        (0..workers)
+            .map(|w| HeavyHitters::new(tables.clone(), group.clone(), w))
+            .collect()
+    }
+
+    /// Keys this table can hold (capacity rounded up to whole power-of-two buckets).
+    pub fn capacity(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Bytes of table memory.
+    pub fn table_bytes(&self) -> usize {
+        std::mem::size_of_val(&*self.buckets) + std::mem::size_of_val(&*self.slots)
+    }
+
+    pub fn config(&self) -> &HeavyHitterConfig {
+        &self.cfg
+    }
+
+    pub fn group(&self) -> &Arc<HhGroup> {
+        &self.group
+    }
+
+    /// Count one packet of `bytes` bytes at tick `t` (`tables.tick(ts_ns)`). No allocation.
+    #[inline]
+    pub fn observe(&mut self, pkt: &PacketKey, t: Tick, bytes: u32) {
+        let tables = &*self.tables;
+        let e_bytes = t.0.wrapping_add(tables.ln_weight(bytes));
+        self.total_pkts.add(tables, t);
+        self.total_bytes.add_at(tables, e_bytes);
+
+        let key = HhKey::of(self.cfg.key, self.v4_prefix, self.v6_prefix, pkt);
+        let h = key.hash();
+        let b = (h as usize) & self.mask;
+        let fp = (h >> 32) as u32 | 1 << 31;
+        let base = b * WAYS;
+        let bucket = &mut self.buckets[b];
+        let slots = &mut self.slots[base..base + WAYS];
+
+        // Compare all 8 fingerprints without branches (one vector compare where available),
+        // then check the full key of the (almost always single) match.
+        let mut hits = bucket
+            .fp
+            .iter()
+            .enumerate()
+            .fold(0u32, |m, (i, &f)| m | ((f == fp) as u32) << i);
+        while hits != 0 {
+            let i = hits.trailing_zeros() as usize;
+            hits &= hits - 1;
+            if slots[i].key.same(&key) {
+                bucket.s_pkts[i] = tables.combine(bucket.s_pkts[i], t.0);
+                slots[i].s_bytes = tables.combine(slots[i].s_bytes, e_bytes);
+                return;
+            }
+        }
+        // Miss: take an empty way, else evict the smallest and inherit its counts
+        // (Space-Saving: estimates stay upper bounds).
+        let empties = bucket
+            .fp
+            .iter()
+            .enumerate()
+            .fold(0u32, |m, (i, &f)| m | ((f == 0) as u32) << i);
+        let empty = empties != 0;
+        let victim = if empty {
+            empties.trailing_zeros() as usize
+        } else {
+            // Min by the time-invariant order of `s`; selects, not branches.
+            let mut v = 0;
+            for (i, &s) in bucket.s_pkts.iter().enumerate().skip(1) {
+                v = if less(s, bucket.s_pkts[v]) { i } else { v };
+            }
+            v
+        };
+        bucket.fp[victim] = fp;
+        slots[victim].key = key;
+        if empty {
+            bucket.s_pkts[victim] = t.0;
+            slots[victim].s_bytes = e_bytes;
+        } else {
+            bucket.s_pkts[victim] = tables.combine(bucket.s_pkts[victim], t.0);
+            slots[victim].s_bytes = tables.combine(slots[victim].s_bytes, e_bytes);
+        }
+    }
+
+    /// Call once per burst with the current packet time. Does nothing until a report is due
+    /// (one compare); then publishes this worker's counts to the group and, when every worker
+    /// has published this interval, merges them and appends the whole appliance's alerts to
+    /// `out` (see [`HhGroup`]).
+    #[inline]
+    pub fn poll(&mut self, ts_ns: u64, out: &mut Vec<Alert>) {
+        if ts_ns < self.next_report_ns {
+            return;
+        }
+        self.report(ts_ns, out);
+    }
+
+    #[cold]
+    fn report(&mut self, ts_ns: u64, out: &mut Vec<Alert>) {
+        let boundary = ts_ns / self.interval_ns * self.interval_ns;
+        if self.next_report_ns == 0 {
+            // First call: start counting intervals from here.
+            self.next_report_ns = boundary + self.interval_ns;
+            return;
+        }
+        self.next_report_ns = boundary + self.interval_ns;
+        self.publish(boundary, false, out);
+    }
+
+    /// The worker is done (end of input or shutdown): publish a last report at `ts_ns` and stop
+    /// holding back the group's merges.
+    pub fn finish(&mut self, ts_ns: u64, out: &mut Vec<Alert>) {
+        self.publish(ts_ns, true, out);
+    }
+
+    fn publish(&mut self, time_ns: u64, retire: bool, out: &mut Vec<Alert>) {
+        let mut snap = std::mem::take(&mut self.snap);
+        self.snapshot_into(time_ns, &mut snap);
+        snap.retired = retire;
+        self.group.publish(self.worker, &mut snap, out);
+        self.snap = snap;
+    }
+
+    /// Fill `snap` with this worker's counters for the report at packet time `time_ns` (what
+    /// [`HeavyHitters::poll`] publishes). Entries decayed below the `rho` cut-off are dropped
+    /// from the table here, so no entry outlives the tick window.
+    pub fn snapshot_into(&mut self, time_ns: u64, snap: &mut Snapshot) {
+        let t = self.tables.tick(time_ns);
+        let cutoff = self.tables.rho_cutoff() as i64;
+        snap.entries.clear();
+        for (b, bucket) in self.buckets.iter_mut().enumerate() {
+            for i in 0..WAYS {
+                if bucket.fp[i] == 0 {
+                    continue;
+                }
+                if -DecayTables::excess(bucket.s_pkts[i], t) >= cutoff {
+                    bucket.fp[i] = 0;
+                    continue;
+                }
+                let slot = &self.slots[b * WAYS + i];
+                snap.entries.push(SnapEntry {
+                    key: slot.key,
+                    s_pkts: bucket.s_pkts[i],
+                    s_bytes: slot.s_bytes,
+                });
+            }
+        }
+        snap.interval = Some(time_ns / self.interval_ns);
+        snap.time_ns = time_ns;
+        snap.retired = false;
+        snap.total_pkts = self.total_pkts.s();
+        snap.total_bytes = self.total_bytes.s();
+    }
+
+    /// This worker's own view (not merged) of the tracked keys at tick `t`: `(key, pps, bps)`
+    /// sorted by packet rate, highest first. For tests and debugging.
+    pub fn local_rates(&self, t: Tick) -> Vec<(HhKey, f64, f64)> {
+        let mut v = Vec::new();
+        for (b, bucket) in self.buckets.iter().enumerate() {
+            for i in 0..WAYS {
+                if bucket.fp[i] != 0 {
+                    let slot = &self.slots[b * WAYS + i];
+                    v.push((
+                        slot.key,
+                        self.tables.rate(bucket.s_pkts[i], t),
+                        8.0 * self.tables.rate(slot.s_bytes, t),
+                    ));
+                }
+            }
+        }
+        v.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        v
+    }
+
+    /// This worker's total packet rate at `t` (all packets it observed).
+    pub fn local_total_pps(&self, t: Tick) -> f64 {
+        self.total_pkts.value(&self.tables, t) / self.tables.tau_s()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v4(a: [u8; 4]) -> [u8; 16] {
+        let mut b = [0; 16];
+        b[..4].copy_from_slice(&a);
+        b
+    }
+
+    #[test]
+    fn tables_can_move_to_worker_threads() {
+        fn send<T: Send>() {}
+        fn share<T: Send + Sync>() {}
+        send::<HeavyHitters>();
+        share::<DecayTables>();
+        share::<HhGroup>();
+    }
+
+    #[test]
+    fn keys_mask_and_format() {
+        let p = PacketKey {
+            src_ip: v4([10, 1, 2, 3]),
+            dst_ip: v4([192, 168, 0, 9]),
+            src_port: 40000,
+            dst_port: 80,
+            protocol: 6,
+            ip_version: 4,
+        };
+        let k = |t, l4, l6| HhKey::of(t, l4, l6, &p).format(t);
+        assert_eq!(k(KeyType::SrcIp, 32, 128), "10.1.2.3");
+        assert_eq!(k(KeyType::DstIp, 32, 128), "192.168.0.9");
+        assert_eq!(k(KeyType::SrcPrefix, 24, 64), "10.1.2.0/24");
+        assert_eq!(k(KeyType::DstPrefix, 9, 64), "192.128.0.0/9");
+        assert_eq!(k(KeyType::Flow, 32, 128), "10.1.2.3:40000-192.168.0.9:80/6");
+        let mut r = p;
+        std::mem::swap(&mut r.src_ip, &mut r.dst_ip);
+        std::mem::swap(&mut r.src_port, &mut r.dst_port);
+        assert_eq!(
+            HhKey::of(KeyType::Flow, 32, 128, &r),
+            HhKey::of(KeyType::Flow, 32, 128, &p)
+        );
+        let mut six = p;
+        six.ip_version = 6;
+        six.src_ip = "2001:db8:1:2:3:4:5:6".parse::<Ipv6Addr>().unwrap().octets();
+        assert_eq!(k6(&six, KeyType::SrcPrefix, 48), "2001:db8:1::/48");
+        assert_eq!(k6(&six, KeyType::SrcPrefix, 100), "2001:db8:1:2:3:4::/100");
+        assert_eq!(k6(&six, KeyType::SrcPrefix, 64), "2001:db8:1:2::/64");
+    }
+
+    fn k6(p: &PacketKey, t: KeyType, l6: u8) -> String {
+        HhKey::of(t, 32, l6, p).format(t)
+    }
+
+    #[test]
+    fn decayed_entries_are_dropped_at_report() {
+        use crate::rates::config::RatesConfig;
+        let tables = Arc::new(DecayTables::new(&RatesConfig::default()).unwrap());
+        let mut cfg = HeavyHitterConfig::new(KeyType::SrcIp);
+        cfg.top_k = Some(1);
+        let mut hh = HeavyHitters::for_workers(tables.clone(), &cfg, 1).remove(0);
+        let p = PacketKey {
+            src_ip: v4([10, 0, 0, 1]),
+            ip_version: 4,
+            ..PacketKey::default()
+        };
+        hh.observe(&p, tables.tick(1_000_000_000), 100);
+        let mut snap = Snapshot::default();
+        hh.snapshot_into(10_000_000_000, &mut snap);
+        assert_eq!(snap.entries.len(), 1, "e^-9 is still counted");
+        hh.snapshot_into(25_000_000_000, &mut snap);
+        assert!(snap.entries.is_empty(), "below e^-22.9 it is gone");
+        assert!(hh.local_rates(tables.tick(25_000_000_000)).is_empty());
+    }
+}

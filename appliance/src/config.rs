@@ -16,8 +16,8 @@ pub struct Config {
     pub workers: WorkersConfig,
     pub flows: FlowsConfig,
     pub plugins: PluginsConfig,
-    pub rates: Option<toml::Value>,
-    pub heavy_hitters: Vec<toml::Value>,
+    pub rates: crate::rates::RatesConfig,
+    pub heavy_hitters: Vec<crate::rates::HeavyHitterConfig>,
     pub model: Option<crate::scoring::ScoringConfig>,
     pub sinks: SinksConfig,
     pub log: LogConfig,
@@ -281,6 +281,19 @@ impl Config {
         if self.eal.memory_mb < 64 {
             return Err(bad("eal.memory_mb", "must be at least 64".into()));
         }
+        if let Err(e) = self.rates.validate() {
+            return Err(bad(&e.path, e.reason));
+        }
+        for (i, h) in self.heavy_hitters.iter().enumerate() {
+            if let Err(e) = h.validate(i) {
+                return Err(bad(&e.path, e.reason));
+            }
+        }
+        if let Some(m) = &self.model {
+            if let Err(e) = m.validate() {
+                return Err(bad("model", e.to_string()));
+            }
+        }
         for (i, p) in self.ports.iter().enumerate() {
             if p.pci.is_some() == p.vdev.is_some() {
                 return Err(bad(
@@ -301,24 +314,45 @@ impl Config {
     }
 }
 
-/// The 1-based line of a dotted key (`section.key`) in TOML text, found by scanning for the
-/// section header and then the key; `None` when it is not written in the file.
+/// The 1-based line of a dotted key (`section.key`, or `array[i].key` for the i-th
+/// `[[array]]` table) in TOML text, found by scanning for the section header and then the key;
+/// the header's line when the key is not written; `None` when neither is.
 pub fn locate(text: &str, dotted: &str) -> Option<usize> {
     let (section, key) = match dotted.rsplit_once('.') {
         Some((s, k)) => (s, k),
         None => ("", dotted),
     };
-    let mut current = String::new();
+    // `name[i]` addresses the i-th `[[name]]` table.
+    let (section, index) = match section.split_once('[') {
+        Some((name, rest)) => (name, rest.trim_end_matches(']').parse::<usize>().ok()),
+        None => (section, None),
+    };
+    let mut seen = 0usize;
+    let mut header_line = None;
+    let mut in_target = false;
     for (n, line) in text.lines().enumerate() {
         let t = line.trim();
         if t.starts_with('[') {
-            current = t.trim_matches(|c| c == '[' || c == ']').trim().to_string();
+            let array = t.starts_with("[[");
+            let current = t.trim_matches(|c| c == '[' || c == ']').trim();
             if section.is_empty() && current == key {
                 return Some(n + 1);
             }
+            in_target = current == section
+                && match index {
+                    Some(i) if array => {
+                        seen += 1;
+                        seen == i + 1
+                    }
+                    Some(_) => false,
+                    None => true,
+                };
+            if in_target {
+                header_line = Some(n + 1);
+            }
             continue;
         }
-        if current == section {
+        if in_target {
             if let Some((k, _)) = t.split_once('=') {
                 if k.trim() == key {
                     return Some(n + 1);
@@ -326,7 +360,7 @@ pub fn locate(text: &str, dotted: &str) -> Option<usize> {
             }
         }
     }
-    None
+    header_line
 }
 
 #[cfg(test)]
@@ -365,6 +399,14 @@ mod tests {
         let e = parse("# c\n[flows]\n\ncapacity = 0\n").unwrap_err().to_string();
         assert!(e.contains("flows.capacity"), "{e}");
         assert!(e.contains("line 4"), "{e}");
+    }
+
+    #[test]
+    fn heavy_hitter_error_names_the_table_and_line() {
+        let text = "[[heavy_hitters]]\nkey = \"src_ip\"\ntop_k = 5\n\n[[heavy_hitters]]\nkey = \"src_prefix\"\nprefix_len = 40\ntop_k = 3\n";
+        let e = parse(text).unwrap_err().to_string();
+        assert!(e.contains("heavy_hitters[1].prefix_len"), "{e}");
+        assert!(e.contains("line 7"), "{e}");
     }
 
     #[test]

@@ -149,9 +149,9 @@ pub fn run(args: &ExtractArgs) -> Result<()> {
         let report_tx = report_tx.clone();
         let pipeline = pipeline.clone();
         let sink = output.tx.clone();
-        let _alerts = output.alerts.clone();
+        let alerts = output.alerts.clone();
         lcore::remote_launch(lc, move || {
-            let mut worker = match pipeline.worker(i as u16, sink) {
+            let mut worker = match pipeline.worker(i as u16, sink, alerts) {
                 Ok(w) => w,
                 Err(e) => {
                     let _ = report_tx.send(WorkerReport::failed(i as u16, format!("{e:#}")));

@@ -5,6 +5,8 @@ use crate::config::Config;
 use crate::cost::CostTable;
 use crate::flow::record::RecordSchema;
 use crate::plugin_host::{default_plugin_dir, FeatureKind, PluginOptions, PluginRegistry};
+use crate::rates::{DecayTables, HeavyHitters, FLOW_RATE_FEATURES};
+use std::sync::Mutex;
 use crate::worker::{Worker, WorkerSettings};
 use anyhow::{Context, Result};
 use crossbeam_channel::Sender;
@@ -15,6 +17,10 @@ pub struct Pipeline {
     pub cfg: Config,
     pub registry: Arc<PluginRegistry>,
     pub schema: RecordSchema,
+    /// The decay model's tables, shared read-only by every worker.
+    pub tables: Arc<DecayTables>,
+    /// Heavy-hitter tables not yet handed to a worker: `[worker][config]`.
+    heavy_hitters: Mutex<Vec<Vec<HeavyHitters>>>,
 }
 
 /// Plugin options from the config, with the command line's directory override.
@@ -24,6 +30,8 @@ pub fn plugin_options(cfg: &Config, dir_override: Option<PathBuf>) -> Result<Plu
         None => default_plugin_dir().0,
     };
     let mut o = PluginOptions::new(dir);
+    o.reserved_columns
+        .extend(FLOW_RATE_FEATURES.iter().map(|s| s.to_string()));
     o.required = cfg.plugins.required.clone();
     if !cfg.plugins.enabled.is_empty() {
         o.enabled = Some(cfg.plugins.enabled.clone());
@@ -72,15 +80,40 @@ impl Pipeline {
                 });
             }
         }
+        for name in FLOW_RATE_FEATURES {
+            schema.extra.push(name.to_string());
+            schema.provider.push("rates".into());
+            schema.kinds.push(weir_plugin_api::WEIR_FEATURE_F64);
+        }
+        let tables = Arc::new(
+            DecayTables::new(&cfg.rates).map_err(|e| anyhow::anyhow!("{}: {}", e.path, e.reason))?,
+        );
+        let workers = cfg.workers.count as usize;
+        let mut per_worker: Vec<Vec<HeavyHitters>> = (0..workers).map(|_| Vec::new()).collect();
+        for h in &cfg.heavy_hitters {
+            for (w, hh) in HeavyHitters::for_workers(tables.clone(), h, workers as u16)
+                .into_iter()
+                .enumerate()
+            {
+                per_worker[w].push(hh);
+            }
+        }
         Ok(Pipeline {
             cfg,
             registry: Arc::new(registry),
             schema,
+            tables,
+            heavy_hitters: Mutex::new(per_worker),
         })
     }
 
     /// Build worker `id`. Call it on the worker's own thread (plugin instances belong to it).
-    pub fn worker(&self, id: u16, sink: Sender<Vec<crate::flow::record::FlowRecord>>) -> Result<Worker> {
+    pub fn worker(
+        &self,
+        id: u16,
+        sink: Sender<Vec<crate::flow::record::FlowRecord>>,
+        alerts: Sender<String>,
+    ) -> Result<Worker> {
         let plugins = if self.registry.plugins().is_empty() {
             None
         } else {
@@ -95,6 +128,21 @@ impl Pipeline {
         let settings =
             WorkerSettings::from_config(&self.cfg, id, self.schema.extra.len(), (size, align));
         let cost = CostTable::new(&self.registry.cost_rows(), self.cfg.cost.enabled);
-        Ok(Worker::new(settings, plugins, cost, sink))
+        let hh = std::mem::take(
+            self.heavy_hitters
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get_mut(id as usize)
+                .context("worker id beyond workers.count")?,
+        );
+        Ok(Worker::new(
+            settings,
+            plugins,
+            cost,
+            self.tables.clone(),
+            hh,
+            sink,
+            alerts,
+        ))
     }
 }

@@ -17,6 +17,8 @@ use crate::parse::{parse, SkipCounters};
 use crate::config::{Config, Eviction};
 use crate::cost::{CostTable, Stage};
 use crate::plugin_host::WorkerPlugins;
+use crate::rates::{Alert, DecayTables, FlowRates, HeavyHitters, PacketKey};
+use std::sync::Arc;
 use crossbeam_channel::Sender;
 use weir_plugin_api::{FlowKeyV1, PacketV1, WEIR_PKT_FIRST_OF_FLOW, WEIR_TCP_FIN, WEIR_TCP_RST};
 
@@ -50,8 +52,14 @@ pub struct WorkerStats {
 }
 
 /// Per-flow data the worker keeps beside the counters.
-#[derive(Clone, Copy, Debug, Default, bytemuck::Zeroable)]
-pub struct FlowExt {}
+#[derive(Clone, Copy, Debug, Default)]
+pub struct FlowExt {
+    /// Decayed packet and byte rates and their peaks.
+    pub rates: FlowRates,
+}
+
+// SAFETY: FlowRates is plain integers; all-zero bits are a valid (empty) value.
+unsafe impl bytemuck::Zeroable for FlowExt {}
 
 pub struct WorkerSettings {
     pub id: u16,
@@ -105,6 +113,13 @@ pub struct Worker {
     /// The burst being assembled for the plugins: packet views and their flows' slabs.
     batch_pkts: Vec<PacketV1>,
     batch_slabs: Vec<*mut u8>,
+    /// Flow entry and heavy-hitter key of each batched packet (for the rates stage).
+    batch_flows: Vec<u32>,
+    batch_keys: Vec<PacketKey>,
+    tables: Arc<DecayTables>,
+    heavy_hitters: Vec<HeavyHitters>,
+    alerts: Sender<String>,
+    alert_buf: Vec<Alert>,
     /// Records finished during the current burst.
     out: Vec<FlowRecord>,
     sink: Sender<Vec<FlowRecord>>,
@@ -122,7 +137,10 @@ impl Worker {
         s: WorkerSettings,
         plugins: Option<WorkerPlugins>,
         cost: CostTable,
+        tables: Arc<DecayTables>,
+        heavy_hitters: Vec<HeavyHitters>,
         sink: Sender<Vec<FlowRecord>>,
+        alerts: Sender<String>,
     ) -> Worker {
         let burst = s.burst.max(1);
         let n_plugin_values = plugins.as_ref().map_or(0, |p| p.n_features());
@@ -136,6 +154,12 @@ impl Worker {
             hashes: Vec::with_capacity(burst),
             batch_pkts: Vec::with_capacity(burst),
             batch_slabs: Vec::with_capacity(burst),
+            batch_flows: Vec::with_capacity(burst),
+            batch_keys: Vec::with_capacity(burst),
+            tables,
+            heavy_hitters,
+            alerts,
+            alert_buf: Vec::new(),
             out: Vec::new(),
             sink,
             due: Vec::with_capacity(1024),
@@ -214,6 +238,9 @@ impl Worker {
         let t = self.cost.start();
         let ended = self.run_expiry(self.last_ts_ns / 1_000_000);
         let t = self.cost.lap_flows(Stage::Expiry.row(), ended, t);
+        if !self.heavy_hitters.is_empty() {
+            self.poll_heavy_hitters(false);
+        }
         let sent = self.out.len() as u32;
         self.send_records();
         self.cost.lap_flows(Stage::Sink.row(), sent, t);
@@ -235,6 +262,9 @@ impl Worker {
         for idx in live {
             self.end_flow(idx, Expiration::Flush);
             self.stats.flushed += 1;
+        }
+        if !self.heavy_hitters.is_empty() {
+            self.poll_heavy_hitters(true);
         }
         self.send_records();
     }
@@ -271,6 +301,17 @@ impl Worker {
         let slab = self.table.slab_ptr(idx);
         self.batch_pkts.push(pkt);
         self.batch_slabs.push(slab);
+        self.batch_flows.push(idx);
+        if !self.heavy_hitters.is_empty() {
+            self.batch_keys.push(PacketKey {
+                src_ip: key.src_ip,
+                dst_ip: key.dst_ip,
+                src_port: key.src_port,
+                dst_port: key.dst_port,
+                protocol: key.protocol,
+                ip_version: key.ip_version,
+            });
+        }
         if teardown {
             self.interrupt_for_flow_end(t);
             self.end_flow(idx, Expiration::Teardown);
@@ -336,8 +377,22 @@ impl Worker {
         }
     }
 
-    /// Hand the assembled batch to the plugins.
+    /// Run the batch through the rates stage, then hand it to the plugins.
     fn flush_batch(&mut self) {
+        if !self.batch_pkts.is_empty() {
+            let t = self.cost.start();
+            let tables = &*self.tables;
+            for (i, pkt) in self.batch_pkts.iter().enumerate() {
+                let tick = tables.tick(pkt.ts_ns);
+                let e = self.table.entry_mut(self.batch_flows[i]);
+                e.ext.rates.on_packet(tables, tick, pkt.wire_len);
+                for hh in self.heavy_hitters.iter_mut() {
+                    hh.observe(&self.batch_keys[i], tick, pkt.wire_len);
+                }
+            }
+            self.cost
+                .lap(Stage::Rates.row(), self.batch_pkts.len() as u32, t);
+        }
         if let Some(p) = self.plugins.as_mut() {
             if !self.batch_pkts.is_empty() {
                 // SAFETY: every slab belongs to a live flow of this worker's table, and every
@@ -347,6 +402,26 @@ impl Worker {
         }
         self.batch_pkts.clear();
         self.batch_slabs.clear();
+        self.batch_flows.clear();
+        self.batch_keys.clear();
+    }
+
+    /// Let the heavy-hitter tables report when their interval is due (one compare each
+    /// otherwise), and send their alerts on.
+    fn poll_heavy_hitters(&mut self, finish: bool) {
+        let now = self.last_ts_ns;
+        for hh in self.heavy_hitters.iter_mut() {
+            if finish {
+                hh.finish(now, &mut self.alert_buf);
+            } else {
+                hh.poll(now, &mut self.alert_buf);
+            }
+        }
+        for a in self.alert_buf.drain(..) {
+            if let Ok(line) = serde_json::to_string(&a) {
+                let _ = self.alerts.send(line);
+            }
+        }
     }
 
     /// End the flows whose wheel slot came due; returns how many ended.
@@ -381,6 +456,9 @@ impl Worker {
     fn end_flow(&mut self, idx: u32, why: Expiration) {
         let e = *self.table.entry(idx);
         let mut values = vec![f64::NAN; self.s.n_values];
+        let rate_values = e.ext.rates.features(&self.tables);
+        values[self.n_plugin_values..self.n_plugin_values + rate_values.len()]
+            .copy_from_slice(&rate_values);
         if let Some(p) = self.plugins.as_mut() {
             let slab = self.table.slab_ptr(idx);
             // SAFETY: the slab of the live entry being ended; `values` holds every feature.

@@ -124,6 +124,13 @@ impl TimerWheel {
             return None;
         }
         let now_tick = now_ms / self.granularity_ms;
+        if now_tick.saturating_sub(self.next_tick) >= self.heads.len() as u64 {
+            // Time jumped past a whole revolution (an idle link, a gap in a capture): every
+            // slot is due. Hand them all over as one list and move straight to now, instead of
+            // stepping through every empty slot of the gap.
+            self.next_tick = now_tick;
+            return self.take_all(links);
+        }
         while self.next_tick < now_tick {
             let slot = self.slot_of_tick(self.next_tick);
             self.next_tick += 1;
@@ -145,6 +152,39 @@ impl TimerWheel {
             }
         }
         None
+    }
+
+    /// Detach every entry into one list (slot order), or `None` when empty.
+    fn take_all(&mut self, links: &mut [WheelLinks]) -> Option<u32> {
+        let mut head = NIL;
+        let mut tail = NIL;
+        for slot in 0..self.heads.len() {
+            let h = self.heads[slot];
+            if h == NIL {
+                continue;
+            }
+            self.heads[slot] = NIL;
+            let mut i = h;
+            let mut last = h;
+            while i != NIL {
+                links[i as usize].slot = NIL;
+                self.len -= 1;
+                last = i;
+                i = links[i as usize].next;
+            }
+            if tail == NIL {
+                head = h;
+            } else {
+                links[tail as usize].next = h;
+                links[h as usize].prev = tail;
+            }
+            tail = last;
+        }
+        if head == NIL {
+            None
+        } else {
+            Some(head)
+        }
     }
 
     /// The first entry of the earliest non-empty slot (the flow nearest to its deadline, as
@@ -224,6 +264,19 @@ mod tests {
             w.insert(&mut links, 0, 1000);
         }
         assert!(now >= 1000 && now < 1030);
+    }
+
+    #[test]
+    fn a_long_jump_hands_over_everything_at_once() {
+        let mut links = vec![WheelLinks::default(); 50];
+        let mut w = TimerWheel::new(16, 10);
+        for i in 0..50u32 {
+            w.insert(&mut links, i, 100 + i as u64 * 3);
+        }
+        // Ten years later: one call returns every entry, and nothing is left.
+        let due = drain(&mut w, &mut links, 10 * 365 * 86_400_000);
+        assert_eq!(due, (0..50).collect::<Vec<_>>());
+        assert!(w.is_empty());
     }
 
     #[test]

@@ -59,7 +59,54 @@ impl WorkerReport {
     }
 }
 
+/// `weir extract`.
 pub fn run(args: &ExtractArgs) -> Result<()> {
+    let summary = extract(args, Some(args.out.clone()))?;
+    if !args.quiet {
+        eprintln!("{}", summary.cost_table);
+    }
+    Ok(())
+}
+
+/// `weir cost`: the data path over the captures, records counted but not written, then the
+/// cost table plugin by plugin with each one's share.
+pub fn cost(
+    captures: Vec<std::path::PathBuf>,
+    config: Option<std::path::PathBuf>,
+    plugin_dir: Option<std::path::PathBuf>,
+) -> Result<()> {
+    let args = ExtractArgs {
+        captures,
+        out: std::path::PathBuf::from("cost.csv"),
+        config,
+        plugin_dir,
+        no_plugins: false,
+        model: None,
+        alerts: None,
+        workers: None,
+        no_progress: false,
+        quiet: true,
+    };
+    let summary = extract(&args, None)?;
+    println!(
+        "{} packets, {} flows; cycles per packet by stage and plugin (share of all cycles):",
+        summary.packets, summary.flows
+    );
+    println!("{}", summary.cost_table);
+    Ok(())
+}
+
+/// What an extract run did.
+pub struct Summary {
+    pub packets: u64,
+    pub flows: u64,
+    /// The merged cost table, formatted.
+    pub cost_table: String,
+    pub cost: CostTable,
+}
+
+/// The extract data path; records go to `out` (or are only counted when `None`).
+pub fn extract(args: &ExtractArgs, out_path: Option<std::path::PathBuf>) -> Result<Summary> {
     let mut cfg = match &args.config {
         Some(p) => Config::load(p)?,
         None => Config::default(),
@@ -76,7 +123,9 @@ pub fn run(args: &ExtractArgs) -> Result<()> {
         let r = CaptureReader::open(c)?;
         total_bytes += r.size();
     }
-    crate::sink::Format::from_path(&args.out).map_err(|e| anyhow!(e))?;
+    if let Some(o) = &out_path {
+        crate::sink::Format::from_path(o).map_err(|e| anyhow!(e))?;
+    }
 
     if let Some(m) = &args.model {
         cfg.model.get_or_insert_with(Default::default).dir = Some(m.clone());
@@ -88,7 +137,7 @@ pub fn run(args: &ExtractArgs) -> Result<()> {
     let mut pipeline = Pipeline::new(cfg, args.plugin_dir.clone(), args.no_plugins)?;
     // The model and the sinks are checked before DPDK starts: a bad model is refused at once.
     let output = Output::start(
-        Some(args.out.clone()),
+        out_path.clone(),
         pipeline.cfg.sinks.alerts.clone(),
         pipeline.cfg.model.as_ref(),
         &mut pipeline.schema,
@@ -244,7 +293,10 @@ pub fn run(args: &ExtractArgs) -> Result<()> {
             total.accepted,
             total.skipped.total() + total.table_full + fed.unsupported_linktype,
             out.records,
-            args.out.display(),
+            out_path
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|| "(not written)".into()),
             elapsed.as_secs_f64(),
             fed.packets as f64 / elapsed.as_secs_f64().max(1e-9),
         );
@@ -261,11 +313,9 @@ pub fn run(args: &ExtractArgs) -> Result<()> {
             );
         }
     }
-    if !args.quiet {
-        let costs: Vec<&CostTable> = reports.iter().filter_map(|r| r.cost.as_ref()).collect();
-        let merged = CostTable::merge(&costs);
-        eprintln!("{}", merged.format(Some(weir_dpdk::tsc_hz() as f64)));
-    }
+    let costs: Vec<&CostTable> = reports.iter().filter_map(|r| r.cost.as_ref()).collect();
+    let merged = CostTable::merge(&costs);
+    let cost_table = merged.format(Some(weir_dpdk::tsc_hz() as f64));
     if let Some(sc) = &out.scoring {
         if !args.quiet {
             eprintln!(
@@ -286,20 +336,17 @@ pub fn run(args: &ExtractArgs) -> Result<()> {
     if fed.interrupted {
         bail!("interrupted after {} packets; the flows seen so far were written", fed.packets);
     }
-    Ok(())
+    Ok(Summary {
+        packets: fed.packets,
+        flows: out.records,
+        cost_table,
+        cost: merged,
+    })
 }
 
 /// The EAL arguments of an offline run: no hugepages, no PCI, a private file prefix so runs
-/// can overlap, and one lcore per worker plus the main one, mapped onto the CPUs this process
-/// may use.
+/// can overlap, and one lcore per worker plus the main one.
 fn eal_args(cfg: &Config, workers: usize) -> Result<Vec<String>> {
-    let cpus = allowed_cpus();
-    if cpus.is_empty() {
-        bail!("no CPU available to this process");
-    }
-    let map: Vec<String> = (0..=workers)
-        .map(|l| format!("{l}@{}", cpus[l % cpus.len()]))
-        .collect();
     let mut a = vec![
         "--no-huge".to_string(),
         "-m".into(),
@@ -307,25 +354,11 @@ fn eal_args(cfg: &Config, workers: usize) -> Result<Vec<String>> {
         "--no-pci".into(),
         "--no-shconf".into(),
         format!("--file-prefix=weir{}", std::process::id()),
-        format!("--lcores={}", map.join(",")),
+        crate::pipeline::lcore_arg(workers, &cfg.workers.cores)?,
         "--log-level=*:error".into(),
     ];
     a.extend(cfg.eal.args.iter().cloned());
     Ok(a)
-}
-
-/// The CPUs this process may run on.
-fn allowed_cpus() -> Vec<usize> {
-    // SAFETY: a zeroed cpu_set_t is valid; sched_getaffinity fills it.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
-            return vec![0];
-        }
-        (0..libc::CPU_SETSIZE as usize)
-            .filter(|&c| libc::CPU_ISSET(c, &set))
-            .collect()
-    }
 }
 
 /// A frame as the worker sees it: data and the feeder's exact metadata.

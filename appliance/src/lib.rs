@@ -14,6 +14,7 @@
 //! - [`scoring`]: ONNX Runtime scorer threads.
 //! - [`sink`]: CSV / JSON Lines writers.
 
+pub mod admin;
 pub mod capture;
 pub mod config;
 pub mod cli;
@@ -26,6 +27,7 @@ pub mod pipeline;
 pub mod parse;
 pub mod plugin_host;
 pub mod rates;
+pub mod run;
 pub mod scoring;
 pub mod sink;
 pub mod wire;

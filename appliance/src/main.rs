@@ -1,6 +1,6 @@
 use clap::Parser;
 use std::process::ExitCode;
-use weir::cli::{Cli, Command};
+use weir::cli::{Cli, Command, ModelsCmd, PluginsCmd};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -10,7 +10,25 @@ fn main() -> ExitCode {
             .map(|_| println!("{}: OK", config.display()))
             .map_err(anyhow::Error::from),
         Command::Extract(args) => weir::extract::run(&args),
-        other => Err(anyhow::anyhow!("not implemented yet: {other:?}")),
+        Command::Cost {
+            captures,
+            config,
+            plugin_dir,
+        } => weir::extract::cost(captures, config, plugin_dir),
+        Command::Run {
+            config,
+            duration_s,
+            max_packets,
+        } => weir::run::run(&config, duration_s, max_packets),
+        Command::Plugins {
+            cmd: PluginsCmd::List { plugin_dir },
+        } => weir::admin::plugins_list(plugin_dir),
+        Command::Plugins {
+            cmd: PluginsCmd::Check { files },
+        } => weir::admin::plugins_check(&files),
+        Command::Models {
+            cmd: ModelsCmd::Inspect { dir, plugin_dir },
+        } => weir::admin::models_inspect(&dir, plugin_dir),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -146,3 +146,38 @@ impl Pipeline {
         ))
     }
 }
+
+/// The EAL `--lcores` argument: lcore 0 (main: feeder, control) and lcores 1..=workers, mapped
+/// onto `cores` when given (one per worker), else onto the CPUs this process may use, in order
+/// (several lcores share a CPU when there are fewer CPUs than lcores).
+pub fn lcore_arg(workers: usize, cores: &[u32]) -> Result<String> {
+    let cpus = allowed_cpus();
+    if cpus.is_empty() {
+        anyhow::bail!("no CPU is available to this process");
+    }
+    let map: Vec<String> = (0..=workers)
+        .map(|l| {
+            let cpu = match (l, cores.get(l.wrapping_sub(1))) {
+                (0, _) => cpus[0],
+                (_, Some(&c)) => c as usize,
+                (_, None) => cpus[l % cpus.len()],
+            };
+            format!("{l}@{cpu}")
+        })
+        .collect();
+    Ok(format!("--lcores={}", map.join(",")))
+}
+
+/// The CPUs this process may run on (its affinity mask).
+pub fn allowed_cpus() -> Vec<usize> {
+    // SAFETY: a zeroed cpu_set_t is valid; sched_getaffinity fills it.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
+            return vec![0];
+        }
+        (0..libc::CPU_SETSIZE as usize)
+            .filter(|&c| libc::CPU_ISSET(c, &set))
+            .collect()
+    }
+}

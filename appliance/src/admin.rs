@@ -1,0 +1,77 @@
+//! The small commands: `weir plugins list|check`, `weir models inspect`, `weir check-config`.
+
+use crate::config::Config;
+use crate::pipeline::{plugin_options, Pipeline};
+use crate::plugin_host::{self, PluginRegistry};
+use anyhow::{bail, Result};
+use std::path::{Path, PathBuf};
+
+/// `weir plugins list`: every plugin weir would load, with its features and state size, and
+/// why any file in the directory is refused.
+pub fn plugins_list(plugin_dir: Option<PathBuf>) -> Result<()> {
+    let opts = plugin_options(&Config::default(), plugin_dir)?;
+    let (reg, refusals) = PluginRegistry::load(&opts)?;
+    println!("plugin directory: {}", reg.dir().display());
+    if reg.plugins().is_empty() {
+        println!("(no plugin loaded)");
+    }
+    for p in reg.describe() {
+        println!(
+            "{} {}  ({} features, {} bytes of state per flow, align {})  {}",
+            p.name,
+            p.version,
+            p.features.len(),
+            p.state_size,
+            p.state_align,
+            p.path.display()
+        );
+        if let Some(d) = &p.description {
+            println!("    {d}");
+        }
+        let names: Vec<String> = p
+            .features
+            .iter()
+            .map(|(n, k)| format!("{n}:{k}"))
+            .collect();
+        println!("    features: {}", names.join(" "));
+    }
+    for r in &refusals {
+        println!("refused: {r}");
+    }
+    Ok(())
+}
+
+/// `weir plugins check FILE...`: load and self-test each file; non-zero exit if any is refused.
+pub fn plugins_check(files: &[PathBuf]) -> Result<()> {
+    let opts = plugin_options(&Config::default(), None)?;
+    let mut refused = 0;
+    for (f, r) in files.iter().zip(plugin_host::check(files, &opts)) {
+        match r {
+            Ok(p) => println!(
+                "ok: {} ({} {}, {} features, {} bytes of state)",
+                f.display(),
+                p.name,
+                p.version,
+                p.features.len(),
+                p.state_size
+            ),
+            Err(e) => {
+                refused += 1;
+                println!("refused: {e}");
+            }
+        }
+    }
+    if refused > 0 {
+        bail!("{refused} of {} plugin files refused", files.len());
+    }
+    Ok(())
+}
+
+/// `weir models inspect DIR`: the model's inputs, outputs and features, and which loaded
+/// plugin provides each feature.
+pub fn models_inspect(dir: &Path, plugin_dir: Option<PathBuf>) -> Result<()> {
+    let p = Pipeline::new(Config::default(), plugin_dir, false)?;
+    let cfg = p.cfg.model.clone().unwrap_or_default();
+    print!("{}", crate::scoring::inspect_with(dir, &p.schema, &cfg)?);
+    Ok(())
+}

@@ -15,10 +15,13 @@ APT_PACKAGES := dpdk dpdk-dev libdpdk-dev libclang-dev clang pkg-config libpcap-
                 python3-venv python3-dev tshark gcc make
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-DEMO_CAPTURE := appliance/tests/data/nfstream/pcaps/instagram.pcap
-DEMO_MODEL := build/demo-model
+DATA := appliance/tests/data/nfstream
+DEMO_CAPTURE := $(DATA)/pcaps/instagram.pcap
+DEMO_MODEL := build/models/demo
+CAPTURES := $(sort $(wildcard $(DATA)/pcaps/*))
+RECORDS := $(patsubst $(DATA)/pcaps/%,build/records/%.csv,$(CAPTURES))
 
-.PHONY: help deps apt venv build demo test test-rust test-python lint fmt bench clean-build
+.PHONY: help deps apt venv build demo demo-model records test test-rust test-python lint fmt bench clean-build
 
 help:
 	@echo "make demo   install what is missing, build, extract and score the flows of a bundled capture"
@@ -56,8 +59,10 @@ build: apt
 test: deps
 	$(MAKE) test-rust test-python
 
-test-rust:
-	WEIR_PYTHON=$(abspath $(PY)) $(CARGO) test --workspace --release -- --test-threads=2
+# The plugins are cdylibs no test depends on: build the workspace first so the tests find them
+# next to the weir binary.
+test-rust: build
+	WEIR_PYTHON=$(abspath $(PY)) $(CARGO) test --workspace --release
 
 test-python:
 	@if ls models/tests/test_*.py >/dev/null 2>&1; then $(PY) -m pytest -q models/tests; fi
@@ -69,11 +74,27 @@ lint:
 fmt:
 	$(CARGO) fmt --all
 
+# weir's own records of every bundled capture (one extract per capture: each has its own clock).
+records: $(RECORDS)
+build/records/%.csv: $(DATA)/pcaps/% | build
+	@mkdir -p build/records
+	@target/release/weir extract $< --out $@ --quiet --no-progress
+
+# The demo model: a RandomForest trained on weir's records of the bundled captures, labelled with
+# nDPI's application category from NFStream's records (joined on the flow key).
+demo-model: $(DEMO_MODEL)/model.json
+$(DEMO_MODEL)/model.json: $(STAMP)/venv models/train.py models/weir_records.py models/weir_export.py | build
+	$(MAKE) --no-print-directory records
+	$(PY) models/train.py build/records --labels $(DATA)/expected \
+	    --label-column application_category_name --name demo --version 1 \
+	    --n-estimators 50 --max-depth 16 --out $(DEMO_MODEL)
+
 demo: deps build
-	@mkdir -p build
-	target/release/weir extract $(DEMO_CAPTURE) --out build/demo-flows.csv
+	$(MAKE) --no-print-directory demo-model
+	target/release/weir extract $(DEMO_CAPTURE) --model $(DEMO_MODEL) \
+	    --out build/demo-flows.csv --alerts build/demo-alerts.jsonl
 	@echo
-	@echo "flow records: build/demo-flows.csv ($$(($$(wc -l < build/demo-flows.csv) - 1)) flows)"
+	@$(PY) models/demo_summary.py build/demo-flows.csv build/demo-alerts.jsonl
 
 bench: build
 	perf/bench.sh

@@ -46,11 +46,24 @@ DEFAULT_FEATURES = (
 )
 
 
-def read_records(paths: list[str | Path]) -> pd.DataFrame:
-    """Concatenate record files (CSV, or Parquet by extension); adds `_source` (file name)."""
-    frames = []
+def expand(paths: list[str | Path]) -> list[Path]:
+    """Files as given; a directory stands for every record file below it, sorted."""
+    files: list[Path] = []
     for p in paths:
         p = Path(p)
+        if p.is_dir():
+            files.extend(sorted(q for q in p.rglob("*")
+                                if q.suffix in (".csv", ".parquet", ".pq") or q.name.endswith(".csv.gz")))
+        else:
+            files.append(p)
+    return files
+
+
+def read_records(paths: list[str | Path]) -> pd.DataFrame:
+    """Concatenate record files (CSV, or Parquet by extension; a directory means every such
+    file below it, sorted); adds `_source` (file name)."""
+    frames = []
+    for p in expand(paths):
         if p.suffix in (".parquet", ".pq"):
             df = pd.read_parquet(p)
         elif p.suffix in (".csv", ".gz") or p.name.endswith(".csv.gz"):
@@ -68,7 +81,7 @@ def fingerprint(paths: list[str | Path]) -> dict:
     """sha256 of each input file and of them all (in the order given)."""
     total = hashlib.sha256()
     files = {}
-    for p in paths:
+    for p in expand(paths):
         h = hashlib.sha256(Path(p).read_bytes()).hexdigest()
         files[Path(p).name] = h
         total.update(h.encode())

@@ -163,7 +163,7 @@ fn state_over_the_limit() {
         r.reason,
         RefusalReason::StateTooLarge {
             size: 1 << 20,
-            max: 1024
+            max: weir::plugin_host::DEFAULT_MAX_STATE_BYTES
         }
     );
 }

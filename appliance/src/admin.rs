@@ -28,11 +28,7 @@ pub fn plugins_list(plugin_dir: Option<PathBuf>) -> Result<()> {
         if let Some(d) = &p.description {
             println!("    {d}");
         }
-        let names: Vec<String> = p
-            .features
-            .iter()
-            .map(|(n, k)| format!("{n}:{k}"))
-            .collect();
+        let names: Vec<String> = p.features.iter().map(|(n, k)| format!("{n}:{k}")).collect();
         println!("    features: {}", names.join(" "));
     }
     for r in &refusals {

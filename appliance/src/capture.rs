@@ -227,7 +227,9 @@ impl CaptureReader {
                             ));
                         };
                         self.packets += 1;
-                        let ts = res.to_ns(pb.timestamp).saturating_add_signed(off * 1_000_000_000);
+                        let ts = res
+                            .to_ns(pb.timestamp)
+                            .saturating_add_signed(off * 1_000_000_000);
                         return Ok(Some(f(CapturedPacket {
                             data: &pb.data,
                             orig_len: pb.original_len,
@@ -287,7 +289,11 @@ const ETHERTYPE_IPV6: u16 = 0x86DD;
 /// Returns the frame to hand to the data path: `data` itself for Ethernet, else `scratch`
 /// holding a synthetic 14-byte Ethernet header (zero MACs, the right EtherType) followed by the
 /// network-layer bytes. `None` for link types weir does not read (counted by the caller).
-pub fn to_ethernet<'a>(linktype: u32, data: &'a [u8], scratch: &'a mut Vec<u8>) -> Option<&'a [u8]> {
+pub fn to_ethernet<'a>(
+    linktype: u32,
+    data: &'a [u8],
+    scratch: &'a mut Vec<u8>,
+) -> Option<&'a [u8]> {
     use linktype::*;
     let (ethertype, l3): (u16, &[u8]) = match linktype {
         ETHERNET => return Some(data),
@@ -302,9 +308,10 @@ pub fn to_ethernet<'a>(linktype: u32, data: &'a [u8], scratch: &'a mut Vec<u8>) 
         NULL | LOOP => {
             // A 4-byte address family in the capturing host's byte order (LOOP: network order).
             let fam_bytes: [u8; 4] = data.get(..4)?.try_into().ok()?;
-            let fam = if linktype == LOOP {
-                u32::from_be_bytes(fam_bytes)
-            } else if fam_bytes[0] == 0 && fam_bytes[1] == 0 {
+            // NULL's family is in the capturing host's order: a small value read big-endian
+            // has its two high bytes zero.
+            let big_endian = linktype == LOOP || (fam_bytes[0] == 0 && fam_bytes[1] == 0);
+            let fam = if big_endian {
                 u32::from_be_bytes(fam_bytes)
             } else {
                 u32::from_le_bytes(fam_bytes)
@@ -377,7 +384,10 @@ mod tests {
         std::fs::write(&p, b"hello world, not a capture").unwrap();
         let e = CaptureReader::open(&p).err().unwrap().to_string();
         assert!(e.contains("not a pcap or pcapng"), "{e}");
-        let e = CaptureReader::open(&dir.join("missing.pcap")).err().unwrap().to_string();
+        let e = CaptureReader::open(&dir.join("missing.pcap"))
+            .err()
+            .unwrap()
+            .to_string();
         assert!(e.contains("cannot open capture"), "{e}");
     }
 }

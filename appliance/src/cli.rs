@@ -5,7 +5,11 @@ use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
 #[derive(Parser, Debug)]
-#[command(name = "weir", version, about = "weir: a DPDK network traffic analysis appliance")]
+#[command(
+    name = "weir",
+    version,
+    about = "weir: a DPDK network traffic analysis appliance"
+)]
 pub struct Cli {
     /// Log format: human or json (overrides the config's `log.format`).
     #[arg(long, global = true)]

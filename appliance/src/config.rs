@@ -252,10 +252,10 @@ impl Config {
         if self.flows.capacity == 0 {
             return Err(bad("flows.capacity", "must be at least 1".into()));
         }
-        if !(self.flows.idle_timeout_s > 0.0) {
+        if self.flows.idle_timeout_s.is_nan() || self.flows.idle_timeout_s <= 0.0 {
             return Err(bad("flows.idle_timeout_s", "must be > 0".into()));
         }
-        if !(self.flows.active_timeout_s > 0.0) {
+        if self.flows.active_timeout_s.is_nan() || self.flows.active_timeout_s <= 0.0 {
             return Err(bad("flows.active_timeout_s", "must be > 0".into()));
         }
         if self.flows.wheel_granularity_ms == 0 {
@@ -390,13 +390,17 @@ mod tests {
 
     #[test]
     fn wrong_type_names_line() {
-        let e = parse("[workers]\ncount = \"two\"\n").unwrap_err().to_string();
+        let e = parse("[workers]\ncount = \"two\"\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("line 2"), "{e}");
     }
 
     #[test]
     fn bad_value_names_key_and_line() {
-        let e = parse("# c\n[flows]\n\ncapacity = 0\n").unwrap_err().to_string();
+        let e = parse("# c\n[flows]\n\ncapacity = 0\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("flows.capacity"), "{e}");
         assert!(e.contains("line 4"), "{e}");
     }

@@ -15,8 +15,8 @@
 use crate::capture::{to_ethernet, CaptureReader};
 use crate::cli::ExtractArgs;
 use crate::config::Config;
-use crate::flow::key::flow_hash;
 use crate::cost::CostTable;
+use crate::flow::key::flow_hash;
 use crate::output::Output;
 use crate::parse::parse;
 use crate::pipeline::Pipeline;
@@ -163,16 +163,22 @@ pub fn extract(args: &ExtractArgs, out_path: Option<std::path::PathBuf>) -> Resu
     for i in 0..n_workers {
         rings.push(Ring::new(&format!("weir_feed{i}"), RING_SIZE, SOCKET_ANY)?);
     }
-    let mut port = Port::from_rings("weir_feed", &rings.iter().collect::<Vec<_>>(), &[], SOCKET_ANY)?;
+    let mut port = Port::from_rings(
+        "weir_feed",
+        &rings.iter().collect::<Vec<_>>(),
+        &[],
+        SOCKET_ANY,
+    )?;
     port.configure(&PortConfig {
         rx_queues: n_workers as u16,
         tx_queues: 0,
         rss: None,
-        ..Default::default()
     })?;
     let mut queues = Vec::with_capacity(n_workers);
     for q in 0..n_workers {
-        queues.push(Some(port.rx_queue_setup(q as u16, 1024, SOCKET_ANY, &pool)?));
+        queues.push(Some(
+            port.rx_queue_setup(q as u16, 1024, SOCKET_ANY, &pool)?,
+        ));
     }
     port.start()?;
     tracing::info!(
@@ -304,7 +310,10 @@ pub fn extract(args: &ExtractArgs, out_path: Option<std::path::PathBuf>) -> Resu
             eprintln!("  skipped {name}: {n}");
         }
         if fed.unsupported_linktype > 0 {
-            eprintln!("  skipped unsupported_linktype: {}", fed.unsupported_linktype);
+            eprintln!(
+                "  skipped unsupported_linktype: {}",
+                fed.unsupported_linktype
+            );
         }
         if total.evicted > 0 || total.table_full > 0 {
             eprintln!(
@@ -334,7 +343,10 @@ pub fn extract(args: &ExtractArgs, out_path: Option<std::path::PathBuf>) -> Resu
         bail!("{} records could not be written: {e}", out.write_errors);
     }
     if fed.interrupted {
-        bail!("interrupted after {} packets; the flows seen so far were written", fed.packets);
+        bail!(
+            "interrupted after {} packets; the flows seen so far were written",
+            fed.packets
+        );
     }
     Ok(Summary {
         packets: fed.packets,
@@ -374,6 +386,9 @@ fn frame_of<'a>(m: &'a Mbuf, meta: &MetaField) -> RawPacket<'a> {
         ts_ns: md.ts_ns,
     }
 }
+
+/// A packet on its way into a ring: its mbuf (or why there is none), worker, wire length.
+type Feeding = (Result<(Mbuf, bool)>, usize, u32);
 
 #[derive(Default)]
 struct Fed {
@@ -423,7 +438,7 @@ fn feed(
                 fed.interrupted = true;
                 break;
             }
-            let item = rd.next_with(|p| -> Option<(Result<(Mbuf, bool)>, usize, u32)> {
+            let item = rd.next_with(|p| -> Option<Feeding> {
                 progress += p.data.len() as u64 + 16;
                 let frame = to_ethernet(p.linktype, p.data, &mut scratch)?;
                 // NFStream's clock: packet time never goes backwards across the input.
@@ -507,7 +522,11 @@ fn alloc_copy(
         }
         std::hint::spin_loop();
     };
-    let room = if big { BIG_DATA_ROOM as usize - 128 } else { frame.len() };
+    let room = if big {
+        BIG_DATA_ROOM as usize - 128
+    } else {
+        frame.len()
+    };
     let len = frame.len().min(room);
     m.append(&frame[..len])?;
     Ok((m, len < frame.len()))

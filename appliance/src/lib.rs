@@ -16,15 +16,15 @@
 
 pub mod admin;
 pub mod capture;
-pub mod config;
 pub mod cli;
+pub mod config;
 pub mod cost;
 pub mod extract;
-pub mod logging;
 pub mod flow;
+pub mod logging;
 pub mod output;
-pub mod pipeline;
 pub mod parse;
+pub mod pipeline;
 pub mod plugin_host;
 pub mod rates;
 pub mod run;

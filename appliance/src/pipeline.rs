@@ -6,12 +6,12 @@ use crate::cost::CostTable;
 use crate::flow::record::RecordSchema;
 use crate::plugin_host::{default_plugin_dir, FeatureKind, PluginOptions, PluginRegistry};
 use crate::rates::{DecayTables, HeavyHitters, FLOW_RATE_FEATURES};
-use std::sync::Mutex;
 use crate::worker::{Worker, WorkerSettings};
 use anyhow::{Context, Result};
 use crossbeam_channel::Sender;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::Mutex;
 
 pub struct Pipeline {
     pub cfg: Config,
@@ -86,7 +86,8 @@ impl Pipeline {
             schema.kinds.push(weir_plugin_api::WEIR_FEATURE_F64);
         }
         let tables = Arc::new(
-            DecayTables::new(&cfg.rates).map_err(|e| anyhow::anyhow!("{}: {}", e.path, e.reason))?,
+            DecayTables::new(&cfg.rates)
+                .map_err(|e| anyhow::anyhow!("{}: {}", e.path, e.reason))?,
         );
         let workers = cfg.workers.count as usize;
         let mut per_worker: Vec<Vec<HeavyHitters>> = (0..workers).map(|_| Vec::new()).collect();

@@ -104,7 +104,10 @@ pub fn run(config: &Path, duration_s: u64, max_packets: u64) -> Result<()> {
     let rx_ts = RxTimestamp::register().ok();
     let lcores: Vec<u32> = lcore::worker_lcores().collect();
     if lcores.len() < n_workers {
-        bail!("EAL gave {} worker lcores for {n_workers} workers", lcores.len());
+        bail!(
+            "EAL gave {} worker lcores for {n_workers} workers",
+            lcores.len()
+        );
     }
 
     // One mempool per worker, on its lcore's NUMA socket.
@@ -124,7 +127,7 @@ pub fn run(config: &Path, duration_s: u64, max_packets: u64) -> Result<()> {
     for pc in &cfg.ports {
         let name = port_name(pc);
         let mut port = Port::by_name(&name).with_context(|| format!("port {name}"))?;
-        let rss = (n_workers > 1).then(|| RssConfig {
+        let rss = (n_workers > 1).then_some(RssConfig {
             hash_types: rss::HASH_IP | rss::HASH_TCP | rss::HASH_UDP,
         });
         let setup = port
@@ -132,7 +135,6 @@ pub fn run(config: &Path, duration_s: u64, max_packets: u64) -> Result<()> {
                 rx_queues: n_workers as u16,
                 tx_queues: 0,
                 rss,
-                ..Default::default()
             })
             .with_context(|| format!("port {name}"))?;
         tracing::info!("{setup}");
@@ -191,15 +193,15 @@ pub fn run(config: &Path, duration_s: u64, max_packets: u64) -> Result<()> {
                         continue;
                     }
                     got += n;
-                    let now = wall0 + ((rdtsc() - tsc0) as u128 * 1_000_000_000 / hz as u128) as u64;
+                    let now =
+                        wall0 + ((rdtsc() - tsc0) as u128 * 1_000_000_000 / hz as u128) as u64;
                     worker.process_burst(
                         burst.iter().map(|m| {
                             let (ts_ns, wire_len) = match meta.get(m) {
                                 Some(md) => (md.ts_ns, md.wire_len),
-                                None => (
-                                    rx_ts.and_then(|r| r.pcap_ns(m)).unwrap_or(now),
-                                    m.pkt_len(),
-                                ),
+                                None => {
+                                    (rx_ts.and_then(|r| r.pcap_ns(m)).unwrap_or(now), m.pkt_len())
+                                }
                             };
                             RawPacket {
                                 data: m.data(),
@@ -216,24 +218,35 @@ pub fn run(config: &Path, duration_s: u64, max_packets: u64) -> Result<()> {
                     let c = rdtsc();
                     if c - idle_since > hz / 1000 {
                         idle_since = c;
-                        let now =
-                            wall0 + ((c - tsc0) as u128 * 1_000_000_000 / hz as u128) as u64;
+                        let now = wall0 + ((c - tsc0) as u128 * 1_000_000_000 / hz as u128) as u64;
                         worker.advance_time(now);
-                        counters.flows.store(worker.live_flows() as u64, Ordering::Relaxed);
-                        counters.records.store(worker.stats.records, Ordering::Relaxed);
+                        counters
+                            .flows
+                            .store(worker.live_flows() as u64, Ordering::Relaxed);
+                        counters
+                            .records
+                            .store(worker.stats.records, Ordering::Relaxed);
                     }
                     std::hint::spin_loop();
                 } else {
-                    counters.packets.store(worker.stats.packets, Ordering::Relaxed);
-                    counters.flows.store(worker.live_flows() as u64, Ordering::Relaxed);
-                    counters.records.store(worker.stats.records, Ordering::Relaxed);
+                    counters
+                        .packets
+                        .store(worker.stats.packets, Ordering::Relaxed);
+                    counters
+                        .flows
+                        .store(worker.live_flows() as u64, Ordering::Relaxed);
+                    counters
+                        .records
+                        .store(worker.stats.records, Ordering::Relaxed);
                     if max_packets > 0 && worker.stats.packets >= max_packets {
                         break;
                     }
                 }
             }
             worker.flush_all();
-            counters.packets.store(worker.stats.packets, Ordering::Relaxed);
+            counters
+                .packets
+                .store(worker.stats.packets, Ordering::Relaxed);
             counters.running.store(false, Ordering::Release);
             let _ = report_tx.send((w, worker.stats.clone(), Some(worker.cost.clone())));
             0
@@ -267,11 +280,18 @@ pub fn run(config: &Path, duration_s: u64, max_packets: u64) -> Result<()> {
             let packets: u64 = live.iter().map(|c| c.packets.load(Ordering::Relaxed)).sum();
             let flows: u64 = live.iter().map(|c| c.flows.load(Ordering::Relaxed)).sum();
             let records: u64 = live.iter().map(|c| c.records.load(Ordering::Relaxed)).sum();
-            let (missed, nombuf) = ports.iter().filter_map(|p| p.stats().ok()).fold(
-                (0, 0),
-                |(m, n), s| (m + s.imissed, n + s.rx_nombuf),
+            let (missed, nombuf) = ports
+                .iter()
+                .filter_map(|p| p.stats().ok())
+                .fold((0, 0), |(m, n), s| (m + s.imissed, n + s.rx_nombuf));
+            tracing::info!(
+                packets,
+                active_flows = flows,
+                records,
+                missed,
+                nombuf,
+                "status"
             );
-            tracing::info!(packets, active_flows = flows, records, missed, nombuf, "status");
         }
     }
     stop.store(true, Ordering::Relaxed);
@@ -311,7 +331,10 @@ pub fn run(config: &Path, duration_s: u64, max_packets: u64) -> Result<()> {
         );
     }
     if let Some(e) = out.first_error {
-        bail!("{} records or alerts could not be written: {e}", out.write_errors);
+        bail!(
+            "{} records or alerts could not be written: {e}",
+            out.write_errors
+        );
     }
     Ok(())
 }

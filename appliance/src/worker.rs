@@ -10,16 +10,16 @@
 //! `now - last_seen >= idle` or `now - first_seen >= active`, that flow ends first and the
 //! packet starts a new one; what is left at the end is flushed.
 
+use crate::config::{Config, Eviction};
+use crate::cost::{CostTable, Stage};
 use crate::flow::key::{direction, flow_hash};
 use crate::flow::record::{DirCounters, Expiration, FlowRecord, ScoreStatus};
 use crate::flow::table::{FlowTable, Lookup, TableConfig};
 use crate::parse::{parse, SkipCounters};
-use crate::config::{Config, Eviction};
-use crate::cost::{CostTable, Stage};
 use crate::plugin_host::WorkerPlugins;
 use crate::rates::{Alert, DecayTables, FlowRates, HeavyHitters, PacketKey};
-use std::sync::Arc;
 use crossbeam_channel::Sender;
+use std::sync::Arc;
 use weir_plugin_api::{FlowKeyV1, PacketV1, WEIR_PKT_FIRST_OF_FLOW, WEIR_TCP_FIN, WEIR_TCP_RST};
 
 /// A received frame as the worker sees it.
@@ -201,7 +201,7 @@ impl Worker {
         let mut received = 0u32;
         let mut t = t_rx;
         for f in frames {
-                received += 1;
+            received += 1;
             self.stats.packets += 1;
             self.stats.bytes += f.wire_len as u64;
             // Packet time never goes backwards (NFStream clamps to the latest time seen).
@@ -290,7 +290,15 @@ impl Worker {
         // The full wire length (NFStream keeps it in 16 bits and wraps above 65535).
         let size = pkt.wire_len as u64;
         count(&mut e.bidirectional, now_ms, size);
-        count(if dir == 0 { &mut e.src2dst } else { &mut e.dst2src }, now_ms, size);
+        count(
+            if dir == 0 {
+                &mut e.src2dst
+            } else {
+                &mut e.dst2src
+            },
+            now_ms,
+            size,
+        );
         let mut teardown = false;
         if self.s.tcp_teardown && pkt.protocol == 6 {
             if pkt.tcp_flags & WEIR_TCP_FIN != 0 {
@@ -332,7 +340,10 @@ impl Worker {
     #[inline]
     fn lookup(&mut self, key: &FlowKeyV1, hash: u64, now_ms: u64, t: &mut u64) -> Option<u32> {
         loop {
-            match self.table.lookup_or_insert(key, hash, now_ms + self.s.idle_ms) {
+            match self
+                .table
+                .lookup_or_insert(key, hash, now_ms + self.s.idle_ms)
+            {
                 Lookup::Found(idx) => {
                     let e = self.table.entry(idx);
                     let idle = now_ms - e.bidirectional.last_seen_ms >= self.s.idle_ms;
@@ -498,7 +509,10 @@ impl Worker {
         let batch = std::mem::take(&mut self.out);
         // Blocks when the output stage is behind: records are never dropped here.
         if self.sink.send(batch).is_err() {
-            tracing::error!(worker = self.s.id, "record output stage is gone; records lost");
+            tracing::error!(
+                worker = self.s.id,
+                "record output stage is gone; records lost"
+            );
         }
     }
 }

@@ -110,7 +110,10 @@ fn every_capture_matches_nfstream() {
                 let actual = read_csv(&out);
                 let expected = read_csv(&expected_csv(cap));
                 let mut columns = core_columns();
-                if actual.first().is_some_and(|r| r.contains_key("bidirectional_mean_ps")) {
+                if actual
+                    .first()
+                    .is_some_and(|r| r.contains_key("bidirectional_mean_ps"))
+                {
                     columns.extend(flowstats_columns());
                     checked_stats.fetch_add(1, Ordering::Relaxed);
                 }

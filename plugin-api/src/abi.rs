@@ -147,13 +147,8 @@ unsafe impl Sync for FeatureV1 {}
 pub type CreateFn = unsafe extern "C" fn(*const c_char, u32, *mut *mut c_void) -> i32;
 pub type DestroyFn = unsafe extern "C" fn(*mut c_void);
 pub type FlowInitFn = unsafe extern "C" fn(*mut c_void, *const FlowKeyV1, *mut c_void) -> i32;
-pub type UpdateBurstFn = unsafe extern "C" fn(
-    *mut c_void,
-    *const *mut c_void,
-    *const PacketV1,
-    *mut u8,
-    u32,
-) -> i32;
+pub type UpdateBurstFn =
+    unsafe extern "C" fn(*mut c_void, *const *mut c_void, *const PacketV1, *mut u8, u32) -> i32;
 pub type FlowEmitFn =
     unsafe extern "C" fn(*mut c_void, *const FlowKeyV1, *const c_void, *mut f64, u32) -> i32;
 pub type LastErrorFn = unsafe extern "C" fn(*mut c_void) -> *const c_char;

@@ -381,10 +381,16 @@ mod tests {
         let mut model: HashMap<u32, u32> = HashMap::new();
         let mut rng = 12345u64;
         for step in 0..200_000u32 {
-            rng = rng.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            rng = rng
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             let i = ((rng >> 33) % 1500) as u32;
-            let k = if rng & 1 == 0 { key(i) } else { reversed(&key(i)) };
-            let remove = (rng >> 20) % 3 == 0;
+            let k = if rng & 1 == 0 {
+                key(i)
+            } else {
+                reversed(&key(i))
+            };
+            let remove = (rng >> 20).is_multiple_of(3);
             match (model.get(&i).copied(), remove) {
                 (Some(idx), true) => {
                     assert_eq!(t.find(&k), Some(idx));

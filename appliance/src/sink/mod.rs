@@ -62,7 +62,11 @@ pub(crate) enum Field<'a> {
 }
 
 /// Walk a record's columns in header order.
-pub(crate) fn fields<'a>(rec: &'a FlowRecord, schema: &'a RecordSchema, mut f: impl FnMut(Field<'a>)) {
+pub(crate) fn fields<'a>(
+    rec: &'a FlowRecord,
+    schema: &'a RecordSchema,
+    mut f: impl FnMut(Field<'a>),
+) {
     use weir_plugin_api::{WEIR_FEATURE_BOOL, WEIR_FEATURE_U64};
     f(Field::Owned(rec.src_ip().to_string()));
     f(Field::UInt(rec.key.src_port as u64));
@@ -94,7 +98,11 @@ pub(crate) fn fields<'a>(rec: &'a FlowRecord, schema: &'a RecordSchema, mut f: i
     if schema.scored {
         match rec.prediction {
             Some(p) if !schema.classes.is_empty() => f(Field::Str(
-                schema.classes.get(p as usize).map(|s| s.as_str()).unwrap_or(""),
+                schema
+                    .classes
+                    .get(p as usize)
+                    .map(|s| s.as_str())
+                    .unwrap_or(""),
             )),
             Some(p) => f(Field::UInt(p as u64)),
             None => f(Field::Missing),

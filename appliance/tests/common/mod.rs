@@ -21,9 +21,10 @@ pub fn captures() -> Vec<PathBuf> {
 }
 
 pub fn expected_csv(capture: &Path) -> PathBuf {
-    data_dir()
-        .join("expected")
-        .join(format!("{}.csv", capture.file_name().unwrap().to_str().unwrap()))
+    data_dir().join("expected").join(format!(
+        "{}.csv",
+        capture.file_name().unwrap().to_str().unwrap()
+    ))
 }
 
 /// The `weir` binary cargo built for this test run.
@@ -69,7 +70,13 @@ pub const KEY_COLUMNS: [&str; 8] = [
 pub fn core_columns() -> Vec<String> {
     let mut v = vec!["ip_version".to_string()];
     for d in ["bidirectional", "src2dst", "dst2src"] {
-        for f in ["first_seen_ms", "last_seen_ms", "duration_ms", "packets", "bytes"] {
+        for f in [
+            "first_seen_ms",
+            "last_seen_ms",
+            "duration_ms",
+            "packets",
+            "bytes",
+        ] {
             v.push(format!("{d}_{f}"));
         }
     }
@@ -121,7 +128,11 @@ pub fn compare(
             None => diffs.push(format!("missing flow {k}")),
             Some(arows) => {
                 if erows.len() != arows.len() {
-                    diffs.push(format!("flow {k}: {} in NFStream, {} in weir", erows.len(), arows.len()));
+                    diffs.push(format!(
+                        "flow {k}: {} in NFStream, {} in weir",
+                        erows.len(),
+                        arows.len()
+                    ));
                     continue;
                 }
                 for (er, ar) in erows.iter().zip(arows) {

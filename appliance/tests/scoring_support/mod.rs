@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod records;
+#[allow(unused_imports)]
 pub use records::{record_files, records, workspace};
 
 use std::collections::hash_map::DefaultHasher;

@@ -91,7 +91,7 @@ $(DEMO_MODEL)/model.json: $(STAMP)/venv models/train.py models/weir_records.py m
 
 demo: deps build
 	$(MAKE) --no-print-directory demo-model
-	target/release/weir extract $(DEMO_CAPTURE) --model $(DEMO_MODEL) \
+	target/release/weir extract $(DEMO_CAPTURE) --config deploy/examples/demo.toml --model $(DEMO_MODEL) \
 	    --out build/demo-flows.csv --alerts build/demo-alerts.jsonl
 	@echo
 	@$(PY) models/demo_summary.py build/demo-flows.csv build/demo-alerts.jsonl

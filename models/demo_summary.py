@@ -23,10 +23,17 @@ def main(path: str, alerts: str | None = None) -> None:
     print(df.nlargest(5, "bidirectional_bytes")[cols].to_string(index=False))
     if alerts:
         try:
-            n = sum(1 for _ in open(alerts))
-            print(f"\n{n} alerts in {alerts}")
-        except OSError:
-            pass
+            a = pd.read_json(alerts, lines=True)
+        except (OSError, ValueError):
+            a = pd.DataFrame()
+        print(f"\n{len(a)} alerts in {alerts}")
+        if len(a):
+            print(a.groupby(["kind", "key_type"]).size().rename("alerts").to_string())
+            top = a[a["kind"].isin(["absolute", "fraction"])]
+            if len(top):
+                print("\nthreshold crossings:")
+                print(top[["time_ms", "key", "kind", "rate_pps", "threshold"]].head(5)
+                      .to_string(index=False))
 
 
 if __name__ == "__main__":

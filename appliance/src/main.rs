@@ -4,7 +4,13 @@ use weir::cli::{Cli, Command, ModelsCmd, PluginsCmd};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    weir::logging::init(cli.log_format.as_deref(), None);
+    // `weir run` is a service and logs what it does; the one-shot commands print their
+    // results and log only warnings unless RUST_LOG asks for more.
+    let level = match cli.command {
+        Command::Run { .. } => "info",
+        _ => "warn",
+    };
+    weir::logging::init(cli.log_format.as_deref(), Some(level));
     let result = match cli.command {
         Command::CheckConfig { config } => weir::config::Config::load(&config)
             .map(|_| println!("{}: OK", config.display()))

@@ -57,15 +57,6 @@ impl Pipeline {
             let opts = plugin_options(&cfg, plugin_dir)?;
             let (reg, _refusals) = PluginRegistry::load(&opts)
                 .with_context(|| format!("cannot load plugins from {}", opts.dir.display()))?;
-            for p in reg.plugins() {
-                tracing::info!(
-                    plugin = p.desc.name.as_str(),
-                    version = p.desc.version.as_str(),
-                    features = p.desc.features.len(),
-                    state_bytes = p.desc.state_size,
-                    "plugin loaded"
-                );
-            }
             reg
         };
         let mut schema = RecordSchema::default();

@@ -54,7 +54,7 @@ $(STAMP)/venv: models/requirements.txt
 	@touch $@
 
 build: apt
-	$(CARGO) build --release --workspace
+	$(CARGO) build --release --workspace --bins --lib --examples
 
 test: deps
 	$(MAKE) test-rust test-python

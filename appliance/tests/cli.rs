@@ -58,7 +58,11 @@ fn unknown_output_format_is_refused() {
         .output()
         .unwrap();
     assert!(!o.status.success());
-    assert!(stderr(&o).contains("use a .csv or .jsonl file name"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("use a .csv or .jsonl file name"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 fn config(text: &str) -> tempfile::NamedTempFile {
@@ -70,7 +74,11 @@ fn config(text: &str) -> tempfile::NamedTempFile {
 #[test]
 fn config_errors_name_key_and_line() {
     for (text, key, line) in [
-        ("[flows]\nidle_timeout_s = 30\ncapacity = \"many\"\n", "capacity", "line 3"),
+        (
+            "[flows]\nidle_timeout_s = 30\ncapacity = \"many\"\n",
+            "capacity",
+            "line 3",
+        ),
         ("[flows]\n\nidle_timout_s = 30\n", "idle_timout_s", "line 3"),
         ("[workers]\ncount = 0\n", "workers.count", "line 2"),
         ("[model]\nbatch = 0\n", "model", "line 1"),
@@ -80,8 +88,11 @@ fn config_errors_name_key_and_line() {
             let mut c = weir();
             c.arg(cmd);
             if cmd == "extract" {
-                c.arg(data_dir().join("pcaps/1kxun.pcap"))
-                    .args(["--out", "/tmp/weir-cli-never.csv", "--config"]);
+                c.arg(data_dir().join("pcaps/1kxun.pcap")).args([
+                    "--out",
+                    "/tmp/weir-cli-never.csv",
+                    "--config",
+                ]);
             }
             let o = c.arg(f.path()).output().unwrap();
             assert!(!o.status.success(), "{cmd} accepted {text:?}");
@@ -101,7 +112,12 @@ fn eal_failures_are_clear() {
         "[eal]\nno_huge = true\nno_pci = true\nmemory_mb = 256\n\
          [[ports]]\nvdev = \"net_pcap0,rx_pcap=/nonexistent/in.pcap\"\n",
     );
-    let o = weir().arg("run").arg("-c").arg(bad_vdev.path()).output().unwrap();
+    let o = weir()
+        .arg("run")
+        .arg("-c")
+        .arg(bad_vdev.path())
+        .output()
+        .unwrap();
     assert!(!o.status.success());
     let e = stderr(&o);
     assert!(e.contains("net_pcap0"), "{e}");
@@ -113,7 +129,12 @@ fn eal_failures_are_clear() {
          [[ports]]\nvdev = \"net_pcap0,rx_pcap={}\"\n",
         cap.display()
     ));
-    let o = weir().arg("run").arg("-c").arg(no_mem.path()).output().unwrap();
+    let o = weir()
+        .arg("run")
+        .arg("-c")
+        .arg(no_mem.path())
+        .output()
+        .unwrap();
     assert!(!o.status.success());
     let e = stderr(&o);
     assert!(e.contains("weir_rx0") && e.contains("2000000"), "{e}");
@@ -129,20 +150,38 @@ fn plugins_list_and_check() {
     assert!(o.status.success(), "{}", stderr(&o));
     let out = String::from_utf8_lossy(&o.stdout);
     for p in ["flowstats", "splt", "tcp", "entropy"] {
-        assert!(out.contains(&format!("\n{p} ")) || out.contains(&format!("{p} 1")), "{p}: {out}");
+        assert!(
+            out.contains(&format!("\n{p} ")) || out.contains(&format!("{p} 1")),
+            "{p}: {out}"
+        );
     }
     let good = plugin_dir().join("libweir_flowstats.so");
-    let o = weir().args(["plugins", "check"]).arg(&good).output().unwrap();
+    let o = weir()
+        .args(["plugins", "check"])
+        .arg(&good)
+        .output()
+        .unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
     // A shared object that is not a weir plugin is refused with the file and the reason.
-    let libm = ["/lib/x86_64-linux-gnu/libm.so.6", "/usr/lib/x86_64-linux-gnu/libm.so.6"]
-        .into_iter()
-        .find(|p| Path::new(p).exists())
-        .expect("libm");
-    let o = weir().args(["plugins", "check"]).arg(&good).arg(libm).output().unwrap();
+    let libm = [
+        "/lib/x86_64-linux-gnu/libm.so.6",
+        "/usr/lib/x86_64-linux-gnu/libm.so.6",
+    ]
+    .into_iter()
+    .find(|p| Path::new(p).exists())
+    .expect("libm");
+    let o = weir()
+        .args(["plugins", "check"])
+        .arg(&good)
+        .arg(libm)
+        .output()
+        .unwrap();
     assert!(!o.status.success());
     let out = String::from_utf8_lossy(&o.stdout);
-    assert!(out.contains("libm.so.6") && out.contains("weir_plugin_entry_v1"), "{out}");
+    assert!(
+        out.contains("libm.so.6") && out.contains("weir_plugin_entry_v1"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -185,13 +224,19 @@ fn sigterm_flushes_every_open_flow() {
         .and_then(|s| s.split_whitespace().next())
         .and_then(|s| s.parse().ok())
         .unwrap();
-    assert!(accepted > 3443, "the capture was replayed at least once: {line}");
+    assert!(
+        accepted > 3443,
+        "the capture was replayed at least once: {line}"
+    );
     let rows = read_csv(&records);
     let in_records: u64 = rows
         .iter()
         .map(|r| r["bidirectional_packets"].parse::<u64>().unwrap())
         .sum();
     assert_eq!(in_records, accepted, "every accepted packet is in a record");
-    assert!(rows.iter().any(|r| r["expiration_id"] == "-1"), "open flows were flushed");
+    assert!(
+        rows.iter().any(|r| r["expiration_id"] == "-1"),
+        "open flows were flushed"
+    );
     assert!(rows[0].contains_key("bidirectional_mean_ps"), "plugins ran");
 }

@@ -240,3 +240,27 @@ fn sigterm_flushes_every_open_flow() {
     );
     assert!(rows[0].contains_key("bidirectional_mean_ps"), "plugins ran");
 }
+
+#[test]
+fn cost_prints_every_stage_and_plugin() {
+    let cap = data_dir().join("pcaps/instagram.pcap");
+    let o = weir()
+        .arg("cost")
+        .arg(&cap)
+        .arg("--plugin-dir")
+        .arg(plugin_dir())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.starts_with("3443 packets, 38 flows"), "{out}");
+    for row in ["rx", "parse", "flow_table", "rates", "flowstats", "splt", "tcp", "entropy"] {
+        let line = out
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(row))
+            .unwrap_or_else(|| panic!("no {row} row: {out}"));
+        // name, calls, packets, ...: every stage saw packets.
+        let packets: u64 = line.split_whitespace().nth(2).unwrap().parse().unwrap();
+        assert!(packets > 0, "{line}");
+    }
+}

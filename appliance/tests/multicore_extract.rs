@@ -41,18 +41,26 @@ fn two_workers_give_the_one_worker_records_on_every_capture() {
                 }
                 let diffs = compare(&one, &two, &key_with_time, None);
                 if !diffs.is_empty() {
-                    failures
-                        .lock()
-                        .unwrap()
-                        .push(format!("{name}: {}", diffs[..diffs.len().min(5)].join("; ")));
+                    failures.lock().unwrap().push(format!(
+                        "{name}: {}",
+                        diffs[..diffs.len().min(5)].join("; ")
+                    ));
                 }
             });
         }
     });
     let (w0, w1) = *spread.lock().unwrap();
-    eprintln!("{} captures; flows on worker 0: {w0}, on worker 1: {w1}", captures.len());
+    eprintln!(
+        "{} captures; flows on worker 0: {w0}, on worker 1: {w1}",
+        captures.len()
+    );
     // Both workers get a fair share of the flows (the hash spreads).
     assert!(w0 > (w0 + w1) / 3 && w1 > (w0 + w1) / 3, "{w0} vs {w1}");
     let f = failures.into_inner().unwrap();
-    assert!(f.is_empty(), "{} captures differ:\n{}", f.len(), f.join("\n"));
+    assert!(
+        f.is_empty(),
+        "{} captures differ:\n{}",
+        f.len(),
+        f.join("\n")
+    );
 }

@@ -80,10 +80,11 @@ fn software_spreading_puts_each_flow_on_one_worker_and_matches_extract() {
             .arg(&cfg)
             .output()
             .unwrap();
-        let log = String::from_utf8_lossy(&o.stderr);
+        let log = log_text(&o.stderr);
         assert!(o.status.success(), "{name}: weir run failed\n{log}");
         assert!(
-            log.contains("path=\"software\"") && log.contains("software spreading on the main lcore"),
+            log.contains("path=\"software\"")
+                && log.contains("software spreading on the main lcore"),
             "{name}: the log does not say the software path runs\n{log}"
         );
         let expected = packets_in(&capture);
@@ -95,11 +96,18 @@ fn software_spreading_puts_each_flow_on_one_worker_and_matches_extract() {
         let per = assert_one_worker_per_flow(&got, name);
         per_worker_total[0] += per.get("0").copied().unwrap_or(0);
         per_worker_total[1] += per.get("1").copied().unwrap_or(0);
-        let oracle = extract(&[capture.clone()], 1, &dir.path().join(format!("{name}.1.csv")));
+        let oracle = extract(
+            &[capture.clone()],
+            1,
+            &dir.path().join(format!("{name}.1.csv")),
+        );
         assert!(!oracle.is_empty(), "{name}: no flows");
         let diffs = compare(&oracle, &got, &key_with_time, None);
         if !diffs.is_empty() {
-            failures.push(format!("{name}: {}", diffs[..diffs.len().min(5)].join("; ")));
+            failures.push(format!(
+                "{name}: {}",
+                diffs[..diffs.len().min(5)].join("; ")
+            ));
         }
     }
     eprintln!("flows per worker: {per_worker_total:?}");
@@ -120,8 +128,11 @@ fn rss_with_more_workers_than_queues_is_refused() {
         .arg(&cfg)
         .output()
         .unwrap();
-    let log = String::from_utf8_lossy(&o.stderr);
-    assert!(!o.status.success(), "2 workers on net_pcap with spread = rss ran\n{log}");
+    let log = log_text(&o.stderr);
+    assert!(
+        !o.status.success(),
+        "2 workers on net_pcap with spread = rss ran\n{log}"
+    );
     for needle in [
         "port net_pcap0",
         "driver net_pcap",
@@ -129,7 +140,13 @@ fn rss_with_more_workers_than_queues_is_refused() {
         "workers.count is 2",
         "workers.spread = \"software\"",
     ] {
-        assert!(log.contains(needle), "{needle:?} missing from the refusal:\n{log}");
+        assert!(
+            log.contains(needle),
+            "{needle:?} missing from the refusal:\n{log}"
+        );
     }
-    assert!(!log.contains("running;"), "workers started before the refusal\n{log}");
+    assert!(
+        !log.contains("running;"),
+        "workers started before the refusal\n{log}"
+    );
 }

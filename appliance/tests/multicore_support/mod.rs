@@ -166,8 +166,8 @@ pub fn compare(
                 }
             }
             if let (Some(ee), Some(ae)) = (er.get("expiration_id"), ar.get("expiration_id")) {
-                let ok = ee == ae
-                    || matches!((ee.as_str(), ae.as_str()), ("0", "-1") | ("-1", "0"));
+                let ok =
+                    ee == ae || matches!((ee.as_str(), ae.as_str()), ("0", "-1") | ("-1", "0"));
                 if !ok {
                     diffs.push(format!("flow {k}: expiration_id: oracle {ee}, here {ae}"));
                 }
@@ -190,4 +190,24 @@ pub fn key_with_time(r: &Row) -> String {
 /// Packets in a capture (every record, whatever its link type).
 pub fn packets_in(capture: &Path) -> u64 {
     weir::capture::count_packets(capture).unwrap_or_else(|e| panic!("{}: {e}", capture.display()))
+}
+
+/// A process's stderr as text without terminal colour codes (tracing colours its fields).
+pub fn log_text(stderr: &[u8]) -> String {
+    let s = String::from_utf8_lossy(stderr);
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            // CSI: ESC [ params final-byte
+            for d in chars.by_ref() {
+                if d.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }

@@ -229,8 +229,8 @@ fn setup_ports(cfg: &Config, lcores: &[u32]) -> Result<PortPlan> {
     }
     if let Some(pool) = &spread_pool {
         let mut rings = Vec::with_capacity(n_workers);
-        for w in 0..n_workers {
-            let socket = lcore::lcore_socket(lcores[w]) as i32;
+        for (w, &lc) in lcores.iter().take(n_workers).enumerate() {
+            let socket = lcore::lcore_socket(lc) as i32;
             rings.push(Ring::new(
                 &format!("weir_spread{w}"),
                 cfg.workers.spread_ring,
@@ -248,8 +248,8 @@ fn setup_ports(cfg: &Config, lcores: &[u32]) -> Result<PortPlan> {
             tx_queues: 0,
             rss: None,
         })?;
-        for w in 0..n_workers {
-            let socket = lcore::lcore_socket(lcores[w]) as i32;
+        for (w, &lc) in lcores.iter().take(n_workers).enumerate() {
+            let socket = lcore::lcore_socket(lc) as i32;
             let q = ring_port.rx_queue_setup(w as u16, 0, socket, pool)?;
             plan.queues[w].push(WorkerQueue { q, finite: true });
         }
@@ -663,6 +663,10 @@ fn log_spread_stats(s: &SpreadStats) {
         per_worker = ?s.to_worker,
         ring_full = ?s.ring_full,
         waits = s.waits,
+        cycles_per_packet = format!(
+            "{:.1}",
+            s.busy_cycles as f64 / s.received.max(1) as f64
+        ),
         "software spreading statistics"
     );
     let dropped: u64 = s.ring_full.iter().sum();

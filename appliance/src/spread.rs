@@ -25,7 +25,7 @@
 use crate::config::{Spread, SpreadFull};
 use crate::flow::key::flow_hash;
 use crate::parse::parse;
-use weir_dpdk::{DevInfo, MbufBurst, Ring, RxQueue};
+use weir_dpdk::{rdtsc, DevInfo, MbufBurst, Ring, RxQueue};
 use weir_plugin_api::{FlowKeyV1, PacketV1};
 
 /// Packets per RX burst and per ring enqueue.
@@ -174,6 +174,8 @@ pub struct SpreadStats {
     pub ring_full: Vec<u64>,
     /// Times the spreader waited for room (`spread_full = "wait"`).
     pub waits: u64,
+    /// TSC cycles spent in polls that received packets (the spreader's cost).
+    pub busy_cycles: u64,
 }
 
 /// The software spreader: polls the RX queue of every software-spread port and hands each
@@ -224,6 +226,7 @@ impl Spreader {
             key,
             stats,
         } = self;
+        let t0 = rdtsc();
         let n = rings.len();
         let mut got = 0;
         for q in queues.iter_mut() {
@@ -245,6 +248,9 @@ impl Spreader {
             }
         }
         stats.received += got as u64;
+        if got > 0 {
+            stats.busy_cycles += rdtsc().wrapping_sub(t0);
+        }
         // Nothing waits in `pending` across polls: a quiet port must not hold packets back.
         for w in 0..n {
             if !pending[w].is_empty() {

@@ -31,8 +31,16 @@ fn two_workers_give_the_one_worker_records_on_every_capture() {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(c) = captures.get(i) else { break };
                 let name = c.file_name().unwrap().to_string_lossy().to_string();
-                let one = extract(&[c.clone()], 1, &dir.path().join(format!("{name}.1.csv")));
-                let two = extract(&[c.clone()], 2, &dir.path().join(format!("{name}.2.csv")));
+                let one = extract(
+                    std::slice::from_ref(c),
+                    1,
+                    &dir.path().join(format!("{name}.1.csv")),
+                );
+                let two = extract(
+                    std::slice::from_ref(c),
+                    2,
+                    &dir.path().join(format!("{name}.2.csv")),
+                );
                 let per = assert_one_worker_per_flow(&two, &name);
                 {
                     let mut sp = spread.lock().unwrap();

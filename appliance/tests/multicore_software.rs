@@ -97,7 +97,7 @@ fn software_spreading_puts_each_flow_on_one_worker_and_matches_extract() {
         per_worker_total[0] += per.get("0").copied().unwrap_or(0);
         per_worker_total[1] += per.get("1").copied().unwrap_or(0);
         let oracle = extract(
-            &[capture.clone()],
+            std::slice::from_ref(&capture),
             1,
             &dir.path().join(format!("{name}.1.csv")),
         );

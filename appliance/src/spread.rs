@@ -391,4 +391,68 @@ mod tests {
             }
         }
     }
+
+    /// An Ethernet frame with an IPv4 or IPv6 header and a TCP (6) or UDP (17) header.
+    fn frame(v6: bool, proto: u8, src: &[u8], dst: &[u8], sp: u16, dp: u16) -> Vec<u8> {
+        let l4_len = if proto == 6 { 20 } else { 8 };
+        let mut f = vec![0u8; 12];
+        f.extend_from_slice(if v6 { &[0x86, 0xdd] } else { &[0x08, 0x00] });
+        if v6 {
+            f.extend_from_slice(&[0x60, 0, 0, 0]);
+            f.extend_from_slice(&(l4_len as u16).to_be_bytes());
+            f.extend_from_slice(&[proto, 64]);
+        } else {
+            f.extend_from_slice(&[0x45, 0]);
+            f.extend_from_slice(&(20 + l4_len as u16).to_be_bytes());
+            f.extend_from_slice(&[0, 0, 0, 0, 64, proto, 0, 0]);
+        }
+        f.extend_from_slice(src);
+        f.extend_from_slice(dst);
+        f.extend_from_slice(&sp.to_be_bytes());
+        f.extend_from_slice(&dp.to_be_bytes());
+        if proto == 6 {
+            f.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x10, 0xff, 0xff, 0, 0, 0, 0]);
+        } else {
+            f.extend_from_slice(&(8u16).to_be_bytes());
+            f.extend_from_slice(&[0, 0]);
+        }
+        f
+    }
+
+    #[test]
+    fn both_directions_of_random_ipv4_and_ipv6_flows_go_to_one_worker() {
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let mut rnd = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let (mut pkt, mut key) = (PacketV1::EMPTY, FlowKeyV1::default());
+        let mut per_worker = [0u32; 4];
+        for i in 0..4000 {
+            let v6 = i % 2 == 0;
+            let proto = if i % 3 == 0 { 17 } else { 6 };
+            let alen = if v6 { 16 } else { 4 };
+            let a: Vec<u8> = (0..alen).map(|_| rnd() as u8).collect();
+            let b: Vec<u8> = (0..alen).map(|_| rnd() as u8).collect();
+            let (sp, dp) = (rnd() as u16, rnd() as u16);
+            let fwd = frame(v6, proto, &a, &b, sp, dp);
+            let rev = frame(v6, proto, &b, &a, dp, sp);
+            parse(&fwd, fwd.len() as u32, 0, &mut pkt, &mut key).expect("test frame parses");
+            for n in 2..=4 {
+                let w = worker_of_frame(&fwd, n, &mut pkt, &mut key);
+                assert_eq!(w, worker_of_frame(&rev, n, &mut pkt, &mut key), "{i}, {n} workers");
+                if n == 4 {
+                    per_worker[w] += 1;
+                }
+            }
+        }
+        // ... and flows are spread evenly.
+        assert!(per_worker.iter().all(|&c| (800..1200).contains(&c)), "{per_worker:?}");
+        // Non-IP frames go to worker 0.
+        let mut arp = vec![0u8; 60];
+        arp[12..14].copy_from_slice(&[0x08, 0x06]);
+        assert_eq!(worker_of_frame(&arp, 4, &mut pkt, &mut key), 0);
+    }
 }

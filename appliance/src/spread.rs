@@ -442,14 +442,21 @@ mod tests {
             parse(&fwd, fwd.len() as u32, 0, &mut pkt, &mut key).expect("test frame parses");
             for n in 2..=4 {
                 let w = worker_of_frame(&fwd, n, &mut pkt, &mut key);
-                assert_eq!(w, worker_of_frame(&rev, n, &mut pkt, &mut key), "{i}, {n} workers");
+                assert_eq!(
+                    w,
+                    worker_of_frame(&rev, n, &mut pkt, &mut key),
+                    "{i}, {n} workers"
+                );
                 if n == 4 {
                     per_worker[w] += 1;
                 }
             }
         }
         // ... and flows are spread evenly.
-        assert!(per_worker.iter().all(|&c| (800..1200).contains(&c)), "{per_worker:?}");
+        assert!(
+            per_worker.iter().all(|&c| (800..1200).contains(&c)),
+            "{per_worker:?}"
+        );
         // Non-IP frames go to worker 0.
         let mut arp = vec![0u8; 60];
         arp[12..14].copy_from_slice(&[0x08, 0x06]);

@@ -84,19 +84,32 @@ pub fn tuple(r: &Row) -> String {
     .join("|")
 }
 
-/// Every flow (5-tuple) was seen by one worker only; returns how many flows each worker had.
+/// A flow's 5-tuple with the endpoints in a fixed order: the same for both directions, so a
+/// flow split by a spreader that is not symmetric shows as one key on two workers.
+pub fn canonical_tuple(r: &Row) -> String {
+    let a = (r["src_ip"].as_str(), r["src_port"].as_str());
+    let b = (r["dst_ip"].as_str(), r["dst_port"].as_str());
+    let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
+    format!(
+        "{}|{}|{}|{}|{}|{}|{}",
+        lo.0, lo.1, hi.0, hi.1, r["protocol"], r["vlan_id"], r["tunnel_id"]
+    )
+}
+
+/// Every flow (5-tuple, either direction) was seen by one worker only; returns how many flows
+/// each worker had.
 pub fn assert_one_worker_per_flow(rows: &[Row], what: &str) -> BTreeMap<String, usize> {
     let mut owner: HashMap<String, String> = HashMap::new();
     let mut per_worker: BTreeMap<String, usize> = BTreeMap::new();
     for r in rows {
         let w = r["worker"].clone();
         *per_worker.entry(w.clone()).or_default() += 1;
-        if let Some(prev) = owner.insert(tuple(r), w.clone()) {
+        if let Some(prev) = owner.insert(canonical_tuple(r), w.clone()) {
             assert_eq!(
                 prev,
                 w,
                 "{what}: flow {} seen by workers {prev} and {w}",
-                tuple(r)
+                canonical_tuple(r)
             );
         }
     }

@@ -1,14 +1,23 @@
 //! `weir run`: the appliance on live ports until SIGINT/SIGTERM.
 //!
-//! Each configured port (a PCI device bound to a DPDK driver, or a virtual device) gets one RX
-//! queue per worker; with several workers the port's RSS spreads flows with a symmetric key
-//! (both directions of a flow on one worker). Each worker lcore polls its queue of every port,
-//! shares nothing with the others, and keeps its own flow table, plugin instances and counters.
-//! On a signal every worker ends its open flows (records through plugins, scoring and sinks)
-//! before weir exits.
+//! Each configured port reaches the workers one of three ways, chosen per port from what the
+//! device reports (`spread::choose`, config `workers.spread`) and logged with the reason:
+//! - direct: one worker, one RX queue;
+//! - rss: one RX queue per worker, flows spread by the device's symmetric RSS (or, for
+//!   net_af_packet, the kernel's fanout hash), both directions of a flow on one worker;
+//! - software: one RX queue polled by the main lcore's spreader, which hashes each packet's
+//!   flow and hands it to its worker over a ring behind a net_ring ethdev (`spread.rs`).
+//!
+//! Each worker lcore polls its queues, shares nothing with the others, and keeps its own flow
+//! table, plugin instances and counters. On a signal (or `--duration-s`, `--stop-after-idle-ms`)
+//! the spreader stops first, then every worker drains its rings and ends its open flows
+//! (records through plugins, scoring and sinks) before weir exits. Port counters (per queue
+//! where the PMD counts them) and the spreader's are logged at the end, drops as warnings.
 //!
 //! Packet time is the port's RX timestamp when it gives one (net_pcap's dynamic field), else
-//! the TSC read once per burst, anchored to the wall clock at start.
+//! the TSC read once per burst, anchored to the wall clock at start. In quiet periods a
+//! worker's clock moves on from its newest packet's time by the real time since, so replays
+//! keep their own clock and live ports keep the wall clock.
 
 use crate::config::Config;
 use crate::cost::CostTable;

@@ -34,6 +34,17 @@ const CAPTURES: &[&str] = &[
 ];
 
 fn config(dir: &Path, capture: &Path, spread: &str, records: &Path) -> std::path::PathBuf {
+    config_with(dir, capture, spread, "wait", 4096, records)
+}
+
+fn config_with(
+    dir: &Path,
+    capture: &Path,
+    spread: &str,
+    full: &str,
+    ring: u32,
+    records: &Path,
+) -> std::path::PathBuf {
     let text = format!(
         r#"[eal]
 no_huge = true
@@ -46,7 +57,8 @@ vdev = "net_pcap0,rx_pcap={}"
 [workers]
 count = 2
 spread = "{spread}"
-spread_full = "wait"
+spread_full = "{full}"
+spread_ring = {ring}
 
 [plugins]
 dir = "{}"
@@ -149,4 +161,64 @@ fn rss_with_more_workers_than_queues_is_refused() {
         !log.contains("running;"),
         "workers started before the refusal\n{log}"
     );
+}
+
+/// The numbers between `key=[` and `]` in a log line, e.g. `per_worker=[3, 4]`.
+fn list(line: &str, key: &str) -> Vec<u64> {
+    line.split(&format!("{key}=["))
+        .nth(1)
+        .and_then(|s| s.split(']').next())
+        .unwrap_or_else(|| panic!("no {key} in {line}"))
+        .split(',')
+        .map(|x| x.trim().parse().unwrap())
+        .collect()
+}
+
+/// `workers.spread_full = "drop"` with the smallest ring: whatever the workers could not take
+/// is counted, per worker, and nothing goes missing uncounted: received = handed to workers +
+/// dropped at full rings, and the workers processed exactly what was handed to them.
+#[test]
+fn drop_policy_counts_every_packet_it_does_not_deliver() {
+    let dir = tempfile::tempdir().unwrap();
+    let capture = pcap("skype.pcap");
+    let records = dir.path().join("drop.csv");
+    let cfg = config_with(dir.path(), &capture, "software", "drop", 64, &records);
+    let o = weir()
+        .args(["run", "--stop-after-idle-ms", "500", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    let log = log_text(&o.stderr);
+    assert!(o.status.success(), "weir run failed\n{log}");
+    let line = log
+        .lines()
+        .find(|l| l.contains("software spreading statistics"))
+        .unwrap_or_else(|| panic!("no spreading statistics:\n{log}"));
+    let received: u64 = line
+        .split("received=")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .unwrap()
+        .parse()
+        .unwrap();
+    let to_worker = list(line, "per_worker");
+    let ring_full = list(line, "ring_full");
+    assert_eq!(received, packets_in(&capture), "{line}");
+    assert_eq!(
+        received,
+        to_worker.iter().sum::<u64>() + ring_full.iter().sum::<u64>(),
+        "{line}"
+    );
+    let processed: u64 = to_worker.iter().sum();
+    assert!(
+        log.contains(&format!("weir run: {processed} packets")),
+        "workers did not process exactly the {processed} packets handed to them:\n{log}"
+    );
+    let dropped: u64 = ring_full.iter().sum();
+    assert_eq!(
+        dropped > 0,
+        log.contains("packets dropped by the software spreader"),
+        "drops must be warned about exactly when there are some:\n{log}"
+    );
+    eprintln!("{line}");
 }

@@ -530,7 +530,7 @@ pub fn run(config: &Path, opts: &RunOptions) -> Result<()> {
         // The main lcore spreads when a port needs it, and looks after the run every 50 ms.
         match spreader.as_mut() {
             Some(s) => {
-                if s.poll() == 0 {
+                if s.poll(&|w| live[w].running.load(Ordering::Acquire)) == 0 {
                     std::hint::spin_loop();
                 }
                 let c = rdtsc();

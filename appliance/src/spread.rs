@@ -213,9 +213,11 @@ impl Spreader {
     }
 
     /// One burst from each port: hash, sort into per-worker bursts, enqueue. Returns the
-    /// packets received.
+    /// packets received. `alive(w)` says whether worker `w` still polls its ring: with
+    /// `spread_full = "wait"`, packets for a worker that stopped (`--max-packets`, an error)
+    /// are dropped and counted instead of waited for.
     #[inline]
-    pub fn poll(&mut self) -> usize {
+    pub fn poll(&mut self, alive: &dyn Fn(usize) -> bool) -> usize {
         let Spreader {
             queues,
             rings,
@@ -243,7 +245,7 @@ impl Spreader {
                     continue;
                 }
                 if pending[w].is_full() {
-                    send(&mut pending[w], &mut rings[w], stats, *full, w);
+                    send(&mut pending[w], &mut rings[w], stats, *full, w, alive);
                 }
             }
         }
@@ -254,7 +256,7 @@ impl Spreader {
         // Nothing waits in `pending` across polls: a quiet port must not hold packets back.
         for w in 0..n {
             if !pending[w].is_empty() {
-                send(&mut pending[w], &mut rings[w], stats, *full, w);
+                send(&mut pending[w], &mut rings[w], stats, *full, w, alive);
             }
         }
         got
@@ -274,6 +276,7 @@ fn send(
     stats: &mut SpreadStats,
     full: SpreadFull,
     w: usize,
+    alive: &dyn Fn(usize) -> bool,
 ) {
     let mut sent = 0;
     loop {
@@ -283,7 +286,7 @@ fn send(
                 if burst.is_empty() {
                     break;
                 }
-                if full == SpreadFull::Wait {
+                if full == SpreadFull::Wait && alive(w) {
                     stats.waits += 1;
                     std::hint::spin_loop();
                 } else {

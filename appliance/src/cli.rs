@@ -30,6 +30,10 @@ pub enum Command {
         /// Stop after this many packets per worker (0 = no limit); for benchmarks.
         #[arg(long, default_value_t = 0)]
         max_packets: u64,
+        /// Stop once no packet arrived for this many ms after the first one (0 = never): ends
+        /// a replay through net_pcap, which never signals the end of its capture.
+        #[arg(long, default_value_t = 0)]
+        stop_after_idle_ms: u64,
     },
     /// Extract flow records from captures through a DPDK virtual device.
     Extract(ExtractArgs),

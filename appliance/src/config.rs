@@ -79,6 +79,39 @@ pub struct WorkersConfig {
     pub burst: u16,
     /// Mbufs in each worker's mempool.
     pub mbufs: u32,
+    /// How flows are spread over the workers on each port (see `spread.rs`).
+    pub spread: Spread,
+    /// Software spreading: what to do when a worker's ring is full.
+    pub spread_full: SpreadFull,
+    /// Software spreading: mbufs each worker's ring holds.
+    pub spread_ring: u32,
+}
+
+/// `workers.spread`: who spreads flows over the workers of a port.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Spread {
+    /// The port's RSS when it has a queue per worker and hashes IP flows, else software.
+    #[default]
+    Auto,
+    /// One RX queue per worker, spread by the device (symmetric RSS); refused when the port
+    /// has fewer queues than workers.
+    Rss,
+    /// One RX queue, read by the main lcore, which hashes each packet's flow symmetrically and
+    /// hands it to its worker over a ring.
+    Software,
+}
+
+/// `workers.spread_full`: software spreading when a worker's ring is full.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum SpreadFull {
+    /// Drop the packet and count it (`spread_ring_full`): a slow worker never stalls the others.
+    #[default]
+    Drop,
+    /// Wait for room: nothing is lost in weir, but one slow worker stalls every worker and the
+    /// port drops instead (its `imissed`); for replays and tests.
+    Wait,
 }
 
 impl Default for WorkersConfig {
@@ -88,6 +121,9 @@ impl Default for WorkersConfig {
             cores: vec![],
             burst: 64,
             mbufs: 8191,
+            spread: Spread::Auto,
+            spread_full: SpreadFull::Drop,
+            spread_ring: 4096,
         }
     }
 }
@@ -277,6 +313,12 @@ impl Config {
         }
         if self.workers.burst == 0 || self.workers.burst > 512 {
             return Err(bad("workers.burst", "must be between 1 and 512".into()));
+        }
+        if !(64..=1 << 20).contains(&self.workers.spread_ring) {
+            return Err(bad(
+                "workers.spread_ring",
+                "must be between 64 and 1048576".into(),
+            ));
         }
         if self.eal.memory_mb < 64 {
             return Err(bad("eal.memory_mb", "must be at least 64".into()));

@@ -446,7 +446,7 @@ fn feed(
                 let worker = if n == 1 {
                     0
                 } else if parse(frame, p.orig_len, 0, &mut pkt, &mut key).is_ok() {
-                    (flow_hash(&key) % n as u64) as usize
+                    crate::spread::worker_of_hash(flow_hash(&key), n)
                 } else {
                     0
                 };

@@ -30,5 +30,6 @@ pub mod rates;
 pub mod run;
 pub mod scoring;
 pub mod sink;
+pub mod spread;
 pub mod wire;
 pub mod worker;

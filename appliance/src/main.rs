@@ -25,7 +25,15 @@ fn main() -> ExitCode {
             config,
             duration_s,
             max_packets,
-        } => weir::run::run(&config, duration_s, max_packets),
+            stop_after_idle_ms,
+        } => weir::run::run(
+            &config,
+            &weir::run::RunOptions {
+                duration_s,
+                max_packets,
+                stop_after_idle_ms,
+            },
+        ),
         Command::Plugins {
             cmd: PluginsCmd::List { plugin_dir },
         } => weir::admin::plugins_list(plugin_dir),

@@ -1,28 +1,38 @@
 //! `weir run`: the appliance on live ports until SIGINT/SIGTERM.
 //!
-//! Each configured port (a PCI device bound to a DPDK driver, or a virtual device) gets one RX
-//! queue per worker; with several workers the port's RSS spreads flows with a symmetric key
-//! (both directions of a flow on one worker). Each worker lcore polls its queue of every port,
-//! shares nothing with the others, and keeps its own flow table, plugin instances and counters.
-//! On a signal every worker ends its open flows (records through plugins, scoring and sinks)
-//! before weir exits.
+//! Each configured port reaches the workers one of three ways, chosen per port from what the
+//! device reports (`spread::choose`, config `workers.spread`) and logged with the reason:
+//! - direct: one worker, one RX queue;
+//! - rss: one RX queue per worker, flows spread by the device's symmetric RSS (or, for
+//!   net_af_packet, the kernel's fanout hash), both directions of a flow on one worker;
+//! - software: one RX queue polled by the main lcore's spreader, which hashes each packet's
+//!   flow and hands it to its worker over a ring behind a net_ring ethdev (`spread.rs`).
+//!
+//! Each worker lcore polls its queues, shares nothing with the others, and keeps its own flow
+//! table, plugin instances and counters. On a signal (or `--duration-s`, `--stop-after-idle-ms`)
+//! the spreader stops first, then every worker drains its rings and ends its open flows
+//! (records through plugins, scoring and sinks) before weir exits. Port counters (per queue
+//! where the PMD counts them) and the spreader's are logged at the end, drops as warnings.
 //!
 //! Packet time is the port's RX timestamp when it gives one (net_pcap's dynamic field), else
-//! the TSC read once per burst, anchored to the wall clock at start.
+//! the TSC read once per burst, anchored to the wall clock at start. In quiet periods a
+//! worker's clock moves on from its newest packet's time by the real time since, so replays
+//! keep their own clock and live ports keep the wall clock.
 
 use crate::config::Config;
 use crate::cost::CostTable;
 use crate::output::Output;
 use crate::pipeline::{lcore_arg, Pipeline};
-use crate::worker::{RawPacket, WorkerStats};
-use anyhow::{bail, Context, Result};
+use crate::spread::{self, PortPath, SpreadStats, Spreader};
+use crate::worker::{RawPacket, Worker, WorkerStats};
+use anyhow::{anyhow, bail, Context, Result};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use weir_dpdk::{
-    lcore, rdtsc, rss, tsc_hz, Eal, MbufBurst, Mempool, MetaField, Port, PortConfig, RssConfig,
-    RxQueue, RxTimestamp, DEFAULT_DATA_ROOM,
+    lcore, rdtsc, rss, tsc_hz, Eal, MbufBurst, Mempool, MetaField, Port, PortConfig, Ring,
+    RssConfig, RxQueue, RxTimestamp, DEFAULT_DATA_ROOM,
 };
 
 const BURST: usize = 64;
@@ -78,7 +88,348 @@ fn port_name(p: &crate::config::PortConfig) -> String {
     }
 }
 
-pub fn run(config: &Path, duration_s: u64, max_packets: u64) -> Result<()> {
+/// How long `weir run` runs (all zero: until a signal).
+#[derive(Clone, Debug, Default)]
+pub struct RunOptions {
+    /// Stop after this many seconds.
+    pub duration_s: u64,
+    /// Stop a worker after it has seen this many packets (benchmarks).
+    pub max_packets: u64,
+    /// Stop once no packet arrived for this long after the first one (net_pcap replays).
+    pub stop_after_idle_ms: u64,
+}
+
+/// One RX queue a worker polls. `finite` queues (the software spreader's rings) are drained
+/// to empty at shutdown: the spreader stops first, so everything it handed over is processed.
+struct WorkerQueue {
+    q: RxQueue,
+    finite: bool,
+}
+
+/// Every port set up, and who polls what.
+struct PortPlan {
+    ports: Vec<Port>,
+    /// `[worker]` -> the queues it polls.
+    queues: Vec<Vec<WorkerQueue>>,
+    /// The software spreader, when a port needs it (run by the main lcore).
+    spreader: Option<Spreader>,
+    /// The net_ring port behind the spreader's rings.
+    spread_port: Option<Port>,
+}
+
+/// Ask each port what it supports, choose its path (`spread::choose`), configure it and set
+/// up its queues; refuse, naming the port, what cannot work.
+fn setup_ports(cfg: &Config, lcores: &[u32]) -> Result<PortPlan> {
+    let n_workers = cfg.workers.count as usize;
+    let mut plan = PortPlan {
+        ports: Vec::new(),
+        queues: (0..n_workers).map(|_| Vec::new()).collect(),
+        spreader: None,
+        spread_port: None,
+    };
+    let mut chosen = Vec::new();
+    for pc in &cfg.ports {
+        let name = port_name(pc);
+        let port = Port::by_name(&name).with_context(|| format!("port {name}"))?;
+        let info = port.dev_info().with_context(|| format!("port {name}"))?;
+        let path = spread::choose(cfg.workers.spread, n_workers, &name, &info)
+            .map_err(|e| anyhow!("{e}"))?;
+        match &path {
+            PortPath::Direct => tracing::info!(port = name.as_str(), "one worker: no spreading"),
+            PortPath::Rss { why } | PortPath::Software { why } => tracing::info!(
+                port = name.as_str(),
+                driver = info.driver.as_str(),
+                path = path.name(),
+                "spreading flows over {n_workers} workers: {}; {why}",
+                path.name()
+            ),
+        }
+        chosen.push((pc, name, port, info, path));
+    }
+    // Mempools: one per worker on its socket for the queues it polls itself; one for the
+    // software ports' queues on the main lcore's socket, holding every ring's worth.
+    let needs_own = chosen
+        .iter()
+        .any(|c| !matches!(c.4, PortPath::Software { .. }));
+    let mut pools = Vec::new();
+    if needs_own {
+        for (w, &lc) in lcores.iter().take(n_workers).enumerate() {
+            let socket = lcore::lcore_socket(lc) as i32;
+            pools.push(Mempool::new_pktmbuf(
+                &format!("weir_rx{w}"),
+                cfg.workers.mbufs,
+                256,
+                DEFAULT_DATA_ROOM,
+                socket,
+            )?);
+        }
+    }
+    let software: Vec<u16> = chosen
+        .iter()
+        .filter(|c| matches!(c.4, PortPath::Software { .. }))
+        .map(|c| c.0.rx_desc)
+        .collect();
+    let main_socket = lcore::lcore_socket(lcore::main_lcore()) as i32;
+    let spread_pool = if software.is_empty() {
+        None
+    } else {
+        // In flight at once: every ring full, every port's descriptors, a burst per worker and
+        // the spreader, and what per-lcore caches may hold.
+        let want = n_workers as u32 * cfg.workers.spread_ring
+            + software.iter().map(|&d| u32::from(d)).sum::<u32>()
+            + (n_workers as u32 + 2) * (spread::BURST as u32 + 384);
+        let size = (want.max(cfg.workers.mbufs) + 1).next_power_of_two() - 1;
+        Some(Mempool::new_pktmbuf(
+            "weir_spread_rx",
+            size,
+            256,
+            DEFAULT_DATA_ROOM,
+            main_socket,
+        )?)
+    };
+    let mut spread_queues = Vec::new();
+    for (pc, name, mut port, info, path) in chosen {
+        let rss = match &path {
+            // A device that spreads by itself (af_packet's fanout) takes no RSS request.
+            PortPath::Rss { .. } if info.flow_type_rss_offloads != 0 => Some(RssConfig {
+                hash_types: rss::HASH_IP | rss::HASH_TCP | rss::HASH_UDP,
+            }),
+            _ => None,
+        };
+        let rx_queues = path.rx_queues(n_workers);
+        let setup = port
+            .configure(&PortConfig {
+                rx_queues,
+                tx_queues: 0,
+                rss,
+            })
+            .with_context(|| format!("port {name}"))?;
+        tracing::info!("{setup}");
+        if let Some(own) = spread::self_spreading(&info.driver) {
+            if info.max_rx_queues > rx_queues {
+                tracing::warn!(
+                    port = name.as_str(),
+                    "{} spreads over all its {} queues ({own}) but {rx_queues} are polled: \
+                     packets hashed to the others are never read; give the vdev as many queues \
+                     as workers (qpairs={n_workers})",
+                    info.driver,
+                    info.max_rx_queues
+                );
+            }
+        }
+        match &path {
+            PortPath::Direct | PortPath::Rss { .. } => {
+                for w in 0..rx_queues as usize {
+                    let socket = lcore::lcore_socket(lcores[w]) as i32;
+                    let q = port.rx_queue_setup(w as u16, pc.rx_desc, socket, &pools[w])?;
+                    plan.queues[w].push(WorkerQueue { q, finite: false });
+                }
+            }
+            PortPath::Software { .. } => {
+                let pool = spread_pool.as_ref().expect("made for software ports");
+                spread_queues.push(port.rx_queue_setup(0, pc.rx_desc, main_socket, pool)?);
+            }
+        }
+        if let Err(e) = port.set_promiscuous(true) {
+            tracing::debug!(port = name.as_str(), error = %e, "promiscuous mode not set");
+        }
+        port.start().with_context(|| format!("port {name}"))?;
+        plan.ports.push(port);
+    }
+    if let Some(pool) = &spread_pool {
+        let mut rings = Vec::with_capacity(n_workers);
+        for (w, &lc) in lcores.iter().take(n_workers).enumerate() {
+            let socket = lcore::lcore_socket(lc) as i32;
+            rings.push(Ring::new(
+                &format!("weir_spread{w}"),
+                cfg.workers.spread_ring,
+                socket,
+            )?);
+        }
+        let mut ring_port = Port::from_rings(
+            "weir_spread",
+            &rings.iter().collect::<Vec<_>>(),
+            &[],
+            main_socket,
+        )?;
+        ring_port.configure(&PortConfig {
+            rx_queues: n_workers as u16,
+            tx_queues: 0,
+            rss: None,
+        })?;
+        for (w, &lc) in lcores.iter().take(n_workers).enumerate() {
+            let socket = lcore::lcore_socket(lc) as i32;
+            let q = ring_port.rx_queue_setup(w as u16, 0, socket, pool)?;
+            plan.queues[w].push(WorkerQueue { q, finite: true });
+        }
+        ring_port.start()?;
+        tracing::info!(
+            ports = spread_queues.len(),
+            workers = n_workers,
+            ring = cfg.workers.spread_ring,
+            when_full = ?cfg.workers.spread_full,
+            "software spreading on the main lcore: weir's symmetric flow hash -> one ring per \
+             worker -> {}",
+            ring_port.name()
+        );
+        plan.spreader = Some(Spreader::new(spread_queues, rings, cfg.workers.spread_full));
+        plan.spread_port = Some(ring_port);
+    }
+    Ok(plan)
+}
+
+/// A worker lcore's loop: poll its queues until told to halt, drain its finite queues, flush.
+#[allow(clippy::too_many_arguments)]
+fn worker_loop(
+    w: usize,
+    pipeline: Arc<Pipeline>,
+    sink: crossbeam_channel::Sender<Vec<crate::flow::record::FlowRecord>>,
+    alerts: crossbeam_channel::Sender<String>,
+    mut qs: Vec<WorkerQueue>,
+    clock: Clock,
+    halt: Arc<AtomicBool>,
+    abort: Arc<AtomicBool>,
+    counters: Arc<LiveCounters>,
+    max_packets: u64,
+    report_tx: crossbeam_channel::Sender<(usize, WorkerStats, Option<CostTable>)>,
+) -> i32 {
+    let mut burst = MbufBurst::<BURST>::new();
+    let mut worker = match pipeline.worker(w as u16, sink, alerts) {
+        Ok(wk) => wk,
+        Err(e) => {
+            tracing::error!(worker = w, error = %format!("{e:#}"), "worker cannot start");
+            abort.store(true, Ordering::Relaxed);
+            // Keep the spreader's ring moving (it may wait for room) until told to halt.
+            while !halt.load(Ordering::Acquire) {
+                for q in qs.iter_mut().filter(|q| q.finite) {
+                    q.q.rx_burst(&mut burst);
+                }
+                burst.clear();
+            }
+            counters.running.store(false, Ordering::Release);
+            let _ = report_tx.send((w, WorkerStats::default(), None));
+            return -1;
+        }
+    };
+    // Packet time in quiet periods moves on from the last packet's time by the real time
+    // since it came (a replay keeps its own clock; a live port's packets carry `now`). Before
+    // the first packet there is no clock to move (and no flow to expire).
+    let mut last = LastPacket { ns: 0, tsc: 0 };
+    let mut idle_since = rdtsc();
+    while !halt.load(Ordering::Acquire) {
+        let mut got = 0;
+        for q in qs.iter_mut() {
+            got += poll_queue(&mut worker, &mut q.q, &mut burst, &clock, &mut last);
+        }
+        if got == 0 {
+            // Quiet: let packet time move on once a millisecond so flows expire.
+            let c = rdtsc();
+            if c - idle_since > clock.hz / 1000 && last.ns > 0 {
+                idle_since = c;
+                let elapsed = (c - last.tsc) as u128 * 1_000_000_000 / clock.hz as u128;
+                worker.advance_time(last.ns + elapsed as u64);
+                counters
+                    .flows
+                    .store(worker.live_flows() as u64, Ordering::Relaxed);
+                counters
+                    .records
+                    .store(worker.stats.records, Ordering::Relaxed);
+            }
+            std::hint::spin_loop();
+        } else {
+            counters
+                .packets
+                .store(worker.stats.packets, Ordering::Relaxed);
+            counters
+                .flows
+                .store(worker.live_flows() as u64, Ordering::Relaxed);
+            counters
+                .records
+                .store(worker.stats.records, Ordering::Relaxed);
+            if max_packets > 0 && worker.stats.packets >= max_packets {
+                break;
+            }
+        }
+    }
+    // The spreader stopped before `halt` was raised: what it enqueued is visible now.
+    for q in qs.iter_mut().filter(|q| q.finite) {
+        while poll_queue(&mut worker, &mut q.q, &mut burst, &clock, &mut last) > 0 {}
+    }
+    worker.flush_all();
+    counters
+        .packets
+        .store(worker.stats.packets, Ordering::Relaxed);
+    counters.running.store(false, Ordering::Release);
+    let _ = report_tx.send((w, worker.stats.clone(), Some(worker.cost.clone())));
+    0
+}
+
+/// One burst from `q` through the worker; returns the packets received.
+#[inline]
+fn poll_queue(
+    worker: &mut Worker,
+    q: &mut RxQueue,
+    burst: &mut MbufBurst<BURST>,
+    clock: &Clock,
+    last: &mut LastPacket,
+) -> usize {
+    let t = worker.burst_start();
+    let n = q.rx_burst(burst);
+    if n == 0 {
+        return 0;
+    }
+    let c = rdtsc();
+    let now = clock.now_ns(c);
+    let mut newest = 0u64;
+    worker.process_burst(
+        burst.iter().map(|m| {
+            // Capture metadata (weir's field), else the port's RX timestamp, else now.
+            let (ts_ns, wire_len) = match clock.meta.get(m) {
+                Some(md) => (md.ts_ns, md.wire_len),
+                None => (
+                    clock.rx_ts.and_then(|r| r.pcap_ns(m)).unwrap_or(now),
+                    m.pkt_len(),
+                ),
+            };
+            newest = newest.max(ts_ns);
+            RawPacket {
+                data: m.data(),
+                wire_len,
+                ts_ns,
+            }
+        }),
+        t,
+    );
+    last.ns = last.ns.max(newest);
+    last.tsc = c;
+    burst.clear();
+    n
+}
+
+/// The newest packet time a worker has seen, and the TSC when it came.
+struct LastPacket {
+    ns: u64,
+    tsc: u64,
+}
+
+/// Packet time for packets without a capture timestamp: the TSC, anchored to the wall clock.
+#[derive(Clone, Copy)]
+struct Clock {
+    hz: u64,
+    wall0: u64,
+    tsc0: u64,
+    meta: MetaField,
+    rx_ts: Option<RxTimestamp>,
+}
+
+impl Clock {
+    #[inline]
+    fn now_ns(&self, tsc: u64) -> u64 {
+        self.wall0 + ((tsc - self.tsc0) as u128 * 1_000_000_000 / self.hz as u128) as u64
+    }
+}
+
+pub fn run(config: &Path, opts: &RunOptions) -> Result<()> {
     let cfg = Config::load(config)?;
     if cfg.ports.is_empty() {
         bail!(
@@ -109,56 +460,31 @@ pub fn run(config: &Path, duration_s: u64, max_packets: u64) -> Result<()> {
             lcores.len()
         );
     }
+    let PortPlan {
+        ports,
+        queues,
+        mut spreader,
+        spread_port,
+    } = setup_ports(cfg, &lcores)?;
 
-    // One mempool per worker, on its lcore's NUMA socket.
-    let mut pools = Vec::with_capacity(n_workers);
-    for (w, &lc) in lcores.iter().take(n_workers).enumerate() {
-        let socket = lcore::lcore_socket(lc) as i32;
-        pools.push(Mempool::new_pktmbuf(
-            &format!("weir_rx{w}"),
-            cfg.workers.mbufs,
-            256,
-            DEFAULT_DATA_ROOM,
-            socket,
-        )?);
-    }
-    let mut ports = Vec::new();
-    let mut queues: Vec<Vec<RxQueue>> = (0..n_workers).map(|_| Vec::new()).collect();
-    for pc in &cfg.ports {
-        let name = port_name(pc);
-        let mut port = Port::by_name(&name).with_context(|| format!("port {name}"))?;
-        let rss = (n_workers > 1).then_some(RssConfig {
-            hash_types: rss::HASH_IP | rss::HASH_TCP | rss::HASH_UDP,
-        });
-        let setup = port
-            .configure(&PortConfig {
-                rx_queues: n_workers as u16,
-                tx_queues: 0,
-                rss,
-            })
-            .with_context(|| format!("port {name}"))?;
-        tracing::info!("{setup}");
-        for (w, &lc) in lcores.iter().take(n_workers).enumerate() {
-            let socket = lcore::lcore_socket(lc) as i32;
-            queues[w].push(port.rx_queue_setup(w as u16, pc.rx_desc, socket, &pools[w])?);
-        }
-        if let Err(e) = port.set_promiscuous(true) {
-            tracing::debug!(port = name.as_str(), error = %e, "promiscuous mode not set");
-        }
-        port.start().with_context(|| format!("port {name}"))?;
-        ports.push(port);
-    }
-
-    let stop = Arc::new(AtomicBool::new(false));
+    // `abort`: a signal or a worker that cannot start; `halt`: the main lcore tells the
+    // workers to finish (after the spreader stopped).
+    let abort = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(sig, stop.clone())?;
+        signal_hook::flag::register(sig, abort.clone())?;
     }
+    let halt = Arc::new(AtomicBool::new(false));
     let hz = tsc_hz().max(1);
-    let wall0 = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0);
-    let tsc0 = rdtsc();
+    let clock = Clock {
+        hz,
+        wall0: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0),
+        tsc0: rdtsc(),
+        meta,
+        rx_ts,
+    };
     let (report_tx, report_rx) = crossbeam_channel::unbounded();
     let mut live = Vec::new();
     for (w, qs) in queues.into_iter().enumerate() {
@@ -168,88 +494,22 @@ pub fn run(config: &Path, duration_s: u64, max_packets: u64) -> Result<()> {
         let pipeline = pipeline.clone();
         let sink = output.tx.clone();
         let alerts = output.alerts.clone();
-        let stop = stop.clone();
-        let report_tx = report_tx.clone();
-        let mut qs = qs;
+        let (halt, abort, report_tx) = (halt.clone(), abort.clone(), report_tx.clone());
+        let max_packets = opts.max_packets;
         lcore::remote_launch(lcores[w], move || {
-            let mut worker = match pipeline.worker(w as u16, sink, alerts) {
-                Ok(wk) => wk,
-                Err(e) => {
-                    tracing::error!(worker = w, error = %format!("{e:#}"), "worker cannot start");
-                    stop.store(true, Ordering::Relaxed);
-                    counters.running.store(false, Ordering::Release);
-                    let _ = report_tx.send((w, WorkerStats::default(), None));
-                    return -1;
-                }
-            };
-            let mut burst = MbufBurst::<BURST>::new();
-            let mut idle_since = rdtsc();
-            while !stop.load(Ordering::Relaxed) {
-                let mut got = 0;
-                for q in qs.iter_mut() {
-                    let t = worker.burst_start();
-                    let n = q.rx_burst(&mut burst);
-                    if n == 0 {
-                        continue;
-                    }
-                    got += n;
-                    let now =
-                        wall0 + ((rdtsc() - tsc0) as u128 * 1_000_000_000 / hz as u128) as u64;
-                    worker.process_burst(
-                        burst.iter().map(|m| {
-                            let (ts_ns, wire_len) = match meta.get(m) {
-                                Some(md) => (md.ts_ns, md.wire_len),
-                                None => {
-                                    (rx_ts.and_then(|r| r.pcap_ns(m)).unwrap_or(now), m.pkt_len())
-                                }
-                            };
-                            RawPacket {
-                                data: m.data(),
-                                wire_len,
-                                ts_ns,
-                            }
-                        }),
-                        t,
-                    );
-                    burst.clear();
-                }
-                if got == 0 {
-                    // Quiet link: let packet time move on once a millisecond so flows expire.
-                    let c = rdtsc();
-                    if c - idle_since > hz / 1000 {
-                        idle_since = c;
-                        let now = wall0 + ((c - tsc0) as u128 * 1_000_000_000 / hz as u128) as u64;
-                        worker.advance_time(now);
-                        counters
-                            .flows
-                            .store(worker.live_flows() as u64, Ordering::Relaxed);
-                        counters
-                            .records
-                            .store(worker.stats.records, Ordering::Relaxed);
-                    }
-                    std::hint::spin_loop();
-                } else {
-                    counters
-                        .packets
-                        .store(worker.stats.packets, Ordering::Relaxed);
-                    counters
-                        .flows
-                        .store(worker.live_flows() as u64, Ordering::Relaxed);
-                    counters
-                        .records
-                        .store(worker.stats.records, Ordering::Relaxed);
-                    if max_packets > 0 && worker.stats.packets >= max_packets {
-                        break;
-                    }
-                }
-            }
-            worker.flush_all();
-            counters
-                .packets
-                .store(worker.stats.packets, Ordering::Relaxed);
-            counters.running.store(false, Ordering::Release);
-            let _ = report_tx.send((w, worker.stats.clone(), Some(worker.cost.clone())));
-            0
+            worker_loop(
+                w,
+                pipeline,
+                sink,
+                alerts,
+                qs,
+                clock,
+                halt,
+                abort,
+                counters,
+                max_packets,
+                report_tx,
+            )
         })?;
     }
     drop(report_tx);
@@ -262,62 +522,78 @@ pub fn run(config: &Path, duration_s: u64, max_packets: u64) -> Result<()> {
     let started = Instant::now();
     let mut last_status = Instant::now();
     let status_every = Duration::from_secs(cfg.log.status_interval_s);
+    let check_every = hz / 20;
+    let mut next_check = rdtsc();
+    let mut seen_rx = 0u64;
+    let mut last_rx_at: Option<Instant> = None;
     loop {
-        std::thread::sleep(Duration::from_millis(50));
-        if stop.load(Ordering::Relaxed) {
-            tracing::info!("signal received: stopping workers and flushing open flows");
+        // The main lcore spreads when a port needs it, and looks after the run every 50 ms.
+        match spreader.as_mut() {
+            Some(s) => {
+                if s.poll(&|w| live[w].running.load(Ordering::Acquire)) == 0 {
+                    std::hint::spin_loop();
+                }
+                let c = rdtsc();
+                if c < next_check {
+                    continue;
+                }
+                next_check = c + check_every;
+            }
+            None => std::thread::sleep(Duration::from_millis(50)),
+        }
+        if abort.load(Ordering::Relaxed) {
+            tracing::info!("stopping workers and flushing open flows");
             break;
         }
-        if duration_s > 0 && started.elapsed() >= Duration::from_secs(duration_s) {
-            stop.store(true, Ordering::Relaxed);
+        if opts.duration_s > 0 && started.elapsed() >= Duration::from_secs(opts.duration_s) {
             break;
         }
         if live.iter().all(|c| !c.running.load(Ordering::Acquire)) {
             break;
         }
-        if !status_every.is_zero() && last_status.elapsed() >= status_every {
-            last_status = Instant::now();
-            let packets: u64 = live.iter().map(|c| c.packets.load(Ordering::Relaxed)).sum();
-            let flows: u64 = live.iter().map(|c| c.flows.load(Ordering::Relaxed)).sum();
-            let records: u64 = live.iter().map(|c| c.records.load(Ordering::Relaxed)).sum();
-            let (missed, nombuf) = ports
+        if opts.stop_after_idle_ms > 0 {
+            let rx: u64 = ports
                 .iter()
                 .filter_map(|p| p.stats().ok())
-                .fold((0, 0), |(m, n), s| (m + s.imissed, n + s.rx_nombuf));
-            tracing::info!(
-                packets,
-                active_flows = flows,
-                records,
-                missed,
-                nombuf,
-                "status"
-            );
+                .map(|s| s.ipackets + s.imissed)
+                .sum();
+            if rx != seen_rx {
+                seen_rx = rx;
+                last_rx_at = Some(Instant::now());
+            } else if last_rx_at
+                .is_some_and(|t| t.elapsed() >= Duration::from_millis(opts.stop_after_idle_ms))
+            {
+                tracing::info!(
+                    idle_ms = opts.stop_after_idle_ms,
+                    "no packet for --stop-after-idle-ms: stopping"
+                );
+                break;
+            }
+        }
+        if !status_every.is_zero() && last_status.elapsed() >= status_every {
+            last_status = Instant::now();
+            log_status(&live, &ports, spreader.as_ref());
         }
     }
-    stop.store(true, Ordering::Relaxed);
+    // The spreader has stopped (it runs on this thread); now the workers drain and flush.
+    halt.store(true, Ordering::Release);
     lcore::mp_wait_lcore();
     let mut reports: Vec<(usize, WorkerStats, Option<CostTable>)> = report_rx.iter().collect();
     reports.sort_by_key(|r| r.0);
     for p in &ports {
-        if let Ok(s) = p.stats() {
-            tracing::info!(
-                port = p.name(),
-                rx_packets = s.ipackets,
-                rx_bytes = s.ibytes,
-                missed = s.imissed,
-                errors = s.ierrors,
-                nombuf = s.rx_nombuf,
-                per_queue = ?s.q_ipackets,
-                "port statistics"
-            );
-        }
+        log_port_stats(p);
     }
+    if let Some(s) = &spreader {
+        log_spread_stats(&s.stats);
+    }
+    drop(spread_port);
     let out = output.finish();
     let packets: u64 = reports.iter().map(|r| r.1.packets).sum();
     let accepted: u64 = reports.iter().map(|r| r.1.accepted).sum();
     let flows: u64 = reports.iter().map(|r| r.1.records).sum();
+    let per_worker: Vec<u64> = reports.iter().map(|r| r.1.packets).collect();
     eprintln!(
-        "weir run: {packets} packets ({accepted} in flows) -> {} flow records in {:.1} s",
+        "weir run: {packets} packets ({accepted} in flows) -> {} flow records in {:.1} s; per worker {per_worker:?}",
         out.records,
         started.elapsed().as_secs_f64()
     );
@@ -337,4 +613,78 @@ pub fn run(config: &Path, duration_s: u64, max_packets: u64) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// The status line: packets, flows and records over the workers; drops at ports and rings.
+fn log_status(live: &[Arc<LiveCounters>], ports: &[Port], spreader: Option<&Spreader>) {
+    let packets: u64 = live.iter().map(|c| c.packets.load(Ordering::Relaxed)).sum();
+    let flows: u64 = live.iter().map(|c| c.flows.load(Ordering::Relaxed)).sum();
+    let records: u64 = live.iter().map(|c| c.records.load(Ordering::Relaxed)).sum();
+    let (missed, nombuf) = ports
+        .iter()
+        .filter_map(|p| p.stats().ok())
+        .fold((0, 0), |(m, n), s| (m + s.imissed, n + s.rx_nombuf));
+    let spread_ring_full: u64 = spreader.map_or(0, |s| s.stats.ring_full.iter().sum());
+    tracing::info!(
+        packets,
+        active_flows = flows,
+        records,
+        missed,
+        nombuf,
+        spread_ring_full,
+        "status"
+    );
+}
+
+/// A port's counters at the end; drops (missed, no-mbuf, errors) as a warning.
+fn log_port_stats(p: &Port) {
+    match p.stats() {
+        Ok(s) => {
+            tracing::info!(
+                port = p.name(),
+                rx_packets = s.ipackets,
+                rx_bytes = s.ibytes,
+                missed = s.imissed,
+                errors = s.ierrors,
+                nombuf = s.rx_nombuf,
+                per_queue = ?s.q_ipackets,
+                "port statistics"
+            );
+            if s.imissed > 0 || s.rx_nombuf > 0 || s.ierrors > 0 {
+                tracing::warn!(
+                    port = p.name(),
+                    missed = s.imissed,
+                    nombuf = s.rx_nombuf,
+                    errors = s.ierrors,
+                    "packets dropped at the port: missed = no free RX descriptor (workers too \
+                     slow or too few), nombuf = mempool empty, errors = bad frames"
+                );
+            }
+        }
+        Err(e) => tracing::warn!(port = p.name(), error = %e, "cannot read port statistics"),
+    }
+}
+
+/// The software spreader's counters at the end; ring-full drops as a warning.
+fn log_spread_stats(s: &SpreadStats) {
+    tracing::info!(
+        received = s.received,
+        per_worker = ?s.to_worker,
+        ring_full = ?s.ring_full,
+        waits = s.waits,
+        cycles_per_packet = format!(
+            "{:.1}",
+            s.busy_cycles as f64 / s.received.max(1) as f64
+        ),
+        "software spreading statistics"
+    );
+    let dropped: u64 = s.ring_full.iter().sum();
+    if dropped > 0 {
+        tracing::warn!(
+            spread_ring_full = dropped,
+            per_worker = ?s.ring_full,
+            "packets dropped by the software spreader because a worker's ring was full \
+             (workers.spread_full = \"drop\"): that worker is too slow; add workers or use RSS"
+        );
+    }
 }

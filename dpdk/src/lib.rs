@@ -88,7 +88,7 @@ pub mod tsc;
 pub use dynfield::{MetaField, RxTimestamp, WeirMeta};
 pub use eal::Eal;
 pub use error::{Error, Result};
-pub use mbuf::{Mbuf, MbufBurst};
+pub use mbuf::{Drain, Mbuf, MbufBurst};
 pub use mempool::{Mempool, DEFAULT_DATA_ROOM, SOCKET_ANY};
 pub use port::{
     DevInfo, Port, PortConfig, PortSetup, PortStats, RssConfig, RssSetup, RxQueue, StatsHandle,

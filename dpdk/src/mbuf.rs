@@ -279,6 +279,19 @@ impl<const N: usize> MbufBurst<N> {
         }
     }
 
+    /// Takes every mbuf out, in order (e.g. to hand each one to a different ring); the burst
+    /// is empty afterwards. Mbufs the iterator did not yield are freed when it is dropped.
+    #[inline]
+    pub fn drain(&mut self) -> Drain<'_, N> {
+        let end = self.len;
+        self.len = 0;
+        Drain {
+            ptrs: &mut self.ptrs,
+            next: 0,
+            end,
+        }
+    }
+
     /// Room after the held mbufs, for DPDK to write into; call `filled` after.
     #[inline]
     pub(crate) fn spare_ptr(&mut self) -> (*mut *mut rte_mbuf, usize) {
@@ -308,6 +321,45 @@ impl<const N: usize> MbufBurst<N> {
         debug_assert!(n <= self.len);
         self.ptrs.copy_within(n..self.len, 0);
         self.len -= n;
+    }
+}
+
+/// The in-order draining iterator of [`MbufBurst::drain`].
+pub struct Drain<'a, const N: usize> {
+    ptrs: &'a mut [*mut rte_mbuf; N],
+    next: usize,
+    end: usize,
+}
+
+impl<const N: usize> Iterator for Drain<'_, N> {
+    type Item = Mbuf;
+
+    #[inline]
+    fn next(&mut self) -> Option<Mbuf> {
+        if self.next == self.end {
+            return None;
+        }
+        let p = std::mem::replace(&mut self.ptrs[self.next], std::ptr::null_mut());
+        self.next += 1;
+        // SAFETY: the first `end` pointers were non-null mbufs owned by the burst, which
+        // forgot them when the drain began; each is handed out once.
+        Some(unsafe { Mbuf::from_raw(NonNull::new_unchecked(p)) })
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.end - self.next, Some(self.end - self.next))
+    }
+}
+
+impl<const N: usize> Drop for Drain<'_, N> {
+    fn drop(&mut self) {
+        let rest = self.end - self.next;
+        if rest > 0 {
+            // SAFETY: the pointers not yet yielded are still owned mbufs; free them once.
+            unsafe {
+                dpdk_sys::rte_pktmbuf_free_bulk(self.ptrs.as_mut_ptr().add(self.next), rest as u32)
+            };
+        }
     }
 }
 

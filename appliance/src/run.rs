@@ -153,6 +153,32 @@ pub fn run(config: &Path, duration_s: u64, max_packets: u64) -> Result<()> {
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, stop.clone())?;
     }
+    // ---- ops (issue 8): metrics endpoint and SIGHUP model reload -------------------------
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, output.reload_flag.clone())?;
+    let worker_metrics: Vec<Arc<crate::metrics::WorkerMetrics>> = (0..n_workers)
+        .map(|_| Arc::new(crate::metrics::WorkerMetrics::default()))
+        .collect();
+    let _metrics_server = if cfg.metrics.enabled {
+        let sources = crate::metrics::Sources {
+            ports: ports.iter().map(|p| p.stats_handle()).collect(),
+            rx_queues: n_workers as u16,
+            mempools: pools.clone(),
+            workers: worker_metrics.clone(),
+            scoring: output.scoring_stats.clone(),
+            alerts: Some(output.alert_counts.clone()),
+            heavy_hitters: Vec::new(),
+            records_written: Some(output.records_written.clone()),
+            reloads: Some(output.reloads.clone()),
+            tsc_hz: tsc_hz(),
+        };
+        Some(crate::metrics::MetricsServer::start(
+            &cfg.metrics.listen,
+            sources,
+        )?)
+    } else {
+        None
+    };
+    // ---- end ops ------------------------------------------------------------------------
     let hz = tsc_hz().max(1);
     let wall0 = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -170,6 +196,7 @@ pub fn run(config: &Path, duration_s: u64, max_packets: u64) -> Result<()> {
         let alerts = output.alerts.clone();
         let stop = stop.clone();
         let report_tx = report_tx.clone();
+        let metrics = worker_metrics[w].clone(); // ops (issue 8)
         let mut qs = qs;
         lcore::remote_launch(lcores[w], move || {
             let mut worker = match pipeline.worker(w as u16, sink, alerts) {
@@ -182,6 +209,7 @@ pub fn run(config: &Path, duration_s: u64, max_packets: u64) -> Result<()> {
                     return -1;
                 }
             };
+            worker.attach_metrics(metrics); // ops (issue 8)
             let mut burst = MbufBurst::<BURST>::new();
             let mut idle_since = rdtsc();
             while !stop.load(Ordering::Relaxed) {

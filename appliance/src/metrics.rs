@@ -227,6 +227,11 @@ fn counters(
         return Ok(());
     }
     let mut f = family(enc, name, help, unit, MetricType::Counter)?;
+    if let [(l, v)] = samples {
+        if l.is_empty() {
+            return ConstCounter::new(*v).encode(f);
+        }
+    }
     for (labels, v) in samples {
         ConstCounter::new(*v).encode(f.encode_family(labels)?)?;
     }
@@ -244,6 +249,11 @@ fn gauges<V: prometheus_client::encoding::EncodeGaugeValue + Copy>(
         return Ok(());
     }
     let mut f = family(enc, name, help, unit, MetricType::Gauge)?;
+    if let [(l, v)] = samples {
+        if l.is_empty() {
+            return ConstGauge::new(*v).encode(f);
+        }
+    }
     for (labels, v) in samples {
         ConstGauge::new(*v).encode(f.encode_family(labels)?)?;
     }
@@ -274,7 +284,12 @@ impl prometheus_client::collector::Collector for Sources {
                 missed.push((l.clone(), s.imissed));
                 errors.push((l.clone(), s.ierrors));
                 nombuf.push((l.clone(), s.rx_nombuf));
-                for (q, v) in s.q_ipackets.iter().take(self.rx_queues as usize).enumerate() {
+                for (q, v) in s
+                    .q_ipackets
+                    .iter()
+                    .take(self.rx_queues as usize)
+                    .enumerate()
+                {
                     per_q.push((vec![("port", port.clone()), ("queue", q.to_string())], *v));
                 }
             }
@@ -284,13 +299,49 @@ impl prometheus_client::collector::Collector for Sources {
                 }
             }
         }
-        counters(e, "weir_port_rx_packets", "Packets received by the port (rte_eth_stats.ipackets).", None, &rx_p)?;
-        counters(e, "weir_port_rx", "Bytes received by the port (rte_eth_stats.ibytes).", Some(&Unit::Bytes), &rx_b)?;
+        counters(
+            e,
+            "weir_port_rx_packets",
+            "Packets received by the port (rte_eth_stats.ipackets).",
+            None,
+            &rx_p,
+        )?;
+        counters(
+            e,
+            "weir_port_rx",
+            "Bytes received by the port (rte_eth_stats.ibytes).",
+            Some(&Unit::Bytes),
+            &rx_b,
+        )?;
         counters(e, "weir_port_rx_missed_packets", "Packets the device dropped for lack of a free RX descriptor (imissed): the workers were too slow.", None, &missed)?;
-        counters(e, "weir_port_rx_errors", "Erroneous packets received (ierrors).", None, &errors)?;
-        counters(e, "weir_port_rx_nombuf", "RX mbuf allocation failures (rx_nombuf).", None, &nombuf)?;
-        counters(e, "weir_port_queue_rx_packets", "Packets received per RX queue (zero where the PMD does not count per queue).", None, &per_q)?;
-        gauges(e, "weir_port_xstat", "The port's extended statistics (rte_eth_xstats), by DPDK name.", None, &xstats)?;
+        counters(
+            e,
+            "weir_port_rx_errors",
+            "Erroneous packets received (ierrors).",
+            None,
+            &errors,
+        )?;
+        counters(
+            e,
+            "weir_port_rx_nombuf",
+            "RX mbuf allocation failures (rx_nombuf).",
+            None,
+            &nombuf,
+        )?;
+        counters(
+            e,
+            "weir_port_queue_rx_packets",
+            "Packets received per RX queue (zero where the PMD does not count per queue).",
+            None,
+            &per_q,
+        )?;
+        gauges(
+            e,
+            "weir_port_xstat",
+            "The port's extended statistics (rte_eth_xstats), by DPDK name.",
+            None,
+            &xstats,
+        )?;
 
         // Mempools.
         let in_use: Vec<(Labels, u64)> = self
@@ -303,8 +354,20 @@ impl prometheus_client::collector::Collector for Sources {
             .iter()
             .map(|m| (vec![("pool", m.name().to_string())], m.available() as u64))
             .collect();
-        gauges(e, "weir_mempool_in_use_mbufs", "Mbufs handed out from the pool.", None, &in_use)?;
-        gauges(e, "weir_mempool_available_mbufs", "Mbufs free in the pool (lcore caches included).", None, &avail)?;
+        gauges(
+            e,
+            "weir_mempool_in_use_mbufs",
+            "Mbufs handed out from the pool.",
+            None,
+            &in_use,
+        )?;
+        gauges(
+            e,
+            "weir_mempool_available_mbufs",
+            "Mbufs free in the pool (lcore caches included).",
+            None,
+            &avail,
+        )?;
 
         // Workers.
         let r = Ordering::Relaxed;
@@ -312,10 +375,34 @@ impl prometheus_client::collector::Collector for Sources {
         let col = |f: &dyn Fn(&WorkerMetrics) -> u64| -> Vec<(Labels, u64)> {
             ws.iter().enumerate().map(|(i, m)| (w(i), f(m))).collect()
         };
-        counters(e, "weir_worker_packets", "Packets a worker received.", None, &col(&|m| m.packets.load(r)))?;
-        counters(e, "weir_worker_rx", "Wire bytes a worker received.", Some(&Unit::Bytes), &col(&|m| m.bytes.load(r)))?;
-        counters(e, "weir_worker_flow_packets", "Packets counted into a flow.", None, &col(&|m| m.accepted.load(r)))?;
-        counters(e, "weir_worker_flows_created", "Flows created.", None, &col(&|m| m.flows_created.load(r)))?;
+        counters(
+            e,
+            "weir_worker_packets",
+            "Packets a worker received.",
+            None,
+            &col(&|m| m.packets.load(r)),
+        )?;
+        counters(
+            e,
+            "weir_worker_rx",
+            "Wire bytes a worker received.",
+            Some(&Unit::Bytes),
+            &col(&|m| m.bytes.load(r)),
+        )?;
+        counters(
+            e,
+            "weir_worker_flow_packets",
+            "Packets counted into a flow.",
+            None,
+            &col(&|m| m.accepted.load(r)),
+        )?;
+        counters(
+            e,
+            "weir_worker_flows_created",
+            "Flows created.",
+            None,
+            &col(&|m| m.flows_created.load(r)),
+        )?;
         let mut ended = Vec::new();
         for (i, m) in ws.iter().enumerate() {
             for (reason, v) in [
@@ -325,24 +412,60 @@ impl prometheus_client::collector::Collector for Sources {
                 ("evicted", m.evicted.load(r)),
                 ("flush", m.flushed.load(r)),
             ] {
-                ended.push((vec![("worker", i.to_string()), ("reason", reason.to_string())], v));
+                ended.push((
+                    vec![("worker", i.to_string()), ("reason", reason.to_string())],
+                    v,
+                ));
             }
         }
         counters(e, "weir_worker_flows_ended", "Flows ended, by reason (idle or active timeout, TCP teardown, evicted from a full table, flushed at shutdown).", None, &ended)?;
-        counters(e, "weir_worker_flows_evicted", "Flows evicted from a full table.", None, &col(&|m| m.evicted.load(r)))?;
-        counters(e, "weir_worker_table_full_packets", "Packets of new flows skipped because the table was full and eviction is off.", None, &col(&|m| m.table_full.load(r)))?;
-        counters(e, "weir_worker_records", "Flow records a worker handed to the output stage.", None, &col(&|m| m.records.load(r)))?;
-        gauges(e, "weir_worker_active_flows", "Flows open in a worker's table.", None, &col(&|m| m.active_flows.load(r)))?;
+        counters(
+            e,
+            "weir_worker_flows_evicted",
+            "Flows evicted from a full table.",
+            None,
+            &col(&|m| m.evicted.load(r)),
+        )?;
+        counters(
+            e,
+            "weir_worker_table_full_packets",
+            "Packets of new flows skipped because the table was full and eviction is off.",
+            None,
+            &col(&|m| m.table_full.load(r)),
+        )?;
+        counters(
+            e,
+            "weir_worker_records",
+            "Flow records a worker handed to the output stage.",
+            None,
+            &col(&|m| m.records.load(r)),
+        )?;
+        gauges(
+            e,
+            "weir_worker_active_flows",
+            "Flows open in a worker's table.",
+            None,
+            &col(&|m| m.active_flows.load(r)),
+        )?;
         let mut skipped = Vec::new();
         for (i, m) in ws.iter().enumerate() {
             for reason in SkipReason::ALL {
                 skipped.push((
-                    vec![("worker", i.to_string()), ("reason", reason.name().to_string())],
+                    vec![
+                        ("worker", i.to_string()),
+                        ("reason", reason.name().to_string()),
+                    ],
                     m.skipped[reason.index()].load(r),
                 ));
             }
         }
-        counters(e, "weir_worker_parse_skipped_packets", "Packets skipped by the parser, by reason.", None, &skipped)?;
+        counters(
+            e,
+            "weir_worker_parse_skipped_packets",
+            "Packets skipped by the parser, by reason.",
+            None,
+            &skipped,
+        )?;
 
         // Cost accounting.
         let mut cyc = (Vec::new(), Vec::new());
@@ -354,16 +477,32 @@ impl prometheus_client::collector::Collector for Sources {
         let mut pflows = Vec::new();
         for (i, m) in ws.iter().enumerate() {
             for row in m.cost_rows() {
-                let (key, pick) = if row.is_plugin { ("plugin", 1) } else { ("stage", 0) };
+                let (key, pick) = if row.is_plugin {
+                    ("plugin", 1)
+                } else {
+                    ("stage", 0)
+                };
                 let l = vec![("worker", i.to_string()), (key, row.name.clone())];
-                let per = if row.packets == 0 { 0.0 } else { row.cycles as f64 / row.packets as f64 };
+                let per = if row.packets == 0 {
+                    0.0
+                } else {
+                    row.cycles as f64 / row.packets as f64
+                };
                 let push = |t: &mut (Vec<(Labels, u64)>, Vec<(Labels, u64)>), v: u64| {
-                    if pick == 0 { t.0.push((l.clone(), v)) } else { t.1.push((l.clone(), v)) }
+                    if pick == 0 {
+                        t.0.push((l.clone(), v))
+                    } else {
+                        t.1.push((l.clone(), v))
+                    }
                 };
                 push(&mut cyc, row.cycles);
                 push(&mut pk, row.packets);
                 push(&mut calls, row.calls);
-                if pick == 0 { cpp.0.push((l.clone(), per)) } else { cpp.1.push((l.clone(), per)) }
+                if pick == 0 {
+                    cpp.0.push((l.clone(), per))
+                } else {
+                    cpp.1.push((l.clone(), per))
+                }
                 if row.is_plugin {
                     perr.push((l.clone(), row.errors));
                     quar.push((l.clone(), row.quarantined));
@@ -371,30 +510,119 @@ impl prometheus_client::collector::Collector for Sources {
                 }
             }
         }
-        counters(e, "weir_stage_cycles", "TSC cycles spent in a built-in stage.", None, &cyc.0)?;
-        counters(e, "weir_stage_packets", "Packets through a built-in stage.", None, &pk.0)?;
-        counters(e, "weir_stage_calls", "Accounted calls of a built-in stage (one per burst).", None, &calls.0)?;
-        gauges(e, "weir_stage_cycles_per_packet", "Mean TSC cycles per packet of a stage since start.", None, &cpp.0)?;
-        counters(e, "weir_plugin_cycles", "TSC cycles spent in a plugin (update_burst, flow_init, flow_emit).", None, &cyc.1)?;
-        counters(e, "weir_plugin_packets", "Packets handed to a plugin.", None, &pk.1)?;
-        counters(e, "weir_plugin_calls", "update_burst calls of a plugin.", None, &calls.1)?;
-        counters(e, "weir_plugin_flows", "Flows a plugin started (flow_init calls).", None, &pflows)?;
-        counters(e, "weir_plugin_errors", "Errors a plugin returned.", None, &perr)?;
-        gauges(e, "weir_plugin_quarantined", "1 when the plugin is quarantined on this worker.", None, &quar)?;
-        gauges(e, "weir_plugin_cycles_per_packet", "Mean TSC cycles per packet of a plugin since start.", None, &cpp.1)?;
-        gauges(e, "weir_tsc_hz", "TSC frequency, to turn cycles into seconds.", None, &[(vec![], self.tsc_hz)])?;
+        counters(
+            e,
+            "weir_stage_cycles",
+            "TSC cycles spent in a built-in stage.",
+            None,
+            &cyc.0,
+        )?;
+        counters(
+            e,
+            "weir_stage_packets",
+            "Packets through a built-in stage.",
+            None,
+            &pk.0,
+        )?;
+        counters(
+            e,
+            "weir_stage_calls",
+            "Accounted calls of a built-in stage (one per burst).",
+            None,
+            &calls.0,
+        )?;
+        gauges(
+            e,
+            "weir_stage_cycles_per_packet",
+            "Mean TSC cycles per packet of a stage since start.",
+            None,
+            &cpp.0,
+        )?;
+        counters(
+            e,
+            "weir_plugin_cycles",
+            "TSC cycles spent in a plugin (update_burst, flow_init, flow_emit).",
+            None,
+            &cyc.1,
+        )?;
+        counters(
+            e,
+            "weir_plugin_packets",
+            "Packets handed to a plugin.",
+            None,
+            &pk.1,
+        )?;
+        counters(
+            e,
+            "weir_plugin_calls",
+            "update_burst calls of a plugin.",
+            None,
+            &calls.1,
+        )?;
+        counters(
+            e,
+            "weir_plugin_flows",
+            "Flows a plugin started (flow_init calls).",
+            None,
+            &pflows,
+        )?;
+        counters(
+            e,
+            "weir_plugin_errors",
+            "Errors a plugin returned.",
+            None,
+            &perr,
+        )?;
+        gauges(
+            e,
+            "weir_plugin_quarantined",
+            "1 when the plugin is quarantined on this worker.",
+            None,
+            &quar,
+        )?;
+        gauges(
+            e,
+            "weir_plugin_cycles_per_packet",
+            "Mean TSC cycles per packet of a plugin since start.",
+            None,
+            &cpp.1,
+        )?;
+        gauges(
+            e,
+            "weir_tsc_hz",
+            "TSC frequency, to turn cycles into seconds.",
+            None,
+            &[(vec![], self.tsc_hz)],
+        )?;
 
         // Heavy hitters.
         let hh_cap: Vec<(Labels, u64)> = self
             .heavy_hitters
             .iter()
-            .map(|h| (vec![("worker", h.worker.to_string()), ("key", h.key.clone())], h.capacity_keys))
+            .map(|h| {
+                (
+                    vec![("worker", h.worker.to_string()), ("key", h.key.clone())],
+                    h.capacity_keys,
+                )
+            })
             .collect();
-        gauges(e, "weir_heavy_hitter_capacity_keys", "Keys a worker's heavy-hitter table can hold.", None, &hh_cap)?;
+        gauges(
+            e,
+            "weir_heavy_hitter_capacity_keys",
+            "Keys a worker's heavy-hitter table can hold.",
+            None,
+            &hh_cap,
+        )?;
 
         // Output stage.
         if let Some(n) = &self.records_written {
-            counters(e, "weir_records_written", "Flow records the output stage wrote.", None, &[(vec![], n.load(r))])?;
+            counters(
+                e,
+                "weir_records_written",
+                "Flow records the output stage wrote.",
+                None,
+                &[(vec![], n.load(r))],
+            )?;
         }
         if let Some(a) = &self.alerts {
             let by: Vec<(Labels, u64)> = a
@@ -402,20 +630,62 @@ impl prometheus_client::collector::Collector for Sources {
                 .into_iter()
                 .map(|(k, v)| (vec![("kind", k)], v))
                 .collect();
-            counters(e, "weir_alerts", "Alerts written, by kind (absolute, fraction, top_k, cleared, model).", None, &by)?;
+            counters(
+                e,
+                "weir_alerts",
+                "Alerts written, by kind (absolute, fraction, top_k, cleared, model).",
+                None,
+                &by,
+            )?;
         }
         if let Some(rc) = &self.reloads {
-            counters(e, "weir_model_reloads", "Model reloads on SIGHUP, by result.", None, &[
-                (vec![("result", "ok".into())], rc.ok.load(r)),
-                (vec![("result", "failed".into())], rc.failed.load(r)),
-            ])?;
+            counters(
+                e,
+                "weir_model_reloads",
+                "Model reloads on SIGHUP, by result.",
+                None,
+                &[
+                    (vec![("result", "ok".into())], rc.ok.load(r)),
+                    (vec![("result", "failed".into())], rc.failed.load(r)),
+                ],
+            )?;
         }
         if let Some(s) = &self.scoring {
-            counters(e, "weir_scoring_batches", "Model runs (batches).", None, &[(vec![], s.batches.load(r))])?;
-            counters(e, "weir_scoring_rows", "Records scored.", None, &[(vec![], s.rows.load(r))])?;
-            counters(e, "weir_scoring_overload_skips", "Records sent on unscored because the scoring queue was full.", None, &[(vec![], s.overload_skips.load(r))])?;
-            counters(e, "weir_scoring_errors", "Failed model runs.", None, &[(vec![], s.errors.load(r))])?;
-            gauges(e, "weir_scoring_queue_depth", "Records waiting for a scorer.", None, &[(vec![], s.queue_depth.load(r))])?;
+            counters(
+                e,
+                "weir_scoring_batches",
+                "Model runs (batches).",
+                None,
+                &[(vec![], s.batches.load(r))],
+            )?;
+            counters(
+                e,
+                "weir_scoring_rows",
+                "Records scored.",
+                None,
+                &[(vec![], s.rows.load(r))],
+            )?;
+            counters(
+                e,
+                "weir_scoring_overload_skips",
+                "Records sent on unscored because the scoring queue was full.",
+                None,
+                &[(vec![], s.overload_skips.load(r))],
+            )?;
+            counters(
+                e,
+                "weir_scoring_errors",
+                "Failed model runs.",
+                None,
+                &[(vec![], s.errors.load(r))],
+            )?;
+            gauges(
+                e,
+                "weir_scoring_queue_depth",
+                "Records waiting for a scorer.",
+                None,
+                &[(vec![], s.queue_depth.load(r))],
+            )?;
             let h = s.latency_histogram();
             let count = h.len();
             let sum = h.mean() * count as f64 / 1e6;
@@ -424,8 +694,18 @@ impl prometheus_client::collector::Collector for Sources {
                 .map(|&le| (le, h.count_between(0, (le * 1e6) as u64)))
                 .chain(std::iter::once((f64::INFINITY, count)))
                 .collect();
-            let hist = ScoringLatency { sum, count, buckets };
-            let f = family(e, "weir_scoring_latency", "Time from a flow's end to its score.", Some(&Unit::Seconds), MetricType::Histogram)?;
+            let hist = ScoringLatency {
+                sum,
+                count,
+                buckets,
+            };
+            let f = family(
+                e,
+                "weir_scoring_latency",
+                "Time from a flow's end to its score.",
+                Some(&Unit::Seconds),
+                MetricType::Histogram,
+            )?;
             hist.encode(f)?;
         }
         Ok(())

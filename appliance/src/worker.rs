@@ -279,7 +279,8 @@ impl Worker {
         }
         let _ = self.run_expiry(self.last_ts_ns / 1_000_000);
         self.send_records();
-        self.publish_metrics(false);
+        // A quiet link has time to spare: the cost table goes out too.
+        self.publish_metrics(true);
     }
 
     /// End every open flow (end of input, shutdown) and hand the records over.

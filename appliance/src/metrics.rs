@@ -164,7 +164,6 @@ pub struct HeavyHitterInfo {
     pub key: String,
     pub worker: u16,
     pub capacity_keys: u64,
-    pub table_bytes: u64,
 }
 
 /// Everything the metrics endpoint reads. Fill it at start; the collector reads it on each

@@ -166,7 +166,17 @@ pub fn run(config: &Path, duration_s: u64, max_packets: u64) -> Result<()> {
             workers: worker_metrics.clone(),
             scoring: output.scoring_stats.clone(),
             alerts: Some(output.alert_counts.clone()),
-            heavy_hitters: Vec::new(),
+            heavy_hitters: cfg
+                .heavy_hitters
+                .iter()
+                .flat_map(|h| {
+                    (0..n_workers).map(move |w| crate::metrics::HeavyHitterInfo {
+                        key: h.key.as_str().to_string(),
+                        worker: w as u16,
+                        capacity_keys: h.capacity as u64,
+                    })
+                })
+                .collect(),
             records_written: Some(output.records_written.clone()),
             reloads: Some(output.reloads.clone()),
             tsc_hz: tsc_hz(),

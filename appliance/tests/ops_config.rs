@@ -437,3 +437,25 @@ fn check_config_rejects_each_kind_of_error_with_key_and_line() {
     let (ok, msg) = check_config(&tmp.path().join("nope.toml"));
     assert!(!ok && msg.contains("nope.toml"), "{msg}");
 }
+
+/// What only the target host can tell is a warning, not an error: the file still passes.
+#[test]
+fn check_config_warns_about_host_paths_and_open_metrics() {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = tmp.path().join("w.toml");
+    std::fs::write(
+        &p,
+        "[model]\ndir = \"/nonexistent/model\"\n\n[sinks]\nrecords = \"/nonexistent/dir/f.csv\"\n\n[metrics]\nlisten = \"0.0.0.0:9464\"\n",
+    )
+    .unwrap();
+    let (ok, msg) = check_config(&p);
+    assert!(ok, "{msg}");
+    for n in [
+        "model.dir /nonexistent/model: no model.onnx",
+        "sinks.records: directory /nonexistent/dir",
+        "metrics.listen 0.0.0.0:9464 is reachable",
+        "OK (0 port(s), 1 worker(s), metrics 0.0.0.0:9464)",
+    ] {
+        assert!(msg.contains(n), "`{n}` missing from: {msg}");
+    }
+}

@@ -240,7 +240,7 @@ fn scrape_during_run_agrees_with_capture_and_records() {
     );
     let status_lines = err
         .lines()
-        .filter(|l| l.contains("status") && l.contains("packets="))
+        .filter(|l| l.contains(" status ") && l.contains("active_flows") && l.contains("missed"))
         .count();
     assert!(
         status_lines >= 3,

@@ -466,20 +466,24 @@ impl prometheus_client::collector::Collector for Sources {
             &skipped,
         )?;
 
-        // Cost accounting.
-        let mut cyc = (Vec::new(), Vec::new());
-        let mut pk = (Vec::new(), Vec::new());
-        let mut calls = (Vec::new(), Vec::new());
-        let mut cpp = (Vec::new(), Vec::new());
-        let mut perr = Vec::new();
-        let mut quar = Vec::new();
-        let mut pflows = Vec::new();
+        // Cost accounting: stages and plugins as two sets of families.
+        #[derive(Default)]
+        struct Rows {
+            cycles: Vec<(Labels, u64)>,
+            packets: Vec<(Labels, u64)>,
+            calls: Vec<(Labels, u64)>,
+            per_packet: Vec<(Labels, f64)>,
+            flows: Vec<(Labels, u64)>,
+            errors: Vec<(Labels, u64)>,
+            quarantined: Vec<(Labels, u64)>,
+        }
+        let (mut stages, mut plugins) = (Rows::default(), Rows::default());
         for (i, m) in ws.iter().enumerate() {
             for row in m.cost_rows() {
-                let (key, pick) = if row.is_plugin {
-                    ("plugin", 1)
+                let (rows, key) = if row.is_plugin {
+                    (&mut plugins, "plugin")
                 } else {
-                    ("stage", 0)
+                    (&mut stages, "stage")
                 };
                 let l = vec![("worker", i.to_string()), (key, row.name.clone())];
                 let per = if row.packets == 0 {
@@ -487,26 +491,13 @@ impl prometheus_client::collector::Collector for Sources {
                 } else {
                     row.cycles as f64 / row.packets as f64
                 };
-                let push = |t: &mut (Vec<(Labels, u64)>, Vec<(Labels, u64)>), v: u64| {
-                    if pick == 0 {
-                        t.0.push((l.clone(), v))
-                    } else {
-                        t.1.push((l.clone(), v))
-                    }
-                };
-                push(&mut cyc, row.cycles);
-                push(&mut pk, row.packets);
-                push(&mut calls, row.calls);
-                if pick == 0 {
-                    cpp.0.push((l.clone(), per))
-                } else {
-                    cpp.1.push((l.clone(), per))
-                }
-                if row.is_plugin {
-                    perr.push((l.clone(), row.errors));
-                    quar.push((l.clone(), row.quarantined));
-                    pflows.push((l.clone(), row.flows));
-                }
+                rows.cycles.push((l.clone(), row.cycles));
+                rows.packets.push((l.clone(), row.packets));
+                rows.calls.push((l.clone(), row.calls));
+                rows.per_packet.push((l.clone(), per));
+                rows.flows.push((l.clone(), row.flows));
+                rows.errors.push((l.clone(), row.errors));
+                rows.quarantined.push((l, row.quarantined));
             }
         }
         counters(
@@ -514,77 +505,77 @@ impl prometheus_client::collector::Collector for Sources {
             "weir_stage_cycles",
             "TSC cycles spent in a built-in stage.",
             None,
-            &cyc.0,
+            &stages.cycles,
         )?;
         counters(
             e,
             "weir_stage_packets",
             "Packets through a built-in stage.",
             None,
-            &pk.0,
+            &stages.packets,
         )?;
         counters(
             e,
             "weir_stage_calls",
             "Accounted calls of a built-in stage (one per burst).",
             None,
-            &calls.0,
+            &stages.calls,
         )?;
         gauges(
             e,
             "weir_stage_cycles_per_packet",
             "Mean TSC cycles per packet of a stage since start.",
             None,
-            &cpp.0,
+            &stages.per_packet,
         )?;
         counters(
             e,
             "weir_plugin_cycles",
             "TSC cycles spent in a plugin (update_burst, flow_init, flow_emit).",
             None,
-            &cyc.1,
+            &plugins.cycles,
         )?;
         counters(
             e,
             "weir_plugin_packets",
             "Packets handed to a plugin.",
             None,
-            &pk.1,
+            &plugins.packets,
         )?;
         counters(
             e,
             "weir_plugin_calls",
             "update_burst calls of a plugin.",
             None,
-            &calls.1,
+            &plugins.calls,
         )?;
         counters(
             e,
             "weir_plugin_flows",
             "Flows a plugin started (flow_init calls).",
             None,
-            &pflows,
+            &plugins.flows,
         )?;
         counters(
             e,
             "weir_plugin_errors",
             "Errors a plugin returned.",
             None,
-            &perr,
+            &plugins.errors,
         )?;
         gauges(
             e,
             "weir_plugin_quarantined",
             "1 when the plugin is quarantined on this worker.",
             None,
-            &quar,
+            &plugins.quarantined,
         )?;
         gauges(
             e,
             "weir_plugin_cycles_per_packet",
             "Mean TSC cycles per packet of a plugin since start.",
             None,
-            &cpp.1,
+            &plugins.per_packet,
         )?;
         gauges(
             e,

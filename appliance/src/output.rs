@@ -91,7 +91,7 @@ impl Reloader {
         )
         .with_context(|| format!("cannot load model {}", dir.display()))?;
         if schema.scores != self.running.scores || schema.classes != self.running.classes {
-            drop(svc.finish());
+            let _ = svc.finish();
             bail!(
                 "model {} has other outputs ({:?}, classes {:?}) than the running one ({:?}, classes {:?}); the records file's columns are fixed: restart weir to change them",
                 dir.display(),
@@ -206,7 +206,9 @@ impl Output {
                                 if let Some(old) = scoring.replace(svc) {
                                     let h = std::thread::Builder::new()
                                         .name("weir-scoring-drain".into())
-                                        .spawn(move || drop(old.finish()));
+                                        .spawn(move || {
+                                            let _ = old.finish();
+                                        });
                                     match h {
                                         Ok(h) => draining.push(h),
                                         Err(e) => tracing::error!(error = %e, "cannot start a drain thread"),

@@ -128,7 +128,8 @@ pub struct Worker {
     pub stats: WorkerStats,
     /// Where the metrics endpoint reads this worker's counters (see `metrics.rs`).
     metrics: Option<Arc<crate::metrics::WorkerMetrics>>,
-    bursts: u64,
+    /// Bursts until the cost table is copied to `metrics` again.
+    bursts_to_cost: u64,
 }
 
 // SAFETY: the raw slab pointers in the batch point into this worker's own table; the worker is
@@ -169,7 +170,7 @@ impl Worker {
             last_ts_ns: 0,
             stats: WorkerStats::default(),
             metrics: None,
-            bursts: 0,
+            bursts_to_cost: 0,
             s,
         }
     }
@@ -191,8 +192,9 @@ impl Worker {
     fn publish_metrics(&mut self, force_cost: bool) {
         if let Some(m) = &self.metrics {
             m.publish(&self.stats, self.table.len());
-            self.bursts += 1;
-            if force_cost || self.bursts % crate::metrics::COST_PUBLISH_BURSTS == 0 {
+            self.bursts_to_cost = self.bursts_to_cost.saturating_sub(1);
+            if force_cost || self.bursts_to_cost == 0 {
+                self.bursts_to_cost = crate::metrics::COST_PUBLISH_BURSTS;
                 m.offer_cost(&self.cost);
             }
         }

@@ -5,7 +5,7 @@
 //! model reload (SIGHUP) under continuous traffic must lose no record.
 
 mod common;
-#[allow(dead_code, unused_imports)]
+#[allow(unused_imports)]
 mod scoring_support;
 
 use std::collections::{BTreeSet, HashMap};

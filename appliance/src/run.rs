@@ -206,7 +206,7 @@ pub fn run(config: &Path, duration_s: u64, max_packets: u64) -> Result<()> {
         let alerts = output.alerts.clone();
         let stop = stop.clone();
         let report_tx = report_tx.clone();
-        let metrics = worker_metrics[w].clone(); // ops (issue 8)
+        let metrics = cfg.metrics.enabled.then(|| worker_metrics[w].clone()); // ops (issue 8)
         let mut qs = qs;
         lcore::remote_launch(lcores[w], move || {
             let mut worker = match pipeline.worker(w as u16, sink, alerts) {
@@ -219,7 +219,9 @@ pub fn run(config: &Path, duration_s: u64, max_packets: u64) -> Result<()> {
                     return -1;
                 }
             };
-            worker.attach_metrics(metrics); // ops (issue 8)
+            if let Some(m) = metrics {
+                worker.attach_metrics(m); // ops (issue 8)
+            }
             let mut burst = MbufBurst::<BURST>::new();
             let mut idle_since = rdtsc();
             while !stop.load(Ordering::Relaxed) {

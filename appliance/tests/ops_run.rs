@@ -145,7 +145,7 @@ fn scrape_during_run_agrees_with_capture_and_records() {
             tmp.path().join("alerts.jsonl").display(),
         ),
     );
-    let child = spawn(&cfg, 6);
+    let child = spawn(&cfg, 8);
 
     // Scrape until the whole capture went through and every flow ended (the idle timeout runs
     // on the wall clock once the link is quiet, far past the capture's times).
@@ -154,7 +154,7 @@ fn scrape_during_run_agrees_with_capture_and_records() {
     let mut last_text;
     loop {
         assert!(
-            t0.elapsed() < Duration::from_secs(5),
+            t0.elapsed() < Duration::from_secs(7),
             "capture not consumed in time"
         );
         std::thread::sleep(Duration::from_millis(100));
@@ -244,7 +244,7 @@ fn scrape_during_run_agrees_with_capture_and_records() {
         .count();
     assert!(
         status_lines >= 3,
-        "a status line every second for 6 s:\n{err}"
+        "a status line every second for 8 s:\n{err}"
     );
 
     // The dashboard only queries metrics this exposition has.
@@ -344,12 +344,12 @@ fn model_reload_under_traffic_loses_no_record() {
             records.display(),
         ),
     );
-    let child = spawn(&cfg, 5);
+    let child = spawn(&cfg, 9);
     let pid = child.id() as i32;
     // Wait for scored records to flow, then swap the model files and signal.
     let t0 = Instant::now();
     let before = loop {
-        assert!(t0.elapsed() < Duration::from_secs(4), "no records scored");
+        assert!(t0.elapsed() < Duration::from_secs(5), "no records scored");
         std::thread::sleep(Duration::from_millis(100));
         if let Some(t) = scrape(port) {
             let s = samples(&t);
@@ -358,30 +358,46 @@ fn model_reload_under_traffic_loses_no_record() {
             }
         }
     };
-    for f in ["model.onnx", "model.json"] {
-        let tmpf = model.join(format!("{f}.new"));
-        std::fs::copy(fixtures.join("gb").join(f), &tmpf).unwrap();
-        std::fs::rename(&tmpf, model.join(f)).unwrap();
-    }
-    // SAFETY: signalling the child this test started.
-    assert_eq!(unsafe { libc::kill(pid, libc::SIGHUP) }, 0);
-    let after = loop {
-        assert!(t0.elapsed() < Duration::from_secs(5), "reload not seen");
-        std::thread::sleep(Duration::from_millis(100));
-        if let Some(t) = scrape(port) {
-            let s = samples(&t);
-            if total(&s, "weir_model_reloads_total") > 0.0 {
-                break s;
+    // Swap in `name`'s files atomically, signal, and wait until the reload counters move.
+    let reload = |name: &str, seen: f64| {
+        for f in ["model.onnx", "model.json"] {
+            let tmpf = model.join(format!("{f}.new"));
+            std::fs::copy(fixtures.join(name).join(f), &tmpf).unwrap();
+            std::fs::rename(&tmpf, model.join(f)).unwrap();
+        }
+        // SAFETY: signalling the child this test started.
+        assert_eq!(unsafe { libc::kill(pid, libc::SIGHUP) }, 0);
+        loop {
+            assert!(
+                t0.elapsed() < Duration::from_secs(8),
+                "reload of {name} not seen"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+            if let Some(t) = scrape(port) {
+                let s = samples(&t);
+                if total(&s, "weir_model_reloads_total") > seen {
+                    return s;
+                }
             }
         }
     };
+    // Same classes, another model: swapped in.
+    let after = reload("gb", 0.0);
     assert_eq!(get(&after, "weir_model_reloads_total{result=\"ok\"}"), 1.0);
     assert_eq!(
         get(&after, "weir_model_reloads_total{result=\"failed\"}"),
         0.0
     );
+    // An anomaly model has other score columns than the records file: refused, gb stays.
+    let after = reload("iforest", 1.0);
+    assert_eq!(get(&after, "weir_model_reloads_total{result=\"ok\"}"), 1.0);
+    assert_eq!(
+        get(&after, "weir_model_reloads_total{result=\"failed\"}"),
+        1.0
+    );
     let err = finish(child);
     assert!(err.contains("model reloaded"), "{err}");
+    assert!(err.contains("model reload refused"), "{err}");
     // weir's own summary line: "N packets (M in flows) -> R flow records".
     let line = err
         .lines()

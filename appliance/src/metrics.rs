@@ -843,3 +843,120 @@ fn serve(mut conn: TcpStream, registry: &Registry) {
     );
     let _ = conn.flush();
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn get(addr: SocketAddr, request: &str) -> String {
+        let mut c = TcpStream::connect(addr).unwrap();
+        c.write_all(request.as_bytes()).unwrap();
+        let mut s = String::new();
+        c.read_to_string(&mut s).unwrap();
+        s
+    }
+
+    #[test]
+    fn serves_metrics_and_refuses_the_rest() {
+        let w = Arc::new(WorkerMetrics::default());
+        let stats = WorkerStats {
+            packets: 7,
+            flows_created: 2,
+            ..WorkerStats::default()
+        };
+        w.publish(&stats, 2);
+        let alerts = Arc::new(AlertCounts::default());
+        alerts.count_line(r#"{"kind":"top_k","key":"10.0.0.1"}"#);
+        alerts.count_line(r#"{"kind":"top_k"}"#);
+        alerts.count_line("not json");
+        let srv = MetricsServer::start(
+            "127.0.0.1:0",
+            Sources {
+                workers: vec![w.clone()],
+                alerts: Some(alerts),
+                ..Sources::default()
+            },
+        )
+        .unwrap();
+        let a = srv.local_addr();
+        let ok = get(a, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
+        assert!(ok.contains("application/openmetrics-text"));
+        assert!(
+            ok.contains("weir_worker_packets_total{worker=\"0\"} 7\n"),
+            "{ok}"
+        );
+        assert!(
+            ok.contains("weir_worker_active_flows{worker=\"0\"} 2\n"),
+            "{ok}"
+        );
+        assert!(ok.contains("weir_alerts_total{kind=\"top_k\"} 2\n"), "{ok}");
+        assert!(
+            ok.contains("weir_alerts_total{kind=\"unknown\"} 1\n"),
+            "{ok}"
+        );
+        assert!(ok.contains("# TYPE weir_worker_packets counter"), "{ok}");
+        assert!(ok.trim_end().ends_with("# EOF"));
+        // The body is exactly Content-Length bytes.
+        let (head, body) = ok.split_once("\r\n\r\n").unwrap();
+        assert!(head.contains(&format!("Content-Length: {}", body.len())));
+        // Counters published later show up in the next scrape.
+        w.publish(
+            &WorkerStats {
+                packets: 9,
+                ..stats
+            },
+            0,
+        );
+        assert!(get(a, "GET /metrics HTTP/1.0\r\n\r\n")
+            .contains("weir_worker_packets_total{worker=\"0\"} 9\n"));
+        assert!(get(a, "GET /nope HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 404"));
+        assert!(get(a, "POST /metrics HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 405"));
+        drop(srv);
+        assert!(TcpStream::connect(a).is_err(), "listener closed on drop");
+    }
+
+    #[test]
+    fn cost_copy_is_skipped_while_a_scrape_holds_the_slot() {
+        let mut cost = CostTable::new(&[("p".to_string(), 8)], true);
+        let row = crate::cost::RowId::plugin(0);
+        cost.account(row, 10, 1000);
+        let w = WorkerMetrics::default();
+        w.offer_cost(&cost);
+        let rows = w.cost_rows();
+        let p = rows.iter().find(|r| r.name == "p").unwrap();
+        assert!(p.is_plugin);
+        assert_eq!((p.packets, p.cycles), (10, 1000));
+        cost.account(row, 5, 500);
+        {
+            let _held = w.cost.lock().unwrap();
+            // The worker must not wait: it skips this copy.
+            w.offer_cost(&cost);
+        }
+        assert_eq!(
+            w.cost_rows()
+                .iter()
+                .find(|r| r.name == "p")
+                .unwrap()
+                .packets,
+            10
+        );
+        w.offer_cost(&cost);
+        assert_eq!(
+            w.cost_rows()
+                .iter()
+                .find(|r| r.name == "p")
+                .unwrap()
+                .packets,
+            15
+        );
+    }
+
+    #[test]
+    fn listen_errors_name_the_key() {
+        let e = MetricsServer::start("256.0.0.1:1", Sources::default())
+            .err()
+            .unwrap();
+        assert!(format!("{e:#}").contains("metrics.listen"), "{e:#}");
+    }
+}

@@ -222,6 +222,26 @@ fn scrape_during_run_agrees_with_capture_and_records() {
     assert_eq!(get(s, "weir_scoring_rows_total"), written);
     assert_eq!(get(s, "weir_scoring_latency_seconds_count"), written);
     assert!(get(s, "weir_scoring_batches_total") >= 1.0);
+    // The latency histogram's buckets are cumulative and end at the count.
+    let mut buckets: Vec<(f64, f64)> = s
+        .iter()
+        .filter_map(|(k, v)| {
+            let le = k.strip_prefix("weir_scoring_latency_seconds_bucket{le=\"")?;
+            let le = le.trim_end_matches("\"}");
+            Some((
+                if le == "+Inf" {
+                    f64::INFINITY
+                } else {
+                    le.parse().ok()?
+                },
+                *v,
+            ))
+        })
+        .collect();
+    buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
+    assert!(buckets.len() > 5, "{buckets:?}");
+    assert!(buckets.windows(2).all(|w| w[0].1 <= w[1].1), "{buckets:?}");
+    assert_eq!(buckets.last().unwrap(), &(f64::INFINITY, written));
     assert!(
         total(s, "weir_alerts_total") > 0.0,
         "threshold_pps = 1 raises alerts"

@@ -23,7 +23,7 @@ use crate::metrics::{AlertCounts, ReloadCounts};
 use crate::scoring::{ScoringConfig, ScoringService, ScoringStats, StatsSnapshot};
 use crate::sink::{self, RecordSink};
 use anyhow::{anyhow, bail, Context, Result};
-use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
+use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender, TryRecvError};
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -76,6 +76,23 @@ struct Reloader {
     counts: Arc<ReloadCounts>,
 }
 
+/// Load the model again on a thread of its own; the result arrives on the returned channel.
+fn start_loading(r: &Arc<Reloader>) -> Option<Receiver<Result<ScoringService>>> {
+    let (tx, rx) = bounded(1);
+    let r = r.clone();
+    match std::thread::Builder::new()
+        .name("weir-model-load".into())
+        .spawn(move || {
+            let _ = tx.send(r.load());
+        }) {
+        Ok(_) => Some(rx),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start the model loader thread; reload skipped");
+            None
+        }
+    }
+}
+
 impl Reloader {
     /// Load the model directory again; the new session, or why it is refused.
     fn load(&self) -> Result<ScoringService> {
@@ -118,7 +135,7 @@ impl Output {
         let (alert_tx, alert_rx) = bounded::<String>(4096);
         let (rec_tx, rec_rx) = bounded::<FlowRecord>(8192);
         let reloads = Arc::new(ReloadCounts::default());
-        let mut reloader = None;
+        let mut reloader: Option<Arc<Reloader>> = None;
         let scoring = match model.filter(|m| m.dir.is_some()) {
             Some(cfg) => {
                 let dir = cfg.dir.clone().expect("filtered");
@@ -134,7 +151,7 @@ impl Output {
                 )
                 .with_context(|| format!("cannot load model {}", dir.display()))?;
                 schema.scored = true;
-                reloader = Some(Reloader {
+                reloader = Some(Arc::new(Reloader {
                     cfg: cfg.clone(),
                     base,
                     running: schema.clone(),
@@ -142,7 +159,7 @@ impl Output {
                     alerts: alert_tx.clone(),
                     stats,
                     counts: reloads.clone(),
-                });
+                }));
                 tracing::info!(
                     model = %dir.display(),
                     batch = cfg.batch,
@@ -177,6 +194,7 @@ impl Output {
                 let mut scoring = scoring;
                 let mut input = scoring.as_ref().map(|s| s.input());
                 let mut draining: Vec<JoinHandle<()>> = Vec::new();
+                let mut loading: Option<Receiver<Result<ScoringService>>> = None;
                 loop {
                     // A timeout so a reload request is seen on a quiet link too.
                     let batch = match rx.recv_timeout(Duration::from_millis(100)) {
@@ -193,26 +211,35 @@ impl Output {
                             tracing::error!("the records sink stopped; records are being lost");
                         }
                     }
-                    if flag.swap(false, Ordering::AcqRel) {
-                        let Some(r) = &reloader else {
-                            tracing::warn!("reload requested but no model is configured");
-                            continue;
-                        };
-                        match r.load() {
+                    // A reload request starts a loader thread, so the records keep flowing
+                    // while ONNX Runtime builds the new session.
+                    if flag.swap(false, Ordering::AcqRel) && loading.is_none() {
+                        match &reloader {
+                            Some(r) => loading = start_loading(r),
+                            None => tracing::warn!("reload requested but no model is configured"),
+                        }
+                    }
+                    let ready = match &loading {
+                        Some(l) => match l.try_recv() {
+                            Ok(res) => Some(res),
+                            Err(TryRecvError::Empty) => None,
+                            Err(TryRecvError::Disconnected) => {
+                                Some(Err(anyhow!("the model loader thread died")))
+                            }
+                        },
+                        None => None,
+                    };
+                    if let (Some(res), Some(r)) = (ready, &reloader) {
+                        loading = None;
+                        match res {
                             Ok(svc) => {
                                 // Swap between two batches: every record submitted so far is
                                 // in the old session's queue, every later one goes to the new.
                                 input = Some(svc.input());
                                 if let Some(old) = scoring.replace(svc) {
-                                    let h = std::thread::Builder::new()
-                                        .name("weir-scoring-drain".into())
-                                        .spawn(move || {
-                                            let _ = old.finish();
-                                        });
-                                    match h {
-                                        Ok(h) => draining.push(h),
-                                        Err(e) => tracing::error!(error = %e, "cannot start a drain thread"),
-                                    }
+                                    draining.push(std::thread::spawn(move || {
+                                        let _ = old.finish();
+                                    }));
                                 }
                                 r.counts.ok.fetch_add(1, Ordering::Relaxed);
                                 tracing::info!("model reloaded; the previous session drains");
@@ -226,6 +253,11 @@ impl Output {
                             }
                         }
                     }
+                }
+                // A session loaded while stopping scored nothing: close it.
+                if let Some(Ok(svc)) = loading.map(|l| l.recv().unwrap_or_else(|e| Err(anyhow!(e))))
+                {
+                    let _ = svc.finish();
                 }
                 drop(input);
                 drop(rec_tx);

@@ -266,4 +266,28 @@ fn systemd_unit_runs_weir_with_the_config() {
     assert!(text.contains("ExecStart=/usr/bin/weir run --config /etc/weir/weir.toml"));
     assert!(text.contains("ExecReload=/bin/kill -HUP $MAINPID"));
     assert!(text.contains("ExecStartPre=/usr/bin/weir check-config"));
+    // systemd's own check, where systemd is installed (it is not in minimal CI images): the
+    // unit pointed at the weir binary of this build must draw no complaint at all.
+    let Ok(out) = Command::new("systemd-analyze").arg("--version").output() else {
+        eprintln!("systemd-analyze not installed: structural checks only");
+        return;
+    };
+    assert!(out.status.success());
+    let tmp = tempfile::tempdir().unwrap();
+    let unit = tmp.path().join("weir.service");
+    std::fs::write(
+        &unit,
+        text.replace("/usr/bin/weir", env!("CARGO_BIN_EXE_weir")),
+    )
+    .unwrap();
+    let (ok, msg) = run(Command::new("systemd-analyze").arg("verify").arg(&unit));
+    assert!(
+        ok && msg.trim().is_empty(),
+        "systemd-analyze verify:\n{msg}"
+    );
+    // And it does complain about a unit with a mistake.
+    let bad = tmp.path().join("bad.service");
+    std::fs::write(&bad, text.replace("KillSignal=", "KilSignal=")).unwrap();
+    let (_, msg) = run(Command::new("systemd-analyze").arg("verify").arg(&bad));
+    assert!(msg.contains("KilSignal"), "{msg}");
 }

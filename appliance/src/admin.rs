@@ -71,3 +71,60 @@ pub fn models_inspect(dir: &Path, plugin_dir: Option<PathBuf>) -> Result<()> {
     print!("{}", crate::scoring::inspect_with(dir, &p.schema, &cfg)?);
     Ok(())
 }
+
+/// `weir check-config FILE`: parse and validate without starting DPDK (an error names the key
+/// and line), then warn about what can only be known on the target host (paths that do not
+/// exist here, a metrics endpoint open beyond loopback). Returns the warnings it printed.
+pub fn check_config(path: &Path) -> Result<Vec<String>> {
+    let cfg = Config::load(path)?;
+    let mut warnings = Vec::new();
+    if let Some(d) = &cfg.plugins.dir {
+        if !d.is_dir() {
+            warnings.push(format!("plugins.dir {} does not exist here", d.display()));
+        }
+    }
+    if let Some(d) = cfg.model.as_ref().and_then(|m| m.dir.as_ref()) {
+        for f in ["model.onnx", "model.json"] {
+            if !d.join(f).is_file() {
+                warnings.push(format!("model.dir {}: no {f} here", d.display()));
+            }
+        }
+    }
+    for (key, p) in [
+        ("sinks.records", &cfg.sinks.records),
+        ("sinks.alerts", &cfg.sinks.alerts),
+    ] {
+        if let Some(parent) = p.as_ref().and_then(|p| p.parent()) {
+            if !parent.as_os_str().is_empty() && !parent.is_dir() {
+                warnings.push(format!(
+                    "{key}: directory {} does not exist here",
+                    parent.display()
+                ));
+            }
+        }
+    }
+    if cfg.metrics.enabled {
+        if let Ok(a) = cfg.metrics.listen.parse::<std::net::SocketAddr>() {
+            if !a.ip().is_loopback() {
+                warnings.push(format!(
+                    "metrics.listen {a} is reachable beyond this host: firewall it or run it inside a pod network"
+                ));
+            }
+        }
+    }
+    for w in &warnings {
+        eprintln!("{}: warning: {w}", path.display());
+    }
+    println!(
+        "{}: OK ({} port(s), {} worker(s), metrics {})",
+        path.display(),
+        cfg.ports.len(),
+        cfg.workers.count,
+        if cfg.metrics.enabled {
+            cfg.metrics.listen.as_str()
+        } else {
+            "off"
+        }
+    );
+    Ok(warnings)
+}

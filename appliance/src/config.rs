@@ -3,7 +3,7 @@
 //! Every section and key is optional and has a default; unknown keys and wrong types are
 //! refused with the key, line and column (toml's own error), and values that parse but make no
 //! sense are refused by [`Config::validate`] with the key's dotted name and line. The reference
-//! of every key is `docs/config.md`.
+//! of every key is `deploy/docs/config.md` (kept in sync by `appliance/tests/ops_config.rs`).
 
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -22,6 +22,7 @@ pub struct Config {
     pub sinks: SinksConfig,
     pub log: LogConfig,
     pub cost: CostConfig,
+    pub metrics: MetricsConfig,
 }
 
 /// DPDK EAL arguments. `weir extract` adds its own vdev and memory arguments.
@@ -236,6 +237,26 @@ impl Default for CostConfig {
     }
 }
 
+/// The Prometheus metrics endpoint of `weir run` (see `metrics.rs`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Serve metrics over HTTP during `weir run`.
+    pub enabled: bool,
+    /// Address and port to listen on; loopback by default (put a proxy or a pod network in
+    /// front rather than exposing it).
+    pub listen: String,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig {
+            enabled: true,
+            listen: "127.0.0.1:9464".into(),
+        }
+    }
+}
+
 /// A configuration error: what is wrong, where.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -335,6 +356,15 @@ impl Config {
             if let Err(e) = m.validate() {
                 return Err(bad("model", e.to_string()));
             }
+        }
+        if self.metrics.listen.parse::<std::net::SocketAddr>().is_err() {
+            return Err(bad(
+                "metrics.listen",
+                format!(
+                    "`{}` is not an address:port (e.g. \"127.0.0.1:9464\" or \"[::1]:9464\")",
+                    self.metrics.listen
+                ),
+            ));
         }
         for (i, p) in self.ports.iter().enumerate() {
             if p.pci.is_some() == p.vdev.is_some() {

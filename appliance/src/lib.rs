@@ -22,6 +22,7 @@ pub mod cost;
 pub mod extract;
 pub mod flow;
 pub mod logging;
+pub mod metrics;
 pub mod output;
 pub mod parse;
 pub mod pipeline;

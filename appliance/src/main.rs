@@ -12,9 +12,7 @@ fn main() -> ExitCode {
     };
     weir::logging::init(cli.log_format.as_deref(), Some(level));
     let result = match cli.command {
-        Command::CheckConfig { config } => weir::config::Config::load(&config)
-            .map(|_| println!("{}: OK", config.display()))
-            .map_err(anyhow::Error::from),
+        Command::CheckConfig { config } => weir::admin::check_config(&config).map(|_| ()),
         Command::Extract(args) => weir::extract::run(&args),
         Command::Cost {
             captures,

@@ -10,15 +10,26 @@
 //! Every channel is bounded and every hand-over blocks when the next stage is behind
 //! (backpressure instead of loss), except where the model's overload policy says
 //! `emit_unscored`: then a record skips the scorer, marked and counted, but is still written.
+//!
+//! **Model reload** ([`Output::reload_flag`], raised by SIGHUP in `weir run`): the dispatch
+//! thread loads the model directory again into a new scorer session and swaps it in between
+//! two batches; the old session is closed and drains what it holds to the same records channel
+//! on its own thread, so no record is lost or written twice. A model whose score columns differ
+//! from the running one's is refused (the records file's columns are fixed at start), as is
+//! one that fails to load; the running model then stays.
 
 use crate::flow::record::{FlowRecord, RecordSchema};
-use crate::scoring::{ScoringConfig, ScoringService, StatsSnapshot};
+use crate::metrics::{AlertCounts, ReloadCounts};
+use crate::scoring::{ScoringConfig, ScoringService, ScoringStats, StatsSnapshot};
 use crate::sink::{self, RecordSink};
-use anyhow::{anyhow, Context, Result};
-use crossbeam_channel::{bounded, Receiver, Sender};
+use anyhow::{anyhow, bail, Context, Result};
+use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender, TryRecvError};
 use std::io::Write;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 /// Totals of what the output stage wrote.
 #[derive(Debug, Default, Clone)]
@@ -37,9 +48,78 @@ pub struct Output {
     pub tx: Sender<Vec<FlowRecord>>,
     /// Alert lines (JSON objects, no newline) from anywhere.
     pub alerts: Sender<String>,
+    /// Set it (SIGHUP) to reload the model directory; the dispatch thread clears it.
+    pub reload_flag: Arc<AtomicBool>,
+    /// Reloads done and refused.
+    pub reloads: Arc<ReloadCounts>,
+    /// The scoring counters (shared across reloads), when a model is loaded.
+    pub scoring_stats: Option<Arc<ScoringStats>>,
+    /// Alerts written, by kind.
+    pub alert_counts: Arc<AlertCounts>,
+    /// Records written so far.
+    pub records_written: Arc<AtomicU64>,
     dispatch: JoinHandle<Option<StatsSnapshot>>,
     sink: JoinHandle<OutputStats>,
     alert_writer: JoinHandle<(u64, Option<String>)>,
+}
+
+/// What the dispatch thread needs to load the model again.
+struct Reloader {
+    cfg: ScoringConfig,
+    /// The schema before any score column (what the model is bound against).
+    base: RecordSchema,
+    /// The running schema: a new model must give the same score columns.
+    running: RecordSchema,
+    out: Sender<FlowRecord>,
+    alerts: Sender<String>,
+    stats: Arc<ScoringStats>,
+    counts: Arc<ReloadCounts>,
+}
+
+/// Load the model again on a thread of its own; the result arrives on the returned channel.
+fn start_loading(r: &Arc<Reloader>) -> Option<Receiver<Result<ScoringService>>> {
+    let (tx, rx) = bounded(1);
+    let r = r.clone();
+    match std::thread::Builder::new()
+        .name("weir-model-load".into())
+        .spawn(move || {
+            let _ = tx.send(r.load());
+        }) {
+        Ok(_) => Some(rx),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start the model loader thread; reload skipped");
+            None
+        }
+    }
+}
+
+impl Reloader {
+    /// Load the model directory again; the new session, or why it is refused.
+    fn load(&self) -> Result<ScoringService> {
+        let dir = self.cfg.dir.clone().expect("a loaded model has a dir");
+        let mut schema = self.base.clone();
+        let svc = ScoringService::start_with_stats(
+            &dir,
+            &mut schema,
+            &self.cfg,
+            self.out.clone(),
+            Some(self.alerts.clone()),
+            self.stats.clone(),
+        )
+        .with_context(|| format!("cannot load model {}", dir.display()))?;
+        if schema.scores != self.running.scores || schema.classes != self.running.classes {
+            let _ = svc.finish();
+            bail!(
+                "model {} has other outputs ({:?}, classes {:?}) than the running one ({:?}, classes {:?}); the records file's columns are fixed: restart weir to change them",
+                dir.display(),
+                schema.scores,
+                schema.classes,
+                self.running.scores,
+                self.running.classes
+            );
+        }
+        Ok(svc)
+    }
 }
 
 impl Output {
@@ -54,18 +134,32 @@ impl Output {
     ) -> Result<Output> {
         let (alert_tx, alert_rx) = bounded::<String>(4096);
         let (rec_tx, rec_rx) = bounded::<FlowRecord>(8192);
+        let reloads = Arc::new(ReloadCounts::default());
+        let mut reloader: Option<Arc<Reloader>> = None;
         let scoring = match model.filter(|m| m.dir.is_some()) {
             Some(cfg) => {
                 let dir = cfg.dir.clone().expect("filtered");
-                let svc = ScoringService::start(
+                let base = schema.clone();
+                let stats = Arc::new(ScoringStats::new());
+                let svc = ScoringService::start_with_stats(
                     &dir,
                     schema,
                     cfg,
                     rec_tx.clone(),
                     Some(alert_tx.clone()),
+                    stats.clone(),
                 )
                 .with_context(|| format!("cannot load model {}", dir.display()))?;
                 schema.scored = true;
+                reloader = Some(Arc::new(Reloader {
+                    cfg: cfg.clone(),
+                    base,
+                    running: schema.clone(),
+                    out: rec_tx.clone(),
+                    alerts: alert_tx.clone(),
+                    stats,
+                    counts: reloads.clone(),
+                }));
                 tracing::info!(
                     model = %dir.display(),
                     batch = cfg.batch,
@@ -88,13 +182,27 @@ impl Output {
             None => None,
         };
         let (tx, rx): (Sender<Vec<FlowRecord>>, Receiver<Vec<FlowRecord>>) = bounded(1024);
+        let scoring_stats = reloader.as_ref().map(|r| r.stats.clone());
+        let reload_flag = Arc::new(AtomicBool::new(false));
+        let records_written = Arc::new(AtomicU64::new(0));
+        let alert_counts = Arc::new(AlertCounts::default());
 
+        let flag = reload_flag.clone();
         let dispatch = std::thread::Builder::new()
             .name("weir-dispatch".into())
             .spawn(move || {
-                let input = scoring.as_ref().map(|s| s.input());
-                for batch in rx {
-                    for rec in batch {
+                let mut scoring = scoring;
+                let mut input = scoring.as_ref().map(|s| s.input());
+                let mut draining: Vec<JoinHandle<()>> = Vec::new();
+                let mut loading: Option<Receiver<Result<ScoringService>>> = None;
+                loop {
+                    // A timeout so a reload request is seen on a quiet link too.
+                    let batch = match rx.recv_timeout(Duration::from_millis(100)) {
+                        Ok(b) => Some(b),
+                        Err(RecvTimeoutError::Timeout) => None,
+                        Err(RecvTimeoutError::Disconnected) => break,
+                    };
+                    for rec in batch.into_iter().flatten() {
                         let ok = match &input {
                             Some(i) => i.submit(rec),
                             None => rec_tx.send(rec).is_ok(),
@@ -103,18 +211,71 @@ impl Output {
                             tracing::error!("the records sink stopped; records are being lost");
                         }
                     }
+                    // A reload request starts a loader thread, so the records keep flowing
+                    // while ONNX Runtime builds the new session.
+                    if flag.swap(false, Ordering::AcqRel) && loading.is_none() {
+                        match &reloader {
+                            Some(r) => loading = start_loading(r),
+                            None => tracing::warn!("reload requested but no model is configured"),
+                        }
+                    }
+                    let ready = match &loading {
+                        Some(l) => match l.try_recv() {
+                            Ok(res) => Some(res),
+                            Err(TryRecvError::Empty) => None,
+                            Err(TryRecvError::Disconnected) => {
+                                Some(Err(anyhow!("the model loader thread died")))
+                            }
+                        },
+                        None => None,
+                    };
+                    if let (Some(res), Some(r)) = (ready, &reloader) {
+                        loading = None;
+                        match res {
+                            Ok(svc) => {
+                                // Swap between two batches: every record submitted so far is
+                                // in the old session's queue, every later one goes to the new.
+                                input = Some(svc.input());
+                                if let Some(old) = scoring.replace(svc) {
+                                    draining.push(std::thread::spawn(move || {
+                                        let _ = old.finish();
+                                    }));
+                                }
+                                r.counts.ok.fetch_add(1, Ordering::Relaxed);
+                                tracing::info!("model reloaded; the previous session drains");
+                            }
+                            Err(e) => {
+                                r.counts.failed.fetch_add(1, Ordering::Relaxed);
+                                tracing::error!(
+                                    error = %format!("{e:#}"),
+                                    "model reload refused; the running model stays"
+                                );
+                            }
+                        }
+                    }
+                }
+                // A session loaded while stopping scored nothing: close it.
+                if let Some(Ok(svc)) = loading.map(|l| l.recv().unwrap_or_else(|e| Err(anyhow!(e))))
+                {
+                    let _ = svc.finish();
                 }
                 drop(input);
                 drop(rec_tx);
+                drop(reloader);
+                for h in draining {
+                    let _ = h.join();
+                }
                 scoring.map(|s| s.finish())
             })
             .context("cannot start the dispatch thread")?;
 
+        let written = records_written.clone();
         let sink = std::thread::Builder::new()
             .name("weir-sink".into())
             .spawn(move || {
                 let mut st = OutputStats::default();
                 for rec in rec_rx {
+                    written.fetch_add(1, Ordering::Relaxed);
                     st.records += 1;
                     st.packets += rec.bidirectional.packets;
                     if let Some(s) = records_sink.as_mut() {
@@ -138,6 +299,7 @@ impl Output {
             })
             .context("cannot start the sink thread")?;
 
+        let counts = alert_counts.clone();
         let alert_writer = std::thread::Builder::new()
             .name("weir-alerts".into())
             .spawn(move || {
@@ -145,6 +307,7 @@ impl Output {
                 let mut err = None;
                 for line in alert_rx {
                     n += 1;
+                    counts.count_line(&line);
                     if let Some(f) = alert_file.as_mut() {
                         if let Err(e) = writeln!(f, "{line}") {
                             err.get_or_insert(e.to_string());
@@ -163,6 +326,11 @@ impl Output {
         Ok(Output {
             tx,
             alerts: alert_tx,
+            reload_flag,
+            reloads,
+            scoring_stats,
+            alert_counts,
+            records_written,
             dispatch,
             sink,
             alert_writer,

@@ -115,6 +115,8 @@ struct PortPlan {
     spreader: Option<Spreader>,
     /// The net_ring port behind the spreader's rings.
     spread_port: Option<Port>,
+    /// The workers' mempools (for the metrics endpoint).
+    pools: Vec<Mempool>,
 }
 
 /// Ask each port what it supports, choose its path (`spread::choose`), configure it and set
@@ -126,6 +128,7 @@ fn setup_ports(cfg: &Config, lcores: &[u32]) -> Result<PortPlan> {
         queues: (0..n_workers).map(|_| Vec::new()).collect(),
         spreader: None,
         spread_port: None,
+        pools: Vec::new(),
     };
     let mut chosen = Vec::new();
     for pc in &cfg.ports {
@@ -275,6 +278,10 @@ fn setup_ports(cfg: &Config, lcores: &[u32]) -> Result<PortPlan> {
         plan.spreader = Some(Spreader::new(spread_queues, rings, cfg.workers.spread_full));
         plan.spread_port = Some(ring_port);
     }
+    plan.pools = pools;
+    if let Some(p) = &spread_pool {
+        plan.pools.push(p.clone());
+    }
     Ok(plan)
 }
 
@@ -292,6 +299,7 @@ fn worker_loop(
     counters: Arc<LiveCounters>,
     max_packets: u64,
     report_tx: crossbeam_channel::Sender<(usize, WorkerStats, Option<CostTable>)>,
+    metrics: Option<Arc<crate::metrics::WorkerMetrics>>,
 ) -> i32 {
     let mut burst = MbufBurst::<BURST>::new();
     let mut worker = match pipeline.worker(w as u16, sink, alerts) {
@@ -311,6 +319,9 @@ fn worker_loop(
             return -1;
         }
     };
+    if let Some(m) = metrics {
+        worker.attach_metrics(m); // ops (issue 8)
+    }
     // Packet time in quiet periods moves on from the last packet's time by the real time
     // since it came (a replay keeps its own clock; a live port's packets carry `now`). Before
     // the first packet there is no clock to move (and no flow to expire).
@@ -465,6 +476,7 @@ pub fn run(config: &Path, opts: &RunOptions) -> Result<()> {
         queues,
         mut spreader,
         spread_port,
+        pools,
     } = setup_ports(cfg, &lcores)?;
 
     // `abort`: a signal or a worker that cannot start; `halt`: the main lcore tells the
@@ -474,6 +486,42 @@ pub fn run(config: &Path, opts: &RunOptions) -> Result<()> {
         signal_hook::flag::register(sig, abort.clone())?;
     }
     let halt = Arc::new(AtomicBool::new(false));
+    // ---- ops (issue 8): metrics endpoint and SIGHUP model reload -------------------------
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, output.reload_flag.clone())?;
+    let worker_metrics: Vec<Arc<crate::metrics::WorkerMetrics>> = (0..n_workers)
+        .map(|_| Arc::new(crate::metrics::WorkerMetrics::default()))
+        .collect();
+    let _metrics_server = if cfg.metrics.enabled {
+        let sources = crate::metrics::Sources {
+            ports: ports.iter().map(|p| p.stats_handle()).collect(),
+            rx_queues: n_workers as u16,
+            mempools: pools.clone(),
+            workers: worker_metrics.clone(),
+            scoring: output.scoring_stats.clone(),
+            alerts: Some(output.alert_counts.clone()),
+            heavy_hitters: cfg
+                .heavy_hitters
+                .iter()
+                .flat_map(|h| {
+                    (0..n_workers).map(move |w| crate::metrics::HeavyHitterInfo {
+                        key: h.key.as_str().to_string(),
+                        worker: w as u16,
+                        capacity_keys: h.capacity as u64,
+                    })
+                })
+                .collect(),
+            records_written: Some(output.records_written.clone()),
+            reloads: Some(output.reloads.clone()),
+            tsc_hz: tsc_hz(),
+        };
+        Some(crate::metrics::MetricsServer::start(
+            &cfg.metrics.listen,
+            sources,
+        )?)
+    } else {
+        None
+    };
+    // ---- end ops ------------------------------------------------------------------------
     let hz = tsc_hz().max(1);
     let clock = Clock {
         hz,
@@ -496,6 +544,7 @@ pub fn run(config: &Path, opts: &RunOptions) -> Result<()> {
         let alerts = output.alerts.clone();
         let (halt, abort, report_tx) = (halt.clone(), abort.clone(), report_tx.clone());
         let max_packets = opts.max_packets;
+        let metrics = cfg.metrics.enabled.then(|| worker_metrics[w].clone()); // ops (issue 8)
         lcore::remote_launch(lcores[w], move || {
             worker_loop(
                 w,
@@ -509,6 +558,7 @@ pub fn run(config: &Path, opts: &RunOptions) -> Result<()> {
                 counters,
                 max_packets,
                 report_tx,
+                metrics,
             )
         })?;
     }

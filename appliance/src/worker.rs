@@ -126,6 +126,10 @@ pub struct Worker {
     due: Vec<u32>,
     last_ts_ns: u64,
     pub stats: WorkerStats,
+    /// Where the metrics endpoint reads this worker's counters (see `metrics.rs`).
+    metrics: Option<Arc<crate::metrics::WorkerMetrics>>,
+    /// Bursts until the cost table is copied to `metrics` again.
+    bursts_to_cost: u64,
 }
 
 // SAFETY: the raw slab pointers in the batch point into this worker's own table; the worker is
@@ -165,12 +169,35 @@ impl Worker {
             due: Vec::with_capacity(1024),
             last_ts_ns: 0,
             stats: WorkerStats::default(),
+            metrics: None,
+            bursts_to_cost: 0,
             s,
         }
     }
 
     pub fn id(&self) -> u16 {
         self.s.id
+    }
+
+    /// Publish counters to `m` once per burst (and the cost table every
+    /// [`crate::metrics::COST_PUBLISH_BURSTS`] bursts) for the metrics endpoint.
+    pub fn attach_metrics(&mut self, m: Arc<crate::metrics::WorkerMetrics>) {
+        m.offer_cost(&self.cost);
+        m.publish(&self.stats, self.table.len());
+        self.metrics = Some(m);
+    }
+
+    /// Plain stores of the counters into the metrics slot; no-op without one.
+    #[inline]
+    fn publish_metrics(&mut self, force_cost: bool) {
+        if let Some(m) = &self.metrics {
+            m.publish(&self.stats, self.table.len());
+            self.bursts_to_cost = self.bursts_to_cost.saturating_sub(1);
+            if force_cost || self.bursts_to_cost == 0 {
+                self.bursts_to_cost = crate::metrics::COST_PUBLISH_BURSTS;
+                m.offer_cost(&self.cost);
+            }
+        }
     }
 
     pub fn live_flows(&self) -> u32 {
@@ -244,6 +271,7 @@ impl Worker {
         let sent = self.out.len() as u32;
         self.send_records();
         self.cost.lap_flows(Stage::Sink.row(), sent, t);
+        self.publish_metrics(false);
     }
 
     /// Let packet time move on without packets (live ports in quiet periods).
@@ -253,6 +281,8 @@ impl Worker {
         }
         let _ = self.run_expiry(self.last_ts_ns / 1_000_000);
         self.send_records();
+        // A quiet link has time to spare: the cost table goes out too.
+        self.publish_metrics(true);
     }
 
     /// End every open flow (end of input, shutdown) and hand the records over.
@@ -267,6 +297,7 @@ impl Worker {
             self.poll_heavy_hitters(true);
         }
         self.send_records();
+        self.publish_metrics(true);
     }
 
     /// Count one parsed packet into its flow and queue it for the plugins.

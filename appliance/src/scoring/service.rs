@@ -34,6 +34,8 @@ pub struct ScoringStats {
     pub errors: AtomicU64,
     pub error_rows: AtomicU64,
     pub alerts: AtomicU64,
+    /// Records waiting in the scoring queue, sampled by the scorer threads at each batch.
+    pub queue_depth: AtomicU64,
     /// Microseconds from submit to scored, 1 us .. 60 s, 3 significant digits.
     latency_us: Mutex<Histogram<u64>>,
 }
@@ -53,8 +55,14 @@ pub struct StatsSnapshot {
     pub latency_max_us: u64,
 }
 
+impl Default for ScoringStats {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl ScoringStats {
-    fn new() -> ScoringStats {
+    pub fn new() -> ScoringStats {
         ScoringStats {
             batches: AtomicU64::new(0),
             rows: AtomicU64::new(0),
@@ -62,6 +70,7 @@ impl ScoringStats {
             errors: AtomicU64::new(0),
             error_rows: AtomicU64::new(0),
             alerts: AtomicU64::new(0),
+            queue_depth: AtomicU64::new(0),
             latency_us: Mutex::new(
                 Histogram::new_with_bounds(1, 60_000_000, 3).expect("static histogram bounds"),
             ),
@@ -158,6 +167,26 @@ impl ScoringService {
         out: Sender<FlowRecord>,
         alerts: Option<Sender<String>>,
     ) -> Result<ScoringService> {
+        Self::start_with_stats(
+            model_dir,
+            schema,
+            cfg,
+            out,
+            alerts,
+            Arc::new(ScoringStats::new()),
+        )
+    }
+
+    /// [`ScoringService::start`] counting into existing `stats` (a model reloaded on SIGHUP
+    /// keeps counting where the previous one stopped).
+    pub fn start_with_stats(
+        model_dir: &Path,
+        schema: &mut RecordSchema,
+        cfg: &ScoringConfig,
+        out: Sender<FlowRecord>,
+        alerts: Option<Sender<String>>,
+        stats: Arc<ScoringStats>,
+    ) -> Result<ScoringService> {
         cfg.validate()?;
         let (model, rt, session) = load(model_dir, schema, cfg)?;
         describe_schema(&model.spec, schema);
@@ -167,7 +196,6 @@ impl ScoringService {
             let s = scorers[0].sibling(&rt)?;
             scorers.push(s);
         }
-        let stats = Arc::new(ScoringStats::new());
         let (tx, rx) = bounded::<Item>(cfg.queue);
         let rule = AlertRule::of(&model.spec);
         let mut threads = Vec::new();
@@ -261,6 +289,9 @@ impl Worker {
                     }
                 }
             }
+            self.stats
+                .queue_depth
+                .store(self.rx.len() as u64, Ordering::Relaxed);
             self.flush(&mut times, &mut recs);
             if closed {
                 return;

@@ -12,7 +12,7 @@ PY := $(VENV)/bin/python
 STAMP := build/.stamp
 # Debian packages the build, the tests and the demo need.
 APT_PACKAGES := dpdk dpdk-dev libdpdk-dev libclang-dev clang pkg-config libpcap-dev \
-                python3-venv python3-dev tshark tcpreplay iproute2 gcc make
+                python3-venv python3-dev tshark tcpreplay iproute2 shellcheck gcc make
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 DATA := appliance/tests/data/nfstream
@@ -46,11 +46,11 @@ $(STAMP)/apt: Makefile
 	@touch $@
 
 venv: $(STAMP)/venv
-$(STAMP)/venv: models/requirements.txt
+$(STAMP)/venv: models/requirements.txt deploy/requirements-test.txt
 	@mkdir -p $(STAMP)
 	@[ -x $(PY) ] || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -r models/requirements.txt
+	$(PY) -m pip install -q -r models/requirements.txt -r deploy/requirements-test.txt
 	@touch $@
 
 build: apt

@@ -144,8 +144,15 @@ impl Worker {
     ) -> Worker {
         let burst = s.burst.max(1);
         let n_plugin_values = plugins.as_ref().map_or(0, |p| p.n_features());
+        let table = FlowTable::new(s.table);
+        tracing::info!(
+            worker = s.id,
+            capacity = s.table.capacity,
+            bytes_per_flow = table.bytes_per_flow(),
+            "flow table allocated (bytes per flow: entry, timer links, index share, plugin state)"
+        );
         Worker {
-            table: FlowTable::new(s.table),
+            table,
             plugins,
             n_plugin_values,
             cost,
@@ -199,7 +206,9 @@ impl Worker {
         self.keys.clear();
         self.hashes.clear();
         let mut received = 0u32;
-        let mut t = t_rx;
+        // The receive ends here (the caller's rx_burst); parsing starts.
+        let mut t = self.cost.start();
+        let rx_cycles = t.wrapping_sub(t_rx);
         for f in frames {
             received += 1;
             self.stats.packets += 1;
@@ -221,10 +230,14 @@ impl Worker {
             }
         }
         if received > 0 {
-            t = self.cost.lap(Stage::Rx.row(), received, t);
+            self.cost.account(Stage::Rx.row(), received, rx_cycles);
         }
         t = self.cost.lap(Stage::Parse.row(), received, t);
-        // Stage: flow table.
+        // Stage: flow table. First bring in the entries the (prefetched) index slots point to,
+        // then count: the loads of one packet's entry overlap the work on the packets before.
+        for &h in &self.hashes {
+            self.table.prefetch_entry(h);
+        }
         for i in 0..self.parsed.len() {
             let pkt = self.parsed[i];
             let key = self.keys[i];

@@ -216,6 +216,40 @@ impl<E: Copy + Default + Zeroable> FlowTable<E> {
         }
     }
 
+    /// Prefetch the entry a hash's home slot points to, when its tag matches: the second step
+    /// of a burst's lookups (after [`FlowTable::prefetch`] brought the slot in), so the entry's
+    /// cache lines arrive while the packets before it are counted. Reads the slot; a miss here
+    /// only costs what the lookup would have paid anyway.
+    #[inline]
+    pub fn prefetch_entry(&self, hash: u64) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            let slot = self.index[hash as usize & self.mask];
+            if slot != EMPTY && slot & 0xFFFF_FFFF_0000_0000 == tag(hash) {
+                let idx = (slot as u32).wrapping_sub(1) as usize;
+                if let Some(e) = self.entries.get(idx) {
+                    let p = e as *const FlowEntry<E> as *const i8;
+                    let size = core::mem::size_of::<FlowEntry<E>>();
+                    let mut off = 0;
+                    // Every line the entry spans (its start need not be line-aligned).
+                    while off < size + 63 {
+                        // SAFETY: prefetch is a hint and never faults; at most one line past
+                        // the entry, which is still an address, never dereferenced.
+                        unsafe {
+                            core::arch::x86_64::_mm_prefetch(
+                                p.wrapping_add(off),
+                                core::arch::x86_64::_MM_HINT_T0,
+                            )
+                        };
+                        off += 64;
+                    }
+                }
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = hash;
+    }
+
     /// Find the flow of `key` (either direction) or create it, oriented as `key`.
     /// `deadline_ms` files a created flow on the wheel.
     #[inline]

@@ -22,6 +22,10 @@ use crossbeam_channel::Sender;
 use std::sync::Arc;
 use weir_plugin_api::{FlowKeyV1, PacketV1, WEIR_PKT_FIRST_OF_FLOW, WEIR_TCP_FIN, WEIR_TCP_RST};
 
+/// Records handed to the output stage at a time while flushing the whole table (the channel to
+/// it holds 1024 such batches, so this bounds what can wait there).
+const FLUSH_BATCH: usize = 64;
+
 /// A received frame as the worker sees it.
 #[derive(Clone, Copy)]
 pub struct RawPacket<'a> {
@@ -275,6 +279,11 @@ impl Worker {
         for idx in live {
             self.end_flow(idx, Expiration::Flush);
             self.stats.flushed += 1;
+            // Hand records over in bounded batches: a full table ends a million flows here, and
+            // holding all their records at once would double the memory of the run.
+            if self.out.len() >= FLUSH_BATCH {
+                self.send_records();
+            }
         }
         if !self.heavy_hitters.is_empty() {
             self.poll_heavy_hitters(true);

@@ -243,16 +243,30 @@ if [ "$SKIP_BIG" = 0 ]; then
         timed "$LOGS/tracegen-big.log" "$TRACEGEN" --out "$BIG" --packets "$BIG_PACKETS" \
             --flows 100000 --seed 7
     fi
-    timed "$LOGS/extract-big.log" "$WEIR" extract "$BIG" --out "$OUT/null.csv" --no-progress
+    # A table that holds every flow of the trace (no evictions), then the same with a heavy-hitter
+    # table on source addresses (its cost shows in the rates row).
+    printf '[flows]\ncapacity = 2097152\n' >"$OUT/big.toml"
+    cp "$OUT/big.toml" "$OUT/big-hh.toml"
+    printf '\n[[heavy_hitters]]\nkey = "src_ip"\nthreshold_fraction = 0.02\ntop_k = 10\ncapacity = 4096\n' \
+        >>"$OUT/big-hh.toml"
+    timed "$LOGS/extract-big.log" "$WEIR" extract "$BIG" --config "$OUT/big.toml" \
+        --out "$OUT/null.csv" --no-progress
+    timed "$LOGS/extract-big-hh.log" "$WEIR" extract "$BIG" --config "$OUT/big-hh.toml" \
+        --out "$OUT/null.csv" --alerts "$OUT/big-alerts.jsonl" --no-progress
     {
-    echo "### Large trace: weir extract, default plugins"
+    echo "### Large trace: weir extract, default plugins, flows.capacity = 2097152"
     echo
     sed -n 's/^weir-tracegen: //p' "$LOGS/tracegen-big.log" 2>/dev/null | sed 's/^/    tracegen: /'
-    grep '^weir extract:' "$LOGS/extract-big.log" | sed 's/^/    /'
+    grep -h '^weir extract:' "$LOGS/extract-big.log" "$LOGS/extract-big-hh.log" | sed 's/^/    /'
     echo
-    echo "| stage or plugin | cycles/packet |"
-    echo "|---|---:|"
-    cost_rows "$LOGS/extract-big.log" | awk '{printf "| %s | %s |\n", $1, $2}'
+    echo "| stage or plugin | cycles/packet | with a src_ip heavy-hitter table |"
+    echo "|---|---:|---:|"
+    join -a1 <(cost_rows "$LOGS/extract-big.log" | nl -w3 -s' ' | sort -k2,2) \
+        <(cost_rows "$LOGS/extract-big-hh.log" | sort -k1,1) -1 2 -2 1 |
+        sort -k2,2n | awk '{printf "| %s | %s | %s |\n", $1, $3, $4}'
+    echo
+    echo "Heavy-hitter alerts: $(wc -l <"$OUT/big-alerts.jsonl") lines; sources alerted:" \
+        "$(grep -o '"key":"[^"]*"' "$OUT/big-alerts.jsonl" | sort -u | tr '\n' ' ')"
     echo
     } | tee -a "$REPORT"
 fi

@@ -11,7 +11,7 @@
 //! packet starts a new one; what is left at the end is flushed.
 
 use crate::config::{Config, Eviction};
-use crate::cost::{CostTable, Stage};
+use crate::cost::{CostTable, RowId, Stage};
 use crate::flow::key::{direction, flow_hash};
 use crate::flow::record::{DirCounters, Expiration, FlowRecord, ScoreStatus};
 use crate::flow::table::{FlowTable, Lookup, TableConfig};
@@ -252,8 +252,8 @@ impl Worker {
         // Stage: plugins (the host chains its own TSC reads per plugin).
         self.flush_batch();
         // Stage: expiry and handing records over.
-        let t = self.cost.start();
-        let ended = self.run_expiry(self.last_ts_ns / 1_000_000);
+        let mut t = self.cost.start();
+        let ended = self.run_expiry(self.last_ts_ns / 1_000_000, &mut t);
         let t = self.cost.lap_flows(Stage::Expiry.row(), ended, t);
         if !self.heavy_hitters.is_empty() {
             self.poll_heavy_hitters(false);
@@ -268,7 +268,9 @@ impl Worker {
         if now_ns > self.last_ts_ns {
             self.last_ts_ns = now_ns;
         }
-        let _ = self.run_expiry(self.last_ts_ns / 1_000_000);
+        let mut t = self.cost.start();
+        let ended = self.run_expiry(self.last_ts_ns / 1_000_000, &mut t);
+        self.cost.lap_flows(Stage::Expiry.row(), ended, t);
         self.send_records();
     }
 
@@ -276,8 +278,10 @@ impl Worker {
     pub fn flush_all(&mut self) {
         self.flush_batch();
         let live: Vec<u32> = self.table.live_entries().collect();
+        // Ending flows at the end of input is expiry work: account it there.
+        let mut t = self.cost.start();
         for idx in live {
-            self.end_flow(idx, Expiration::Flush);
+            self.end_flow(idx, Expiration::Flush, Stage::Expiry.row(), &mut t);
             self.stats.flushed += 1;
             // Hand records over in bounded batches: a full table ends a million flows here, and
             // holding all their records at once would double the memory of the run.
@@ -285,6 +289,7 @@ impl Worker {
                 self.send_records();
             }
         }
+        self.cost.lap_flows(Stage::Expiry.row(), 0, t);
         if !self.heavy_hitters.is_empty() {
             self.poll_heavy_hitters(true);
         }
@@ -344,7 +349,7 @@ impl Worker {
         }
         if teardown {
             self.interrupt_for_flow_end(t);
-            self.end_flow(idx, Expiration::Teardown);
+            self.end_flow(idx, Expiration::Teardown, Stage::FlowTable.row(), t);
             self.stats.teardown += 1;
         }
     }
@@ -377,15 +382,15 @@ impl Worker {
                     self.interrupt_for_flow_end(t);
                     if idle {
                         self.stats.expired_idle += 1;
-                        self.end_flow(idx, Expiration::Idle);
+                        self.end_flow(idx, Expiration::Idle, Stage::FlowTable.row(), t);
                     } else {
                         self.stats.expired_active += 1;
-                        self.end_flow(idx, Expiration::Active);
+                        self.end_flow(idx, Expiration::Active, Stage::FlowTable.row(), t);
                     }
                 }
                 Lookup::Created(idx) => {
                     self.stats.flows_created += 1;
-                    self.init_flow(idx);
+                    self.init_flow(idx, t);
                     return Some(idx);
                 }
                 Lookup::Full => {
@@ -395,18 +400,28 @@ impl Worker {
                     let victim = self.table.eviction_candidate()?;
                     self.interrupt_for_flow_end(t);
                     self.stats.evicted += 1;
-                    self.end_flow(victim, Expiration::Evicted);
+                    self.end_flow(victim, Expiration::Evicted, Stage::FlowTable.row(), t);
                 }
             }
         }
     }
 
-    fn init_flow(&mut self, idx: u32) {
+    /// Set up the plugins' state of a new flow. Zeroing the slab is the flow table's work
+    /// (and where a fresh page is first touched); the plugins' `flow_init` calls are timed by
+    /// the host on their own rows, so the flow-table clock pauses around them (counting the
+    /// flow created) instead of counting them twice.
+    fn init_flow(&mut self, idx: u32, t: &mut u64) {
         if let Some(p) = self.plugins.as_mut() {
             let key = self.table.entry(idx).key;
             let slab = self.table.slab_ptr(idx);
+            // SAFETY: the slab of a live entry: slab_size() writable bytes of this table.
+            unsafe { std::ptr::write_bytes(slab, 0, p.slab_size()) };
+            *t = self.cost.lap_flows(Stage::FlowTable.row(), 1, *t);
             // SAFETY: the slab of a live entry, sized and aligned for the plugins' layout.
             unsafe { p.flow_init(&key, slab, &mut self.cost) };
+            *t = self.cost.start();
+        } else {
+            self.cost.add_flows(Stage::FlowTable.row(), 1);
         }
     }
 
@@ -458,7 +473,7 @@ impl Worker {
     }
 
     /// End the flows whose wheel slot came due; returns how many ended.
-    fn run_expiry(&mut self, now_ms: u64) -> u32 {
+    fn run_expiry(&mut self, now_ms: u64, t: &mut u64) -> u32 {
         let mut ended = 0;
         let mut due = std::mem::take(&mut self.due);
         while self.table.due(now_ms, &mut due) {
@@ -471,10 +486,10 @@ impl Worker {
                     ended += 1;
                     if idle_at <= active_at {
                         self.stats.expired_idle += 1;
-                        self.end_flow(idx, Expiration::Idle);
+                        self.end_flow(idx, Expiration::Idle, Stage::Expiry.row(), t);
                     } else {
                         self.stats.expired_active += 1;
-                        self.end_flow(idx, Expiration::Active);
+                        self.end_flow(idx, Expiration::Active, Stage::Expiry.row(), t);
                     }
                 } else {
                     self.table.refile(idx, deadline);
@@ -486,7 +501,9 @@ impl Worker {
     }
 
     /// Turn flow `idx` into a record and free its entry. The batch must be flushed first.
-    fn end_flow(&mut self, idx: u32, why: Expiration) {
+    /// Runs inside stage `row` whose clock is `t`: the plugins' `flow_emit` calls are timed on
+    /// their own rows, so `row`'s clock pauses around them.
+    fn end_flow(&mut self, idx: u32, why: Expiration, row: RowId, t: &mut u64) {
         let e = *self.table.entry(idx);
         let mut values = vec![f64::NAN; self.s.n_values];
         let rate_values = e.ext.rates.features(&self.tables);
@@ -494,6 +511,7 @@ impl Worker {
             .copy_from_slice(&rate_values);
         if let Some(p) = self.plugins.as_mut() {
             let slab = self.table.slab_ptr(idx);
+            *t = self.cost.lap_flows(row, 0, *t);
             // SAFETY: the slab of the live entry being ended; `values` holds every feature.
             unsafe {
                 p.flow_emit(
@@ -503,6 +521,7 @@ impl Worker {
                     &mut self.cost,
                 )
             };
+            *t = self.cost.start();
         }
         let mut dst2src = e.dst2src;
         if dst2src.packets == 0 {

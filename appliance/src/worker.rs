@@ -129,6 +129,8 @@ pub struct Worker {
     sink: Sender<Vec<FlowRecord>>,
     due: Vec<u32>,
     last_ts_ns: u64,
+    /// Flow-table cycles of the current burst held while the plugins' per-flow calls ran.
+    held_cycles: u64,
     pub stats: WorkerStats,
 }
 
@@ -175,6 +177,7 @@ impl Worker {
             sink,
             due: Vec::with_capacity(1024),
             last_ts_ns: 0,
+            held_cycles: 0,
             stats: WorkerStats::default(),
             s,
         }
@@ -248,7 +251,7 @@ impl Worker {
             self.account(pkt, &key, self.hashes[i], &mut t);
         }
         let n = self.batch_pkts.len() as u32;
-        self.cost.lap(Stage::FlowTable.row(), n, t);
+        self.lap_flow_table(n, t);
         // Stage: plugins (the host chains its own TSC reads per plugin).
         self.flush_batch();
         // Stage: expiry and handing records over.
@@ -358,7 +361,7 @@ impl Worker {
     /// the plugins go first, with the stage clock paused around them.
     fn interrupt_for_flow_end(&mut self, t: &mut u64) {
         let n = self.batch_pkts.len() as u32;
-        self.cost.lap(Stage::FlowTable.row(), n, *t);
+        self.lap_flow_table(n, *t);
         self.flush_batch();
         *t = self.cost.start();
     }
@@ -406,23 +409,44 @@ impl Worker {
         }
     }
 
+    /// Stop the clock of stage `row` before the plugins' per-flow calls (the host times those on
+    /// the plugins' rows). The flow table's cycles so far are held and added to its next lap, so
+    /// its per-burst histogram still sees the whole burst; other stages count them at once.
+    fn pause(&mut self, row: RowId, t: u64) {
+        if row == Stage::FlowTable.row() {
+            self.held_cycles += self.cost.start().wrapping_sub(t);
+        } else {
+            self.cost.lap_flows(row, 0, t);
+        }
+    }
+
+    /// End one call of the flow-table stage (`n` packets) begun at `t`, with its held cycles.
+    fn lap_flow_table(&mut self, n: u32, t: u64) -> u64 {
+        let now = self.cost.start();
+        let cycles = now.wrapping_sub(t) + std::mem::take(&mut self.held_cycles);
+        self.cost.account(Stage::FlowTable.row(), n, cycles);
+        now
+    }
+
     /// Set up the plugins' state of a new flow. Zeroing the slab is the flow table's work
     /// (and where a fresh page is first touched); the plugins' `flow_init` calls are timed by
     /// the host on their own rows, so the flow-table clock pauses around them (counting the
     /// flow created) instead of counting them twice.
     fn init_flow(&mut self, idx: u32, t: &mut u64) {
+        self.cost.add_flows(Stage::FlowTable.row(), 1);
+        let Some(size) = self.plugins.as_ref().map(|p| p.slab_size()) else {
+            return;
+        };
+        let key = self.table.entry(idx).key;
+        let slab = self.table.slab_ptr(idx);
+        // SAFETY: the slab of a live entry: slab_size() writable bytes of this table.
+        unsafe { std::ptr::write_bytes(slab, 0, size) };
+        self.pause(Stage::FlowTable.row(), *t);
         if let Some(p) = self.plugins.as_mut() {
-            let key = self.table.entry(idx).key;
-            let slab = self.table.slab_ptr(idx);
-            // SAFETY: the slab of a live entry: slab_size() writable bytes of this table.
-            unsafe { std::ptr::write_bytes(slab, 0, p.slab_size()) };
-            *t = self.cost.lap_flows(Stage::FlowTable.row(), 1, *t);
             // SAFETY: the slab of a live entry, sized and aligned for the plugins' layout.
             unsafe { p.flow_init(&key, slab, &mut self.cost) };
-            *t = self.cost.start();
-        } else {
-            self.cost.add_flows(Stage::FlowTable.row(), 1);
         }
+        *t = self.cost.start();
     }
 
     /// Run the batch through the rates stage, then hand it to the plugins.
@@ -509,18 +533,20 @@ impl Worker {
         let rate_values = e.ext.rates.features(&self.tables);
         values[self.n_plugin_values..self.n_plugin_values + rate_values.len()]
             .copy_from_slice(&rate_values);
-        if let Some(p) = self.plugins.as_mut() {
+        if self.plugins.is_some() {
             let slab = self.table.slab_ptr(idx);
-            *t = self.cost.lap_flows(row, 0, *t);
-            // SAFETY: the slab of the live entry being ended; `values` holds every feature.
-            unsafe {
-                p.flow_emit(
-                    &e.key,
-                    slab,
-                    &mut values[..self.n_plugin_values],
-                    &mut self.cost,
-                )
-            };
+            self.pause(row, *t);
+            if let Some(p) = self.plugins.as_mut() {
+                // SAFETY: the slab of the live entry being ended; `values` holds every feature.
+                unsafe {
+                    p.flow_emit(
+                        &e.key,
+                        slab,
+                        &mut values[..self.n_plugin_values],
+                        &mut self.cost,
+                    )
+                };
+            }
             *t = self.cost.start();
         }
         let mut dst2src = e.dst2src;

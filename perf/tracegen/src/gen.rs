@@ -4,7 +4,8 @@
 //! with a three-way handshake and close with FIN/ACK (or a RST); UDP flows exchange datagrams
 //! both ways. Data packets take IMIX sizes. A share of all packets comes from planted heavy
 //! sources, each spread over many small flows (what heavy-hitter detection must find while no
-//! single flow stands out). Packet times advance at a fixed mean rate with jitter.
+//! single flow stands out): one-way bursts of 1-8 UDP datagrams or lone TCP SYNs, so every
+//! packet of them counts for the source. Packet times advance at a fixed mean rate with jitter.
 
 use crate::frame::{self, Header, L4, TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN};
 use crate::rng::Rng;

@@ -16,8 +16,8 @@ use weir_tracegen::{write_trace, Options};
 /// (or one RST); UDP flows send datagrams both ways. Data frames take IMIX sizes (60, 590,
 /// 1514 bytes without FCS, 7:4:1). A share of all packets comes from planted heavy sources in
 /// 198.18.0.0/15, each spread over many small one-way flows (1-8 UDP datagrams, or a lone TCP
-/// SYN). Background addresses are in
-/// 10.0.0.0/8 and 2001:db8::/32. The same seed and options give the same bytes.
+/// SYN). Background addresses are in 10.0.0.0/8 and 2001:db8::/32. The same seed and options
+/// give the same bytes.
 #[derive(Parser, Debug)]
 #[command(name = "weir-tracegen", version)]
 struct Cli {

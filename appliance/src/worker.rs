@@ -11,7 +11,7 @@
 //! packet starts a new one; what is left at the end is flushed.
 
 use crate::config::{Config, Eviction};
-use crate::cost::{CostTable, Stage};
+use crate::cost::{CostTable, RowId, Stage};
 use crate::flow::key::{direction, flow_hash};
 use crate::flow::record::{DirCounters, Expiration, FlowRecord, ScoreStatus};
 use crate::flow::table::{FlowTable, Lookup, TableConfig};
@@ -21,6 +21,10 @@ use crate::rates::{Alert, DecayTables, FlowRates, HeavyHitters, PacketKey};
 use crossbeam_channel::Sender;
 use std::sync::Arc;
 use weir_plugin_api::{FlowKeyV1, PacketV1, WEIR_PKT_FIRST_OF_FLOW, WEIR_TCP_FIN, WEIR_TCP_RST};
+
+/// Records handed to the output stage at a time while flushing the whole table (the channel to
+/// it holds 1024 such batches, so this bounds what can wait there).
+const FLUSH_BATCH: usize = 64;
 
 /// A received frame as the worker sees it.
 #[derive(Clone, Copy)]
@@ -125,6 +129,8 @@ pub struct Worker {
     sink: Sender<Vec<FlowRecord>>,
     due: Vec<u32>,
     last_ts_ns: u64,
+    /// Flow-table cycles of the current burst held while the plugins' per-flow calls ran.
+    held_cycles: u64,
     pub stats: WorkerStats,
     /// Where the metrics endpoint reads this worker's counters (see `metrics.rs`).
     metrics: Option<Arc<crate::metrics::WorkerMetrics>>,
@@ -148,8 +154,15 @@ impl Worker {
     ) -> Worker {
         let burst = s.burst.max(1);
         let n_plugin_values = plugins.as_ref().map_or(0, |p| p.n_features());
+        let table = FlowTable::new(s.table);
+        tracing::info!(
+            worker = s.id,
+            capacity = s.table.capacity,
+            bytes_per_flow = table.bytes_per_flow(),
+            "flow table allocated (bytes per flow: entry, timer links, index share, plugin state)"
+        );
         Worker {
-            table: FlowTable::new(s.table),
+            table,
             plugins,
             n_plugin_values,
             cost,
@@ -168,6 +181,7 @@ impl Worker {
             sink,
             due: Vec::with_capacity(1024),
             last_ts_ns: 0,
+            held_cycles: 0,
             stats: WorkerStats::default(),
             metrics: None,
             bursts_to_cost: 0,
@@ -226,7 +240,9 @@ impl Worker {
         self.keys.clear();
         self.hashes.clear();
         let mut received = 0u32;
-        let mut t = t_rx;
+        // The receive ends here (the caller's rx_burst); parsing starts.
+        let mut t = self.cost.start();
+        let rx_cycles = t.wrapping_sub(t_rx);
         for f in frames {
             received += 1;
             self.stats.packets += 1;
@@ -248,22 +264,26 @@ impl Worker {
             }
         }
         if received > 0 {
-            t = self.cost.lap(Stage::Rx.row(), received, t);
+            self.cost.account(Stage::Rx.row(), received, rx_cycles);
         }
         t = self.cost.lap(Stage::Parse.row(), received, t);
-        // Stage: flow table.
+        // Stage: flow table. First bring in the entries the (prefetched) index slots point to,
+        // then count: the loads of one packet's entry overlap the work on the packets before.
+        for &h in &self.hashes {
+            self.table.prefetch_entry(h);
+        }
         for i in 0..self.parsed.len() {
             let pkt = self.parsed[i];
             let key = self.keys[i];
             self.account(pkt, &key, self.hashes[i], &mut t);
         }
         let n = self.batch_pkts.len() as u32;
-        self.cost.lap(Stage::FlowTable.row(), n, t);
+        self.lap_flow_table(n, t);
         // Stage: plugins (the host chains its own TSC reads per plugin).
         self.flush_batch();
         // Stage: expiry and handing records over.
-        let t = self.cost.start();
-        let ended = self.run_expiry(self.last_ts_ns / 1_000_000);
+        let mut t = self.cost.start();
+        let ended = self.run_expiry(self.last_ts_ns / 1_000_000, &mut t);
         let t = self.cost.lap_flows(Stage::Expiry.row(), ended, t);
         if !self.heavy_hitters.is_empty() {
             self.poll_heavy_hitters(false);
@@ -279,7 +299,9 @@ impl Worker {
         if now_ns > self.last_ts_ns {
             self.last_ts_ns = now_ns;
         }
-        let _ = self.run_expiry(self.last_ts_ns / 1_000_000);
+        let mut t = self.cost.start();
+        let ended = self.run_expiry(self.last_ts_ns / 1_000_000, &mut t);
+        self.cost.lap_flows(Stage::Expiry.row(), ended, t);
         self.send_records();
         // A quiet link has time to spare: the cost table goes out too.
         self.publish_metrics(true);
@@ -289,10 +311,18 @@ impl Worker {
     pub fn flush_all(&mut self) {
         self.flush_batch();
         let live: Vec<u32> = self.table.live_entries().collect();
+        // Ending flows at the end of input is expiry work: account it there.
+        let mut t = self.cost.start();
         for idx in live {
-            self.end_flow(idx, Expiration::Flush);
+            self.end_flow(idx, Expiration::Flush, Stage::Expiry.row(), &mut t);
             self.stats.flushed += 1;
+            // Hand records over in bounded batches: a full table ends a million flows here, and
+            // holding all their records at once would double the memory of the run.
+            if self.out.len() >= FLUSH_BATCH {
+                self.send_records();
+            }
         }
+        self.cost.lap_flows(Stage::Expiry.row(), 0, t);
         if !self.heavy_hitters.is_empty() {
             self.poll_heavy_hitters(true);
         }
@@ -353,7 +383,7 @@ impl Worker {
         }
         if teardown {
             self.interrupt_for_flow_end(t);
-            self.end_flow(idx, Expiration::Teardown);
+            self.end_flow(idx, Expiration::Teardown, Stage::FlowTable.row(), t);
             self.stats.teardown += 1;
         }
     }
@@ -362,7 +392,7 @@ impl Worker {
     /// the plugins go first, with the stage clock paused around them.
     fn interrupt_for_flow_end(&mut self, t: &mut u64) {
         let n = self.batch_pkts.len() as u32;
-        self.cost.lap(Stage::FlowTable.row(), n, *t);
+        self.lap_flow_table(n, *t);
         self.flush_batch();
         *t = self.cost.start();
     }
@@ -386,15 +416,15 @@ impl Worker {
                     self.interrupt_for_flow_end(t);
                     if idle {
                         self.stats.expired_idle += 1;
-                        self.end_flow(idx, Expiration::Idle);
+                        self.end_flow(idx, Expiration::Idle, Stage::FlowTable.row(), t);
                     } else {
                         self.stats.expired_active += 1;
-                        self.end_flow(idx, Expiration::Active);
+                        self.end_flow(idx, Expiration::Active, Stage::FlowTable.row(), t);
                     }
                 }
                 Lookup::Created(idx) => {
                     self.stats.flows_created += 1;
-                    self.init_flow(idx);
+                    self.init_flow(idx, t);
                     return Some(idx);
                 }
                 Lookup::Full => {
@@ -404,19 +434,50 @@ impl Worker {
                     let victim = self.table.eviction_candidate()?;
                     self.interrupt_for_flow_end(t);
                     self.stats.evicted += 1;
-                    self.end_flow(victim, Expiration::Evicted);
+                    self.end_flow(victim, Expiration::Evicted, Stage::FlowTable.row(), t);
                 }
             }
         }
     }
 
-    fn init_flow(&mut self, idx: u32) {
+    /// Stop the clock of stage `row` before the plugins' per-flow calls (the host times those on
+    /// the plugins' rows). The flow table's cycles so far are held and added to its next lap, so
+    /// its per-burst histogram still sees the whole burst; other stages count them at once.
+    fn pause(&mut self, row: RowId, t: u64) {
+        if row == Stage::FlowTable.row() {
+            self.held_cycles += self.cost.start().wrapping_sub(t);
+        } else {
+            self.cost.lap_flows(row, 0, t);
+        }
+    }
+
+    /// End one call of the flow-table stage (`n` packets) begun at `t`, with its held cycles.
+    fn lap_flow_table(&mut self, n: u32, t: u64) -> u64 {
+        let now = self.cost.start();
+        let cycles = now.wrapping_sub(t) + std::mem::take(&mut self.held_cycles);
+        self.cost.account(Stage::FlowTable.row(), n, cycles);
+        now
+    }
+
+    /// Set up the plugins' state of a new flow. Zeroing the slab is the flow table's work
+    /// (and where a fresh page is first touched); the plugins' `flow_init` calls are timed by
+    /// the host on their own rows, so the flow-table clock pauses around them (counting the
+    /// flow created) instead of counting them twice.
+    fn init_flow(&mut self, idx: u32, t: &mut u64) {
+        self.cost.add_flows(Stage::FlowTable.row(), 1);
+        let Some(size) = self.plugins.as_ref().map(|p| p.slab_size()) else {
+            return;
+        };
+        let key = self.table.entry(idx).key;
+        let slab = self.table.slab_ptr(idx);
+        // SAFETY: the slab of a live entry: slab_size() writable bytes of this table.
+        unsafe { std::ptr::write_bytes(slab, 0, size) };
+        self.pause(Stage::FlowTable.row(), *t);
         if let Some(p) = self.plugins.as_mut() {
-            let key = self.table.entry(idx).key;
-            let slab = self.table.slab_ptr(idx);
             // SAFETY: the slab of a live entry, sized and aligned for the plugins' layout.
             unsafe { p.flow_init(&key, slab, &mut self.cost) };
         }
+        *t = self.cost.start();
     }
 
     /// Run the batch through the rates stage, then hand it to the plugins.
@@ -467,7 +528,7 @@ impl Worker {
     }
 
     /// End the flows whose wheel slot came due; returns how many ended.
-    fn run_expiry(&mut self, now_ms: u64) -> u32 {
+    fn run_expiry(&mut self, now_ms: u64, t: &mut u64) -> u32 {
         let mut ended = 0;
         let mut due = std::mem::take(&mut self.due);
         while self.table.due(now_ms, &mut due) {
@@ -480,10 +541,10 @@ impl Worker {
                     ended += 1;
                     if idle_at <= active_at {
                         self.stats.expired_idle += 1;
-                        self.end_flow(idx, Expiration::Idle);
+                        self.end_flow(idx, Expiration::Idle, Stage::Expiry.row(), t);
                     } else {
                         self.stats.expired_active += 1;
-                        self.end_flow(idx, Expiration::Active);
+                        self.end_flow(idx, Expiration::Active, Stage::Expiry.row(), t);
                     }
                 } else {
                     self.table.refile(idx, deadline);
@@ -495,23 +556,29 @@ impl Worker {
     }
 
     /// Turn flow `idx` into a record and free its entry. The batch must be flushed first.
-    fn end_flow(&mut self, idx: u32, why: Expiration) {
+    /// Runs inside stage `row` whose clock is `t`: the plugins' `flow_emit` calls are timed on
+    /// their own rows, so `row`'s clock pauses around them.
+    fn end_flow(&mut self, idx: u32, why: Expiration, row: RowId, t: &mut u64) {
         let e = *self.table.entry(idx);
         let mut values = vec![f64::NAN; self.s.n_values];
         let rate_values = e.ext.rates.features(&self.tables);
         values[self.n_plugin_values..self.n_plugin_values + rate_values.len()]
             .copy_from_slice(&rate_values);
-        if let Some(p) = self.plugins.as_mut() {
+        if self.plugins.is_some() {
             let slab = self.table.slab_ptr(idx);
-            // SAFETY: the slab of the live entry being ended; `values` holds every feature.
-            unsafe {
-                p.flow_emit(
-                    &e.key,
-                    slab,
-                    &mut values[..self.n_plugin_values],
-                    &mut self.cost,
-                )
-            };
+            self.pause(row, *t);
+            if let Some(p) = self.plugins.as_mut() {
+                // SAFETY: the slab of the live entry being ended; `values` holds every feature.
+                unsafe {
+                    p.flow_emit(
+                        &e.key,
+                        slab,
+                        &mut values[..self.n_plugin_values],
+                        &mut self.cost,
+                    )
+                };
+            }
+            *t = self.cost.start();
         }
         let mut dst2src = e.dst2src;
         if dst2src.packets == 0 {

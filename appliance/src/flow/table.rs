@@ -80,6 +80,7 @@ impl Slab {
                 Layout::from_size_align(bytes, 4096).unwrap_or(Layout::new::<u8>()),
             );
         }
+        advise_huge(p.cast(), bytes);
         Slab {
             ptr: p.cast(),
             len: bytes,
@@ -98,6 +99,23 @@ impl Drop for Slab {
 
 // SAFETY: the slab is plain bytes owned by one table, which one worker owns.
 unsafe impl Send for Slab {}
+
+/// Ask for transparent huge pages over the 2 MiB-aligned part of `[ptr, ptr + len)`.
+///
+/// The flow table's arrays are read at random (one index slot and one entry per packet): with
+/// 4 KiB pages nearly every lookup also misses the TLB, and a page walk costs about what the
+/// cache miss does. A hint only: where THP is off (or `never`) nothing changes. Memory still
+/// becomes resident only as it is touched, 2 MiB at a time.
+fn advise_huge(ptr: *mut u8, len: usize) {
+    const HUGE: usize = 2 << 20;
+    let start = (ptr as usize).next_multiple_of(HUGE);
+    let end = (ptr as usize + len) & !(HUGE - 1);
+    if end > start {
+        // SAFETY: the range lies inside a live allocation of ours; MADV_HUGEPAGE changes no
+        // contents. A failure (THP not built in) is harmless and ignored.
+        unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_HUGEPAGE) };
+    }
+}
 
 /// Sizes a flow table is built with.
 #[derive(Clone, Copy, Debug)]
@@ -147,14 +165,21 @@ impl<E: Copy + Default + Zeroable> FlowTable<E> {
         } else {
             cfg.slab_size.div_ceil(align) * align
         };
+        let mut entries: Vec<FlowEntry<E>> = zeroed_vec(cap);
+        let mut index = vec![EMPTY; index_len].into_boxed_slice();
+        advise_huge(
+            entries.as_mut_ptr().cast(),
+            cap * core::mem::size_of::<FlowEntry<E>>(),
+        );
+        advise_huge(index.as_mut_ptr().cast(), index_len * 8);
         FlowTable {
-            entries: zeroed_vec(cap),
+            entries,
             // A zeroed link is never read: an entry is filed on the wheel when it is created.
             links: zeroed_vec(cap),
             index_pos: zeroed_vec(cap),
             free: Vec::new(),
             fresh: 0,
-            index: vec![EMPTY; index_len].into_boxed_slice(),
+            index,
             mask: index_len - 1,
             slab: Slab::new(stride * cap),
             slab_stride: stride,
@@ -214,6 +239,40 @@ impl<E: Copy + Default + Zeroable> FlowTable<E> {
             // SAFETY: prefetch is a hint and never faults; p points into `index`.
             unsafe { core::arch::x86_64::_mm_prefetch(p, core::arch::x86_64::_MM_HINT_T0) };
         }
+    }
+
+    /// Prefetch the entry a hash's home slot points to, when its tag matches: the second step
+    /// of a burst's lookups (after [`FlowTable::prefetch`] brought the slot in), so the entry's
+    /// cache lines arrive while the packets before it are counted. Reads the slot; a miss here
+    /// only costs what the lookup would have paid anyway.
+    #[inline]
+    pub fn prefetch_entry(&self, hash: u64) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            let slot = self.index[hash as usize & self.mask];
+            if slot != EMPTY && slot & 0xFFFF_FFFF_0000_0000 == tag(hash) {
+                let idx = (slot as u32).wrapping_sub(1) as usize;
+                if let Some(e) = self.entries.get(idx) {
+                    let p = e as *const FlowEntry<E> as *const i8;
+                    let size = core::mem::size_of::<FlowEntry<E>>();
+                    let mut off = 0;
+                    // Every line the entry spans (its start need not be line-aligned).
+                    while off < size + 63 {
+                        // SAFETY: prefetch is a hint and never faults; at most one line past
+                        // the entry, which is still an address, never dereferenced.
+                        unsafe {
+                            core::arch::x86_64::_mm_prefetch(
+                                p.wrapping_add(off),
+                                core::arch::x86_64::_MM_HINT_T0,
+                            )
+                        };
+                        off += 64;
+                    }
+                }
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = hash;
     }
 
     /// Find the flow of `key` (either direction) or create it, oriented as `key`.

@@ -138,7 +138,7 @@ fn scrape_during_run_agrees_with_capture_and_records() {
     let cfg = write_config(
         tmp.path(),
         &format!(
-            "{}\n[[ports]]\nvdev = \"net_pcap0,rx_pcap={}\"\n\n[sinks]\nrecords = \"{}\"\nalerts = \"{}\"\n\n[[heavy_hitters]]\nkey = \"src_ip\"\nthreshold_pps = 1\n\n[metrics]\nlisten = \"127.0.0.1:{port}\"\n\n[log]\nstatus_interval_s = 1\n",
+            "{}\n[flows]\nidle_timeout_s = 1\n\n[[ports]]\nvdev = \"net_pcap0,rx_pcap={}\"\n\n[sinks]\nrecords = \"{}\"\nalerts = \"{}\"\n\n[[heavy_hitters]]\nkey = \"src_ip\"\nthreshold_pps = 1\n\n[metrics]\nlisten = \"127.0.0.1:{port}\"\n\n[log]\nstatus_interval_s = 1\n",
             eal_and_model(&model),
             capture.display(),
             records.display(),
@@ -147,8 +147,9 @@ fn scrape_during_run_agrees_with_capture_and_records() {
     );
     let child = spawn(&cfg, 8);
 
-    // Scrape until the whole capture went through and every flow ended (the idle timeout runs
-    // on the wall clock once the link is quiet, far past the capture's times).
+    // Scrape until the whole capture went through and every flow ended (once the link is
+    // quiet, packet time moves on from the last packet by the real time since, and the idle
+    // timeout is 1 s).
     let t0 = Instant::now();
     let mut history: Vec<HashMap<String, f64>> = Vec::new();
     let mut last_text;

@@ -88,6 +88,10 @@ pub struct ExtractArgs {
     /// Do not print the cost table at the end.
     #[arg(long)]
     pub quiet: bool,
+    /// Write a JSON summary of the run here (packets read, accepted, skipped by reason, flows,
+    /// records, evictions, scoring), for scripts and tests; written even when the run fails.
+    #[arg(long)]
+    pub stats: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]

@@ -29,10 +29,10 @@ fuzz-build: fuzz-tools apt
 	$(CARGO) build --release --workspace
 	cd appliance && cargo +nightly fuzz build --fuzz-dir fuzz
 
-fuzz: fuzz-build fuzz-corpus
-	@for t in $(FUZZ_TARGETS); do $(MAKE) --no-print-directory fuzz-$$t || exit 1; done
+# One target after the other (prerequisites run in order without -j).
+fuzz: $(addprefix fuzz-,$(FUZZ_TARGETS))
 
-$(addprefix fuzz-,$(FUZZ_TARGETS)): fuzz-%:
+$(addprefix fuzz-,$(FUZZ_TARGETS)): fuzz-%: fuzz-build fuzz-corpus
 	@mkdir -p $(FUZZ_DIR)/corpus/$* $(FUZZ_DIR)/artifacts/$* build
 	@echo "fuzz $* for $(FUZZ_SECONDS) s (log: build/fuzz-$*.log)"
 	@cd appliance && WEIR_FUZZ_PLUGIN_DIR=$(abspath target/release) \
@@ -44,7 +44,7 @@ $(addprefix fuzz-,$(FUZZ_TARGETS)): fuzz-%:
 
 soak: build apt
 	SOAK_SECONDS=$(SOAK_SECONDS) perf/soak.sh target/release/weir
-	$(MAKE) --no-print-directory leakcheck
+	perf/leakcheck.sh target/release/weir
 
 leakcheck: build apt
 	perf/leakcheck.sh target/release/weir

@@ -34,7 +34,26 @@ fn number_after(text: &str, key: &str) -> Option<u64> {
     digits.parse().ok()
 }
 
+/// The text without ANSI colour sequences (the human log format colours keys and values).
+fn plain(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            for d in chars.by_ref() {
+                if d.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 fn parse_end(stderr: &str) -> RunEnd {
+    let stderr = &plain(stderr);
     let summary = stderr
         .lines()
         .find(|l| l.starts_with("weir run: "))

@@ -18,8 +18,11 @@ fuzz_target!(|data: &[u8]| {
             assert!(cfg.workers.count >= 1);
             assert!(Config::parse(text, path).is_ok());
             // What the workers derive from it must not overflow or panic either.
-            let _ = cfg.idle_timeout_ms();
-            let _ = cfg.active_timeout_ms();
+            // Deadlines are `now_ms + timeout_ms`: they must not wrap for any packet time
+            // up to the year 2100.
+            const Y2100_MS: u64 = 4_102_444_800_000;
+            assert!(cfg.idle_timeout_ms().checked_add(Y2100_MS).is_some());
+            assert!(cfg.active_timeout_ms().checked_add(Y2100_MS).is_some());
             let _ = weir::worker::WorkerSettings::from_config(&cfg, 0, 0, (0, 8));
         }
         Err(e) => assert!(e.to_string().contains("fuzz.toml"), "{e}"),

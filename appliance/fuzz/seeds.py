@@ -58,6 +58,7 @@ def write(d, name, data):
 def main():
     out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "appliance/fuzz/corpus")
     n = 0
+    caps = 0
     for name, k in FRAME_PICKS:
         got = read_pcap(os.path.join(PCAPS, name), k)
         if not got or got[0] != 1:
@@ -71,11 +72,13 @@ def main():
         # A short classic pcap of the same packets for the capture target.
         write(os.path.join(out, "capture"), f"{name}-head.pcap",
               hdr + b"".join(r + d for r, d in recs))
+        caps += 1
     for name in sorted(os.listdir(PCAPS)):
         p = os.path.join(PCAPS, name)
         if os.path.getsize(p) <= 16384:
             with open(p, "rb") as f:
                 write(os.path.join(out, "capture"), name, f.read())
+                caps += 1
     # flow_table ops: [len][dt][kind=0x80 raw][frame...], frames of one TCP capture.
     got = read_pcap(os.path.join(PCAPS, "ajp.pcap"), 12)
     if got:
@@ -93,7 +96,7 @@ def main():
     for i, b in enumerate(blocks + extra):
         write(os.path.join(out, "config"), f"config-{i}.toml", b.encode())
     print(f"seeds in {out}: {n} frames, "
-          f"{len(os.listdir(os.path.join(out, 'capture')))} captures, "
+          f"{caps} captures, "
           f"{len(blocks) + len(extra)} configs")
 
 

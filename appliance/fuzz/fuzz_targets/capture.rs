@@ -54,7 +54,11 @@ fuzz_target!(|data: &[u8]| {
             }
         }
         // A record is at least 16 bytes: more packets than that is a reader gone round.
-        assert!(read <= data.len() as u64 / 8 + 1, "{read} packets from {} bytes", data.len());
+        assert!(
+            read <= data.len() as u64 / 8 + 1,
+            "{read} packets from {} bytes",
+            data.len()
+        );
     }
     assert_eq!(rd.packets(), read);
 });

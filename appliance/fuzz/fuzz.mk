@@ -1,4 +1,5 @@
-# Fuzzing and soak (issue 9). Included by the top-level Makefile:  include appliance/fuzz/fuzz.mk
+# Fuzzing and soak (issue 9). Included at the END of the top-level Makefile (it appends to
+# APT_PACKAGES and adds `fuzz` to `test`):  include appliance/fuzz/fuzz.mk
 #
 #   make fuzz        every cargo-fuzz target for FUZZ_SECONDS each (default 60), seeded from the
 #                    shared captures; a crash fails the target and leaves its input under
@@ -14,6 +15,10 @@ FUZZ_SECONDS ?= 60
 FUZZ_TARGETS := parse flow_table capture config packet_view
 FUZZ_DIR := appliance/fuzz
 SOAK_SECONDS ?= 600
+APT_PACKAGES += valgrind
+
+# CI: `make test` also fuzzes every target for FUZZ_SECONDS (issue 9 asks for >= 60 s each).
+test: fuzz
 
 .PHONY: fuzz fuzz-tools fuzz-build fuzz-corpus soak leakcheck $(addprefix fuzz-,$(FUZZ_TARGETS))
 

@@ -89,7 +89,8 @@ pub struct ExtractArgs {
     #[arg(long)]
     pub quiet: bool,
     /// Write a JSON summary of the run here (packets read, accepted, skipped by reason, flows,
-    /// records, evictions, scoring), for scripts and tests; written even when the run fails.
+    /// records, evictions, scoring), for scripts and tests; written once the data path ran,
+    /// also when records were lost, could not be written, or a signal cut the input short.
     #[arg(long)]
     pub stats: Option<PathBuf>,
 }

@@ -101,3 +101,7 @@ bench: build
 
 clean-build:
 	rm -rf build
+
+# Fuzzing, soak and leak check (issue 9): `make fuzz`, `make soak`, `make leakcheck`; `make test`
+# also fuzzes every target for FUZZ_SECONDS.
+include appliance/fuzz/fuzz.mk

@@ -92,6 +92,11 @@ pub struct ExtractArgs {
     /// Do not print the cost table at the end.
     #[arg(long)]
     pub quiet: bool,
+    /// Write a JSON summary of the run here (packets read, accepted, skipped by reason, flows,
+    /// records, evictions, scoring), for scripts and tests; written once the data path ran,
+    /// also when records were lost, could not be written, or a signal cut the input short.
+    #[arg(long)]
+    pub stats: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]

@@ -140,6 +140,9 @@ pub enum Eviction {
     None,
 }
 
+/// Largest idle or active timeout accepted (10 years, in seconds).
+pub const MAX_TIMEOUT_S: f64 = 315_360_000.0;
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct FlowsConfig {
@@ -309,11 +312,20 @@ impl Config {
         if self.flows.capacity == 0 {
             return Err(bad("flows.capacity", "must be at least 1".into()));
         }
-        if self.flows.idle_timeout_s.is_nan() || self.flows.idle_timeout_s <= 0.0 {
-            return Err(bad("flows.idle_timeout_s", "must be > 0".into()));
+        // Bounded above too: deadlines are `now_ms + timeout_ms` in u64, and an unbounded
+        // timeout (1e300, inf) would wrap them into the past and end every flow at once.
+        let timeout_ok = |t: f64| t > 0.0 && t <= MAX_TIMEOUT_S;
+        if !timeout_ok(self.flows.idle_timeout_s) {
+            return Err(bad(
+                "flows.idle_timeout_s",
+                format!("must be > 0 and at most {MAX_TIMEOUT_S} (10 years)"),
+            ));
         }
-        if self.flows.active_timeout_s.is_nan() || self.flows.active_timeout_s <= 0.0 {
-            return Err(bad("flows.active_timeout_s", "must be > 0".into()));
+        if !timeout_ok(self.flows.active_timeout_s) {
+            return Err(bad(
+                "flows.active_timeout_s",
+                format!("must be > 0 and at most {MAX_TIMEOUT_S} (10 years)"),
+            ));
         }
         if self.flows.wheel_granularity_ms == 0 {
             return Err(bad("flows.wheel_granularity_ms", "must be >= 1".into()));

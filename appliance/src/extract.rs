@@ -86,6 +86,7 @@ pub fn cost(
         workers: None,
         no_progress: false,
         quiet: true,
+        stats: None,
     };
     let summary = extract(&args, None)?;
     println!(
@@ -333,6 +334,9 @@ pub fn extract(args: &ExtractArgs, out_path: Option<std::path::PathBuf>) -> Resu
             );
         }
     }
+    if let Some(p) = &args.stats {
+        write_stats(p, &fed, &total, &out)?;
+    }
     if out.records != total.records || out.packets != total.accepted {
         bail!(
             "records lost in the output stage: workers finished {} flows ({} packets), {} written ({} packets)",
@@ -354,6 +358,54 @@ pub fn extract(args: &ExtractArgs, out_path: Option<std::path::PathBuf>) -> Resu
         cost_table,
         cost: merged,
     })
+}
+
+/// `--stats FILE`: what the run did, as one JSON object. Every packet read is in exactly one
+/// of `accepted`, `skipped` (by reason, `table_full` and `unsupported_linktype` included), and
+/// the packets in the records written equal `accepted` when nothing was lost.
+fn write_stats(
+    path: &std::path::Path,
+    fed: &Fed,
+    total: &WorkerStats,
+    out: &crate::output::OutputStats,
+) -> Result<()> {
+    let mut skipped = serde_json::Map::new();
+    for (name, n) in total.skipped.iter() {
+        skipped.insert(name.to_string(), n.into());
+    }
+    skipped.insert("table_full".into(), total.table_full.into());
+    skipped.insert(
+        "unsupported_linktype".into(),
+        fed.unsupported_linktype.into(),
+    );
+    let skipped_total = total.skipped.total() + total.table_full + fed.unsupported_linktype;
+    let scoring = out.scoring.as_ref().map(|s| {
+        serde_json::json!({
+            "rows": s.rows,
+            "batches": s.batches,
+            "overload_skips": s.overload_skips,
+            "error_rows": s.error_rows,
+        })
+    });
+    let v = serde_json::json!({
+        "packets_read": fed.packets + fed.unsupported_linktype,
+        "packets_received": total.packets,
+        "accepted": total.accepted,
+        "skipped_total": skipped_total,
+        "skipped": skipped,
+        "truncated_to_mbuf": fed.truncated_to_mbuf,
+        "flows_created": total.flows_created,
+        "evicted": total.evicted,
+        "flows": total.records,
+        "records_written": out.records,
+        "records_packets": out.packets,
+        "write_errors": out.write_errors,
+        "alerts": out.alerts,
+        "scoring": scoring,
+        "interrupted": fed.interrupted,
+    });
+    let text = serde_json::to_string_pretty(&v)? + "\n";
+    std::fs::write(path, text).with_context(|| format!("cannot write --stats {}", path.display()))
 }
 
 /// The EAL arguments of an offline run: no hugepages, no PCI, a private file prefix so runs

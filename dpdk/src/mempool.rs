@@ -64,6 +64,9 @@ impl Mempool {
     ) -> Result<Mempool> {
         let eal = Eal::require("Mempool::new_pktmbuf")?;
         let c_name = cstring("mempool name", name)?;
+        // DPDK refuses a per-lcore cache whose flush threshold (1.5 x cache) exceeds the pool
+        // (rte_mempool_create_empty, EINVAL): a small pool gets a smaller cache, not an error.
+        let cache = cache.min(n.saturating_mul(2) / 3);
         // SAFETY: valid NUL-terminated name; DPDK validates the sizes.
         let p = unsafe {
             dpdk_sys::rte_pktmbuf_pool_create(c_name.as_ptr(), n, cache, 0, data_room, socket_id)

@@ -254,7 +254,16 @@ fn cost_prints_every_stage_and_plugin() {
     assert!(o.status.success(), "{}", stderr(&o));
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(out.starts_with("3443 packets, 38 flows"), "{out}");
-    for row in ["rx", "parse", "flow_table", "rates", "flowstats", "splt", "tcp", "entropy"] {
+    for row in [
+        "rx",
+        "parse",
+        "flow_table",
+        "rates",
+        "flowstats",
+        "splt",
+        "tcp",
+        "entropy",
+    ] {
         let line = out
             .lines()
             .find(|l| l.split_whitespace().next() == Some(row))

@@ -164,6 +164,8 @@ pub struct HeavyHitterInfo {
     pub key: String,
     pub worker: u16,
     pub capacity_keys: u64,
+    /// Keys held at the table's last report (stored by the worker once per report).
+    pub occupied_keys: Option<Arc<AtomicU64>>,
 }
 
 /// Everything the metrics endpoint reads. Fill it at start; the collector reads it on each
@@ -602,6 +604,25 @@ impl prometheus_client::collector::Collector for Sources {
             "Keys a worker's heavy-hitter table can hold.",
             None,
             &hh_cap,
+        )?;
+        let hh_occ: Vec<(Labels, u64)> = self
+            .heavy_hitters
+            .iter()
+            .filter_map(|h| {
+                h.occupied_keys.as_ref().map(|o| {
+                    (
+                        vec![("worker", h.worker.to_string()), ("key", h.key.clone())],
+                        o.load(Ordering::Relaxed),
+                    )
+                })
+            })
+            .collect();
+        gauges(
+            e,
+            "weir_heavy_hitter_occupied_keys",
+            "Keys a worker's heavy-hitter table held at its last report.",
+            None,
+            &hh_occ,
         )?;
 
         // Output stage.

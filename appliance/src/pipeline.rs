@@ -99,6 +99,26 @@ impl Pipeline {
         })
     }
 
+    /// For each heavy-hitter table of each worker (before the workers take them): its key
+    /// type, worker, capacity and occupancy handle, for the metrics endpoint.
+    pub fn heavy_hitter_occupancy(
+        &self,
+    ) -> Vec<(String, u16, u64, Arc<std::sync::atomic::AtomicU64>)> {
+        let tables = self.heavy_hitters.lock().unwrap_or_else(|e| e.into_inner());
+        let mut v = Vec::new();
+        for (w, hhs) in tables.iter().enumerate() {
+            for hh in hhs {
+                v.push((
+                    hh.config().key.as_str().to_string(),
+                    w as u16,
+                    hh.capacity() as u64,
+                    hh.occupancy(),
+                ));
+            }
+        }
+        v
+    }
+
     /// Build worker `id`. Call it on the worker's own thread (plugin instances belong to it).
     pub fn worker(
         &self,

@@ -499,16 +499,17 @@ pub fn run(config: &Path, opts: &RunOptions) -> Result<()> {
             workers: worker_metrics.clone(),
             scoring: output.scoring_stats.clone(),
             alerts: Some(output.alert_counts.clone()),
-            heavy_hitters: cfg
-                .heavy_hitters
-                .iter()
-                .flat_map(|h| {
-                    (0..n_workers).map(move |w| crate::metrics::HeavyHitterInfo {
-                        key: h.key.as_str().to_string(),
-                        worker: w as u16,
-                        capacity_keys: h.capacity as u64,
-                    })
-                })
+            heavy_hitters: pipeline
+                .heavy_hitter_occupancy()
+                .into_iter()
+                .map(
+                    |(key, worker, capacity_keys, occupied)| crate::metrics::HeavyHitterInfo {
+                        key,
+                        worker,
+                        capacity_keys,
+                        occupied_keys: Some(occupied),
+                    },
+                )
                 .collect(),
             records_written: Some(output.records_written.clone()),
             reloads: Some(output.reloads.clone()),

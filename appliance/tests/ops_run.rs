@@ -191,6 +191,12 @@ fn scrape_during_run_agrees_with_capture_and_records() {
         cap_bytes
     );
     assert_eq!(total(s, "weir_port_rx_missed_packets_total"), 0.0);
+    // The heavy-hitter table reported the sources it tracks (the capture has a handful).
+    let occupied = total(s, "weir_heavy_hitter_occupied_keys");
+    assert!(
+        occupied >= 1.0 && occupied <= total(s, "weir_heavy_hitter_capacity_keys"),
+        "heavy-hitter occupancy {occupied}"
+    );
     assert_eq!(total(s, "weir_worker_packets_total") as u64, cap_packets);
     // Every packet is in a flow, skipped by a named reason, or refused by a full table.
     let accepted = total(s, "weir_worker_flow_packets_total");

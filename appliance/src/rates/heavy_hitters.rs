@@ -207,6 +207,8 @@ pub struct HeavyHitters {
     next_report_ns: u64,
     /// Reused between reports so publishing does not allocate once warm.
     snap: Snapshot,
+    /// Keys held at the last report, for the metrics endpoint (stored once per report).
+    occupied: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl HeavyHitters {
@@ -234,7 +236,13 @@ impl HeavyHitters {
             total_bytes: DecayCounter::default(),
             next_report_ns: 0,
             snap: Snapshot::default(),
+            occupied: Arc::default(),
         }
+    }
+
+    /// Keys this table held at its last report (read by the metrics endpoint's thread).
+    pub fn occupancy(&self) -> Arc<std::sync::atomic::AtomicU64> {
+        self.occupied.clone()
     }
 
     /// One table per worker for `cfg`, sharing one new group.
@@ -390,6 +398,10 @@ impl HeavyHitters {
                 });
             }
         }
+        self.occupied.store(
+            snap.entries.len() as u64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
         snap.interval = Some(time_ns / self.interval_ns);
         snap.time_ns = time_ns;
         snap.retired = false;

@@ -96,7 +96,16 @@ demo: deps build
 	@echo
 	@$(PY) models/demo_summary.py build/demo-flows.csv build/demo-alerts.jsonl
 
-bench: build
+# NFStream, the peer the benchmark compares with, in a venv of its own.
+NFVENV := build/nfvenv
+$(NFVENV)/.ok:
+	@mkdir -p build
+	python3 -m venv $(NFVENV)
+	$(NFVENV)/bin/pip install -q nfstream
+	@touch $@
+
+bench: deps build $(NFVENV)/.ok
+	$(MAKE) --no-print-directory demo-model
 	perf/bench.sh
 
 clean-build:

@@ -57,12 +57,12 @@ build: apt
 	$(CARGO) build --release --workspace --bins --lib --examples
 
 test: deps
-	$(MAKE) test-rust test-python
+	$(MAKE) --no-print-directory test-rust test-python lint
 
 # The plugins are cdylibs no test depends on: build the workspace first so the tests find them
 # next to the weir binary.
 test-rust: build
-	WEIR_PYTHON=$(abspath $(PY)) $(CARGO) test --workspace --release
+	WEIR_PYTHON=$(abspath $(PY)) $(CARGO) test --workspace --release --no-fail-fast
 
 test-python:
 	@if ls models/tests/test_*.py >/dev/null 2>&1; then $(PY) -m pytest -q models/tests; fi

@@ -515,10 +515,18 @@ pub fn run(config: &Path, opts: &RunOptions) -> Result<()> {
             reloads: Some(output.reloads.clone()),
             tsc_hz: tsc_hz(),
         };
-        Some(crate::metrics::MetricsServer::start(
-            &cfg.metrics.listen,
-            sources,
-        )?)
+        // A metrics port that cannot be bound (another weir on this host, a typo) must not
+        // stop the data path: traffic goes on, the error is logged loudly.
+        match crate::metrics::MetricsServer::start(&cfg.metrics.listen, sources) {
+            Ok(server) => Some(server),
+            Err(e) => {
+                tracing::error!(
+                    error = %format!("{e:#}"),
+                    "metrics endpoint not started; weir runs on without it (set [metrics] listen or enabled = false)"
+                );
+                None
+            }
+        }
     } else {
         None
     };

@@ -295,12 +295,14 @@ impl Worker {
     }
 
     /// Let packet time move on without packets (live ports in quiet periods).
+    ///
+    /// Only expiry sees this time: packets are still clamped to the latest *packet* time, so
+    /// a worker that idled between two bursts of a replay does not shift the later packets'
+    /// times (which would change their inter-arrival times).
     pub fn advance_time(&mut self, now_ns: u64) {
-        if now_ns > self.last_ts_ns {
-            self.last_ts_ns = now_ns;
-        }
+        let now = now_ns.max(self.last_ts_ns);
         let mut t = self.cost.start();
-        let ended = self.run_expiry(self.last_ts_ns / 1_000_000, &mut t);
+        let ended = self.run_expiry(now / 1_000_000, &mut t);
         self.cost.lap_flows(Stage::Expiry.row(), ended, t);
         self.send_records();
         // A quiet link has time to spare: the cost table goes out too.

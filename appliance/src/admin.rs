@@ -83,10 +83,22 @@ pub fn check_config(path: &Path) -> Result<Vec<String>> {
             warnings.push(format!("plugins.dir {} does not exist here", d.display()));
         }
     }
-    if let Some(d) = cfg.model.as_ref().and_then(|m| m.dir.as_ref()) {
-        for f in ["model.onnx", "model.json"] {
-            if !d.join(f).is_file() {
-                warnings.push(format!("model.dir {}: no {f} here", d.display()));
+    if let Some(m) = cfg.model.as_ref() {
+        if let Some(d) = &m.dir {
+            // A directory or a registry URI: where its files would be, without ONNX Runtime.
+            match crate::scoring::mlflow::locate(d, m.mlflow_store.as_deref()) {
+                Ok(loc) => {
+                    for f in [loc.onnx, loc.dir.join("model.json")] {
+                        if !f.is_file() {
+                            warnings.push(format!(
+                                "model.dir {}: no {} here",
+                                d.display(),
+                                f.file_name().unwrap_or_default().to_string_lossy()
+                            ));
+                        }
+                    }
+                }
+                Err(e) => warnings.push(format!("model.dir {}: {e}", d.display())),
             }
         }
     }

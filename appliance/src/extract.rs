@@ -126,6 +126,12 @@ pub fn extract(args: &ExtractArgs, out_path: Option<std::path::PathBuf>) -> Resu
     }
     if let Some(o) = &out_path {
         crate::sink::Format::from_path(o).map_err(|e| anyhow!(e))?;
+        // A manifest left by an earlier run must not describe these records.
+        let m = crate::manifest::path_for(o);
+        if m.exists() {
+            std::fs::remove_file(&m)
+                .with_context(|| format!("cannot remove the old manifest {}", m.display()))?;
+        }
     }
 
     if let Some(m) = &args.model {
@@ -143,6 +149,7 @@ pub fn extract(args: &ExtractArgs, out_path: Option<std::path::PathBuf>) -> Resu
         pipeline.cfg.model.as_ref(),
         &mut pipeline.schema,
     )?;
+    let model_info = output.model.clone();
     let pipeline = Arc::new(pipeline);
     let cfg = &pipeline.cfg;
 
@@ -351,6 +358,25 @@ pub fn extract(args: &ExtractArgs, out_path: Option<std::path::PathBuf>) -> Resu
             "interrupted after {} packets; the flows seen so far were written",
             fed.packets
         );
+    }
+    if let Some(o) = &out_path {
+        let plugins = pipeline
+            .registry
+            .plugins()
+            .iter()
+            .map(|p| (p.desc.name.clone(), p.desc.version.clone(), p.path.clone()))
+            .collect();
+        crate::manifest::write(&crate::manifest::Inputs {
+            records: o,
+            record_count: out.records,
+            captures: &args.captures,
+            config: args.config.as_deref(),
+            workers: n_workers as u32,
+            plugin_dir: args.plugin_dir.as_deref(),
+            no_plugins: args.no_plugins,
+            plugins,
+            model: model_info,
+        })?;
     }
     Ok(Summary {
         packets: fed.packets,

@@ -13,6 +13,7 @@
 //! - [`cost`]: per-stage and per-plugin cycle accounting.
 //! - [`scoring`]: ONNX Runtime scorer threads.
 //! - [`sink`]: CSV / JSON Lines writers.
+//! - [`manifest`]: the data manifest `weir extract` writes beside its records.
 
 pub mod admin;
 pub mod capture;
@@ -22,6 +23,7 @@ pub mod cost;
 pub mod extract;
 pub mod flow;
 pub mod logging;
+pub mod manifest;
 pub mod metrics;
 pub mod output;
 pub mod parse;

@@ -58,6 +58,8 @@ pub struct Output {
     pub alert_counts: Arc<AlertCounts>,
     /// Records written so far.
     pub records_written: Arc<AtomicU64>,
+    /// (name, version, source) of the model loaded at start, for the data manifest.
+    pub model: Option<(String, String, String)>,
     dispatch: JoinHandle<Option<StatsSnapshot>>,
     sink: JoinHandle<OutputStats>,
     alert_writer: JoinHandle<(u64, Option<String>)>,
@@ -136,6 +138,7 @@ impl Output {
         let (rec_tx, rec_rx) = bounded::<FlowRecord>(8192);
         let reloads = Arc::new(ReloadCounts::default());
         let mut reloader: Option<Arc<Reloader>> = None;
+        let mut model_info = None;
         let scoring = match model.filter(|m| m.dir.is_some()) {
             Some(cfg) => {
                 let dir = cfg.dir.clone().expect("filtered");
@@ -151,6 +154,12 @@ impl Output {
                 )
                 .with_context(|| format!("cannot load model {}", dir.display()))?;
                 schema.scored = true;
+                let m = svc.model();
+                model_info = Some((
+                    m.tag.name.clone(),
+                    m.tag.version.clone(),
+                    m.location.origin.clone(),
+                ));
                 reloader = Some(Arc::new(Reloader {
                     cfg: cfg.clone(),
                     base,
@@ -162,6 +171,7 @@ impl Output {
                 }));
                 tracing::info!(
                     model = %dir.display(),
+                    source = %svc.model().location.origin,
                     batch = cfg.batch,
                     threads = cfg.threads,
                     "scoring finished flows"
@@ -331,6 +341,7 @@ impl Output {
             scoring_stats,
             alert_counts,
             records_written,
+            model: model_info,
             dispatch,
             sink,
             alert_writer,

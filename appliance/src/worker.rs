@@ -595,6 +595,7 @@ impl Worker {
             dst2src,
             values,
             score_status: ScoreStatus::None,
+            model: None,
             prediction: None,
             scores: Vec::new(),
         });

@@ -78,6 +78,9 @@ pub struct FlowRecord {
     pub prediction: Option<u32>,
     /// `proba_<class>` per class, or `[anomaly_score]`.
     pub scores: Vec<f64>,
+    /// The model that scored it (`model_name`, `model_version`); `None` when no model ran
+    /// on it (no model, or skipped under overload). Set by the scorer thread, off the data path.
+    pub model: Option<std::sync::Arc<crate::scoring::mlflow::ModelTag>>,
 }
 
 fn ip_of(bytes: &[u8; 16], version: u8) -> IpAddr {
@@ -215,7 +218,8 @@ pub struct RecordSchema {
     pub scores: Vec<String>,
     /// Class labels for `prediction`, empty for anomaly models or without a model.
     pub classes: Vec<String>,
-    /// Whether a model is loaded (adds `prediction`, score columns and `score_status`).
+    /// Whether a model is loaded (adds `prediction`, score columns, `score_status`,
+    /// `model_name` and `model_version`).
     pub scored: bool,
 }
 
@@ -243,6 +247,8 @@ impl RecordSchema {
             h.push("prediction".into());
             h.extend(self.scores.iter().cloned());
             h.push("score_status".into());
+            h.push("model_name".into());
+            h.push("model_version".into());
         }
         h
     }

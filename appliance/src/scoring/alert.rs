@@ -66,10 +66,15 @@ impl AlertRule {
             (Some(p), true) => json!(if p == 1 { "outlier" } else { "inlier" }),
             (None, _) => serde_json::Value::Null,
         };
+        // The same name and version as the record's `model_name`, `model_version`.
+        let (name, version) = match &r.model {
+            Some(t) => (t.name.as_str(), t.version.as_str()),
+            None => (model.name.as_str(), model.version.as_str()),
+        };
         let mut line = json!({
             "kind": "model",
-            "model": model.name,
-            "model_version": model.version,
+            "model": name,
+            "model_version": version,
             "rule": rule,
             "prediction": prediction,
             "first_seen_ms": r.bidirectional.first_seen_ms,

@@ -16,11 +16,13 @@ pub enum Overload {
     EmitUnscored,
 }
 
-/// `[model]`: `dir`, `batch`, `max_delay_ms`, `threads`, `queue`, `overload`, `ort_library`.
+/// `[model]`: `dir`, `batch`, `max_delay_ms`, `threads`, `queue`, `overload`, `ort_library`,
+/// `mlflow_store`.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ScoringConfig {
-    /// The model directory (`model.onnx` + `model.json`); no scoring when absent.
+    /// The model directory (`model.onnx` + `model.json`, or an MLflow model with `MLmodel`
+    /// beside `model.json`) or a `models:/NAME/VERSION` URI; no scoring when absent.
     pub dir: Option<PathBuf>,
     /// Rows per model run at most.
     pub batch: usize,
@@ -33,6 +35,9 @@ pub struct ScoringConfig {
     pub overload: Overload,
     /// Path of `libonnxruntime.so`; else `ORT_DYLIB_PATH`, the venv's wheel, the system one.
     pub ort_library: Option<PathBuf>,
+    /// The local MLflow file store (`mlruns/`, or a `file:` URI) that `models:/NAME/VERSION`
+    /// resolves against; else `MLFLOW_TRACKING_URI`.
+    pub mlflow_store: Option<PathBuf>,
 }
 
 impl Default for ScoringConfig {
@@ -45,6 +50,7 @@ impl Default for ScoringConfig {
             queue: 8192,
             overload: Overload::Block,
             ort_library: None,
+            mlflow_store: None,
         }
     }
 }

@@ -29,8 +29,22 @@ pub fn inspect_with(
         "model     {} (version {}) in {}",
         spec.name,
         spec.version,
-        model_dir.display()
+        model.dir.display()
     );
+    let _ = writeln!(s, "source    {}", model.location.origin);
+    let _ = writeln!(
+        s,
+        "records   model_name={} model_version={}",
+        model.tag.name, model.tag.version
+    );
+    if let Some(fp) = spec
+        .metadata
+        .get("data")
+        .and_then(|d| d.get("manifest_sha256"))
+        .and_then(|v| v.as_str())
+    {
+        let _ = writeln!(s, "data      manifest sha256 {fp}");
+    }
     let _ = writeln!(s, "format    {}", spec.format);
     let _ = writeln!(s, "task      {:?}", spec.task);
     let _ = writeln!(

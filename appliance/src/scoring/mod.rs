@@ -4,7 +4,8 @@
 //! [`model`]), finding and loading `libonnxruntime.so` ([`runtime`]), binding a model's
 //! features to record columns and scoring batches ([`scorer`]), the scorer threads with
 //! their bounded input, batching by size or deadline and overload policy ([`service`]), the
-//! model's alert rule ([`alert`]), and `weir models inspect` ([`inspect`]).
+//! model's alert rule ([`alert`]), `weir models inspect` ([`inspect`]), and finding a model's
+//! files in an MLflow model directory or a local MLflow registry ([`mlflow`]).
 //! The `ort` crate (2.0 release candidate, `load-dynamic`) is the binding; the Python side
 //! that trains and exports models is `models/` (see `models/README.md`).
 
@@ -12,6 +13,7 @@ pub mod alert;
 pub mod config;
 pub mod error;
 pub mod inspect;
+pub mod mlflow;
 pub mod model;
 pub mod runtime;
 pub mod scorer;

@@ -282,7 +282,8 @@ impl ModelIo {
     }
 }
 
-/// The paths of a model directory.
+/// The ONNX file of a `weir-model/1` directory (an MLflow model names its own: see
+/// [`super::mlflow::locate`]).
 pub fn onnx_path(dir: &Path) -> PathBuf {
     dir.join("model.onnx")
 }

@@ -14,14 +14,23 @@ use ort::value::TensorRef;
 
 use super::config::ScoringConfig;
 use super::error::{Result, ScoringError};
-use super::model::{onnx_path, open_session, ModelIo, ModelSpec, Task};
+use super::mlflow::{locate, Located, ModelTag};
+use super::model::{open_session, ModelIo, ModelSpec, Task};
 use super::runtime::{runtime, Runtime};
 use crate::flow::record::{core_column_names, Column, FlowRecord, RecordSchema, ScoreStatus};
 
 /// A checked model bound to a schema: shared by all scorer threads.
 #[derive(Debug)]
 pub struct BoundModel {
+    /// The directory holding `model.json` (a registry URI resolved).
     pub dir: PathBuf,
+    /// The ONNX graph (`model.onnx`, or an MLflow model's onnx flavor file).
+    pub onnx: PathBuf,
+    /// Where it came from: directory, MLflow model, or registry version.
+    pub location: Located,
+    /// What every record it scores carries as `model_name`, `model_version`: the registered
+    /// name and version when loaded from the MLflow registry, else model.json's.
+    pub tag: Arc<ModelTag>,
     pub spec: ModelSpec,
     pub io: ModelIo,
     /// `columns[i]` feeds input column i.
@@ -90,14 +99,29 @@ pub fn load(
     schema: &RecordSchema,
     cfg: &ScoringConfig,
 ) -> Result<(Arc<BoundModel>, Runtime, Session)> {
+    let location = locate(dir, cfg.mlflow_store.as_deref())?;
+    let dir = location.dir.as_path();
     let spec = ModelSpec::load(dir)?;
     let (columns, providers) = bind_features(&spec, schema, &dir.join("model.json"))?;
     let rt = runtime(cfg)?;
-    let onnx = onnx_path(dir);
+    let onnx = location.onnx.clone();
     let session = open_session(&rt, &onnx)?;
     let io = ModelIo::check(&spec, &session, &onnx)?;
+    let tag = Arc::new(match &location.registry {
+        Some((name, version)) => ModelTag {
+            name: name.clone(),
+            version: version.clone(),
+        },
+        None => ModelTag {
+            name: spec.name.clone(),
+            version: spec.version.clone(),
+        },
+    });
     let model = BoundModel {
         dir: dir.to_path_buf(),
+        onnx,
+        location,
+        tag,
         spec,
         io,
         columns,
@@ -137,7 +161,7 @@ impl Scorer {
 
     /// Another scorer on the same model with its own session.
     pub fn sibling(&self, rt: &Runtime) -> Result<Scorer> {
-        let session = open_session(rt, &onnx_path(&self.model.dir))?;
+        let session = open_session(rt, &self.model.onnx)?;
         Ok(Scorer::with_session(
             self.model.clone(),
             session,
@@ -162,6 +186,7 @@ impl Scorer {
                     r.score_status = ScoreStatus::Error;
                     r.prediction = None;
                     r.scores.clear();
+                    r.model = Some(self.model.tag.clone());
                 }
                 Err(e)
             }
@@ -224,6 +249,7 @@ impl Scorer {
                 },
             });
             r.score_status = ScoreStatus::Scored;
+            r.model = Some(m.tag.clone());
         }
         Ok(())
     }

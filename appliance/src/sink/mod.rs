@@ -114,5 +114,15 @@ pub(crate) fn fields<'a>(
             }
         }
         f(Field::Str(rec.score_status.as_str()));
+        match &rec.model {
+            Some(t) => {
+                f(Field::Str(&t.name));
+                f(Field::Str(&t.version));
+            }
+            None => {
+                f(Field::Str(""));
+                f(Field::Str(""));
+            }
+        }
     }
 }

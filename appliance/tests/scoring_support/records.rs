@@ -135,6 +135,7 @@ pub fn records() -> Records {
                 dst2src: dir("dst2src"),
                 values,
                 score_status: ScoreStatus::None,
+                model: None,
                 prediction: None,
                 scores: Vec::new(),
             });

@@ -1,0 +1,183 @@
+//! The data manifest `weir extract` writes beside its records (`FLOWS.csv.manifest.json`):
+//! what the records were made from and by what, so a model trained on them can name its data.
+//!
+//! `models/train.py` records the sha256 of this file (the manifest's bytes, as written) as the
+//! model's data fingerprint (`model.json` `metadata.data.manifest_sha256`, and in MLflow). The
+//! manifest holds the sha256 of the records file too, so the trainer can tell that the records
+//! are the ones the manifest describes.
+//!
+//! ```json
+//! {"format": "weir-manifest/1", "weir_version": "0.1.0", "created": "2026-12-01T19:49:04Z",
+//!  "output": {"file": "FLOWS.csv", "sha256": "...", "bytes": 123, "records": 9},
+//!  "captures": [{"path": "a.pcap", "sha256": "...", "bytes": 456}],
+//!  "config": {"path": "weir.toml", "sha256": "..."} | null,
+//!  "options": {"workers": 1, "plugin_dir": null, "no_plugins": false},
+//!  "plugins": [{"name": "flowstats", "version": "1.0.0", "file": "libflowstats.so"}],
+//!  "model": {"name": "demo", "version": "1", "source": "..."} | null}
+//! ```
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+pub const FORMAT: &str = "weir-manifest/1";
+
+/// The manifest path of a records file: `FLOWS.csv` -> `FLOWS.csv.manifest.json`.
+pub fn path_for(records: &Path) -> PathBuf {
+    let mut s = records.as_os_str().to_owned();
+    s.push(".manifest.json");
+    PathBuf::from(s)
+}
+
+/// sha256 of a file, hex, streamed (captures can be large).
+pub fn sha256_file(path: &Path) -> Result<(String, u64)> {
+    let mut f =
+        std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut n = 0u64;
+    loop {
+        let k = f
+            .read(&mut buf)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        if k == 0 {
+            break;
+        }
+        h.update(&buf[..k]);
+        n += k as u64;
+    }
+    Ok((hex(&h.finalize()), n))
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// What a manifest describes besides the files it hashes.
+pub struct Inputs<'a> {
+    pub records: &'a Path,
+    pub record_count: u64,
+    pub captures: &'a [PathBuf],
+    pub config: Option<&'a Path>,
+    pub workers: u32,
+    pub plugin_dir: Option<&'a Path>,
+    pub no_plugins: bool,
+    /// (name, version, file) of each loaded plugin.
+    pub plugins: Vec<(String, String, PathBuf)>,
+    /// (name, version, where it came from) of the model that scored the records.
+    pub model: Option<(String, String, String)>,
+}
+
+/// The manifest as JSON.
+pub fn build(i: &Inputs) -> Result<serde_json::Value> {
+    let (out_sha, out_bytes) = sha256_file(i.records)?;
+    let mut captures = Vec::with_capacity(i.captures.len());
+    for c in i.captures {
+        let (sha, bytes) = sha256_file(c)?;
+        captures.push(json!({"path": c.display().to_string(), "sha256": sha, "bytes": bytes}));
+    }
+    let config = match i.config {
+        Some(p) => {
+            let (sha, _) = sha256_file(p)?;
+            json!({"path": p.display().to_string(), "sha256": sha})
+        }
+        None => serde_json::Value::Null,
+    };
+    let plugins: Vec<_> = i
+        .plugins
+        .iter()
+        .map(|(n, v, f)| {
+            json!({"name": n, "version": v,
+                   "file": f.file_name().map(|s| s.to_string_lossy().into_owned())})
+        })
+        .collect();
+    let model = i
+        .model
+        .as_ref()
+        .map(|(n, v, s)| json!({"name": n, "version": v, "source": s}));
+    Ok(json!({
+        "format": FORMAT,
+        "weir_version": env!("CARGO_PKG_VERSION"),
+        "created": rfc3339_utc(SystemTime::now()),
+        "output": {
+            "file": i.records.file_name().map(|s| s.to_string_lossy().into_owned()),
+            "sha256": out_sha,
+            "bytes": out_bytes,
+            "records": i.record_count,
+        },
+        "captures": captures,
+        "config": config,
+        "options": {
+            "workers": i.workers,
+            "plugin_dir": i.plugin_dir.map(|p| p.display().to_string()),
+            "no_plugins": i.no_plugins,
+        },
+        "plugins": plugins,
+        "model": model,
+    }))
+}
+
+/// Write the manifest beside the records; returns its path.
+pub fn write(i: &Inputs) -> Result<PathBuf> {
+    let path = path_for(i.records);
+    let text = serde_json::to_string_pretty(&build(i)?)? + "\n";
+    std::fs::write(&path, text)
+        .with_context(|| format!("cannot write the manifest {}", path.display()))?;
+    Ok(path)
+}
+
+/// `YYYY-MM-DDTHH:MM:SSZ` (days to civil date: H. Hinnant's `civil_from_days`).
+pub fn rfc3339_utc(t: SystemTime) -> String {
+    let secs = t.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0) as i64;
+    let (days, rem) = (secs.div_euclid(86400), secs.rem_euclid(86400));
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn formats_utc_times() {
+        let at = |s| rfc3339_utc(UNIX_EPOCH + Duration::from_secs(s));
+        assert_eq!(at(0), "1970-01-01T00:00:00Z");
+        assert_eq!(at(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(at(1_796_154_544), "2026-12-01T19:49:04Z");
+    }
+
+    #[test]
+    fn hashes_like_sha256sum() {
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("x");
+        std::fs::write(&p, b"abc").unwrap();
+        let (h, n) = sha256_file(&p).unwrap();
+        assert_eq!(n, 3);
+        assert_eq!(
+            h,
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        assert_eq!(
+            path_for(Path::new("/a/f.csv")),
+            PathBuf::from("/a/f.csv.manifest.json")
+        );
+    }
+}

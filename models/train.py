@@ -5,15 +5,22 @@
         [--task classification|anomaly] [--features a,b,c | --features @file]
         [--label-column application_category_name | --labels LABELS.csv --label-column COL]
         [--min-class-samples 10] [--alert-class C --alert-min-proba P | --alert-max-score S]
+        [--experiment weir] [--register NAME] [--no-mlflow]
 
 RECORDS are CSV or Parquet files (or directories of them) as `weir extract` writes them; the
 NFStream CSVs in appliance/tests/data/nfstream/expected/ have the same column names. Writes
 DIR/model.onnx and DIR/model.json (format `weir-model/1`, see models/README.md).
+
+When MLflow is installed the run is logged too (MLFLOW_TRACKING_URI, else ./mlruns; see
+weir_mlflow.py), with the model as an MLflow model (ONNX flavor + model.json); `--register NAME`
+registers it. The data fingerprint is the sha256 of the records' data manifests
+(`FLOWS.csv.manifest.json`, written by `weir extract`) when they are there.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -21,8 +28,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from weir_export import classifier_to_onnx, isolation_forest_to_onnx  # noqa: E402
+import weir_mlflow  # noqa: E402
 from weir_records import (  # noqa: E402
-    DEFAULT_FEATURES, feature_matrix, fingerprint, join_labels, read_records, write_model_dir)
+    DEFAULT_FEATURES, expand, feature_matrix, fingerprint, join_labels, manifest_of, read_records,
+    write_model_dir)
 
 OTHER = "Other"
 ESTIMATORS = ("rf", "gb", "logreg", "iforest")
@@ -94,7 +103,8 @@ def train(df, features: list[str], *, estimator: str, task: str, label_column: s
     """Fit on a stratified split; returns (fitted estimator, onnx model, model.json fields)."""
     import sklearn
     import skl2onnx
-    from sklearn.metrics import accuracy_score, f1_score, precision_recall_fscore_support
+    from sklearn.metrics import (accuracy_score, confusion_matrix, f1_score,
+                                 precision_recall_fscore_support)
     from sklearn.model_selection import train_test_split
 
     X = feature_matrix(df, features)
@@ -136,7 +146,10 @@ def train(df, features: list[str], *, estimator: str, task: str, label_column: s
         "accuracy": float(accuracy_score(y_te, pred)),
         "f1_macro": float(f1_score(y_te, pred, average="macro", zero_division=0)),
         "per_class": {c: {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]),
-                          "support": int(n[i])} for i, c in enumerate(classes)}}
+                          "support": int(n[i])} for i, c in enumerate(classes)},
+        # rows: true class, columns: predicted class, both in `classes` order.
+        "confusion_matrix": {"labels": classes, "matrix": confusion_matrix(
+            y_te, pred, labels=classes).astype(int).tolist()}}
     meta["classes"] = classes
     meta["metadata"] = info
     return est, classifier_to_onnx(est, X_tr), meta
@@ -165,7 +178,19 @@ def main(argv=None) -> int:
     ap.add_argument("--alert-class")
     ap.add_argument("--alert-min-proba", type=float, default=0.9)
     ap.add_argument("--alert-max-score", type=float)
+    ap.add_argument("--experiment", default="weir", help="MLflow experiment (default weir)")
+    ap.add_argument("--register", metavar="NAME",
+                    help="register the logged model in MLflow's registry as NAME")
+    ap.add_argument("--no-mlflow", action="store_true",
+                    help="do not log to MLflow even if it is installed (also WEIR_NO_MLFLOW=1)")
     a = ap.parse_args(argv)
+    use_mlflow = not (a.no_mlflow or os.environ.get("WEIR_NO_MLFLOW") == "1")
+    if use_mlflow and not weir_mlflow.available():
+        if a.register:
+            raise SystemExit("--register needs MLflow: pip install -r models/requirements.txt")
+        use_mlflow = False
+    if a.register and not use_mlflow:
+        raise SystemExit("--register needs MLflow logging (drop --no-mlflow / WEIR_NO_MLFLOW)")
 
     estimator = a.estimator or ("iforest" if a.task == "anomaly" else "rf")
     paths = expand_inputs(a.records)
@@ -192,6 +217,18 @@ def main(argv=None) -> int:
     print(f"wrote {out}/model.onnx and model.json: {estimator}, {len(features)} features, "
           f"{len(df)} flows; " + ", ".join(f"{k}={v:.4f}" for k, v in m.items()
                                           if isinstance(v, float)))
+    if use_mlflow:
+        params = {"estimator": estimator, "task": a.task, "n_estimators": a.n_estimators,
+                  "max_depth": a.max_depth, "seed": a.seed, "test_size": a.test_size,
+                  "min_class_samples": a.min_class_samples, "label_column": a.label_column,
+                  "labels": a.labels}
+        manifests = [manifest_of(p) for p in expand(paths) if manifest_of(p).is_file()]
+        logged = weir_mlflow.log_run(meta=meta, onnx_model=onx, model_dir=out, params=params,
+                                     manifests=manifests, experiment=a.experiment,
+                                     register=a.register)
+        print(f"MLflow: run {logged['run_id']} at {logged['tracking_uri']}, model "
+              f"{logged['model_uri']}" + (f", registered {logged['registered']['uri']}"
+                                          if "registered" in logged else ""))
     return 0
 
 

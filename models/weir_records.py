@@ -77,15 +77,59 @@ def read_records(paths: list[str | Path]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
+MANIFEST_SUFFIX = ".manifest.json"
+
+
+def manifest_of(records: str | Path) -> Path:
+    """The data manifest `weir extract` writes beside a records file."""
+    p = Path(records)
+    return p.with_name(p.name + MANIFEST_SUFFIX)
+
+
+def combine_manifests(manifests: dict[str, str]) -> str:
+    """One fingerprint for several manifests: the manifest's own sha256 when there is one,
+    else the sha256 of the lines `SHA256  NAME.manifest.json` sorted by name (bytewise), i.e.
+    `sha256sum *.manifest.json | LC_ALL=C sort -k2 | sha256sum` in the records directory."""
+    if len(manifests) == 1:
+        return next(iter(manifests.values()))
+    lines = "".join(f"{h}  {n}\n" for n, h in sorted(manifests.items()))
+    return hashlib.sha256(lines.encode()).hexdigest()
+
+
 def fingerprint(paths: list[str | Path]) -> dict:
-    """sha256 of each input file and of them all (in the order given)."""
+    """sha256 of each input file and of them all (in the order given); with weir's data
+    manifests beside the records, their sha256 each and combined (`manifest_sha256`, the data
+    fingerprint). A manifest that does not describe the records beside it is refused."""
     total = hashlib.sha256()
     files = {}
+    manifests = {}
+    without = []
     for p in expand(paths):
-        h = hashlib.sha256(Path(p).read_bytes()).hexdigest()
-        files[Path(p).name] = h
+        p = Path(p)
+        data = p.read_bytes()
+        h = hashlib.sha256(data).hexdigest()
+        files[p.name] = h
         total.update(h.encode())
-    return {"sha256": total.hexdigest(), "files": files}
+        m = manifest_of(p)
+        if not m.is_file():
+            without.append(p.name)
+            continue
+        mbytes = m.read_bytes()
+        try:
+            described = json.loads(mbytes)["output"]["sha256"]
+        except (ValueError, KeyError, TypeError) as e:
+            raise SystemExit(f"{m}: not a weir data manifest ({e})")
+        if described != h:
+            raise SystemExit(f"{m}: describes records with sha256 {described}, but {p} has "
+                             f"sha256 {h}: re-extract the records, or delete the stale manifest")
+        manifests[m.name] = hashlib.sha256(mbytes).hexdigest()
+    fp = {"sha256": total.hexdigest(), "files": files}
+    if manifests:
+        fp["manifest_sha256"] = combine_manifests(manifests)
+        fp["manifests"] = manifests
+        if without:
+            fp["without_manifest"] = without
+    return fp
 
 
 def join_labels(df: pd.DataFrame, labels_path: str | Path, label_column: str) -> pd.DataFrame:

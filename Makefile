@@ -46,11 +46,21 @@ $(STAMP)/apt: Makefile
 	@touch $@
 
 venv: $(STAMP)/venv
-$(STAMP)/venv: models/requirements.txt deploy/requirements-test.txt
+$(STAMP)/venv: models/requirements.txt models/requirements-mlflow.txt deploy/requirements-test.txt
 	@mkdir -p $(STAMP)
 	@[ -x $(PY) ] || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -r models/requirements.txt -r deploy/requirements-test.txt
+	$(PY) -m pip install -q -r models/requirements.txt -r models/requirements-mlflow.txt \
+	    -r deploy/requirements-test.txt
+	@touch $@
+
+# The MLflow tracking server models/tests runs on loopback, in a venv of its own (full mlflow
+# needs pyarrow<26; see models/requirements-mlflow-server.txt).
+MLFLOW_SERVER_VENV := build/mlflow-server-venv
+$(MLFLOW_SERVER_VENV)/.ok: models/requirements-mlflow-server.txt
+	@mkdir -p build
+	@[ -x $(MLFLOW_SERVER_VENV)/bin/python ] || python3 -m venv $(MLFLOW_SERVER_VENV)
+	$(MLFLOW_SERVER_VENV)/bin/python -m pip install -q -r models/requirements-mlflow-server.txt
 	@touch $@
 
 build: apt
@@ -64,8 +74,9 @@ test: deps
 test-rust: build
 	WEIR_PYTHON=$(abspath $(PY)) $(CARGO) test --workspace --release --no-fail-fast
 
-test-python:
-	@if ls models/tests/test_*.py >/dev/null 2>&1; then $(PY) -m pytest -q models/tests; fi
+test-python: $(MLFLOW_SERVER_VENV)/.ok
+	@if ls models/tests/test_*.py >/dev/null 2>&1; then \
+	  WEIR_MLFLOW_SERVER=$(abspath $(MLFLOW_SERVER_VENV))/bin/mlflow $(PY) -m pytest -q models/tests; fi
 
 lint:
 	$(CARGO) fmt --all -- --check

@@ -16,6 +16,8 @@ use weir::scoring::Scorer;
 fn train(args: &[&str], out: &Path) -> serde_json::Value {
     let o = Command::new(python())
         .arg(workspace().join("models/train.py"))
+        // MLflow tracking is tested in models/tests; here it would only write ./mlruns.
+        .env("WEIR_NO_MLFLOW", "1")
         .args(args)
         .arg("--out")
         .arg(out)
@@ -197,6 +199,7 @@ fn train_refuses_nonsense() {
     ] {
         let o = Command::new(python())
             .arg(workspace().join("models/train.py"))
+            .env("WEIR_NO_MLFLOW", "1")
             .args(&args)
             .arg("--out")
             .arg(tmp.path().join("x"))

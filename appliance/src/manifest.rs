@@ -132,7 +132,10 @@ pub fn write(i: &Inputs) -> Result<PathBuf> {
 
 /// `YYYY-MM-DDTHH:MM:SSZ` (days to civil date: H. Hinnant's `civil_from_days`).
 pub fn rfc3339_utc(t: SystemTime) -> String {
-    let secs = t.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0) as i64;
+    let secs = t
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0) as i64;
     let (days, rem) = (secs.div_euclid(86400), secs.rem_euclid(86400));
     let z = days + 719_468;
     let era = z.div_euclid(146_097);

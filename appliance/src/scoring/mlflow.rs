@@ -119,10 +119,12 @@ fn onnx_of_mlmodel(mlmodel: &Path) -> Result<String> {
             ),
         ));
     };
-    let data = onnx
-        .get("data")
-        .and_then(|d| d.as_str())
-        .ok_or_else(|| err(mlmodel, "the onnx flavor has no `data` (the ONNX file name)"))?;
+    let data = onnx.get("data").and_then(|d| d.as_str()).ok_or_else(|| {
+        err(
+            mlmodel,
+            "the onnx flavor has no `data` (the ONNX file name)",
+        )
+    })?;
     if Path::new(data).is_absolute() || data.split('/').any(|c| c == "..") {
         return Err(err(
             mlmodel,
@@ -142,8 +144,7 @@ pub fn parse_registry_uri(uri: &str) -> std::result::Result<(String, String), St
     if name.is_empty() || name.contains('/') || name.starts_with('.') {
         return Err(bad());
     }
-    if version != "latest" && (version.is_empty() || !version.bytes().all(|b| b.is_ascii_digit()))
-    {
+    if version != "latest" && (version.is_empty() || !version.bytes().all(|b| b.is_ascii_digit())) {
         return Err(format!(
             "{}; `{version}` is neither a version number nor `latest` (aliases and stages are not read)",
             bad()
@@ -168,9 +169,11 @@ fn store_path(configured: Option<&Path>) -> std::result::Result<PathBuf, String>
              only: set [model] mlflow_store to the store's directory, or download the version \
              with `mlflow artifacts download -u models:/NAME/VERSION -d DIR` and give weir DIR"
         )),
-        Err(_) => Err("a models:/ URI needs a local MLflow store: set [model] mlflow_store \
+        Err(_) => Err(
+            "a models:/ URI needs a local MLflow store: set [model] mlflow_store \
                        (the mlruns directory) or MLFLOW_TRACKING_URI=file:/path/to/mlruns"
-            .into()),
+                .into(),
+        ),
     }
 }
 
@@ -184,7 +187,11 @@ pub fn file_uri_path(uri: &str) -> std::result::Result<PathBuf, String> {
         Some(r) => match r.find('/') {
             Some(0) => r,
             Some(i) if &r[..i] == "localhost" => &r[i..],
-            _ => return Err(format!("`{uri}` names another host; weir reads local files")),
+            _ => {
+                return Err(format!(
+                    "`{uri}` names another host; weir reads local files"
+                ))
+            }
         },
         None => rest,
     };
@@ -312,7 +319,9 @@ pub fn resolve_version(store: &Path, name: &str, version: &str) -> Result<(PathB
             .map(str::to_string)
     });
     if let Some(id) = by_id {
-        if let Some(p) = find_in_experiments(store, |exp| exp.join("models").join(&id).join("artifacts")) {
+        if let Some(p) =
+            find_in_experiments(store, |exp| exp.join("models").join(&id).join("artifacts"))
+        {
             return Ok((p, n.to_string()));
         }
         tried.push(format!("logged model {id} in {}", store.display()));
@@ -323,7 +332,9 @@ pub fn resolve_version(store: &Path, name: &str, version: &str) -> Result<(PathB
             .and_then(|r| r.split_once('/'))
             .map(|(_, rel)| rel.to_string())
         {
-            if let Some(p) = find_in_experiments(store, |exp| exp.join(run).join("artifacts").join(&rel)) {
+            if let Some(p) =
+                find_in_experiments(store, |exp| exp.join(run).join("artifacts").join(&rel))
+            {
                 return Ok((p, n.to_string()));
             }
         }
@@ -424,17 +435,32 @@ mod tests {
             parse_registry_uri("models:/demo/latest").unwrap().1,
             "latest"
         );
-        for bad in ["models:/demo", "models:/demo/", "models:/a/b/1", "models:/demo/prod", "models://1"] {
+        for bad in [
+            "models:/demo",
+            "models:/demo/",
+            "models:/a/b/1",
+            "models:/demo/prod",
+            "models://1",
+        ] {
             assert!(parse_registry_uri(bad).is_err(), "{bad}");
         }
     }
 
     #[test]
     fn decodes_file_uris() {
-        assert_eq!(file_uri_path("file:///a/b%20c").unwrap(), PathBuf::from("/a/b c"));
+        assert_eq!(
+            file_uri_path("file:///a/b%20c").unwrap(),
+            PathBuf::from("/a/b c")
+        );
         assert_eq!(file_uri_path("file:/a/b").unwrap(), PathBuf::from("/a/b"));
-        assert_eq!(file_uri_path("file://localhost/a").unwrap(), PathBuf::from("/a"));
-        assert_eq!(file_uri_path("file:mlruns").unwrap(), PathBuf::from("mlruns"));
+        assert_eq!(
+            file_uri_path("file://localhost/a").unwrap(),
+            PathBuf::from("/a")
+        );
+        assert_eq!(
+            file_uri_path("file:mlruns").unwrap(),
+            PathBuf::from("mlruns")
+        );
         assert!(file_uri_path("file://host/a").is_err());
     }
 
@@ -447,10 +473,16 @@ mod tests {
         assert_eq!(p, t.path().join("7/models/m-bb/artifacts"));
         // latest is the highest number, not the last in directory order ("10" > "2").
         let (p, v) = resolve_version(t.path(), "demo", "latest").unwrap();
-        assert_eq!((p, v), (t.path().join("7/models/m-cc/artifacts"), "10".into()));
+        assert_eq!(
+            (p, v),
+            (t.path().join("7/models/m-cc/artifacts"), "10".into())
+        );
         let loc = locate(Path::new("models:/demo/1"), Some(t.path())).unwrap();
         assert_eq!(loc.registry, Some(("demo".into(), "1".into())));
-        assert_eq!(loc.onnx, t.path().join("7/models/m-aa/artifacts/model.onnx"));
+        assert_eq!(
+            loc.onnx,
+            t.path().join("7/models/m-aa/artifacts/model.onnx")
+        );
     }
 
     #[test]
@@ -467,9 +499,16 @@ mod tests {
     fn refusals_name_the_path_and_reason() {
         let t = tempfile::tempdir().unwrap();
         store(t.path(), &[(1, "m-aa")]);
-        let e = resolve_version(t.path(), "nope", "1").unwrap_err().to_string();
-        assert!(e.contains("no registered model `nope`") && e.contains("registered: demo"), "{e}");
-        let e = resolve_version(t.path(), "demo", "4").unwrap_err().to_string();
+        let e = resolve_version(t.path(), "nope", "1")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("no registered model `nope`") && e.contains("registered: demo"),
+            "{e}"
+        );
+        let e = resolve_version(t.path(), "demo", "4")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("version-4") && e.contains("versions: 1"), "{e}");
         // An MLflow model without model.json.
         let art = t.path().join("7/models/m-aa/artifacts");
@@ -477,10 +516,16 @@ mod tests {
         let e = locate(Path::new("models:/demo/1"), Some(t.path()))
             .unwrap_err()
             .to_string();
-        assert!(e.contains(&art.join("model.json").display().to_string()), "{e}");
+        assert!(
+            e.contains(&art.join("model.json").display().to_string()),
+            "{e}"
+        );
         assert!(e.contains("without weir's model.json"), "{e}");
         // No onnx flavor.
-        write(&art.join("MLmodel"), "flavors:\n  sklearn:\n    pickled_model: model.pkl\n");
+        write(
+            &art.join("MLmodel"),
+            "flavors:\n  sklearn:\n    pickled_model: model.pkl\n",
+        );
         let e = locate_dir(&art).unwrap_err().to_string();
         assert!(e.contains("no onnx flavor (flavors: sklearn)"), "{e}");
         // No store configured.

@@ -215,4 +215,84 @@ mod tests {
         );
         assert_eq!(partition_of(0), ("date=1970-01-01".into(), "hour=00".into()));
     }
+
+    fn record(last_seen_ms: u64) -> FlowRecord {
+        let c = crate::flow::record::DirCounters {
+            first_seen_ms: last_seen_ms,
+            last_seen_ms,
+            packets: 1,
+            bytes: 60,
+        };
+        FlowRecord {
+            key: weir_plugin_api::FlowKeyV1 {
+                ip_version: 4,
+                ..Default::default()
+            },
+            expiration: crate::flow::record::Expiration::Idle,
+            worker: 0,
+            bidirectional: c,
+            src2dst: c,
+            dst2src: Default::default(),
+            values: vec![],
+            score_status: Default::default(),
+            prediction: None,
+            scores: vec![],
+        }
+    }
+
+    /// (final files, hidden files) under `root`.
+    fn files(root: &Path) -> (usize, usize) {
+        let (mut done, mut tmp) = (0, 0);
+        let mut dirs = vec![root.to_path_buf()];
+        while let Some(d) = dirs.pop() {
+            for e in std::fs::read_dir(&d).unwrap().flatten() {
+                if e.path().is_dir() {
+                    dirs.push(e.path());
+                } else if e.file_name().to_string_lossy().starts_with('.') {
+                    tmp += 1;
+                } else {
+                    done += 1;
+                }
+            }
+        }
+        (done, tmp)
+    }
+
+    #[test]
+    fn files_are_published_by_age_on_a_quiet_sink() {
+        let dir = tempfile::tempdir().unwrap();
+        let rot = Rotation {
+            max_bytes: 1 << 30,
+            max_age: Duration::from_millis(200),
+        };
+        let mut ds = ParquetDataset::create(dir.path(), &RecordSchema::default(), rot).unwrap();
+        // Two hours: two files open, nothing visible yet.
+        ds.write(&record(1_709_251_199_000)).unwrap();
+        ds.write(&record(1_709_251_200_000)).unwrap();
+        ds.tick().unwrap();
+        assert_eq!(files(dir.path()), (0, 2));
+        std::thread::sleep(Duration::from_millis(250));
+        // No record comes: the tick alone publishes both.
+        ds.tick().unwrap();
+        assert_eq!(files(dir.path()), (2, 0));
+        ds.write(&record(1_709_251_200_001)).unwrap();
+        ds.finish().unwrap();
+        assert_eq!(files(dir.path()), (3, 0));
+    }
+
+    #[test]
+    fn more_partitions_than_open_files_closes_the_least_recent() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut ds =
+            ParquetDataset::create(dir.path(), &RecordSchema::default(), Rotation::default())
+                .unwrap();
+        for h in 0..(MAX_OPEN as u64 + 1) {
+            ds.write(&record(h * 3_600_000)).unwrap();
+        }
+        assert_eq!(ds.open.len(), MAX_OPEN);
+        assert_eq!(files(dir.path()), (1, MAX_OPEN));
+        assert!(dir.path().join("date=1970-01-01/hour=00").is_dir());
+        ds.finish().unwrap();
+        assert_eq!(files(dir.path()), (MAX_OPEN + 1, 0));
+    }
 }

@@ -65,7 +65,8 @@ pub struct ExtractArgs {
     /// Capture files (pcap or pcapng), read in the order given.
     #[arg(required = true)]
     pub captures: Vec<PathBuf>,
-    /// Output records file: `.csv` or `.jsonl`.
+    /// Output records: a `.csv`, `.jsonl` or `.parquet` file, or a directory (an existing one
+    /// or a path ending in `/`) for a `date=/hour=` partitioned Parquet dataset.
     #[arg(long, short)]
     pub out: PathBuf,
     /// Config for everything but the ports (timeouts, tables, plugins, rates, model, sinks).

@@ -190,13 +190,36 @@ pub struct PluginsConfig {
     pub config: toml::Table,
 }
 
-#[derive(Debug, Clone, Deserialize, Default)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SinksConfig {
-    /// Flow records file; the format follows the extension (`.csv`, `.jsonl`).
+    /// Flow records file; the format follows the extension (`.csv`, `.jsonl`, `.parquet`);
+    /// a directory (ending in `/`) is a partitioned Parquet dataset.
     pub records: Option<PathBuf>,
     /// Alerts file (JSON Lines).
     pub alerts: Option<PathBuf>,
+    /// Parquet dataset: close a file at about this many MiB.
+    pub parquet_rotate_mb: f64,
+    /// Parquet dataset: close a file once it has been open this many seconds.
+    pub parquet_rotate_s: f64,
+}
+
+impl Default for SinksConfig {
+    fn default() -> Self {
+        SinksConfig {
+            records: None,
+            alerts: None,
+            parquet_rotate_mb: 128.0,
+            parquet_rotate_s: 300.0,
+        }
+    }
+}
+
+impl SinksConfig {
+    /// The Parquet dataset rotation.
+    pub fn rotation(&self) -> crate::sink::Rotation {
+        crate::sink::Rotation::from_config(self.parquet_rotate_mb, self.parquet_rotate_s)
+    }
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
@@ -368,6 +391,19 @@ impl Config {
             if let Err(e) = m.validate() {
                 return Err(bad("model", e.to_string()));
             }
+        }
+        // At least one row's worth, at most a terabyte.
+        if !(self.sinks.parquet_rotate_mb >= 0.001 && self.sinks.parquet_rotate_mb <= 1e6) {
+            return Err(bad(
+                "sinks.parquet_rotate_mb",
+                "must be between 0.001 and 1000000".into(),
+            ));
+        }
+        if !(self.sinks.parquet_rotate_s >= 1.0 && self.sinks.parquet_rotate_s <= MAX_TIMEOUT_S) {
+            return Err(bad(
+                "sinks.parquet_rotate_s",
+                format!("must be between 1 and {MAX_TIMEOUT_S} (10 years)"),
+            ));
         }
         if self.metrics.listen.parse::<std::net::SocketAddr>().is_err() {
             return Err(bad(

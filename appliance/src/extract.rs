@@ -143,8 +143,9 @@ pub fn extract(args: &ExtractArgs, out_path: Option<std::path::PathBuf>) -> Resu
     let n_workers = cfg.workers.count as usize;
     let mut pipeline = Pipeline::new(cfg, args.plugin_dir.clone(), args.no_plugins)?;
     // The model and the sinks are checked before DPDK starts: a bad model is refused at once.
-    let output = Output::start(
+    let output = Output::start_rotated(
         out_path.clone(),
+        pipeline.cfg.sinks.rotation(),
         pipeline.cfg.sinks.alerts.clone(),
         pipeline.cfg.model.as_ref(),
         &mut pipeline.schema,

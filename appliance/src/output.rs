@@ -134,6 +134,17 @@ impl Output {
         model: Option<&ScoringConfig>,
         schema: &mut RecordSchema,
     ) -> Result<Output> {
+        Self::start_rotated(records, sink::Rotation::default(), alerts, model, schema)
+    }
+
+    /// [`Output::start`], with the rotation of a Parquet dataset records sink.
+    pub fn start_rotated(
+        records: Option<PathBuf>,
+        rotation: sink::Rotation,
+        alerts: Option<PathBuf>,
+        model: Option<&ScoringConfig>,
+        schema: &mut RecordSchema,
+    ) -> Result<Output> {
         let (alert_tx, alert_rx) = bounded::<String>(4096);
         let (rec_tx, rec_rx) = bounded::<FlowRecord>(8192);
         let reloads = Arc::new(ReloadCounts::default());
@@ -181,7 +192,7 @@ impl Output {
             None => None,
         };
         let mut records_sink: Option<Box<dyn RecordSink>> = match &records {
-            Some(p) => Some(sink::open(p, schema).map_err(|e| anyhow!(e))?),
+            Some(p) => Some(sink::open_rotated(p, schema, rotation).map_err(|e| anyhow!(e))?),
             None => None,
         };
         let mut alert_file = match &alerts {
@@ -284,7 +295,20 @@ impl Output {
             .name("weir-sink".into())
             .spawn(move || {
                 let mut st = OutputStats::default();
-                for rec in rec_rx {
+                loop {
+                    // A timeout so a sink rotates its files by time on a quiet link too.
+                    let rec = match rec_rx.recv_timeout(Duration::from_secs(1)) {
+                        Ok(r) => r,
+                        Err(RecvTimeoutError::Timeout) => {
+                            if let Some(Err(e)) = records_sink.as_mut().map(|s| s.tick()) {
+                                st.write_errors += 1;
+                                tracing::error!(error = %e, "cannot rotate the records file");
+                                st.first_error.get_or_insert(e.to_string());
+                            }
+                            continue;
+                        }
+                        Err(RecvTimeoutError::Disconnected) => break,
+                    };
                     written.fetch_add(1, Ordering::Relaxed);
                     st.records += 1;
                     st.packets += rec.bidirectional.packets;

@@ -450,8 +450,9 @@ pub fn run(config: &Path, opts: &RunOptions) -> Result<()> {
     }
     let n_workers = cfg.workers.count as usize;
     let mut pipeline = Pipeline::new(cfg, None, false)?;
-    let output = Output::start(
+    let output = Output::start_rotated(
         pipeline.cfg.sinks.records.clone(),
+        pipeline.cfg.sinks.rotation(),
         pipeline.cfg.sinks.alerts.clone(),
         pipeline.cfg.model.as_ref(),
         &mut pipeline.schema,

@@ -1,11 +1,16 @@
 //! Sinks: where finished records and alerts go.
 //!
 //! Writers run on the output thread, never on a worker. The record format follows the file
-//! extension (`.csv`, `.jsonl`); both write the same columns in the same order
-//! ([`RecordSchema::header`]), with NaN written as an empty CSV field or JSON `null`.
+//! extension (`.csv`, `.jsonl`, `.parquet`), and a directory is a partitioned Parquet dataset;
+//! all write the same columns in the same order ([`RecordSchema::header`]), with NaN written
+//! as an empty CSV field, JSON `null` or a Parquet null.
 
 pub mod csv;
 pub mod jsonl;
+pub mod parquet;
+pub mod parquet_dataset;
+
+pub use parquet_dataset::Rotation;
 
 use crate::flow::record::{FlowRecord, RecordSchema};
 use std::io;
@@ -16,6 +21,10 @@ pub trait RecordSink: Send {
     fn write(&mut self, rec: &FlowRecord) -> io::Result<()>;
     /// Flush buffers and make the file complete.
     fn finish(&mut self) -> io::Result<()>;
+    /// Called about once a second by the output stage, records or not (time-based rotation).
+    fn tick(&mut self) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 /// The format of a records file, from its extension.
@@ -23,15 +32,24 @@ pub trait RecordSink: Send {
 pub enum Format {
     Csv,
     JsonLines,
+    /// One `.parquet` file.
+    Parquet,
+    /// A directory (an existing one, or a path ending in `/`): `date=/hour=` partitions of
+    /// rotated Parquet files.
+    ParquetDataset,
 }
 
 impl Format {
     pub fn from_path(path: &Path) -> Result<Format, String> {
+        if path.as_os_str().to_string_lossy().ends_with('/') || path.is_dir() {
+            return Ok(Format::ParquetDataset);
+        }
         match path.extension().and_then(|e| e.to_str()) {
             Some("csv") => Ok(Format::Csv),
             Some("jsonl") | Some("ndjson") => Ok(Format::JsonLines),
+            Some("parquet") => Ok(Format::Parquet),
             other => Err(format!(
-                "{}: unknown records format {:?}: use a .csv or .jsonl file name",
+                "{}: unknown records format {:?}: use a .csv or .jsonl file name, a .parquet file, or a directory (ending in /) for a partitioned Parquet dataset",
                 path.display(),
                 other.unwrap_or("")
             )),
@@ -39,15 +57,39 @@ impl Format {
     }
 }
 
-/// Open a records sink for `path` (format from the extension).
+/// Open a records sink for `path` (format from the extension) with the default rotation.
 pub fn open(path: &Path, schema: &RecordSchema) -> Result<Box<dyn RecordSink>, String> {
+    open_rotated(path, schema, Rotation::default())
+}
+
+/// Open a records sink for `path`; a Parquet dataset rotates its files by `rotation`.
+pub fn open_rotated(
+    path: &Path,
+    schema: &RecordSchema,
+    rotation: Rotation,
+) -> Result<Box<dyn RecordSink>, String> {
     let fmt = Format::from_path(path)?;
-    let file = std::fs::File::create(path)
-        .map_err(|e| format!("cannot create records file {}: {e}", path.display()))?;
+    let err = |e: io::Error| format!("cannot create records file {}: {e}", path.display());
+    match fmt {
+        Format::Parquet => {
+            return Ok(Box::new(
+                parquet::ParquetSink::create(path, schema).map_err(err)?,
+            ))
+        }
+        Format::ParquetDataset => {
+            return Ok(Box::new(
+                parquet_dataset::ParquetDataset::create(path, schema, rotation).map_err(|e| {
+                    format!("cannot create records directory {}: {e}", path.display())
+                })?,
+            ))
+        }
+        _ => {}
+    }
+    let file = std::fs::File::create(path).map_err(err)?;
     let w = io::BufWriter::with_capacity(1 << 20, file);
     Ok(match fmt {
         Format::Csv => Box::new(csv::CsvSink::new(w, schema.clone()).map_err(|e| e.to_string())?),
-        Format::JsonLines => Box::new(jsonl::JsonlSink::new(w, schema.clone())),
+        _ => Box::new(jsonl::JsonlSink::new(w, schema.clone())),
     })
 }
 

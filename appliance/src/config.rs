@@ -197,6 +197,21 @@ pub struct SinksConfig {
     pub records: Option<PathBuf>,
     /// Alerts file (JSON Lines).
     pub alerts: Option<PathBuf>,
+    /// IPFIX collector (`HOST:PORT`) to export records to (`sink/ipfix`).
+    pub ipfix: Option<String>,
+    /// Resend IPFIX templates after this many seconds (default 60, 0 = off).
+    pub ipfix_template_refresh_s: Option<u64>,
+    /// Resend IPFIX templates after this many data messages (default 0 = off).
+    pub ipfix_template_refresh_messages: Option<u64>,
+    /// IPFIX Observation Domain ID (default 1).
+    pub ipfix_observation_domain: Option<u32>,
+    /// Largest IPFIX message, octets of UDP payload (default 1400).
+    pub ipfix_mtu: Option<u32>,
+    /// Private Enterprise Number of weir's own IPFIX elements (default 32473, a placeholder).
+    pub ipfix_enterprise_number: Option<u32>,
+    /// Feature, rate and score columns to export over IPFIX (`["*"]` = all; default: the rates
+    /// and scores).
+    pub ipfix_columns: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
@@ -368,6 +383,9 @@ impl Config {
             if let Err(e) = m.validate() {
                 return Err(bad("model", e.to_string()));
             }
+        }
+        if let Err((key, message)) = crate::sink::ipfix::IpfixConfig::from_sinks(&self.sinks) {
+            return Err(bad(key, message));
         }
         if self.metrics.listen.parse::<std::net::SocketAddr>().is_err() {
             return Err(bad(

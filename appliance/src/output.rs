@@ -5,6 +5,7 @@
 //! workers --Vec<FlowRecord>--> dispatch --+--> scorer threads (ONNX Runtime) --+--> records sink
 //!                                         +-------------- (no model) ---------+
 //! workers, scorers --alert JSON lines--> alerts sink
+//! records sink thread --also--> IPFIX exporter (sink/ipfix), when configured
 //! ```
 //!
 //! Every channel is bounded and every hand-over blocks when the next stage is behind
@@ -41,6 +42,9 @@ pub struct OutputStats {
     pub first_error: Option<String>,
     pub alerts: u64,
     pub scoring: Option<StatsSnapshot>,
+    /// What the IPFIX exporter did (send errors are counted there, not in `write_errors`:
+    /// export is best effort and never fails the run).
+    pub ipfix: Option<crate::sink::ipfix::IpfixStats>,
 }
 
 pub struct Output {
@@ -132,6 +136,17 @@ impl Output {
         model: Option<&ScoringConfig>,
         schema: &mut RecordSchema,
     ) -> Result<Output> {
+        Self::start_with(records, alerts, model, schema, None)
+    }
+
+    /// [`Output::start`], and export every record to an IPFIX collector too.
+    pub fn start_with(
+        records: Option<PathBuf>,
+        alerts: Option<PathBuf>,
+        model: Option<&ScoringConfig>,
+        schema: &mut RecordSchema,
+        ipfix: Option<&crate::sink::ipfix::IpfixConfig>,
+    ) -> Result<Output> {
         let (alert_tx, alert_rx) = bounded::<String>(4096);
         let (rec_tx, rec_rx) = bounded::<FlowRecord>(8192);
         let reloads = Arc::new(ReloadCounts::default());
@@ -172,6 +187,12 @@ impl Output {
         };
         let mut records_sink: Option<Box<dyn RecordSink>> = match &records {
             Some(p) => Some(sink::open(p, schema).map_err(|e| anyhow!(e))?),
+            None => None,
+        };
+        let mut exporter = match ipfix {
+            Some(c) => {
+                Some(crate::sink::ipfix::IpfixSink::open(c, schema).map_err(|e| anyhow!(e))?)
+            }
             None => None,
         };
         let mut alert_file = match &alerts {
@@ -274,7 +295,21 @@ impl Output {
             .name("weir-sink".into())
             .spawn(move || {
                 let mut st = OutputStats::default();
-                for rec in rec_rx {
+                loop {
+                    // A timeout so the IPFIX exporter sends a waiting message on a quiet link.
+                    let rec = match rec_rx.recv_timeout(Duration::from_millis(100)) {
+                        Ok(r) => r,
+                        Err(RecvTimeoutError::Timeout) => {
+                            if let Some(x) = exporter.as_mut() {
+                                x.tick();
+                            }
+                            continue;
+                        }
+                        Err(RecvTimeoutError::Disconnected) => break,
+                    };
+                    if let Some(x) = exporter.as_mut() {
+                        x.export(&rec);
+                    }
                     written.fetch_add(1, Ordering::Relaxed);
                     st.records += 1;
                     st.packets += rec.bidirectional.packets;
@@ -295,6 +330,7 @@ impl Output {
                         st.first_error.get_or_insert(e.to_string());
                     }
                 }
+                st.ipfix = exporter.as_mut().map(|x| x.finish());
                 st
             })
             .context("cannot start the sink thread")?;

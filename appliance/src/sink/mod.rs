@@ -3,8 +3,10 @@
 //! Writers run on the output thread, never on a worker. The record format follows the file
 //! extension (`.csv`, `.jsonl`); both write the same columns in the same order
 //! ([`RecordSchema::header`]), with NaN written as an empty CSV field or JSON `null`.
+//! Beside the records file, [`ipfix`] exports the same records to a NetFlow/IPFIX collector.
 
 pub mod csv;
+pub mod ipfix;
 pub mod jsonl;
 
 use crate::flow::record::{FlowRecord, RecordSchema};

@@ -212,6 +212,8 @@ pub struct SinksConfig {
     /// Feature, rate and score columns to export over IPFIX (`["*"]` = all; default: the rates
     /// and scores).
     pub ipfix_columns: Option<Vec<String>>,
+    /// Send at most this many IPFIX messages per second (default 0 = no limit).
+    pub ipfix_max_messages_per_s: Option<u32>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]

@@ -61,6 +61,8 @@ pub struct IpfixConfig {
     pub enterprise_number: u32,
     /// Named columns to export (`["*"]` = all); `None` = the rates and scores.
     pub columns: Option<Vec<String>>,
+    /// Pace sends to at most this many messages per second (0 = no limit).
+    pub max_messages_per_s: u32,
 }
 
 impl IpfixConfig {
@@ -83,6 +85,7 @@ impl IpfixConfig {
                 .ipfix_enterprise_number
                 .unwrap_or(template::DEFAULT_WEIR_PEN),
             columns: s.ipfix_columns.clone(),
+            max_messages_per_s: s.ipfix_max_messages_per_s.unwrap_or(0),
         };
         c.validate()?;
         Ok(Some(c))
@@ -98,6 +101,7 @@ impl IpfixConfig {
             mtu: DEFAULT_MTU,
             enterprise_number: template::DEFAULT_WEIR_PEN,
             columns: None,
+            max_messages_per_s: 0,
         }
     }
 
@@ -170,6 +174,8 @@ pub struct IpfixSink {
     buffered_since: Option<Instant>,
     last_error_log: Option<Instant>,
     errors_not_logged: u64,
+    /// Pacing: the earliest time of the next send.
+    next_send: Option<Instant>,
     stats: IpfixStats,
 }
 
@@ -244,6 +250,7 @@ impl IpfixSink {
             buffered_since: None,
             last_error_log: None,
             errors_not_logged: 0,
+            next_send: None,
             stats: IpfixStats::default(),
         })
     }
@@ -358,7 +365,24 @@ impl IpfixSink {
         }
     }
 
+    /// Wait for the next send slot when sends are paced (`sinks.ipfix_max_messages_per_s`).
+    /// Sleeping here holds up the output thread only; the bounded queues then slow the workers,
+    /// so pace only for collectors that cannot absorb a burst (an offline extract sends all of
+    /// a capture's records at its end).
+    fn pace(&mut self) {
+        if self.cfg.max_messages_per_s == 0 {
+            return;
+        }
+        let now = Instant::now();
+        let at = self.next_send.map_or(now, |t| t.max(now));
+        if at > now {
+            std::thread::sleep(at - now);
+        }
+        self.next_send = Some(at + Duration::from_secs(1) / self.cfg.max_messages_per_s);
+    }
+
     fn send_template_message(&mut self, mut m: MessageBuf) {
+        self.pace();
         let bytes = m.finish(export_time(), self.sequence, self.cfg.observation_domain);
         match self.sock.send(bytes) {
             Ok(_) => {
@@ -379,6 +403,7 @@ impl IpfixSink {
         if self.msg.is_empty() {
             return;
         }
+        self.pace();
         let n = self.msg.data_records();
         let seq = self.sequence;
         // Attempted records count: a collector sees records lost on the way as a gap.

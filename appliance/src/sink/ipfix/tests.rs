@@ -288,6 +288,29 @@ fn a_collector_that_is_down_is_counted_not_fatal() {
 }
 
 #[test]
+fn paced_sends_keep_their_interval() {
+    let (rx, mut cfg) = collector();
+    cfg.max_messages_per_s = 100;
+    cfg.mtu = 600;
+    let mut s = IpfixSink::open(&cfg, &schema()).unwrap();
+    let t0 = Instant::now();
+    for _ in 0..30 {
+        s.export(&record(4));
+    }
+    let st = s.finish();
+    // n messages take at least (n - 1) intervals of 10 ms (a lower bound: sleeps never end
+    // early).
+    assert!(st.messages_sent >= 6, "{st:?}");
+    assert!(
+        t0.elapsed() >= Duration::from_millis(10 * (st.messages_sent - 1)),
+        "{:?} for {} messages",
+        t0.elapsed(),
+        st.messages_sent
+    );
+    assert_eq!(receive_all(&rx).len() as u64, st.messages_sent);
+}
+
+#[test]
 fn config_refusals_name_the_key() {
     let mut c = IpfixConfig::for_collector("localhost");
     assert_eq!(c.validate().unwrap_err().0, "sinks.ipfix");

@@ -84,6 +84,9 @@ pub struct ExtractArgs {
     /// Alerts file (JSON Lines).
     #[arg(long)]
     pub alerts: Option<PathBuf>,
+    /// Also export the records to this IPFIX collector over UDP (overrides `sinks.ipfix`).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub ipfix: Option<String>,
     /// Worker count (overrides the config); packets are spread by a symmetric hash.
     #[arg(long)]
     pub workers: Option<u32>,

@@ -202,6 +202,23 @@ pub struct SinksConfig {
     pub parquet_rotate_mb: f64,
     /// Parquet dataset: close a file once it has been open this many seconds.
     pub parquet_rotate_s: f64,
+    /// IPFIX collector (`HOST:PORT`) to export records to (`sink/ipfix`).
+    pub ipfix: Option<String>,
+    /// Resend IPFIX templates after this many seconds (default 60, 0 = off).
+    pub ipfix_template_refresh_s: Option<u64>,
+    /// Resend IPFIX templates after this many data messages (default 0 = off).
+    pub ipfix_template_refresh_messages: Option<u64>,
+    /// IPFIX Observation Domain ID (default 1).
+    pub ipfix_observation_domain: Option<u32>,
+    /// Largest IPFIX message, octets of UDP payload (default 1400).
+    pub ipfix_mtu: Option<u32>,
+    /// Private Enterprise Number of weir's own IPFIX elements (default 32473, a placeholder).
+    pub ipfix_enterprise_number: Option<u32>,
+    /// Feature, rate and score columns to export over IPFIX (`["*"]` = all; default: the rates
+    /// and scores).
+    pub ipfix_columns: Option<Vec<String>>,
+    /// Send at most this many IPFIX messages per second (default 0 = no limit).
+    pub ipfix_max_messages_per_s: Option<u32>,
 }
 
 impl Default for SinksConfig {
@@ -211,6 +228,14 @@ impl Default for SinksConfig {
             alerts: None,
             parquet_rotate_mb: 128.0,
             parquet_rotate_s: 300.0,
+            ipfix: None,
+            ipfix_template_refresh_s: None,
+            ipfix_template_refresh_messages: None,
+            ipfix_observation_domain: None,
+            ipfix_mtu: None,
+            ipfix_enterprise_number: None,
+            ipfix_columns: None,
+            ipfix_max_messages_per_s: None,
         }
     }
 }
@@ -404,6 +429,9 @@ impl Config {
                 "sinks.parquet_rotate_s",
                 format!("must be between 1 and {MAX_TIMEOUT_S} (10 years)"),
             ));
+        }
+        if let Err((key, message)) = crate::sink::ipfix::IpfixConfig::from_sinks(&self.sinks) {
+            return Err(bad(key, message));
         }
         if self.metrics.listen.parse::<std::net::SocketAddr>().is_err() {
             return Err(bad(

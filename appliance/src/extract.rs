@@ -83,6 +83,7 @@ pub fn cost(
         no_plugins: false,
         model: None,
         alerts: None,
+        ipfix: None,
         workers: None,
         no_progress: false,
         quiet: true,
@@ -140,15 +141,25 @@ pub fn extract(args: &ExtractArgs, out_path: Option<std::path::PathBuf>) -> Resu
     if let Some(a) = &args.alerts {
         cfg.sinks.alerts = Some(a.clone());
     }
+    if let Some(c) = &args.ipfix {
+        cfg.sinks.ipfix = Some(c.clone());
+    }
+    // `weir cost` counts records only: no export.
+    let ipfix = match out_path {
+        Some(_) => crate::sink::ipfix::IpfixConfig::from_sinks(&cfg.sinks)
+            .map_err(|(k, m)| anyhow!("--ipfix / {k}: {m}"))?,
+        None => None,
+    };
     let n_workers = cfg.workers.count as usize;
     let mut pipeline = Pipeline::new(cfg, args.plugin_dir.clone(), args.no_plugins)?;
     // The model and the sinks are checked before DPDK starts: a bad model is refused at once.
-    let output = Output::start_rotated(
+    let output = Output::start_with(
         out_path.clone(),
         pipeline.cfg.sinks.rotation(),
         pipeline.cfg.sinks.alerts.clone(),
         pipeline.cfg.model.as_ref(),
         &mut pipeline.schema,
+        ipfix.as_ref(),
     )?;
     let model_info = output.model.clone();
     let pipeline = Arc::new(pipeline);
@@ -429,6 +440,14 @@ fn write_stats(
         "write_errors": out.write_errors,
         "alerts": out.alerts,
         "scoring": scoring,
+        "ipfix": out.ipfix.as_ref().map(|x| serde_json::json!({
+            "records_sent": x.records_sent,
+            "messages_sent": x.messages_sent,
+            "template_messages": x.template_messages,
+            "send_errors": x.send_errors,
+            "records_unsent": x.records_unsent,
+            "records_too_large": x.records_too_large,
+        })),
         "interrupted": fed.interrupted,
     });
     let text = serde_json::to_string_pretty(&v)? + "\n";

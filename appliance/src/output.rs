@@ -5,6 +5,7 @@
 //! workers --Vec<FlowRecord>--> dispatch --+--> scorer threads (ONNX Runtime) --+--> records sink
 //!                                         +-------------- (no model) ---------+
 //! workers, scorers --alert JSON lines--> alerts sink
+//! records sink thread --also--> IPFIX exporter (sink/ipfix), when configured
 //! ```
 //!
 //! Every channel is bounded and every hand-over blocks when the next stage is behind
@@ -41,6 +42,9 @@ pub struct OutputStats {
     pub first_error: Option<String>,
     pub alerts: u64,
     pub scoring: Option<StatsSnapshot>,
+    /// What the IPFIX exporter did (send errors are counted there, not in `write_errors`:
+    /// export is best effort and never fails the run).
+    pub ipfix: Option<crate::sink::ipfix::IpfixStats>,
 }
 
 pub struct Output {
@@ -134,16 +138,18 @@ impl Output {
         model: Option<&ScoringConfig>,
         schema: &mut RecordSchema,
     ) -> Result<Output> {
-        Self::start_rotated(records, sink::Rotation::default(), alerts, model, schema)
+        Self::start_with(records, sink::Rotation::default(), alerts, model, schema, None)
     }
 
-    /// [`Output::start`], with the rotation of a Parquet dataset records sink.
-    pub fn start_rotated(
+    /// [`Output::start`], with the rotation of a Parquet dataset records sink, and exporting
+    /// every record to an IPFIX collector too when `ipfix` is given.
+    pub fn start_with(
         records: Option<PathBuf>,
         rotation: sink::Rotation,
         alerts: Option<PathBuf>,
         model: Option<&ScoringConfig>,
         schema: &mut RecordSchema,
+        ipfix: Option<&crate::sink::ipfix::IpfixConfig>,
     ) -> Result<Output> {
         let (alert_tx, alert_rx) = bounded::<String>(4096);
         let (rec_tx, rec_rx) = bounded::<FlowRecord>(8192);
@@ -193,6 +199,12 @@ impl Output {
         };
         let mut records_sink: Option<Box<dyn RecordSink>> = match &records {
             Some(p) => Some(sink::open_rotated(p, schema, rotation).map_err(|e| anyhow!(e))?),
+            None => None,
+        };
+        let mut exporter = match ipfix {
+            Some(c) => {
+                Some(crate::sink::ipfix::IpfixSink::open(c, schema).map_err(|e| anyhow!(e))?)
+            }
             None => None,
         };
         let mut alert_file = match &alerts {
@@ -296,10 +308,14 @@ impl Output {
             .spawn(move || {
                 let mut st = OutputStats::default();
                 loop {
-                    // A timeout so a sink rotates its files by time on a quiet link too.
-                    let rec = match rec_rx.recv_timeout(Duration::from_secs(1)) {
+                    // A timeout so a sink rotates its files by time, and the IPFIX exporter
+                    // sends a waiting message, on a quiet link too.
+                    let rec = match rec_rx.recv_timeout(Duration::from_millis(100)) {
                         Ok(r) => r,
                         Err(RecvTimeoutError::Timeout) => {
+                            if let Some(x) = exporter.as_mut() {
+                                x.tick();
+                            }
                             if let Some(Err(e)) = records_sink.as_mut().map(|s| s.tick()) {
                                 st.write_errors += 1;
                                 tracing::error!(error = %e, "cannot rotate the records file");
@@ -309,6 +325,9 @@ impl Output {
                         }
                         Err(RecvTimeoutError::Disconnected) => break,
                     };
+                    if let Some(x) = exporter.as_mut() {
+                        x.export(&rec);
+                    }
                     written.fetch_add(1, Ordering::Relaxed);
                     st.records += 1;
                     st.packets += rec.bidirectional.packets;
@@ -329,6 +348,7 @@ impl Output {
                         st.first_error.get_or_insert(e.to_string());
                     }
                 }
+                st.ipfix = exporter.as_mut().map(|x| x.finish());
                 st
             })
             .context("cannot start the sink thread")?;

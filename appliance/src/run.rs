@@ -449,13 +449,16 @@ pub fn run(config: &Path, opts: &RunOptions) -> Result<()> {
         );
     }
     let n_workers = cfg.workers.count as usize;
+    let ipfix = crate::sink::ipfix::IpfixConfig::from_sinks(&cfg.sinks)
+        .map_err(|(k, m)| anyhow::anyhow!("{k}: {m}"))?;
     let mut pipeline = Pipeline::new(cfg, None, false)?;
-    let output = Output::start_rotated(
+    let output = Output::start_with(
         pipeline.cfg.sinks.records.clone(),
         pipeline.cfg.sinks.rotation(),
         pipeline.cfg.sinks.alerts.clone(),
         pipeline.cfg.model.as_ref(),
         &mut pipeline.schema,
+        ipfix.as_ref(),
     )?;
     let pipeline = Arc::new(pipeline);
     let cfg = &pipeline.cfg;

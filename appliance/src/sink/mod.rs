@@ -4,8 +4,10 @@
 //! extension (`.csv`, `.jsonl`, `.parquet`), and a directory is a partitioned Parquet dataset;
 //! all write the same columns in the same order ([`RecordSchema::header`]), with NaN written
 //! as an empty CSV field, JSON `null` or a Parquet null.
+//! Beside the records file, [`ipfix`] exports the same records to a NetFlow/IPFIX collector.
 
 pub mod csv;
+pub mod ipfix;
 pub mod jsonl;
 pub mod parquet;
 pub mod parquet_dataset;

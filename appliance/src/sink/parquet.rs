@@ -118,6 +118,7 @@ pub(crate) fn column_kinds(schema: &RecordSchema) -> Vec<ColKind> {
         score_status: ScoreStatus::Scored,
         prediction: Some(0),
         scores: vec![0.0; schema.scores.len()],
+        model: None,
     };
     let mut kinds = Vec::new();
     fields(&probe, schema, |f| {

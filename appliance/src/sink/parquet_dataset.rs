@@ -237,6 +237,7 @@ mod tests {
             score_status: Default::default(),
             prediction: None,
             scores: vec![],
+            model: None,
         }
     }
 

@@ -416,7 +416,7 @@ pub(crate) mod tests {
 
     #[test]
     fn long_names_are_bounded() {
-        let long = format!("{}.com", ["a".repeat(63); 4].join("."));
+        let long = format!("{}.com", vec!["a".repeat(63); 4].join("."));
         let m = response(&long, &[]);
         let mut r = Response::default();
         assert_eq!(parse_response(&m, &mut r), Err(Malformed::BadName));

@@ -118,7 +118,7 @@ impl<T: Copy> PrefixTable<T> {
                 Some(i) => i,
                 None => {
                     tables.push((len, HashMap::new()));
-                    tables.sort_by(|a, b| b.0.cmp(&a.0));
+                    tables.sort_by_key(|t| std::cmp::Reverse(t.0));
                     tables.iter().position(|(l, _)| *l == len).unwrap_or(0)
                 }
             };

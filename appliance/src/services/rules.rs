@@ -138,7 +138,7 @@ impl ServiceRules {
             r.plugins.push(s.plugins.clone());
         }
         // Longest (most specific) suffix first; config order among equals.
-        r.suffixes.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+        r.suffixes.sort_by_key(|s| std::cmp::Reverse(s.0.len()));
         Ok(r)
     }
 

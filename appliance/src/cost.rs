@@ -222,8 +222,17 @@ impl CostTable {
             .report_order()
             .iter()
             .map(|r| {
+                let q = |x: f64| {
+                    if r.hist.is_empty() {
+                        0
+                    } else {
+                        r.hist.value_at_quantile(x)
+                    }
+                };
                 serde_json::json!({
                     "name": r.name,
+                    "p50_cycles_per_packet": q(0.5),
+                    "p99_cycles_per_packet": q(0.99),
                     "is_plugin": r.is_plugin,
                     "calls": r.calls,
                     "packets": r.packets,

@@ -50,6 +50,8 @@ def test_cost_columns_match_weir_cost(explored, tmp_path):
         # The table's cycles are exactly those of the `weir cost` run explore made.
         cyc = sum(x["cycles"] for x in own["rows"] if x["is_plugin"]) / own["packets"]
         assert float(r["plugin_cycles_per_packet"]) == pytest.approx(cyc, rel=1e-12)
+        p50 = sum(x["p50_cycles_per_packet"] * x["packets"] for x in own["rows"] if x["is_plugin"]) / own["packets"]
+        assert float(r["plugin_p50_cycles_per_packet"]) == pytest.approx(p50, rel=1e-12)
         # And an independent `weir cost` on the same input agrees: exactly on what is
         # deterministic (plugins, packets, flows, state), within noise on cycles.
         mine = weir_cost(tmp_path, (out / name / "weir.toml") if plugins else None, out / "no-plugins")

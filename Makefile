@@ -21,7 +21,7 @@ DEMO_MODEL := build/models/demo
 CAPTURES := $(sort $(wildcard $(DATA)/pcaps/*))
 RECORDS := $(patsubst $(DATA)/pcaps/%,build/records/%.csv,$(CAPTURES))
 
-.PHONY: help deps apt venv build demo demo-model records test test-rust test-python lint fmt bench clean-build
+.PHONY: help deps apt venv build demo demo-model explore records test test-rust test-python lint fmt bench clean-build
 
 help:
 	@echo "make demo   install what is missing, build, extract and score the flows of a bundled capture"
@@ -99,6 +99,10 @@ $(DEMO_MODEL)/model.json: $(STAMP)/venv models/train.py models/weir_records.py m
 	$(PY) models/train.py build/records --labels $(DATA)/expected \
 	    --label-column application_category_name --name demo --version 1 \
 	    --n-estimators 50 --max-depth 16 --out $(DEMO_MODEL)
+
+# Accuracy against cost per feature set (models/explore.py), on the bundled captures.
+explore: deps build
+	$(PY) models/explore.py $(DATA)/pcaps --labels $(DATA)/expected --out build/explore
 
 demo: deps build
 	$(MAKE) --no-print-directory demo-model

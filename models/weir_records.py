@@ -28,8 +28,8 @@ FLOW_KEY_TIME = "bidirectional_first_seen_ms"
 # Columns that identify a flow or a capture rather than describe its behaviour; never features.
 NOT_FEATURES = {
     "id", "src_ip", "dst_ip", "src_mac", "dst_mac", "src_oui", "dst_oui", "expiration_id",
-    "worker", "prediction", "score_status", "model_name", "model_version", "application_name",
-    "application_category_name",
+    "worker", "service", "prediction", "score_status", "model_name", "model_version",
+    "application_name", "application_category_name",
     "bidirectional_first_seen_ms", "bidirectional_last_seen_ms", "src2dst_first_seen_ms",
     "src2dst_last_seen_ms", "dst2src_first_seen_ms", "dst2src_last_seen_ms",
 }

@@ -45,6 +45,9 @@ pub enum Command {
         config: Option<PathBuf>,
         #[arg(long)]
         plugin_dir: Option<PathBuf>,
+        /// Also write the table as JSON here (rows, and plugin cost by service).
+        #[arg(long)]
+        json: Option<PathBuf>,
     },
     /// Plugins: list the loadable ones, or check given files.
     Plugins {

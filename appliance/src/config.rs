@@ -23,6 +23,10 @@ pub struct Config {
     pub log: LogConfig,
     pub cost: CostConfig,
     pub metrics: MetricsConfig,
+    /// `[[services]]`: flows to services by prefix or DNS name, plugins per service.
+    pub services: Vec<crate::services::ServiceConfig>,
+    /// `[service_default]`: plugins of flows with no service, DNS learning.
+    pub service_default: crate::services::ServiceDefaults,
 }
 
 /// DPDK EAL arguments. `weir extract` adds its own vdev and memory arguments.
@@ -442,6 +446,9 @@ impl Config {
                 ),
             ));
         }
+        if let Err(e) = crate::services::ServiceRules::new(&self.services, &self.service_default) {
+            return Err(bad(&e.key, e.reason));
+        }
         for (i, p) in self.ports.iter().enumerate() {
             if p.pci.is_some() == p.vdev.is_some() {
                 return Err(bad(
@@ -559,6 +566,33 @@ mod tests {
         let e = parse(text).unwrap_err().to_string();
         assert!(e.contains("heavy_hitters[1].prefix_len"), "{e}");
         assert!(e.contains("line 7"), "{e}");
+    }
+
+    #[test]
+    fn service_errors_name_key_and_line() {
+        let text = "[[services]]\nname = \"a\"\n\n[[services]]\nname = \"b\"\nprefixes = [\"10.0.0.1/8\"]\n";
+        let e = parse(text).unwrap_err().to_string();
+        assert!(e.contains("services[1].prefixes"), "{e}");
+        assert!(e.contains("line 6") && e.contains("host bits"), "{e}");
+        let e = parse("[[services]]\nname = \"v\"\nregex = [\"(\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("services[0].regex") && e.contains("line 3"),
+            "{e}"
+        );
+        let e = parse("[service_default]\ndns_capacity = 0\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("service_default.dns_capacity") && e.contains("line 2"),
+            "{e}"
+        );
+        let c = parse("[[services]]\nname = \"v\"\ndomains = [\"x.com\"]\nplugins = [\"splt\"]\n[service_default]\nplugins = []\n").unwrap();
+        assert_eq!(
+            c.services[0].plugins.as_deref(),
+            Some(&["splt".to_string()][..])
+        );
     }
 
     #[test]

@@ -159,6 +159,8 @@ impl CostRow {
 pub struct CostTable {
     enabled: bool,
     rows: Vec<CostRow>,
+    /// Plugin cost by service, when services are configured (see `services/cost.rs`).
+    pub by_service: Option<Box<crate::services::cost::ServiceCost>>,
 }
 
 impl CostTable {
@@ -170,7 +172,11 @@ impl CostTable {
             .map(|s| CostRow::new(s.name(), false, 0))
             .collect();
         rows.extend(plugins.iter().map(|(n, b)| CostRow::new(n, true, *b)));
-        CostTable { enabled, rows }
+        CostTable {
+            enabled,
+            rows,
+            by_service: None,
+        }
     }
 
     pub fn enabled(&self) -> bool {
@@ -192,6 +198,79 @@ impl CostTable {
     /// Find a row by name (a stage name or a plugin name).
     pub fn find(&self, name: &str) -> Option<&CostRow> {
         self.rows.iter().find(|r| r.name == name)
+    }
+
+    /// Before a group of plugin calls for one service's flows (no-op without services).
+    #[inline]
+    pub fn service_begin(&mut self) {
+        if let (true, Some(b)) = (self.enabled, self.by_service.as_mut()) {
+            b.begin(&self.rows);
+        }
+    }
+
+    /// After that group: its plugin cycles and packets go to `service`.
+    #[inline]
+    pub fn service_end(&mut self, service: u16) {
+        if let (true, Some(b)) = (self.enabled, self.by_service.as_mut()) {
+            b.end(&self.rows, service);
+        }
+    }
+
+    /// The table as JSON (`weir cost --json`): every row, and the by-service cells.
+    pub fn to_json(&self, tsc_hz: Option<f64>) -> serde_json::Value {
+        let rows: Vec<serde_json::Value> = self
+            .report_order()
+            .iter()
+            .map(|r| {
+                let q = |x: f64| {
+                    if r.hist.is_empty() {
+                        0
+                    } else {
+                        r.hist.value_at_quantile(x)
+                    }
+                };
+                serde_json::json!({
+                    "name": r.name,
+                    "p50_cycles_per_packet": q(0.5),
+                    "p99_cycles_per_packet": q(0.99),
+                    "is_plugin": r.is_plugin,
+                    "calls": r.calls,
+                    "packets": r.packets,
+                    "flows": r.flows,
+                    "cycles": r.cycles,
+                    "cycles_per_packet": r.cycles_per_packet(),
+                    "state_bytes": r.state_bytes,
+                    "errors": r.errors,
+                })
+            })
+            .collect();
+        let by_service: Vec<serde_json::Value> = self
+            .by_service
+            .iter()
+            .flat_map(|b| {
+                let b = &**b;
+                (0..b.services.len()).flat_map(move |si| {
+                    (0..b.plugins.len()).map(move |pi| {
+                        let c = b.cell(si, pi);
+                        serde_json::json!({
+                            "service": b.services[si],
+                            "plugin": b.plugins[pi],
+                            "calls": c.calls,
+                            "packets": c.packets,
+                            "flows": c.flows,
+                            "cycles": c.cycles,
+                            "cycles_per_packet": c.cycles_per_packet(),
+                        })
+                    })
+                })
+            })
+            .collect();
+        serde_json::json!({
+            "enabled": self.enabled,
+            "tsc_hz": tsc_hz,
+            "rows": rows,
+            "by_service": by_service,
+        })
     }
 
     /// Start a chain of laps: the current TSC (0 when accounting is off).
@@ -282,6 +361,9 @@ impl CostTable {
                 // Same bounds on both sides: cannot fail.
                 let _ = o.hist.add(&r.hist);
             }
+            if let (Some(a), Some(b)) = (out.by_service.as_mut(), t.by_service.as_ref()) {
+                a.merge(b);
+            }
         }
         out
     }
@@ -369,6 +451,9 @@ impl CostTable {
             );
         }
         s.push('\n');
+        if let Some(b) = &self.by_service {
+            s.push_str(&b.format(tsc_hz));
+        }
         s
     }
 }

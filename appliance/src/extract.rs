@@ -74,6 +74,7 @@ pub fn cost(
     captures: Vec<std::path::PathBuf>,
     config: Option<std::path::PathBuf>,
     plugin_dir: Option<std::path::PathBuf>,
+    json: Option<std::path::PathBuf>,
 ) -> Result<()> {
     let args = ExtractArgs {
         captures,
@@ -95,6 +96,13 @@ pub fn cost(
         summary.packets, summary.flows
     );
     println!("{}", summary.cost_table);
+    if let Some(p) = json {
+        let mut v = summary.cost.to_json(Some(weir_dpdk::tsc_hz() as f64));
+        v["packets"] = summary.packets.into();
+        v["flows"] = summary.flows.into();
+        let text = serde_json::to_string_pretty(&v)? + "\n";
+        std::fs::write(&p, text).with_context(|| format!("cannot write --json {}", p.display()))?;
+    }
     Ok(())
 }
 
@@ -304,6 +312,7 @@ pub fn extract(args: &ExtractArgs, out_path: Option<std::path::PathBuf>) -> Resu
         total.evicted += r.stats.evicted;
         total.table_full += r.stats.table_full;
         total.skipped.merge(&r.stats.skipped);
+        total.services.merge(&r.stats.services);
     }
     if total.packets != fed.packets {
         bail!(
@@ -449,6 +458,15 @@ fn write_stats(
             "records_too_large": x.records_too_large,
         })),
         "interrupted": fed.interrupted,
+        "services": {
+            "dns_answers": total.services.dns_answers,
+            "dns_malformed": total.services.dns_malformed,
+            "dns_learned": total.services.dns_learned,
+            "dns_replaced_live": total.services.dns_replaced_live,
+            "flows_by_dns": total.services.flows_by_dns,
+            "flows_by_prefix": total.services.flows_by_prefix,
+            "flows_without_service": total.services.flows_without_service,
+        },
     });
     let text = serde_json::to_string_pretty(&v)? + "\n";
     std::fs::write(path, text).with_context(|| format!("cannot write --stats {}", path.display()))

@@ -12,6 +12,7 @@
 //! - [`plugin_host`]: loading `.so` plugins, per-worker instances, quarantine.
 //! - [`cost`]: per-stage and per-plugin cycle accounting.
 //! - [`scoring`]: ONNX Runtime scorer threads.
+//! - [`services`]: flows to services (IP prefixes, names learned from DNS), plugins per service.
 //! - [`sink`]: CSV / JSON Lines writers.
 //! - [`manifest`]: the data manifest `weir extract` writes beside its records.
 
@@ -32,6 +33,7 @@ pub mod plugin_host;
 pub mod rates;
 pub mod run;
 pub mod scoring;
+pub mod services;
 pub mod sink;
 pub mod spread;
 pub mod wire;

@@ -18,7 +18,8 @@ fn main() -> ExitCode {
             captures,
             config,
             plugin_dir,
-        } => weir::extract::cost(captures, config, plugin_dir),
+            json,
+        } => weir::extract::cost(captures, config, plugin_dir, json),
         Command::Run {
             config,
             duration_s,

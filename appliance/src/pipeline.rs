@@ -21,6 +21,8 @@ pub struct Pipeline {
     pub tables: Arc<DecayTables>,
     /// Heavy-hitter tables not yet handed to a worker: `[worker][config]`.
     heavy_hitters: Mutex<Vec<Vec<HeavyHitters>>>,
+    /// `[[services]]` compiled, and the plugins skipped per service id; `None` without services.
+    services: Option<(Arc<crate::services::ServiceRules>, Vec<u64>)>,
 }
 
 /// Plugin options from the config, with the command line's directory override.
@@ -76,6 +78,22 @@ impl Pipeline {
             schema.provider.push("rates".into());
             schema.kinds.push(weir_plugin_api::WEIR_FEATURE_F64);
         }
+        let services = if cfg.services.is_empty() {
+            None
+        } else {
+            let rules = crate::services::ServiceRules::new(&cfg.services, &cfg.service_default)
+                .map_err(|e| anyhow::anyhow!("{}: {}", e.key, e.reason))?;
+            let loaded: Vec<String> = registry
+                .plugins()
+                .iter()
+                .map(|p| p.desc.name.clone())
+                .collect();
+            let skip = rules
+                .skip_masks(&loaded)
+                .map_err(|e| anyhow::anyhow!("invalid config: key `{}`: {}", e.key, e.reason))?;
+            schema.services = rules.names.clone();
+            Some((Arc::new(rules), skip))
+        };
         let tables = Arc::new(
             DecayTables::new(&cfg.rates)
                 .map_err(|e| anyhow::anyhow!("{}: {}", e.path, e.reason))?,
@@ -96,6 +114,7 @@ impl Pipeline {
             schema,
             tables,
             heavy_hitters: Mutex::new(per_worker),
+            services,
         })
     }
 
@@ -139,7 +158,21 @@ impl Pipeline {
         };
         let settings =
             WorkerSettings::from_config(&self.cfg, id, self.schema.extra.len(), (size, align));
-        let cost = CostTable::new(&self.registry.cost_rows(), self.cfg.cost.enabled);
+        let mut cost = CostTable::new(&self.registry.cost_rows(), self.cfg.cost.enabled);
+        if let Some((rules, _)) = &self.services {
+            let plugins: Vec<String> = self
+                .registry
+                .cost_rows()
+                .into_iter()
+                .map(|(n, _)| n)
+                .collect();
+            if !plugins.is_empty() {
+                cost.by_service = Some(Box::new(crate::services::cost::ServiceCost::new(
+                    &rules.names,
+                    &plugins,
+                )));
+            }
+        }
         let hh = std::mem::take(
             self.heavy_hitters
                 .lock()
@@ -147,7 +180,7 @@ impl Pipeline {
                 .get_mut(id as usize)
                 .context("worker id beyond workers.count")?,
         );
-        Ok(Worker::new(
+        let mut w = Worker::new(
             settings,
             plugins,
             cost,
@@ -155,7 +188,11 @@ impl Pipeline {
             hh,
             sink,
             alerts,
-        ))
+        );
+        if let Some((rules, skip)) = &self.services {
+            w.attach_services(crate::services::Services::new(rules.clone(), skip.clone()));
+        }
+        Ok(w)
     }
 }
 

@@ -18,6 +18,7 @@ use crate::flow::table::{FlowTable, Lookup, TableConfig};
 use crate::parse::{parse, SkipCounters};
 use crate::plugin_host::WorkerPlugins;
 use crate::rates::{Alert, DecayTables, FlowRates, HeavyHitters, PacketKey};
+use crate::services::{ServiceStats, Services};
 use crossbeam_channel::Sender;
 use std::sync::Arc;
 use weir_plugin_api::{FlowKeyV1, PacketV1, WEIR_PKT_FIRST_OF_FLOW, WEIR_TCP_FIN, WEIR_TCP_RST};
@@ -53,6 +54,8 @@ pub struct WorkerStats {
     pub table_full: u64,
     pub skipped: SkipCounters,
     pub records: u64,
+    /// DNS learning and flows by service (all zero without `[[services]]`).
+    pub services: ServiceStats,
 }
 
 /// Per-flow data the worker keeps beside the counters.
@@ -60,9 +63,11 @@ pub struct WorkerStats {
 pub struct FlowExt {
     /// Decayed packet and byte rates and their peaks.
     pub rates: FlowRates,
+    /// The flow's service id, decided when it starts (0 = none).
+    pub service: u16,
 }
 
-// SAFETY: FlowRates is plain integers; all-zero bits are a valid (empty) value.
+// SAFETY: FlowRates and service are plain integers; all-zero bits are a valid (empty) value.
 unsafe impl bytemuck::Zeroable for FlowExt {}
 
 pub struct WorkerSettings {
@@ -136,6 +141,13 @@ pub struct Worker {
     metrics: Option<Arc<crate::metrics::WorkerMetrics>>,
     /// Bursts until the cost table is copied to `metrics` again.
     bursts_to_cost: u64,
+    /// Service classification and DNS learning, with `[[services]]`.
+    services: Option<Services>,
+    /// Service of each batched packet, and one service's packets of the batch (scratch of
+    /// the per-service dispatch, allocated once).
+    batch_svc: Vec<u16>,
+    group_pkts: Vec<PacketV1>,
+    group_slabs: Vec<*mut u8>,
 }
 
 // SAFETY: the raw slab pointers in the batch point into this worker's own table; the worker is
@@ -185,8 +197,22 @@ impl Worker {
             stats: WorkerStats::default(),
             metrics: None,
             bursts_to_cost: 0,
+            services: None,
+            batch_svc: Vec::new(),
+            group_pkts: Vec::new(),
+            group_slabs: Vec::new(),
             s,
         }
+    }
+
+    /// Classify flows into services (and learn from DNS answers) from now on; with a
+    /// by-service cost table, the plugins get each burst one service at a time.
+    pub fn attach_services(&mut self, s: Services) {
+        let burst = self.s.burst.max(1);
+        self.batch_svc = Vec::with_capacity(burst);
+        self.group_pkts = Vec::with_capacity(burst);
+        self.group_slabs = Vec::with_capacity(burst);
+        self.services = Some(s);
     }
 
     pub fn id(&self) -> u16 {
@@ -204,6 +230,9 @@ impl Worker {
     /// Plain stores of the counters into the metrics slot; no-op without one.
     #[inline]
     fn publish_metrics(&mut self, force_cost: bool) {
+        if let Some(s) = &self.services {
+            self.stats.services = s.stats.clone();
+        }
         if let Some(m) = &self.metrics {
             m.publish(&self.stats, self.table.len());
             self.bursts_to_cost = self.bursts_to_cost.saturating_sub(1);
@@ -336,6 +365,10 @@ impl Worker {
     #[inline]
     fn account(&mut self, mut pkt: PacketV1, key: &FlowKeyV1, hash: u64, t: &mut u64) {
         let now_ms = pkt.ts_ns / 1_000_000;
+        if let Some(s) = self.services.as_mut() {
+            // Before the lookup: an answer is learned before any later flow starts.
+            s.observe(&pkt, key);
+        }
         let idx = match self.lookup(key, hash, now_ms, t) {
             Some(i) => i,
             None => {
@@ -373,6 +406,9 @@ impl Worker {
         self.batch_pkts.push(pkt);
         self.batch_slabs.push(slab);
         self.batch_flows.push(idx);
+        if self.services.is_some() {
+            self.batch_svc.push(self.table.entry(idx).ext.service);
+        }
         if !self.heavy_hitters.is_empty() {
             self.batch_keys.push(PacketKey {
                 src_ip: key.src_ip,
@@ -426,7 +462,7 @@ impl Worker {
                 }
                 Lookup::Created(idx) => {
                     self.stats.flows_created += 1;
-                    self.init_flow(idx, t);
+                    self.init_flow(idx, now_ms, t);
                     return Some(idx);
                 }
                 Lookup::Full => {
@@ -465,19 +501,29 @@ impl Worker {
     /// (and where a fresh page is first touched); the plugins' `flow_init` calls are timed by
     /// the host on their own rows, so the flow-table clock pauses around them (counting the
     /// flow created) instead of counting them twice.
-    fn init_flow(&mut self, idx: u32, t: &mut u64) {
+    fn init_flow(&mut self, idx: u32, now_ms: u64, t: &mut u64) {
         self.cost.add_flows(Stage::FlowTable.row(), 1);
+        let key = self.table.entry(idx).key;
+        let (service, skip) = match self.services.as_mut() {
+            Some(s) => {
+                let id = s.classify(&key, now_ms);
+                self.table.entry_mut(idx).ext.service = id;
+                (id, s.skip_mask(id))
+            }
+            None => (0, 0),
+        };
         let Some(size) = self.plugins.as_ref().map(|p| p.slab_size()) else {
             return;
         };
-        let key = self.table.entry(idx).key;
         let slab = self.table.slab_ptr(idx);
         // SAFETY: the slab of a live entry: slab_size() writable bytes of this table.
         unsafe { std::ptr::write_bytes(slab, 0, size) };
         self.pause(Stage::FlowTable.row(), *t);
         if let Some(p) = self.plugins.as_mut() {
+            self.cost.service_begin();
             // SAFETY: the slab of a live entry, sized and aligned for the plugins' layout.
-            unsafe { p.flow_init(&key, slab, &mut self.cost) };
+            unsafe { p.flow_init_selected(&key, slab, skip, &mut self.cost) };
+            self.cost.service_end(service);
         }
         *t = self.cost.start();
     }
@@ -499,12 +545,25 @@ impl Worker {
                 .lap(Stage::Rates.row(), self.batch_pkts.len() as u32, t);
         }
         if let Some(p) = self.plugins.as_mut() {
-            if !self.batch_pkts.is_empty() {
+            let by_service =
+                self.services.is_some() && self.cost.enabled() && self.cost.by_service.is_some();
+            if !self.batch_pkts.is_empty() && by_service {
+                dispatch_by_service(
+                    p,
+                    &mut self.cost,
+                    &self.batch_slabs,
+                    &self.batch_pkts,
+                    &mut self.batch_svc,
+                    &mut self.group_slabs,
+                    &mut self.group_pkts,
+                );
+            } else if !self.batch_pkts.is_empty() {
                 // SAFETY: every slab belongs to a live flow of this worker's table, and every
                 // packet's data stays valid until the caller releases the burst, after this.
                 unsafe { p.update_burst(&self.batch_slabs, &self.batch_pkts, &mut self.cost) };
             }
         }
+        self.batch_svc.clear();
         self.batch_pkts.clear();
         self.batch_slabs.clear();
         self.batch_flows.clear();
@@ -570,6 +629,7 @@ impl Worker {
             let slab = self.table.slab_ptr(idx);
             self.pause(row, *t);
             if let Some(p) = self.plugins.as_mut() {
+                self.cost.service_begin();
                 // SAFETY: the slab of the live entry being ended; `values` holds every feature.
                 unsafe {
                     p.flow_emit(
@@ -579,6 +639,7 @@ impl Worker {
                         &mut self.cost,
                     )
                 };
+                self.cost.service_end(e.ext.service);
             }
             *t = self.cost.start();
         }
@@ -590,6 +651,7 @@ impl Worker {
             key: e.key,
             expiration: why,
             worker: self.s.id,
+            service: e.ext.service,
             bidirectional: e.bidirectional,
             src2dst: e.src2dst,
             dst2src,
@@ -614,6 +676,49 @@ impl Worker {
                 worker = self.s.id,
                 "record output stage is gone; records lost"
             );
+        }
+    }
+}
+
+/// Hand a batch to the plugins one service at a time (packets of one flow keep their order),
+/// so the plugin rows' growth over each group is that service's cost.
+fn dispatch_by_service(
+    p: &mut WorkerPlugins,
+    cost: &mut CostTable,
+    slabs: &[*mut u8],
+    pkts: &[PacketV1],
+    svc: &mut [u16],
+    group_slabs: &mut Vec<*mut u8>,
+    group_pkts: &mut Vec<PacketV1>,
+) {
+    const TAKEN: u16 = u16::MAX;
+    let n = pkts.len().min(slabs.len()).min(svc.len());
+    let mut first = 0;
+    while first < n {
+        let s = svc[first];
+        if svc[first..n].iter().all(|&x| x == s) {
+            // One service left: no copy.
+            cost.service_begin();
+            // SAFETY: as in flush_batch (live slabs of this table, packets of this burst).
+            unsafe { p.update_burst(&slabs[first..n], &pkts[first..n], cost) };
+            cost.service_end(s);
+            return;
+        }
+        group_slabs.clear();
+        group_pkts.clear();
+        for i in first..n {
+            if svc[i] == s {
+                group_slabs.push(slabs[i]);
+                group_pkts.push(pkts[i]);
+                svc[i] = TAKEN;
+            }
+        }
+        cost.service_begin();
+        // SAFETY: as above.
+        unsafe { p.update_burst(group_slabs, group_pkts, cost) };
+        cost.service_end(s);
+        while first < n && svc[first] == TAKEN {
+            first += 1;
         }
     }
 }

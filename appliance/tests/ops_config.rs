@@ -318,7 +318,7 @@ fn check_config(path: &Path) -> (bool, String) {
 
 #[test]
 fn example_configs_pass_check_config() {
-    for f in ["weir-2port.toml", "weir-offline.toml"] {
+    for f in ["weir-2port.toml", "weir-offline.toml", "services.toml"] {
         let p = workspace().join("deploy/examples").join(f);
         let (ok, msg) = check_config(&p);
         assert!(ok, "{f}: {msg}");

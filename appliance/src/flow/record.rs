@@ -68,6 +68,8 @@ pub struct FlowRecord {
     pub key: FlowKeyV1,
     pub expiration: Expiration,
     pub worker: u16,
+    /// Service id (see [`RecordSchema::services`]); 0 = none.
+    pub service: u16,
     pub bidirectional: DirCounters,
     pub src2dst: DirCounters,
     pub dst2src: DirCounters,
@@ -170,6 +172,7 @@ pub fn core_column_names() -> Vec<String> {
     }
     v.push("expiration_id".into());
     v.push("worker".into());
+    v.push("service".into());
     v
 }
 
@@ -221,9 +224,22 @@ pub struct RecordSchema {
     /// Whether a model is loaded (adds `prediction`, score columns, `score_status`,
     /// `model_name` and `model_version`).
     pub scored: bool,
+    /// Service names of ids 1.. (the `service` column; id 0 writes "").
+    pub services: Vec<String>,
 }
 
 impl RecordSchema {
+    /// The `service` column of a record ("" when none).
+    pub fn service_name(&self, id: u16) -> &str {
+        if id == 0 {
+            ""
+        } else {
+            self.services
+                .get(id as usize - 1)
+                .map_or("", |s| s.as_str())
+        }
+    }
+
     /// Find a numeric column by name (core columns first, then extra ones).
     pub fn column(&self, name: &str) -> Option<Column> {
         if let Some(c) = core_column(name) {

@@ -187,12 +187,32 @@ impl WorkerPlugins {
     /// `slab` points to `slab_size()` writable bytes aligned to `slab_align()`, not aliased
     /// during the call.
     pub unsafe fn flow_init(&mut self, key: &FlowKeyV1, slab: *mut u8, cost: &mut CostTable) {
+        // SAFETY: forwarded.
+        unsafe { self.flow_init_selected(key, slab, 0, cost) }
+    }
+
+    /// Like [`WorkerPlugins::flow_init`], with the plugins of bit mask `skip` not selected
+    /// for this flow: never called for it (not even flow_init), features NaN.
+    ///
+    /// # Safety
+    /// As for [`WorkerPlugins::flow_init`].
+    pub unsafe fn flow_init_selected(
+        &mut self,
+        key: &FlowKeyV1,
+        slab: *mut u8,
+        skip: u64,
+        cost: &mut CostTable,
+    ) {
         debug_assert_eq!(slab as usize % self.slab_align, 0, "misaligned slab");
         // SAFETY: the caller guarantees slab_size writable bytes.
         unsafe { std::ptr::write_bytes(slab, 0, self.slab_size) };
+        if skip != 0 {
+            // SAFETY: a zeroed slab of this layout.
+            unsafe { SlabLayout::set_skip(slab, skip) };
+        }
         let mut t = cost.start();
-        for slot in self.slots.iter_mut() {
-            if slot.quarantined {
+        for (pi, slot) in self.slots.iter_mut().enumerate() {
+            if slot.quarantined || skip & (1u64 << pi) != 0 {
                 continue;
             }
             // SAFETY: offset lies inside the slab and is aligned to the plugin's state_align;
@@ -324,10 +344,12 @@ impl WorkerPlugins {
             self.n_features,
             out.len()
         );
+        // SAFETY: the slab of this flow (caller's contract).
+        let skip = unsafe { SlabLayout::skip_mask(slab) };
         let mut t = cost.start();
-        for slot in self.slots.iter_mut() {
+        for (pi, slot) in self.slots.iter_mut().enumerate() {
             let cols = &mut out[slot.cols.clone()];
-            if slot.quarantined {
+            if slot.quarantined || skip & (1u64 << pi) != 0 {
                 cols.fill(f64::NAN);
                 continue;
             }

@@ -2,7 +2,8 @@
 //!
 //! ```text
 //! offset 0   u64  done mask: bit i set = plugin i asked for no more packets of this flow
-//! offset 8   u64  reserved (zero)
+//! offset 8   u64  skip mask: bit i set = plugin i is not selected for this flow's service
+//!                  (never called for it; its features are NaN)
 //! offset 16  plugin 0's state, at its state_align
 //!            plugin 1's state, at its state_align
 //!            ...
@@ -100,6 +101,30 @@ impl SlabLayout {
     pub unsafe fn done_mask(slab: *const u8) -> u64 {
         // SAFETY: forwarded; the header starts every slab and is 8-aligned.
         unsafe { (slab as *const u64).read() }
+    }
+
+    /// The skip mask of a slab (plugins not selected for this flow).
+    ///
+    /// # Safety
+    /// As for [`SlabLayout::done_mask`].
+    #[inline(always)]
+    pub unsafe fn skip_mask(slab: *const u8) -> u64 {
+        // SAFETY: forwarded; the second header word is 8-aligned.
+        unsafe { (slab as *const u64).add(1).read() }
+    }
+
+    /// Set a slab's done and skip masks at flow start: skipped plugins are also done, so the
+    /// burst dispatch filters their packets out before any call.
+    ///
+    /// # Safety
+    /// As for [`SlabLayout::set_done`].
+    #[inline(always)]
+    pub unsafe fn set_skip(slab: *mut u8, mask: u64) {
+        // SAFETY: forwarded; both header words lie inside every slab.
+        unsafe {
+            *(slab as *mut u64) |= mask;
+            *(slab as *mut u64).add(1) = mask;
+        }
     }
 
     /// Set bit `i` of a slab's done mask.

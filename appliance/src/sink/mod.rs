@@ -129,6 +129,7 @@ pub(crate) fn fields<'a>(
     }
     f(Field::Int(rec.expiration as i8 as i64));
     f(Field::UInt(rec.worker as u64));
+    f(Field::Str(schema.service_name(rec.service)));
     for (i, v) in rec.values.iter().enumerate() {
         let kind = schema.kinds.get(i).copied().unwrap_or(0);
         f(if v.is_nan() {

@@ -111,6 +111,7 @@ pub(crate) fn column_kinds(schema: &RecordSchema) -> Vec<ColKind> {
         },
         expiration: Expiration::Idle,
         worker: 0,
+        service: 0,
         bidirectional: Default::default(),
         src2dst: Default::default(),
         dst2src: Default::default(),

@@ -188,6 +188,8 @@ def test_weir_scores_a_registry_version_as_the_directory(filestore, work):
     cfg.write_text(f'[model]\nmlflow_store = "{store}"\n')
     extract(by_cfg, SCORED, "--config", cfg, "--model", "models:/demo/latest")
     d, e, c = scores(by_dir), scores(by_env), scores(by_cfg)
+    header = by_env.read_text().splitlines()[0].split(",")
+    assert header[-3:] == ["score_status", "model_name", "model_version"], header[-4:]
     assert len(d) > 100 and (d["score_status"] == "scored").all()
     score_cols = [k for k in d.columns if k not in ("model_name", "model_version")]
     pd.testing.assert_frame_equal(d[score_cols], e[score_cols])

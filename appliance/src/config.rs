@@ -15,6 +15,7 @@ pub struct Config {
     pub ports: Vec<PortConfig>,
     pub workers: WorkersConfig,
     pub flows: FlowsConfig,
+    pub intervals: crate::flow::interval::IntervalsConfig,
     pub plugins: PluginsConfig,
     pub rates: crate::rates::RatesConfig,
     pub heavy_hitters: Vec<crate::rates::HeavyHitterConfig>,
@@ -325,6 +326,15 @@ impl Config {
             return Err(bad(
                 "flows.active_timeout_s",
                 format!("must be > 0 and at most {MAX_TIMEOUT_S} (10 years)"),
+            ));
+        }
+        if self.intervals.every_ms > crate::flow::interval::MAX_EVERY_MS {
+            return Err(bad(
+                "intervals.every_ms",
+                format!(
+                    "must be at most {} (one year); 0 turns interval records off",
+                    crate::flow::interval::MAX_EVERY_MS
+                ),
             ));
         }
         if self.flows.wheel_granularity_ms == 0 {

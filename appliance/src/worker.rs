@@ -12,8 +12,9 @@
 
 use crate::config::{Config, Eviction};
 use crate::cost::{CostTable, RowId, Stage};
+use crate::flow::interval::{FlowInterval, IntervalSchedules};
 use crate::flow::key::{direction, flow_hash};
-use crate::flow::record::{DirCounters, Expiration, FlowRecord, ScoreStatus};
+use crate::flow::record::{DirCounters, Expiration, FlowRecord, IntervalSpan, ScoreStatus};
 use crate::flow::table::{FlowTable, Lookup, TableConfig};
 use crate::parse::{parse, SkipCounters};
 use crate::plugin_host::WorkerPlugins;
@@ -52,7 +53,10 @@ pub struct WorkerStats {
     /// Packets of new flows skipped because the table was full and eviction is off.
     pub table_full: u64,
     pub skipped: SkipCounters,
+    /// Records handed over: flow records plus interval records.
     pub records: u64,
+    /// Of `records`, the interval records.
+    pub interval_records: u64,
 }
 
 /// Per-flow data the worker keeps beside the counters.
@@ -60,9 +64,12 @@ pub struct WorkerStats {
 pub struct FlowExt {
     /// Decayed packet and byte rates and their peaks.
     pub rates: FlowRates,
+    /// The flow's interval schedule and its counters of the current interval.
+    pub iv: FlowInterval,
 }
 
-// SAFETY: FlowRates is plain integers; all-zero bits are a valid (empty) value.
+// SAFETY: FlowRates and FlowInterval are plain integers; all-zero bits are a valid (empty)
+// value.
 unsafe impl bytemuck::Zeroable for FlowExt {}
 
 pub struct WorkerSettings {
@@ -75,6 +82,8 @@ pub struct WorkerSettings {
     pub burst: usize,
     /// Number of plugin/rate values per record.
     pub n_values: usize,
+    /// `[intervals] every_ms` (0 = no interval records).
+    pub interval_every_ms: u64,
 }
 
 impl WorkerSettings {
@@ -99,6 +108,7 @@ impl WorkerSettings {
             },
             burst: cfg.workers.burst as usize,
             n_values,
+            interval_every_ms: cfg.intervals.every_ms,
         }
     }
 }
@@ -128,6 +138,8 @@ pub struct Worker {
     out: Vec<FlowRecord>,
     sink: Sender<Vec<FlowRecord>>,
     due: Vec<u32>,
+    /// Interval schedules and the flows each touched in its current interval.
+    iv: IntervalSchedules,
     last_ts_ns: u64,
     /// Flow-table cycles of the current burst held while the plugins' per-flow calls ran.
     held_cycles: u64,
@@ -155,6 +167,7 @@ impl Worker {
         let burst = s.burst.max(1);
         let n_plugin_values = plugins.as_ref().map_or(0, |p| p.n_features());
         let table = FlowTable::new(s.table);
+        let iv = IntervalSchedules::new(&[s.interval_every_ms], s.table.capacity);
         tracing::info!(
             worker = s.id,
             capacity = s.table.capacity,
@@ -180,6 +193,7 @@ impl Worker {
             out: Vec::new(),
             sink,
             due: Vec::with_capacity(1024),
+            iv,
             last_ts_ns: 0,
             held_cycles: 0,
             stats: WorkerStats::default(),
@@ -336,6 +350,14 @@ impl Worker {
     #[inline]
     fn account(&mut self, mut pkt: PacketV1, key: &FlowKeyV1, hash: u64, t: &mut u64) {
         let now_ms = pkt.ts_ns / 1_000_000;
+        if now_ms >= self.iv.next_end_ms {
+            // An interval ended (or this is the first packet): its packets still waiting in
+            // the batch go to the plugins first, then its records are written.
+            self.interrupt_for_flow_end(t);
+            self.pause(Stage::FlowTable.row(), *t);
+            self.close_intervals(now_ms);
+            *t = self.cost.start();
+        }
         let idx = match self.lookup(key, hash, now_ms, t) {
             Some(i) => i,
             None => {
@@ -362,6 +384,7 @@ impl Worker {
             now_ms,
             size,
         );
+        self.iv.touch(&mut e.ext.iv, idx, dir, now_ms, size);
         let mut teardown = false;
         if self.s.tcp_teardown && pkt.protocol == 6 {
             if pkt.tcp_flags & WEIR_TCP_FIN != 0 {
@@ -467,6 +490,8 @@ impl Worker {
     /// flow created) instead of counting them twice.
     fn init_flow(&mut self, idx: u32, t: &mut u64) {
         self.cost.add_flows(Stage::FlowTable.row(), 1);
+        // The flow's interval schedule is chosen once, here (per service, once services exist).
+        self.table.entry_mut(idx).ext.iv.schedule = self.iv.for_new_flow();
         let Some(size) = self.plugins.as_ref().map(|p| p.slab_size()) else {
             return;
         };
@@ -529,8 +554,14 @@ impl Worker {
         }
     }
 
-    /// End the flows whose wheel slot came due; returns how many ended.
+    /// End the flows whose wheel slot came due; returns how many ended. Intervals that ended
+    /// by `now_ms` are written first (on their own cost row).
     fn run_expiry(&mut self, now_ms: u64, t: &mut u64) -> u32 {
+        if now_ms >= self.iv.next_end_ms && !self.iv.is_empty() {
+            self.cost.lap_flows(Stage::Expiry.row(), 0, *t);
+            self.close_intervals(now_ms);
+            *t = self.cost.start();
+        }
         let mut ended = 0;
         let mut due = std::mem::take(&mut self.due);
         while self.table.due(now_ms, &mut due) {
@@ -561,6 +592,20 @@ impl Worker {
     /// Runs inside stage `row` whose clock is `t`: the plugins' `flow_emit` calls are timed on
     /// their own rows, so `row`'s clock pauses around them.
     fn end_flow(&mut self, idx: u32, why: Expiration, row: RowId, t: &mut u64) {
+        let fi = self.table.entry(idx).ext.iv;
+        if fi.pos != 0 {
+            // The flow's last interval: written before its flow record, so the interval
+            // records of a flow always add up to it.
+            if let Some((moved, pos)) = self.iv.untouch(&fi) {
+                self.table.entry_mut(moved).ext.iv.pos = pos;
+            }
+            let span = self.iv.span(fi.schedule);
+            self.pause(row, *t);
+            let t_iv = self.cost.start();
+            self.emit_interval(idx, span);
+            self.cost.lap_flows(Stage::Interval.row(), 1, t_iv);
+            *t = self.cost.start();
+        }
         let e = *self.table.entry(idx);
         let mut values = vec![f64::NAN; self.s.n_values];
         let rate_values = e.ext.rates.features(&self.tables);
@@ -590,6 +635,7 @@ impl Worker {
             key: e.key,
             expiration: why,
             worker: self.s.id,
+            interval: None,
             bidirectional: e.bidirectional,
             src2dst: e.src2dst,
             dst2src,
@@ -599,6 +645,83 @@ impl Worker {
             scores: Vec::new(),
         });
         self.table.remove(idx);
+    }
+
+    /// Write the interval records of every schedule whose interval ended by `now_ms` (the
+    /// batch must be flushed first), on the `intervals` cost row; on the first packet, start
+    /// the schedules instead.
+    fn close_intervals(&mut self, now_ms: u64) {
+        if self.iv.is_empty() {
+            return;
+        }
+        if self.iv.next_end_ms == 0 {
+            self.iv.start(now_ms);
+            return;
+        }
+        let t = self.cost.start();
+        let mut written = 0u32;
+        while let Some((i, span, touched)) = self.iv.due(now_ms) {
+            for &idx in &touched {
+                self.emit_interval(idx, span);
+                written += 1;
+                // Keep the records of a busy interval in bounded batches, as flush_all does.
+                if self.out.len() >= FLUSH_BATCH {
+                    self.send_records();
+                }
+            }
+            self.iv.finish(i, touched, now_ms);
+        }
+        self.cost.lap_flows(Stage::Interval.row(), written, t);
+    }
+
+    /// Turn flow `idx`'s current interval into an interval record and start its next one
+    /// (the flow is already off its schedule's touched list). The plugins' `interval_emit`
+    /// calls are timed on their own rows.
+    fn emit_interval(&mut self, idx: u32, span: IntervalSpan) {
+        let e = self.table.entry(idx);
+        let key = e.key;
+        let fi = e.ext.iv;
+        let mut values = vec![f64::NAN; self.s.n_values];
+        let rate_values = e.ext.rates.features(&self.tables);
+        values[self.n_plugin_values..self.n_plugin_values + rate_values.len()]
+            .copy_from_slice(&rate_values);
+        if let Some(p) = self.plugins.as_mut() {
+            let slab = self.table.slab_ptr(idx);
+            // SAFETY: the slab of a live entry; `values` holds every feature.
+            unsafe {
+                p.interval_emit(
+                    &key,
+                    slab,
+                    &mut values[..self.n_plugin_values],
+                    &mut self.cost,
+                )
+            };
+        }
+        self.table.entry_mut(idx).ext.iv = FlowInterval {
+            schedule: fi.schedule,
+            ..FlowInterval::default()
+        };
+        let zero_if_empty = |c: DirCounters| {
+            if c.packets == 0 {
+                DirCounters::default()
+            } else {
+                c
+            }
+        };
+        self.stats.interval_records += 1;
+        self.out.push(FlowRecord {
+            key,
+            expiration: Expiration::Active,
+            worker: self.s.id,
+            interval: Some(span),
+            bidirectional: fi.bidirectional(),
+            src2dst: zero_if_empty(fi.src2dst),
+            dst2src: zero_if_empty(fi.dst2src),
+            values,
+            score_status: ScoreStatus::None,
+            prediction: None,
+            scores: Vec::new(),
+        });
     }
 
     fn send_records(&mut self) {

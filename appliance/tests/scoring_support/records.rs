@@ -130,6 +130,7 @@ pub fn records() -> Records {
                 key,
                 expiration: Expiration::Idle,
                 worker: 0,
+                interval: None,
                 bidirectional: bi,
                 src2dst: dir("src2dst"),
                 dst2src: dir("dst2src"),

@@ -5,6 +5,7 @@
         [--task classification|anomaly] [--features a,b,c | --features @file]
         [--label-column application_category_name | --labels LABELS.csv --label-column COL]
         [--min-class-samples 10] [--alert-class C --alert-min-proba P | --alert-max-score S]
+        [--records flow|interval|both]
 
 RECORDS are CSV or Parquet files (or directories of them) as `weir extract` writes them; the
 NFStream CSVs in appliance/tests/data/nfstream/expected/ have the same column names. Writes
@@ -22,7 +23,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from weir_export import classifier_to_onnx, isolation_forest_to_onnx  # noqa: E402
 from weir_records import (  # noqa: E402
-    DEFAULT_FEATURES, feature_matrix, fingerprint, join_labels, read_records, write_model_dir)
+    DEFAULT_FEATURES, feature_matrix, fingerprint, join_labels, read_records, select_record_kinds,
+    write_model_dir)
 
 OTHER = "Other"
 ESTIMATORS = ("rf", "gb", "logreg", "iforest")
@@ -165,11 +167,17 @@ def main(argv=None) -> int:
     ap.add_argument("--alert-class")
     ap.add_argument("--alert-min-proba", type=float, default=0.9)
     ap.add_argument("--alert-max-score", type=float)
+    ap.add_argument("--records", dest="record_kinds", choices=("flow", "interval", "both"),
+                    default="flow",
+                    help="which records to train on and the model scores (model.json "
+                         "\"records\"): flow records at flow end (default), interval records "
+                         "([intervals] every_ms), or both")
     a = ap.parse_args(argv)
 
     estimator = a.estimator or ("iforest" if a.task == "anomaly" else "rf")
     paths = expand_inputs(a.records)
-    df = read_records(paths)
+    kinds = ["flow", "interval"] if a.record_kinds == "both" else [a.record_kinds]
+    df = select_record_kinds(read_records(paths), kinds)
     fp = fingerprint(paths)
     if a.labels:
         df = join_labels(df, a.labels, a.label_column)
@@ -179,7 +187,8 @@ def main(argv=None) -> int:
                            label_column=a.label_column, min_class_samples=a.min_class_samples,
                            test_size=a.test_size, seed=a.seed, n_estimators=a.n_estimators,
                            max_depth=a.max_depth)
-    meta = {"name": a.name or Path(a.out).name, "version": a.version, **meta, "input": "X"}
+    meta = {"name": a.name or Path(a.out).name, "version": a.version, **meta, "input": "X",
+            "records": kinds}
     if a.alert_class is not None:
         if a.alert_class not in meta.get("classes", []):
             raise SystemExit(f"--alert-class {a.alert_class!r} is not a class of the model")

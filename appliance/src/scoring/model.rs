@@ -16,6 +16,7 @@ use serde::Deserialize;
 
 use super::error::{Result, ScoringError};
 use super::runtime::Runtime;
+use crate::flow::record::RecordKind;
 
 pub const FORMAT: &str = "weir-model/1";
 
@@ -54,8 +55,17 @@ pub struct ModelSpec {
     pub input: Option<String>,
     #[serde(default)]
     pub alert: Option<AlertSpec>,
+    /// Which records the model scores: `["flow"]` (the default, so older models load as they
+    /// did), `["interval"]` or both. Records of another kind pass unscored (`score_status`
+    /// empty).
+    #[serde(default = "default_records")]
+    pub records: Vec<RecordKind>,
     #[serde(default)]
     pub metadata: serde_json::Value,
+}
+
+fn default_records() -> Vec<RecordKind> {
+    vec![RecordKind::Flow]
 }
 
 impl ModelSpec {
@@ -88,6 +98,11 @@ impl ModelSpec {
         if let Some(d) = spec.features.iter().find(|f| !seen.insert(f.as_str())) {
             return Err(bad(format!("feature `{d}` is listed twice")));
         }
+        if spec.records.is_empty() {
+            return Err(bad(
+                "\"records\" is empty: list \"flow\", \"interval\" or both".into(),
+            ));
+        }
         match spec.task {
             Task::Classification if spec.classes.is_empty() => {
                 return Err(bad("a classification model needs \"classes\"".into()))
@@ -115,6 +130,11 @@ impl ModelSpec {
             (None, _) => {}
         }
         Ok(spec)
+    }
+
+    /// Whether the model scores records of `kind`.
+    pub fn scores_kind(&self, kind: RecordKind) -> bool {
+        self.records.contains(&kind)
     }
 
     /// The score columns this model adds to records (after `prediction`).

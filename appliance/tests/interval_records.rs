@@ -152,8 +152,9 @@ fn plugin_dir(root: &Path) -> PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     let built = Path::new(env!("CARGO_BIN_EXE_weir")).parent().unwrap();
     for so in ["libweir_flowstats.so", "libweir_tcp.so"] {
-        std::fs::copy(built.join(so), dir.join(so))
-            .unwrap_or_else(|e| panic!("{so} not built beside weir (cargo build --workspace): {e}"));
+        std::fs::copy(built.join(so), dir.join(so)).unwrap_or_else(|e| {
+            panic!("{so} not built beside weir (cargo build --workspace): {e}")
+        });
     }
     // The 1.0 header under the name the plugin source includes.
     let inc = root.join("include-v1.0");
@@ -190,7 +191,12 @@ fn read_csv(path: &Path) -> Vec<HashMap<String, String>> {
     let mut r = csv::Reader::from_path(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let h: Vec<String> = r.headers().unwrap().iter().map(String::from).collect();
     r.records()
-        .map(|rec| h.iter().cloned().zip(rec.unwrap().iter().map(String::from)).collect())
+        .map(|rec| {
+            h.iter()
+                .cloned()
+                .zip(rec.unwrap().iter().map(String::from))
+                .collect()
+        })
         .collect()
 }
 
@@ -225,7 +231,12 @@ fn extract(cap: &Path, plugins: &Path, root: &Path, out: &Path, extra: &[&str]) 
     err
 }
 
-const COUNTERS: [&str; 4] = ["src2dst_packets", "src2dst_bytes", "dst2src_packets", "dst2src_bytes"];
+const COUNTERS: [&str; 4] = [
+    "src2dst_packets",
+    "src2dst_bytes",
+    "dst2src_packets",
+    "dst2src_bytes",
+];
 
 #[test]
 fn interval_records_of_a_long_flow_add_up_and_alert_before_it_ends() {
@@ -284,13 +295,19 @@ fn interval_records_of_a_long_flow_add_up_and_alert_before_it_ends() {
         let s = &sizes[&k];
         let mean = s.iter().sum::<u64>() as f64 / s.len() as f64;
         let got_mean: f64 = r["bidirectional_mean_ps"].parse().unwrap();
-        assert!((got_mean - mean).abs() < 1e-9, "minute {k}: mean ps {got_mean} vs {mean}");
+        assert!(
+            (got_mean - mean).abs() < 1e-9,
+            "minute {k}: mean ps {got_mean} vs {mean}"
+        );
         assert_eq!(num(r, "bidirectional_max_ps"), *s.iter().max().unwrap());
         assert_eq!(num(r, "bidirectional_min_ps"), *s.iter().min().unwrap());
         // The per-direction flowstats columns are flow-only: NaN (empty) in interval records.
         assert_eq!(r["src2dst_mean_ps"], "");
         // The 1.0 plugin has no interval_emit: its columns are empty here.
-        assert_eq!(r["counter_s2d_packets"], "", "a 1.0 plugin gives NaN in intervals");
+        assert_eq!(
+            r["counter_s2d_packets"], "",
+            "a 1.0 plugin gives NaN in intervals"
+        );
         // UDP: tcp's columns are NaN too.
         assert_eq!(r["tcp_src2dst_retransmissions"], "");
     }
@@ -347,8 +364,13 @@ fn interval_records_of_a_long_flow_add_up_and_alert_before_it_ends() {
     // interval, trained with scikit-learn through train.py.
     let train_csv = root.join("train.csv");
     let mut w = csv::Writer::from_path(&train_csv).unwrap();
-    w.write_record(["record_kind", "bidirectional_packets", "bidirectional_bytes", "label"])
-        .unwrap();
+    w.write_record([
+        "record_kind",
+        "bidirectional_packets",
+        "bidirectional_bytes",
+        "label",
+    ])
+    .unwrap();
     for r in rows.iter().filter(|r| r["record_kind"] == "interval") {
         let bursty = is_long(r) && num(r, "interval_start_ms") == T0_MS + 6 * EVERY_MS;
         for _ in 0..if bursty { 12 } else { 1 } {
@@ -363,8 +385,13 @@ fn interval_records_of_a_long_flow_add_up_and_alert_before_it_ends() {
     }
     // Flow records in the training file are skipped by --records interval.
     for r in rows.iter().filter(|r| r["record_kind"] == "flow") {
-        w.write_record(["flow", &r["bidirectional_packets"], &r["bidirectional_bytes"], "burst"])
-            .unwrap();
+        w.write_record([
+            "flow",
+            &r["bidirectional_packets"],
+            &r["bidirectional_bytes"],
+            "burst",
+        ])
+        .unwrap();
     }
     w.flush().unwrap();
     drop(w);
@@ -401,7 +428,14 @@ fn interval_records_of_a_long_flow_add_up_and_alert_before_it_ends() {
     let meta: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(model.join("model.json")).unwrap()).unwrap();
     assert_eq!(meta["records"], serde_json::json!(["interval"]));
-    assert_eq!(meta["metadata"]["rows"], 12 + rows.iter().filter(|r| r["record_kind"] == "interval").count() - 1);
+    assert_eq!(
+        meta["metadata"]["rows"],
+        12 + rows
+            .iter()
+            .filter(|r| r["record_kind"] == "interval")
+            .count()
+            - 1
+    );
 
     let scored = root.join("scored.csv");
     let alerts = root.join("alerts.jsonl");
@@ -410,12 +444,21 @@ fn interval_records_of_a_long_flow_add_up_and_alert_before_it_ends() {
         &plugins,
         root,
         &scored,
-        &["--model", model.to_str().unwrap(), "--alerts", alerts.to_str().unwrap()],
+        &[
+            "--model",
+            model.to_str().unwrap(),
+            "--alerts",
+            alerts.to_str().unwrap(),
+        ],
     );
     let srows = read_csv(&scored);
     assert_eq!(srows.len(), rows.len());
     for r in &srows {
-        let want = if r["record_kind"] == "interval" { "scored" } else { "" };
+        let want = if r["record_kind"] == "interval" {
+            "scored"
+        } else {
+            ""
+        };
         assert_eq!(r["score_status"], want, "model.json records = [interval]");
     }
     let flow_end = num(long_flow, "bidirectional_last_seen_ms");
@@ -425,7 +468,11 @@ fn interval_records_of_a_long_flow_add_up_and_alert_before_it_ends() {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     let long_alerts: Vec<_> = lines.iter().filter(|a| a["src_ip"] == "10.1.0.1").collect();
-    assert_eq!(long_alerts.len(), 1, "one alert, on the burst's minute: {lines:?}");
+    assert_eq!(
+        long_alerts.len(),
+        1,
+        "one alert, on the burst's minute: {lines:?}"
+    );
     let a = long_alerts[0];
     assert_eq!(a["record_kind"], "interval");
     assert_eq!(a["interval_start_ms"], T0_MS + 6 * EVERY_MS);

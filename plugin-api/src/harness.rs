@@ -8,8 +8,8 @@ use std::ffi::CString;
 use std::path::{Path, PathBuf};
 
 use crate::abi::{
-    EntryFn, FlowKeyV1, PacketV1, PluginV1, PLUGIN_V1_0_SIZE, PLUGIN_V1_1_SIZE, WEIR_ABI_MAJOR, WEIR_ABI_MINOR, WEIR_OK,
-    WEIR_PLUGIN_ENTRY_SYMBOL, WEIR_PLUGIN_MAGIC,
+    EntryFn, FlowKeyV1, PacketV1, PluginV1, PLUGIN_V1_0_SIZE, PLUGIN_V1_1_SIZE, WEIR_ABI_MAJOR,
+    WEIR_ABI_MINOR, WEIR_OK, WEIR_PLUGIN_ENTRY_SYMBOL, WEIR_PLUGIN_MAGIC,
 };
 
 /// A loaded plugin library and its checked descriptor.

@@ -9,8 +9,8 @@ use super::refusal::RefusalReason;
 use std::ffi::{c_char, CStr};
 use weir_plugin_api::{
     CreateFn, DestroyFn, FlowEmitFn, FlowInitFn, IntervalEmitFn, LastErrorFn, PluginV1,
-    UpdateBurstFn, PLUGIN_HEADER_SIZE, PLUGIN_V1_0_SIZE, PLUGIN_V1_1_SIZE, WEIR_ABI_MAJOR, WEIR_ABI_MINOR, WEIR_FEATURE_BOOL, WEIR_FEATURE_F64,
-    WEIR_FEATURE_U64, WEIR_PLUGIN_MAGIC,
+    UpdateBurstFn, PLUGIN_HEADER_SIZE, PLUGIN_V1_0_SIZE, PLUGIN_V1_1_SIZE, WEIR_ABI_MAJOR,
+    WEIR_ABI_MINOR, WEIR_FEATURE_BOOL, WEIR_FEATURE_F64, WEIR_FEATURE_U64, WEIR_PLUGIN_MAGIC,
 };
 
 /// Longest plugin name accepted.

@@ -225,8 +225,8 @@ impl FlowStats {
     pub fn add(&mut self, pkt: &PacketV1) {
         let t = pkt.ts_ms();
         let reverse = pkt.direction == WEIR_DIR_DST_TO_SRC;
-        let gap = (self.bidirectional.packets > 0)
-            .then(|| t.saturating_sub(self.bidirectional.last_ms));
+        let gap =
+            (self.bidirectional.packets > 0).then(|| t.saturating_sub(self.bidirectional.last_ms));
         self.interval.add(pkt.wire_len, gap);
         self.bidirectional.add(pkt.wire_len, t);
         if reverse {

@@ -201,7 +201,12 @@ fn intervals_match_a_two_pass_oracle_and_leave_the_flow_features_alone() {
     let pkts: Vec<PacketV1> = (0..300)
         .map(|_| {
             t += rng.next() % 50_000_000;
-            pkt(t, (rng.next() % 2) as u8, 60 + (rng.next() % 1400) as u32, 0x10)
+            pkt(
+                t,
+                (rng.next() % 2) as u8,
+                60 + (rng.next() % 1400) as u32,
+                0x10,
+            )
         })
         .collect();
     let cuts = [0usize, 17, 18, 150, 300];
@@ -216,7 +221,12 @@ fn intervals_match_a_two_pass_oracle_and_leave_the_flow_features_alone() {
         let sizes: Vec<f64> = pkts[w[0]..w[1]].iter().map(|x| x.wire_len as f64).collect();
         let want = oracle(&sizes, 2);
         for i in 0..4 {
-            assert!(close(out[i], want[i]), "interval {w:?} ps {i}: {} vs {}", out[i], want[i]);
+            assert!(
+                close(out[i], want[i]),
+                "interval {w:?} ps {i}: {} vs {}",
+                out[i],
+                want[i]
+            );
         }
         // Gaps ending in the interval: the first one reaches back to the previous interval.
         let from = w[0].saturating_sub(1);

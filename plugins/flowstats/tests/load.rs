@@ -47,14 +47,21 @@ fn descriptor_and_a_synthetic_flow() {
     let out = inst.emit(&key, &mut flows[1]).unwrap();
     assert_eq!(&out[0..4], &[60.0, 60.0, 0.0, 60.0]);
     // ABI 1.1 interval_emit through the exported callback: the interval so far, then reset.
-    let iv = inst.interval_emit(&key, &mut flows[0]).unwrap().expect("1.1 callback");
+    let iv = inst
+        .interval_emit(&key, &mut flows[0])
+        .unwrap()
+        .expect("1.1 callback");
     assert_eq!(&iv[0..4], &[100.0, 200.0, 100.0, 300.0]);
     assert_eq!(&iv[12..16], &[10.0, 20.0, (200.0f64).sqrt(), 30.0]);
     assert!(iv[4..12].iter().all(|v| v.is_nan()));
     inst.update_burst(&mut flows, &[(0, p(45, 1, 80))]).unwrap();
     let iv = inst.interval_emit(&key, &mut flows[0]).unwrap().unwrap();
     assert_eq!(&iv[0..4], &[80.0, 80.0, 0.0, 80.0]);
-    assert_eq!(&iv[12..16], &[5.0, 5.0, 0.0, 5.0], "the gap from the previous interval");
+    assert_eq!(
+        &iv[12..16],
+        &[5.0, 5.0, 0.0, 5.0],
+        "the gap from the previous interval"
+    );
     // The flow's features still cover every packet.
     let out = inst.emit(&key, &mut flows[0]).unwrap();
     assert_eq!(&out[0..4], &[80.0, 170.0, out[2], 300.0]);

@@ -210,7 +210,10 @@ fn intervals_count_their_own_segments() {
         seg(4000, 0, A, 101, 501, 10, 3000),
     ];
     // Interval 2: one new segment (window 500) and a zero window from dst2src.
-    let second = [seg(5000, 0, A, 111, 501, 10, 500), seg(6000, 1, A, 501, 121, 0, 0)];
+    let second = [
+        seg(5000, 0, A, 111, 501, 10, 500),
+        seg(6000, 1, A, 501, 121, 0, 0),
+    ];
     let mut out = vec![f64::NAN; 15];
     for x in &first {
         p.update(&mut s, x);

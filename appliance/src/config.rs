@@ -508,6 +508,19 @@ mod tests {
     }
 
     #[test]
+    fn interval_length_is_checked() {
+        assert_eq!(parse("").unwrap().intervals.every_ms, 0, "off by default");
+        let c = parse("[intervals]\nevery_ms = 10000\n").unwrap();
+        assert_eq!(c.intervals.every_ms, 10_000);
+        let e = parse("[intervals]\n\nevery_ms = 99999999999999\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("intervals.every_ms") && e.contains("line 3"), "{e}");
+        let e = parse("[intervals]\nevery = 5\n").unwrap_err().to_string();
+        assert!(e.contains("every"), "{e}");
+    }
+
+    #[test]
     fn port_needs_one_source() {
         let e = parse("[[ports]]\nrx_desc = 512\n").unwrap_err().to_string();
         assert!(e.contains("pci") && e.contains("vdev"), "{e}");

@@ -326,3 +326,36 @@ pub fn open_session(rt: &Runtime, onnx: &Path) -> Result<Session> {
         .commit_from_file(onnx)
         .map_err(|e| bad(format!("ONNX Runtime cannot load it: {e}")))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(extra: &str) -> std::result::Result<ModelSpec, String> {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("model.json"),
+            format!(
+                r#"{{"format": "weir-model/1", "name": "m", "task": "anomaly",
+                    "features": ["bidirectional_packets"]{extra}}}"#
+            ),
+        )
+        .unwrap();
+        ModelSpec::load(dir.path()).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn records_default_to_flow_and_are_checked() {
+        let s = spec("").unwrap();
+        assert_eq!(s.records, [RecordKind::Flow], "older models score flow records");
+        assert!(s.scores_kind(RecordKind::Flow) && !s.scores_kind(RecordKind::Interval));
+        let s = spec(r#", "records": ["interval"]"#).unwrap();
+        assert!(!s.scores_kind(RecordKind::Flow) && s.scores_kind(RecordKind::Interval));
+        let s = spec(r#", "records": ["flow", "interval"]"#).unwrap();
+        assert!(s.scores_kind(RecordKind::Flow) && s.scores_kind(RecordKind::Interval));
+        let e = spec(r#", "records": []"#).unwrap_err();
+        assert!(e.contains("model.json") && e.contains("\"records\" is empty"), "{e}");
+        let e = spec(r#", "records": ["packet"]"#).unwrap_err();
+        assert!(e.contains("model.json") && e.contains("packet"), "{e}");
+    }
+}

@@ -557,7 +557,8 @@ impl Worker {
     /// End the flows whose wheel slot came due; returns how many ended. Intervals that ended
     /// by `now_ms` are written first (on their own cost row).
     fn run_expiry(&mut self, now_ms: u64, t: &mut u64) -> u32 {
-        if now_ms >= self.iv.next_end_ms && !self.iv.is_empty() {
+        // Packets start the schedules (next_end_ms 0); the clock only ends their intervals.
+        if now_ms >= self.iv.next_end_ms && self.iv.next_end_ms != 0 {
             self.cost.lap_flows(Stage::Expiry.row(), 0, *t);
             self.close_intervals(now_ms);
             *t = self.cost.start();

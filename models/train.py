@@ -6,6 +6,7 @@
         [--label-column application_category_name | --labels LABELS.csv --label-column COL]
         [--min-class-samples 10] [--alert-class C --alert-min-proba P | --alert-max-score S]
         [--experiment weir] [--register NAME] [--no-mlflow]
+        [--records flow|interval|both]
 
 RECORDS are CSV or Parquet files (or directories of them) as `weir extract` writes them; the
 NFStream CSVs in appliance/tests/data/nfstream/expected/ have the same column names. Writes
@@ -31,6 +32,7 @@ from weir_export import classifier_to_onnx, isolation_forest_to_onnx  # noqa: E4
 import weir_mlflow  # noqa: E402
 from weir_records import (  # noqa: E402
     DEFAULT_FEATURES, expand, feature_matrix, fingerprint, join_labels, manifest_of, read_records,
+    select_record_kinds,
     write_model_dir)
 
 OTHER = "Other"
@@ -183,6 +185,11 @@ def main(argv=None) -> int:
                     help="register the logged model in MLflow's registry as NAME")
     ap.add_argument("--no-mlflow", action="store_true",
                     help="do not log to MLflow even if it is installed (also WEIR_NO_MLFLOW=1)")
+    ap.add_argument("--records", dest="record_kinds", choices=("flow", "interval", "both"),
+                    default="flow",
+                    help="which records to train on and the model scores (model.json "
+                         "\"records\"): flow records at flow end (default), interval records "
+                         "([intervals] every_ms), or both")
     a = ap.parse_args(argv)
     use_mlflow = not (a.no_mlflow or os.environ.get("WEIR_NO_MLFLOW") == "1")
     if use_mlflow and not weir_mlflow.available():
@@ -194,7 +201,8 @@ def main(argv=None) -> int:
 
     estimator = a.estimator or ("iforest" if a.task == "anomaly" else "rf")
     paths = expand_inputs(a.records)
-    df = read_records(paths)
+    kinds = ["flow", "interval"] if a.record_kinds == "both" else [a.record_kinds]
+    df = select_record_kinds(read_records(paths), kinds)
     fp = fingerprint(paths)
     if a.labels:
         df = join_labels(df, a.labels, a.label_column)
@@ -204,7 +212,8 @@ def main(argv=None) -> int:
                            label_column=a.label_column, min_class_samples=a.min_class_samples,
                            test_size=a.test_size, seed=a.seed, n_estimators=a.n_estimators,
                            max_depth=a.max_depth)
-    meta = {"name": a.name or Path(a.out).name, "version": a.version, **meta, "input": "X"}
+    meta = {"name": a.name or Path(a.out).name, "version": a.version, **meta, "input": "X",
+            "records": kinds}
     if a.alert_class is not None:
         if a.alert_class not in meta.get("classes", []):
             raise SystemExit(f"--alert-class {a.alert_class!r} is not a class of the model")

@@ -32,7 +32,23 @@ NOT_FEATURES = {
     "application_name", "application_category_name",
     "bidirectional_first_seen_ms", "bidirectional_last_seen_ms", "src2dst_first_seen_ms",
     "src2dst_last_seen_ms", "dst2src_first_seen_ms", "dst2src_last_seen_ms",
+    "record_kind", "interval_start_ms", "interval_end_ms",
 }
+
+# `record_kind` values (weir's records since interval records; older files are all "flow").
+RECORD_KINDS = ("flow", "interval")
+
+
+def select_record_kinds(df: pd.DataFrame, kinds: list[str]) -> pd.DataFrame:
+    """The rows of the given record kinds; records without a `record_kind` column are flows."""
+    bad = [k for k in kinds if k not in RECORD_KINDS]
+    if bad:
+        raise SystemExit(f"unknown record kinds {bad}: use {list(RECORD_KINDS)}")
+    kind = df["record_kind"] if "record_kind" in df.columns else pd.Series("flow", index=df.index)
+    out = df[kind.fillna("flow").isin(kinds)]
+    if out.empty:
+        raise SystemExit(f"no {' or '.join(kinds)} records in the input")
+    return out.reset_index(drop=True)
 
 _DIRS = ["bidirectional", "src2dst", "dst2src"]
 

@@ -15,6 +15,7 @@ pub struct Config {
     pub ports: Vec<PortConfig>,
     pub workers: WorkersConfig,
     pub flows: FlowsConfig,
+    pub intervals: crate::flow::interval::IntervalsConfig,
     pub plugins: PluginsConfig,
     pub rates: crate::rates::RatesConfig,
     pub heavy_hitters: Vec<crate::rates::HeavyHitterConfig>,
@@ -379,6 +380,15 @@ impl Config {
                 format!("must be > 0 and at most {MAX_TIMEOUT_S} (10 years)"),
             ));
         }
+        if self.intervals.every_ms > crate::flow::interval::MAX_EVERY_MS {
+            return Err(bad(
+                "intervals.every_ms",
+                format!(
+                    "must be at most {} (one year); 0 turns interval records off",
+                    crate::flow::interval::MAX_EVERY_MS
+                ),
+            ));
+        }
         if self.flows.wheel_granularity_ms == 0 {
             return Err(bad("flows.wheel_granularity_ms", "must be >= 1".into()));
         }
@@ -593,6 +603,19 @@ mod tests {
             c.services[0].plugins.as_deref(),
             Some(&["splt".to_string()][..])
         );
+    }
+
+    #[test]
+    fn interval_length_is_checked() {
+        assert_eq!(parse("").unwrap().intervals.every_ms, 0, "off by default");
+        let c = parse("[intervals]\nevery_ms = 10000\n").unwrap();
+        assert_eq!(c.intervals.every_ms, 10_000);
+        let e = parse("[intervals]\n\nevery_ms = 99999999999999\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("intervals.every_ms") && e.contains("line 3"), "{e}");
+        let e = parse("[intervals]\nevery = 5\n").unwrap_err().to_string();
+        assert!(e.contains("every"), "{e}");
     }
 
     #[test]

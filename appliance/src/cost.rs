@@ -59,17 +59,21 @@ pub enum Stage {
     FlowTable,
     Rates,
     Expiry,
+    /// Ending intervals: the interval records of the flows touched in an interval that ended
+    /// (plugins' `interval_emit` calls are on their own rows).
+    Interval,
     /// Handing finished records to the scorer or sinks.
     Sink,
 }
 
 impl Stage {
-    pub const ALL: [Stage; 6] = [
+    pub const ALL: [Stage; 7] = [
         Stage::Rx,
         Stage::Parse,
         Stage::FlowTable,
         Stage::Rates,
         Stage::Expiry,
+        Stage::Interval,
         Stage::Sink,
     ];
 
@@ -80,6 +84,7 @@ impl Stage {
             Stage::FlowTable => "flow_table",
             Stage::Rates => "rates",
             Stage::Expiry => "expiry",
+            Stage::Interval => "intervals",
             Stage::Sink => "sink",
         }
     }

@@ -309,6 +309,7 @@ pub fn extract(args: &ExtractArgs, out_path: Option<std::path::PathBuf>) -> Resu
         total.accepted += r.stats.accepted;
         total.flows_created += r.stats.flows_created;
         total.records += r.stats.records;
+        total.interval_records += r.stats.interval_records;
         total.evicted += r.stats.evicted;
         total.table_full += r.stats.table_full;
         total.skipped.merge(&r.stats.skipped);
@@ -327,7 +328,7 @@ pub fn extract(args: &ExtractArgs, out_path: Option<std::path::PathBuf>) -> Resu
             fed.packets + fed.unsupported_linktype,
             total.accepted,
             total.skipped.total() + total.table_full + fed.unsupported_linktype,
-            out.records,
+            out.records - out.interval_records,
             out_path
                 .as_ref()
                 .map(|p| p.display().to_string())
@@ -335,6 +336,9 @@ pub fn extract(args: &ExtractArgs, out_path: Option<std::path::PathBuf>) -> Resu
             elapsed.as_secs_f64(),
             fed.packets as f64 / elapsed.as_secs_f64().max(1e-9),
         );
+        if out.interval_records > 0 {
+            eprintln!("  and {} interval records", out.interval_records);
+        }
         for (name, n) in total.skipped.iter().filter(|(_, n)| *n > 0) {
             eprintln!("  skipped {name}: {n}");
         }
@@ -401,7 +405,7 @@ pub fn extract(args: &ExtractArgs, out_path: Option<std::path::PathBuf>) -> Resu
     }
     Ok(Summary {
         packets: fed.packets,
-        flows: out.records,
+        flows: out.records - out.interval_records,
         cost_table,
         cost: merged,
     })
@@ -443,7 +447,8 @@ fn write_stats(
         "truncated_to_mbuf": fed.truncated_to_mbuf,
         "flows_created": total.flows_created,
         "evicted": total.evicted,
-        "flows": total.records,
+        "flows": total.records - total.interval_records,
+        "interval_records": total.interval_records,
         "records_written": out.records,
         "records_packets": out.packets,
         "write_errors": out.write_errors,

@@ -35,8 +35,12 @@ use std::time::Duration;
 /// Totals of what the output stage wrote.
 #[derive(Debug, Default, Clone)]
 pub struct OutputStats {
+    /// Records written, flow and interval records alike.
     pub records: u64,
-    /// Packets counted in the records written (must equal the packets the workers accepted).
+    /// Of `records`, the interval records.
+    pub interval_records: u64,
+    /// Packets counted in the flow records written (must equal the packets the workers
+    /// accepted; interval records count them a second time, so they are left out).
     pub packets: u64,
     pub write_errors: u64,
     pub first_error: Option<String>,
@@ -330,7 +334,11 @@ impl Output {
                     }
                     written.fetch_add(1, Ordering::Relaxed);
                     st.records += 1;
-                    st.packets += rec.bidirectional.packets;
+                    if rec.interval.is_some() {
+                        st.interval_records += 1;
+                    } else {
+                        st.packets += rec.bidirectional.packets;
+                    }
                     if let Some(s) = records_sink.as_mut() {
                         if let Err(e) = s.write(&rec) {
                             st.write_errors += 1;

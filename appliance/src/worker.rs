@@ -12,8 +12,9 @@
 
 use crate::config::{Config, Eviction};
 use crate::cost::{CostTable, RowId, Stage};
+use crate::flow::interval::{FlowInterval, IntervalSchedules};
 use crate::flow::key::{direction, flow_hash};
-use crate::flow::record::{DirCounters, Expiration, FlowRecord, ScoreStatus};
+use crate::flow::record::{DirCounters, Expiration, FlowRecord, IntervalSpan, ScoreStatus};
 use crate::flow::table::{FlowTable, Lookup, TableConfig};
 use crate::parse::{parse, SkipCounters};
 use crate::plugin_host::WorkerPlugins;
@@ -53,9 +54,12 @@ pub struct WorkerStats {
     /// Packets of new flows skipped because the table was full and eviction is off.
     pub table_full: u64,
     pub skipped: SkipCounters,
+    /// Records handed over: flow records plus interval records.
     pub records: u64,
     /// DNS learning and flows by service (all zero without `[[services]]`).
     pub services: ServiceStats,
+    /// Of `records`, the interval records.
+    pub interval_records: u64,
 }
 
 /// Per-flow data the worker keeps beside the counters.
@@ -65,9 +69,12 @@ pub struct FlowExt {
     pub rates: FlowRates,
     /// The flow's service id, decided when it starts (0 = none).
     pub service: u16,
+    /// The flow's interval schedule and its counters of the current interval.
+    pub iv: FlowInterval,
 }
 
-// SAFETY: FlowRates and service are plain integers; all-zero bits are a valid (empty) value.
+// SAFETY: FlowRates, service and FlowInterval are plain integers; all-zero bits are a valid
+// (empty) value.
 unsafe impl bytemuck::Zeroable for FlowExt {}
 
 pub struct WorkerSettings {
@@ -80,6 +87,8 @@ pub struct WorkerSettings {
     pub burst: usize,
     /// Number of plugin/rate values per record.
     pub n_values: usize,
+    /// `[intervals] every_ms` (0 = no interval records).
+    pub interval_every_ms: u64,
 }
 
 impl WorkerSettings {
@@ -104,6 +113,7 @@ impl WorkerSettings {
             },
             burst: cfg.workers.burst as usize,
             n_values,
+            interval_every_ms: cfg.intervals.every_ms,
         }
     }
 }
@@ -133,6 +143,8 @@ pub struct Worker {
     out: Vec<FlowRecord>,
     sink: Sender<Vec<FlowRecord>>,
     due: Vec<u32>,
+    /// Interval schedules and the flows each touched in its current interval.
+    iv: IntervalSchedules,
     last_ts_ns: u64,
     /// Flow-table cycles of the current burst held while the plugins' per-flow calls ran.
     held_cycles: u64,
@@ -167,6 +179,7 @@ impl Worker {
         let burst = s.burst.max(1);
         let n_plugin_values = plugins.as_ref().map_or(0, |p| p.n_features());
         let table = FlowTable::new(s.table);
+        let iv = IntervalSchedules::new(&[s.interval_every_ms], s.table.capacity);
         tracing::info!(
             worker = s.id,
             capacity = s.table.capacity,
@@ -192,6 +205,7 @@ impl Worker {
             out: Vec::new(),
             sink,
             due: Vec::with_capacity(1024),
+            iv,
             last_ts_ns: 0,
             held_cycles: 0,
             stats: WorkerStats::default(),
@@ -369,6 +383,14 @@ impl Worker {
             // Before the lookup: an answer is learned before any later flow starts.
             s.observe(&pkt, key);
         }
+        if now_ms >= self.iv.next_end_ms {
+            // An interval ended (or this is the first packet): its packets still waiting in
+            // the batch go to the plugins first, then its records are written.
+            self.interrupt_for_flow_end(t);
+            self.pause(Stage::FlowTable.row(), *t);
+            self.close_intervals(now_ms);
+            *t = self.cost.start();
+        }
         let idx = match self.lookup(key, hash, now_ms, t) {
             Some(i) => i,
             None => {
@@ -395,6 +417,7 @@ impl Worker {
             now_ms,
             size,
         );
+        self.iv.touch(&mut e.ext.iv, idx, dir, now_ms, size);
         let mut teardown = false;
         if self.s.tcp_teardown && pkt.protocol == 6 {
             if pkt.tcp_flags & WEIR_TCP_FIN != 0 {
@@ -512,6 +535,8 @@ impl Worker {
             }
             None => (0, 0),
         };
+        // The flow's interval schedule is chosen once, here (per service, once services exist).
+        self.table.entry_mut(idx).ext.iv.schedule = self.iv.for_new_flow();
         let Some(size) = self.plugins.as_ref().map(|p| p.slab_size()) else {
             return;
         };
@@ -588,8 +613,15 @@ impl Worker {
         }
     }
 
-    /// End the flows whose wheel slot came due; returns how many ended.
+    /// End the flows whose wheel slot came due; returns how many ended. Intervals that ended
+    /// by `now_ms` are written first (on their own cost row).
     fn run_expiry(&mut self, now_ms: u64, t: &mut u64) -> u32 {
+        // Packets start the schedules (next_end_ms 0); the clock only ends their intervals.
+        if now_ms >= self.iv.next_end_ms && self.iv.next_end_ms != 0 {
+            self.cost.lap_flows(Stage::Expiry.row(), 0, *t);
+            self.close_intervals(now_ms);
+            *t = self.cost.start();
+        }
         let mut ended = 0;
         let mut due = std::mem::take(&mut self.due);
         while self.table.due(now_ms, &mut due) {
@@ -620,6 +652,20 @@ impl Worker {
     /// Runs inside stage `row` whose clock is `t`: the plugins' `flow_emit` calls are timed on
     /// their own rows, so `row`'s clock pauses around them.
     fn end_flow(&mut self, idx: u32, why: Expiration, row: RowId, t: &mut u64) {
+        let fi = self.table.entry(idx).ext.iv;
+        if fi.pos != 0 {
+            // The flow's last interval: written before its flow record, so the interval
+            // records of a flow always add up to it.
+            if let Some((moved, pos)) = self.iv.untouch(&fi) {
+                self.table.entry_mut(moved).ext.iv.pos = pos;
+            }
+            let span = self.iv.span(fi.schedule);
+            self.pause(row, *t);
+            let t_iv = self.cost.start();
+            self.emit_interval(idx, span);
+            self.cost.lap_flows(Stage::Interval.row(), 1, t_iv);
+            *t = self.cost.start();
+        }
         let e = *self.table.entry(idx);
         let mut values = vec![f64::NAN; self.s.n_values];
         let rate_values = e.ext.rates.features(&self.tables);
@@ -652,6 +698,7 @@ impl Worker {
             expiration: why,
             worker: self.s.id,
             service: e.ext.service,
+            interval: None,
             bidirectional: e.bidirectional,
             src2dst: e.src2dst,
             dst2src,
@@ -662,6 +709,86 @@ impl Worker {
             scores: Vec::new(),
         });
         self.table.remove(idx);
+    }
+
+    /// Write the interval records of every schedule whose interval ended by `now_ms` (the
+    /// batch must be flushed first), on the `intervals` cost row; on the first packet, start
+    /// the schedules instead.
+    fn close_intervals(&mut self, now_ms: u64) {
+        if self.iv.is_empty() {
+            return;
+        }
+        if self.iv.next_end_ms == 0 {
+            self.iv.start(now_ms);
+            return;
+        }
+        let t = self.cost.start();
+        let mut written = 0u32;
+        while let Some((i, span, touched)) = self.iv.due(now_ms) {
+            for &idx in &touched {
+                self.emit_interval(idx, span);
+                written += 1;
+                // Keep the records of a busy interval in bounded batches, as flush_all does.
+                if self.out.len() >= FLUSH_BATCH {
+                    self.send_records();
+                }
+            }
+            self.iv.finish(i, touched, now_ms);
+        }
+        self.cost.lap_flows(Stage::Interval.row(), written, t);
+    }
+
+    /// Turn flow `idx`'s current interval into an interval record and start its next one
+    /// (the flow is already off its schedule's touched list). The plugins' `interval_emit`
+    /// calls are timed on their own rows.
+    fn emit_interval(&mut self, idx: u32, span: IntervalSpan) {
+        let e = self.table.entry(idx);
+        let key = e.key;
+        let fi = e.ext.iv;
+        let service = e.ext.service;
+        let mut values = vec![f64::NAN; self.s.n_values];
+        let rate_values = e.ext.rates.features(&self.tables);
+        values[self.n_plugin_values..self.n_plugin_values + rate_values.len()]
+            .copy_from_slice(&rate_values);
+        if let Some(p) = self.plugins.as_mut() {
+            let slab = self.table.slab_ptr(idx);
+            // SAFETY: the slab of a live entry; `values` holds every feature.
+            unsafe {
+                p.interval_emit(
+                    &key,
+                    slab,
+                    &mut values[..self.n_plugin_values],
+                    &mut self.cost,
+                )
+            };
+        }
+        self.table.entry_mut(idx).ext.iv = FlowInterval {
+            schedule: fi.schedule,
+            ..FlowInterval::default()
+        };
+        let zero_if_empty = |c: DirCounters| {
+            if c.packets == 0 {
+                DirCounters::default()
+            } else {
+                c
+            }
+        };
+        self.stats.interval_records += 1;
+        self.out.push(FlowRecord {
+            key,
+            expiration: Expiration::Active,
+            worker: self.s.id,
+            service,
+            interval: Some(span),
+            bidirectional: fi.bidirectional(),
+            src2dst: zero_if_empty(fi.src2dst),
+            dst2src: zero_if_empty(fi.dst2src),
+            values,
+            score_status: ScoreStatus::None,
+            prediction: None,
+            scores: Vec::new(),
+            model: None,
+        });
     }
 
     fn send_records(&mut self) {

@@ -74,7 +74,7 @@ fn newer_minor() {
         r.reason,
         RefusalReason::AbiMinorNewer {
             plugin: 99,
-            host: 0
+            host: 1
         }
     );
 }

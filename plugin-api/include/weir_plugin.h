@@ -1,5 +1,5 @@
 /*
- * weir plugin ABI, version 1.
+ * weir plugin ABI, version 1.1 (1.1 appended interval_emit to weir_plugin_v1).
  *
  * This header is the contract between the weir appliance (the host) and a feature-extractor
  * plugin (a shared object in the plugin directory). It is plain C11 so that plugins can be
@@ -36,7 +36,7 @@ extern "C" {
 /* "WEIR" read as a little-endian u32. */
 #define WEIR_PLUGIN_MAGIC 0x52494557u
 #define WEIR_ABI_MAJOR 1
-#define WEIR_ABI_MINOR 0
+#define WEIR_ABI_MINOR 1
 
 #define WEIR_OK 0
 #define WEIR_ERR (-1)
@@ -167,7 +167,22 @@ typedef struct weir_plugin_v1 {
     /* A message for the last error on this instance (or of create when instance is NULL). The
      * string stays valid until the next call on the same instance. */
     const char *(*last_error)(void *instance);
+
+    /* ---- ABI 1.1 (read by the host only when struct_size covers it) ---- */
+
+    /* Optional (NULL: the plugin's columns are NaN in interval records). The flow's current
+     * interval ended (weir's [intervals] schedule): write n_features doubles describing the
+     * packets since the previous interval_emit of this flow (or since flow_init), NaN =
+     * missing, then reset the interval part of the state. The flow goes on: flow_emit still
+     * describes the whole flow, so the interval part must not disturb the flow-long part.
+     * The host calls it for every interval in which the flow had packets, the last one just
+     * before flow_emit. */
+    int32_t (*interval_emit)(void *instance, const weir_flow_key_v1 *key, void *state,
+                             double *out, uint32_t n_features);
 } weir_plugin_v1;
+
+/* sizeof(weir_plugin_v1) of ABI 1.0 (up to last_error): the smallest struct_size accepted. */
+#define WEIR_PLUGIN_V1_0_SIZE 120u
 
 /* The one symbol a plugin exports. host_major/host_minor are the host's ABI version: a plugin
  * may return NULL when it cannot work with that host. */

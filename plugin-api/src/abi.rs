@@ -8,7 +8,7 @@ use core::mem::{offset_of, size_of};
 /// "WEIR" as a little-endian u32.
 pub const WEIR_PLUGIN_MAGIC: u32 = 0x5249_4557;
 pub const WEIR_ABI_MAJOR: u16 = 1;
-pub const WEIR_ABI_MINOR: u16 = 0;
+pub const WEIR_ABI_MINOR: u16 = 1;
 pub const WEIR_OK: i32 = 0;
 pub const WEIR_ERR: i32 = -1;
 pub const WEIR_DIR_SRC_TO_DST: u8 = 0;
@@ -152,6 +152,9 @@ pub type UpdateBurstFn =
 pub type FlowEmitFn =
     unsafe extern "C" fn(*mut c_void, *const FlowKeyV1, *const c_void, *mut f64, u32) -> i32;
 pub type LastErrorFn = unsafe extern "C" fn(*mut c_void) -> *const c_char;
+/// ABI 1.1: like [`FlowEmitFn`], with a mutable state (the plugin resets its interval part).
+pub type IntervalEmitFn =
+    unsafe extern "C" fn(*mut c_void, *const FlowKeyV1, *mut c_void, *mut f64, u32) -> i32;
 pub type EntryFn = unsafe extern "C" fn(u16, u16) -> *const PluginV1;
 
 /// `weir_plugin_v1`: the static descriptor a plugin's entry symbol returns.
@@ -180,12 +183,18 @@ pub struct PluginV1 {
     pub update_burst: Option<UpdateBurstFn>,
     pub flow_emit: Option<FlowEmitFn>,
     pub last_error: Option<LastErrorFn>,
+    // ABI 1.1 (present when struct_size >= PLUGIN_V1_1_SIZE)
+    pub interval_emit: Option<IntervalEmitFn>,
 }
 // SAFETY: a descriptor is immutable static data (strings and function pointers).
 unsafe impl Sync for PluginV1 {}
 
 /// Size of the frozen header every version starts with.
 pub const PLUGIN_HEADER_SIZE: usize = 16;
+/// `sizeof(weir_plugin_v1)` in ABI 1.0 (up to `last_error`): the smallest descriptor accepted.
+pub const PLUGIN_V1_0_SIZE: usize = 120;
+/// `sizeof(weir_plugin_v1)` in ABI 1.1 (up to `interval_emit`).
+pub const PLUGIN_V1_1_SIZE: usize = 128;
 
 // ---- layout assertions: must equal the numbers in tests/c/layout.c ----
 const _: () = {
@@ -226,7 +235,8 @@ const _: () = {
     assert!(offset_of!(FeatureV1, kind) == 8);
     assert!(offset_of!(FeatureV1, description) == 16);
 
-    assert!(size_of::<PluginV1>() == 120);
+    assert!(size_of::<PluginV1>() == PLUGIN_V1_1_SIZE);
+    assert!(offset_of!(PluginV1, interval_emit) == PLUGIN_V1_0_SIZE);
     assert!(offset_of!(PluginV1, magic) == 0);
     assert!(offset_of!(PluginV1, abi_major) == 4);
     assert!(offset_of!(PluginV1, abi_minor) == 6);
@@ -246,4 +256,5 @@ const _: () = {
     assert!(offset_of!(PluginV1, update_burst) == 96);
     assert!(offset_of!(PluginV1, flow_emit) == 104);
     assert!(offset_of!(PluginV1, last_error) == 112);
+    assert!(offset_of!(PluginV1, interval_emit) == 120);
 };

@@ -8,8 +8,8 @@ use std::ffi::CString;
 use std::path::{Path, PathBuf};
 
 use crate::abi::{
-    EntryFn, FlowKeyV1, PacketV1, PluginV1, WEIR_ABI_MAJOR, WEIR_ABI_MINOR, WEIR_OK,
-    WEIR_PLUGIN_ENTRY_SYMBOL, WEIR_PLUGIN_MAGIC,
+    EntryFn, FlowKeyV1, PacketV1, PluginV1, PLUGIN_V1_0_SIZE, PLUGIN_V1_1_SIZE, WEIR_ABI_MAJOR,
+    WEIR_ABI_MINOR, WEIR_OK, WEIR_PLUGIN_ENTRY_SYMBOL, WEIR_PLUGIN_MAGIC,
 };
 
 /// A loaded plugin library and its checked descriptor.
@@ -75,7 +75,7 @@ impl LoadedPlugin {
                 desc.abi_major, desc.abi_minor
             ));
         }
-        if (desc.struct_size as usize) < core::mem::size_of::<PluginV1>() {
+        if (desc.struct_size as usize) < PLUGIN_V1_0_SIZE {
             return Err(format!(
                 "{shown}: struct_size {} too small",
                 desc.struct_size
@@ -230,6 +230,27 @@ impl LoadedInstance<'_> {
         let rc = unsafe { f(self.inst, key, state.ptr(), out.as_mut_ptr(), n) };
         self.check(rc)?;
         Ok(out)
+    }
+
+    /// ABI 1.1 `interval_emit` into a fresh vector of n_features values; `None` when the
+    /// plugin has no such callback (a 1.0 descriptor, or a NULL field).
+    pub fn interval_emit(
+        &mut self,
+        key: &FlowKeyV1,
+        state: &mut StateBuf,
+    ) -> Result<Option<Vec<f64>>, String> {
+        let d = self.plugin.desc;
+        if (d.struct_size as usize) < PLUGIN_V1_1_SIZE {
+            return Ok(None);
+        }
+        let Some(f) = d.interval_emit else {
+            return Ok(None);
+        };
+        let mut out = vec![-12345.0; d.n_features as usize];
+        // SAFETY: live instance, the flow's state, n writable doubles.
+        let rc = unsafe { f(self.inst, key, state.ptr(), out.as_mut_ptr(), d.n_features) };
+        self.check(rc)?;
+        Ok(Some(out))
     }
 
     /// A whole flow as the host would run it: init, bursts of `burst` packets (skipping the

@@ -146,6 +146,17 @@ pub trait Plugin: Sized + 'static {
     /// The flow ended: write the features. `out` has exactly `FEATURES.len()` slots, all NaN
     /// (= missing) on entry.
     fn emit(&mut self, key: &FlowKeyV1, state: &Self::State, out: &mut [f64]);
+
+    /// Whether the plugin implements [`Plugin::interval_emit`] (ABI 1.1). When false (the
+    /// default) the descriptor's `interval_emit` is NULL and the host writes NaN for this
+    /// plugin's columns in interval records.
+    const INTERVALS: bool = false;
+
+    /// The flow's current interval ended (only called when [`Plugin::INTERVALS`] is true):
+    /// write the features of the packets since the previous call (or since `flow_init`), then
+    /// reset the interval part of `state`, leaving what [`Plugin::emit`] reads untouched.
+    /// `out` has exactly `FEATURES.len()` slots, all NaN on entry.
+    fn interval_emit(&mut self, _key: &FlowKeyV1, _state: &mut Self::State, _out: &mut [f64]) {}
 }
 
 /// The packets of one `update_burst` call with their flows' states (one flow may appear several
@@ -341,6 +352,11 @@ pub const fn descriptor<P: Plugin>(features: &'static [FeatureV1]) -> PluginV1 {
         update_burst: Some(ffi::update_burst::<P>),
         flow_emit: Some(ffi::flow_emit::<P>),
         last_error: Some(ffi::last_error::<P>),
+        interval_emit: if P::INTERVALS {
+            Some(ffi::interval_emit::<P>)
+        } else {
+            None
+        },
     }
 }
 
@@ -610,6 +626,47 @@ pub mod ffi {
                 };
                 out.fill(f64::NAN);
                 p.emit(key, s, out);
+                Ok(())
+            })
+        }
+    }
+
+    /// `interval_emit` (ABI 1.1).
+    ///
+    /// # Safety
+    /// As for the header's `interval_emit`.
+    pub unsafe extern "C" fn interval_emit<P: Plugin>(
+        inst: *mut c_void,
+        key: *const FlowKeyV1,
+        state: *mut c_void,
+        out: *mut f64,
+        n_features: u32,
+    ) -> i32 {
+        // SAFETY: inst per contract.
+        unsafe {
+            guarded::<P>(inst, "interval_emit", |p| {
+                let want = P::FEATURES.len();
+                if n_features as usize != want {
+                    return Err(format!(
+                        "the host asked for {n_features} features, the plugin has {want}"
+                    ));
+                }
+                if out.is_null() && want != 0 {
+                    return Err("the host passed a null output array".into());
+                }
+                let key = key.as_ref().ok_or("the host passed a null key")?;
+                check_state_ptr::<P::State>(state).map_err(|e| format!("the state {e}"))?;
+                // SAFETY: the flow's state, checked non-null and aligned, valid as written by
+                // this plugin; exclusively ours for the call.
+                let s = &mut *state_ptr::<P::State>(state);
+                let out: &mut [f64] = if want == 0 {
+                    &mut []
+                } else {
+                    // SAFETY: the host gives n_features writable doubles (checked non-null).
+                    core::slice::from_raw_parts_mut(out, want)
+                };
+                out.fill(f64::NAN);
+                p.interval_emit(key, s, out);
                 Ok(())
             })
         }

@@ -130,7 +130,8 @@ fn c_and_rust_agree_on_every_size_offset_and_constant() {
         flow_init,
         update_burst,
         flow_emit,
-        last_error
+        last_error,
+        interval_emit
     );
     konst!(
         WEIR_PLUGIN_MAGIC,
@@ -156,6 +157,7 @@ fn c_and_rust_agree_on_every_size_offset_and_constant() {
         WEIR_FEATURE_U64,
         WEIR_FEATURE_BOOL
     );
+    rust.push(("WEIR_PLUGIN_V1_0_SIZE", PLUGIN_V1_0_SIZE.to_string()));
     let sym = std::str::from_utf8(WEIR_PLUGIN_ENTRY_SYMBOL)
         .unwrap()
         .trim_end_matches('\0');

@@ -1,5 +1,6 @@
 //! Flows: the key, the per-worker table with its timer wheel, and the records flows end in.
 
+pub mod interval;
 pub mod key;
 pub mod record;
 pub mod table;

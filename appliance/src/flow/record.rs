@@ -62,14 +62,44 @@ impl ScoreStatus {
     }
 }
 
-/// One finished flow.
+/// What a record describes (`record_kind`): a whole flow at its end, or one interval of it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecordKind {
+    Flow,
+    Interval,
+}
+
+impl RecordKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecordKind::Flow => "flow",
+            RecordKind::Interval => "interval",
+        }
+    }
+}
+
+/// The interval an interval record covers: `[start_ms, end_ms)` of packet time (see
+/// `flow/interval.rs`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IntervalSpan {
+    pub start_ms: u64,
+    pub end_ms: u64,
+}
+
+/// One finished flow, or one interval of a flow (`interval` is set).
 #[derive(Clone, Debug)]
 pub struct FlowRecord {
     pub key: FlowKeyV1,
+    /// For interval records, why the flow ended when this was its last interval, else
+    /// [`Expiration::Active`] (sinks write `expiration_id` empty for interval records).
     pub expiration: Expiration,
     pub worker: u16,
     /// Service id (see [`RecordSchema::services`]); 0 = none.
     pub service: u16,
+    /// `Some` for an interval record (`record_kind = "interval"`); its counters are the
+    /// interval's only. `None` for the flow record at flow end.
+    pub interval: Option<IntervalSpan>,
     pub bidirectional: DirCounters,
     pub src2dst: DirCounters,
     pub dst2src: DirCounters,
@@ -94,6 +124,14 @@ fn ip_of(bytes: &[u8; 16], version: u8) -> IpAddr {
 }
 
 impl FlowRecord {
+    pub fn kind(&self) -> RecordKind {
+        if self.interval.is_some() {
+            RecordKind::Interval
+        } else {
+            RecordKind::Flow
+        }
+    }
+
     pub fn src_ip(&self) -> IpAddr {
         ip_of(&self.key.src_ip, self.key.ip_version)
     }
@@ -172,6 +210,10 @@ pub fn core_column_names() -> Vec<String> {
     }
     v.push("expiration_id".into());
     v.push("worker".into());
+    // Interval records (issue 12): the kind, then the interval's bounds (empty in flow records).
+    v.push("record_kind".into());
+    v.push("interval_start_ms".into());
+    v.push("interval_end_ms".into());
     v.push("service".into());
     v
 }

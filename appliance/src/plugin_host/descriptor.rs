@@ -8,9 +8,9 @@
 use super::refusal::RefusalReason;
 use std::ffi::{c_char, CStr};
 use weir_plugin_api::{
-    CreateFn, DestroyFn, FlowEmitFn, FlowInitFn, LastErrorFn, PluginV1, UpdateBurstFn,
-    PLUGIN_HEADER_SIZE, WEIR_ABI_MAJOR, WEIR_ABI_MINOR, WEIR_FEATURE_BOOL, WEIR_FEATURE_F64,
-    WEIR_FEATURE_U64, WEIR_PLUGIN_MAGIC,
+    CreateFn, DestroyFn, FlowEmitFn, FlowInitFn, IntervalEmitFn, LastErrorFn, PluginV1,
+    UpdateBurstFn, PLUGIN_HEADER_SIZE, PLUGIN_V1_0_SIZE, PLUGIN_V1_1_SIZE, WEIR_ABI_MAJOR,
+    WEIR_ABI_MINOR, WEIR_FEATURE_BOOL, WEIR_FEATURE_F64, WEIR_FEATURE_U64, WEIR_PLUGIN_MAGIC,
 };
 
 /// Longest plugin name accepted.
@@ -63,6 +63,8 @@ pub struct Callbacks {
     pub update_burst: UpdateBurstFn,
     pub flow_emit: FlowEmitFn,
     pub last_error: LastErrorFn,
+    /// ABI 1.1, optional: NULL (or a 1.0 descriptor) means NaN in interval records.
+    pub interval_emit: Option<IntervalEmitFn>,
 }
 
 /// A checked descriptor.
@@ -159,13 +161,32 @@ pub unsafe fn read(
             host: WEIR_ABI_MINOR,
         });
     }
-    let need = std::mem::size_of::<PluginV1>() as u32;
+    // A 1.0 descriptor is shorter than today's PluginV1: only the 1.0 fields are required,
+    // and a later one is read only when struct_size says it is there.
+    let need = PLUGIN_V1_0_SIZE as u32;
     if size < need {
         return refuse(RefusalReason::StructTooSmall { size, need });
     }
     debug_assert!(size as usize >= PLUGIN_HEADER_SIZE);
-    // SAFETY: struct_size covers every ABI 1.0 field; the descriptor is static.
-    let d: &PluginV1 = unsafe { &*p };
+    // Copy the part the plugin declared (at most today's struct) into a zeroed descriptor: a
+    // 1.0 plugin's static ends after last_error, so no reference to a whole PluginV1 over it is
+    // formed, and fields it does not have read as NULL (None).
+    let mut local = std::mem::MaybeUninit::<PluginV1>::zeroed();
+    let n = (size as usize).min(std::mem::size_of::<PluginV1>());
+    // SAFETY: the plugin's descriptor has struct_size >= n readable bytes; the local has
+    // size_of::<PluginV1>() >= n; every all-zero field of PluginV1 is valid (NULL pointers,
+    // None callbacks, zero integers).
+    let local = unsafe {
+        std::ptr::copy_nonoverlapping(p.cast::<u8>(), local.as_mut_ptr().cast::<u8>(), n);
+        local.assume_init()
+    };
+    let d: &PluginV1 = &local;
+    // ABI 1.1 fields, present only when struct_size covers them (else zero from the copy).
+    let interval_emit = if size as usize >= PLUGIN_V1_1_SIZE {
+        d.interval_emit
+    } else {
+        None
+    };
 
     // SAFETY (all c_string calls below): descriptor strings are static NUL-terminated text or
     // NULL, per the header.
@@ -210,6 +231,7 @@ pub unsafe fn read(
                 update_burst,
                 flow_emit,
                 last_error,
+                interval_emit,
             }
         }
         (c, i, u, e, _) => {

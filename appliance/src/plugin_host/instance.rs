@@ -373,6 +373,60 @@ impl WorkerPlugins {
     }
 }
 
+impl WorkerPlugins {
+    /// The flow's interval ended: write every plugin's interval features into its columns of
+    /// `out` (at least `n_features()` doubles) and let it reset its interval state. A plugin
+    /// without `interval_emit` (ABI 1.0, or NULL), or quarantined, gets NaN columns.
+    ///
+    /// # Safety
+    /// `slab` is a slab initialised by [`WorkerPlugins::flow_init`] for this flow, not aliased
+    /// during the call.
+    pub unsafe fn interval_emit(
+        &mut self,
+        key: &FlowKeyV1,
+        slab: *mut u8,
+        out: &mut [f64],
+        cost: &mut CostTable,
+    ) {
+        assert!(
+            out.len() >= self.n_features,
+            "interval_emit needs {} output columns, got {}",
+            self.n_features,
+            out.len()
+        );
+        // SAFETY: the slab of this flow (caller's contract). A plugin not selected for the
+        // flow's service was never initialised on it: NaN, like a quarantined one.
+        let skip = unsafe { SlabLayout::skip_mask(slab) };
+        let mut t = cost.start();
+        for (pi, slot) in self.slots.iter_mut().enumerate() {
+            let cols = &mut out[slot.cols.clone()];
+            let f = match slot.cb.interval_emit {
+                Some(f) if !slot.quarantined && skip & (1u64 << pi) == 0 => f,
+                _ => {
+                    cols.fill(f64::NAN);
+                    continue;
+                }
+            };
+            // SAFETY: the state lies inside the slab; cols has exactly n_features doubles.
+            let rc = unsafe {
+                f(
+                    slot.inst,
+                    key,
+                    slab.add(slot.offset).cast(),
+                    cols.as_mut_ptr(),
+                    cols.len() as u32,
+                )
+            };
+            t = cost.lap_flows(slot.row, 0, t);
+            if rc != WEIR_OK {
+                cols.fill(f64::NAN);
+                self.quarantines += 1;
+                quarantine(slot, self.worker, "interval_emit", cost);
+            }
+        }
+    }
+}
+
 impl Drop for WorkerPlugins {
     fn drop(&mut self) {
         for s in &self.slots {

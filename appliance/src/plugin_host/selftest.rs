@@ -5,6 +5,8 @@
 //! directions. The frames are real Ethernet/IP/TCP|UDP bytes, so plugins that read payload work.
 //! The plugin must return WEIR_OK from every call and write every feature in `flow_emit`, with
 //! values that fit the declared kind (u64: NaN or a non-negative integer; bool: NaN, 0 or 1).
+//! A plugin with the ABI 1.1 `interval_emit` has it called on each flow before `flow_emit`,
+//! under the same rules.
 
 use super::descriptor::{Callbacks, Descriptor, FeatureKind};
 use super::refusal::RefusalReason;
@@ -393,6 +395,29 @@ fn exercise(desc: &Descriptor, inst: *mut c_void) -> Result<(), RefusalReason> {
     }
     let n = desc.features.len();
     for (k, s) in traffic.keys.iter().zip(&states) {
+        // ABI 1.1: the flow's interval ends first (as the host does before flow_emit), so the
+        // interval callback is exercised and its reset must not disturb flow_emit.
+        if let Some(interval_emit) = cb.interval_emit {
+            let mut out = vec![f64::from_bits(UNWRITTEN); n.max(1)];
+            // SAFETY: out has at least n doubles; key and state are live.
+            let rc = unsafe { interval_emit(inst, k, s.ptr.cast(), out.as_mut_ptr(), n as u32) };
+            if rc != WEIR_OK {
+                // SAFETY: inst is live.
+                return Err(fail("interval_emit", unsafe { last_error(&cb, inst) }));
+            }
+            for (f, v) in desc.features.iter().zip(&out) {
+                if v.to_bits() == UNWRITTEN || !value_fits(f.kind, *v) {
+                    return Err(fail(
+                        "interval_emit",
+                        format!(
+                            "feature {:?} of kind {} was left unwritten or got {v} (write NaN \
+                             for a value an interval does not have)",
+                            f.name, f.kind
+                        ),
+                    ));
+                }
+            }
+        }
         let mut out = vec![f64::from_bits(UNWRITTEN); n.max(1)];
         // SAFETY: out has at least n doubles; key and state are live.
         let rc =

@@ -91,6 +91,12 @@ impl AlertRule {
         });
         if let (Some(obj), Some(v)) = (line.as_object_mut(), value.as_object()) {
             obj.extend(v.clone());
+            // Which record fired: a flow at its end, or one interval of a flow still going on.
+            obj.insert("record_kind".into(), json!(r.kind().as_str()));
+            if let Some(iv) = r.interval {
+                obj.insert("interval_start_ms".into(), json!(iv.start_ms));
+                obj.insert("interval_end_ms".into(), json!(iv.end_ms));
+            }
         }
         Some(line.to_string())
     }

@@ -16,6 +16,7 @@ use serde::Deserialize;
 
 use super::error::{Result, ScoringError};
 use super::runtime::Runtime;
+use crate::flow::record::RecordKind;
 
 pub const FORMAT: &str = "weir-model/1";
 
@@ -54,8 +55,17 @@ pub struct ModelSpec {
     pub input: Option<String>,
     #[serde(default)]
     pub alert: Option<AlertSpec>,
+    /// Which records the model scores: `["flow"]` (the default, so older models load as they
+    /// did), `["interval"]` or both. Records of another kind pass unscored (`score_status`
+    /// empty).
+    #[serde(default = "default_records")]
+    pub records: Vec<RecordKind>,
     #[serde(default)]
     pub metadata: serde_json::Value,
+}
+
+fn default_records() -> Vec<RecordKind> {
+    vec![RecordKind::Flow]
 }
 
 impl ModelSpec {
@@ -88,6 +98,11 @@ impl ModelSpec {
         if let Some(d) = spec.features.iter().find(|f| !seen.insert(f.as_str())) {
             return Err(bad(format!("feature `{d}` is listed twice")));
         }
+        if spec.records.is_empty() {
+            return Err(bad(
+                "\"records\" is empty: list \"flow\", \"interval\" or both".into(),
+            ));
+        }
         match spec.task {
             Task::Classification if spec.classes.is_empty() => {
                 return Err(bad("a classification model needs \"classes\"".into()))
@@ -115,6 +130,11 @@ impl ModelSpec {
             (None, _) => {}
         }
         Ok(spec)
+    }
+
+    /// Whether the model scores records of `kind`.
+    pub fn scores_kind(&self, kind: RecordKind) -> bool {
+        self.records.contains(&kind)
     }
 
     /// The score columns this model adds to records (after `prediction`).
@@ -306,4 +326,37 @@ pub fn open_session(rt: &Runtime, onnx: &Path) -> Result<Session> {
         .map_err(|e| bad(format!("inter threads: {e}")))?
         .commit_from_file(onnx)
         .map_err(|e| bad(format!("ONNX Runtime cannot load it: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(extra: &str) -> std::result::Result<ModelSpec, String> {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("model.json"),
+            format!(
+                r#"{{"format": "weir-model/1", "name": "m", "task": "anomaly",
+                    "features": ["bidirectional_packets"]{extra}}}"#
+            ),
+        )
+        .unwrap();
+        ModelSpec::load(dir.path()).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn records_default_to_flow_and_are_checked() {
+        let s = spec("").unwrap();
+        assert_eq!(s.records, [RecordKind::Flow], "older models score flow records");
+        assert!(s.scores_kind(RecordKind::Flow) && !s.scores_kind(RecordKind::Interval));
+        let s = spec(r#", "records": ["interval"]"#).unwrap();
+        assert!(!s.scores_kind(RecordKind::Flow) && s.scores_kind(RecordKind::Interval));
+        let s = spec(r#", "records": ["flow", "interval"]"#).unwrap();
+        assert!(s.scores_kind(RecordKind::Flow) && s.scores_kind(RecordKind::Interval));
+        let e = spec(r#", "records": []"#).unwrap_err();
+        assert!(e.contains("model.json") && e.contains("\"records\" is empty"), "{e}");
+        let e = spec(r#", "records": ["packet"]"#).unwrap_err();
+        assert!(e.contains("model.json") && e.contains("packet"), "{e}");
+    }
 }

@@ -182,7 +182,8 @@ impl Scorer {
         match self.run(records) {
             Ok(()) => Ok(()),
             Err(e) => {
-                for r in records.iter_mut() {
+                let spec = &self.model.spec;
+                for r in records.iter_mut().filter(|r| spec.scores_kind(r.kind())) {
                     r.score_status = ScoreStatus::Error;
                     r.prediction = None;
                     r.scores.clear();
@@ -196,10 +197,15 @@ impl Scorer {
     fn run(&mut self, records: &mut [FlowRecord]) -> Result<()> {
         let m = &*self.model;
         let width = m.io.width;
-        let n = records.len();
+        // Only the kinds of record the model was trained on (model.json "records").
+        let wanted = |r: &FlowRecord| m.spec.scores_kind(r.kind());
+        let n = records.iter().filter(|r| wanted(r)).count();
+        if n == 0 {
+            return Ok(());
+        }
         self.input.clear();
         self.input.reserve(n * width);
-        for r in records.iter() {
+        for r in records.iter().filter(|r| wanted(r)) {
             for &c in &m.columns {
                 self.input.push(self.schema.value(r, c) as f32);
             }
@@ -235,7 +241,7 @@ impl Scorer {
             }
             None => None,
         };
-        for (i, r) in records.iter_mut().enumerate() {
+        for (i, r) in records.iter_mut().filter(|r| wanted(r)).enumerate() {
             let row = &scores[i * per_row..(i + 1) * per_row];
             r.scores.clear();
             r.scores.extend(row.iter().map(|&v| v as f64));

@@ -127,8 +127,23 @@ pub(crate) fn fields<'a>(
         f(Field::UInt(c.packets));
         f(Field::UInt(c.bytes));
     }
-    f(Field::Int(rec.expiration as i8 as i64));
+    match rec.interval {
+        // An interval does not end a flow: no expiration_id.
+        Some(_) => f(Field::Missing),
+        None => f(Field::Int(rec.expiration as i8 as i64)),
+    }
     f(Field::UInt(rec.worker as u64));
+    f(Field::Str(rec.kind().as_str()));
+    match rec.interval {
+        Some(iv) => {
+            f(Field::UInt(iv.start_ms));
+            f(Field::UInt(iv.end_ms));
+        }
+        None => {
+            f(Field::Missing);
+            f(Field::Missing);
+        }
+    }
     f(Field::Str(schema.service_name(rec.service)));
     for (i, v) in rec.values.iter().enumerate() {
         let kind = schema.kinds.get(i).copied().unwrap_or(0);

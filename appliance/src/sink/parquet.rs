@@ -102,15 +102,17 @@ impl Layout {
     }
 }
 
-/// Each column's type, from walking a record whose every value is present.
+/// Each column's type, from walking records whose every value is present: a flow record,
+/// then an interval record for the columns a flow record leaves empty (the interval bounds).
 pub(crate) fn column_kinds(schema: &RecordSchema) -> Vec<ColKind> {
-    let probe = FlowRecord {
+    let probe = |interval| FlowRecord {
         key: weir_plugin_api::FlowKeyV1 {
             ip_version: 4,
             ..Default::default()
         },
         expiration: Expiration::Idle,
         worker: 0,
+        interval,
         service: 0,
         bidirectional: Default::default(),
         src2dst: Default::default(),
@@ -121,17 +123,30 @@ pub(crate) fn column_kinds(schema: &RecordSchema) -> Vec<ColKind> {
         scores: vec![0.0; schema.scores.len()],
         model: None,
     };
-    let mut kinds = Vec::new();
-    fields(&probe, schema, |f| {
-        kinds.push(match f {
-            Field::Str(_) | Field::Owned(_) => ColKind::Utf8,
-            Field::Int(_) => ColKind::Int64,
-            Field::UInt(_) => ColKind::UInt64,
-            // A column the walk leaves empty even here can only hold numbers or nothing.
-            Field::Float(_) | Field::Missing => ColKind::Double,
-        })
-    });
-    kinds
+    let walk = |rec: &FlowRecord| {
+        let mut kinds = Vec::new();
+        fields(rec, schema, |f| {
+            kinds.push(match f {
+                Field::Str(_) | Field::Owned(_) => Some(ColKind::Utf8),
+                Field::Int(_) => Some(ColKind::Int64),
+                Field::UInt(_) => Some(ColKind::UInt64),
+                Field::Float(_) => Some(ColKind::Double),
+                Field::Missing => None,
+            })
+        });
+        kinds
+    };
+    let flow = walk(&probe(None));
+    let span = crate::flow::record::IntervalSpan {
+        start_ms: 0,
+        end_ms: 0,
+    };
+    let interval = walk(&probe(Some(span)));
+    flow.into_iter()
+        .zip(interval)
+        // A column both walks leave empty can only hold numbers or nothing.
+        .map(|(f, i)| f.or(i).unwrap_or(ColKind::Double))
+        .collect()
 }
 
 /// One column's buffered values; `def` is 1 for a value, 0 for a null (values hold only the

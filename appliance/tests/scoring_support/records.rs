@@ -131,6 +131,7 @@ pub fn records() -> Records {
                 expiration: Expiration::Idle,
                 worker: 0,
                 service: 0,
+                interval: None,
                 bidirectional: bi,
                 src2dst: dir("src2dst"),
                 dst2src: dir("dst2src"),

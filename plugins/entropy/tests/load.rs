@@ -60,8 +60,10 @@ fn descriptor() {
     let lib = open();
     let d = lib.descriptor();
     assert_eq!(d.magic, WEIR_PLUGIN_MAGIC);
-    assert_eq!((d.abi_major, d.abi_minor), (1, 0));
+    assert_eq!((d.abi_major, d.abi_minor), (1, 1));
     assert_eq!(d.struct_size as usize, std::mem::size_of::<PluginV1>());
+    // Built against the 1.1 header without an interval_emit: NULL, NaN in interval records.
+    assert!(d.interval_emit.is_none());
     assert_eq!(lib.name(), "entropy");
     assert_eq!((d.state_size, d.state_align), (1048, 8));
     let names: Vec<String> = lib.features().into_iter().map(|f| f.name).collect();

@@ -15,9 +15,20 @@
 //! and M2 updates are NFStream's (`engine_cc.c`, `flow_update_*_ps` and `_piat_ms`) in the same
 //! f64 operation order, so the results agree to the last bit, not just to a tolerance.
 //!
-//! State: 256 bytes per flow (four cache lines): three 64-byte [`DirStats`] and the flag
-//! counters of the two directions (bidirectional counters are their sums). Packet sizes and
-//! gaps are kept as u32 (gaps saturate at ~49 days, far beyond any flow timeout).
+//! State: 320 bytes per flow (five cache lines): three 64-byte [`DirStats`], the flag
+//! counters of the two directions (bidirectional counters are their sums) and one line of
+//! [`IntervalStats`]. Packet sizes and gaps are kept as u32 (gaps saturate at ~49 days, far
+//! beyond any flow timeout).
+//!
+//! ## Interval records (ABI 1.1 `interval_emit`)
+//!
+//! In an interval record flowstats writes the 8 bidirectional packet-size and inter-arrival
+//! columns, `bidirectional_{min,mean,stddev,max}_{ps,piat_ms}`, over the interval's packets
+//! (the gaps are those ending in the interval, so the first packet of an interval counts its
+//! gap from the packet before it); the other 40 columns are NaN there. Same definitions as
+//! above, except the interval piat stddev divides by `gaps - 1` (the interval has no first
+//! packet without a gap). One cache line of state buys them; the whole-flow columns at flow
+//! end are unchanged, to the bit.
 
 use std::ffi::CStr;
 
@@ -99,6 +110,85 @@ impl DirStats {
     }
 }
 
+/// The interval part of the state: bidirectional packet sizes and gaps since the last
+/// `interval_emit` (one cache line).
+#[derive(Clone, Copy, Debug, Default, Zeroable)]
+#[bytemuck(crate = "weir_plugin_api::sdk::bytemuck")]
+#[repr(C, align(64))]
+pub struct IntervalStats {
+    pub ps_mean: f64,
+    pub ps_m2: f64,
+    pub piat_mean: f64,
+    pub piat_m2: f64,
+    pub packets: u32,
+    /// Gaps counted (packets that had a packet of the flow before them).
+    pub gaps: u32,
+    pub ps_min: u32,
+    pub ps_max: u32,
+    pub piat_min: u32,
+    pub piat_max: u32,
+}
+
+impl IntervalStats {
+    /// Account one packet of `size` bytes; `gap` is the ms since the flow's previous packet.
+    #[inline]
+    pub fn add(&mut self, size: u32, gap: Option<u64>) {
+        self.packets += 1;
+        let x = size as f64;
+        if self.packets == 1 {
+            self.ps_min = size;
+            self.ps_max = size;
+            self.ps_mean = x;
+        } else {
+            self.ps_min = self.ps_min.min(size);
+            self.ps_max = self.ps_max.max(size);
+            let old = self.ps_mean;
+            self.ps_mean += (x - old) / self.packets as f64;
+            self.ps_m2 += (x - old) * (x - self.ps_mean);
+        }
+        let Some(gap) = gap else { return };
+        self.gaps += 1;
+        let g32 = u32::try_from(gap).unwrap_or(u32::MAX);
+        let g = gap as f64;
+        if self.gaps == 1 {
+            self.piat_min = g32;
+            self.piat_max = g32;
+            self.piat_mean = g;
+        } else {
+            self.piat_min = self.piat_min.min(g32);
+            self.piat_max = self.piat_max.max(g32);
+            let old = self.piat_mean;
+            self.piat_mean += (g - old) / self.gaps as f64;
+            self.piat_m2 += (g - old) * (g - self.piat_mean);
+        }
+    }
+
+    /// The 8 interval columns into their places of the 48 (`out` is NaN elsewhere).
+    pub fn write(&self, out: &mut [f64]) {
+        if self.packets == 0 {
+            return;
+        }
+        out[0] = self.ps_min as f64;
+        out[1] = self.ps_mean;
+        out[2] = if self.packets > 1 {
+            (self.ps_m2 / (self.packets - 1) as f64).sqrt()
+        } else {
+            0.0
+        };
+        out[3] = self.ps_max as f64;
+        if self.gaps > 0 {
+            out[12] = self.piat_min as f64;
+            out[13] = self.piat_mean;
+            out[14] = if self.gaps > 1 {
+                (self.piat_m2 / (self.gaps - 1) as f64).sqrt()
+            } else {
+                0.0
+            };
+            out[15] = self.piat_max as f64;
+        }
+    }
+}
+
 /// TCP flags in NFStream's column order: syn, cwr, ece, urg, ack, psh, rst, fin.
 pub const FLAG_ORDER: [u8; 8] = [
     WEIR_TCP_SYN,
@@ -111,7 +201,7 @@ pub const FLAG_ORDER: [u8; 8] = [
     WEIR_TCP_FIN,
 ];
 
-/// Per-flow state: 256 bytes.
+/// Per-flow state: 320 bytes.
 #[derive(Clone, Copy, Debug, Default, Zeroable)]
 #[bytemuck(crate = "weir_plugin_api::sdk::bytemuck")]
 #[repr(C, align(64))]
@@ -121,10 +211,13 @@ pub struct FlowStats {
     pub dst2src: DirStats,
     /// `[direction][FLAG_ORDER index]`.
     pub flags: [[u32; 8]; 2],
+    /// Since the last interval record (reset by `interval_emit`).
+    pub interval: IntervalStats,
 }
 
 const _: () = assert!(core::mem::size_of::<DirStats>() == 64);
-const _: () = assert!(core::mem::size_of::<FlowStats>() == 256);
+const _: () = assert!(core::mem::size_of::<IntervalStats>() == 64);
+const _: () = assert!(core::mem::size_of::<FlowStats>() == 320);
 
 impl FlowStats {
     /// Account one packet.
@@ -132,6 +225,9 @@ impl FlowStats {
     pub fn add(&mut self, pkt: &PacketV1) {
         let t = pkt.ts_ms();
         let reverse = pkt.direction == WEIR_DIR_DST_TO_SRC;
+        let gap =
+            (self.bidirectional.packets > 0).then(|| t.saturating_sub(self.bidirectional.last_ms));
+        self.interval.add(pkt.wire_len, gap);
         self.bidirectional.add(pkt.wire_len, t);
         if reverse {
             self.dst2src.add(pkt.wire_len, t);
@@ -328,7 +424,7 @@ pub const FEATURES: &[Feature] = &[
 
 impl Plugin for Flowstats {
     const NAME: &'static CStr = c"flowstats";
-    const VERSION: &'static CStr = c"1.0.0";
+    const VERSION: &'static CStr = c"1.1.0";
     const DESCRIPTION: Option<&'static CStr> =
         Some(c"NFStream's statistical features: packet sizes, inter-arrival times, TCP flags");
     const FEATURES: &'static [Feature] = FEATURES;
@@ -352,6 +448,13 @@ impl Plugin for Flowstats {
 
     fn emit(&mut self, _key: &FlowKeyV1, state: &FlowStats, out: &mut [f64]) {
         state.write(out);
+    }
+
+    const INTERVALS: bool = true;
+
+    fn interval_emit(&mut self, _key: &FlowKeyV1, state: &mut FlowStats, out: &mut [f64]) {
+        state.interval.write(out);
+        state.interval = IntervalStats::default();
     }
 }
 

@@ -193,3 +193,56 @@ fn config_is_checked() {
     let e = Flowstats::create("{\"n\":3}", 0).err().unwrap();
     assert!(e.contains("no options"), "{e}");
 }
+
+#[test]
+fn intervals_match_a_two_pass_oracle_and_leave_the_flow_features_alone() {
+    let mut rng = Lcg(7);
+    let mut t = 1_000_000_000_000u64;
+    let pkts: Vec<PacketV1> = (0..300)
+        .map(|_| {
+            t += rng.next() % 50_000_000;
+            pkt(
+                t,
+                (rng.next() % 2) as u8,
+                60 + (rng.next() % 1400) as u32,
+                0x10,
+            )
+        })
+        .collect();
+    let cuts = [0usize, 17, 18, 150, 300];
+    let mut s = FlowStats::default();
+    let mut p = Flowstats;
+    for w in cuts.windows(2) {
+        for x in &pkts[w[0]..w[1]] {
+            p.update(&mut s, x);
+        }
+        let mut out = vec![f64::NAN; 48];
+        p.interval_emit(&FlowKeyV1::default(), &mut s, &mut out);
+        let sizes: Vec<f64> = pkts[w[0]..w[1]].iter().map(|x| x.wire_len as f64).collect();
+        let want = oracle(&sizes, 2);
+        for i in 0..4 {
+            assert!(
+                close(out[i], want[i]),
+                "interval {w:?} ps {i}: {} vs {}",
+                out[i],
+                want[i]
+            );
+        }
+        // Gaps ending in the interval: the first one reaches back to the previous interval.
+        let from = w[0].saturating_sub(1);
+        let ts: Vec<u64> = pkts[from..w[1]].iter().map(|x| x.ts_ms()).collect();
+        let want = oracle(&gaps(&ts), 2);
+        for i in 0..4 {
+            assert!(close(out[12 + i], want[i]), "interval {w:?} piat {i}");
+        }
+        assert!(out[4..12].iter().chain(&out[16..]).all(|v| v.is_nan()));
+    }
+    // The whole-flow features are those of a flow that never had intervals, bit for bit.
+    let whole = run(&pkts);
+    let mut out = vec![f64::NAN; 48];
+    p.emit(&FlowKeyV1::default(), &s, &mut out);
+    assert_eq!(
+        out.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+        whole.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+    );
+}

@@ -11,7 +11,7 @@ fn descriptor_and_a_synthetic_flow() {
     assert_eq!(d.magic, WEIR_PLUGIN_MAGIC);
     assert_eq!(d.struct_size as usize, std::mem::size_of::<PluginV1>());
     assert_eq!(lib.name(), "flowstats");
-    assert_eq!((d.state_size, d.state_align), (256, 64));
+    assert_eq!((d.state_size, d.state_align), (320, 64));
     let f = lib.features();
     assert_eq!(f.len(), 48);
     assert_eq!(f[0].name, "bidirectional_min_ps");
@@ -46,6 +46,25 @@ fn descriptor_and_a_synthetic_flow() {
     assert_eq!(out[28], 3.0); // bidirectional_ack_packets
     let out = inst.emit(&key, &mut flows[1]).unwrap();
     assert_eq!(&out[0..4], &[60.0, 60.0, 0.0, 60.0]);
+    // ABI 1.1 interval_emit through the exported callback: the interval so far, then reset.
+    let iv = inst
+        .interval_emit(&key, &mut flows[0])
+        .unwrap()
+        .expect("1.1 callback");
+    assert_eq!(&iv[0..4], &[100.0, 200.0, 100.0, 300.0]);
+    assert_eq!(&iv[12..16], &[10.0, 20.0, (200.0f64).sqrt(), 30.0]);
+    assert!(iv[4..12].iter().all(|v| v.is_nan()));
+    inst.update_burst(&mut flows, &[(0, p(45, 1, 80))]).unwrap();
+    let iv = inst.interval_emit(&key, &mut flows[0]).unwrap().unwrap();
+    assert_eq!(&iv[0..4], &[80.0, 80.0, 0.0, 80.0]);
+    assert_eq!(
+        &iv[12..16],
+        &[5.0, 5.0, 0.0, 5.0],
+        "the gap from the previous interval"
+    );
+    // The flow's features still cover every packet.
+    let out = inst.emit(&key, &mut flows[0]).unwrap();
+    assert_eq!(&out[0..4], &[80.0, 170.0, out[2], 300.0]);
     // A bad config is refused with the plugin's message.
     let e = lib.instance("{\"x\":1}", 0).err().unwrap();
     assert!(e.contains("flowstats takes no options"), "{e}");

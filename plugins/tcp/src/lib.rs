@@ -20,7 +20,15 @@
 //! | `tcp_handshake_ms` | ms from that SYN to that ACK: the full handshake RTT; NaN for each step not seen |
 //! | `tcp_{d}_window_{min,mean,max}` | receive window advertised by `{d}` in bytes: the window field shifted by the window scale `{d}` announced in its SYN when both SYNs carried the option (RFC 7323 §2.2-2.3; never shifted on SYN segments); NaN when `{d}` sent no packet |
 //!
-//! State: 128 bytes per flow (two 48-byte direction trackers and the handshake times).
+//! State: 192 bytes per flow (two 48-byte direction trackers, the handshake times and a
+//! 64-byte [`TcpInterval`]).
+//!
+//! ## Interval records (ABI 1.1 `interval_emit`)
+//!
+//! In an interval record the counters (`retransmissions`, `out_of_order`, `zero_window`) and
+//! the window statistics cover the interval's segments only (counters as differences from the
+//! previous interval's end, windows tracked per interval); the three handshake times are the
+//! flow's as known at the interval's end (NaN until seen).
 
 use std::ffi::CStr;
 
@@ -118,6 +126,35 @@ impl Dir {
     }
 }
 
+/// The interval part of the state: the whole-flow counters at the previous interval's end and
+/// the windows seen since (64 bytes).
+#[derive(Clone, Copy, Debug, Zeroable)]
+#[bytemuck(crate = "weir_plugin_api::sdk::bytemuck")]
+#[repr(C)]
+pub struct TcpInterval {
+    /// retransmissions, out_of_order, zero_window of src2dst then dst2src, at the last reset.
+    pub base: [u32; 6],
+    /// `Dir::packets` and `Dir::win_sum` per direction at the last reset.
+    pub win_packets: [u32; 2],
+    pub win_sum: [u64; 2],
+    pub win_min: [u32; 2],
+    pub win_max: [u32; 2],
+}
+
+impl TcpInterval {
+    fn counters(dirs: &[Dir; 2]) -> [u32; 6] {
+        let [a, b] = dirs;
+        [
+            a.retransmissions,
+            b.retransmissions,
+            a.out_of_order,
+            b.out_of_order,
+            a.zero_window,
+            b.zero_window,
+        ]
+    }
+}
+
 // Handshake.stage bits.
 const NOT_TCP: u8 = 1;
 const SYN_SEEN: u8 = 2;
@@ -136,10 +173,13 @@ pub struct TcpState {
     pub synack_seq: u32,
     pub stage: u8,
     pub _pad: [u8; 3],
+    /// Since the last interval record (reset by `interval_emit`).
+    pub interval: TcpInterval,
 }
 
 const _: () = assert!(core::mem::size_of::<Dir>() == 48);
-const _: () = assert!(core::mem::size_of::<TcpState>() == 128);
+const _: () = assert!(core::mem::size_of::<TcpInterval>() == 64);
+const _: () = assert!(core::mem::size_of::<TcpState>() == 192);
 
 /// The window scale option (kind 3, RFC 7323 §2.2) of a SYN, if the captured header has one.
 /// Shifts above 14 are treated as 14, as the RFC says.
@@ -237,7 +277,7 @@ pub const FEATURES: &[Feature] = &[
 
 impl Plugin for Tcp {
     const NAME: &'static CStr = c"tcp";
-    const VERSION: &'static CStr = c"1.0.0";
+    const VERSION: &'static CStr = c"1.1.0";
     const DESCRIPTION: Option<&'static CStr> =
         Some(c"TCP health: retransmissions, out-of-order, zero windows, handshake RTT, windows");
     const FEATURES: &'static [Feature] = FEATURES;
@@ -298,6 +338,14 @@ impl Plugin for Tcp {
         let d = &mut s.dirs[rev as usize];
         let shift = if both_ws && !syn { d.wscale } else { 0 };
         let win = (pkt.tcp_window as u32) << shift;
+        let iv = &mut s.interval;
+        let r = rev as usize;
+        if d.packets == iv.win_packets[r] || win < iv.win_min[r] {
+            iv.win_min[r] = win;
+        }
+        if d.packets == iv.win_packets[r] || win > iv.win_max[r] {
+            iv.win_max[r] = win;
+        }
         d.window(win);
         if pkt.tcp_window == 0 && f & WEIR_TCP_RST == 0 {
             d.zero_window += 1;
@@ -306,6 +354,32 @@ impl Plugin for Tcp {
         let len = pkt.payload_len as u32 + syn as u32 + u32::from(f & WEIR_TCP_FIN != 0);
         d.track(pkt.tcp_seq, len);
         Verdict::Continue
+    }
+
+    const INTERVALS: bool = true;
+
+    fn interval_emit(&mut self, _key: &FlowKeyV1, s: &mut TcpState, out: &mut [f64]) {
+        if s.stage & NOT_TCP != 0 {
+            return; // all NaN
+        }
+        let now = TcpInterval::counters(&s.dirs);
+        let iv = &mut s.interval;
+        for (o, (n, b)) in out.iter_mut().zip(now.iter().zip(iv.base)) {
+            *o = n.wrapping_sub(b) as f64;
+        }
+        write_handshake(s, out);
+        let iv = &mut s.interval;
+        for (i, d) in s.dirs.iter().enumerate() {
+            let n = d.packets.wrapping_sub(iv.win_packets[i]);
+            if n > 0 {
+                out[9 + 3 * i] = iv.win_min[i] as f64;
+                out[10 + 3 * i] = d.win_sum.wrapping_sub(iv.win_sum[i]) as f64 / n as f64;
+                out[11 + 3 * i] = iv.win_max[i] as f64;
+            }
+            iv.win_packets[i] = d.packets;
+            iv.win_sum[i] = d.win_sum;
+        }
+        iv.base = now;
     }
 
     fn emit(&mut self, _key: &FlowKeyV1, s: &TcpState, out: &mut [f64]) {
@@ -319,14 +393,7 @@ impl Plugin for Tcp {
         out[3] = b.out_of_order as f64;
         out[4] = a.zero_window as f64;
         out[5] = b.zero_window as f64;
-        let ms = |from: u64, to: u64| to.saturating_sub(from) as f64 / 1e6;
-        if s.stage & SYNACK_SEEN != 0 {
-            out[6] = ms(s.syn_ns, s.synack_ns);
-        }
-        if s.stage & ACK_SEEN != 0 {
-            out[7] = ms(s.synack_ns, s.ack_ns);
-            out[8] = ms(s.syn_ns, s.ack_ns);
-        }
+        write_handshake(s, out);
         for (i, d) in s.dirs.iter().enumerate() {
             if d.packets > 0 {
                 out[9 + 3 * i] = d.win_min as f64;
@@ -334,6 +401,18 @@ impl Plugin for Tcp {
                 out[11 + 3 * i] = d.win_max as f64;
             }
         }
+    }
+}
+
+/// The three handshake times (columns 6..9), NaN for each step not seen.
+fn write_handshake(s: &TcpState, out: &mut [f64]) {
+    let ms = |from: u64, to: u64| to.saturating_sub(from) as f64 / 1e6;
+    if s.stage & SYNACK_SEEN != 0 {
+        out[6] = ms(s.syn_ns, s.synack_ns);
+    }
+    if s.stage & ACK_SEEN != 0 {
+        out[7] = ms(s.synack_ns, s.ack_ns);
+        out[8] = ms(s.syn_ns, s.ack_ns);
     }
 }
 

@@ -189,3 +189,53 @@ fn window_scale_parser() {
     assert_eq!(window_scale(&p), None);
     assert_eq!(window_scale(&seg(0, 0, S, 0, 0, 0, 0)), None);
 }
+
+#[test]
+fn intervals_count_their_own_segments() {
+    use weir_plugin_api::{WEIR_TCP_ACK as A, WEIR_TCP_SYN as S};
+    let mut p = Tcp::create("{}", 0).unwrap();
+    let key = FlowKeyV1 {
+        protocol: 6,
+        ..Default::default()
+    };
+    let mut s = TcpState::zeroed();
+    p.flow_init(&key, &mut s);
+    // Interval 1: handshake, one data segment and its retransmission (src2dst windows 1000,
+    // 1000, 3000, 3000 -> min 1000, mean 2000, max 3000).
+    let first = [
+        seg(0, 0, S, 100, 0, 0, 1000),
+        seg(1000, 1, S | A, 500, 101, 0, 800),
+        seg(2000, 0, A, 101, 501, 0, 1000),
+        seg(3000, 0, A, 101, 501, 10, 3000),
+        seg(4000, 0, A, 101, 501, 10, 3000),
+    ];
+    // Interval 2: one new segment (window 500) and a zero window from dst2src.
+    let second = [
+        seg(5000, 0, A, 111, 501, 10, 500),
+        seg(6000, 1, A, 501, 121, 0, 0),
+    ];
+    let mut out = vec![f64::NAN; 15];
+    for x in &first {
+        p.update(&mut s, x);
+    }
+    p.interval_emit(&key, &mut s, &mut out);
+    assert_eq!(out[0], 1.0, "one retransmission in interval 1");
+    assert_eq!(out[4..6], [0.0, 0.0]);
+    assert_eq!((out[9], out[10], out[11]), (1000.0, 2000.0, 3000.0));
+    assert_eq!((out[12], out[13], out[14]), (800.0, 800.0, 800.0));
+    assert!((out[8] - 2.0).abs() < 1e-9, "handshake 2 ms: {}", out[8]);
+    let mut out = vec![f64::NAN; 15];
+    for x in &second {
+        p.update(&mut s, x);
+    }
+    p.interval_emit(&key, &mut s, &mut out);
+    assert_eq!(out[0], 0.0, "no retransmission in interval 2");
+    assert_eq!(out[5], 1.0, "the zero window");
+    assert_eq!((out[9], out[10], out[11]), (500.0, 500.0, 500.0));
+    assert_eq!((out[12], out[13], out[14]), (0.0, 0.0, 0.0));
+    // The flow's own features still cover both intervals.
+    let mut all = vec![f64::NAN; 15];
+    p.emit(&key, &s, &mut all);
+    assert_eq!((all[0], all[5]), (1.0, 1.0));
+    assert_eq!((all[9], all[11]), (500.0, 3000.0));
+}

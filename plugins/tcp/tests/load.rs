@@ -8,7 +8,7 @@ fn descriptor_and_flows_through_the_c_abi() {
     let lib = LoadedPlugin::open(&built_library("weir_tcp")).unwrap();
     let d = lib.descriptor();
     assert_eq!(lib.name(), "tcp");
-    assert_eq!((d.state_size, d.state_align), (128, 8));
+    assert_eq!((d.state_size, d.state_align), (192, 8));
     let f = lib.features();
     assert_eq!(f.len(), 15);
     assert_eq!(f[8].name, "tcp_handshake_ms");

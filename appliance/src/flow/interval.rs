@@ -1,0 +1,265 @@
+//! Interval records: what a long flow did in each interval of packet time, while it goes on.
+//!
+//! A schedule cuts packet time into intervals `[k * every_ms, (k + 1) * every_ms)` aligned on
+//! the epoch, so every flow of a schedule shares its boundaries (the records of one interval
+//! line up across flows and workers, as a time series should). A flow is attached to a schedule
+//! when it is created ([`FlowInterval::schedule`]; 0 = none): today the only schedule is
+//! `[intervals] every_ms`; per-service schedules (issue 11) become more entries of
+//! [`IntervalSchedules`], chosen per flow at creation, with no other change here.
+//!
+//! No per-packet scan: when a flow sees its first packet of an interval, its entry index is
+//! appended to the schedule's `touched` list (O(1), preallocated to the table's capacity, and
+//! its position kept in the flow so ending the flow removes it in O(1) too). When packet time
+//! crosses the boundary the worker walks that list once, writes one interval record per flow on
+//! it and empties it (intervals in which no flow had a packet are skipped). A flow that ends writes its open interval first, so a flow's interval
+//! records always add up to its flow record.
+
+use super::record::DirCounters;
+use serde::Deserialize;
+
+/// `[intervals]` of the config.
+#[derive(Debug, Clone, Copy, Deserialize, Default, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct IntervalsConfig {
+    /// Length of an interval in ms of packet time; 0 (the default) = no interval records.
+    pub every_ms: u64,
+}
+
+/// Longest interval accepted (one year): longer is an active timeout, not an interval.
+pub const MAX_EVERY_MS: u64 = 365 * 86_400_000;
+
+/// A flow's interval part of its table entry: which schedule it follows, where it sits in that
+/// schedule's touched list, and its counters since the interval began (the bidirectional ones
+/// are the sum of the two directions).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct FlowInterval {
+    /// Index + 1 into [`IntervalSchedules`]; 0 = the flow has no interval records.
+    pub schedule: u8,
+    /// Position + 1 in its schedule's touched list; 0 = no packet in the current interval.
+    pub pos: u32,
+    pub src2dst: DirCounters,
+    pub dst2src: DirCounters,
+}
+
+impl FlowInterval {
+    /// The bidirectional counters of the interval.
+    pub fn bidirectional(&self) -> DirCounters {
+        let (a, b) = (&self.src2dst, &self.dst2src);
+        match (a.packets, b.packets) {
+            (0, _) => *b,
+            (_, 0) => *a,
+            _ => DirCounters {
+                first_seen_ms: a.first_seen_ms.min(b.first_seen_ms),
+                last_seen_ms: a.last_seen_ms.max(b.last_seen_ms),
+                packets: a.packets + b.packets,
+                bytes: a.bytes + b.bytes,
+            },
+        }
+    }
+}
+
+/// One schedule: its interval length, the current interval, and the flows it touched.
+pub struct IntervalSchedule {
+    pub every_ms: u64,
+    /// Start of the current interval (a multiple of `every_ms`).
+    pub start_ms: u64,
+    /// Entry indices of the flows with packets in the current interval.
+    pub touched: Vec<u32>,
+}
+
+impl IntervalSchedule {
+    pub fn end_ms(&self) -> u64 {
+        self.start_ms + self.every_ms
+    }
+}
+
+/// A worker's schedules (at most 255: the flow keeps the index in a u8).
+pub struct IntervalSchedules {
+    pub list: Vec<IntervalSchedule>,
+    /// The earliest end of any schedule's current interval (u64::MAX without schedules): one
+    /// compare per packet tells whether a boundary was crossed.
+    pub next_end_ms: u64,
+    started: bool,
+}
+
+impl IntervalSchedules {
+    /// Schedules of `every_ms` lengths (0s are skipped), each list sized for `capacity` flows.
+    pub fn new(every_ms: &[u64], capacity: u32) -> IntervalSchedules {
+        let list: Vec<IntervalSchedule> = every_ms
+            .iter()
+            .filter(|&&e| e > 0)
+            .take(255)
+            .map(|&e| IntervalSchedule {
+                every_ms: e,
+                start_ms: 0,
+                touched: Vec::with_capacity(capacity as usize),
+            })
+            .collect();
+        IntervalSchedules {
+            // 0 with schedules: the first packet (or clock tick) starts them.
+            next_end_ms: if list.is_empty() { u64::MAX } else { 0 },
+            list,
+            started: false,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+
+    /// The schedule a new flow follows (index + 1; 0 = none). A per-service choice goes here.
+    pub fn for_new_flow(&self) -> u8 {
+        u8::from(!self.list.is_empty())
+    }
+
+    /// Fix the first intervals on the first packet time seen.
+    pub fn start(&mut self, now_ms: u64) {
+        if self.started || self.list.is_empty() {
+            return;
+        }
+        self.started = true;
+        for s in &mut self.list {
+            s.start_ms = now_ms - now_ms % s.every_ms;
+        }
+        self.recompute();
+    }
+
+    fn recompute(&mut self) {
+        self.next_end_ms = self
+            .list
+            .iter()
+            .map(IntervalSchedule::end_ms)
+            .min()
+            .unwrap_or(u64::MAX);
+    }
+
+    /// A schedule whose current interval ended by `now_ms`, with its interval and its touched
+    /// list (taken out, so the caller can end each flow's interval with the worker borrowed;
+    /// give the list back with [`IntervalSchedules::finish`]).
+    pub fn due(&mut self, now_ms: u64) -> Option<(usize, super::record::IntervalSpan, Vec<u32>)> {
+        if now_ms < self.next_end_ms {
+            return None;
+        }
+        let (i, s) = self
+            .list
+            .iter_mut()
+            .enumerate()
+            .find(|(_, s)| now_ms >= s.end_ms())?;
+        let span = super::record::IntervalSpan {
+            start_ms: s.start_ms,
+            end_ms: s.end_ms(),
+        };
+        Some((i, span, std::mem::take(&mut s.touched)))
+    }
+
+    /// Give back schedule `i`'s list (emptied, its capacity kept) and move the schedule to the
+    /// interval holding `now_ms` (intervals without packets are skipped, not written).
+    pub fn finish(&mut self, i: usize, mut touched: Vec<u32>, now_ms: u64) {
+        touched.clear();
+        let s = &mut self.list[i];
+        s.touched = touched;
+        s.start_ms = now_ms - now_ms % s.every_ms;
+        self.recompute();
+    }
+
+    /// Record a packet of a flow (`fi`, entry `idx`) in its schedule's current interval.
+    #[inline]
+    pub fn touch(&mut self, fi: &mut FlowInterval, idx: u32, dir: u8, now_ms: u64, size: u64) {
+        if fi.schedule == 0 {
+            return;
+        }
+        if fi.pos == 0 {
+            let s = &mut self.list[fi.schedule as usize - 1];
+            s.touched.push(idx);
+            fi.pos = s.touched.len() as u32;
+        }
+        let c = if dir == 0 {
+            &mut fi.src2dst
+        } else {
+            &mut fi.dst2src
+        };
+        if c.packets == 0 {
+            c.first_seen_ms = now_ms;
+        }
+        c.last_seen_ms = now_ms;
+        c.packets += 1;
+        c.bytes += size;
+    }
+
+    /// Take a flow off its schedule's touched list (it ended mid-interval). Returns the entry
+    /// index moved into its place, whose position the caller must set to `pos`.
+    pub fn untouch(&mut self, fi: &FlowInterval) -> Option<(u32, u32)> {
+        if fi.schedule == 0 || fi.pos == 0 {
+            return None;
+        }
+        let s = &mut self.list[fi.schedule as usize - 1];
+        let i = fi.pos as usize - 1;
+        s.touched.swap_remove(i);
+        s.touched.get(i).map(|&moved| (moved, fi.pos))
+    }
+
+    /// The current interval of schedule `schedule` (index + 1).
+    pub fn span(&self, schedule: u8) -> super::record::IntervalSpan {
+        let s = &self.list[schedule as usize - 1];
+        super::record::IntervalSpan {
+            start_ms: s.start_ms,
+            end_ms: s.end_ms(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn intervals_align_on_the_epoch_and_skip_empty_ones() {
+        let mut s = IntervalSchedules::new(&[10_000], 8);
+        assert_eq!(s.next_end_ms, 0);
+        s.start(123_456);
+        assert_eq!(s.list[0].start_ms, 120_000);
+        assert_eq!(s.next_end_ms, 130_000);
+        let mut fi = FlowInterval {
+            schedule: s.for_new_flow(),
+            ..Default::default()
+        };
+        s.touch(&mut fi, 3, 0, 125_000, 100);
+        s.touch(&mut fi, 3, 1, 126_000, 50);
+        s.touch(&mut fi, 3, 0, 127_000, 100);
+        assert_eq!(s.list[0].touched, vec![3]);
+        let b = fi.bidirectional();
+        assert_eq!((b.first_seen_ms, b.last_seen_ms), (125_000, 127_000));
+        assert_eq!((b.packets, b.bytes), (3, 250));
+        assert!(s.due(129_999).is_none());
+        // A gap: the next packet is three intervals later.
+        let (i, span, touched) = s.due(161_000).expect("due");
+        assert_eq!((i, span.start_ms, span.end_ms), (0, 120_000, 130_000));
+        assert_eq!(touched, vec![3]);
+        s.finish(i, touched, 161_000);
+        assert_eq!(s.list[0].start_ms, 160_000);
+        assert_eq!(s.next_end_ms, 170_000);
+        assert!(s.list[0].touched.is_empty());
+        assert!(s.due(161_000).is_none());
+    }
+
+    #[test]
+    fn untouch_keeps_positions_right() {
+        let mut s = IntervalSchedules::new(&[1000], 8);
+        s.start(0);
+        let mut f: Vec<FlowInterval> = (0..3)
+            .map(|_| FlowInterval {
+                schedule: 1,
+                ..Default::default()
+            })
+            .collect();
+        for (i, fi) in f.iter_mut().enumerate() {
+            s.touch(fi, i as u32, 0, 10, 1);
+        }
+        let moved = s.untouch(&f[0]);
+        assert_eq!(moved, Some((2, 1)));
+        f[2].pos = 1;
+        assert_eq!(s.list[0].touched, vec![2, 1]);
+        assert_eq!(s.untouch(&f[1]), None);
+        assert_eq!(s.list[0].touched, vec![2]);
+    }
+}

@@ -1,0 +1,188 @@
+/*
+ * FROZEN COPY of the weir plugin ABI header as released at version 1.0, kept so tests can build
+ * a plugin exactly as a 1.0 plugin author did (appliance/tests/interval_records.rs) and check
+ * that a newer host still loads and runs it. Never edit; the live header is
+ * plugin-api/include/weir_plugin.h.
+ *
+ * weir plugin ABI, version 1.
+ *
+ * This header is the contract between the weir appliance (the host) and a feature-extractor
+ * plugin (a shared object in the plugin directory). It is plain C11 so that plugins can be
+ * written in C, Rust (see the weir-plugin-api crate, which mirrors every struct here and checks
+ * the layout at compile time) or anything that can export a C symbol.
+ *
+ * Rules of the ABI:
+ *  - A plugin exports exactly one symbol, weir_plugin_entry_v1, which returns a pointer to a
+ *    static descriptor (weir_plugin_v1). The host calls it once, right after dlopen.
+ *  - The first 16 bytes of the descriptor (magic, ABI major/minor, struct_size, flags) are frozen
+ *    forever. The host refuses another major, a newer minor, bad magic or a struct_size smaller
+ *    than the fields it needs.
+ *  - Structs only grow by appending fields; a new field is read only when struct_size says it is
+ *    there. Minor versions add fields; majors break.
+ *  - Nothing is freed across the boundary. Per-flow state is plain data owned by the host: the
+ *    host allocates state_size bytes (aligned to state_align) per flow and per plugin, zeroes it,
+ *    and hands the plugin a pointer to it. A plugin must not keep pointers into packets or states
+ *    beyond the call that gave them.
+ *  - Callbacks return WEIR_OK (0) or a negative error; after an error the host reads
+ *    last_error(instance) and quarantines the plugin on that worker (its features become NaN,
+ *    traffic goes on).
+ *  - One instance per worker thread: a plugin instance is only ever called from one thread.
+ */
+#ifndef WEIR_PLUGIN_H
+#define WEIR_PLUGIN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* "WEIR" read as a little-endian u32. */
+#define WEIR_PLUGIN_MAGIC 0x52494557u
+#define WEIR_ABI_MAJOR 1
+#define WEIR_ABI_MINOR 0
+
+#define WEIR_OK 0
+#define WEIR_ERR (-1)
+
+/* Direction of a packet relative to its flow: src is the sender of the flow's first packet. */
+#define WEIR_DIR_SRC_TO_DST 0
+#define WEIR_DIR_DST_TO_SRC 1
+
+/* weir_packet_v1.flags */
+#define WEIR_PKT_FIRST_OF_FLOW 0x01u /* this packet created the flow */
+#define WEIR_PKT_IP_FRAGMENT 0x02u   /* first fragment of a fragmented IPv4/IPv6 datagram */
+#define WEIR_PKT_TUNNELED 0x04u      /* the IP header at l3_off is inside an IP-in-IP tunnel */
+
+/* TCP flag bits, as in the TCP header's flags byte (RFC 9293 section 3.1, plus RFC 3168). */
+#define WEIR_TCP_FIN 0x01u
+#define WEIR_TCP_SYN 0x02u
+#define WEIR_TCP_RST 0x04u
+#define WEIR_TCP_PSH 0x08u
+#define WEIR_TCP_ACK 0x10u
+#define WEIR_TCP_URG 0x20u
+#define WEIR_TCP_ECE 0x40u
+#define WEIR_TCP_CWR 0x80u
+
+/* Offsets that do not exist (no transport header, no payload) are WEIR_NO_OFFSET. */
+#define WEIR_NO_OFFSET 0xffffu
+
+/*
+ * One packet, as the host parsed it. Exactly 64 bytes (one cache line). Frozen: new packet
+ * information goes into the reserved bytes, announced by a new minor version.
+ */
+typedef struct weir_packet_v1 {
+    uint64_t ts_ns;          /*  0: packet time, ns since the Unix epoch (capture or NIC time,
+                                    never earlier than the previous packet's) */
+    const uint8_t *data;     /*  8: the frame from its Ethernet header, cap_len bytes readable */
+    uint32_t wire_len;       /* 16: frame length on the wire (what byte counters count) */
+    uint32_t cap_len;        /* 20: bytes captured and readable at data */
+    uint16_t l3_off;         /* 24: offset of the (innermost) IP header */
+    uint16_t l4_off;         /* 26: offset of the TCP/UDP/ICMP header, or WEIR_NO_OFFSET */
+    uint16_t payload_off;    /* 28: offset of the transport payload, or WEIR_NO_OFFSET */
+    uint16_t payload_len;    /* 30: transport payload length per the IP header (may exceed what
+                                    was captured: check against cap_len) */
+    uint16_t ip_len;         /* 32: IP datagram length per the IP header */
+    uint8_t direction;       /* 34: WEIR_DIR_* */
+    uint8_t ip_version;      /* 35: 4 or 6 */
+    uint8_t protocol;        /* 36: IP protocol number of the transport (6 TCP, 17 UDP, ...) */
+    uint8_t tcp_flags;       /* 37: WEIR_TCP_* bits, 0 for other protocols */
+    uint16_t tcp_window;     /* 38: TCP window field (unscaled) */
+    uint32_t tcp_seq;        /* 40: TCP sequence number */
+    uint32_t tcp_ack;        /* 44: TCP acknowledgement number */
+    uint8_t ttl;             /* 48: IPv4 TTL or IPv6 hop limit */
+    uint8_t flags;           /* 49: WEIR_PKT_* */
+    uint16_t tcp_hdr_len;    /* 50: TCP header length in bytes (data offset * 4), 0 if not TCP */
+    uint32_t reserved[3];    /* 52: zero; room for ABI minor versions */
+} weir_packet_v1;
+
+/*
+ * The key of a bidirectional flow. src is the sender of the flow's first packet. IPv4
+ * addresses are stored in the first 4 bytes of the 16-byte fields, the rest zero. Ports are in
+ * host byte order; ICMP flows have ports 0. 48 bytes.
+ */
+typedef struct weir_flow_key_v1 {
+    uint8_t src_ip[16];  /*  0 */
+    uint8_t dst_ip[16];  /* 16 */
+    uint16_t src_port;   /* 32 */
+    uint16_t dst_port;   /* 34 */
+    uint16_t vlan_id;    /* 36: innermost 802.1Q VLAN id (NFStream's choice), 0 if untagged */
+    uint8_t protocol;    /* 38 */
+    uint8_t ip_version;  /* 39 */
+    uint32_t tunnel_id;  /* 40: 0 if the flow is not tunneled */
+    uint32_t reserved;   /* 44 */
+} weir_flow_key_v1;
+
+/* Kinds of feature values. Every value crosses the ABI as a double; the kind tells sinks how to
+ * write it (an integer column, a float column, a 0/1 column).
+ * weir_feature_v1 is read as an array, so it is frozen like weir_packet_v1: it never grows. */
+#define WEIR_FEATURE_F64 0u
+#define WEIR_FEATURE_U64 1u
+#define WEIR_FEATURE_BOOL 2u
+
+typedef struct weir_feature_v1 {
+    const char *name;        /* column name: [a-z0-9_]+, unique across all loaded plugins */
+    uint32_t kind;           /* WEIR_FEATURE_* */
+    uint32_t reserved;
+    const char *description; /* one line, may be NULL */
+} weir_feature_v1;
+
+/* weir_plugin_v1.flags: none defined in 1.0. */
+
+typedef struct weir_plugin_v1 {
+    /* ---- frozen header (16 bytes): never changes, in any version ---- */
+    uint32_t magic;        /* WEIR_PLUGIN_MAGIC */
+    uint16_t abi_major;    /* WEIR_ABI_MAJOR the plugin was built against */
+    uint16_t abi_minor;    /* WEIR_ABI_MINOR the plugin was built against */
+    uint32_t struct_size;  /* sizeof(weir_plugin_v1) as the plugin was built */
+    uint32_t flags;
+
+    /* ---- ABI 1.0 ---- */
+    const char *name;          /* [a-z0-9_]+, unique among loaded plugins */
+    const char *version;       /* free text, e.g. "1.2.0" */
+    const char *description;   /* one line, may be NULL */
+    const weir_feature_v1 *features;
+    uint32_t n_features;
+    uint32_t state_size;       /* bytes of per-flow state (0 allowed) */
+    uint32_t state_align;      /* power of two, <= 64 */
+    uint32_t reserved0;
+    const char *config_schema; /* optional: JSON text describing the plugin's config keys */
+
+    /* Create one instance for a worker. config is the plugin's table from weir's config as JSON
+     * text ("{}" when absent). On success store the instance (may be NULL) and return WEIR_OK.
+     * On error return WEIR_ERR; the host then calls last_error(NULL) on the same thread, so keep
+     * that message per thread (thread-local), not process-wide. */
+    int32_t (*create)(const char *config_json, uint32_t worker, void **instance);
+    void (*destroy)(void *instance);
+
+    /* A new flow: state points to state_size zeroed bytes. */
+    int32_t (*flow_init)(void *instance, const weir_flow_key_v1 *key, void *state);
+
+    /* A burst of n packets in arrival order; states[i] is the state of pkts[i]'s flow (one flow
+     * may appear several times in a burst). done[i] is 0 on entry; set it to 1 when the plugin
+     * needs no more packets of that flow: the host then stops passing them. */
+    int32_t (*update_burst)(void *instance, void *const *states, const weir_packet_v1 *pkts,
+                            uint8_t *done, uint32_t n);
+
+    /* The flow ended: write n_features doubles to out (NaN = missing). */
+    int32_t (*flow_emit)(void *instance, const weir_flow_key_v1 *key, const void *state,
+                         double *out, uint32_t n_features);
+
+    /* A message for the last error on this instance (or of create when instance is NULL). The
+     * string stays valid until the next call on the same instance. */
+    const char *(*last_error)(void *instance);
+} weir_plugin_v1;
+
+/* The one symbol a plugin exports. host_major/host_minor are the host's ABI version: a plugin
+ * may return NULL when it cannot work with that host. */
+typedef const weir_plugin_v1 *(*weir_plugin_entry_v1_fn)(uint16_t host_major, uint16_t host_minor);
+const weir_plugin_v1 *weir_plugin_entry_v1(uint16_t host_major, uint16_t host_minor);
+
+#define WEIR_PLUGIN_ENTRY_SYMBOL "weir_plugin_entry_v1"
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* WEIR_PLUGIN_H */

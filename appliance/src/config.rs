@@ -613,7 +613,10 @@ mod tests {
         let e = parse("[intervals]\n\nevery_ms = 99999999999999\n")
             .unwrap_err()
             .to_string();
-        assert!(e.contains("intervals.every_ms") && e.contains("line 3"), "{e}");
+        assert!(
+            e.contains("intervals.every_ms") && e.contains("line 3"),
+            "{e}"
+        );
         let e = parse("[intervals]\nevery = 5\n").unwrap_err().to_string();
         assert!(e.contains("every"), "{e}");
     }

@@ -47,6 +47,8 @@ pub fn inspect_with(
     }
     let _ = writeln!(s, "format    {}", spec.format);
     let _ = writeln!(s, "task      {:?}", spec.task);
+    let kinds: Vec<&str> = spec.records.iter().map(|k| k.as_str()).collect();
+    let _ = writeln!(s, "records   {}", kinds.join(", "));
     let _ = writeln!(
         s,
         "runtime   ONNX Runtime {} from {}",

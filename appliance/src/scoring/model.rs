@@ -348,14 +348,21 @@ mod tests {
     #[test]
     fn records_default_to_flow_and_are_checked() {
         let s = spec("").unwrap();
-        assert_eq!(s.records, [RecordKind::Flow], "older models score flow records");
+        assert_eq!(
+            s.records,
+            [RecordKind::Flow],
+            "older models score flow records"
+        );
         assert!(s.scores_kind(RecordKind::Flow) && !s.scores_kind(RecordKind::Interval));
         let s = spec(r#", "records": ["interval"]"#).unwrap();
         assert!(!s.scores_kind(RecordKind::Flow) && s.scores_kind(RecordKind::Interval));
         let s = spec(r#", "records": ["flow", "interval"]"#).unwrap();
         assert!(s.scores_kind(RecordKind::Flow) && s.scores_kind(RecordKind::Interval));
         let e = spec(r#", "records": []"#).unwrap_err();
-        assert!(e.contains("model.json") && e.contains("\"records\" is empty"), "{e}");
+        assert!(
+            e.contains("model.json") && e.contains("\"records\" is empty"),
+            "{e}"
+        );
         let e = spec(r#", "records": ["packet"]"#).unwrap_err();
         assert!(e.contains("model.json") && e.contains("packet"), "{e}");
     }

@@ -213,7 +213,10 @@ mod tests {
             partition_of(1_709_251_200_000),
             ("date=2024-03-01".into(), "hour=00".into())
         );
-        assert_eq!(partition_of(0), ("date=1970-01-01".into(), "hour=00".into()));
+        assert_eq!(
+            partition_of(0),
+            ("date=1970-01-01".into(), "hour=00".into())
+        );
     }
 
     fn record(last_seen_ms: u64) -> FlowRecord {

@@ -92,11 +92,10 @@ impl ParquetDataset {
         schema: &RecordSchema,
         rotation: Rotation,
     ) -> io::Result<ParquetDataset> {
-        std::fs::create_dir_all(root)
-            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", root.display())))?;
+        // The caller's message names `root`.
+        std::fs::create_dir_all(root)?;
         let probe = root.join(format!(".weir-probe-{}.tmp", std::process::id()));
-        std::fs::File::create(&probe)
-            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", root.display())))?;
+        std::fs::File::create(&probe)?;
         let _ = std::fs::remove_file(&probe);
         Ok(ParquetDataset {
             root: root.to_path_buf(),

@@ -198,3 +198,42 @@ fn a_killed_writer_leaves_no_partial_file_visible() {
         );
     }
 }
+
+#[test]
+fn weir_run_writes_a_dataset_directory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = PathBuf::from(format!("{}/flows/", tmp.path().display()));
+    let cfg = tmp.path().join("weir.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[eal]\nno_huge = true\nno_pci = true\nmemory_mb = 256\n\n\
+             [[ports]]\nvdev = \"net_pcap0,rx_pcap={}\"\n\n\
+             [sinks]\nrecords = \"{}\"\nparquet_rotate_s = 1\n",
+            capture("instagram.pcap").display(),
+            dir.display()
+        ),
+    )
+    .unwrap();
+    let o = weir()
+        .arg("run")
+        .arg("--config")
+        .arg(&cfg)
+        .args(["--stop-after-idle-ms", "2000"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "weir run failed: {err}");
+    // "... -> N flow records in ..."
+    let records: u64 = err
+        .split("-> ")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no summary line in {err}"));
+    let seen = check(&[Path::new("readable"), &dir]);
+    eprintln!("weir run: {records} records, dataset {seen}");
+    assert!(records > 10);
+    assert_eq!(seen["rows"], records);
+    assert_eq!(seen["hidden"], 0);
+}

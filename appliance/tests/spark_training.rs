@@ -104,7 +104,10 @@ fn spark_job_trains_a_model_weir_scores_as_scikit_learn() {
     let s: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&summary).unwrap()).unwrap();
     // Spark read every file of the dataset: one or more per capture.
-    assert!(s["input_files"].as_u64().unwrap() >= caps.len() as u64, "{s}");
+    assert!(
+        s["input_files"].as_u64().unwrap() >= caps.len() as u64,
+        "{s}"
+    );
     let read = s["records_read"].as_u64().unwrap();
     let labelled = s["labelled"].as_u64().unwrap();
     assert!(read > 0 && labelled > 0 && labelled <= read, "{s}");
@@ -113,14 +116,20 @@ fn spark_job_trains_a_model_weir_scores_as_scikit_learn() {
         labelled as f64 >= 0.9 * flows as f64,
         "{labelled} of {flows} NFStream flows labelled"
     );
-    assert_eq!(s["sampled"], s["labelled"], "small data: nothing sampled away");
+    assert_eq!(
+        s["sampled"], s["labelled"],
+        "small data: nothing sampled away"
+    );
     let hourly: u64 = s["per_hour"]
         .as_array()
         .unwrap()
         .iter()
         .map(|h| h["flows"].as_u64().unwrap())
         .sum();
-    assert_eq!(hourly, labelled, "the hourly aggregate counts every labelled flow");
+    assert_eq!(
+        hourly, labelled,
+        "the hourly aggregate counts every labelled flow"
+    );
 
     // weir loads the model directory...
     let o = weir()
@@ -138,18 +147,16 @@ fn spark_job_trains_a_model_weir_scores_as_scikit_learn() {
     // ... and scores every flow as scikit-learn does.
     let mut scored = Vec::new();
     for c in &caps {
-        let p = tmp
-            .path()
-            .join(format!("{}.parquet", c.file_name().unwrap().to_string_lossy()));
+        let p = tmp.path().join(format!(
+            "{}.parquet",
+            c.file_name().unwrap().to_string_lossy()
+        ));
         extract(c, &p, Some(&model));
         scored.push(p);
     }
     let oracle = ws.join("models/testing/spark_oracle.py");
-    let mut args: Vec<&std::ffi::OsStr> = vec![
-        oracle.as_os_str(),
-        est.as_os_str(),
-        model.as_os_str(),
-    ];
+    let mut args: Vec<&std::ffi::OsStr> =
+        vec![oracle.as_os_str(), est.as_os_str(), model.as_os_str()];
     args.extend(scored.iter().map(|p| p.as_os_str()));
     let verdict: serde_json::Value = serde_json::from_str(&python(&args)).unwrap();
     eprintln!("weir against scikit-learn: {verdict}");

@@ -84,7 +84,7 @@ def prepare(spark, records: list[str], labels: str | None, label_column: str,
     from pyspark.sql import functions as F
 
     df = spark.read.parquet(*records)
-    stats = {"records_read": df.count()}
+    stats = {"input_files": len(df.inputFiles()), "records_read": df.count()}
     if features is None:
         features = [f for f in DEFAULT_FEATURES if f in df.columns]
         if not features:
@@ -106,6 +106,7 @@ def prepare(spark, records: list[str], labels: str | None, label_column: str,
                      if f not in FLOW_KEY + [FLOW_KEY_TIME]],
                    *([F.col(label_column).cast("string").alias("_label")]
                      if labels is None and label_column in df.columns else []))
+    df = df.cache()
     stats["records_clean"] = df.count()
 
     # Label.
@@ -124,6 +125,9 @@ def prepare(spark, records: list[str], labels: str | None, label_column: str,
     if rare:
         df = df.withColumn("_label", F.when(F.col("_label").isin(rare), F.lit(OTHER))
                            .otherwise(F.col("_label")))
+    grouped: dict[str, int] = {}
+    for c, n in counts.items():
+        grouped[OTHER if c in rare else c] = grouped.get(OTHER if c in rare else c, 0) + n
     hour = F.date_format(F.timestamp_millis(F.col("bidirectional_last_seen_ms")),
                          "yyyy-MM-dd'T'HH")
     per_hour = (df.groupBy(hour.alias("hour"), "_label")
@@ -133,15 +137,15 @@ def prepare(spark, records: list[str], labels: str | None, label_column: str,
     stats["labelled"] = int(sum(counts.values()))
     stats["classes"] = {c: int(n) for c, n in sorted(counts.items())}
     stats["grouped_as_other"] = rare
+    stats["training_classes"] = {c: int(n) for c, n in sorted(grouped.items())}
     stats["per_hour"] = [{"hour": r["hour"], "class": r["_label"], "flows": int(r["flows"]),
                           "packets": int(r["packets"]), "bytes": int(r["bytes"])}
                          for r in per_hour]
     return df, features, stats
 
 
-def stratified_sample(df, max_rows_per_class: int, seed: int):
+def stratified_sample(df, counts: dict[str, int], max_rows_per_class: int, seed: int):
     """Step 5: at most about max_rows_per_class flows of each class (Spark's sampleBy)."""
-    counts = {r["_label"]: r["count"] for r in df.groupBy("_label").count().collect()}
     fractions = {c: min(1.0, max_rows_per_class / n) for c, n in counts.items()}
     if all(f >= 1.0 for f in fractions.values()):
         return df, counts
@@ -175,10 +179,10 @@ def main(argv=None) -> int:
         features = [f.strip() for f in a.features.split(",")] if a.features else None
         df, features, stats = prepare(spark, a.records, a.labels, a.label_column, features,
                                       a.min_class_samples)
-        sample, _ = stratified_sample(df, a.max_rows_per_class, a.seed)
+        sample, _ = stratified_sample(df, stats["training_classes"], a.max_rows_per_class,
+                                      a.seed)
         pdf = sample.select(*features, "_label").toPandas()
         stats["sampled"] = int(len(pdf))
-        stats["input_files"] = len(spark.read.parquet(*a.records).inputFiles())
         stats["spark"] = spark.version
     finally:
         spark.stop()

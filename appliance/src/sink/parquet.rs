@@ -182,9 +182,7 @@ impl Column {
             (Values::Bytes(v), Field::Owned(s)) => Some(push_len(v, s.into_bytes())),
             (Values::Bytes(v), Field::Int(i)) => Some(push_len(v, i.to_string().into_bytes())),
             (Values::Bytes(v), Field::UInt(u)) => Some(push_len(v, u.to_string().into_bytes())),
-            (Values::Bytes(v), Field::Float(x)) => {
-                Some(push_len(v, format!("{x:?}").into_bytes()))
-            }
+            (Values::Bytes(v), Field::Float(x)) => Some(push_len(v, format!("{x:?}").into_bytes())),
             (Values::Int(v), Field::Int(i)) => Some(push8(v, i)),
             // UINT_64 is stored in INT64's bits.
             (Values::Int(v), Field::UInt(u)) => Some(push8(v, u as i64)),
@@ -260,12 +258,9 @@ impl ParquetFile {
         let tmp = temp_path(path);
         let file = File::create(&tmp)
             .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", tmp.display())))?;
-        let writer = SerializedFileWriter::new(
-            file,
-            layout.parquet_schema.clone(),
-            layout.props.clone(),
-        )
-        .map_err(to_io)?;
+        let writer =
+            SerializedFileWriter::new(file, layout.parquet_schema.clone(), layout.props.clone())
+                .map_err(to_io)?;
         Ok(ParquetFile {
             layout: layout.clone(),
             writer,
@@ -345,7 +340,11 @@ impl ParquetFile {
         std::fs::rename(&self.tmp, &self.path).map_err(|e| {
             io::Error::new(
                 e.kind(),
-                format!("cannot rename {} to {}: {e}", self.tmp.display(), self.path.display()),
+                format!(
+                    "cannot rename {} to {}: {e}",
+                    self.tmp.display(),
+                    self.path.display()
+                ),
             )
         })?;
         sync_dir(self.path.parent().unwrap_or(Path::new(".")))?;

@@ -20,7 +20,7 @@ use chrono::{DateTime, Datelike, Timelike};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Open files (partitions) at most; records arrive roughly in end-time order, so more than
 /// two are open only at the end flush of an offline capture.
@@ -80,6 +80,9 @@ pub struct ParquetDataset {
     writes: u64,
     seq: u64,
     pid: u32,
+    /// The last time every open file was checked against the age limit: on a busy sink the
+    /// output stage's tick never comes, and a partition no longer written must still close.
+    last_sweep: Instant,
 }
 
 impl ParquetDataset {
@@ -89,11 +92,10 @@ impl ParquetDataset {
         schema: &RecordSchema,
         rotation: Rotation,
     ) -> io::Result<ParquetDataset> {
-        std::fs::create_dir_all(root)
-            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", root.display())))?;
+        // The caller's message names `root`.
+        std::fs::create_dir_all(root)?;
         let probe = root.join(format!(".weir-probe-{}.tmp", std::process::id()));
-        std::fs::File::create(&probe)
-            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", root.display())))?;
+        std::fs::File::create(&probe)?;
         let _ = std::fs::remove_file(&probe);
         Ok(ParquetDataset {
             root: root.to_path_buf(),
@@ -103,6 +105,7 @@ impl ParquetDataset {
             writes: 0,
             seq: 0,
             pid: std::process::id(),
+            last_sweep: Instant::now(),
         })
     }
 
@@ -180,10 +183,15 @@ impl RecordSink for ParquetDataset {
         if self.expired(&self.open[i]) {
             self.open.swap_remove(i).file.commit()?;
         }
+        if self.last_sweep.elapsed() >= Duration::from_secs(1) {
+            self.last_sweep = Instant::now();
+            self.rotate()?;
+        }
         Ok(())
     }
 
     fn tick(&mut self) -> io::Result<()> {
+        self.last_sweep = Instant::now();
         self.rotate()
     }
 
@@ -213,7 +221,10 @@ mod tests {
             partition_of(1_709_251_200_000),
             ("date=2024-03-01".into(), "hour=00".into())
         );
-        assert_eq!(partition_of(0), ("date=1970-01-01".into(), "hour=00".into()));
+        assert_eq!(
+            partition_of(0),
+            ("date=1970-01-01".into(), "hour=00".into())
+        );
     }
 
     fn record(last_seen_ms: u64) -> FlowRecord {
@@ -280,6 +291,32 @@ mod tests {
         ds.write(&record(1_709_251_200_001)).unwrap();
         ds.finish().unwrap();
         assert_eq!(files(dir.path()), (3, 0));
+    }
+
+    #[test]
+    fn a_partition_no_longer_written_closes_by_age_on_a_busy_sink() {
+        let dir = tempfile::tempdir().unwrap();
+        let rot = Rotation {
+            max_bytes: 1 << 30,
+            max_age: Duration::from_millis(300),
+        };
+        let mut ds = ParquetDataset::create(dir.path(), &RecordSchema::default(), rot).unwrap();
+        ds.write(&record(1_709_251_199_000)).unwrap(); // hour 23, then never again
+                                                       // Records of the next hour keep coming, with no tick in between.
+        let t = Instant::now();
+        while t.elapsed() < Duration::from_millis(1500) {
+            ds.write(&record(1_709_251_200_000)).unwrap();
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(
+            dir.path()
+                .join("date=2024-02-29/hour=23")
+                .read_dir()
+                .unwrap()
+                .any(|e| !e.unwrap().file_name().to_string_lossy().starts_with('.')),
+            "the hour-23 file is published while hour 00 is written"
+        );
+        ds.finish().unwrap();
     }
 
     #[test]

@@ -15,11 +15,12 @@
 //! and M2 updates are NFStream's (`engine_cc.c`, `flow_update_*_ps` and `_piat_ms`) in the same
 //! f64 operation order, so the results agree to the last bit, not just to a tolerance.
 //!
-//! State: 232 bytes per flow: two 64-byte [`DirStats`], the 40-byte Welford [`Moments`] of
-//! both directions together (whose count, last time and size range are derived from the two
+//! State: 248 bytes per flow, aligned to 8: two 64-byte [`DirStats`], the 56-byte
+//! [`BiStats`] of both directions together (whose size range is derived from the two
 //! directions') and the flag counters of the two directions (bidirectional counters are their
 //! sums). Packet sizes and gaps are kept as u32 (gaps saturate at ~49 days, far beyond any
-//! flow timeout). It used to be 256 bytes aligned to 64, with a full third `DirStats`.
+//! flow timeout). It used to be 256 bytes aligned to 64 (the alignment padded every flow's
+//! slab by up to 63 bytes more), with a full third `DirStats`.
 
 use std::ffi::CStr;
 
@@ -141,28 +142,41 @@ pub const FLAG_ORDER: [u8; 8] = [
     WEIR_TCP_FIN,
 ];
 
-/// Per-flow state: 232 bytes. Both directions together keep only their own Welford moments
-/// and gap range (their packet count, last time and size range follow from the two
-/// directions': times never go backwards, so the flow's last packet is the later of the two).
+/// Both directions together: their Welford moments and gap range, their packet count and
+/// last time (kept, not derived from the directions', so a packet touches only its own
+/// direction's lines and these). 56 bytes; the size range is derived at emit.
+#[derive(Clone, Copy, Debug, Default, Zeroable)]
+#[bytemuck(crate = "weir_plugin_api::sdk::bytemuck")]
+#[repr(C)]
+pub struct BiStats {
+    pub m: Moments,
+    pub last_ms: u64,
+    pub packets: u64,
+}
+
+/// Per-flow state: 248 bytes, laid out in the order a packet touches it: both directions,
+/// then per direction its flag counters next to its statistics.
 #[derive(Clone, Copy, Debug, Default, Zeroable)]
 #[bytemuck(crate = "weir_plugin_api::sdk::bytemuck")]
 #[repr(C)]
 pub struct FlowStats {
+    pub bidirectional: BiStats,
+    /// `[FLAG_ORDER index]` of src2dst.
+    pub src2dst_flags: [u32; 8],
     pub src2dst: DirStats,
     pub dst2src: DirStats,
-    pub bidirectional: Moments,
-    /// `[direction][FLAG_ORDER index]`.
-    pub flags: [[u32; 8]; 2],
+    /// `[FLAG_ORDER index]` of dst2src.
+    pub dst2src_flags: [u32; 8],
 }
 
 const _: () = assert!(core::mem::size_of::<DirStats>() == 64);
-const _: () = assert!(core::mem::size_of::<FlowStats>() == 232);
+const _: () = assert!(core::mem::size_of::<FlowStats>() == 248);
 
 impl FlowStats {
     /// Packets of both directions.
     #[inline]
     pub fn packets(&self) -> u64 {
-        self.src2dst.packets + self.dst2src.packets
+        self.bidirectional.packets
     }
 
     /// Both directions' smallest and largest packet size (0, 0 without packets).
@@ -183,15 +197,18 @@ impl FlowStats {
     pub fn add(&mut self, pkt: &PacketV1) {
         let t = pkt.ts_ms();
         let reverse = pkt.direction == WEIR_DIR_DST_TO_SRC;
-        let last = self.src2dst.last_ms.max(self.dst2src.last_ms);
-        self.bidirectional
-            .add(self.packets() + 1, pkt.wire_len, t.saturating_sub(last));
-        if reverse {
-            self.dst2src.add(pkt.wire_len, t);
+        let bi = &mut self.bidirectional;
+        bi.packets += 1;
+        // Times never go backwards (host contract); saturate anyway rather than wrap.
+        let gap = t.saturating_sub(bi.last_ms);
+        bi.last_ms = t;
+        bi.m.add(bi.packets, pkt.wire_len, gap);
+        let (dir, counters) = if reverse {
+            (&mut self.dst2src, &mut self.dst2src_flags)
         } else {
-            self.src2dst.add(pkt.wire_len, t);
-        }
-        let counters = &mut self.flags[reverse as usize];
+            (&mut self.src2dst, &mut self.src2dst_flags)
+        };
+        dir.add(pkt.wire_len, t);
         for (c, bit) in counters.iter_mut().zip(FLAG_ORDER) {
             *c += u32::from(pkt.tcp_flags & bit != 0);
         }
@@ -202,7 +219,7 @@ impl FlowStats {
         let (bi_min, bi_max) = self.ps_range();
         // (moments, packets, smallest and largest size) of bidirectional, src2dst, dst2src.
         let dirs = [
-            (&self.bidirectional, self.packets(), bi_min, bi_max),
+            (&self.bidirectional.m, self.packets(), bi_min, bi_max),
             (
                 &self.src2dst.m,
                 self.src2dst.packets,
@@ -234,9 +251,9 @@ impl FlowStats {
             put(m.piat_max as f64);
         }
         for k in 0..8 {
-            put((self.flags[0][k] + self.flags[1][k]) as f64);
+            put((self.src2dst_flags[k] + self.dst2src_flags[k]) as f64);
         }
-        for dir in &self.flags {
+        for dir in [&self.src2dst_flags, &self.dst2src_flags] {
             for &c in dir {
                 put(c as f64);
             }

@@ -148,7 +148,11 @@ fn packed_histogram_matches_the_oracle_at_the_largest_k() {
         let mut flow = vec![inst.new_flow(&key).unwrap()];
         let mut sent: [Vec<u8>; 2] = [Vec::new(), Vec::new()];
         // Alphabets 1, 2, 3, ... then wide ones; a few very skewed mixes.
-        let alphabet = if trial < 20 { 1 + trial } else { 1 + next() % 256 };
+        let alphabet = if trial < 20 {
+            1 + trial
+        } else {
+            1 + next() % 256
+        };
         let skew = trial % 4 == 3;
         for _burst in 0..4 {
             let mut bufs: Vec<Vec<u8>> = (0..6).map(|_| Vec::new()).collect();

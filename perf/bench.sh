@@ -289,7 +289,8 @@ if [ "$SKIP_MEM" = 0 ]; then
     echo "|---|---:|---:|---:|---:|---:|"
     for mode in default none; do
         args=(); [ "$mode" = none ] && args=(--no-plugins)
-        timed "$LOGS/mem-$mode.log" "$WEIR" --log-format json extract "$M1" --config "$OUT/mem.toml" \
+        # RUST_LOG=info: the worker logs its table size (bytes_per_flow) at info level.
+        RUST_LOG=info timed "$LOGS/mem-$mode.log" "$WEIR" --log-format json extract "$M1" --config "$OUT/mem.toml" \
             --out "$OUT/null.csv" --no-progress "${args[@]}"
         timed "$LOGS/mem-$mode-tiny.log" "$WEIR" extract "$TINY" --config "$OUT/mem.toml" \
             --out "$OUT/null.csv" --no-progress "${args[@]}"

@@ -402,12 +402,11 @@ impl Worker {
         let e = self.table.entry_mut(idx);
         let dir = direction(&e.key, key);
         pkt.direction = dir;
-        if e.bidirectional.packets == 0 {
+        if e.src2dst.packets == 0 {
             pkt.flags |= WEIR_PKT_FIRST_OF_FLOW;
         }
         // The full wire length (NFStream keeps it in 16 bits and wraps above 65535).
         let size = pkt.wire_len as u64;
-        count(&mut e.bidirectional, now_ms, size);
         count(
             if dir == 0 {
                 &mut e.src2dst
@@ -468,8 +467,9 @@ impl Worker {
             {
                 Lookup::Found(idx) => {
                     let e = self.table.entry(idx);
-                    let idle = now_ms - e.bidirectional.last_seen_ms >= self.s.idle_ms;
-                    let active = now_ms - e.bidirectional.first_seen_ms >= self.s.active_ms;
+                    let bi = e.bidirectional();
+                    let idle = now_ms - bi.last_seen_ms >= self.s.idle_ms;
+                    let active = now_ms - bi.first_seen_ms >= self.s.active_ms;
                     if !(idle || active) {
                         return Some(idx);
                     }
@@ -626,9 +626,9 @@ impl Worker {
         let mut due = std::mem::take(&mut self.due);
         while self.table.due(now_ms, &mut due) {
             for &idx in &due {
-                let e = self.table.entry(idx);
-                let idle_at = e.bidirectional.last_seen_ms + self.s.idle_ms;
-                let active_at = e.bidirectional.first_seen_ms + self.s.active_ms;
+                let bi = self.table.entry(idx).bidirectional();
+                let idle_at = bi.last_seen_ms + self.s.idle_ms;
+                let active_at = bi.first_seen_ms + self.s.active_ms;
                 let deadline = idle_at.min(active_at);
                 if now_ms >= deadline {
                     ended += 1;
@@ -699,7 +699,7 @@ impl Worker {
             worker: self.s.id,
             service: e.ext.service,
             interval: None,
-            bidirectional: e.bidirectional,
+            bidirectional: e.bidirectional(),
             src2dst: e.src2dst,
             dst2src,
             values,

@@ -159,6 +159,12 @@ pub trait Plugin: Sized + 'static {
     fn interval_emit(&mut self, _key: &FlowKeyV1, _state: &mut Self::State, _out: &mut [f64]) {}
 }
 
+/// How many packets ahead the default [`Plugin::update_burst`] prefetches states. A flow's
+/// state is usually not in cache (tens of thousands of flows' slabs exceed the L3), and the
+/// first load of it was 40 % of flowstats' samples in `perf annotate`; a few packets ahead
+/// keeps a handful of lines in flight without filling the line-fill buffers.
+pub const PREFETCH_AHEAD: usize = 4;
+
 /// The packets of one `update_burst` call with their flows' states (one flow may appear several
 /// times). [`Burst::get_mut`] hands out one state at a time, so aliasing states are never
 /// borrowed together.
@@ -215,6 +221,29 @@ impl<'a, S: Zeroable + Copy> Burst<'a, S> {
         // it points to a valid S used by nobody else; `&mut self` keeps this the only live
         // borrow of any state of the burst (two indices may alias one flow).
         (pkt, unsafe { &mut *state })
+    }
+
+    /// Hint the CPU to fetch every cache line of packet `i`'s state (nothing when `i >= len()`).
+    #[inline(always)]
+    pub fn prefetch(&self, i: usize) {
+        #[cfg(target_arch = "x86_64")]
+        if let Some(&p) = self.states.get(i) {
+            let start = p as usize & !63;
+            let end = p as usize + size_of::<S>();
+            let mut line = start;
+            while line < end {
+                // SAFETY: a prefetch is a hint: it never faults and changes no memory.
+                unsafe {
+                    core::arch::x86_64::_mm_prefetch(
+                        line as *const i8,
+                        core::arch::x86_64::_MM_HINT_T0,
+                    )
+                };
+                line += 64;
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = i;
     }
 
     /// Whether packet `i`'s flow was marked done (by this call or earlier in the burst for

@@ -24,12 +24,28 @@ pub struct FlowEntry<E: Copy> {
     /// Oriented key: `src` is the sender of the first packet.
     pub key: FlowKeyV1,
     pub hash: u64,
-    pub bidirectional: DirCounters,
+    // Both directions together are not stored: see [`FlowEntry::bidirectional`].
     pub src2dst: DirCounters,
     pub dst2src: DirCounters,
     /// TCP FIN seen per direction (bit 0 src->dst, bit 1 dst->src), for optional teardown.
     pub fin_seen: u8,
     pub ext: E,
+}
+
+impl<E: Copy> FlowEntry<E> {
+    /// Counters of both directions, derived: the first packet is src->dst by definition and
+    /// packet time never goes backwards, so `first_seen` is src2dst's and `last_seen` the later
+    /// of the two directions' (a direction without packets has 0). Storing them took 32 bytes
+    /// per flow and a third counter update per packet.
+    #[inline]
+    pub fn bidirectional(&self) -> DirCounters {
+        DirCounters {
+            first_seen_ms: self.src2dst.first_seen_ms,
+            last_seen_ms: self.src2dst.last_seen_ms.max(self.dst2src.last_seen_ms),
+            packets: self.src2dst.packets + self.dst2src.packets,
+            bytes: self.src2dst.bytes + self.dst2src.bytes,
+        }
+    }
 }
 
 // SAFETY: every field is an integer, an array of integers, or `E`, which is Zeroable itself;
@@ -308,7 +324,6 @@ impl<E: Copy + Default + Zeroable> FlowTable<E> {
         let e = &mut self.entries[idx as usize];
         e.key = *key;
         e.hash = hash;
-        e.bidirectional = DirCounters::default();
         e.src2dst = DirCounters::default();
         e.dst2src = DirCounters::default();
         e.fin_seen = 0;

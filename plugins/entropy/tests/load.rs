@@ -65,7 +65,7 @@ fn descriptor() {
     // Built against the 1.1 header without an interval_emit: NULL, NaN in interval records.
     assert!(d.interval_emit.is_none());
     assert_eq!(lib.name(), "entropy");
-    assert_eq!((d.state_size, d.state_align), (1048, 8));
+    assert_eq!((d.state_size, d.state_align), (408, 8));
     let names: Vec<String> = lib.features().into_iter().map(|f| f.name).collect();
     assert_eq!(
         names,
@@ -131,6 +131,80 @@ fn entropy_matches_the_oracle() {
     }
 }
 
+/// The packed histogram (4-bit counters and a wrap list) at the largest K, where counters
+/// wrap most: skewed alphabets down to a single byte value (1024 / 16 = 64 wraps of one bin,
+/// every entry of the list), sampled over several bursts, against the oracle.
+#[test]
+fn packed_histogram_matches_the_oracle_at_the_largest_k() {
+    let lib = open();
+    let mut inst = lib.instance("{\"k\": 1024}", 0).unwrap();
+    let key = FlowKeyV1::default();
+    let mut rng = 0x0dd_ba11_cafe_f00du64;
+    let mut next = move || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
+    for trial in 0..60u64 {
+        let mut flow = vec![inst.new_flow(&key).unwrap()];
+        let mut sent: [Vec<u8>; 2] = [Vec::new(), Vec::new()];
+        // Alphabets 1, 2, 3, ... then wide ones; a few very skewed mixes.
+        let alphabet = if trial < 20 {
+            1 + trial
+        } else {
+            1 + next() % 256
+        };
+        let skew = trial % 4 == 3;
+        for _burst in 0..4 {
+            let mut bufs: Vec<Vec<u8>> = (0..6).map(|_| Vec::new()).collect();
+            let mut pkts = Vec::new();
+            for buf in bufs.iter_mut() {
+                let dir = (next() % 2) as u8;
+                let len = (next() % 400) as usize;
+                let payload: Vec<u8> = (0..len)
+                    .map(|_| {
+                        if skew && next() % 8 != 0 {
+                            0xaa
+                        } else {
+                            (next() % alphabet) as u8
+                        }
+                    })
+                    .collect();
+                sent[dir as usize].extend_from_slice(&payload);
+                pkts.push((0, packet(buf, dir, &payload, len as u16)));
+            }
+            inst.update_burst(&mut flow, &pkts).unwrap();
+        }
+        let out = inst.emit(&key, &mut flow[0]).unwrap();
+        for d in 0..2 {
+            let sample = &sent[d][..sent[d].len().min(1024)];
+            if sample.is_empty() {
+                assert!(out[d].is_nan(), "trial {trial} dir {d}");
+            } else {
+                let want = oracle(sample);
+                assert!(
+                    (out[d] - want).abs() < 1e-9,
+                    "trial {trial} dir {d}: {} vs {want}",
+                    out[d]
+                );
+            }
+            assert_eq!(out[4 + d], sample.len() as f64);
+        }
+    }
+    // 1024 copies of one byte value: its counter wraps 64 times, filling the list.
+    let mut flow = vec![inst.new_flow(&key).unwrap()];
+    let (mut b1, mut b2) = (Vec::new(), Vec::new());
+    let pkts = [
+        (0, packet(&mut b1, 0, &[0x42; 1000], 1000)),
+        (0, packet(&mut b2, 0, &[0x42; 500], 500)),
+    ];
+    inst.update_burst(&mut flow, &pkts).unwrap();
+    let out = inst.emit(&key, &mut flow[0]).unwrap();
+    assert_eq!(&out[0..1], &[0.0]);
+    assert_eq!(&out[2..6], &[1500.0, 0.0, 1024.0, 0.0]);
+}
+
 #[test]
 fn known_values() {
     let lib = open();
@@ -162,7 +236,8 @@ fn known_values() {
 fn config_errors_and_host_misuse_are_weir_err_with_messages() {
     let lib = open();
     for (bad, needle) in [
-        ("{\"k\": 0}", "'k' must be an integer from 1 to 65535"),
+        ("{\"k\": 0}", "'k' must be an integer from 1 to 1024"),
+        ("{\"k\": 1025}", "'k' must be"),
         ("{\"k\": 70000}", "'k' must be"),
         ("{\"n\": 3}", "unknown config key"),
         ("[]", "config is not"),

@@ -15,10 +15,13 @@
 //! and M2 updates are NFStream's (`engine_cc.c`, `flow_update_*_ps` and `_piat_ms`) in the same
 //! f64 operation order, so the results agree to the last bit, not just to a tolerance.
 //!
-//! State: 320 bytes per flow (five cache lines): three 64-byte [`DirStats`], the flag
-//! counters of the two directions (bidirectional counters are their sums) and one line of
-//! [`IntervalStats`]. Packet sizes and gaps are kept as u32 (gaps saturate at ~49 days, far
-//! beyond any flow timeout).
+//! State: 304 bytes per flow, aligned to 8: two 64-byte [`DirStats`], the 56-byte
+//! [`BiStats`] of both directions together (whose size range is derived from the two
+//! directions') and the flag counters of the two directions (bidirectional counters are their
+//! sums). Packet sizes and gaps are kept as u32 (gaps saturate at ~49 days, far beyond any
+//! flow timeout). It used to be 256 bytes aligned to 64 (the alignment padded every flow's
+//! slab by up to 63 bytes more), with a full third `DirStats`. Interval records add the 56-byte
+//! [`IntervalStats`]: 304 bytes in all.
 //!
 //! ## Interval records (ABI 1.1 `interval_emit`)
 //!
@@ -27,7 +30,7 @@
 //! (the gaps are those ending in the interval, so the first packet of an interval counts its
 //! gap from the packet before it); the other 40 columns are NaN there. Same definitions as
 //! above, except the interval piat stddev divides by `gaps - 1` (the interval has no first
-//! packet without a gap). One cache line of state buys them; the whole-flow columns at flow
+//! packet without a gap). 56 bytes of state buy them; the whole-flow columns at flow
 //! end are unchanged, to the bit.
 
 use std::ffi::CStr;
@@ -38,49 +41,37 @@ use weir_plugin_api::{
     WEIR_TCP_FIN, WEIR_TCP_PSH, WEIR_TCP_RST, WEIR_TCP_SYN, WEIR_TCP_URG,
 };
 
-/// Running statistics of one direction (or of both): exactly one cache line.
+/// Welford running mean and M2 of packet sizes and of gaps, and the gaps' range: what a
+/// direction keeps beyond its count and last time (both directions together derive those).
 #[derive(Clone, Copy, Debug, Default, Zeroable)]
 #[bytemuck(crate = "weir_plugin_api::sdk::bytemuck")]
-#[repr(C, align(64))]
-pub struct DirStats {
+#[repr(C)]
+pub struct Moments {
     pub ps_mean: f64,
     pub ps_m2: f64,
     pub piat_mean: f64,
     pub piat_m2: f64,
-    /// Time of the last packet, ms.
-    pub last_ms: u64,
-    pub packets: u64,
-    pub ps_min: u32,
-    pub ps_max: u32,
     pub piat_min: u32,
     pub piat_max: u32,
 }
 
-impl DirStats {
-    /// Account one packet of `size` bytes at `t_ms`.
+impl Moments {
+    /// Account one packet of `size` bytes, the `packets`-th (counting it) of its sequence,
+    /// `gap` ms after the previous one (ignored for the first). NFStream's f64 operation order.
     #[inline]
-    pub fn add(&mut self, size: u32, t_ms: u64) {
-        self.packets += 1;
+    fn add(&mut self, packets: u64, size: u32, gap: u64) {
         let x = size as f64;
-        if self.packets == 1 {
-            self.ps_min = size;
-            self.ps_max = size;
+        if packets == 1 {
             self.ps_mean = x;
-            self.last_ms = t_ms;
             return;
         }
-        self.ps_min = self.ps_min.min(size);
-        self.ps_max = self.ps_max.max(size);
         let old = self.ps_mean;
-        self.ps_mean += (x - old) / self.packets as f64;
+        self.ps_mean += (x - old) / packets as f64;
         self.ps_m2 += (x - old) * (x - self.ps_mean);
 
-        // Times never go backwards (host contract); saturate anyway rather than wrap.
-        let gap = t_ms.saturating_sub(self.last_ms);
-        self.last_ms = t_ms;
         let g32 = u32::try_from(gap).unwrap_or(u32::MAX);
         let g = gap as f64;
-        if self.packets == 2 {
+        if packets == 2 {
             self.piat_min = g32;
             self.piat_max = g32;
             self.piat_mean = g;
@@ -88,33 +79,73 @@ impl DirStats {
             self.piat_min = self.piat_min.min(g32);
             self.piat_max = self.piat_max.max(g32);
             let old = self.piat_mean;
-            self.piat_mean += (g - old) / (self.packets - 1) as f64;
+            self.piat_mean += (g - old) / (packets - 1) as f64;
             self.piat_m2 += (g - old) * (g - self.piat_mean);
         }
     }
 
-    pub fn ps_stddev(&self) -> f64 {
-        if self.packets > 1 {
-            (self.ps_m2 / (self.packets - 1) as f64).sqrt()
+    fn ps_stddev(&self, packets: u64) -> f64 {
+        if packets > 1 {
+            (self.ps_m2 / (packets - 1) as f64).sqrt()
         } else {
             0.0
         }
     }
 
-    pub fn piat_stddev(&self) -> f64 {
-        if self.packets > 2 {
-            (self.piat_m2 / (self.packets - 2) as f64).sqrt()
+    fn piat_stddev(&self, packets: u64) -> f64 {
+        if packets > 2 {
+            (self.piat_m2 / (packets - 2) as f64).sqrt()
         } else {
             0.0
         }
     }
 }
 
-/// The interval part of the state: bidirectional packet sizes and gaps since the last
-/// `interval_emit` (one cache line).
+/// Running statistics of one direction: 64 bytes.
 #[derive(Clone, Copy, Debug, Default, Zeroable)]
 #[bytemuck(crate = "weir_plugin_api::sdk::bytemuck")]
-#[repr(C, align(64))]
+#[repr(C)]
+pub struct DirStats {
+    pub m: Moments,
+    /// Time of the last packet, ms.
+    pub last_ms: u64,
+    pub packets: u64,
+    pub ps_min: u32,
+    pub ps_max: u32,
+}
+
+impl DirStats {
+    /// Account one packet of `size` bytes at `t_ms`.
+    #[inline]
+    pub fn add(&mut self, size: u32, t_ms: u64) {
+        self.packets += 1;
+        if self.packets == 1 {
+            self.ps_min = size;
+            self.ps_max = size;
+        } else {
+            self.ps_min = self.ps_min.min(size);
+            self.ps_max = self.ps_max.max(size);
+        }
+        // Times never go backwards (host contract); saturate anyway rather than wrap.
+        let gap = t_ms.saturating_sub(self.last_ms);
+        self.last_ms = t_ms;
+        self.m.add(self.packets, size, gap);
+    }
+
+    pub fn ps_stddev(&self) -> f64 {
+        self.m.ps_stddev(self.packets)
+    }
+
+    pub fn piat_stddev(&self) -> f64 {
+        self.m.piat_stddev(self.packets)
+    }
+}
+
+/// The interval part of the state: bidirectional packet sizes and gaps since the last
+/// `interval_emit` (56 bytes).
+#[derive(Clone, Copy, Debug, Default, Zeroable)]
+#[bytemuck(crate = "weir_plugin_api::sdk::bytemuck")]
+#[repr(C)]
 pub struct IntervalStats {
     pub ps_mean: f64,
     pub ps_m2: f64,
@@ -201,40 +232,78 @@ pub const FLAG_ORDER: [u8; 8] = [
     WEIR_TCP_FIN,
 ];
 
-/// Per-flow state: 320 bytes.
+/// Both directions together: their Welford moments and gap range, their packet count and
+/// last time (kept, not derived from the directions', so a packet touches only its own
+/// direction's lines and these). 56 bytes; the size range is derived at emit.
 #[derive(Clone, Copy, Debug, Default, Zeroable)]
 #[bytemuck(crate = "weir_plugin_api::sdk::bytemuck")]
-#[repr(C, align(64))]
+#[repr(C)]
+pub struct BiStats {
+    pub m: Moments,
+    pub last_ms: u64,
+    pub packets: u64,
+}
+
+/// Per-flow state: 248 bytes, laid out in the order a packet touches it: both directions,
+/// then per direction its flag counters next to its statistics.
+#[derive(Clone, Copy, Debug, Default, Zeroable)]
+#[bytemuck(crate = "weir_plugin_api::sdk::bytemuck")]
+#[repr(C)]
 pub struct FlowStats {
-    pub bidirectional: DirStats,
+    pub bidirectional: BiStats,
+    /// `[FLAG_ORDER index]` of src2dst.
+    pub src2dst_flags: [u32; 8],
     pub src2dst: DirStats,
     pub dst2src: DirStats,
-    /// `[direction][FLAG_ORDER index]`.
-    pub flags: [[u32; 8]; 2],
+    /// `[FLAG_ORDER index]` of dst2src.
+    pub dst2src_flags: [u32; 8],
     /// Since the last interval record (reset by `interval_emit`).
     pub interval: IntervalStats,
 }
 
 const _: () = assert!(core::mem::size_of::<DirStats>() == 64);
-const _: () = assert!(core::mem::size_of::<IntervalStats>() == 64);
-const _: () = assert!(core::mem::size_of::<FlowStats>() == 320);
+const _: () = assert!(core::mem::size_of::<IntervalStats>() == 56);
+const _: () = assert!(core::mem::size_of::<FlowStats>() == 304);
 
 impl FlowStats {
+    /// Packets of both directions.
+    #[inline]
+    pub fn packets(&self) -> u64 {
+        self.bidirectional.packets
+    }
+
+    /// Both directions' smallest and largest packet size (0, 0 without packets).
+    fn ps_range(&self) -> (u32, u32) {
+        match (self.src2dst.packets, self.dst2src.packets) {
+            (0, 0) => (0, 0),
+            (_, 0) => (self.src2dst.ps_min, self.src2dst.ps_max),
+            (0, _) => (self.dst2src.ps_min, self.dst2src.ps_max),
+            _ => (
+                self.src2dst.ps_min.min(self.dst2src.ps_min),
+                self.src2dst.ps_max.max(self.dst2src.ps_max),
+            ),
+        }
+    }
+
     /// Account one packet.
     #[inline]
     pub fn add(&mut self, pkt: &PacketV1) {
         let t = pkt.ts_ms();
         let reverse = pkt.direction == WEIR_DIR_DST_TO_SRC;
-        let gap =
-            (self.bidirectional.packets > 0).then(|| t.saturating_sub(self.bidirectional.last_ms));
-        self.interval.add(pkt.wire_len, gap);
-        self.bidirectional.add(pkt.wire_len, t);
-        if reverse {
-            self.dst2src.add(pkt.wire_len, t);
+        let bi = &mut self.bidirectional;
+        let since_prev = (bi.packets > 0).then(|| t.saturating_sub(bi.last_ms));
+        self.interval.add(pkt.wire_len, since_prev);
+        bi.packets += 1;
+        // Times never go backwards (host contract); saturate anyway rather than wrap.
+        let gap = t.saturating_sub(bi.last_ms);
+        bi.last_ms = t;
+        bi.m.add(bi.packets, pkt.wire_len, gap);
+        let (dir, counters) = if reverse {
+            (&mut self.dst2src, &mut self.dst2src_flags)
         } else {
-            self.src2dst.add(pkt.wire_len, t);
-        }
-        let counters = &mut self.flags[reverse as usize];
+            (&mut self.src2dst, &mut self.src2dst_flags)
+        };
+        dir.add(pkt.wire_len, t);
         for (c, bit) in counters.iter_mut().zip(FLAG_ORDER) {
             *c += u32::from(pkt.tcp_flags & bit != 0);
         }
@@ -242,28 +311,44 @@ impl FlowStats {
 
     /// The 48 features in NFStream's column order.
     pub fn write(&self, out: &mut [f64]) {
-        let dirs = [&self.bidirectional, &self.src2dst, &self.dst2src];
+        let (bi_min, bi_max) = self.ps_range();
+        // (moments, packets, smallest and largest size) of bidirectional, src2dst, dst2src.
+        let dirs = [
+            (&self.bidirectional.m, self.packets(), bi_min, bi_max),
+            (
+                &self.src2dst.m,
+                self.src2dst.packets,
+                self.src2dst.ps_min,
+                self.src2dst.ps_max,
+            ),
+            (
+                &self.dst2src.m,
+                self.dst2src.packets,
+                self.dst2src.ps_min,
+                self.dst2src.ps_max,
+            ),
+        ];
         let mut i = 0;
         let mut put = |v: f64| {
             out[i] = v;
             i += 1;
         };
-        for d in dirs {
-            put(d.ps_min as f64);
-            put(d.ps_mean);
-            put(d.ps_stddev());
-            put(d.ps_max as f64);
+        for (m, n, min, max) in dirs {
+            put(min as f64);
+            put(m.ps_mean);
+            put(m.ps_stddev(n));
+            put(max as f64);
         }
-        for d in dirs {
-            put(d.piat_min as f64);
-            put(d.piat_mean);
-            put(d.piat_stddev());
-            put(d.piat_max as f64);
+        for (m, n, _, _) in dirs {
+            put(m.piat_min as f64);
+            put(m.piat_mean);
+            put(m.piat_stddev(n));
+            put(m.piat_max as f64);
         }
         for k in 0..8 {
-            put((self.flags[0][k] + self.flags[1][k]) as f64);
+            put((self.src2dst_flags[k] + self.dst2src_flags[k]) as f64);
         }
-        for dir in &self.flags {
+        for dir in [&self.src2dst_flags, &self.dst2src_flags] {
             for &c in dir {
                 put(c as f64);
             }

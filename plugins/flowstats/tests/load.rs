@@ -11,7 +11,7 @@ fn descriptor_and_a_synthetic_flow() {
     assert_eq!(d.magic, WEIR_PLUGIN_MAGIC);
     assert_eq!(d.struct_size as usize, std::mem::size_of::<PluginV1>());
     assert_eq!(lib.name(), "flowstats");
-    assert_eq!((d.state_size, d.state_align), (320, 64));
+    assert_eq!((d.state_size, d.state_align), (304, 8));
     let f = lib.features();
     assert_eq!(f.len(), 48);
     assert_eq!(f[0].name, "bidirectional_min_ps");

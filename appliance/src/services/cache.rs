@@ -38,8 +38,14 @@ impl DnsCache {
     /// A table of at least `capacity` slots (rounded up to a power of two, at least `PROBE`).
     pub fn new(capacity: usize) -> DnsCache {
         let n = capacity.max(PROBE).next_power_of_two();
+        let mut slots = vec![Slot::default(); n];
+        // Touch every page now (zeroed allocations are mapped lazily): otherwise the first
+        // lookups of a run each take a page fault inside the flow-table stage.
+        for s in slots.iter_mut() {
+            std::hint::black_box(&mut *s).expires_ms = 0;
+        }
         DnsCache {
-            slots: vec![Slot::default(); n],
+            slots,
             mask: n - 1,
             replaced_live: 0,
         }

@@ -12,7 +12,7 @@ PY := $(VENV)/bin/python
 STAMP := build/.stamp
 # Debian packages the build, the tests and the demo need.
 APT_PACKAGES := dpdk dpdk-dev libdpdk-dev libclang-dev clang pkg-config libpcap-dev \
-                python3-venv python3-dev tshark tcpreplay iproute2 shellcheck gcc make
+                python3-venv python3-dev tshark tcpreplay iproute2 shellcheck gcc make nfdump
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 DATA := appliance/tests/data/nfstream

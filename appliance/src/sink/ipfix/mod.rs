@@ -110,7 +110,7 @@ impl IpfixConfig {
         match self.collector.rsplit_once(':') {
             Some((host, port))
                 if !host.trim_matches(|c| c == '[' || c == ']').is_empty()
-                    && port.parse::<u16>().map_or(false, |p| p > 0) => {}
+                    && port.parse::<u16>().is_ok_and(|p| p > 0) => {}
             _ => {
                 return Err((
                     "sinks.ipfix",

@@ -6,13 +6,16 @@ use super::template::{tests_support::record, tests_support::schema, TEMPLATE_V4,
 use super::*;
 use std::collections::HashMap;
 
+/// A decoded template: its id and (element id, length, enterprise number) per field.
+type TemplateFields = (u16, Vec<(u16, u16, u32)>);
+
 /// One decoded message: header fields, templates (id -> field lengths), data records per set.
 #[derive(Debug, Default)]
 struct Decoded {
     length: usize,
     sequence: u32,
     domain: u32,
-    templates: Vec<(u16, Vec<(u16, u16, u32)>)>,
+    templates: Vec<TemplateFields>,
     /// (set id, records as raw octets)
     data: Vec<(u16, Vec<Vec<u8>>)>,
 }

@@ -5,7 +5,8 @@
 //! (RFC 5103 reverse counters are nfdump's out packets/bytes), first/last times and end reason
 //! as weir's CSV says. Also: every column as enterprise elements over a larger MTU with
 //! frequent template refresh (the collector must skip what it does not know and keep up), and
-//! a collector that is down (counted, the run and the CSV complete).
+//! a collector that is down (counted, the run and the CSV complete); `weir run` exporting from
+//! `[sinks] ipfix` on a net_pcap port.
 //!
 //! And tshark's IPFIX dissector (cflow) decodes every message weir sent (captured by a test
 //! socket, written as a pcap): no malformed or expert-flagged field, sequence numbers that count
@@ -599,4 +600,45 @@ fn tshark_decodes_every_element_of_the_export() {
     for (w, d) in want.iter().zip(&decoded) {
         assert_eq!(w, d);
     }
+}
+
+#[test]
+fn weir_run_exports_from_the_config() {
+    if !have_nfdump() {
+        eprintln!("SKIPPED: nfcapd/nfdump not installed (Debian package `nfdump`)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let nf = Collector::start(dir.path());
+    let csv = dir.path().join("run.csv");
+    let cfg = dir.path().join("weir.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[eal]\nno_huge = true\nno_pci = true\nmemory_mb = 512\n\n[[ports]]\nvdev = \"net_pcap0,rx_pcap={}\"\n\n[sinks]\nrecords = \"{}\"\nipfix = \"127.0.0.1:{}\"\n\n[metrics]\nenabled = false\n",
+            data_dir().join("pcaps/1kxun.pcap").display(),
+            csv.display(),
+            nf.port
+        ),
+    )
+    .unwrap();
+    let out = weir()
+        .args([
+            "run",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--stop-after-idle-ms",
+            "1500",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let raw = nf.stop_and_read();
+    let w = weir_flows(&csv);
+    assert!(w.len() > 100, "{} flows", w.len());
+    assert_same(&w, &nfdump_flows(&raw));
 }

@@ -340,3 +340,26 @@ fn a_template_larger_than_the_mtu_is_refused_at_open() {
     let e = IpfixSink::open(&cfg, &sc).err().expect("refused");
     assert!(e.contains("sinks.ipfix_mtu"), "{e}");
 }
+
+#[test]
+fn config_file_errors_name_the_key_and_line() {
+    let parse = |t: &str| {
+        crate::config::Config::parse(t, std::path::Path::new("weir.toml"))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default()
+    };
+    let e = parse("[sinks]\nrecords = \"x.csv\"\nipfix = \"collector\"\n");
+    assert!(e.contains("sinks.ipfix") && e.contains("line 3"), "{e}");
+    let e = parse("[sinks]\nipfix = \"127.0.0.1:4739\"\nipfix_mtu = 100\n");
+    assert!(e.contains("sinks.ipfix_mtu") && e.contains("line 3"), "{e}");
+    let c = crate::config::Config::parse(
+        "[sinks]\nipfix = \"[::1]:4739\"\nipfix_template_refresh_s = 5\nipfix_columns = [\"*\"]\n",
+        std::path::Path::new("weir.toml"),
+    )
+    .unwrap();
+    let x = IpfixConfig::from_sinks(&c.sinks).unwrap().unwrap();
+    assert_eq!(x.template_refresh_s, 5);
+    assert_eq!(x.mtu, DEFAULT_MTU);
+    assert_eq!(x.columns, Some(vec!["*".to_string()]));
+}

@@ -2,9 +2,12 @@
 //! (nfdump's `nfcapd`, pmacct, Elastiflow, ...): `[sinks] ipfix = "HOST:PORT"` or
 //! `weir extract --ipfix HOST:PORT`.
 //!
-//! Written by hand: the Rust IPFIX crates are collectors/parsers (or unmaintained), none is a
-//! well-kept exporter, and the encoding weir needs is small: [`message`] writes message and set
-//! headers (RFC 7011 §3) in place into one buffer per message, [`template`] says which
+//! Written by hand: there is no well-kept Rust crate for IPFIX *export*. The IPFIX crates are
+//! mostly parsers for collectors; the exporters found (2026-12) are parts of other tools:
+//! netring's has fixed IANA fields (no RFC 5103 biflow, no enterprise elements), rustflow's
+//! encoder builds a `Vec` of field values per record (an allocation per record on the output
+//! thread) inside a young command-line tool. What weir needs is small: [`message`] writes
+//! message and set headers (RFC 7011 §3) in place into one buffer per message, [`template`] says which
 //! Information Element carries which record column (standard elements, RFC 5103 biflow reverse
 //! elements, weir's enterprise elements; the numbering is documented there).
 //!

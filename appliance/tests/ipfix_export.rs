@@ -1,8 +1,8 @@
 //! IPFIX export against a real collector and an independent decoder. nfdump's `nfcapd` listens
 //! on loopback, `weir extract` exports the flows of bundled captures (IPv4, IPv6, VLAN-tagged)
-//! to it while writing CSV, and `nfdump -r` reads back the same flows (key, VLAN), packets and bytes per direction
-//! (RFC 5103 reverse counters are nfdump's out packets/bytes), first/last times and end reason
-//! as weir's CSV says. Also: every column as enterprise elements over a larger MTU with
+//! to it while writing CSV, and `nfdump -r` reads back the same flows (key, VLAN), packets and
+//! bytes per direction (RFC 5103 reverse counters are nfdump's out packets/bytes), first/last
+//! times and end reason as weir's CSV says. Also: every column as enterprise elements over a larger MTU with
 //! frequent template refresh (the collector must skip what it does not know and keep up), and
 //! a collector that is down (counted, the run and the CSV complete); `weir run` exporting from
 //! `[sinks] ipfix` on a net_pcap port.

@@ -7,9 +7,9 @@
 //! netring's has fixed IANA fields (no RFC 5103 biflow, no enterprise elements), rustflow's
 //! encoder builds a `Vec` of field values per record (an allocation per record on the output
 //! thread) inside a young command-line tool. What weir needs is small: [`message`] writes
-//! message and set headers (RFC 7011 §3) in place into one buffer per message, [`template`] says which
-//! Information Element carries which record column (standard elements, RFC 5103 biflow reverse
-//! elements, weir's enterprise elements; the numbering is documented there).
+//! message and set headers (RFC 7011 §3) in place into one buffer per message, [`template`]
+//! says which Information Element carries which record column (standard elements, RFC 5103
+//! biflow reverse elements, weir's enterprise elements; the numbering is documented there).
 //!
 //! The sink runs on the output thread (off the data path). Each record becomes one Data Record
 //! of its IP version's template; records are packed into messages of at most

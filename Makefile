@@ -13,7 +13,7 @@ STAMP := build/.stamp
 # Debian packages the build, the tests and the demo need.
 APT_PACKAGES := dpdk dpdk-dev libdpdk-dev libclang-dev clang pkg-config libpcap-dev \
                 python3-venv python3-dev tshark tcpreplay iproute2 shellcheck gcc make \
-                openjdk-17-jre-headless
+                openjdk-17-jre-headless nfdump
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 DATA := appliance/tests/data/nfstream

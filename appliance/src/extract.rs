@@ -342,6 +342,12 @@ pub fn extract(args: &ExtractArgs, out_path: Option<std::path::PathBuf>) -> Resu
         for (name, n) in total.skipped.iter().filter(|(_, n)| *n > 0) {
             eprintln!("  skipped {name}: {n}");
         }
+        if let Some(x) = &out.ipfix {
+            eprintln!(
+                "  ipfix: {} records in {} messages ({} template messages), {} send errors ({} records not sent)",
+                x.records_sent, x.messages_sent, x.template_messages, x.send_errors, x.records_unsent
+            );
+        }
         if fed.unsupported_linktype > 0 {
             eprintln!(
                 "  skipped unsupported_linktype: {}",

@@ -2,11 +2,14 @@
 //! (nfdump's `nfcapd`, pmacct, Elastiflow, ...): `[sinks] ipfix = "HOST:PORT"` or
 //! `weir extract --ipfix HOST:PORT`.
 //!
-//! Written by hand: the Rust IPFIX crates are collectors/parsers (or unmaintained), none is a
-//! well-kept exporter, and the encoding weir needs is small: [`message`] writes message and set
-//! headers (RFC 7011 §3) in place into one buffer per message, [`template`] says which
-//! Information Element carries which record column (standard elements, RFC 5103 biflow reverse
-//! elements, weir's enterprise elements; the numbering is documented there).
+//! Written by hand: there is no well-kept Rust crate for IPFIX *export*. The IPFIX crates are
+//! mostly parsers for collectors; the exporters found (2026-12) are parts of other tools:
+//! netring's has fixed IANA fields (no RFC 5103 biflow, no enterprise elements), rustflow's
+//! encoder builds a `Vec` of field values per record (an allocation per record on the output
+//! thread) inside a young command-line tool. What weir needs is small: [`message`] writes
+//! message and set headers (RFC 7011 §3) in place into one buffer per message, [`template`]
+//! says which Information Element carries which record column (standard elements, RFC 5103
+//! biflow reverse elements, weir's enterprise elements; the numbering is documented there).
 //!
 //! The sink runs on the output thread (off the data path). Each record becomes one Data Record
 //! of its IP version's template; records are packed into messages of at most
@@ -110,7 +113,7 @@ impl IpfixConfig {
         match self.collector.rsplit_once(':') {
             Some((host, port))
                 if !host.trim_matches(|c| c == '[' || c == ']').is_empty()
-                    && port.parse::<u16>().map_or(false, |p| p > 0) => {}
+                    && port.parse::<u16>().is_ok_and(|p| p > 0) => {}
             _ => {
                 return Err((
                     "sinks.ipfix",

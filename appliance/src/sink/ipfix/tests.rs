@@ -6,13 +6,16 @@ use super::template::{tests_support::record, tests_support::schema, TEMPLATE_V4,
 use super::*;
 use std::collections::HashMap;
 
+/// A decoded template: its id and (element id, length, enterprise number) per field.
+type TemplateFields = (u16, Vec<(u16, u16, u32)>);
+
 /// One decoded message: header fields, templates (id -> field lengths), data records per set.
 #[derive(Debug, Default)]
 struct Decoded {
     length: usize,
     sequence: u32,
     domain: u32,
-    templates: Vec<(u16, Vec<(u16, u16, u32)>)>,
+    templates: Vec<TemplateFields>,
     /// (set id, records as raw octets)
     data: Vec<(u16, Vec<Vec<u8>>)>,
 }
@@ -336,4 +339,27 @@ fn a_template_larger_than_the_mtu_is_refused_at_open() {
     sc.provider = vec!["x".into(); 80];
     let e = IpfixSink::open(&cfg, &sc).err().expect("refused");
     assert!(e.contains("sinks.ipfix_mtu"), "{e}");
+}
+
+#[test]
+fn config_file_errors_name_the_key_and_line() {
+    let parse = |t: &str| {
+        crate::config::Config::parse(t, std::path::Path::new("weir.toml"))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default()
+    };
+    let e = parse("[sinks]\nrecords = \"x.csv\"\nipfix = \"collector\"\n");
+    assert!(e.contains("sinks.ipfix") && e.contains("line 3"), "{e}");
+    let e = parse("[sinks]\nipfix = \"127.0.0.1:4739\"\nipfix_mtu = 100\n");
+    assert!(e.contains("sinks.ipfix_mtu") && e.contains("line 3"), "{e}");
+    let c = crate::config::Config::parse(
+        "[sinks]\nipfix = \"[::1]:4739\"\nipfix_template_refresh_s = 5\nipfix_columns = [\"*\"]\n",
+        std::path::Path::new("weir.toml"),
+    )
+    .unwrap();
+    let x = IpfixConfig::from_sinks(&c.sinks).unwrap().unwrap();
+    assert_eq!(x.template_refresh_s, 5);
+    assert_eq!(x.mtu, DEFAULT_MTU);
+    assert_eq!(x.columns, Some(vec!["*".to_string()]));
 }

@@ -52,6 +52,8 @@ fn records(n_values: usize) -> Vec<FlowRecord> {
                 key,
                 expiration: Expiration::Idle,
                 worker: 0,
+                service: 0,
+                interval: None,
                 bidirectional: d,
                 src2dst: d,
                 dst2src: d,
@@ -59,6 +61,7 @@ fn records(n_values: usize) -> Vec<FlowRecord> {
                 score_status: ScoreStatus::None,
                 prediction: None,
                 scores: vec![],
+                model: None,
             }
         })
         .collect()

@@ -49,6 +49,8 @@ fn records(n_extra: usize) -> Vec<FlowRecord> {
                 key,
                 expiration: Expiration::Idle,
                 worker: 0,
+                service: 0,
+                interval: None,
                 bidirectional: c,
                 src2dst: c,
                 dst2src: c,
@@ -64,6 +66,7 @@ fn records(n_extra: usize) -> Vec<FlowRecord> {
                 score_status: Default::default(),
                 prediction: None,
                 scores: vec![],
+                model: None,
             }
         })
         .collect()

@@ -467,6 +467,7 @@ fn write_stats(
             "send_errors": x.send_errors,
             "records_unsent": x.records_unsent,
             "records_too_large": x.records_too_large,
+            "interval_records_skipped": x.interval_records_skipped,
         })),
         "interrupted": fed.interrupted,
         "services": {

@@ -142,7 +142,14 @@ impl Output {
         model: Option<&ScoringConfig>,
         schema: &mut RecordSchema,
     ) -> Result<Output> {
-        Self::start_with(records, sink::Rotation::default(), alerts, model, schema, None)
+        Self::start_with(
+            records,
+            sink::Rotation::default(),
+            alerts,
+            model,
+            schema,
+            None,
+        )
     }
 
     /// [`Output::start`], with the rotation of a Parquet dataset records sink, and exporting

@@ -242,6 +242,7 @@ mod tests {
             expiration: crate::flow::record::Expiration::Idle,
             worker: 0,
             service: 0,
+            interval: None,
             bidirectional: c,
             src2dst: c,
             dst2src: Default::default(),

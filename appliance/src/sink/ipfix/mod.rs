@@ -157,6 +157,8 @@ pub struct IpfixStats {
     pub records_unsent: u64,
     /// Records larger than a message (a very long class label): never sendable.
     pub records_too_large: u64,
+    /// Interval records, never exported (see [`IpfixSink::export`]).
+    pub interval_records_skipped: u64,
     pub first_error: Option<String>,
 }
 
@@ -263,8 +265,14 @@ impl IpfixSink {
         self.addr
     }
 
-    /// Buffer one record (sending the message before it when it is full).
+    /// Buffer one record (sending the message before it when it is full). Interval records
+    /// (`[intervals]`) are not exported: their counters are the interval's while a flow
+    /// record's are the flow's totals, so a collector would count every packet twice.
     pub fn export(&mut self, rec: &FlowRecord) {
+        if rec.interval.is_some() {
+            self.stats.interval_records_skipped += 1;
+            return;
+        }
         let now = Instant::now();
         let t = if rec.key.ip_version == 6 {
             &self.v6

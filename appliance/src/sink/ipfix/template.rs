@@ -482,6 +482,7 @@ pub(crate) mod tests_support {
             expiration: Expiration::Idle,
             worker: 1,
             service: 0,
+            interval: None,
             bidirectional: DirCounters {
                 first_seen_ms: 1_600_000_000_000,
                 last_seen_ms: 1_600_000_000_900,

@@ -26,11 +26,28 @@ use sha2::{Digest, Sha256};
 
 pub const FORMAT: &str = "weir-manifest/1";
 
-/// The manifest path of a records file: `FLOWS.csv` -> `FLOWS.csv.manifest.json`.
+/// The manifest path of a records file: `FLOWS.csv` -> `FLOWS.csv.manifest.json`. A Parquet
+/// dataset directory holds the files of many runs, so each run's manifest gets a name of its
+/// own inside it, hidden from dataset readers by its leading dot:
+/// `DIR/.manifest-<unix ms>-<pid>.json`.
 pub fn path_for(records: &Path) -> PathBuf {
+    if is_dataset(records) {
+        let ms = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_millis())
+            .unwrap_or(0);
+        return records.join(format!(".manifest-{ms}-{}.json", std::process::id()));
+    }
     let mut s = records.as_os_str().to_owned();
     s.push(".manifest.json");
     PathBuf::from(s)
+}
+
+fn is_dataset(records: &Path) -> bool {
+    matches!(
+        crate::sink::Format::from_path(records),
+        Ok(crate::sink::Format::ParquetDataset)
+    )
 }
 
 /// sha256 of a file, hex, streamed (captures can be large).
@@ -74,7 +91,13 @@ pub struct Inputs<'a> {
 
 /// The manifest as JSON.
 pub fn build(i: &Inputs) -> Result<serde_json::Value> {
-    let (out_sha, out_bytes) = sha256_file(i.records)?;
+    // A dataset directory is shared by runs and rotated into many files: no one hash of it.
+    let (out_sha, out_bytes) = if is_dataset(i.records) {
+        (serde_json::Value::Null, serde_json::Value::Null)
+    } else {
+        let (sha, bytes) = sha256_file(i.records)?;
+        (json!(sha), json!(bytes))
+    };
     let mut captures = Vec::with_capacity(i.captures.len());
     for c in i.captures {
         let (sha, bytes) = sha256_file(c)?;
@@ -105,6 +128,7 @@ pub fn build(i: &Inputs) -> Result<serde_json::Value> {
         "created": rfc3339_utc(SystemTime::now()),
         "output": {
             "file": i.records.file_name().map(|s| s.to_string_lossy().into_owned()),
+            "dataset": is_dataset(i.records),
             "sha256": out_sha,
             "bytes": out_bytes,
             "records": i.record_count,
@@ -165,6 +189,36 @@ mod tests {
         assert_eq!(at(0), "1970-01-01T00:00:00Z");
         assert_eq!(at(951_782_400), "2000-02-29T00:00:00Z");
         assert_eq!(at(1_796_154_544), "2026-12-01T19:49:04Z");
+    }
+
+    #[test]
+    fn a_dataset_directory_gets_a_hidden_manifest_of_each_run() {
+        let t = tempfile::tempdir().unwrap();
+        assert_eq!(
+            path_for(Path::new("out/flows.csv")),
+            Path::new("out/flows.csv.manifest.json")
+        );
+        let m = path_for(t.path());
+        assert_eq!(m.parent(), Some(t.path()));
+        let name = m.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(
+            name.starts_with(".manifest-") && name.ends_with(".json"),
+            "{name}"
+        );
+        let i = Inputs {
+            records: t.path(),
+            record_count: 0,
+            captures: &[],
+            config: None,
+            workers: 1,
+            plugin_dir: None,
+            no_plugins: true,
+            plugins: vec![],
+            model: None,
+        };
+        let v = build(&i).unwrap();
+        assert_eq!(v["output"]["dataset"], true);
+        assert!(v["output"]["sha256"].is_null());
     }
 
     #[test]

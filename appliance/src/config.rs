@@ -389,6 +389,17 @@ impl Config {
                 ),
             ));
         }
+        for (i, s) in self.services.iter().enumerate() {
+            if s.every_ms.unwrap_or(0) > crate::flow::interval::MAX_EVERY_MS {
+                return Err(bad(
+                    &format!("services[{i}].every_ms"),
+                    format!(
+                        "must be at most {} (one year); 0 turns interval records off for it",
+                        crate::flow::interval::MAX_EVERY_MS
+                    ),
+                ));
+            }
+        }
         if self.flows.wheel_granularity_ms == 0 {
             return Err(bad("flows.wheel_granularity_ms", "must be >= 1".into()));
         }
@@ -619,6 +630,13 @@ mod tests {
         );
         let e = parse("[intervals]\nevery = 5\n").unwrap_err().to_string();
         assert!(e.contains("every"), "{e}");
+        let e = parse("[[services]]\nname = \"v\"\nevery_ms = 99999999999999\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("services[0].every_ms") && e.contains("line 3"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -87,8 +87,9 @@ pub struct WorkerSettings {
     pub burst: usize,
     /// Number of plugin/rate values per record.
     pub n_values: usize,
-    /// `[intervals] every_ms` (0 = no interval records).
-    pub interval_every_ms: u64,
+    /// Interval length of each service id (index 0: flows of no service), from
+    /// `[intervals] every_ms` and `[[services]] every_ms` (0 = no interval records).
+    pub interval_every_ms: Vec<u64>,
 }
 
 impl WorkerSettings {
@@ -113,7 +114,13 @@ impl WorkerSettings {
             },
             burst: cfg.workers.burst as usize,
             n_values,
-            interval_every_ms: cfg.intervals.every_ms,
+            interval_every_ms: std::iter::once(cfg.intervals.every_ms)
+                .chain(
+                    cfg.services
+                        .iter()
+                        .map(|s| s.every_ms.unwrap_or(cfg.intervals.every_ms)),
+                )
+                .collect(),
         }
     }
 }
@@ -179,7 +186,7 @@ impl Worker {
         let burst = s.burst.max(1);
         let n_plugin_values = plugins.as_ref().map_or(0, |p| p.n_features());
         let table = FlowTable::new(s.table);
-        let iv = IntervalSchedules::new(&[s.interval_every_ms], s.table.capacity);
+        let iv = IntervalSchedules::new(&s.interval_every_ms, s.table.capacity);
         tracing::info!(
             worker = s.id,
             capacity = s.table.capacity,
@@ -535,8 +542,8 @@ impl Worker {
             }
             None => (0, 0),
         };
-        // The flow's interval schedule is chosen once, here (per service, once services exist).
-        self.table.entry_mut(idx).ext.iv.schedule = self.iv.for_new_flow();
+        // The flow's interval schedule is chosen once, here, by its service.
+        self.table.entry_mut(idx).ext.iv.schedule = self.iv.for_new_flow(service);
         let Some(size) = self.plugins.as_ref().map(|p| p.slab_size()) else {
             return;
         };

@@ -212,8 +212,20 @@ fn is_long(r: &HashMap<String, String>) -> bool {
 }
 
 fn extract(cap: &Path, plugins: &Path, root: &Path, out: &Path, extra: &[&str]) -> String {
+    let config = format!("[intervals]\nevery_ms = {EVERY_MS}\n");
+    extract_with(&config, cap, plugins, root, out, extra)
+}
+
+fn extract_with(
+    config: &str,
+    cap: &Path,
+    plugins: &Path,
+    root: &Path,
+    out: &Path,
+    extra: &[&str],
+) -> String {
     let cfg = root.join("weir.toml");
-    std::fs::write(&cfg, format!("[intervals]\nevery_ms = {EVERY_MS}\n")).unwrap();
+    std::fs::write(&cfg, config).unwrap();
     let o = weir()
         .arg("extract")
         .arg(cap)
@@ -484,4 +496,71 @@ fn interval_records_of_a_long_flow_add_up_and_alert_before_it_ends() {
         "the alert's interval ends {} ms before the flow",
         flow_end - a["interval_end_ms"].as_u64().unwrap()
     );
+}
+
+/// Per-service schedules (Traffic Refinery's per-service collection frequency): the long flow's
+/// service takes two-minute intervals, the background flows' service none, other flows the
+/// global minute; counters per interval still follow the generator and add up to the flow.
+#[test]
+fn each_service_keeps_its_own_interval_schedule() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let pkts = generate();
+    let cap = root.join("long.pcap");
+    write_pcap(&cap, &pkts);
+    let plugins = plugin_dir(root);
+    let out = root.join("records.csv");
+    let config = format!(
+        "[intervals]\nevery_ms = {EVERY_MS}\n\n\
+         [[services]]\nname = \"long\"\nprefixes = [\"10.2.0.0/16\"]\nevery_ms = 120000\n\n\
+         [[services]]\nname = \"quiet\"\nprefixes = [\"172.16.0.0/24\"]\nevery_ms = 0\n"
+    );
+    extract_with(&config, &cap, &plugins, root, &out, &[]);
+    let rows = read_csv(&out);
+
+    let two_min = 2 * EVERY_MS;
+    let mut want: BTreeMap<u64, [u64; 4]> = BTreeMap::new();
+    for p in &pkts {
+        if let Some(d) = p.long_dir {
+            let k = (p.ts_ns / 1_000_000 - T0_MS) / two_min;
+            let c = want.entry(k).or_default();
+            c[2 * d as usize] += 1;
+            c[2 * d as usize + 1] += p.frame.len() as u64;
+        }
+    }
+    let long_iv: Vec<_> = rows
+        .iter()
+        .filter(|r| is_long(r) && r["record_kind"] == "interval")
+        .collect();
+    assert_eq!(long_iv.len(), 5, "ten minutes in two-minute intervals");
+    for (k, r) in long_iv.iter().enumerate() {
+        assert_eq!(r["service"], "long");
+        let start = T0_MS + k as u64 * two_min;
+        assert_eq!(num(r, "interval_start_ms"), start);
+        assert_eq!(num(r, "interval_end_ms"), start + two_min);
+        let got: Vec<u64> = COUNTERS.iter().map(|c| num(r, c)).collect();
+        assert_eq!(got, want[&(k as u64)], "interval {k}: {COUNTERS:?}");
+    }
+    let long_flow: Vec<_> = rows
+        .iter()
+        .filter(|r| is_long(r) && r["record_kind"] == "flow")
+        .collect();
+    assert_eq!(long_flow.len(), 1);
+    for c in COUNTERS {
+        let sum: u64 = long_iv.iter().map(|r| num(r, c)).sum();
+        assert_eq!(
+            sum,
+            num(long_flow[0], c),
+            "{c}: intervals add up to the flow"
+        );
+    }
+    let background: Vec<_> = rows.iter().filter(|r| !is_long(r)).collect();
+    assert!(background.len() >= 40, "{}", background.len());
+    for r in &background {
+        assert_eq!(r["service"], "quiet", "{r:?}");
+        assert_eq!(
+            r["record_kind"], "flow",
+            "every_ms = 0: no interval records"
+        );
+    }
 }

@@ -3,9 +3,9 @@
 //! A schedule cuts packet time into intervals `[k * every_ms, (k + 1) * every_ms)` aligned on
 //! the epoch, so every flow of a schedule shares its boundaries (the records of one interval
 //! line up across flows and workers, as a time series should). A flow is attached to a schedule
-//! when it is created ([`FlowInterval::schedule`]; 0 = none): today the only schedule is
-//! `[intervals] every_ms`; per-service schedules (issue 11) become more entries of
-//! [`IntervalSchedules`], chosen per flow at creation, with no other change here.
+//! when it is created ([`FlowInterval::schedule`]; 0 = none), by its service: one schedule per
+//! distinct length among `[intervals] every_ms` (flows of no service, and services without a
+//! length of their own) and `[[services]] every_ms`.
 //!
 //! No per-packet scan: when a flow sees its first packet of an interval, its entry index is
 //! appended to the schedule's `touched` list (O(1), preallocated to the table's capacity, and
@@ -68,6 +68,14 @@ pub struct IntervalSchedule {
 }
 
 impl IntervalSchedule {
+    fn new(every_ms: u64, capacity: u32) -> IntervalSchedule {
+        IntervalSchedule {
+            every_ms,
+            start_ms: 0,
+            touched: Vec::with_capacity(capacity as usize),
+        }
+    }
+
     pub fn end_ms(&self) -> u64 {
         self.start_ms + self.every_ms
     }
@@ -80,26 +88,38 @@ pub struct IntervalSchedules {
     /// compare per packet tells whether a boundary was crossed.
     pub next_end_ms: u64,
     started: bool,
+    /// The schedule (index + 1; 0 = none) of each service id; id 0 (no service) first.
+    by_service: Vec<u8>,
 }
 
 impl IntervalSchedules {
-    /// Schedules of `every_ms` lengths (0s are skipped), each list sized for `capacity` flows.
-    pub fn new(every_ms: &[u64], capacity: u32) -> IntervalSchedules {
-        let list: Vec<IntervalSchedule> = every_ms
+    /// One schedule per distinct interval length in `per_service` (the length of service id
+    /// `i`; index 0 is flows of no service; 0 = no interval records), each list sized for
+    /// `capacity` flows. Services of one length share its schedule (and its boundaries).
+    pub fn new(per_service: &[u64], capacity: u32) -> IntervalSchedules {
+        let mut lengths: Vec<u64> = per_service.iter().copied().filter(|&e| e > 0).collect();
+        lengths.sort_unstable();
+        lengths.dedup();
+        lengths.truncate(255);
+        let by_service = per_service
             .iter()
-            .filter(|&&e| e > 0)
-            .take(255)
-            .map(|&e| IntervalSchedule {
-                every_ms: e,
-                start_ms: 0,
-                touched: Vec::with_capacity(capacity as usize),
+            .map(|e| {
+                lengths
+                    .iter()
+                    .position(|l| l == e)
+                    .map_or(0, |i| (i + 1) as u8)
             })
+            .collect();
+        let list: Vec<IntervalSchedule> = lengths
+            .iter()
+            .map(|&e| IntervalSchedule::new(e, capacity))
             .collect();
         IntervalSchedules {
             // 0 with schedules: the first packet (or clock tick) starts them.
             next_end_ms: if list.is_empty() { u64::MAX } else { 0 },
             list,
             started: false,
+            by_service,
         }
     }
 
@@ -107,9 +127,13 @@ impl IntervalSchedules {
         self.list.is_empty()
     }
 
-    /// The schedule a new flow follows (index + 1; 0 = none). A per-service choice goes here.
-    pub fn for_new_flow(&self) -> u8 {
-        u8::from(!self.list.is_empty())
+    /// The schedule a new flow of service `service` follows (index + 1; 0 = none).
+    pub fn for_new_flow(&self, service: u16) -> u8 {
+        self.by_service
+            .get(service as usize)
+            .or(self.by_service.first())
+            .copied()
+            .unwrap_or(0)
     }
 
     /// Fix the first intervals on the first packet time seen.
@@ -220,7 +244,7 @@ mod tests {
         assert_eq!(s.list[0].start_ms, 120_000);
         assert_eq!(s.next_end_ms, 130_000);
         let mut fi = FlowInterval {
-            schedule: s.for_new_flow(),
+            schedule: s.for_new_flow(0),
             ..Default::default()
         };
         s.touch(&mut fi, 3, 0, 125_000, 100);
@@ -240,6 +264,25 @@ mod tests {
         assert_eq!(s.next_end_ms, 170_000);
         assert!(s.list[0].touched.is_empty());
         assert!(s.due(161_000).is_none());
+    }
+
+    #[test]
+    fn services_of_one_length_share_a_schedule() {
+        // Service ids 0 (none) .. 3: global 10 s, 60 s, none, 10 s again.
+        let s = IntervalSchedules::new(&[10_000, 60_000, 0, 10_000], 8);
+        assert_eq!(s.list.len(), 2);
+        assert_eq!(
+            (0..4).map(|i| s.for_new_flow(i)).collect::<Vec<_>>(),
+            [1, 2, 0, 1]
+        );
+        assert_eq!(s.list[s.for_new_flow(1) as usize - 1].every_ms, 60_000);
+        assert_eq!(
+            s.for_new_flow(9),
+            1,
+            "an unknown id follows flows of no service"
+        );
+        assert_eq!(IntervalSchedules::new(&[0], 8).for_new_flow(0), 0);
+        assert_eq!(IntervalSchedules::new(&[0], 8).next_end_ms, u64::MAX);
     }
 
     #[test]

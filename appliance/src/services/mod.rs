@@ -182,6 +182,7 @@ mod tests {
                 regex: vec![],
                 prefixes: vec![],
                 plugins: None,
+                every_ms: None,
             },
             ServiceConfig {
                 name: "net".into(),
@@ -189,6 +190,7 @@ mod tests {
                 regex: vec![],
                 prefixes: vec!["192.0.2.0/24".into()],
                 plugins: None,
+                every_ms: None,
             },
         ]);
         let m = response(

@@ -25,6 +25,10 @@ pub struct ServiceConfig {
     /// Plugins run for this service's flows; absent = every loaded plugin.
     #[serde(default)]
     pub plugins: Option<Vec<String>>,
+    /// Interval records of this service's flows every this many ms of packet time (issue
+    /// 12); absent = `[intervals] every_ms`; 0 = none for this service.
+    #[serde(default)]
+    pub every_ms: Option<u64>,
 }
 
 /// `[service_default]`.
@@ -226,6 +230,7 @@ mod tests {
             regex: regex.iter().map(|s| s.to_string()).collect(),
             prefixes: prefixes.iter().map(|s| s.to_string()).collect(),
             plugins: None,
+            every_ms: None,
         }
     }
 

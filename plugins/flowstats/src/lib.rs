@@ -244,7 +244,7 @@ pub struct BiStats {
     pub packets: u64,
 }
 
-/// Per-flow state: 248 bytes, laid out in the order a packet touches it: both directions,
+/// Per-flow state: 304 bytes (248 + the 56-byte interval part), laid out in the order a packet touches it: both directions,
 /// then per direction its flag counters next to its statistics.
 #[derive(Clone, Copy, Debug, Default, Zeroable)]
 #[bytemuck(crate = "weir_plugin_api::sdk::bytemuck")]

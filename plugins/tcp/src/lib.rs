@@ -161,7 +161,7 @@ const SYN_SEEN: u8 = 2;
 const SYNACK_SEEN: u8 = 4;
 const ACK_SEEN: u8 = 8;
 
-/// Per-flow state: 128 bytes.
+/// Per-flow state: 192 bytes.
 #[derive(Clone, Copy, Debug, Zeroable)]
 #[bytemuck(crate = "weir_plugin_api::sdk::bytemuck")]
 #[repr(C)]

@@ -244,8 +244,9 @@ pub struct BiStats {
     pub packets: u64,
 }
 
-/// Per-flow state: 304 bytes (248 + the 56-byte interval part), laid out in the order a packet touches it: both directions,
-/// then per direction its flag counters next to its statistics.
+/// Per-flow state: 304 bytes (248 + the 56-byte interval part), laid out in the order a
+/// packet touches it: both directions, then per direction its flag counters next to its
+/// statistics, then the interval part.
 #[derive(Clone, Copy, Debug, Default, Zeroable)]
 #[bytemuck(crate = "weir_plugin_api::sdk::bytemuck")]
 #[repr(C)]

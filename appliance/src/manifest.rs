@@ -28,15 +28,15 @@ pub const FORMAT: &str = "weir-manifest/1";
 
 /// The manifest path of a records file: `FLOWS.csv` -> `FLOWS.csv.manifest.json`. A Parquet
 /// dataset directory holds the files of many runs, so each run's manifest gets a name of its
-/// own inside it, hidden from dataset readers by its leading dot:
-/// `DIR/.manifest-<unix ms>-<pid>.json`.
+/// own inside it, which dataset readers (pyarrow, Spark) skip for its leading underscore, as
+/// they skip `_SUCCESS`: `DIR/_manifest-<unix ms>-<pid>.json`.
 pub fn path_for(records: &Path) -> PathBuf {
     if is_dataset(records) {
         let ms = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
             .map(|d| d.as_millis())
             .unwrap_or(0);
-        return records.join(format!(".manifest-{ms}-{}.json", std::process::id()));
+        return records.join(format!("_manifest-{ms}-{}.json", std::process::id()));
     }
     let mut s = records.as_os_str().to_owned();
     s.push(".manifest.json");
@@ -202,7 +202,7 @@ mod tests {
         assert_eq!(m.parent(), Some(t.path()));
         let name = m.file_name().unwrap().to_string_lossy().into_owned();
         assert!(
-            name.starts_with(".manifest-") && name.ends_with(".json"),
+            name.starts_with("_manifest-") && name.ends_with(".json"),
             "{name}"
         );
         let i = Inputs {

@@ -338,42 +338,11 @@ impl WorkerPlugins {
         out: &mut [f64],
         cost: &mut CostTable,
     ) {
-        assert!(
-            out.len() >= self.n_features,
-            "flow_emit needs {} output columns, got {}",
-            self.n_features,
-            out.len()
-        );
-        // SAFETY: the slab of this flow (caller's contract).
-        let skip = unsafe { SlabLayout::skip_mask(slab) };
-        let mut t = cost.start();
-        for (pi, slot) in self.slots.iter_mut().enumerate() {
-            let cols = &mut out[slot.cols.clone()];
-            if slot.quarantined || skip & (1u64 << pi) != 0 {
-                cols.fill(f64::NAN);
-                continue;
-            }
-            // SAFETY: the state lies inside the slab; cols has exactly n_features doubles.
-            let rc = unsafe {
-                (slot.cb.flow_emit)(
-                    slot.inst,
-                    key,
-                    slab.add(slot.offset).cast(),
-                    cols.as_mut_ptr(),
-                    cols.len() as u32,
-                )
-            };
-            t = cost.lap_flows(slot.row, 0, t);
-            if rc != WEIR_OK {
-                cols.fill(f64::NAN);
-                self.quarantines += 1;
-                quarantine(slot, self.worker, "flow_emit", cost);
-            }
-        }
+        // SAFETY: forwarded; flow_emit only reads the state, so the cast to *mut is never
+        // written through.
+        unsafe { self.emit(Emit::Flow, key, slab.cast_mut(), out, cost) }
     }
-}
 
-impl WorkerPlugins {
     /// The flow's interval ended: write every plugin's interval features into its columns of
     /// `out` (at least `n_features()` doubles) and let it reset its interval state. A plugin
     /// without `interval_emit` (ABI 1.0, or NULL), or quarantined, gets NaN columns.
@@ -388,43 +357,67 @@ impl WorkerPlugins {
         out: &mut [f64],
         cost: &mut CostTable,
     ) {
+        // SAFETY: forwarded.
+        unsafe { self.emit(Emit::Interval, key, slab, out, cost) }
+    }
+
+    /// Both emits: each plugin's columns from its callback, or NaN when it is quarantined, not
+    /// selected for the flow's service (never initialised on it) or lacks the callback.
+    ///
+    /// # Safety
+    /// As for [`WorkerPlugins::interval_emit`].
+    unsafe fn emit(
+        &mut self,
+        which: Emit,
+        key: &FlowKeyV1,
+        slab: *mut u8,
+        out: &mut [f64],
+        cost: &mut CostTable,
+    ) {
+        let call = match which {
+            Emit::Flow => "flow_emit",
+            Emit::Interval => "interval_emit",
+        };
         assert!(
             out.len() >= self.n_features,
-            "interval_emit needs {} output columns, got {}",
+            "{call} needs {} output columns, got {}",
             self.n_features,
             out.len()
         );
-        // SAFETY: the slab of this flow (caller's contract). A plugin not selected for the
-        // flow's service was never initialised on it: NaN, like a quarantined one.
+        // SAFETY: the slab of this flow (caller's contract).
         let skip = unsafe { SlabLayout::skip_mask(slab) };
         let mut t = cost.start();
         for (pi, slot) in self.slots.iter_mut().enumerate() {
             let cols = &mut out[slot.cols.clone()];
-            let f = match slot.cb.interval_emit {
-                Some(f) if !slot.quarantined && skip & (1u64 << pi) == 0 => f,
+            let live = !slot.quarantined && skip & (1u64 << pi) == 0;
+            let state = slab.wrapping_add(slot.offset).cast();
+            let (ptr, n) = (cols.as_mut_ptr(), cols.len() as u32);
+            // SAFETY: the state lies inside the slab; cols has exactly n_features doubles.
+            let rc = match (which, slot.cb.interval_emit) {
+                (Emit::Flow, _) if live => unsafe {
+                    (slot.cb.flow_emit)(slot.inst, key, state, ptr, n)
+                },
+                (Emit::Interval, Some(f)) if live => unsafe { f(slot.inst, key, state, ptr, n) },
                 _ => {
                     cols.fill(f64::NAN);
                     continue;
                 }
             };
-            // SAFETY: the state lies inside the slab; cols has exactly n_features doubles.
-            let rc = unsafe {
-                f(
-                    slot.inst,
-                    key,
-                    slab.add(slot.offset).cast(),
-                    cols.as_mut_ptr(),
-                    cols.len() as u32,
-                )
-            };
             t = cost.lap_flows(slot.row, 0, t);
             if rc != WEIR_OK {
                 cols.fill(f64::NAN);
                 self.quarantines += 1;
-                quarantine(slot, self.worker, "interval_emit", cost);
+                quarantine(slot, self.worker, call, cost);
             }
         }
     }
+}
+
+/// Which emit callback [`WorkerPlugins::emit`] calls.
+#[derive(Clone, Copy)]
+enum Emit {
+    Flow,
+    Interval,
 }
 
 impl Drop for WorkerPlugins {

@@ -39,6 +39,11 @@ pub fn plugin_options(cfg: &Config, dir_override: Option<PathBuf>) -> Result<Plu
         o.enabled = Some(cfg.plugins.enabled.clone());
     }
     o.disabled = cfg.plugins.disabled.clone();
+    o.intervals = cfg.intervals.every_ms > 0
+        || cfg
+            .services
+            .iter()
+            .any(|s| s.every_ms.unwrap_or(cfg.intervals.every_ms) > 0);
     if let Some(m) = cfg.plugins.max_state_bytes {
         o.max_state_bytes = m;
     }

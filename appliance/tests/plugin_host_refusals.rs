@@ -74,8 +74,25 @@ fn newer_minor() {
         r.reason,
         RefusalReason::AbiMinorNewer {
             plugin: 99,
-            host: 1
+            host: 2
         }
+    );
+}
+
+#[test]
+fn interval_part_without_interval_callbacks() {
+    let r = refuse(&["INTERVAL_STATE_SIZE=16"]);
+    let RefusalReason::BadDescriptor(why) = &r.reason else {
+        panic!("{r}")
+    };
+    assert!(why.contains("interval_emit is NULL"), "{r}");
+    let r = refuse(&["INTERVAL_TAIL", "TAIL_NO_UPDATE"]);
+    let RefusalReason::BadDescriptor(why) = &r.reason else {
+        panic!("{r}")
+    };
+    assert!(
+        why.contains("interval_state_size is 8 but update_burst_intervals is NULL"),
+        "{r}"
     );
 }
 

@@ -34,7 +34,11 @@ struct Run {
 
 impl Run {
     fn new(dir: &std::path::Path) -> Run {
-        let (reg, refusals) = PluginRegistry::load(&PluginOptions::new(dir)).unwrap();
+        Run::with_options(&PluginOptions::new(dir))
+    }
+
+    fn with_options(opts: &PluginOptions) -> Run {
+        let (reg, refusals) = PluginRegistry::load(opts).unwrap();
         assert!(refusals.is_empty(), "{refusals:?}");
         let mut w = reg.instantiate(3).unwrap();
         let mut cost = CostTable::new(&reg.cost_rows(), true);
@@ -55,8 +59,13 @@ impl Run {
 
     /// Feed the traffic in bursts of `burst` packets.
     fn feed(&mut self, burst: usize) {
-        let n = self.t.pkts.len();
-        let mut start = 0;
+        self.feed_range(0..self.t.pkts.len(), burst);
+    }
+
+    /// Feed packets `range` of the traffic in bursts of `burst` packets.
+    fn feed_range(&mut self, range: std::ops::Range<usize>, burst: usize) {
+        let n = range.end;
+        let mut start = range.start;
         while start < n {
             let end = (start + burst).min(n);
             let slabs: Vec<*mut u8> = (start..end)
@@ -69,6 +78,21 @@ impl Run {
             };
             start = end;
         }
+    }
+
+    fn interval_emit(&mut self) -> Vec<Vec<f64>> {
+        (0..self.t.keys.len())
+            .map(|i| {
+                let mut out = vec![-1.0; self.w.n_features()];
+                let slab = self.slabs.get(i);
+                // SAFETY: slab i was initialised by flow_init for key i, not aliased.
+                unsafe {
+                    self.w
+                        .interval_emit(&self.t.keys[i], slab, &mut out, &mut self.cost)
+                };
+                out
+            })
+            .collect()
     }
 
     fn emit(&mut self) -> Vec<Vec<f64>> {
@@ -113,6 +137,53 @@ fn good_c_plugin_emits_the_counts_of_the_packets_it_saw() {
     assert_eq!(info.name, "counter");
     assert_eq!(info.version, "0.0.1-test");
     assert_eq!((info.state_size, info.state_align), (24, 8));
+}
+
+/// ABI 1.2: a plugin's interval part is allocated, and its interval update called, only when
+/// the run has interval records; the whole-flow features are the same either way.
+#[test]
+fn interval_part_only_with_interval_records() {
+    let dir = plugin_dir();
+    build(&dir, "libcounter.so", &["INTERVAL_TAIL"]);
+    let n = SyntheticTraffic::new().pkts.len();
+    let half = n / 2;
+    let whole = oracle(&SyntheticTraffic::new(), |_| true);
+
+    // Off (the default): the plugin's own 24 bytes, and no interval_emit (NaN columns).
+    let mut off = Run::new(&dir);
+    assert_eq!(off.reg.describe()[0].state_size, 24);
+    off.feed(5);
+    assert!(off.interval_emit().iter().flatten().all(|v| v.is_nan()));
+    for (g, w) in off.emit().iter().zip(&whole) {
+        assert_eq!(g.as_slice(), w.as_slice());
+    }
+
+    // On: 24 + 8 bytes, bursts through update_burst_intervals, which counts each interval.
+    let mut opts = PluginOptions::new(&dir);
+    opts.intervals = true;
+    let mut on = Run::with_options(&opts);
+    assert_eq!(on.reg.describe()[0].state_size, 32);
+    assert_eq!(
+        (
+            off.reg.layout().state_size(0),
+            on.reg.layout().state_size(0)
+        ),
+        (24, 32)
+    );
+    on.feed_range(0..half, 5);
+    let first = oracle(&on.t, |i| i < half);
+    for (g, w) in on.interval_emit().iter().zip(&first) {
+        assert_eq!(g[0], w[0] + w[1], "interval 1 packets");
+        assert_eq!(g[1..], [0.0, 0.0]);
+    }
+    on.feed_range(half..n, 5);
+    let second = oracle(&on.t, |i| i >= half);
+    for (g, w) in on.interval_emit().iter().zip(&second) {
+        assert_eq!(g[0], w[0] + w[1], "interval 2 packets");
+    }
+    for (g, w) in on.emit().iter().zip(&whole) {
+        assert_eq!(g.as_slice(), w.as_slice());
+    }
 }
 
 #[test]

@@ -1,5 +1,7 @@
 /*
- * weir plugin ABI, version 1.1 (1.1 appended interval_emit to weir_plugin_v1).
+ * weir plugin ABI, version 1.2 (1.1 appended interval_emit to weir_plugin_v1; 1.2 appended
+ * interval_state_size and update_burst_intervals, so interval accounting costs nothing when
+ * interval records are off).
  *
  * This header is the contract between the weir appliance (the host) and a feature-extractor
  * plugin (a shared object in the plugin directory). It is plain C11 so that plugins can be
@@ -36,7 +38,7 @@ extern "C" {
 /* "WEIR" read as a little-endian u32. */
 #define WEIR_PLUGIN_MAGIC 0x52494557u
 #define WEIR_ABI_MAJOR 1
-#define WEIR_ABI_MINOR 1
+#define WEIR_ABI_MINOR 2
 
 #define WEIR_OK 0
 #define WEIR_ERR (-1)
@@ -179,10 +181,30 @@ typedef struct weir_plugin_v1 {
      * before flow_emit. */
     int32_t (*interval_emit)(void *instance, const weir_flow_key_v1 *key, void *state,
                              double *out, uint32_t n_features);
+
+    /* ---- ABI 1.2 (read by the host only when struct_size covers it) ---- */
+
+    /* Optional (0 and NULL: state_size and update_burst cover intervals too, as in 1.1). A
+     * plugin with interval_emit may keep its interval accounting out of the run when interval
+     * records are off:
+     *  - interval records on (some [intervals] or [[services]] every_ms > 0): each flow's state
+     *    is state_size + interval_state_size bytes (the interval part after the first
+     *    state_size, same state_align), and the host calls update_burst_intervals (when not
+     *    NULL) instead of update_burst, and interval_emit as in 1.1;
+     *  - off: each flow's state is state_size bytes, the host calls update_burst and never
+     *    interval_emit.
+     * A plugin with interval_state_size > 0 must set update_burst_intervals and
+     * interval_emit (the host refuses it otherwise). */
+    uint32_t interval_state_size;
+    uint32_t reserved1;
+    int32_t (*update_burst_intervals)(void *instance, void *const *states,
+                                      const weir_packet_v1 *pkts, uint8_t *done, uint32_t n);
 } weir_plugin_v1;
 
 /* sizeof(weir_plugin_v1) of ABI 1.0 (up to last_error): the smallest struct_size accepted. */
 #define WEIR_PLUGIN_V1_0_SIZE 120u
+/* sizeof(weir_plugin_v1) of ABI 1.1 (up to interval_emit). */
+#define WEIR_PLUGIN_V1_1_SIZE 128u
 
 /* The one symbol a plugin exports. host_major/host_minor are the host's ABI version: a plugin
  * may return NULL when it cannot work with that host. */

@@ -8,7 +8,7 @@ use core::mem::{offset_of, size_of};
 /// "WEIR" as a little-endian u32.
 pub const WEIR_PLUGIN_MAGIC: u32 = 0x5249_4557;
 pub const WEIR_ABI_MAJOR: u16 = 1;
-pub const WEIR_ABI_MINOR: u16 = 1;
+pub const WEIR_ABI_MINOR: u16 = 2;
 pub const WEIR_OK: i32 = 0;
 pub const WEIR_ERR: i32 = -1;
 pub const WEIR_DIR_SRC_TO_DST: u8 = 0;
@@ -185,6 +185,13 @@ pub struct PluginV1 {
     pub last_error: Option<LastErrorFn>,
     // ABI 1.1 (present when struct_size >= PLUGIN_V1_1_SIZE)
     pub interval_emit: Option<IntervalEmitFn>,
+    // ABI 1.2 (present when struct_size >= PLUGIN_V1_2_SIZE)
+    /// Bytes of interval state the host appends to `state_size` when interval records are on.
+    pub interval_state_size: u32,
+    pub reserved1: u32,
+    /// Called instead of `update_burst` when interval records are on (states then hold
+    /// `state_size + interval_state_size` bytes).
+    pub update_burst_intervals: Option<UpdateBurstFn>,
 }
 // SAFETY: a descriptor is immutable static data (strings and function pointers).
 unsafe impl Sync for PluginV1 {}
@@ -195,6 +202,8 @@ pub const PLUGIN_HEADER_SIZE: usize = 16;
 pub const PLUGIN_V1_0_SIZE: usize = 120;
 /// `sizeof(weir_plugin_v1)` in ABI 1.1 (up to `interval_emit`).
 pub const PLUGIN_V1_1_SIZE: usize = 128;
+/// `sizeof(weir_plugin_v1)` in ABI 1.2 (up to `update_burst_intervals`).
+pub const PLUGIN_V1_2_SIZE: usize = 144;
 
 // ---- layout assertions: must equal the numbers in tests/c/layout.c ----
 const _: () = {
@@ -235,7 +244,10 @@ const _: () = {
     assert!(offset_of!(FeatureV1, kind) == 8);
     assert!(offset_of!(FeatureV1, description) == 16);
 
-    assert!(size_of::<PluginV1>() == PLUGIN_V1_1_SIZE);
+    assert!(size_of::<PluginV1>() == PLUGIN_V1_2_SIZE);
+    assert!(offset_of!(PluginV1, interval_state_size) == PLUGIN_V1_1_SIZE);
+    assert!(offset_of!(PluginV1, reserved1) == 132);
+    assert!(offset_of!(PluginV1, update_burst_intervals) == 136);
     assert!(offset_of!(PluginV1, interval_emit) == PLUGIN_V1_0_SIZE);
     assert!(offset_of!(PluginV1, magic) == 0);
     assert!(offset_of!(PluginV1, abi_major) == 4);

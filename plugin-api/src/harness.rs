@@ -8,8 +8,8 @@ use std::ffi::CString;
 use std::path::{Path, PathBuf};
 
 use crate::abi::{
-    EntryFn, FlowKeyV1, PacketV1, PluginV1, PLUGIN_V1_0_SIZE, PLUGIN_V1_1_SIZE, WEIR_ABI_MAJOR,
-    WEIR_ABI_MINOR, WEIR_OK, WEIR_PLUGIN_ENTRY_SYMBOL, WEIR_PLUGIN_MAGIC,
+    EntryFn, FlowKeyV1, PacketV1, PluginV1, PLUGIN_V1_0_SIZE, PLUGIN_V1_1_SIZE, PLUGIN_V1_2_SIZE,
+    WEIR_ABI_MAJOR, WEIR_ABI_MINOR, WEIR_OK, WEIR_PLUGIN_ENTRY_SYMBOL, WEIR_PLUGIN_MAGIC,
 };
 
 /// A loaded plugin library and its checked descriptor.
@@ -145,7 +145,42 @@ impl LoadedPlugin {
         if rc != WEIR_OK {
             return Err(self.last_error(core::ptr::null_mut()));
         }
-        Ok(LoadedInstance { plugin: self, inst })
+        Ok(LoadedInstance {
+            plugin: self,
+            inst,
+            intervals: false,
+        })
+    }
+
+    /// Create an instance for a run with interval records on: with an ABI 1.2 interval part,
+    /// flows get `state_size + interval_state_size` bytes and bursts go to
+    /// `update_burst_intervals`, as the host does.
+    pub fn instance_with_intervals(
+        &self,
+        config_json: &str,
+        worker: u32,
+    ) -> Result<LoadedInstance<'_>, String> {
+        let mut i = self.instance(config_json, worker)?;
+        i.intervals = true;
+        Ok(i)
+    }
+
+    /// ABI 1.2's `interval_state_size` (0 for an older descriptor).
+    pub fn interval_state_size(&self) -> u32 {
+        if (self.desc.struct_size as usize) < PLUGIN_V1_2_SIZE {
+            0
+        } else {
+            self.desc.interval_state_size
+        }
+    }
+
+    /// ABI 1.2's `update_burst_intervals` (None for an older descriptor or a NULL field).
+    pub fn update_burst_intervals(&self) -> Option<crate::abi::UpdateBurstFn> {
+        if (self.desc.struct_size as usize) < PLUGIN_V1_2_SIZE {
+            None
+        } else {
+            self.desc.update_burst_intervals
+        }
     }
 
     fn last_error(&self, inst: *mut c_void) -> String {
@@ -184,12 +219,19 @@ impl StateBuf {
 pub struct LoadedInstance<'a> {
     plugin: &'a LoadedPlugin,
     inst: *mut c_void,
+    /// Interval records on (see [`LoadedPlugin::instance_with_intervals`]).
+    intervals: bool,
 }
 
 impl LoadedInstance<'_> {
     /// A zeroed state for a new flow, after `flow_init`.
     pub fn new_flow(&mut self, key: &FlowKeyV1) -> Result<StateBuf, String> {
-        let mut st = StateBuf::new(self.plugin.desc.state_size as usize);
+        let tail = if self.intervals {
+            self.plugin.interval_state_size() as usize
+        } else {
+            0
+        };
+        let mut st = StateBuf::new(self.plugin.desc.state_size as usize + tail);
         let f = self.plugin.desc.flow_init.expect("checked in open");
         // SAFETY: live instance, key and a zeroed, aligned state of state_size bytes.
         let rc = unsafe { f(self.inst, key, st.ptr()) };
@@ -206,7 +248,10 @@ impl LoadedInstance<'_> {
         let states: Vec<*mut c_void> = pkts.iter().map(|(f, _)| flows[*f].ptr()).collect();
         let packets: Vec<PacketV1> = pkts.iter().map(|(_, p)| *p).collect();
         let mut done = vec![0u8; pkts.len()];
-        let f = self.plugin.desc.update_burst.expect("checked in open");
+        let f = match self.plugin.update_burst_intervals() {
+            Some(f) if self.intervals => f,
+            _ => self.plugin.desc.update_burst.expect("checked in open"),
+        };
         // SAFETY: n matching states, packets and done flags; packets' data outlive the call.
         let rc = unsafe {
             f(
@@ -246,6 +291,12 @@ impl LoadedInstance<'_> {
         let Some(f) = d.interval_emit else {
             return Ok(None);
         };
+        if self.plugin.interval_state_size() > 0 && !self.intervals {
+            // The host never calls it then: the states have no interval part.
+            return Err("interval_emit on an instance without interval records \
+                 (use instance_with_intervals)"
+                .into());
+        }
         let mut out = vec![-12345.0; d.n_features as usize];
         // SAFETY: live instance, the flow's state, n writable doubles.
         let rc = unsafe { f(self.inst, key, state.ptr(), out.as_mut_ptr(), d.n_features) };

@@ -10,4 +10,6 @@ pub mod harness;
 pub mod sdk;
 
 pub use abi::*;
-pub use sdk::{Burst, Feature, FeatureKind, Plugin, Verdict, Zeroable};
+pub use sdk::{
+    Burst, Feature, FeatureKind, IntervalPlugin, Plugin, Verdict, WithInterval, Zeroable,
+};

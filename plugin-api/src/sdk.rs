@@ -135,7 +135,11 @@ pub trait Plugin: Sized + 'static {
     /// override it to batch work across packets (prefetching states, SIMD).
     #[inline]
     fn update_burst(&mut self, burst: &mut Burst<'_, Self::State>) {
+        for i in 0..burst.len().min(PREFETCH_AHEAD) {
+            burst.prefetch(i);
+        }
         for i in 0..burst.len() {
+            burst.prefetch(i + PREFETCH_AHEAD);
             let (pkt, state) = burst.get_mut(i);
             if self.update(state, pkt) == Verdict::Done {
                 burst.set_done(i);
@@ -158,6 +162,69 @@ pub trait Plugin: Sized + 'static {
     /// `out` has exactly `FEATURES.len()` slots, all NaN on entry.
     fn interval_emit(&mut self, _key: &FlowKeyV1, _state: &mut Self::State, _out: &mut [f64]) {}
 }
+
+/// A plugin whose interval accounting is a separate part of its state (ABI 1.2), exported with
+/// `export_plugin!(P, intervals)`. With interval records off the host allocates only
+/// [`Plugin::State`] per flow and calls [`Plugin::update`]: the plugin pays nothing for
+/// intervals. With them on, each flow's state is a [`WithInterval`] and the host calls
+/// [`IntervalPlugin::update_with_interval`] and [`IntervalPlugin::emit_interval`] instead.
+/// (The 1.1 way, [`Plugin::INTERVALS`] with the interval part inside `State`, must then stay
+/// false.)
+pub trait IntervalPlugin: Plugin {
+    /// The interval part: zeroed at flow start, after the flow's `State`.
+    type Interval: Zeroable + Copy + 'static;
+
+    /// One packet with interval records on: account it in `state` (as [`Plugin::update`]
+    /// does) and in `interval`.
+    fn update_with_interval(
+        &mut self,
+        state: &mut Self::State,
+        interval: &mut Self::Interval,
+        pkt: &PacketV1,
+    ) -> Verdict;
+
+    /// The flow's current interval ended: write the features of its packets since the previous
+    /// call (or since `flow_init`), then reset `interval`. `out` has exactly `FEATURES.len()`
+    /// slots, all NaN on entry.
+    fn emit_interval(
+        &mut self,
+        key: &FlowKeyV1,
+        state: &Self::State,
+        interval: &mut Self::Interval,
+        out: &mut [f64],
+    );
+
+    /// A burst with interval records on; the default calls
+    /// [`IntervalPlugin::update_with_interval`] on each packet, prefetching ahead.
+    #[inline]
+    fn update_burst_with_interval(
+        &mut self,
+        burst: &mut Burst<'_, WithInterval<Self::State, Self::Interval>>,
+    ) {
+        for i in 0..burst.len().min(PREFETCH_AHEAD) {
+            burst.prefetch(i);
+        }
+        for i in 0..burst.len() {
+            burst.prefetch(i + PREFETCH_AHEAD);
+            let (pkt, w) = burst.get_mut(i);
+            if self.update_with_interval(&mut w.state, &mut w.interval, pkt) == Verdict::Done {
+                burst.set_done(i);
+            }
+        }
+    }
+}
+
+/// A flow's whole state with interval records on: the plugin's `State` first (so the host's
+/// `state_size` prefix is exactly it), then the interval part.
+#[derive(Clone, Copy, Debug)]
+#[repr(C)]
+pub struct WithInterval<S, I> {
+    pub state: S,
+    pub interval: I,
+}
+
+// SAFETY: a repr(C) pair of Zeroable fields (padding is not read); all-zero is valid.
+unsafe impl<S: Zeroable, I: Zeroable> Zeroable for WithInterval<S, I> {}
 
 /// How many packets ahead the default [`Plugin::update_burst`] prefetches states. A flow's
 /// state is usually not in cache (tens of thousands of flows' slabs exceed the L3), and the
@@ -386,7 +453,34 @@ pub const fn descriptor<P: Plugin>(features: &'static [FeatureV1]) -> PluginV1 {
         } else {
             None
         },
+        interval_state_size: 0,
+        reserved1: 0,
+        update_burst_intervals: None,
     }
+}
+
+/// The descriptor of an [`IntervalPlugin`] (ABI 1.2): `state_size` is `P::State`'s,
+/// `interval_state_size` the rest of a [`WithInterval`] (padding included), and the interval
+/// callbacks are set. Built by `export_plugin!(P, intervals)`.
+pub const fn descriptor_with_intervals<P: IntervalPlugin>(
+    features: &'static [FeatureV1],
+) -> PluginV1 {
+    assert!(
+        !P::INTERVALS,
+        "an IntervalPlugin keeps its interval part out of State: leave Plugin::INTERVALS false"
+    );
+    type W<P> = WithInterval<<P as Plugin>::State, <P as IntervalPlugin>::Interval>;
+    assert!(size_of::<W<P>>() <= u32::MAX as usize);
+    assert!(
+        align_of::<W<P>>() <= 64,
+        "state alignment must be at most 64"
+    );
+    let mut d = descriptor::<P>(features);
+    d.state_align = align_of::<W<P>>() as u32;
+    d.interval_state_size = (size_of::<W<P>>() - size_of::<P::State>()) as u32;
+    d.interval_emit = Some(ffi::emit_interval::<P>);
+    d.update_burst_intervals = Some(ffi::update_burst_intervals::<P>);
+    d
 }
 
 /// What `weir_plugin_entry_v1` returns: the descriptor, or NULL for a host of another major.
@@ -416,11 +510,26 @@ macro_rules! export_plugin {
             $crate::sdk::entry(host_major, host_minor, &DESCRIPTOR)
         }
     };
+    // An IntervalPlugin (ABI 1.2: interval state only when interval records are on).
+    ($plugin:ty, intervals) => {
+        /// The ABI v1 entry point (generated by `weir_plugin_api::export_plugin!`).
+        #[no_mangle]
+        pub extern "C" fn weir_plugin_entry_v1(
+            host_major: u16,
+            host_minor: u16,
+        ) -> *const $crate::PluginV1 {
+            static FEATURES: [$crate::FeatureV1; <$plugin as $crate::sdk::Plugin>::FEATURES.len()] =
+                $crate::sdk::features_v1(<$plugin as $crate::sdk::Plugin>::FEATURES);
+            static DESCRIPTOR: $crate::PluginV1 =
+                $crate::sdk::descriptor_with_intervals::<$plugin>(&FEATURES);
+            $crate::sdk::entry(host_major, host_minor, &DESCRIPTOR)
+        }
+    };
 }
 
 /// The `extern "C"` callbacks, generic over the plugin type. Each one catches panics.
 pub mod ffi {
-    use super::{check_state_ptr, state_ptr, Burst, Plugin};
+    use super::{check_state_ptr, state_ptr, Burst, IntervalPlugin, Plugin, WithInterval};
     use crate::abi::{FlowKeyV1, PacketV1, WEIR_ERR, WEIR_OK};
     use core::ffi::{c_char, c_void, CStr};
     use std::any::Any;
@@ -660,7 +769,7 @@ pub mod ffi {
         }
     }
 
-    /// `interval_emit` (ABI 1.1).
+    /// `interval_emit` (ABI 1.1, the interval part inside `State`).
     ///
     /// # Safety
     /// As for the header's `interval_emit`.
@@ -696,6 +805,88 @@ pub mod ffi {
                 };
                 out.fill(f64::NAN);
                 p.interval_emit(key, s, out);
+                Ok(())
+            })
+        }
+    }
+
+    /// `update_burst_intervals` (ABI 1.2) of an [`IntervalPlugin`]: states are
+    /// [`WithInterval`]s.
+    ///
+    /// # Safety
+    /// As for the header's `update_burst_intervals`: `n` states, packets and done flags.
+    pub unsafe extern "C" fn update_burst_intervals<P: IntervalPlugin>(
+        inst: *mut c_void,
+        states: *const *mut c_void,
+        pkts: *const PacketV1,
+        done: *mut u8,
+        n: u32,
+    ) -> i32 {
+        // SAFETY: inst per contract.
+        unsafe {
+            guarded::<P>(inst, "update_burst_intervals", |p| {
+                if n == 0 {
+                    return Ok(());
+                }
+                if states.is_null() || pkts.is_null() || done.is_null() {
+                    return Err("the host passed a null array".into());
+                }
+                let n = n as usize;
+                // SAFETY: the host passes n states, packets and done flags (header contract),
+                // exclusively ours for the call.
+                let (states, pkts, done) = (
+                    core::slice::from_raw_parts(states, n),
+                    core::slice::from_raw_parts(pkts, n),
+                    core::slice::from_raw_parts_mut(done, n),
+                );
+                // SAFETY: with interval records on, each state is this plugin's state and
+                // interval part for that flow, state_size + interval_state_size bytes.
+                let mut burst =
+                    Burst::<WithInterval<P::State, P::Interval>>::new(states, pkts, done)?;
+                p.update_burst_with_interval(&mut burst);
+                Ok(())
+            })
+        }
+    }
+
+    /// `interval_emit` of an [`IntervalPlugin`] (ABI 1.2 layout: the state is a
+    /// [`WithInterval`]).
+    ///
+    /// # Safety
+    /// As for the header's `interval_emit`, with interval records on.
+    pub unsafe extern "C" fn emit_interval<P: IntervalPlugin>(
+        inst: *mut c_void,
+        key: *const FlowKeyV1,
+        state: *mut c_void,
+        out: *mut f64,
+        n_features: u32,
+    ) -> i32 {
+        // SAFETY: inst per contract.
+        unsafe {
+            guarded::<P>(inst, "interval_emit", |p| {
+                let want = P::FEATURES.len();
+                if n_features as usize != want {
+                    return Err(format!(
+                        "the host asked for {n_features} features, the plugin has {want}"
+                    ));
+                }
+                if out.is_null() && want != 0 {
+                    return Err("the host passed a null output array".into());
+                }
+                let key = key.as_ref().ok_or("the host passed a null key")?;
+                check_state_ptr::<WithInterval<P::State, P::Interval>>(state)
+                    .map_err(|e| format!("the state {e}"))?;
+                // SAFETY: the flow's whole state (interval records are on whenever the host
+                // calls this), checked non-null and aligned; exclusively ours for the call.
+                let w = &mut *state_ptr::<WithInterval<P::State, P::Interval>>(state);
+                let out: &mut [f64] = if want == 0 {
+                    &mut []
+                } else {
+                    // SAFETY: the host gives n_features writable doubles (checked non-null).
+                    core::slice::from_raw_parts_mut(out, want)
+                };
+                out.fill(f64::NAN);
+                p.emit_interval(key, &w.state, &mut w.interval, out);
                 Ok(())
             })
         }

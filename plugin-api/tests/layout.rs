@@ -131,7 +131,10 @@ fn c_and_rust_agree_on_every_size_offset_and_constant() {
         update_burst,
         flow_emit,
         last_error,
-        interval_emit
+        interval_emit,
+        interval_state_size,
+        reserved1,
+        update_burst_intervals
     );
     konst!(
         WEIR_PLUGIN_MAGIC,
@@ -158,6 +161,7 @@ fn c_and_rust_agree_on_every_size_offset_and_constant() {
         WEIR_FEATURE_BOOL
     );
     rust.push(("WEIR_PLUGIN_V1_0_SIZE", PLUGIN_V1_0_SIZE.to_string()));
+    rust.push(("WEIR_PLUGIN_V1_1_SIZE", PLUGIN_V1_1_SIZE.to_string()));
     let sym = std::str::from_utf8(WEIR_PLUGIN_ENTRY_SYMBOL)
         .unwrap()
         .trim_end_matches('\0');

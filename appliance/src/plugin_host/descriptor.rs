@@ -9,8 +9,9 @@ use super::refusal::RefusalReason;
 use std::ffi::{c_char, CStr};
 use weir_plugin_api::{
     CreateFn, DestroyFn, FlowEmitFn, FlowInitFn, IntervalEmitFn, LastErrorFn, PluginV1,
-    UpdateBurstFn, PLUGIN_HEADER_SIZE, PLUGIN_V1_0_SIZE, PLUGIN_V1_1_SIZE, WEIR_ABI_MAJOR,
-    WEIR_ABI_MINOR, WEIR_FEATURE_BOOL, WEIR_FEATURE_F64, WEIR_FEATURE_U64, WEIR_PLUGIN_MAGIC,
+    UpdateBurstFn, PLUGIN_HEADER_SIZE, PLUGIN_V1_0_SIZE, PLUGIN_V1_1_SIZE, PLUGIN_V1_2_SIZE,
+    WEIR_ABI_MAJOR, WEIR_ABI_MINOR, WEIR_FEATURE_BOOL, WEIR_FEATURE_F64, WEIR_FEATURE_U64,
+    WEIR_PLUGIN_MAGIC,
 };
 
 /// Longest plugin name accepted.
@@ -65,6 +66,8 @@ pub struct Callbacks {
     pub last_error: LastErrorFn,
     /// ABI 1.1, optional: NULL (or a 1.0 descriptor) means NaN in interval records.
     pub interval_emit: Option<IntervalEmitFn>,
+    /// ABI 1.2, optional: the update used when interval records are on.
+    pub update_burst_intervals: Option<UpdateBurstFn>,
 }
 
 /// A checked descriptor.
@@ -75,10 +78,44 @@ pub struct Descriptor {
     pub description: Option<String>,
     pub abi_minor: u16,
     pub features: Vec<FeatureInfo>,
+    /// Bytes of per-flow state in this run: the descriptor's `state_size`, plus its ABI 1.2
+    /// `interval_state_size` once [`Descriptor::for_run`] turned interval records on.
     pub state_size: u32,
     pub state_align: u32,
+    /// ABI 1.2: bytes of interval state appended when interval records are on (0 before 1.2).
+    pub interval_state_size: u32,
     pub config_schema: Option<String>,
+    /// The callbacks; after [`Descriptor::for_run`], `update_burst` is the one this run calls.
     pub cb: Callbacks,
+}
+
+impl Descriptor {
+    /// Fix the descriptor for a run with interval records `on` or off (ABI 1.2): on, the state
+    /// grows by `interval_state_size` and bursts go to `update_burst_intervals` when the
+    /// plugin has one; off, `interval_emit` is dropped (never called: no schedule exists, and
+    /// a 1.2 state has no interval part then). Fails when the grown state exceeds
+    /// `max_state_bytes`.
+    pub fn for_run(mut self, on: bool, max_state_bytes: u32) -> Result<Descriptor, RefusalReason> {
+        if !on {
+            self.cb.interval_emit = None;
+            return Ok(self);
+        }
+        if self.cb.interval_emit.is_none() {
+            return Ok(self);
+        }
+        let size = self.state_size as u64 + self.interval_state_size as u64;
+        if size > max_state_bytes as u64 {
+            return Err(RefusalReason::StateTooLarge {
+                size: size.min(u32::MAX as u64) as u32,
+                max: max_state_bytes,
+            });
+        }
+        self.state_size = size as u32;
+        if let Some(f) = self.cb.update_burst_intervals {
+            self.cb.update_burst = f;
+        }
+        Ok(self)
+    }
 }
 
 /// Copy a NUL-terminated string of at most `max` bytes; `Ok(None)` for NULL.
@@ -187,6 +224,12 @@ pub unsafe fn read(
     } else {
         None
     };
+    // ABI 1.2 fields, likewise.
+    let (interval_state_size, update_burst_intervals) = if size as usize >= PLUGIN_V1_2_SIZE {
+        (d.interval_state_size, d.update_burst_intervals)
+    } else {
+        (0, None)
+    };
 
     // SAFETY (all c_string calls below): descriptor strings are static NUL-terminated text or
     // NULL, per the header.
@@ -232,6 +275,7 @@ pub unsafe fn read(
                 flow_emit,
                 last_error,
                 interval_emit,
+                update_burst_intervals,
             }
         }
         (c, i, u, e, _) => {
@@ -250,6 +294,18 @@ pub unsafe fn read(
         }
     };
 
+    // An interval part nothing would update, or interval callbacks without interval_emit,
+    // would make interval records silently wrong: refuse them.
+    if (interval_state_size > 0 || update_burst_intervals.is_some()) && interval_emit.is_none() {
+        return named(RefusalReason::BadDescriptor(
+            "interval_state_size or update_burst_intervals is set but interval_emit is NULL".into(),
+        ));
+    }
+    if interval_state_size > 0 && update_burst_intervals.is_none() {
+        return named(RefusalReason::BadDescriptor(format!(
+            "interval_state_size is {interval_state_size} but update_burst_intervals is NULL"
+        )));
+    }
     if d.state_size > max_state_bytes {
         return named(RefusalReason::StateTooLarge {
             size: d.state_size,
@@ -339,6 +395,7 @@ pub unsafe fn read(
         features,
         state_size: d.state_size,
         state_align,
+        interval_state_size,
         config_schema,
         cb,
     })

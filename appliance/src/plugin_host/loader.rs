@@ -45,6 +45,10 @@ pub struct PluginOptions {
     pub reserved_columns: Vec<String>,
     /// Run the self-test on every plugin (on by default).
     pub self_test: bool,
+    /// Interval records are on for some flows of this run (`[intervals] every_ms` or a
+    /// service's `every_ms` > 0): plugins with an ABI 1.2 interval part get it and their
+    /// interval update; off (the default), they pay nothing for intervals.
+    pub intervals: bool,
 }
 
 /// Default for [`PluginOptions::max_state_bytes`].
@@ -63,6 +67,7 @@ impl PluginOptions {
             config: BTreeMap::new(),
             reserved_columns,
             self_test: true,
+            intervals: false,
         }
     }
 
@@ -249,6 +254,11 @@ impl Gate<'_> {
         let desc = match unsafe { descriptor::read(desc_ptr, opts.max_state_bytes) } {
             Ok(d) => d,
             Err((name, r)) => return refuse(name, r),
+        };
+        let name = desc.name.clone();
+        let desc = match desc.for_run(opts.intervals, opts.max_state_bytes) {
+            Ok(d) => d,
+            Err(r) => return refuse(Some(name), r),
         };
         let name = Some(desc.name.clone());
         if opts

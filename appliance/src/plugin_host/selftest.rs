@@ -6,7 +6,9 @@
 //! The plugin must return WEIR_OK from every call and write every feature in `flow_emit`, with
 //! values that fit the declared kind (u64: NaN or a non-negative integer; bool: NaN, 0 or 1).
 //! A plugin with the ABI 1.1 `interval_emit` has it called on each flow before `flow_emit`,
-//! under the same rules.
+//! under the same rules. The test runs the plugin as the run will (see
+//! `Descriptor::for_run`): with interval records off there is no `interval_emit` and no
+//! interval part; with them on, the ABI 1.2 interval part and `update_burst_intervals`.
 
 use super::descriptor::{Callbacks, Descriptor, FeatureKind};
 use super::refusal::RefusalReason;

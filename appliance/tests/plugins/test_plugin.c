@@ -22,6 +22,12 @@
  *   EMIT_FAIL            flow_emit fails
  *   SKIP_LAST            flow_emit leaves the last feature unwritten
  *   DONE_AFTER=n         set done for a flow once it has n packets
+ *   INTERVAL_TAIL        a good ABI 1.2 interval plugin: an 8-byte interval part (packets since
+ *                        the last interval_emit) after the state, update_burst_intervals, and
+ *                        interval_emit writing that count as NAME_s2d_packets (0 in the
+ *                        other two columns)
+ *   INTERVAL_STATE_SIZE=n  interval_state_size n, with no interval callbacks
+ *   TAIL_NO_UPDATE       with INTERVAL_TAIL: update_burst_intervals is NULL
  */
 #include <stdlib.h>
 #include <string.h>
@@ -141,6 +147,40 @@ static int32_t flow_emit(void *inst, const weir_flow_key_v1 *key, const void *st
     return WEIR_OK;
 }
 
+#ifdef INTERVAL_TAIL
+/* The interval part the host appends when interval records are on. */
+struct interval_part {
+    uint64_t packets;
+};
+
+static int32_t update_burst_intervals(void *inst, void *const *states, const weir_packet_v1 *pkts,
+                                      uint8_t *done, uint32_t n) {
+    for (uint32_t i = 0; i < n; i++) {
+        struct interval_part *iv = (void *)((char *)states[i] + sizeof(struct flow_state));
+        iv->packets++;
+    }
+    return update_burst(inst, states, pkts, done, n);
+}
+
+static int32_t interval_emit(void *inst, const weir_flow_key_v1 *key, void *state, double *out,
+                             uint32_t n) {
+    struct interval_part *iv = (void *)((char *)state + sizeof(struct flow_state));
+    (void)inst;
+    (void)key;
+    if (n != 3)
+        return WEIR_ERR;
+    out[0] = (double)iv->packets;
+    out[1] = 0.0; /* the self-test wants every column written */
+    out[2] = 0.0;
+    iv->packets = 0;
+    return WEIR_OK;
+}
+#define INTERVAL_STATE_SIZE sizeof(struct interval_part)
+#endif
+#ifndef INTERVAL_STATE_SIZE
+#define INTERVAL_STATE_SIZE 0
+#endif
+
 static const char *last_error(void *inst) {
     if (!inst)
         return create_err;
@@ -185,6 +225,15 @@ static const weir_plugin_v1 descriptor = {
 #endif
     .flow_emit = flow_emit,
     .last_error = last_error,
+#if WEIR_ABI_MINOR >= 2 /* also built against the frozen 1.0 header */
+    .interval_state_size = INTERVAL_STATE_SIZE,
+#endif
+#ifdef INTERVAL_TAIL
+    .interval_emit = interval_emit,
+#ifndef TAIL_NO_UPDATE
+    .update_burst_intervals = update_burst_intervals,
+#endif
+#endif
 };
 
 #if defined(NO_ENTRY)

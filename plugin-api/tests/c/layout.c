@@ -50,7 +50,7 @@ OFF(weir_feature_v1, name, 0);
 OFF(weir_feature_v1, kind, 8);
 OFF(weir_feature_v1, description, 16);
 
-CHECK(sizeof(weir_plugin_v1), 128);
+CHECK(sizeof(weir_plugin_v1), 144);
 OFF(weir_plugin_v1, magic, 0);
 OFF(weir_plugin_v1, abi_major, 4);
 OFF(weir_plugin_v1, abi_minor, 6);
@@ -71,7 +71,11 @@ OFF(weir_plugin_v1, update_burst, 96);
 OFF(weir_plugin_v1, flow_emit, 104);
 OFF(weir_plugin_v1, last_error, 112);
 OFF(weir_plugin_v1, interval_emit, 120);
+OFF(weir_plugin_v1, interval_state_size, 128);
+OFF(weir_plugin_v1, reserved1, 132);
+OFF(weir_plugin_v1, update_burst_intervals, 136);
 CHECK(WEIR_PLUGIN_V1_0_SIZE, 120);
+CHECK(WEIR_PLUGIN_V1_1_SIZE, 128);
 
 #define SHOW(T, f) printf(#T "." #f " %zu\n", offsetof(T, f))
 #define SIZE(T) printf(#T " %zu\n", sizeof(T))
@@ -114,9 +118,11 @@ int main(void) {
     SHOW(weir_plugin_v1, destroy); SHOW(weir_plugin_v1, flow_init);
     SHOW(weir_plugin_v1, update_burst); SHOW(weir_plugin_v1, flow_emit);
     SHOW(weir_plugin_v1, last_error); SHOW(weir_plugin_v1, interval_emit);
+    SHOW(weir_plugin_v1, interval_state_size); SHOW(weir_plugin_v1, reserved1);
+    SHOW(weir_plugin_v1, update_burst_intervals);
 
     CONST(WEIR_PLUGIN_MAGIC); CONST(WEIR_ABI_MAJOR); CONST(WEIR_ABI_MINOR);
-    CONST(WEIR_PLUGIN_V1_0_SIZE);
+    CONST(WEIR_PLUGIN_V1_0_SIZE); CONST(WEIR_PLUGIN_V1_1_SIZE);
     CONST(WEIR_OK); CONST(WEIR_ERR);
     CONST(WEIR_DIR_SRC_TO_DST); CONST(WEIR_DIR_DST_TO_SRC);
     CONST(WEIR_PKT_FIRST_OF_FLOW); CONST(WEIR_PKT_IP_FRAGMENT); CONST(WEIR_PKT_TUNNELED);

@@ -60,10 +60,12 @@ fn descriptor() {
     let lib = open();
     let d = lib.descriptor();
     assert_eq!(d.magic, WEIR_PLUGIN_MAGIC);
-    assert_eq!((d.abi_major, d.abi_minor), (1, 1));
+    assert_eq!((d.abi_major, d.abi_minor), (1, 2));
     assert_eq!(d.struct_size as usize, std::mem::size_of::<PluginV1>());
-    // Built against the 1.1 header without an interval_emit: NULL, NaN in interval records.
+    // Built against the 1.2 header without interval callbacks: NULL (NaN in interval
+    // records) and no interval part.
     assert!(d.interval_emit.is_none());
+    assert!(d.update_burst_intervals.is_none() && d.interval_state_size == 0);
     assert_eq!(lib.name(), "entropy");
     assert_eq!((d.state_size, d.state_align), (408, 8));
     let names: Vec<String> = lib.features().into_iter().map(|f| f.name).collect();

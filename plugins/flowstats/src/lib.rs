@@ -15,15 +15,16 @@
 //! and M2 updates are NFStream's (`engine_cc.c`, `flow_update_*_ps` and `_piat_ms`) in the same
 //! f64 operation order, so the results agree to the last bit, not just to a tolerance.
 //!
-//! State: 304 bytes per flow, aligned to 8: two 64-byte [`DirStats`], the 56-byte
+//! State: 248 bytes per flow, aligned to 8: two 64-byte [`DirStats`], the 56-byte
 //! [`BiStats`] of both directions together (whose size range is derived from the two
 //! directions') and the flag counters of the two directions (bidirectional counters are their
 //! sums). Packet sizes and gaps are kept as u32 (gaps saturate at ~49 days, far beyond any
 //! flow timeout). It used to be 256 bytes aligned to 64 (the alignment padded every flow's
-//! slab by up to 63 bytes more), with a full third `DirStats`. Interval records add the 56-byte
-//! [`IntervalStats`]: 304 bytes in all.
+//! slab by up to 63 bytes more), with a full third `DirStats`. Only when interval records are
+//! on does the host append the 56-byte [`IntervalStats`] (ABI 1.2 `interval_state_size`) and
+//! call the interval update: with them off a packet costs what it did before intervals existed.
 //!
-//! ## Interval records (ABI 1.1 `interval_emit`)
+//! ## Interval records (ABI 1.2 `interval_emit`, `update_burst_intervals`)
 //!
 //! In an interval record flowstats writes the 8 bidirectional packet-size and inter-arrival
 //! columns, `bidirectional_{min,mean,stddev,max}_{ps,piat_ms}`, over the interval's packets
@@ -35,7 +36,7 @@
 
 use std::ffi::CStr;
 
-use weir_plugin_api::sdk::{Feature, Plugin, Verdict, Zeroable};
+use weir_plugin_api::sdk::{Feature, IntervalPlugin, Plugin, Verdict, Zeroable};
 use weir_plugin_api::{
     FlowKeyV1, PacketV1, WEIR_DIR_DST_TO_SRC, WEIR_TCP_ACK, WEIR_TCP_CWR, WEIR_TCP_ECE,
     WEIR_TCP_FIN, WEIR_TCP_PSH, WEIR_TCP_RST, WEIR_TCP_SYN, WEIR_TCP_URG,
@@ -244,9 +245,8 @@ pub struct BiStats {
     pub packets: u64,
 }
 
-/// Per-flow state: 304 bytes (248 + the 56-byte interval part), laid out in the order a
-/// packet touches it: both directions, then per direction its flag counters next to its
-/// statistics, then the interval part.
+/// Per-flow state: 248 bytes, laid out in the order a packet touches it: both directions,
+/// then per direction its flag counters next to its statistics.
 #[derive(Clone, Copy, Debug, Default, Zeroable)]
 #[bytemuck(crate = "weir_plugin_api::sdk::bytemuck")]
 #[repr(C)]
@@ -258,13 +258,11 @@ pub struct FlowStats {
     pub dst2src: DirStats,
     /// `[FLAG_ORDER index]` of dst2src.
     pub dst2src_flags: [u32; 8],
-    /// Since the last interval record (reset by `interval_emit`).
-    pub interval: IntervalStats,
 }
 
 const _: () = assert!(core::mem::size_of::<DirStats>() == 64);
 const _: () = assert!(core::mem::size_of::<IntervalStats>() == 56);
-const _: () = assert!(core::mem::size_of::<FlowStats>() == 304);
+const _: () = assert!(core::mem::size_of::<FlowStats>() == 248);
 
 impl FlowStats {
     /// Packets of both directions.
@@ -292,8 +290,6 @@ impl FlowStats {
         let t = pkt.ts_ms();
         let reverse = pkt.direction == WEIR_DIR_DST_TO_SRC;
         let bi = &mut self.bidirectional;
-        let since_prev = (bi.packets > 0).then(|| t.saturating_sub(bi.last_ms));
-        self.interval.add(pkt.wire_len, since_prev);
         bi.packets += 1;
         // Times never go backwards (host contract); saturate anyway rather than wrap.
         let gap = t.saturating_sub(bi.last_ms);
@@ -308,6 +304,15 @@ impl FlowStats {
         for (c, bit) in counters.iter_mut().zip(FLAG_ORDER) {
             *c += u32::from(pkt.tcp_flags & bit != 0);
         }
+    }
+
+    /// Account one packet in the flow's state and in its interval part.
+    #[inline]
+    pub fn add_with_interval(&mut self, interval: &mut IntervalStats, pkt: &PacketV1) {
+        let bi = &self.bidirectional;
+        let since_prev = (bi.packets > 0).then(|| pkt.ts_ms().saturating_sub(bi.last_ms));
+        interval.add(pkt.wire_len, since_prev);
+        self.add(pkt);
     }
 
     /// The 48 features in NFStream's column order.
@@ -510,7 +515,7 @@ pub const FEATURES: &[Feature] = &[
 
 impl Plugin for Flowstats {
     const NAME: &'static CStr = c"flowstats";
-    const VERSION: &'static CStr = c"1.1.0";
+    const VERSION: &'static CStr = c"1.2.0";
     const DESCRIPTION: Option<&'static CStr> =
         Some(c"NFStream's statistical features: packet sizes, inter-arrival times, TCP flags");
     const FEATURES: &'static [Feature] = FEATURES;
@@ -535,16 +540,35 @@ impl Plugin for Flowstats {
     fn emit(&mut self, _key: &FlowKeyV1, state: &FlowStats, out: &mut [f64]) {
         state.write(out);
     }
+}
 
-    const INTERVALS: bool = true;
+impl IntervalPlugin for Flowstats {
+    type Interval = IntervalStats;
 
-    fn interval_emit(&mut self, _key: &FlowKeyV1, state: &mut FlowStats, out: &mut [f64]) {
-        state.interval.write(out);
-        state.interval = IntervalStats::default();
+    #[inline]
+    fn update_with_interval(
+        &mut self,
+        state: &mut FlowStats,
+        interval: &mut IntervalStats,
+        pkt: &PacketV1,
+    ) -> Verdict {
+        state.add_with_interval(interval, pkt);
+        Verdict::Continue
+    }
+
+    fn emit_interval(
+        &mut self,
+        _key: &FlowKeyV1,
+        _state: &FlowStats,
+        interval: &mut IntervalStats,
+        out: &mut [f64],
+    ) {
+        interval.write(out);
+        *interval = IntervalStats::default();
     }
 }
 
-weir_plugin_api::export_plugin!(Flowstats);
+weir_plugin_api::export_plugin!(Flowstats, intervals);
 
 #[cfg(test)]
 mod tests;

@@ -211,13 +211,14 @@ fn intervals_match_a_two_pass_oracle_and_leave_the_flow_features_alone() {
         .collect();
     let cuts = [0usize, 17, 18, 150, 300];
     let mut s = FlowStats::default();
+    let mut iv = IntervalStats::default();
     let mut p = Flowstats;
     for w in cuts.windows(2) {
         for x in &pkts[w[0]..w[1]] {
-            p.update(&mut s, x);
+            p.update_with_interval(&mut s, &mut iv, x);
         }
         let mut out = vec![f64::NAN; 48];
-        p.interval_emit(&FlowKeyV1::default(), &mut s, &mut out);
+        p.emit_interval(&FlowKeyV1::default(), &s, &mut iv, &mut out);
         let sizes: Vec<f64> = pkts[w[0]..w[1]].iter().map(|x| x.wire_len as f64).collect();
         let want = oracle(&sizes, 2);
         for i in 0..4 {

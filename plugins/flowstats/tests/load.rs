@@ -11,7 +11,10 @@ fn descriptor_and_a_synthetic_flow() {
     assert_eq!(d.magic, WEIR_PLUGIN_MAGIC);
     assert_eq!(d.struct_size as usize, std::mem::size_of::<PluginV1>());
     assert_eq!(lib.name(), "flowstats");
-    assert_eq!((d.state_size, d.state_align), (304, 8));
+    // ABI 1.2: the 56-byte interval part is only allocated when interval records are on.
+    assert_eq!((d.state_size, d.state_align), (248, 8));
+    assert_eq!(lib.interval_state_size(), 56);
+    assert!(lib.update_burst_intervals().is_some() && d.interval_emit.is_some());
     let f = lib.features();
     assert_eq!(f.len(), 48);
     assert_eq!(f[0].name, "bidirectional_min_ps");
@@ -21,7 +24,24 @@ fn descriptor_and_a_synthetic_flow() {
     let entry = lib.entry().unwrap();
     assert!(unsafe { entry(2, 0) }.is_null());
 
-    let mut inst = lib.instance("{}", 3).unwrap();
+    // Interval records off: no interval part, interval_emit is not for this instance.
+    {
+        let mut inst = lib.instance("{}", 3).unwrap();
+        let mut flows = vec![inst.new_flow(&FlowKeyV1::default()).unwrap()];
+        let pk = PacketV1 {
+            ts_ns: 5,
+            wire_len: 70,
+            ..PacketV1::EMPTY
+        };
+        inst.update_burst(&mut flows, &[(0, pk)]).unwrap();
+        let out = inst.emit(&FlowKeyV1::default(), &mut flows[0]).unwrap();
+        assert_eq!(&out[0..4], &[70.0, 70.0, 0.0, 70.0]);
+        assert!(inst
+            .interval_emit(&FlowKeyV1::default(), &mut flows[0])
+            .is_err());
+    }
+
+    let mut inst = lib.instance_with_intervals("{}", 3).unwrap();
     let key = FlowKeyV1::default();
     let p = |t_ms: u64, dir: u8, len: u32| PacketV1 {
         ts_ns: t_ms * 1_000_000 + 999,
@@ -46,11 +66,11 @@ fn descriptor_and_a_synthetic_flow() {
     assert_eq!(out[28], 3.0); // bidirectional_ack_packets
     let out = inst.emit(&key, &mut flows[1]).unwrap();
     assert_eq!(&out[0..4], &[60.0, 60.0, 0.0, 60.0]);
-    // ABI 1.1 interval_emit through the exported callback: the interval so far, then reset.
+    // interval_emit through the exported callback: the interval so far, then reset.
     let iv = inst
         .interval_emit(&key, &mut flows[0])
         .unwrap()
-        .expect("1.1 callback");
+        .expect("interval callback");
     assert_eq!(&iv[0..4], &[100.0, 200.0, 100.0, 300.0]);
     assert_eq!(&iv[12..16], &[10.0, 20.0, (200.0f64).sqrt(), 30.0]);
     assert!(iv[4..12].iter().all(|v| v.is_nan()));

@@ -20,10 +20,11 @@
 //! | `tcp_handshake_ms` | ms from that SYN to that ACK: the full handshake RTT; NaN for each step not seen |
 //! | `tcp_{d}_window_{min,mean,max}` | receive window advertised by `{d}` in bytes: the window field shifted by the window scale `{d}` announced in its SYN when both SYNs carried the option (RFC 7323 §2.2-2.3; never shifted on SYN segments); NaN when `{d}` sent no packet |
 //!
-//! State: 192 bytes per flow (two 48-byte direction trackers, the handshake times and a
-//! 64-byte [`TcpInterval`]).
+//! State: 128 bytes per flow (two 48-byte direction trackers and the handshake times), plus
+//! the 64-byte [`TcpInterval`] only when interval records are on (ABI 1.2
+//! `interval_state_size`; with them off the interval bookkeeping is neither stored nor run).
 //!
-//! ## Interval records (ABI 1.1 `interval_emit`)
+//! ## Interval records (ABI 1.2 `interval_emit`, `update_burst_intervals`)
 //!
 //! In an interval record the counters (`retransmissions`, `out_of_order`, `zero_window`) and
 //! the window statistics cover the interval's segments only (counters as differences from the
@@ -32,7 +33,7 @@
 
 use std::ffi::CStr;
 
-use weir_plugin_api::sdk::{Feature, Plugin, Verdict, Zeroable};
+use weir_plugin_api::sdk::{Feature, IntervalPlugin, Plugin, Verdict, Zeroable};
 use weir_plugin_api::{
     FlowKeyV1, PacketV1, WEIR_DIR_DST_TO_SRC, WEIR_NO_OFFSET, WEIR_TCP_ACK, WEIR_TCP_FIN,
     WEIR_TCP_RST, WEIR_TCP_SYN,
@@ -161,7 +162,7 @@ const SYN_SEEN: u8 = 2;
 const SYNACK_SEEN: u8 = 4;
 const ACK_SEEN: u8 = 8;
 
-/// Per-flow state: 192 bytes.
+/// Per-flow state: 128 bytes (the interval part is separate: [`TcpInterval`]).
 #[derive(Clone, Copy, Debug, Zeroable)]
 #[bytemuck(crate = "weir_plugin_api::sdk::bytemuck")]
 #[repr(C)]
@@ -173,13 +174,11 @@ pub struct TcpState {
     pub synack_seq: u32,
     pub stage: u8,
     pub _pad: [u8; 3],
-    /// Since the last interval record (reset by `interval_emit`).
-    pub interval: TcpInterval,
 }
 
 const _: () = assert!(core::mem::size_of::<Dir>() == 48);
 const _: () = assert!(core::mem::size_of::<TcpInterval>() == 64);
-const _: () = assert!(core::mem::size_of::<TcpState>() == 192);
+const _: () = assert!(core::mem::size_of::<TcpState>() == 128);
 
 /// The window scale option (kind 3, RFC 7323 §2.2) of a SYN, if the captured header has one.
 /// Shifts above 14 are treated as 14, as the RFC says.
@@ -300,75 +299,42 @@ impl Plugin for Tcp {
 
     #[inline]
     fn update(&mut self, s: &mut TcpState, pkt: &PacketV1) -> Verdict {
-        if s.stage & NOT_TCP != 0 || pkt.protocol != IPPROTO_TCP {
-            s.stage |= NOT_TCP;
-            return Verdict::Done;
-        }
-        let rev = pkt.direction == WEIR_DIR_DST_TO_SRC;
-        let f = pkt.tcp_flags;
-        let syn = f & WEIR_TCP_SYN != 0;
-        let ack = f & WEIR_TCP_ACK != 0;
-
-        // Handshake (RFC 9293 §3.5).
-        if syn {
-            if let Some(ws) = window_scale(pkt) {
-                let d = &mut s.dirs[rev as usize];
-                d.wscale = ws;
-                d.flags |= WS_SEEN;
-            }
-            if !rev && !ack && s.stage & SYNACK_SEEN == 0 {
-                s.syn_ns = pkt.ts_ns; // the last SYN before the answer (retransmitted SYNs)
-                s.stage |= SYN_SEEN;
-            } else if rev && ack && s.stage & SYN_SEEN != 0 && s.stage & SYNACK_SEEN == 0 {
-                s.synack_ns = pkt.ts_ns;
-                s.synack_seq = pkt.tcp_seq;
-                s.stage |= SYNACK_SEEN;
-            }
-        } else if !rev
-            && ack
-            && s.stage & (SYNACK_SEEN | ACK_SEEN) == SYNACK_SEEN
-            && pkt.tcp_ack == s.synack_seq.wrapping_add(1)
-        {
-            s.ack_ns = pkt.ts_ns;
-            s.stage |= ACK_SEEN;
-        }
-
-        // Window: scaled only when both SYNs carried the option, never on SYNs.
-        let both_ws = s.dirs[0].flags & s.dirs[1].flags & WS_SEEN != 0;
-        let d = &mut s.dirs[rev as usize];
-        let shift = if both_ws && !syn { d.wscale } else { 0 };
-        let win = (pkt.tcp_window as u32) << shift;
-        let iv = &mut s.interval;
-        let r = rev as usize;
-        if d.packets == iv.win_packets[r] || win < iv.win_min[r] {
-            iv.win_min[r] = win;
-        }
-        if d.packets == iv.win_packets[r] || win > iv.win_max[r] {
-            iv.win_max[r] = win;
-        }
-        d.window(win);
-        if pkt.tcp_window == 0 && f & WEIR_TCP_RST == 0 {
-            d.zero_window += 1;
-        }
-
-        let len = pkt.payload_len as u32 + syn as u32 + u32::from(f & WEIR_TCP_FIN != 0);
-        d.track(pkt.tcp_seq, len);
-        Verdict::Continue
+        update(s, None, pkt)
     }
 
-    const INTERVALS: bool = true;
+    fn emit(&mut self, _key: &FlowKeyV1, s: &TcpState, out: &mut [f64]) {
+        emit(s, out)
+    }
+}
 
-    fn interval_emit(&mut self, _key: &FlowKeyV1, s: &mut TcpState, out: &mut [f64]) {
+impl IntervalPlugin for Tcp {
+    type Interval = TcpInterval;
+
+    #[inline]
+    fn update_with_interval(
+        &mut self,
+        s: &mut TcpState,
+        iv: &mut TcpInterval,
+        pkt: &PacketV1,
+    ) -> Verdict {
+        update(s, Some(iv), pkt)
+    }
+
+    fn emit_interval(
+        &mut self,
+        _key: &FlowKeyV1,
+        s: &TcpState,
+        iv: &mut TcpInterval,
+        out: &mut [f64],
+    ) {
         if s.stage & NOT_TCP != 0 {
             return; // all NaN
         }
         let now = TcpInterval::counters(&s.dirs);
-        let iv = &mut s.interval;
         for (o, (n, b)) in out.iter_mut().zip(now.iter().zip(iv.base)) {
             *o = n.wrapping_sub(b) as f64;
         }
         write_handshake(s, out);
-        let iv = &mut s.interval;
         for (i, d) in s.dirs.iter().enumerate() {
             let n = d.packets.wrapping_sub(iv.win_packets[i]);
             if n > 0 {
@@ -381,25 +347,87 @@ impl Plugin for Tcp {
         }
         iv.base = now;
     }
+}
 
-    fn emit(&mut self, _key: &FlowKeyV1, s: &TcpState, out: &mut [f64]) {
-        if s.stage & NOT_TCP != 0 {
-            return; // all NaN
+/// One segment; `iv` is the interval part when interval records are on (inlined into both
+/// callers, so the off path has no interval code at all).
+#[inline(always)]
+fn update(s: &mut TcpState, iv: Option<&mut TcpInterval>, pkt: &PacketV1) -> Verdict {
+    if s.stage & NOT_TCP != 0 || pkt.protocol != IPPROTO_TCP {
+        s.stage |= NOT_TCP;
+        return Verdict::Done;
+    }
+    let rev = pkt.direction == WEIR_DIR_DST_TO_SRC;
+    let f = pkt.tcp_flags;
+    let syn = f & WEIR_TCP_SYN != 0;
+    let ack = f & WEIR_TCP_ACK != 0;
+
+    // Handshake (RFC 9293 §3.5).
+    if syn {
+        if let Some(ws) = window_scale(pkt) {
+            let d = &mut s.dirs[rev as usize];
+            d.wscale = ws;
+            d.flags |= WS_SEEN;
         }
-        let [a, b] = &s.dirs;
-        out[0] = a.retransmissions as f64;
-        out[1] = b.retransmissions as f64;
-        out[2] = a.out_of_order as f64;
-        out[3] = b.out_of_order as f64;
-        out[4] = a.zero_window as f64;
-        out[5] = b.zero_window as f64;
-        write_handshake(s, out);
-        for (i, d) in s.dirs.iter().enumerate() {
-            if d.packets > 0 {
-                out[9 + 3 * i] = d.win_min as f64;
-                out[10 + 3 * i] = d.win_sum as f64 / d.packets as f64;
-                out[11 + 3 * i] = d.win_max as f64;
-            }
+        if !rev && !ack && s.stage & SYNACK_SEEN == 0 {
+            s.syn_ns = pkt.ts_ns; // the last SYN before the answer (retransmitted SYNs)
+            s.stage |= SYN_SEEN;
+        } else if rev && ack && s.stage & SYN_SEEN != 0 && s.stage & SYNACK_SEEN == 0 {
+            s.synack_ns = pkt.ts_ns;
+            s.synack_seq = pkt.tcp_seq;
+            s.stage |= SYNACK_SEEN;
+        }
+    } else if !rev
+        && ack
+        && s.stage & (SYNACK_SEEN | ACK_SEEN) == SYNACK_SEEN
+        && pkt.tcp_ack == s.synack_seq.wrapping_add(1)
+    {
+        s.ack_ns = pkt.ts_ns;
+        s.stage |= ACK_SEEN;
+    }
+
+    // Window: scaled only when both SYNs carried the option, never on SYNs.
+    let both_ws = s.dirs[0].flags & s.dirs[1].flags & WS_SEEN != 0;
+    let d = &mut s.dirs[rev as usize];
+    let shift = if both_ws && !syn { d.wscale } else { 0 };
+    let win = (pkt.tcp_window as u32) << shift;
+    if let Some(iv) = iv {
+        let r = rev as usize;
+        if d.packets == iv.win_packets[r] || win < iv.win_min[r] {
+            iv.win_min[r] = win;
+        }
+        if d.packets == iv.win_packets[r] || win > iv.win_max[r] {
+            iv.win_max[r] = win;
+        }
+    }
+    d.window(win);
+    if pkt.tcp_window == 0 && f & WEIR_TCP_RST == 0 {
+        d.zero_window += 1;
+    }
+
+    let len = pkt.payload_len as u32 + syn as u32 + u32::from(f & WEIR_TCP_FIN != 0);
+    d.track(pkt.tcp_seq, len);
+    Verdict::Continue
+}
+
+/// The flow's features.
+fn emit(s: &TcpState, out: &mut [f64]) {
+    if s.stage & NOT_TCP != 0 {
+        return; // all NaN
+    }
+    let [a, b] = &s.dirs;
+    out[0] = a.retransmissions as f64;
+    out[1] = b.retransmissions as f64;
+    out[2] = a.out_of_order as f64;
+    out[3] = b.out_of_order as f64;
+    out[4] = a.zero_window as f64;
+    out[5] = b.zero_window as f64;
+    write_handshake(s, out);
+    for (i, d) in s.dirs.iter().enumerate() {
+        if d.packets > 0 {
+            out[9 + 3 * i] = d.win_min as f64;
+            out[10 + 3 * i] = d.win_sum as f64 / d.packets as f64;
+            out[11 + 3 * i] = d.win_max as f64;
         }
     }
 }
@@ -416,7 +444,7 @@ fn write_handshake(s: &TcpState, out: &mut [f64]) {
     }
 }
 
-weir_plugin_api::export_plugin!(Tcp);
+weir_plugin_api::export_plugin!(Tcp, intervals);
 
 #[cfg(test)]
 mod tests;

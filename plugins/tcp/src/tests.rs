@@ -199,6 +199,7 @@ fn intervals_count_their_own_segments() {
         ..Default::default()
     };
     let mut s = TcpState::zeroed();
+    let mut iv = TcpInterval::zeroed();
     p.flow_init(&key, &mut s);
     // Interval 1: handshake, one data segment and its retransmission (src2dst windows 1000,
     // 1000, 3000, 3000 -> min 1000, mean 2000, max 3000).
@@ -216,9 +217,9 @@ fn intervals_count_their_own_segments() {
     ];
     let mut out = vec![f64::NAN; 15];
     for x in &first {
-        p.update(&mut s, x);
+        p.update_with_interval(&mut s, &mut iv, x);
     }
-    p.interval_emit(&key, &mut s, &mut out);
+    p.emit_interval(&key, &s, &mut iv, &mut out);
     assert_eq!(out[0], 1.0, "one retransmission in interval 1");
     assert_eq!(out[4..6], [0.0, 0.0]);
     assert_eq!((out[9], out[10], out[11]), (1000.0, 2000.0, 3000.0));
@@ -226,9 +227,9 @@ fn intervals_count_their_own_segments() {
     assert!((out[8] - 2.0).abs() < 1e-9, "handshake 2 ms: {}", out[8]);
     let mut out = vec![f64::NAN; 15];
     for x in &second {
-        p.update(&mut s, x);
+        p.update_with_interval(&mut s, &mut iv, x);
     }
-    p.interval_emit(&key, &mut s, &mut out);
+    p.emit_interval(&key, &s, &mut iv, &mut out);
     assert_eq!(out[0], 0.0, "no retransmission in interval 2");
     assert_eq!(out[5], 1.0, "the zero window");
     assert_eq!((out[9], out[10], out[11]), (500.0, 500.0, 500.0));

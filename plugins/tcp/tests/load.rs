@@ -8,7 +8,9 @@ fn descriptor_and_flows_through_the_c_abi() {
     let lib = LoadedPlugin::open(&built_library("weir_tcp")).unwrap();
     let d = lib.descriptor();
     assert_eq!(lib.name(), "tcp");
-    assert_eq!((d.state_size, d.state_align), (192, 8));
+    // ABI 1.2: the 64-byte interval part only when interval records are on.
+    assert_eq!((d.state_size, d.state_align), (128, 8));
+    assert_eq!(lib.interval_state_size(), 64);
     let f = lib.features();
     assert_eq!(f.len(), 15);
     assert_eq!(f[8].name, "tcp_handshake_ms");

@@ -12,10 +12,10 @@
 
 use crate::config::{Config, Eviction};
 use crate::cost::{CostTable, RowId, Stage};
-use crate::flow::interval::{FlowInterval, IntervalSchedules};
+use crate::flow::interval::IntervalSchedules;
 use crate::flow::key::{direction, flow_hash};
 use crate::flow::record::{DirCounters, Expiration, FlowRecord, IntervalSpan, ScoreStatus};
-use crate::flow::table::{FlowTable, Lookup, TableConfig};
+use crate::flow::table::{FlowEntry, FlowTable, Lookup, TableConfig};
 use crate::parse::{parse, SkipCounters};
 use crate::plugin_host::WorkerPlugins;
 use crate::rates::{Alert, DecayTables, FlowRates, HeavyHitters, PacketKey};
@@ -62,20 +62,26 @@ pub struct WorkerStats {
     pub interval_records: u64,
 }
 
-/// Per-flow data the worker keeps beside the counters.
+/// Per-flow data the worker keeps beside the counters. The interval part is not here: it is
+/// in the side array of [`IntervalSchedules`], which exists only with interval records on.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct FlowExt {
     /// Decayed packet and byte rates and their peaks.
     pub rates: FlowRates,
     /// The flow's service id, decided when it starts (0 = none).
     pub service: u16,
-    /// The flow's interval schedule and its counters of the current interval.
-    pub iv: FlowInterval,
+    /// TCP FIN seen per direction (bit 0 src->dst, bit 1 dst->src), for optional teardown.
+    /// Next to `service`: both fit in the 8 bytes after `rates`.
+    pub fin_seen: u8,
 }
 
-// SAFETY: FlowRates, service and FlowInterval are plain integers; all-zero bits are a valid
+// SAFETY: FlowRates, service and fin_seen are plain integers; all-zero bits are a valid
 // (empty) value.
 unsafe impl bytemuck::Zeroable for FlowExt {}
+
+// Key 48 + hash 8 + two directions' counters 64 + rates 32 + service and fin_seen 8 (was 240
+// with the interval part and fin_seen's padding in the entry).
+const _: () = assert!(core::mem::size_of::<FlowEntry<FlowExt>>() == 160);
 
 pub struct WorkerSettings {
     pub id: u16,
@@ -190,8 +196,9 @@ impl Worker {
         tracing::info!(
             worker = s.id,
             capacity = s.table.capacity,
-            bytes_per_flow = table.bytes_per_flow(),
-            "flow table allocated (bytes per flow: entry, timer links, index share, plugin state)"
+            bytes_per_flow = table.bytes_per_flow() + iv.bytes_per_flow(),
+            "flow table allocated (bytes per flow: entry, timer links, index share, plugin state, \
+             interval side entry and touched lists when intervals are on)"
         );
         Worker {
             table,
@@ -268,8 +275,9 @@ impl Worker {
         self.table.len()
     }
 
+    /// Bytes per flow of the table plus the interval side array (0 with intervals off).
     pub fn bytes_per_flow(&self) -> usize {
-        self.table.bytes_per_flow()
+        self.table.bytes_per_flow() + self.iv.bytes_per_flow()
     }
 
     /// Start the cost chain of a burst: call before receiving it, pass the result to
@@ -423,13 +431,16 @@ impl Worker {
             now_ms,
             size,
         );
-        self.iv.touch(&mut e.ext.iv, idx, dir, now_ms, size);
         let mut teardown = false;
         if self.s.tcp_teardown && pkt.protocol == 6 {
             if pkt.tcp_flags & WEIR_TCP_FIN != 0 {
-                e.fin_seen |= 1 << dir;
+                e.ext.fin_seen |= 1 << dir;
             }
-            teardown = pkt.tcp_flags & WEIR_TCP_RST != 0 || e.fin_seen == 3;
+            teardown = pkt.tcp_flags & WEIR_TCP_RST != 0 || e.ext.fin_seen == 3;
+        }
+        // Without schedules the side array is empty and never touched.
+        if !self.iv.is_empty() {
+            self.iv.touch(idx, dir, now_ms, size);
         }
         let slab = self.table.slab_ptr(idx);
         self.batch_pkts.push(pkt);
@@ -542,8 +553,11 @@ impl Worker {
             }
             None => (0, 0),
         };
-        // The flow's interval schedule is chosen once, here, by its service.
-        self.table.entry_mut(idx).ext.iv.schedule = self.iv.for_new_flow(service);
+        // The flow's interval schedule is chosen once, here, by its service; its side entry
+        // (left by an earlier flow of this entry) starts clean.
+        if !self.iv.is_empty() {
+            self.iv.begin_flow(idx, service);
+        }
         let Some(size) = self.plugins.as_ref().map(|p| p.slab_size()) else {
             return;
         };
@@ -659,14 +673,9 @@ impl Worker {
     /// Runs inside stage `row` whose clock is `t`: the plugins' `flow_emit` calls are timed on
     /// their own rows, so `row`'s clock pauses around them.
     fn end_flow(&mut self, idx: u32, why: Expiration, row: RowId, t: &mut u64) {
-        let fi = self.table.entry(idx).ext.iv;
-        if fi.pos != 0 {
+        if let Some(span) = self.iv.untouch(idx) {
             // The flow's last interval: written before its flow record, so the interval
             // records of a flow always add up to it.
-            if let Some((moved, pos)) = self.iv.untouch(&fi) {
-                self.table.entry_mut(moved).ext.iv.pos = pos;
-            }
-            let span = self.iv.span(fi.schedule);
             self.pause(row, *t);
             let t_iv = self.cost.start();
             self.emit_interval(idx, span);
@@ -751,7 +760,6 @@ impl Worker {
     fn emit_interval(&mut self, idx: u32, span: IntervalSpan) {
         let e = self.table.entry(idx);
         let key = e.key;
-        let fi = e.ext.iv;
         let service = e.ext.service;
         let mut values = vec![f64::NAN; self.s.n_values];
         let rate_values = e.ext.rates.features(&self.tables);
@@ -769,10 +777,7 @@ impl Worker {
                 )
             };
         }
-        self.table.entry_mut(idx).ext.iv = FlowInterval {
-            schedule: fi.schedule,
-            ..FlowInterval::default()
-        };
+        let fi = self.iv.take(idx);
         let zero_if_empty = |c: DirCounters| {
             if c.packets == 0 {
                 DirCounters::default()

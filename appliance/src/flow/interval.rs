@@ -7,14 +7,21 @@
 //! distinct length among `[intervals] every_ms` (flows of no service, and services without a
 //! length of their own) and `[[services]] every_ms`.
 //!
+//! The per-flow part ([`FlowInterval`], 72 bytes) is not in the flow table entry: it lives in a
+//! side array of [`IntervalSchedules`], indexed by the flow's entry index and allocated (zeroed,
+//! lazily mapped) with the table's capacity only when at least one schedule exists. With
+//! interval records off (the default) it is an empty `Vec`: no flow pays for it, and the
+//! per-packet path never reads it.
+//!
 //! No per-packet scan: when a flow sees its first packet of an interval, its entry index is
 //! appended to the schedule's `touched` list (O(1), preallocated to the table's capacity, and
-//! its position kept in the flow so ending the flow removes it in O(1) too). When packet time
+//! its position kept in the flow's side entry so ending the flow removes it in O(1) too). When packet time
 //! crosses the boundary the worker walks that list once, writes one interval record per flow on
 //! it and empties it (intervals in which no flow had a packet are skipped). A flow that ends writes its open interval first, so a flow's interval
 //! records always add up to its flow record.
 
 use super::record::DirCounters;
+use bytemuck::{zeroed_vec, Zeroable};
 use serde::Deserialize;
 
 /// `[intervals]` of the config.
@@ -28,9 +35,9 @@ pub struct IntervalsConfig {
 /// Longest interval accepted (one year): longer is an active timeout, not an interval.
 pub const MAX_EVERY_MS: u64 = 365 * 86_400_000;
 
-/// A flow's interval part of its table entry: which schedule it follows, where it sits in that
-/// schedule's touched list, and its counters since the interval began (the bidirectional ones
-/// are the sum of the two directions).
+/// A flow's interval part (its entry in the side array of [`IntervalSchedules`]): which
+/// schedule it follows, where it sits in that schedule's touched list, and its counters since
+/// the interval began (the bidirectional ones are the sum of the two directions).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct FlowInterval {
     /// Index + 1 into [`IntervalSchedules`]; 0 = the flow has no interval records.
@@ -40,6 +47,12 @@ pub struct FlowInterval {
     pub src2dst: DirCounters,
     pub dst2src: DirCounters,
 }
+
+// The figure the module docs and perf/RESULTS.md quote.
+const _: () = assert!(core::mem::size_of::<FlowInterval>() == 72);
+
+// SAFETY: integers only; all-zero bits are the default (no schedule, untouched, no packets).
+unsafe impl Zeroable for FlowInterval {}
 
 impl FlowInterval {
     /// The bidirectional counters of the interval.
@@ -90,13 +103,18 @@ pub struct IntervalSchedules {
     started: bool,
     /// The schedule (index + 1; 0 = none) of each service id; id 0 (no service) first.
     by_service: Vec<u8>,
+    /// Each flow's interval part, by entry index: the table's capacity with schedules, empty
+    /// without (then nothing reads it).
+    flows: Vec<FlowInterval>,
 }
 
 impl IntervalSchedules {
     /// One schedule per distinct interval length in `per_service` (the length of service id
-    /// `i`; index 0 is flows of no service; 0 = no interval records), each list sized for
-    /// `capacity` flows. Services of one length share its schedule (and its boundaries).
+    /// `i`; index 0 is flows of no service; 0 = no interval records), each list and the side
+    /// array sized for `capacity` flows (as the table: at least one). Services of one length
+    /// share its schedule (and its boundaries).
     pub fn new(per_service: &[u64], capacity: u32) -> IntervalSchedules {
+        let capacity = capacity.max(1);
         let mut lengths: Vec<u64> = per_service.iter().copied().filter(|&e| e > 0).collect();
         lengths.sort_unstable();
         lengths.dedup();
@@ -114,7 +132,19 @@ impl IntervalSchedules {
             .iter()
             .map(|&e| IntervalSchedule::new(e, capacity))
             .collect();
+        let flows = if list.is_empty() {
+            Vec::new()
+        } else {
+            // Zeroed pages, mapped as flows first touch them (as the table's entries).
+            let mut v: Vec<FlowInterval> = zeroed_vec(capacity as usize);
+            super::table::advise_huge(
+                v.as_mut_ptr().cast(),
+                v.len() * core::mem::size_of::<FlowInterval>(),
+            );
+            v
+        };
         IntervalSchedules {
+            flows,
             // 0 with schedules: the first packet (or clock tick) starts them.
             next_end_ms: if list.is_empty() { u64::MAX } else { 0 },
             list,
@@ -123,8 +153,50 @@ impl IntervalSchedules {
         }
     }
 
+    /// No schedule: no interval records, and no side array.
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.list.is_empty()
+    }
+
+    /// Bytes held per flow: the side entry and one touched-list slot per schedule (0 without
+    /// schedules).
+    pub fn bytes_per_flow(&self) -> usize {
+        if self.flows.is_empty() {
+            return 0;
+        }
+        core::mem::size_of::<FlowInterval>() + self.list.len() * core::mem::size_of::<u32>()
+    }
+
+    /// Reset the side entry of a flow just created in entry `idx` (entries are reused) and
+    /// attach it to its service's schedule. No-op without schedules.
+    #[inline]
+    pub fn begin_flow(&mut self, idx: u32, service: u16) {
+        let schedule = self.for_new_flow(service);
+        if let Some(fi) = self.flows.get_mut(idx as usize) {
+            *fi = FlowInterval {
+                schedule,
+                ..FlowInterval::default()
+            };
+        }
+    }
+
+    /// The interval part of the flow in entry `idx` (None without schedules).
+    #[inline]
+    pub fn flow(&self, idx: u32) -> Option<&FlowInterval> {
+        self.flows.get(idx as usize)
+    }
+
+    /// Take the flow's current interval out and start its next one (same schedule, no
+    /// packets, off the touched list: the caller took it off already).
+    pub fn take(&mut self, idx: u32) -> FlowInterval {
+        let fi = &mut self.flows[idx as usize];
+        let old = *fi;
+        *fi = FlowInterval {
+            schedule: old.schedule,
+            ..FlowInterval::default()
+        };
+        old
     }
 
     /// The schedule a new flow of service `service` follows (index + 1; 0 = none).
@@ -186,9 +258,11 @@ impl IntervalSchedules {
         self.recompute();
     }
 
-    /// Record a packet of a flow (`fi`, entry `idx`) in its schedule's current interval.
+    /// Record a packet of the flow in entry `idx` in its schedule's current interval. Call
+    /// only with schedules (the side array is empty without).
     #[inline]
-    pub fn touch(&mut self, fi: &mut FlowInterval, idx: u32, dir: u8, now_ms: u64, size: u64) {
+    pub fn touch(&mut self, idx: u32, dir: u8, now_ms: u64, size: u64) {
+        let fi = &mut self.flows[idx as usize];
         if fi.schedule == 0 {
             return;
         }
@@ -210,16 +284,22 @@ impl IntervalSchedules {
         c.bytes += size;
     }
 
-    /// Take a flow off its schedule's touched list (it ended mid-interval). Returns the entry
-    /// index moved into its place, whose position the caller must set to `pos`.
-    pub fn untouch(&mut self, fi: &FlowInterval) -> Option<(u32, u32)> {
+    /// Take the flow in entry `idx` off its schedule's touched list (it ends mid-interval);
+    /// the entry moved into its place gets its new position. Returns the flow's current
+    /// interval when it was on the list (None: no packet in this interval, or no schedule).
+    /// Its side entry keeps `pos` until [`IntervalSchedules::take`].
+    pub fn untouch(&mut self, idx: u32) -> Option<super::record::IntervalSpan> {
+        let fi = *self.flows.get(idx as usize)?;
         if fi.schedule == 0 || fi.pos == 0 {
             return None;
         }
         let s = &mut self.list[fi.schedule as usize - 1];
         let i = fi.pos as usize - 1;
         s.touched.swap_remove(i);
-        s.touched.get(i).map(|&moved| (moved, fi.pos))
+        if let Some(&moved) = s.touched.get(i) {
+            self.flows[moved as usize].pos = fi.pos;
+        }
+        Some(self.span(fi.schedule))
     }
 
     /// The current interval of schedule `schedule` (index + 1).
@@ -243,15 +323,12 @@ mod tests {
         s.start(123_456);
         assert_eq!(s.list[0].start_ms, 120_000);
         assert_eq!(s.next_end_ms, 130_000);
-        let mut fi = FlowInterval {
-            schedule: s.for_new_flow(0),
-            ..Default::default()
-        };
-        s.touch(&mut fi, 3, 0, 125_000, 100);
-        s.touch(&mut fi, 3, 1, 126_000, 50);
-        s.touch(&mut fi, 3, 0, 127_000, 100);
+        s.begin_flow(3, 0);
+        s.touch(3, 0, 125_000, 100);
+        s.touch(3, 1, 126_000, 50);
+        s.touch(3, 0, 127_000, 100);
         assert_eq!(s.list[0].touched, vec![3]);
-        let b = fi.bidirectional();
+        let b = s.flow(3).expect("side entry").bidirectional();
         assert_eq!((b.first_seen_ms, b.last_seen_ms), (125_000, 127_000));
         assert_eq!((b.packets, b.bytes), (3, 250));
         assert!(s.due(129_999).is_none());
@@ -259,6 +336,13 @@ mod tests {
         let (i, span, touched) = s.due(161_000).expect("due");
         assert_eq!((i, span.start_ms, span.end_ms), (0, 120_000, 130_000));
         assert_eq!(touched, vec![3]);
+        let fi = s.take(3);
+        assert_eq!(fi.bidirectional().packets, 3);
+        assert_eq!(
+            (s.flow(3).unwrap().schedule, s.flow(3).unwrap().pos),
+            (1, 0)
+        );
+        assert_eq!(s.flow(3).unwrap().bidirectional().packets, 0);
         s.finish(i, touched, 161_000);
         assert_eq!(s.list[0].start_ms, 160_000);
         assert_eq!(s.next_end_ms, 170_000);
@@ -289,20 +373,40 @@ mod tests {
     fn untouch_keeps_positions_right() {
         let mut s = IntervalSchedules::new(&[1000], 8);
         s.start(0);
-        let mut f: Vec<FlowInterval> = (0..3)
-            .map(|_| FlowInterval {
-                schedule: 1,
-                ..Default::default()
-            })
-            .collect();
-        for (i, fi) in f.iter_mut().enumerate() {
-            s.touch(fi, i as u32, 0, 10, 1);
+        for i in 0..3 {
+            s.begin_flow(i, 0);
+            s.touch(i, 0, 10, 1);
         }
-        let moved = s.untouch(&f[0]);
-        assert_eq!(moved, Some((2, 1)));
-        f[2].pos = 1;
+        let span = s.untouch(0).expect("on the list");
+        assert_eq!((span.start_ms, span.end_ms), (0, 1000));
         assert_eq!(s.list[0].touched, vec![2, 1]);
-        assert_eq!(s.untouch(&f[1]), None);
+        assert_eq!(
+            s.flow(2).unwrap().pos,
+            1,
+            "the moved entry's position follows it"
+        );
+        s.take(0);
+        assert!(s.untouch(1).is_some());
         assert_eq!(s.list[0].touched, vec![2]);
+        s.take(1);
+        assert!(s.untouch(1).is_none(), "taken: no longer on the list");
+        // A reused entry starts clean (its earlier flow left the list when it ended).
+        s.touch(2, 1, 20, 5);
+        assert!(s.untouch(2).is_some());
+        assert!(s.list[0].touched.is_empty());
+        s.begin_flow(2, 0);
+        assert_eq!(s.flow(2).unwrap().bidirectional().packets, 0);
+        assert_eq!(s.flow(2).unwrap().pos, 0);
+    }
+
+    #[test]
+    fn no_schedule_no_side_array() {
+        let s = IntervalSchedules::new(&[0, 0], 1 << 20);
+        assert!(s.is_empty());
+        assert!(s.flow(0).is_none());
+        assert_eq!(s.bytes_per_flow(), 0);
+        let on = IntervalSchedules::new(&[1000, 60_000], 16);
+        assert_eq!(on.bytes_per_flow(), 72 + 2 * 4);
+        assert!(on.flow(15).is_some() && on.flow(16).is_none());
     }
 }

@@ -27,8 +27,7 @@ pub struct FlowEntry<E: Copy> {
     // Both directions together are not stored: see [`FlowEntry::bidirectional`].
     pub src2dst: DirCounters,
     pub dst2src: DirCounters,
-    /// TCP FIN seen per direction (bit 0 src->dst, bit 1 dst->src), for optional teardown.
-    pub fin_seen: u8,
+    /// Last, so small fields of `E` can share its tail (a `u8` here would pad to 8 bytes).
     pub ext: E,
 }
 
@@ -122,7 +121,7 @@ unsafe impl Send for Slab {}
 /// 4 KiB pages nearly every lookup also misses the TLB, and a page walk costs about what the
 /// cache miss does. A hint only: where THP is off (or `never`) nothing changes. Memory still
 /// becomes resident only as it is touched, 2 MiB at a time.
-fn advise_huge(ptr: *mut u8, len: usize) {
+pub(super) fn advise_huge(ptr: *mut u8, len: usize) {
     const HUGE: usize = 2 << 20;
     let start = (ptr as usize).next_multiple_of(HUGE);
     let end = (ptr as usize + len) & !(HUGE - 1);
@@ -216,7 +215,8 @@ impl<E: Copy + Default + Zeroable> FlowTable<E> {
         self.live == 0
     }
 
-    /// Bytes this table holds per flow: entry, wheel links, index share and plugin slab.
+    /// Bytes this table holds per flow: entry, wheel links, index share and plugin slab (the
+    /// worker adds what it keeps beside the table, see `Worker::bytes_per_flow`).
     pub fn bytes_per_flow(&self) -> usize {
         core::mem::size_of::<FlowEntry<E>>()
             + core::mem::size_of::<WheelLinks>()
@@ -326,7 +326,6 @@ impl<E: Copy + Default + Zeroable> FlowTable<E> {
         e.hash = hash;
         e.src2dst = DirCounters::default();
         e.dst2src = DirCounters::default();
-        e.fin_seen = 0;
         e.ext = E::default();
         self.wheel.insert(&mut self.links, idx, deadline_ms);
         self.live += 1;

@@ -65,6 +65,12 @@ static void hist_unpack(const entropy_state *s, unsigned d, uint32_t *counts) {
 typedef struct entropy_instance {
     uint32_t k;
     char error[256];
+    /* c * log2(c) for every count a histogram can hold (0 and 1 give 0), computed once per
+     * instance: a flow's emit then takes 512 lookups instead of up to 512 log2 calls, which
+     * made entropy the dearest plugin wherever flows end during the run (tcp_teardown). The
+     * terms are the same doubles the direct formula gives, summed in the same order, so the
+     * result is bit for bit what it was. */
+    double clog2c[MAX_K + 1];
 } entropy_instance;
 
 /* create's error (and errors without an instance), per thread as the header asks. */
@@ -139,6 +145,7 @@ static int32_t entropy_create(const char *config_json, uint32_t worker, void **i
         return WEIR_ERR;
     }
     inst->k = k;
+    for (uint32_t c = 2; c <= MAX_K; c++) inst->clog2c[c] = c * log2((double)c);
     strcpy(inst->error, "no error");
     *instance = inst;
     return WEIR_OK;
@@ -201,15 +208,36 @@ static int32_t entropy_update_burst(void *instance, void *const *states,
     return WEIR_OK;
 }
 
-/* H = log2(n) - (1/n) sum c log2 c: one log per occupied bin. */
-static double entropy_bits(const uint32_t *hist, uint32_t n) {
+/* H = log2(n) - (1/n) sum c log2 c, the terms from the instance's table. */
+static double entropy_bits(const entropy_instance *inst, const uint32_t *hist, uint32_t n) {
     if (n == 0) return NAN;
     double acc = 0.0;
     for (int b = 0; b < 256; b++) {
-        if (hist[b] > 1) acc += hist[b] * log2((double)hist[b]);
+        uint32_t c = hist[b];
+        if (c <= MAX_K)
+            acc += inst->clog2c[c]; /* 0.0 for c < 2: adding +0.0 changes no sum */
+        else
+            acc += c * log2((double)c); /* cannot happen with sampled <= K; stay exact */
     }
     double h = log2((double)n) - acc / n;
     return h < 0.0 ? 0.0 : h; /* -0.0 and rounding below zero for a single value */
+}
+
+/* entropy_bits of a histogram with no wrapped counter, read straight from its nibbles: the
+ * same terms added in the same order (byte value 2i, then 2i + 1), zero bins skipped (adding
+ * +0.0 changes no sum), so the result is the same double. */
+static double entropy_bits_nibbles(const entropy_instance *inst, const uint8_t *nibbles,
+                                   uint32_t n) {
+    if (n == 0) return NAN;
+    double acc = 0.0;
+    for (unsigned i = 0; i < 128; i++) {
+        uint8_t v = nibbles[i];
+        if (v == 0) continue;
+        acc += inst->clog2c[v & 0xFu];
+        acc += inst->clog2c[v >> 4];
+    }
+    double h = log2((double)n) - acc / n;
+    return h < 0.0 ? 0.0 : h;
 }
 
 static int32_t entropy_flow_emit(void *instance, const weir_flow_key_v1 *key, const void *state,
@@ -221,8 +249,14 @@ static int32_t entropy_flow_emit(void *instance, const weir_flow_key_v1 *key, co
     const entropy_state *s = state;
     uint32_t counts[256];
     for (unsigned d = 0; d < 2; d++) {
-        hist_unpack(s, d, counts);
-        out[d] = entropy_bits(counts, s->sampled[d]);
+        if (s->n_wraps[d] == 0) {
+            /* No counter wrapped (short flows, and most encrypted payloads: 1024 random bytes
+             * rarely put 16 on one value): the nibbles are the counts. */
+            out[d] = entropy_bits_nibbles(instance, s->nibbles[d], s->sampled[d]);
+        } else {
+            hist_unpack(s, d, counts);
+            out[d] = entropy_bits(instance, counts, s->sampled[d]);
+        }
         out[2 + d] = (double)s->payload_bytes[d];
         out[4 + d] = (double)s->sampled[d];
     }

@@ -73,14 +73,17 @@ pub struct FlowExt {
     /// TCP FIN seen per direction (bit 0 src->dst, bit 1 dst->src), for optional teardown.
     /// Next to `service`: both fit in the 8 bytes after `rates`.
     pub fin_seen: u8,
+    /// The flow tore down (FIN both ways, or RST) during the current burst and ends once the
+    /// burst's packets have been through the plugins (see `Worker::end_torn_down`).
+    pub ending: bool,
 }
 
-// SAFETY: FlowRates, service and fin_seen are plain integers; all-zero bits are a valid
-// (empty) value.
+// SAFETY: FlowRates, service and fin_seen are plain integers and `ending` a bool; all-zero
+// bits are a valid (empty) value.
 unsafe impl bytemuck::Zeroable for FlowExt {}
 
-// Key 48 + hash 8 + two directions' counters 64 + rates 32 + service and fin_seen 8 (was 240
-// with the interval part and fin_seen's padding in the entry).
+// Key 48 + hash 8 + two directions' counters 64 + rates 32 + service, fin_seen and ending 8
+// (was 240 with the interval part and fin_seen's padding in the entry).
 const _: () = assert!(core::mem::size_of::<FlowEntry<FlowExt>>() == 160);
 
 pub struct WorkerSettings {
@@ -148,6 +151,8 @@ pub struct Worker {
     /// Flow entry and heavy-hitter key of each batched packet (for the rates stage).
     batch_flows: Vec<u32>,
     batch_keys: Vec<PacketKey>,
+    /// Flows that tore down during this burst, ended after its plugin dispatch.
+    torn_down: Vec<u32>,
     tables: Arc<DecayTables>,
     heavy_hitters: Vec<HeavyHitters>,
     alerts: Sender<String>,
@@ -212,6 +217,7 @@ impl Worker {
             batch_slabs: Vec::with_capacity(burst),
             batch_flows: Vec::with_capacity(burst),
             batch_keys: Vec::with_capacity(burst),
+            torn_down: Vec::with_capacity(burst),
             tables,
             heavy_hitters,
             alerts,
@@ -339,6 +345,7 @@ impl Worker {
         self.lap_flow_table(n, t);
         // Stage: plugins (the host chains its own TSC reads per plugin).
         self.flush_batch();
+        self.end_torn_down();
         // Stage: expiry and handing records over.
         let mut t = self.cost.start();
         let ended = self.run_expiry(self.last_ts_ns / 1_000_000, &mut t);
@@ -459,11 +466,32 @@ impl Worker {
                 ip_version: key.ip_version,
             });
         }
-        if teardown {
-            self.interrupt_for_flow_end(t);
-            self.end_flow(idx, Expiration::Teardown, Stage::FlowTable.row(), t);
-            self.stats.teardown += 1;
+        if teardown && !self.table.entry(idx).ext.ending {
+            // Ended after the burst's plugin dispatch, not now: ending it here would cut the
+            // burst in front of every teardown and hand the plugins a few packets per call.
+            self.table.entry_mut(idx).ext.ending = true;
+            self.torn_down.push(idx);
         }
+    }
+
+    /// End the flows that tore down during the burst (their packets have been through the
+    /// plugins), as the flow-table stage's work: the cycles are held for its next lap.
+    fn end_torn_down(&mut self) {
+        if self.torn_down.is_empty() {
+            return;
+        }
+        let mut t = self.cost.start();
+        for i in 0..self.torn_down.len() {
+            let idx = self.torn_down[i];
+            // Not ended already (a later packet of the flow in this burst, or an eviction,
+            // ended it; a flow created since in that entry starts with `ending` false).
+            if self.table.entry(idx).ext.ending {
+                self.end_flow(idx, Expiration::Teardown, Stage::FlowTable.row(), &mut t);
+                self.stats.teardown += 1;
+            }
+        }
+        self.torn_down.clear();
+        self.pause(Stage::FlowTable.row(), t);
     }
 
     /// A flow must end in the middle of the flow-table stage: its packets still waiting for
@@ -485,6 +513,14 @@ impl Worker {
             {
                 Lookup::Found(idx) => {
                     let e = self.table.entry(idx);
+                    if e.ext.ending {
+                        // A packet after the flow's teardown in the same burst: the flow ends
+                        // now and the packet starts a new one, as if each had its own burst.
+                        self.interrupt_for_flow_end(t);
+                        self.stats.teardown += 1;
+                        self.end_flow(idx, Expiration::Teardown, Stage::FlowTable.row(), t);
+                        continue;
+                    }
                     let bi = e.bidirectional();
                     let idle = now_ms - bi.last_seen_ms >= self.s.idle_ms;
                     let active = now_ms - bi.first_seen_ms >= self.s.active_ms;
@@ -512,8 +548,14 @@ impl Worker {
                     }
                     let victim = self.table.eviction_candidate()?;
                     self.interrupt_for_flow_end(t);
-                    self.stats.evicted += 1;
-                    self.end_flow(victim, Expiration::Evicted, Stage::FlowTable.row(), t);
+                    if self.table.entry(victim).ext.ending {
+                        // It tore down earlier in this burst: that is how it ends.
+                        self.stats.teardown += 1;
+                        self.end_flow(victim, Expiration::Teardown, Stage::FlowTable.row(), t);
+                    } else {
+                        self.stats.evicted += 1;
+                        self.end_flow(victim, Expiration::Evicted, Stage::FlowTable.row(), t);
+                    }
                 }
             }
         }

@@ -724,6 +724,9 @@ impl Worker {
             self.cost.lap_flows(Stage::Interval.row(), 1, t_iv);
             *t = self.cost.start();
         }
+        // However it ends, it is no longer waiting for `end_torn_down` (the freed entry keeps
+        // its bytes until reused).
+        self.table.entry_mut(idx).ext.ending = false;
         let e = *self.table.entry(idx);
         let mut values = vec![f64::NAN; self.s.n_values];
         let rate_values = e.ext.rates.features(&self.tables);

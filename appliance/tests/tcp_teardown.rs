@@ -34,8 +34,10 @@ fn tcp(a: u8, pa: u16, b: u8, pb: u16, flags: u8, seq: u32, payload: usize) -> V
     f
 }
 
-/// Three connections interleaved: 1 closes with FIN both ways and then sends one more ACK
-/// (a new flow of the same 5-tuple); 2 is reset and then reopened with a SYN; 3 stays open.
+/// Four connections interleaved: 1 closes with FIN both ways and then sends one more ACK
+/// (a new flow of the same 5-tuple); 2 is reset and then reopened with a SYN; 3 stays open;
+/// 4 sends three RSTs in a row, each a flow of its own that ends at once (the fuzz target's
+/// crash: one entry queued for teardown three times in one burst).
 fn traffic() -> Vec<(Vec<u8>, u64)> {
     let mut v = Vec::new();
     let mut t = 1_700_000_000_000_000_000u64;
@@ -59,9 +61,14 @@ fn traffic() -> Vec<(Vec<u8>, u64)> {
     push(tcp(2, 2000, 9, 443, SYN, 77, 0)); // connection 2 reopened: a new flow
     push(tcp(9, 22, 3, 3000, ACK | PSH, 1, 90));
     push(tcp(2, 2000, 9, 443, ACK, 78, 10));
+    for seq in 0..3 {
+        push(tcp(4, 4000, 9, 25, RST, seq, 0));
+    }
     v
 }
 
+/// The records of `traffic()` handed over `burst` packets at a time, the teardowns counted,
+/// and the record's feature names; checks the table's own accounting on the way.
 fn run(burst: usize) -> (Vec<FlowRecord>, u64, Vec<String>) {
     let mut cfg = Config::default();
     cfg.flows.tcp_teardown = true;
@@ -85,7 +92,13 @@ fn run(burst: usize) -> (Vec<FlowRecord>, u64, Vec<String>) {
         );
     }
     let teardowns = w.stats.teardown;
+    // Five flows ended by teardown, eight created: three are live (a flow ended twice would
+    // corrupt the table's count and index; the fuzz target found that once).
+    assert_eq!(w.stats.flows_created, 8, "burst {burst}");
+    assert_eq!(w.live_flows(), 3, "burst {burst}");
     w.flush_all();
+    assert_eq!(w.live_flows(), 0);
+    assert_eq!(w.stats.records, 8, "burst {burst}");
     drop(w);
     (rx.try_iter().flatten().collect(), teardowns, names)
 }
@@ -114,16 +127,16 @@ fn describe(r: &FlowRecord) -> String {
 fn teardown_records_do_not_depend_on_the_burst_size() {
     let (one, td_one, _) = run(1);
     let (all, td_all, names) = run(64);
-    assert_eq!(td_one, 2);
-    assert_eq!(td_all, 2);
+    assert_eq!(td_one, 5);
+    assert_eq!(td_all, 5);
     let mut a: Vec<String> = one.iter().map(describe).collect();
     let mut b: Vec<String> = all.iter().map(describe).collect();
     a.sort();
     b.sort();
     assert_eq!(a, b, "records with bursts of 1 and of 64 packets");
 
-    // Where the flows split, from the packets: 5 flows.
-    assert_eq!(all.len(), 5);
+    // Where the flows split, from the packets: 8 flows.
+    assert_eq!(all.len(), 8);
     let by_port: HashMap<(u16, String), Vec<&FlowRecord>> =
         all.iter().fold(HashMap::new(), |mut m, r| {
             m.entry((r.key.src_port, format!("{:?}", r.expiration)))
@@ -147,6 +160,11 @@ fn teardown_records_do_not_depend_on_the_burst_size() {
         (c2_after[0].src2dst.packets, c2_after[0].dst2src.packets),
         (2, 0)
     );
+    let c4 = by_port(4000, Expiration::Teardown);
+    assert_eq!(c4.len(), 3);
+    assert!(c4
+        .iter()
+        .all(|r| (r.src2dst.packets, r.dst2src.packets) == (1, 0)));
     let c3 = by_port(3000, Expiration::Flush);
     assert_eq!((c3[0].src2dst.packets, c3[0].dst2src.packets), (2, 1));
     // The plugins saw every packet of the torn-down flow, the last one included, before it

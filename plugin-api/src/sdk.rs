@@ -529,7 +529,9 @@ macro_rules! export_plugin {
 
 /// The `extern "C"` callbacks, generic over the plugin type. Each one catches panics.
 pub mod ffi {
-    use super::{check_state_ptr, state_ptr, Burst, IntervalPlugin, Plugin, WithInterval};
+    use super::{
+        check_state_ptr, state_ptr, Burst, IntervalPlugin, Plugin, WithInterval, Zeroable,
+    };
     use crate::abi::{FlowKeyV1, PacketV1, WEIR_ERR, WEIR_OK};
     use core::ffi::{c_char, c_void, CStr};
     use std::any::Any;
@@ -692,6 +694,68 @@ pub mod ffi {
         }
     }
 
+    /// The host's burst arrays as a checked [`Burst`] (`None` for an empty burst): every
+    /// state pointer non-null and aligned for `S`.
+    ///
+    /// # Safety
+    /// As for the header's `update_burst`: `n` states, packets and done flags, exclusively the
+    /// plugin's for the call, each state this plugin's `S` for that flow.
+    unsafe fn host_burst<'a, S: Zeroable + Copy>(
+        states: *const *mut c_void,
+        pkts: *const PacketV1,
+        done: *mut u8,
+        n: u32,
+    ) -> Result<Option<Burst<'a, S>>, String> {
+        if n == 0 {
+            return Ok(None);
+        }
+        if states.is_null() || pkts.is_null() || done.is_null() {
+            return Err("the host passed a null array".into());
+        }
+        let n = n as usize;
+        // SAFETY: the host passes n states, packets and done flags (header contract),
+        // exclusively ours for the call; each state is this plugin's for that flow.
+        unsafe {
+            Burst::new(
+                core::slice::from_raw_parts(states, n),
+                core::slice::from_raw_parts(pkts, n),
+                core::slice::from_raw_parts_mut(done, n),
+            )
+        }
+        .map(Some)
+    }
+
+    /// An emit's key and output slots, checked (the count is `P`'s, nothing is NULL) and
+    /// filled with NaN (= missing).
+    ///
+    /// # Safety
+    /// As for the header's `flow_emit`: `key` readable, `out` has `n_features` writable doubles.
+    unsafe fn host_emit<'a, P: Plugin>(
+        key: *const FlowKeyV1,
+        out: *mut f64,
+        n_features: u32,
+    ) -> Result<(&'a FlowKeyV1, &'a mut [f64]), String> {
+        let want = P::FEATURES.len();
+        if n_features as usize != want {
+            return Err(format!(
+                "the host asked for {n_features} features, the plugin has {want}"
+            ));
+        }
+        if out.is_null() && want != 0 {
+            return Err("the host passed a null output array".into());
+        }
+        // SAFETY: a non-null key is readable (caller's contract).
+        let key = unsafe { key.as_ref() }.ok_or("the host passed a null key")?;
+        let out: &mut [f64] = if want == 0 {
+            &mut []
+        } else {
+            // SAFETY: the host gives n_features writable doubles (checked non-null).
+            unsafe { core::slice::from_raw_parts_mut(out, want) }
+        };
+        out.fill(f64::NAN);
+        Ok((key, out))
+    }
+
     /// `update_burst`.
     ///
     /// # Safety
@@ -706,23 +770,10 @@ pub mod ffi {
         // SAFETY: inst per contract.
         unsafe {
             guarded::<P>(inst, "update_burst", |p| {
-                if n == 0 {
-                    return Ok(());
+                // SAFETY: forwarded (each state is this plugin's P::State for its flow).
+                if let Some(mut burst) = host_burst::<P::State>(states, pkts, done, n)? {
+                    p.update_burst(&mut burst);
                 }
-                if states.is_null() || pkts.is_null() || done.is_null() {
-                    return Err("the host passed a null array".into());
-                }
-                let n = n as usize;
-                // SAFETY: the host passes n states, packets and done flags (header contract),
-                // exclusively ours for the call.
-                let (states, pkts, done) = (
-                    core::slice::from_raw_parts(states, n),
-                    core::slice::from_raw_parts(pkts, n),
-                    core::slice::from_raw_parts_mut(done, n),
-                );
-                // SAFETY: each state is this plugin's state for that flow (host contract).
-                let mut burst = Burst::<P::State>::new(states, pkts, done)?;
-                p.update_burst(&mut burst);
                 Ok(())
             })
         }
@@ -742,27 +793,11 @@ pub mod ffi {
         // SAFETY: inst per contract.
         unsafe {
             guarded::<P>(inst, "flow_emit", |p| {
-                let want = P::FEATURES.len();
-                if n_features as usize != want {
-                    return Err(format!(
-                        "the host asked for {n_features} features, the plugin has {want}"
-                    ));
-                }
-                if out.is_null() && want != 0 {
-                    return Err("the host passed a null output array".into());
-                }
-                let key = key.as_ref().ok_or("the host passed a null key")?;
+                let (key, out) = host_emit::<P>(key, out, n_features)?;
                 check_state_ptr::<P::State>(state).map_err(|e| format!("the state {e}"))?;
                 // SAFETY: the flow's state, checked non-null and aligned, valid as written by
                 // this plugin; only read.
                 let s = &*state_ptr::<P::State>(state);
-                let out: &mut [f64] = if want == 0 {
-                    &mut []
-                } else {
-                    // SAFETY: the host gives n_features writable doubles (checked non-null).
-                    core::slice::from_raw_parts_mut(out, want)
-                };
-                out.fill(f64::NAN);
                 p.emit(key, s, out);
                 Ok(())
             })
@@ -783,27 +818,11 @@ pub mod ffi {
         // SAFETY: inst per contract.
         unsafe {
             guarded::<P>(inst, "interval_emit", |p| {
-                let want = P::FEATURES.len();
-                if n_features as usize != want {
-                    return Err(format!(
-                        "the host asked for {n_features} features, the plugin has {want}"
-                    ));
-                }
-                if out.is_null() && want != 0 {
-                    return Err("the host passed a null output array".into());
-                }
-                let key = key.as_ref().ok_or("the host passed a null key")?;
+                let (key, out) = host_emit::<P>(key, out, n_features)?;
                 check_state_ptr::<P::State>(state).map_err(|e| format!("the state {e}"))?;
                 // SAFETY: the flow's state, checked non-null and aligned, valid as written by
                 // this plugin; exclusively ours for the call.
                 let s = &mut *state_ptr::<P::State>(state);
-                let out: &mut [f64] = if want == 0 {
-                    &mut []
-                } else {
-                    // SAFETY: the host gives n_features writable doubles (checked non-null).
-                    core::slice::from_raw_parts_mut(out, want)
-                };
-                out.fill(f64::NAN);
                 p.interval_emit(key, s, out);
                 Ok(())
             })
@@ -825,25 +844,13 @@ pub mod ffi {
         // SAFETY: inst per contract.
         unsafe {
             guarded::<P>(inst, "update_burst_intervals", |p| {
-                if n == 0 {
-                    return Ok(());
+                // SAFETY: forwarded; with interval records on, each state is this plugin's
+                // state and interval part for that flow (state_size + interval_state_size).
+                let burst =
+                    host_burst::<WithInterval<P::State, P::Interval>>(states, pkts, done, n)?;
+                if let Some(mut burst) = burst {
+                    p.update_burst_with_interval(&mut burst);
                 }
-                if states.is_null() || pkts.is_null() || done.is_null() {
-                    return Err("the host passed a null array".into());
-                }
-                let n = n as usize;
-                // SAFETY: the host passes n states, packets and done flags (header contract),
-                // exclusively ours for the call.
-                let (states, pkts, done) = (
-                    core::slice::from_raw_parts(states, n),
-                    core::slice::from_raw_parts(pkts, n),
-                    core::slice::from_raw_parts_mut(done, n),
-                );
-                // SAFETY: with interval records on, each state is this plugin's state and
-                // interval part for that flow, state_size + interval_state_size bytes.
-                let mut burst =
-                    Burst::<WithInterval<P::State, P::Interval>>::new(states, pkts, done)?;
-                p.update_burst_with_interval(&mut burst);
                 Ok(())
             })
         }
@@ -864,28 +871,12 @@ pub mod ffi {
         // SAFETY: inst per contract.
         unsafe {
             guarded::<P>(inst, "interval_emit", |p| {
-                let want = P::FEATURES.len();
-                if n_features as usize != want {
-                    return Err(format!(
-                        "the host asked for {n_features} features, the plugin has {want}"
-                    ));
-                }
-                if out.is_null() && want != 0 {
-                    return Err("the host passed a null output array".into());
-                }
-                let key = key.as_ref().ok_or("the host passed a null key")?;
+                let (key, out) = host_emit::<P>(key, out, n_features)?;
                 check_state_ptr::<WithInterval<P::State, P::Interval>>(state)
                     .map_err(|e| format!("the state {e}"))?;
                 // SAFETY: the flow's whole state (interval records are on whenever the host
                 // calls this), checked non-null and aligned; exclusively ours for the call.
                 let w = &mut *state_ptr::<WithInterval<P::State, P::Interval>>(state);
-                let out: &mut [f64] = if want == 0 {
-                    &mut []
-                } else {
-                    // SAFETY: the host gives n_features writable doubles (checked non-null).
-                    core::slice::from_raw_parts_mut(out, want)
-                };
-                out.fill(f64::NAN);
                 p.emit_interval(key, &w.state, &mut w.interval, out);
                 Ok(())
             })

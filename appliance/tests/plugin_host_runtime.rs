@@ -81,29 +81,26 @@ impl Run {
     }
 
     fn interval_emit(&mut self) -> Vec<Vec<f64>> {
-        (0..self.t.keys.len())
-            .map(|i| {
-                let mut out = vec![-1.0; self.w.n_features()];
-                let slab = self.slabs.get(i);
-                // SAFETY: slab i was initialised by flow_init for key i, not aliased.
-                unsafe {
-                    self.w
-                        .interval_emit(&self.t.keys[i], slab, &mut out, &mut self.cost)
-                };
-                out
-            })
-            .collect()
+        self.emit_each(true)
     }
 
     fn emit(&mut self) -> Vec<Vec<f64>> {
+        self.emit_each(false)
+    }
+
+    /// Every flow's features: its interval's (`interval`) or the whole flow's.
+    fn emit_each(&mut self, interval: bool) -> Vec<Vec<f64>> {
         (0..self.t.keys.len())
             .map(|i| {
                 let mut out = vec![-1.0; self.w.n_features()];
-                let slab = self.slabs.get(i);
-                // SAFETY: slab i was initialised by flow_init for key i.
+                let (key, slab) = (&self.t.keys[i], self.slabs.get(i));
+                // SAFETY: slab i was initialised by flow_init for key i, not aliased.
                 unsafe {
-                    self.w
-                        .flow_emit(&self.t.keys[i], slab, &mut out, &mut self.cost)
+                    if interval {
+                        self.w.interval_emit(key, slab, &mut out, &mut self.cost)
+                    } else {
+                        self.w.flow_emit(key, slab, &mut out, &mut self.cost)
+                    }
                 };
                 out
             })

@@ -228,9 +228,11 @@ unsafe impl<S: Zeroable, I: Zeroable> Zeroable for WithInterval<S, I> {}
 
 /// How many packets ahead the default [`Plugin::update_burst`] prefetches states. A flow's
 /// state is usually not in cache (tens of thousands of flows' slabs exceed the L3), and the
-/// first load of it was 40 % of flowstats' samples in `perf annotate`; a few packets ahead
-/// keeps a handful of lines in flight without filling the line-fill buffers.
-pub const PREFETCH_AHEAD: usize = 4;
+/// first load of it was 40 % of flowstats' samples in `perf annotate`. A plugin's work on one
+/// packet (60-100 cycles) is much shorter than a miss, so the prefetch must run well ahead:
+/// on perf/out/bench.pcap, 4 ahead left flowstats at 100-105 cycles per packet and tcp at
+/// 73-77, 12 ahead gave 63-65 and 61-63, and 16 was no better (perf/RESULTS.md, fourth pass).
+pub const PREFETCH_AHEAD: usize = 12;
 
 /// The packets of one `update_burst` call with their flows' states (one flow may appear several
 /// times). [`Burst::get_mut`] hands out one state at a time, so aliasing states are never

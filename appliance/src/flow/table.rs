@@ -257,9 +257,10 @@ impl<E: Copy + Default + Zeroable> FlowTable<E> {
         }
     }
 
-    /// Prefetch the entry a hash's home slot points to, when its tag matches: the second step
-    /// of a burst's lookups (after [`FlowTable::prefetch`] brought the slot in), so the entry's
-    /// cache lines arrive while the packets before it are counted. Reads the slot; a miss here
+    /// Prefetch the entry a hash's home slot points to, when its tag matches, and the first
+    /// line of its plugin slab: the second step of a burst's lookups (after
+    /// [`FlowTable::prefetch`] brought the slot in), so the entry's cache lines arrive while
+    /// the packets before it are counted. Reads the slot; a miss here
     /// only costs what the lookup would have paid anyway.
     #[inline]
     pub fn prefetch_entry(&self, hash: u64) {
@@ -283,6 +284,19 @@ impl<E: Copy + Default + Zeroable> FlowTable<E> {
                             )
                         };
                         off += 64;
+                    }
+                    if self.slab_stride != 0 {
+                        // The slab's first line too: the plugin host reads every packet's
+                        // slab header (the done mask) in one pass before the first plugin
+                        // runs, and that pass was half of the host's dispatch samples.
+                        let s = self.slab.ptr.wrapping_add(idx * self.slab_stride);
+                        // SAFETY: a hint; idx < capacity so s is inside the slab anyway.
+                        unsafe {
+                            core::arch::x86_64::_mm_prefetch(
+                                s as *const i8,
+                                core::arch::x86_64::_MM_HINT_T0,
+                            )
+                        };
                     }
                 }
             }

@@ -74,7 +74,7 @@ fn newer_minor() {
         r.reason,
         RefusalReason::AbiMinorNewer {
             plugin: 99,
-            host: 2
+            host: 3
         }
     );
 }
@@ -93,6 +93,28 @@ fn interval_part_without_interval_callbacks() {
     assert!(
         why.contains("interval_state_size is 8 but update_burst_intervals is NULL"),
         "{r}"
+    );
+}
+
+/// ABI 1.3: an instance may ask for less than the declared state, never for more (a 1.2 host
+/// allocates only the declared size), and the limit applies to what the config asks for.
+#[test]
+fn flow_state_size_over_the_declared_or_the_limit() {
+    let r = refuse(&["FLOW_STATE_SIZE=64"]);
+    let RefusalReason::BadDescriptor(why) = &r.reason else {
+        panic!("{r}")
+    };
+    assert!(
+        why.contains("flow_state_size answered 64 bytes, more than the declared state_size of 24"),
+        "{r}"
+    );
+    let r = refuse(&["STATE_SIZE=2097152", "FLOW_STATE_SIZE=1048576"]);
+    assert_eq!(
+        r.reason,
+        RefusalReason::StateTooLarge {
+            size: 1 << 20,
+            max: weir::plugin_host::DEFAULT_MAX_STATE_BYTES
+        }
     );
 }
 

@@ -183,6 +183,48 @@ fn interval_part_only_with_interval_records() {
     }
 }
 
+/// ABI 1.3: the slab holds what each instance's `flow_state_size` answered, not the declared
+/// most, and the plugins behind a shrunk state still count exactly. A worker whose instance
+/// answers otherwise is quarantined (its slab would be too small) and said why.
+#[test]
+fn flow_state_size_sizes_the_slab() {
+    let dir = plugin_dir();
+    build(
+        &dir,
+        "liba.so",
+        &[&name("a"), "STATE_SIZE=200", "FLOW_STATE_SIZE=24"],
+    );
+    build(&dir, "libb.so", &[&name("b")]);
+    let mut run = Run::new(&dir);
+    let l = run.reg.layout();
+    assert_eq!((l.state_size(0), l.offset(0), l.offset(1)), (24, 16, 40));
+    assert_eq!(l.slab_size(), 64);
+    assert_eq!(run.reg.describe()[0].state_size, 24);
+    run.feed(7);
+    let want = oracle(&run.t, |_| true);
+    for (g, w) in run.emit().iter().zip(&want) {
+        assert_eq!(g[..3], w[..], "plugin a");
+        assert_eq!(g[3..], w[..], "plugin b");
+    }
+
+    let dir = plugin_dir();
+    build(
+        &dir,
+        "liba.so",
+        &[
+            &name("a"),
+            "STATE_SIZE=200",
+            "FLOW_STATE_SIZE=24",
+            "FLOW_STATE_SIZE_W1=32",
+        ],
+    );
+    let (reg, refusals) = PluginRegistry::load(&PluginOptions::new(&dir)).unwrap();
+    assert!(refusals.is_empty(), "{refusals:?}");
+    assert!(!reg.instantiate(0).unwrap().quarantined(0));
+    let w1 = reg.instantiate(1).unwrap();
+    assert!(w1.quarantined(0) && w1.quarantine_count() == 1);
+}
+
 #[test]
 fn slab_layout_places_each_plugin_after_the_header() {
     let dir = plugin_dir();

@@ -1,7 +1,8 @@
 /*
- * weir plugin ABI, version 1.2 (1.1 appended interval_emit to weir_plugin_v1; 1.2 appended
+ * weir plugin ABI, version 1.3 (1.1 appended interval_emit to weir_plugin_v1; 1.2 appended
  * interval_state_size and update_burst_intervals, so interval accounting costs nothing when
- * interval records are off).
+ * interval records are off; 1.3 appended flow_state_size, so a flow's state can be sized from
+ * the plugin's config).
  *
  * This header is the contract between the weir appliance (the host) and a feature-extractor
  * plugin (a shared object in the plugin directory). It is plain C11 so that plugins can be
@@ -38,7 +39,7 @@ extern "C" {
 /* "WEIR" read as a little-endian u32. */
 #define WEIR_PLUGIN_MAGIC 0x52494557u
 #define WEIR_ABI_MAJOR 1
-#define WEIR_ABI_MINOR 2
+#define WEIR_ABI_MINOR 3
 
 #define WEIR_OK 0
 #define WEIR_ERR (-1)
@@ -199,12 +200,24 @@ typedef struct weir_plugin_v1 {
     uint32_t reserved1;
     int32_t (*update_burst_intervals)(void *instance, void *const *states,
                                       const weir_packet_v1 *pkts, uint8_t *done, uint32_t n);
+
+    /* ---- ABI 1.3 (read by the host only when struct_size covers it) ---- */
+
+    /* Optional (NULL: every flow gets state_size bytes). The bytes of per-flow state this
+     * instance uses, from its config: at most state_size, which stays the most any config
+     * needs (a 1.2 host allocates that). The host calls it once on every instance right after
+     * create, and then allocates that many bytes per flow instead of state_size (the interval
+     * part, when on, follows them). The answer must depend on the config only: the host
+     * refuses the plugin when it exceeds state_size or when two workers' instances differ. */
+    uint32_t (*flow_state_size)(void *instance);
 } weir_plugin_v1;
 
 /* sizeof(weir_plugin_v1) of ABI 1.0 (up to last_error): the smallest struct_size accepted. */
 #define WEIR_PLUGIN_V1_0_SIZE 120u
 /* sizeof(weir_plugin_v1) of ABI 1.1 (up to interval_emit). */
 #define WEIR_PLUGIN_V1_1_SIZE 128u
+/* sizeof(weir_plugin_v1) of ABI 1.2 (up to update_burst_intervals). */
+#define WEIR_PLUGIN_V1_2_SIZE 144u
 
 /* The one symbol a plugin exports. host_major/host_minor are the host's ABI version: a plugin
  * may return NULL when it cannot work with that host. */

@@ -8,7 +8,7 @@ use core::mem::{offset_of, size_of};
 /// "WEIR" as a little-endian u32.
 pub const WEIR_PLUGIN_MAGIC: u32 = 0x5249_4557;
 pub const WEIR_ABI_MAJOR: u16 = 1;
-pub const WEIR_ABI_MINOR: u16 = 2;
+pub const WEIR_ABI_MINOR: u16 = 3;
 pub const WEIR_OK: i32 = 0;
 pub const WEIR_ERR: i32 = -1;
 pub const WEIR_DIR_SRC_TO_DST: u8 = 0;
@@ -152,6 +152,8 @@ pub type UpdateBurstFn =
 pub type FlowEmitFn =
     unsafe extern "C" fn(*mut c_void, *const FlowKeyV1, *const c_void, *mut f64, u32) -> i32;
 pub type LastErrorFn = unsafe extern "C" fn(*mut c_void) -> *const c_char;
+/// ABI 1.3: the per-flow state bytes of one instance.
+pub type FlowStateSizeFn = unsafe extern "C" fn(*mut c_void) -> u32;
 /// ABI 1.1: like [`FlowEmitFn`], with a mutable state (the plugin resets its interval part).
 pub type IntervalEmitFn =
     unsafe extern "C" fn(*mut c_void, *const FlowKeyV1, *mut c_void, *mut f64, u32) -> i32;
@@ -192,6 +194,10 @@ pub struct PluginV1 {
     /// Called instead of `update_burst` when interval records are on (states then hold
     /// `state_size + interval_state_size` bytes).
     pub update_burst_intervals: Option<UpdateBurstFn>,
+    // ABI 1.3 (present when struct_size >= PLUGIN_V1_3_SIZE)
+    /// Bytes of per-flow state this instance uses (at most `state_size`), asked once per
+    /// instance after `create`; `None`: `state_size`.
+    pub flow_state_size: Option<FlowStateSizeFn>,
 }
 // SAFETY: a descriptor is immutable static data (strings and function pointers).
 unsafe impl Sync for PluginV1 {}
@@ -204,6 +210,8 @@ pub const PLUGIN_V1_0_SIZE: usize = 120;
 pub const PLUGIN_V1_1_SIZE: usize = 128;
 /// `sizeof(weir_plugin_v1)` in ABI 1.2 (up to `update_burst_intervals`).
 pub const PLUGIN_V1_2_SIZE: usize = 144;
+/// `sizeof(weir_plugin_v1)` in ABI 1.3 (up to `flow_state_size`).
+pub const PLUGIN_V1_3_SIZE: usize = 152;
 
 // ---- layout assertions: must equal the numbers in tests/c/layout.c ----
 const _: () = {
@@ -244,7 +252,8 @@ const _: () = {
     assert!(offset_of!(FeatureV1, kind) == 8);
     assert!(offset_of!(FeatureV1, description) == 16);
 
-    assert!(size_of::<PluginV1>() == PLUGIN_V1_2_SIZE);
+    assert!(size_of::<PluginV1>() == PLUGIN_V1_3_SIZE);
+    assert!(offset_of!(PluginV1, flow_state_size) == PLUGIN_V1_2_SIZE);
     assert!(offset_of!(PluginV1, interval_state_size) == PLUGIN_V1_1_SIZE);
     assert!(offset_of!(PluginV1, reserved1) == 132);
     assert!(offset_of!(PluginV1, update_burst_intervals) == 136);

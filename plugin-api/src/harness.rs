@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 
 use crate::abi::{
     EntryFn, FlowKeyV1, PacketV1, PluginV1, PLUGIN_V1_0_SIZE, PLUGIN_V1_1_SIZE, PLUGIN_V1_2_SIZE,
-    WEIR_ABI_MAJOR, WEIR_ABI_MINOR, WEIR_OK, WEIR_PLUGIN_ENTRY_SYMBOL, WEIR_PLUGIN_MAGIC,
+    PLUGIN_V1_3_SIZE, WEIR_ABI_MAJOR, WEIR_ABI_MINOR, WEIR_OK, WEIR_PLUGIN_ENTRY_SYMBOL,
+    WEIR_PLUGIN_MAGIC,
 };
 
 /// A loaded plugin library and its checked descriptor.
@@ -194,17 +195,25 @@ impl LoadedPlugin {
     }
 }
 
-/// Per-flow state the way the host keeps it: zeroed, aligned to 64 bytes.
+/// Per-flow state the way the host keeps it: zeroed, aligned to 64 bytes, exactly `size`
+/// bytes long as far as the plugin may know. The bytes after it (at least 8) hold a canary
+/// that every call checks: in the host the next plugin's state is there.
 pub struct StateBuf {
     lines: Vec<[u64; 8]>,
+    size: usize,
 }
+
+const CANARY: u8 = 0xA5;
 
 impl StateBuf {
     fn new(size: usize) -> Self {
         // Vec<[u64; 8]> is only 8-aligned: over-allocate one line and align by hand in ptr().
-        StateBuf {
+        let mut b = StateBuf {
             lines: vec![[0u64; 8]; size.div_ceil(64) + 1],
-        }
+            size,
+        };
+        b.tail().fill(CANARY);
+        b
     }
 
     fn ptr(&mut self) -> *mut c_void {
@@ -212,6 +221,28 @@ impl StateBuf {
         let pad = base.align_offset(64);
         // SAFETY: pad < 64 and the buffer has one spare line.
         unsafe { base.add(pad) as *mut c_void }
+    }
+
+    /// The bytes after the state, to the end of the buffer.
+    fn tail(&mut self) -> &mut [u8] {
+        let start = self.ptr() as usize - self.lines.as_ptr() as usize + self.size;
+        let all = self.lines.len() * 64;
+        // SAFETY: the buffer is `all` initialised bytes; start <= all (pad < 64, spare line).
+        let bytes =
+            unsafe { core::slice::from_raw_parts_mut(self.lines.as_mut_ptr() as *mut u8, all) };
+        &mut bytes[start..]
+    }
+
+    /// Err when the plugin wrote past its `size` bytes.
+    fn check_canary(&mut self) -> Result<(), String> {
+        let size = self.size;
+        match self.tail().iter().position(|&b| b != CANARY) {
+            None => Ok(()),
+            Some(i) => Err(format!(
+                "the plugin wrote past its {size}-byte state (byte {} after it)",
+                i
+            )),
+        }
     }
 }
 
@@ -224,6 +255,17 @@ pub struct LoadedInstance<'a> {
 }
 
 impl LoadedInstance<'_> {
+    /// The per-flow state bytes the host gives this instance (before any interval part): its
+    /// ABI 1.3 `flow_state_size` answer, or the descriptor's `state_size`.
+    pub fn flow_state_size(&self) -> u32 {
+        let d = self.plugin.desc;
+        match d.flow_state_size {
+            // SAFETY: a live instance of this plugin; the field is there (struct_size checked).
+            Some(f) if d.struct_size as usize >= PLUGIN_V1_3_SIZE => unsafe { f(self.inst) },
+            _ => d.state_size,
+        }
+    }
+
     /// A zeroed state for a new flow, after `flow_init`.
     pub fn new_flow(&mut self, key: &FlowKeyV1) -> Result<StateBuf, String> {
         let tail = if self.intervals {
@@ -231,7 +273,14 @@ impl LoadedInstance<'_> {
         } else {
             0
         };
-        let mut st = StateBuf::new(self.plugin.desc.state_size as usize + tail);
+        let size = self.flow_state_size();
+        if size > self.plugin.desc.state_size {
+            return Err(format!(
+                "flow_state_size answered {size}, more than the declared state_size {}",
+                self.plugin.desc.state_size
+            ));
+        }
+        let mut st = StateBuf::new(size as usize + tail);
         let f = self.plugin.desc.flow_init.expect("checked in open");
         // SAFETY: live instance, key and a zeroed, aligned state of state_size bytes.
         let rc = unsafe { f(self.inst, key, st.ptr()) };
@@ -263,6 +312,9 @@ impl LoadedInstance<'_> {
             )
         };
         self.check(rc)?;
+        for &(f, _) in pkts {
+            flows[f].check_canary()?;
+        }
         Ok(done)
     }
 
@@ -274,6 +326,7 @@ impl LoadedInstance<'_> {
         // SAFETY: live instance, the flow's state, n writable doubles.
         let rc = unsafe { f(self.inst, key, state.ptr(), out.as_mut_ptr(), n) };
         self.check(rc)?;
+        state.check_canary()?;
         Ok(out)
     }
 
@@ -301,6 +354,7 @@ impl LoadedInstance<'_> {
         // SAFETY: live instance, the flow's state, n writable doubles.
         let rc = unsafe { f(self.inst, key, state.ptr(), out.as_mut_ptr(), d.n_features) };
         self.check(rc)?;
+        state.check_canary()?;
         Ok(Some(out))
     }
 

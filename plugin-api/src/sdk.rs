@@ -226,6 +226,69 @@ pub struct WithInterval<S, I> {
 // SAFETY: a repr(C) pair of Zeroable fields (padding is not read); all-zero is valid.
 unsafe impl<S: Zeroable, I: Zeroable> Zeroable for WithInterval<S, I> {}
 
+/// A plugin part of whose per-flow state is sized by its config (ABI 1.3), exported with
+/// `export_plugin!(P, sized)`: each flow's state is [`Plugin::State`] followed by
+/// [`SizedPlugin::items`] values of [`SizedPlugin::Item`] (see [`items_offset`]), and the host
+/// allocates only that, not room for [`SizedPlugin::MAX_ITEMS`]. The host then calls
+/// [`SizedPlugin::update_sized`] and [`SizedPlugin::emit_sized`]; [`Plugin::update`] and
+/// [`Plugin::emit`] are never called by it. (A 1.2 host allocates the descriptor's
+/// `state_size`, room for `MAX_ITEMS`, and calls the same callbacks.) No interval records:
+/// interval callbacks stay off for such a plugin.
+pub trait SizedPlugin: Plugin {
+    /// One element of the config-sized part (alignment at most `State`'s).
+    type Item: Zeroable + Copy + 'static;
+    /// The most items any config asks for: the descriptor's `state_size` has room for them.
+    const MAX_ITEMS: usize;
+
+    /// Items per flow for this instance, from its config: at most `MAX_ITEMS`.
+    fn items(&self) -> usize;
+
+    /// One packet: `items` has exactly [`SizedPlugin::items`] elements.
+    fn update_sized(
+        &mut self,
+        state: &mut Self::State,
+        items: &mut [Self::Item],
+        pkt: &PacketV1,
+    ) -> Verdict;
+
+    /// The flow ended: write the features (`out` as in [`Plugin::emit`]).
+    fn emit_sized(
+        &mut self,
+        key: &FlowKeyV1,
+        state: &Self::State,
+        items: &[Self::Item],
+        out: &mut [f64],
+    );
+
+    /// A burst; the default calls [`SizedPlugin::update_sized`] on each packet, prefetching
+    /// ahead.
+    #[inline]
+    fn update_burst_sized(&mut self, burst: &mut Burst<'_, Self::State>) {
+        let n = self.items();
+        for i in 0..burst.len().min(PREFETCH_AHEAD) {
+            burst.prefetch(i);
+        }
+        for i in 0..burst.len() {
+            burst.prefetch(i + PREFETCH_AHEAD);
+            let (pkt, state, items) = burst.get_mut_items::<Self::Item>(i, n);
+            if self.update_sized(state, items, pkt) == Verdict::Done {
+                burst.set_done(i);
+            }
+        }
+    }
+}
+
+/// Where the items of a [`SizedPlugin`] start in its state: after `S`, at `T`'s alignment.
+pub const fn items_offset<S, T>() -> usize {
+    size_of::<S>().next_multiple_of(align_of::<T>())
+}
+
+/// The per-flow state bytes of a [`SizedPlugin`] with `n` items (rounded up to `S`'s
+/// alignment, which is the state's).
+pub const fn sized_state_bytes<S, T>(n: usize) -> usize {
+    (items_offset::<S, T>() + n * size_of::<T>()).next_multiple_of(align_of::<S>())
+}
+
 /// How many packets ahead the default [`Plugin::update_burst`] prefetches states. A flow's
 /// state is usually not in cache (tens of thousands of flows' slabs exceed the L3), and the
 /// first load of it was 40 % of flowstats' samples in `perf annotate`. A plugin's work on one
@@ -241,6 +304,9 @@ pub struct Burst<'a, S> {
     states: &'a [*mut c_void],
     pkts: &'a [PacketV1],
     done: &'a mut [u8],
+    /// Bytes of each state: `size_of::<S>()`, or more for a [`SizedPlugin`]'s (see
+    /// [`Burst::get_mut_items`]).
+    state_bytes: usize,
     _state: PhantomData<&'a mut S>,
 }
 
@@ -265,8 +331,20 @@ impl<'a, S: Zeroable + Copy> Burst<'a, S> {
             states,
             pkts,
             done,
+            state_bytes: size_of::<S>(),
             _state: PhantomData,
         })
+    }
+
+    /// Declare that each state is `bytes` long: `S` followed by items (a [`SizedPlugin`]).
+    ///
+    /// # Safety
+    /// Each state pointer must point to at least `bytes` bytes of this plugin's state, and
+    /// `bytes >= size_of::<S>()`.
+    pub unsafe fn with_state_bytes(mut self, bytes: usize) -> Self {
+        debug_assert!(bytes >= size_of::<S>());
+        self.state_bytes = bytes;
+        self
     }
 
     pub fn len(&self) -> usize {
@@ -292,13 +370,43 @@ impl<'a, S: Zeroable + Copy> Burst<'a, S> {
         (pkt, unsafe { &mut *state })
     }
 
+    /// Packet `i`, its flow's state and the `n` items after it (a [`SizedPlugin`]'s state).
+    /// Panics when `i >= len()` or when `n` items do not fit in the state's bytes.
+    #[inline]
+    pub fn get_mut_items<T: Zeroable + Copy>(
+        &mut self,
+        i: usize,
+        n: usize,
+    ) -> (&'a PacketV1, &mut S, &mut [T]) {
+        let pkt = &self.pkts[i];
+        let off = items_offset::<S, T>();
+        assert!(
+            off + n * size_of::<T>() <= self.state_bytes && align_of::<T>() <= align_of::<S>(),
+            "{n} items do not fit the state"
+        );
+        let p = self.states[i] as *mut u8;
+        // SAFETY: `new` checked p is non-null and aligned for S, and the caller of
+        // `with_state_bytes` guaranteed state_bytes of state there, used by nobody else: S at
+        // 0 and the n items at off (aligned: off is a multiple of T's alignment, which divides
+        // S's) fit, as just asserted, and do not overlap. `&mut self` keeps these the only live
+        // borrows of any state of the burst. All-zero is a valid T (Zeroable), and T is written
+        // only by this plugin.
+        unsafe {
+            (
+                pkt,
+                &mut *(p as *mut S),
+                core::slice::from_raw_parts_mut(p.add(off) as *mut T, n),
+            )
+        }
+    }
+
     /// Hint the CPU to fetch every cache line of packet `i`'s state (nothing when `i >= len()`).
     #[inline(always)]
     pub fn prefetch(&self, i: usize) {
         #[cfg(target_arch = "x86_64")]
         if let Some(&p) = self.states.get(i) {
             let start = p as usize & !63;
-            let end = p as usize + size_of::<S>();
+            let end = p as usize + self.state_bytes;
             let mut line = start;
             while line < end {
                 // SAFETY: a prefetch is a hint: it never faults and changes no memory.
@@ -458,6 +566,7 @@ pub const fn descriptor<P: Plugin>(features: &'static [FeatureV1]) -> PluginV1 {
         interval_state_size: 0,
         reserved1: 0,
         update_burst_intervals: None,
+        flow_state_size: None,
     }
 }
 
@@ -482,6 +591,32 @@ pub const fn descriptor_with_intervals<P: IntervalPlugin>(
     d.interval_state_size = (size_of::<W<P>>() - size_of::<P::State>()) as u32;
     d.interval_emit = Some(ffi::emit_interval::<P>);
     d.update_burst_intervals = Some(ffi::update_burst_intervals::<P>);
+    d
+}
+
+/// The descriptor of a [`SizedPlugin`] (ABI 1.3): `state_size` has room for `MAX_ITEMS`
+/// items, and `flow_state_size` tells the host what an instance's config needs. Built by
+/// `export_plugin!(P, sized)`.
+pub const fn descriptor_sized<P: SizedPlugin>(features: &'static [FeatureV1]) -> PluginV1 {
+    assert!(
+        !P::INTERVALS,
+        "a SizedPlugin has no interval records: leave Plugin::INTERVALS false"
+    );
+    assert!(
+        size_of::<P::State>() > 0,
+        "a SizedPlugin's State must not be empty"
+    );
+    assert!(
+        align_of::<P::Item>() <= align_of::<P::State>(),
+        "a SizedPlugin's Item must not be more aligned than its State"
+    );
+    let max = sized_state_bytes::<P::State, P::Item>(P::MAX_ITEMS);
+    assert!(max <= u32::MAX as usize);
+    let mut d = descriptor::<P>(features);
+    d.state_size = max as u32;
+    d.update_burst = Some(ffi::update_burst_sized::<P>);
+    d.flow_emit = Some(ffi::flow_emit_sized::<P>);
+    d.flow_state_size = Some(ffi::flow_state_size::<P>);
     d
 }
 
@@ -527,12 +662,28 @@ macro_rules! export_plugin {
             $crate::sdk::entry(host_major, host_minor, &DESCRIPTOR)
         }
     };
+    // A SizedPlugin (ABI 1.3: per-flow state sized by the instance's config).
+    ($plugin:ty, sized) => {
+        /// The ABI v1 entry point (generated by `weir_plugin_api::export_plugin!`).
+        #[no_mangle]
+        pub extern "C" fn weir_plugin_entry_v1(
+            host_major: u16,
+            host_minor: u16,
+        ) -> *const $crate::PluginV1 {
+            static FEATURES: [$crate::FeatureV1; <$plugin as $crate::sdk::Plugin>::FEATURES.len()] =
+                $crate::sdk::features_v1(<$plugin as $crate::sdk::Plugin>::FEATURES);
+            static DESCRIPTOR: $crate::PluginV1 =
+                $crate::sdk::descriptor_sized::<$plugin>(&FEATURES);
+            $crate::sdk::entry(host_major, host_minor, &DESCRIPTOR)
+        }
+    };
 }
 
 /// The `extern "C"` callbacks, generic over the plugin type. Each one catches panics.
 pub mod ffi {
     use super::{
-        check_state_ptr, state_ptr, Burst, IntervalPlugin, Plugin, WithInterval, Zeroable,
+        check_state_ptr, items_offset, sized_state_bytes, state_ptr, Burst, IntervalPlugin, Plugin,
+        SizedPlugin, WithInterval, Zeroable,
     };
     use crate::abi::{FlowKeyV1, PacketV1, WEIR_ERR, WEIR_OK};
     use core::ffi::{c_char, c_void, CStr};
@@ -880,6 +1031,84 @@ pub mod ffi {
                 // calls this), checked non-null and aligned; exclusively ours for the call.
                 let w = &mut *state_ptr::<WithInterval<P::State, P::Interval>>(state);
                 p.emit_interval(key, &w.state, &mut w.interval, out);
+                Ok(())
+            })
+        }
+    }
+
+    /// `flow_state_size` (ABI 1.3) of a [`SizedPlugin`]: its state bytes for
+    /// [`SizedPlugin::items`] items. A plugin that asks for more than `MAX_ITEMS` (or panics)
+    /// answers `u32::MAX`, which the host refuses as more than the declared `state_size`.
+    ///
+    /// # Safety
+    /// `inst` is null or an instance from [`create`] for `P`, used only by this thread.
+    pub unsafe extern "C" fn flow_state_size<P: SizedPlugin>(inst: *mut c_void) -> u32 {
+        if inst.is_null() {
+            return u32::MAX;
+        }
+        // SAFETY: a non-null inst is our live Instance<P>.
+        let inst = unsafe { &mut *(inst as *mut Instance<P>) };
+        match catch_unwind(AssertUnwindSafe(|| inst.plugin.items())) {
+            Ok(n) if n <= P::MAX_ITEMS => sized_state_bytes::<P::State, P::Item>(n) as u32,
+            _ => u32::MAX,
+        }
+    }
+
+    /// `update_burst` of a [`SizedPlugin`]: each state is `State` and its items.
+    ///
+    /// # Safety
+    /// As for the header's `update_burst`, each state at least `flow_state_size(inst)` bytes.
+    pub unsafe extern "C" fn update_burst_sized<P: SizedPlugin>(
+        inst: *mut c_void,
+        states: *const *mut c_void,
+        pkts: *const PacketV1,
+        done: *mut u8,
+        n: u32,
+    ) -> i32 {
+        // SAFETY: inst per contract.
+        unsafe {
+            guarded::<P>(inst, "update_burst", |p| {
+                let bytes = sized_state_bytes::<P::State, P::Item>(p.items());
+                // SAFETY: forwarded; the host allocated flow_state_size bytes per state (a 1.2
+                // host the declared state_size, room for MAX_ITEMS): at least `bytes`.
+                if let Some(burst) = host_burst::<P::State>(states, pkts, done, n)? {
+                    let mut burst = burst.with_state_bytes(bytes);
+                    p.update_burst_sized(&mut burst);
+                }
+                Ok(())
+            })
+        }
+    }
+
+    /// `flow_emit` of a [`SizedPlugin`].
+    ///
+    /// # Safety
+    /// As for the header's `flow_emit`, the state at least `flow_state_size(inst)` bytes.
+    pub unsafe extern "C" fn flow_emit_sized<P: SizedPlugin>(
+        inst: *mut c_void,
+        key: *const FlowKeyV1,
+        state: *const c_void,
+        out: *mut f64,
+        n_features: u32,
+    ) -> i32 {
+        // SAFETY: inst per contract.
+        unsafe {
+            guarded::<P>(inst, "flow_emit", |p| {
+                let (key, out) = host_emit::<P>(key, out, n_features)?;
+                check_state_ptr::<P::State>(state).map_err(|e| format!("the state {e}"))?;
+                let n = p.items();
+                // SAFETY: the flow's state, checked non-null and aligned for State (and so for
+                // Item, asserted no more aligned), at least sized_state_bytes(n) long, valid as
+                // written by this plugin; only read. State and items do not overlap.
+                let (s, items) = (
+                    &*state_ptr::<P::State>(state),
+                    core::slice::from_raw_parts(
+                        (state as *const u8).add(items_offset::<P::State, P::Item>())
+                            as *const P::Item,
+                        n,
+                    ),
+                );
+                p.emit_sized(key, s, items, out);
                 Ok(())
             })
         }

@@ -134,7 +134,8 @@ fn c_and_rust_agree_on_every_size_offset_and_constant() {
         interval_emit,
         interval_state_size,
         reserved1,
-        update_burst_intervals
+        update_burst_intervals,
+        flow_state_size
     );
     konst!(
         WEIR_PLUGIN_MAGIC,
@@ -162,6 +163,7 @@ fn c_and_rust_agree_on_every_size_offset_and_constant() {
     );
     rust.push(("WEIR_PLUGIN_V1_0_SIZE", PLUGIN_V1_0_SIZE.to_string()));
     rust.push(("WEIR_PLUGIN_V1_1_SIZE", PLUGIN_V1_1_SIZE.to_string()));
+    rust.push(("WEIR_PLUGIN_V1_2_SIZE", PLUGIN_V1_2_SIZE.to_string()));
     let sym = std::str::from_utf8(WEIR_PLUGIN_ENTRY_SYMBOL)
         .unwrap()
         .trim_end_matches('\0');

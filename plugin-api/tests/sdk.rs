@@ -149,11 +149,12 @@ fn descriptor_fields() {
     let d = desc();
     assert_eq!(d.magic, WEIR_PLUGIN_MAGIC);
     assert_eq!(&d.magic.to_le_bytes(), b"WEIR");
-    assert_eq!((d.abi_major, d.abi_minor), (1, 2));
+    assert_eq!((d.abi_major, d.abi_minor), (1, 3));
     assert_eq!(d.struct_size as usize, size_of::<PluginV1>());
     // The probe does not implement interval_emit (Plugin::INTERVALS is false): NULL.
     assert!(d.interval_emit.is_none());
     assert!(d.update_burst_intervals.is_none() && d.interval_state_size == 0);
+    assert!(d.flow_state_size.is_none());
     assert_eq!(d.flags, 0);
     assert_eq!(s(d.name), "probe");
     assert_eq!(s(d.version), "0.1.0");

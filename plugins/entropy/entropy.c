@@ -12,11 +12,13 @@
  *   {d}_payload_sampled  payload bytes that went into the entropy (at most K; fewer when the
  *                        capture truncated payloads).
  * Config: {"k": K}, 1 <= K <= 1024, default 1024.
- * State: 408 bytes per flow. Each direction's histogram is exact but packed: a 4-bit counter
- * per byte value (count mod 16, 128 bytes) and a list of the byte values whose counter wrapped
- * (one entry per wrap, so count = low nibble + 16 * occurrences in the list). K bytes wrap at
- * most K / 16 times, so 64 entries cover K <= 1024 (1039, rounded down to the default). A
- * 256 x u16 histogram per direction (1048 bytes in all) was 60 % of every flow's plugin state.
+ * State: 278 + 2 * (K / 16) bytes per flow, rounded up to 8 (408 at the default K = 1024,
+ * 312 at K = 256). Each direction's histogram is exact but packed: a 4-bit counter per byte
+ * value (count mod 16, 128 bytes) and a list of the byte values whose counter wrapped (one entry
+ * per wrap, so count = low nibble + 16 * occurrences in the list). K bytes wrap at most K / 16
+ * times, so each direction's list has K / 16 entries. A 256 x u16 histogram per direction (1048
+ * bytes in all) was 60 % of every flow's plugin state. The descriptor declares the most (K =
+ * 1024); flow_state_size (ABI 1.3) tells the host what this instance's K needs.
  */
 #include <math.h>
 #include <stddef.h>
@@ -38,32 +40,36 @@
 typedef struct entropy_state {
     uint64_t payload_bytes[2];
     uint16_t sampled[2];          /* <= K <= 1024 */
-    uint8_t n_wraps[2];           /* entries used in wraps[d] */
+    uint8_t n_wraps[2];           /* entries used in direction d's wraps list */
     uint8_t nibbles[2][128];      /* byte value b: bits 4*(b&1).. of nibbles[d][b>>1] */
-    uint8_t wraps[2][MAX_WRAPS];  /* byte values whose nibble went 15 -> 0, once per wrap */
+    /* Byte values whose nibble went 15 -> 0, once per wrap: direction d's K / 16 entries at
+     * d * (K / 16). Only the first 2 * (K / 16) bytes exist when the host sized the state by
+     * flow_state_size. */
+    uint8_t wraps[2 * MAX_WRAPS];
     uint8_t pad_[2];
 } entropy_state;
 
-/* Count one byte value b in direction d's packed histogram. */
-static inline void hist_add(entropy_state *s, unsigned d, uint8_t b) {
+/* Count one byte value b in direction d's packed histogram; w = K / 16 wraps per direction. */
+static inline void hist_add(entropy_state *s, unsigned d, uint8_t b, uint32_t w) {
     uint8_t *cell = &s->nibbles[d][b >> 1];
     unsigned shift = (b & 1u) * 4u;
     if (((*cell >> shift) & 0xFu) == 0xFu) {
         *cell = (uint8_t)(*cell & ~(0xFu << shift)); /* 15 + 1 = 16: nibble 0, one wrap */
-        s->wraps[d][s->n_wraps[d]++] = b;            /* < MAX_WRAPS: sampled <= K */
+        s->wraps[d * w + s->n_wraps[d]++] = b;       /* n_wraps < w: sampled <= K */
     } else {
         *cell = (uint8_t)(*cell + (1u << shift));
     }
 }
 
 /* Unpack direction d's histogram into counts[256]. */
-static void hist_unpack(const entropy_state *s, unsigned d, uint32_t *counts) {
+static void hist_unpack(const entropy_state *s, unsigned d, uint32_t *counts, uint32_t w) {
     for (unsigned b = 0; b < 256; b++) counts[b] = (s->nibbles[d][b >> 1] >> ((b & 1u) * 4u)) & 0xFu;
-    for (unsigned i = 0; i < s->n_wraps[d]; i++) counts[s->wraps[d][i]] += 16u;
+    for (unsigned i = 0; i < s->n_wraps[d]; i++) counts[s->wraps[d * w + i]] += 16u;
 }
 
 typedef struct entropy_instance {
     uint32_t k;
+    uint32_t wraps; /* K / 16: wrap entries per direction */
     char error[256];
     /* c * log2(c) for every count a histogram can hold (0 and 1 give 0), computed once per
      * instance: a flow's emit then takes 512 lookups instead of up to 512 log2 calls, which
@@ -145,6 +151,7 @@ static int32_t entropy_create(const char *config_json, uint32_t worker, void **i
         return WEIR_ERR;
     }
     inst->k = k;
+    inst->wraps = k / 16u;
     for (uint32_t c = 2; c <= MAX_K; c++) inst->clog2c[c] = c * log2((double)c);
     strcpy(inst->error, "no error");
     *instance = inst;
@@ -202,7 +209,7 @@ static int32_t entropy_update_burst(void *instance, void *const *states,
         uint32_t take = inst->k - s->sampled[d];
         if (take > avail) take = avail;
         const uint8_t *b = p->data + p->payload_off;
-        for (uint32_t j = 0; j < take; j++) hist_add(s, d, b[j]);
+        for (uint32_t j = 0; j < take; j++) hist_add(s, d, b[j], inst->wraps);
         s->sampled[d] = (uint16_t)(s->sampled[d] + take);
     }
     return WEIR_OK;
@@ -254,13 +261,21 @@ static int32_t entropy_flow_emit(void *instance, const weir_flow_key_v1 *key, co
              * rarely put 16 on one value): the nibbles are the counts. */
             out[d] = entropy_bits_nibbles(instance, s->nibbles[d], s->sampled[d]);
         } else {
-            hist_unpack(s, d, counts);
+            hist_unpack(s, d, counts, ((const entropy_instance *)instance)->wraps);
             out[d] = entropy_bits(instance, counts, s->sampled[d]);
         }
         out[2 + d] = (double)s->payload_bytes[d];
         out[4 + d] = (double)s->sampled[d];
     }
     return WEIR_OK;
+}
+
+/* ABI 1.3: the state this instance's K needs (the wraps lists of both directions, no more). */
+static uint32_t entropy_flow_state_size(void *instance) {
+    if (instance == NULL) return UINT32_MAX; /* refused by the host */
+    size_t n = offsetof(entropy_state, wraps) + 2u * ((entropy_instance *)instance)->wraps;
+    size_t a = _Alignof(entropy_state);
+    return (uint32_t)((n + a - 1) / a * a);
 }
 
 static const char *entropy_last_error(void *instance) {
@@ -291,9 +306,11 @@ static const weir_plugin_v1 descriptor = {
     .update_burst = entropy_update_burst,
     .flow_emit = entropy_flow_emit,
     .last_error = entropy_last_error,
+    .flow_state_size = entropy_flow_state_size,
 };
 
-_Static_assert(sizeof(entropy_state) == 408, "state size is documented as 408 bytes");
+_Static_assert(sizeof(entropy_state) == 408, "the most state (K = 1024) is documented as 408 bytes");
+_Static_assert(offsetof(entropy_state, wraps) == 278, "state size is documented as 278 + 2 * (K / 16)");
 _Static_assert(MAX_WRAPS <= 255, "n_wraps is a uint8_t");
 
 EXPORT const weir_plugin_v1 *weir_plugin_entry_v1(uint16_t host_major, uint16_t host_minor) {

@@ -8,10 +8,10 @@
 use super::refusal::RefusalReason;
 use std::ffi::{c_char, CStr};
 use weir_plugin_api::{
-    CreateFn, DestroyFn, FlowEmitFn, FlowInitFn, IntervalEmitFn, LastErrorFn, PluginV1,
-    UpdateBurstFn, PLUGIN_HEADER_SIZE, PLUGIN_V1_0_SIZE, PLUGIN_V1_1_SIZE, PLUGIN_V1_2_SIZE,
-    WEIR_ABI_MAJOR, WEIR_ABI_MINOR, WEIR_FEATURE_BOOL, WEIR_FEATURE_F64, WEIR_FEATURE_U64,
-    WEIR_PLUGIN_MAGIC,
+    CreateFn, DestroyFn, FlowEmitFn, FlowInitFn, FlowStateSizeFn, IntervalEmitFn, LastErrorFn,
+    PluginV1, UpdateBurstFn, PLUGIN_HEADER_SIZE, PLUGIN_V1_0_SIZE, PLUGIN_V1_1_SIZE,
+    PLUGIN_V1_2_SIZE, PLUGIN_V1_3_SIZE, WEIR_ABI_MAJOR, WEIR_ABI_MINOR, WEIR_FEATURE_BOOL,
+    WEIR_FEATURE_F64, WEIR_FEATURE_U64, WEIR_PLUGIN_MAGIC,
 };
 
 /// Longest plugin name accepted.
@@ -68,6 +68,8 @@ pub struct Callbacks {
     pub interval_emit: Option<IntervalEmitFn>,
     /// ABI 1.2, optional: the update used when interval records are on.
     pub update_burst_intervals: Option<UpdateBurstFn>,
+    /// ABI 1.3, optional: an instance's per-flow state bytes, from its config.
+    pub flow_state_size: Option<FlowStateSizeFn>,
 }
 
 /// A checked descriptor.
@@ -78,9 +80,15 @@ pub struct Descriptor {
     pub description: Option<String>,
     pub abi_minor: u16,
     pub features: Vec<FeatureInfo>,
-    /// Bytes of per-flow state in this run: the descriptor's `state_size`, plus its ABI 1.2
+    /// Bytes of per-flow state in this run: the descriptor's `state_size` (or what the ABI 1.3
+    /// `flow_state_size` answered, see [`Descriptor::with_flow_state_size`]), plus its ABI 1.2
     /// `interval_state_size` once [`Descriptor::for_run`] turned interval records on.
     pub state_size: u32,
+    /// The descriptor's own `state_size`: the most any config of the plugin needs.
+    pub declared_state_size: u32,
+    /// ABI 1.3: what `flow_state_size` answered for this run's config (every worker's
+    /// instance must answer the same).
+    pub flow_state_size: Option<u32>,
     pub state_align: u32,
     /// ABI 1.2: bytes of interval state appended when interval records are on (0 before 1.2).
     pub interval_state_size: u32,
@@ -95,6 +103,31 @@ impl Descriptor {
     /// plugin has one; off, `interval_emit` is dropped (never called: no schedule exists, and
     /// a 1.2 state has no interval part then). Fails when the grown state exceeds
     /// `max_state_bytes`.
+    /// Size the flow state by the instances' answer to `flow_state_size` (ABI 1.3), asked of
+    /// an instance made with this run's config. Fails when the answer exceeds the declared
+    /// `state_size` (a 1.2 host would allocate only that) or `max_state_bytes`.
+    pub fn with_flow_state_size(
+        mut self,
+        size: u32,
+        max_state_bytes: u32,
+    ) -> Result<Descriptor, RefusalReason> {
+        if size > self.declared_state_size {
+            return Err(RefusalReason::BadDescriptor(format!(
+                "flow_state_size answered {size} bytes, more than the declared state_size of {}",
+                self.declared_state_size
+            )));
+        }
+        if size > max_state_bytes {
+            return Err(RefusalReason::StateTooLarge {
+                size,
+                max: max_state_bytes,
+            });
+        }
+        self.state_size = size;
+        self.flow_state_size = Some(size);
+        Ok(self)
+    }
+
     pub fn for_run(mut self, on: bool, max_state_bytes: u32) -> Result<Descriptor, RefusalReason> {
         if !on {
             self.cb.interval_emit = None;
@@ -230,6 +263,12 @@ pub unsafe fn read(
     } else {
         (0, None)
     };
+    // ABI 1.3, likewise.
+    let flow_state_size = if size as usize >= PLUGIN_V1_3_SIZE {
+        d.flow_state_size
+    } else {
+        None
+    };
 
     // SAFETY (all c_string calls below): descriptor strings are static NUL-terminated text or
     // NULL, per the header.
@@ -276,6 +315,7 @@ pub unsafe fn read(
                 last_error,
                 interval_emit,
                 update_burst_intervals,
+                flow_state_size,
             }
         }
         (c, i, u, e, _) => {
@@ -306,7 +346,9 @@ pub unsafe fn read(
             "interval_state_size is {interval_state_size} but update_burst_intervals is NULL"
         )));
     }
-    if d.state_size > max_state_bytes {
+    // With flow_state_size the limit applies to what this run's config asks for (checked in
+    // with_flow_state_size): the declared size is only the most any config needs.
+    if d.state_size > max_state_bytes && flow_state_size.is_none() {
         return named(RefusalReason::StateTooLarge {
             size: d.state_size,
             max: max_state_bytes,
@@ -394,6 +436,8 @@ pub unsafe fn read(
         abi_minor: minor,
         features,
         state_size: d.state_size,
+        declared_state_size: d.state_size,
+        flow_state_size: None,
         state_align,
         interval_state_size,
         config_schema,

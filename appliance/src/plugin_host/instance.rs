@@ -90,10 +90,32 @@ impl PluginRegistry {
             let config = CString::new(p.config_json.as_str()).unwrap_or_default();
             // SAFETY: create is a checked callback of a loaded (never unloaded) plugin.
             let rc = unsafe { (p.desc.cb.create)(config.as_ptr(), worker, &mut inst) };
-            let created = rc == WEIR_OK;
+            let mut created = rc == WEIR_OK;
+            let mut msg = String::new();
             if !created {
                 // SAFETY: last_error(NULL) reports a failed create.
-                let msg = unsafe { selftest::last_error(&p.desc.cb, std::ptr::null_mut()) };
+                msg = unsafe { selftest::last_error(&p.desc.cb, std::ptr::null_mut()) };
+            } else if let (Some(f), Some(want)) =
+                (p.desc.cb.flow_state_size, p.desc.flow_state_size)
+            {
+                // The slab was laid out with the loader's probe instance's answer: an instance
+                // that wants more would write past its state.
+                // SAFETY: inst is this plugin's live instance.
+                let got = unsafe { f(inst) };
+                if got != want {
+                    msg = format!(
+                        "flow_state_size answered {got} bytes on worker {worker} but {want} \
+                         at load: the answer must depend on the config only"
+                    );
+                    if let Some(destroy) = p.desc.cb.destroy {
+                        // SAFETY: inst came from create and is not used afterwards.
+                        unsafe { destroy(inst) };
+                    }
+                    inst = std::ptr::null_mut();
+                    created = false;
+                }
+            }
+            if !created {
                 if p.required {
                     return Err(Error::Create {
                         plugin: p.desc.name.clone(),

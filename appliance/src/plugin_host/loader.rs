@@ -255,11 +255,6 @@ impl Gate<'_> {
             Ok(d) => d,
             Err((name, r)) => return refuse(name, r),
         };
-        let name = desc.name.clone();
-        let desc = match desc.for_run(opts.intervals, opts.max_state_bytes) {
-            Ok(d) => d,
-            Err(r) => return refuse(Some(name), r),
-        };
         let name = Some(desc.name.clone());
         if opts
             .disabled
@@ -310,6 +305,19 @@ impl Gate<'_> {
             return refuse(name, RefusalReason::TooManyPlugins { max: MAX_PLUGINS });
         }
         let config_json = opts.config_for(&desc.name).to_string();
+        // The run's state size: ask an instance of this config (ABI 1.3), then add the
+        // interval part when interval records are on.
+        let desc = match desc.cb.flow_state_size {
+            Some(_) => match probe_flow_state_size(&desc, &config_json) {
+                Ok(size) => desc.with_flow_state_size(size, opts.max_state_bytes),
+                Err(r) => Err(r),
+            },
+            None => Ok(desc),
+        };
+        let desc = match desc.and_then(|d| d.for_run(opts.intervals, opts.max_state_bytes)) {
+            Ok(d) => d,
+            Err(r) => return refuse(name, r),
+        };
         if opts.self_test {
             if let Err(r) = selftest::run(&desc, &config_json) {
                 return refuse(name, r);
@@ -331,6 +339,22 @@ impl Gate<'_> {
         self.n_columns += n;
         Outcome::Loaded(Box::new(p))
     }
+}
+
+/// Ask a throwaway instance made with `config_json` for its per-flow state size (ABI 1.3).
+/// A failed create is refused as the self-test would refuse it.
+fn probe_flow_state_size(desc: &Descriptor, config_json: &str) -> Result<u32, RefusalReason> {
+    let Some(size_fn) = desc.cb.flow_state_size else {
+        return Ok(desc.state_size);
+    };
+    let inst = selftest::create(desc, config_json, 0)?;
+    // SAFETY: inst came from this plugin's create; flow_state_size is its checked callback.
+    let size = unsafe { size_fn(inst) };
+    if let Some(destroy) = desc.cb.destroy {
+        // SAFETY: inst came from this plugin's create and is not used afterwards.
+        unsafe { destroy(inst) };
+    }
+    Ok(size)
 }
 
 /// dlopen the file (never closed) and call its entry symbol.

@@ -316,8 +316,12 @@ fn fail(stage: &'static str, message: String) -> RefusalReason {
     RefusalReason::SelfTest { stage, message }
 }
 
-/// Run the self-test. `config_json` is what `create` will get on the workers.
-pub fn run(desc: &Descriptor, config_json: &str) -> Result<(), RefusalReason> {
+/// Create an instance with `config_json` for `worker`; a failure is the `create` stage's.
+pub(crate) fn create(
+    desc: &Descriptor,
+    config_json: &str,
+    worker: u32,
+) -> Result<*mut c_void, RefusalReason> {
     let cb = desc.cb;
     let config = CString::new(config_json).map_err(|_| {
         fail(
@@ -328,13 +332,20 @@ pub fn run(desc: &Descriptor, config_json: &str) -> Result<(), RefusalReason> {
     let mut inst: *mut c_void = std::ptr::null_mut();
     // SAFETY: create is a checked non-NULL callback of a plugin that stays loaded; config is a
     // NUL-terminated string that outlives the call.
-    let rc = unsafe { (cb.create)(config.as_ptr(), 0, &mut inst) };
+    let rc = unsafe { (cb.create)(config.as_ptr(), worker, &mut inst) };
     if rc != WEIR_OK {
         // SAFETY: last_error(NULL) is defined for a failed create.
         return Err(fail("create", unsafe {
             last_error(&cb, std::ptr::null_mut())
         }));
     }
+    Ok(inst)
+}
+
+/// Run the self-test. `config_json` is what `create` will get on the workers.
+pub fn run(desc: &Descriptor, config_json: &str) -> Result<(), RefusalReason> {
+    let cb = desc.cb;
+    let inst = create(desc, config_json, 0)?;
     let result = exercise(desc, inst);
     if let Some(destroy) = cb.destroy {
         // SAFETY: inst came from this plugin's create and is not used afterwards.

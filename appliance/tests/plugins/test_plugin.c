@@ -28,6 +28,9 @@
  *                        other two columns)
  *   INTERVAL_STATE_SIZE=n  interval_state_size n, with no interval callbacks
  *   TAIL_NO_UPDATE       with INTERVAL_TAIL: update_burst_intervals is NULL
+ *   FLOW_STATE_SIZE=n    ABI 1.3: flow_state_size answers n (the plugin uses only its 24-byte
+ *                        flow_state, so n >= 24 works; pair with STATE_SIZE= for the declared max)
+ *   FLOW_STATE_SIZE_W1=n ... but worker 1's instance answers n
  */
 #include <stdlib.h>
 #include <string.h>
@@ -201,6 +204,18 @@ static const weir_feature_v1 features[3] = {
     {NAME "_bytes", WEIR_FEATURE_U64, 0, "bytes on the wire, both directions"},
 };
 
+#ifdef FLOW_STATE_SIZE
+static uint32_t flow_state_size(void *inst) {
+#ifdef FLOW_STATE_SIZE_W1
+    if (((struct instance *)inst)->worker == 1)
+        return FLOW_STATE_SIZE_W1;
+#else
+    (void)inst;
+#endif
+    return FLOW_STATE_SIZE;
+}
+#endif
+
 static const weir_plugin_v1 descriptor = {
     .magic = MAGIC,
     .abi_major = MAJOR,
@@ -233,6 +248,9 @@ static const weir_plugin_v1 descriptor = {
 #ifndef TAIL_NO_UPDATE
     .update_burst_intervals = update_burst_intervals,
 #endif
+#endif
+#ifdef FLOW_STATE_SIZE
+    .flow_state_size = flow_state_size,
 #endif
 };
 

@@ -50,7 +50,7 @@ OFF(weir_feature_v1, name, 0);
 OFF(weir_feature_v1, kind, 8);
 OFF(weir_feature_v1, description, 16);
 
-CHECK(sizeof(weir_plugin_v1), 144);
+CHECK(sizeof(weir_plugin_v1), 152);
 OFF(weir_plugin_v1, magic, 0);
 OFF(weir_plugin_v1, abi_major, 4);
 OFF(weir_plugin_v1, abi_minor, 6);
@@ -74,8 +74,10 @@ OFF(weir_plugin_v1, interval_emit, 120);
 OFF(weir_plugin_v1, interval_state_size, 128);
 OFF(weir_plugin_v1, reserved1, 132);
 OFF(weir_plugin_v1, update_burst_intervals, 136);
+OFF(weir_plugin_v1, flow_state_size, 144);
 CHECK(WEIR_PLUGIN_V1_0_SIZE, 120);
 CHECK(WEIR_PLUGIN_V1_1_SIZE, 128);
+CHECK(WEIR_PLUGIN_V1_2_SIZE, 144);
 
 #define SHOW(T, f) printf(#T "." #f " %zu\n", offsetof(T, f))
 #define SIZE(T) printf(#T " %zu\n", sizeof(T))
@@ -119,10 +121,11 @@ int main(void) {
     SHOW(weir_plugin_v1, update_burst); SHOW(weir_plugin_v1, flow_emit);
     SHOW(weir_plugin_v1, last_error); SHOW(weir_plugin_v1, interval_emit);
     SHOW(weir_plugin_v1, interval_state_size); SHOW(weir_plugin_v1, reserved1);
-    SHOW(weir_plugin_v1, update_burst_intervals);
+    SHOW(weir_plugin_v1, update_burst_intervals); SHOW(weir_plugin_v1, flow_state_size);
 
     CONST(WEIR_PLUGIN_MAGIC); CONST(WEIR_ABI_MAJOR); CONST(WEIR_ABI_MINOR);
     CONST(WEIR_PLUGIN_V1_0_SIZE); CONST(WEIR_PLUGIN_V1_1_SIZE);
+    CONST(WEIR_PLUGIN_V1_2_SIZE);
     CONST(WEIR_OK); CONST(WEIR_ERR);
     CONST(WEIR_DIR_SRC_TO_DST); CONST(WEIR_DIR_DST_TO_SRC);
     CONST(WEIR_PKT_FIRST_OF_FLOW); CONST(WEIR_PKT_IP_FRAGMENT); CONST(WEIR_PKT_TUNNELED);

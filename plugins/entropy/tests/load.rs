@@ -60,14 +60,30 @@ fn descriptor() {
     let lib = open();
     let d = lib.descriptor();
     assert_eq!(d.magic, WEIR_PLUGIN_MAGIC);
-    assert_eq!((d.abi_major, d.abi_minor), (1, 2));
+    assert_eq!((d.abi_major, d.abi_minor), (1, 3));
     assert_eq!(d.struct_size as usize, std::mem::size_of::<PluginV1>());
-    // Built against the 1.2 header without interval callbacks: NULL (NaN in interval
+    // Built against the 1.3 header without interval callbacks: NULL (NaN in interval
     // records) and no interval part.
     assert!(d.interval_emit.is_none());
     assert!(d.update_burst_intervals.is_none() && d.interval_state_size == 0);
     assert_eq!(lib.name(), "entropy");
+    // The most (K = 1024) is declared; an instance asks for 278 + 2 * (K / 16) bytes,
+    // rounded up to 8 (ABI 1.3 flow_state_size).
     assert_eq!((d.state_size, d.state_align), (408, 8));
+    assert!(d.flow_state_size.is_some());
+    for (k, want) in [
+        (1, 280),
+        (15, 280),
+        (16, 280),
+        (32, 288),
+        (256, 312),
+        (300, 320),
+        (1024, 408),
+    ] {
+        let i = lib.instance(&format!("{{\"k\": {k}}}"), 0).unwrap();
+        assert_eq!(i.flow_state_size(), want, "k = {k}");
+    }
+    assert_eq!(lib.instance("{}", 0).unwrap().flow_state_size(), 408);
     let names: Vec<String> = lib.features().into_iter().map(|f| f.name).collect();
     assert_eq!(
         names,

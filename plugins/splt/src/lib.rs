@@ -15,12 +15,14 @@
 //! i >= N are NaN (missing). The plugin sets `done` after the N-th packet, so the host stops
 //! handing it the flow. All columns are of kind F64 because -1 is not an unsigned value.
 //!
-//! State: 208 bytes per flow (last time, count, a direction bitmap, 32 u16 sizes and 32 u32
-//! gaps; gaps saturate at ~49 days).
+//! State: 16 + 6·N bytes per flow, rounded up to 8 (64 for the default N = 8, 208 for 32):
+//! last time, count and a direction bitmap, then N (size, gap) pairs; gaps saturate at ~49
+//! days. The plugin is a [`SizedPlugin`] (ABI 1.3): the host asks each instance for its state
+//! size, so a flow pays for N packets, not for 32.
 
 use std::ffi::CStr;
 
-use weir_plugin_api::sdk::{Feature, Plugin, Verdict, Zeroable};
+use weir_plugin_api::sdk::{Feature, Plugin, SizedPlugin, Verdict, Zeroable};
 use weir_plugin_api::{FlowKeyV1, PacketV1, WEIR_DIR_DST_TO_SRC};
 
 /// Most packets a flow's sequence can hold (the state is sized for it).
@@ -28,7 +30,7 @@ pub const MAX_N: usize = 32;
 /// N when the config does not say.
 pub const DEFAULT_N: usize = 8;
 
-/// Per-flow state: 208 bytes.
+/// The fixed part of the per-flow state: 16 bytes, followed by N [`SpltPacket`]s.
 #[derive(Clone, Copy, Debug, Zeroable)]
 #[bytemuck(crate = "weir_plugin_api::sdk::bytemuck")]
 #[repr(C)]
@@ -39,11 +41,39 @@ pub struct Splt {
     pub count: u32,
     /// Bit i: direction of packet i.
     pub directions: u32,
-    pub ps: [u16; MAX_N],
-    pub piat_ms: [u32; MAX_N],
 }
 
-const _: () = assert!(core::mem::size_of::<Splt>() == 208);
+const _: () = assert!(core::mem::size_of::<Splt>() == 16);
+
+/// One recorded packet: 6 bytes, byte arrays so that N of them pack without padding.
+#[derive(Clone, Copy, Debug, Default, Zeroable)]
+#[bytemuck(crate = "weir_plugin_api::sdk::bytemuck")]
+#[repr(C)]
+pub struct SpltPacket {
+    ps: [u8; 2],
+    piat_ms: [u8; 4],
+}
+
+impl SpltPacket {
+    pub fn new(ps: u16, piat_ms: u32) -> Self {
+        SpltPacket {
+            ps: ps.to_le_bytes(),
+            piat_ms: piat_ms.to_le_bytes(),
+        }
+    }
+
+    /// Wire size, saturated at 65535.
+    pub fn ps(&self) -> u16 {
+        u16::from_le_bytes(self.ps)
+    }
+
+    /// ms since the flow's previous packet, saturated at `u32::MAX`.
+    pub fn piat_ms(&self) -> u32 {
+        u32::from_le_bytes(self.piat_ms)
+    }
+}
+
+const _: () = assert!(core::mem::size_of::<SpltPacket>() == 6);
 
 /// One instance: N from the config.
 pub struct SpltPlugin {
@@ -123,13 +153,33 @@ impl Plugin for SpltPlugin {
         })
     }
 
-    #[inline]
+    /// Not called by the host (the plugin is exported as a [`SizedPlugin`]): with no room
+    /// for packets it records none.
     fn update(&mut self, s: &mut Splt, pkt: &PacketV1) -> Verdict {
+        self.update_sized(s, &mut [], pkt)
+    }
+
+    /// Not called by the host, as [`Plugin::update`].
+    fn emit(&mut self, key: &FlowKeyV1, s: &Splt, out: &mut [f64]) {
+        self.emit_sized(key, s, &[], out)
+    }
+}
+
+impl SizedPlugin for SpltPlugin {
+    type Item = SpltPacket;
+    const MAX_ITEMS: usize = MAX_N;
+
+    fn items(&self) -> usize {
+        self.n
+    }
+
+    #[inline]
+    fn update_sized(&mut self, s: &mut Splt, items: &mut [SpltPacket], pkt: &PacketV1) -> Verdict {
         let i = s.count as usize;
-        if i >= self.n {
-            // A packet of the same flow later in the burst that set done.
+        let Some(slot) = items.get_mut(i) else {
+            // Full: a packet of the same flow later in the burst that set done.
             return Verdict::Done;
-        }
+        };
         let t = pkt.ts_ms();
         let gap = if i == 0 {
             0
@@ -137,29 +187,30 @@ impl Plugin for SpltPlugin {
             t.saturating_sub(s.last_ms)
         };
         s.last_ms = t;
-        s.ps[i] = u16::try_from(pkt.wire_len).unwrap_or(u16::MAX);
-        s.piat_ms[i] = u32::try_from(gap).unwrap_or(u32::MAX);
+        *slot = SpltPacket::new(
+            u16::try_from(pkt.wire_len).unwrap_or(u16::MAX),
+            u32::try_from(gap).unwrap_or(u32::MAX),
+        );
         s.directions |= u32::from(pkt.direction == WEIR_DIR_DST_TO_SRC) << i;
         s.count += 1;
-        if s.count as usize >= self.n {
+        if s.count as usize >= items.len() {
             Verdict::Done
         } else {
             Verdict::Continue
         }
     }
 
-    fn emit(&mut self, _key: &FlowKeyV1, s: &Splt, out: &mut [f64]) {
+    fn emit_sized(&mut self, _key: &FlowKeyV1, s: &Splt, items: &[SpltPacket], out: &mut [f64]) {
         // out arrives all NaN: packets i >= n stay missing.
-        let seen = s.count as usize;
+        let seen = (s.count as usize).min(items.len());
         for i in 0..self.n {
-            let (d, ps, piat) = if i < seen {
-                (
+            let (d, ps, piat) = match items.get(i) {
+                Some(p) if i < seen => (
                     ((s.directions >> i) & 1) as f64,
-                    s.ps[i] as f64,
-                    s.piat_ms[i] as f64,
-                )
-            } else {
-                (-1.0, -1.0, -1.0)
+                    p.ps() as f64,
+                    p.piat_ms() as f64,
+                ),
+                _ => (-1.0, -1.0, -1.0),
             };
             out[i] = d;
             out[MAX_N + i] = ps;
@@ -168,7 +219,7 @@ impl Plugin for SpltPlugin {
     }
 }
 
-weir_plugin_api::export_plugin!(SpltPlugin);
+weir_plugin_api::export_plugin!(SpltPlugin, sized);
 
 #[cfg(test)]
 mod tests {
@@ -186,9 +237,13 @@ mod tests {
     fn run(n: usize, pkts: &[PacketV1]) -> (Vec<f64>, Vec<Verdict>) {
         let mut p = SpltPlugin::create(&format!("{{\"n\":{n}}}"), 0).unwrap();
         let mut s = Splt::zeroed();
-        let v = pkts.iter().map(|x| p.update(&mut s, x)).collect();
+        let mut items = vec![SpltPacket::default(); p.items()];
+        let v = pkts
+            .iter()
+            .map(|x| p.update_sized(&mut s, &mut items, x))
+            .collect();
         let mut out = vec![f64::NAN; 3 * MAX_N];
-        p.emit(&FlowKeyV1::default(), &s, &mut out);
+        p.emit_sized(&FlowKeyV1::default(), &s, &items, &mut out);
         (out, v)
     }
 

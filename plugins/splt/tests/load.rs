@@ -15,6 +15,15 @@ fn descriptor_done_flag_and_emit_through_the_c_abi() {
     assert_eq!(f[33].name, "splt_ps_1");
     assert!(f.iter().all(|f| f.kind == WEIR_FEATURE_F64));
 
+    // ABI 1.3: the declared 208 bytes are the most (n = 32); an instance asks for what its n
+    // needs: 16 bytes, then 6 per packet, rounded up to 8.
+    assert!(d.struct_size as usize >= PLUGIN_V1_3_SIZE && d.flow_state_size.is_some());
+    for (n, want) in [(1, 24), (2, 32), (8, 64), (31, 208), (32, 208)] {
+        let i = lib.instance(&format!("{{\"n\": {n}}}"), 0).unwrap();
+        assert_eq!(i.flow_state_size(), want, "n = {n}");
+    }
+    assert_eq!(lib.instance("{}", 0).unwrap().flow_state_size(), 64);
+
     let mut inst = lib.instance("{\"n\": 2}", 0).unwrap();
     let key = FlowKeyV1::default();
     let p = |t_ms: u64, dir: u8| PacketV1 {

@@ -28,6 +28,14 @@ use weir_plugin_api::{FlowKeyV1, PacketV1, WEIR_PKT_FIRST_OF_FLOW, WEIR_TCP_FIN,
 /// it holds 1024 such batches, so this bounds what can wait there).
 const FLUSH_BATCH: usize = 64;
 
+/// While packets flow, records wait in the worker until this many have ended or
+/// [`SEND_EVERY_NS`] of packet time passed: one channel send per burst woke the output thread
+/// tens of thousands of times a second where flows end often (`tcp_teardown`), and on a small
+/// machine its wake-ups took CPU from the worker. Quiet links (`advance_time`), the end of
+/// input and shutdown (`flush_all`) send at once.
+const SEND_BATCH: usize = FLUSH_BATCH;
+const SEND_EVERY_NS: u64 = 50_000_000;
+
 /// A received frame as the worker sees it.
 #[derive(Clone, Copy)]
 pub struct RawPacket<'a> {
@@ -164,6 +172,8 @@ pub struct Worker {
     /// Interval schedules and the flows each touched in its current interval.
     iv: IntervalSchedules,
     last_ts_ns: u64,
+    /// Packet time of the last hand-over of records (see [`SEND_BATCH`]).
+    last_send_ns: u64,
     /// Flow-table cycles of the current burst held while the plugins' per-flow calls ran.
     held_cycles: u64,
     pub stats: WorkerStats,
@@ -227,6 +237,7 @@ impl Worker {
             due: Vec::with_capacity(1024),
             iv,
             last_ts_ns: 0,
+            last_send_ns: 0,
             held_cycles: 0,
             stats: WorkerStats::default(),
             metrics: None,
@@ -353,8 +364,13 @@ impl Worker {
         if !self.heavy_hitters.is_empty() {
             self.poll_heavy_hitters(false);
         }
-        let sent = self.out.len() as u32;
-        self.send_records();
+        let mut sent = 0;
+        if self.out.len() >= SEND_BATCH
+            || self.last_ts_ns.saturating_sub(self.last_send_ns) >= SEND_EVERY_NS
+        {
+            sent = self.out.len() as u32;
+            self.send_records();
+        }
         self.cost.lap_flows(Stage::Sink.row(), sent, t);
         self.publish_metrics(false);
     }
@@ -852,8 +868,9 @@ impl Worker {
         if self.out.is_empty() {
             return;
         }
+        self.last_send_ns = self.last_ts_ns;
         self.stats.records += self.out.len() as u64;
-        let batch = std::mem::take(&mut self.out);
+        let batch = std::mem::replace(&mut self.out, Vec::with_capacity(SEND_BATCH));
         // Blocks when the output stage is behind: records are never dropped here.
         if self.sink.send(batch).is_err() {
             tracing::error!(

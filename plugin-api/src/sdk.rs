@@ -39,6 +39,11 @@
 //! }
 //! weir_plugin_api::export_plugin!(Count);
 //! ```
+//!
+//! Two variants pay per flow only for what a run uses: an [`IntervalPlugin`]
+//! (`export_plugin!(P, intervals)`, ABI 1.2) keeps its interval accounting out of flows when
+//! interval records are off, and a [`SizedPlugin`] (`export_plugin!(P, sized)`, ABI 1.3) sizes
+//! part of its state by its config (splt: N packets, not the 32 it could hold).
 
 use core::ffi::{c_void, CStr};
 use core::marker::PhantomData;

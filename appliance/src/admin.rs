@@ -16,8 +16,13 @@ pub fn plugins_list(plugin_dir: Option<PathBuf>) -> Result<()> {
         println!("(no plugin loaded)");
     }
     for p in reg.describe() {
+        // A plugin sized by its config (ABI 1.3) also shows the most it could ask for.
+        let most = match p.max_state_size {
+            Some(m) if m != p.state_size => format!(" with this config, at most {m}"),
+            _ => String::new(),
+        };
         println!(
-            "{} {}  ({} features, {} bytes of state per flow, align {})  {}",
+            "{} {}  ({} features, {} bytes of state per flow{most}, align {})  {}",
             p.name,
             p.version,
             p.features.len(),

@@ -155,6 +155,11 @@ fn plugins_list_and_check() {
             "{p}: {out}"
         );
     }
+    // splt's state is sized by its config (ABI 1.3): n = 8 by default.
+    assert!(
+        out.contains("64 bytes of state per flow with this config, at most 208,"),
+        "{out}"
+    );
     let good = plugin_dir().join("libweir_flowstats.so");
     let o = weir()
         .args(["plugins", "check"])

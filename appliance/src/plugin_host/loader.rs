@@ -166,7 +166,10 @@ pub struct PluginInfo {
     pub description: Option<String>,
     pub path: PathBuf,
     pub features: Vec<(String, FeatureKind)>,
+    /// Per-flow state bytes in this run (the config's, with ABI 1.3 `flow_state_size`).
     pub state_size: u32,
+    /// ABI 1.3, for a plugin whose state is sized by its config: the most it declares.
+    pub max_state_size: Option<u32>,
     pub state_align: u32,
 }
 
@@ -184,6 +187,7 @@ impl PluginInfo {
                 .map(|f| (f.name.clone(), f.kind))
                 .collect(),
             state_size: p.desc.state_size,
+            max_state_size: p.desc.flow_state_size.map(|_| p.desc.declared_state_size),
             state_align: p.desc.state_align,
         }
     }

@@ -61,29 +61,49 @@ pub enum Lookup {
     Full,
 }
 
-/// The plugin state slab: one page-aligned, zeroed anonymous mapping for every flow's state.
+/// A zeroed array in its own anonymous mapping: the plugin state slab, the entries and the
+/// index.
 ///
 /// Mapped with mmap rather than the allocator: an over-aligned `alloc_zeroed` writes every
 /// byte at start (hundreds of MB for a large table), while fresh anonymous pages are zero and
-/// only become resident when a flow first uses them.
-struct Slab {
-    ptr: *mut u8,
+/// only become resident when a flow first uses them. An array of 2 MiB or more starts on a
+/// 2 MiB boundary and is advised for transparent huge pages over its whole length: these arrays
+/// are read at random (one index slot, one entry and one slab per packet), and with 4 KiB pages
+/// nearly every lookup also misses the TLB, a page walk costing about what the cache miss does.
+/// (With the allocator's placement, only the 2 MiB-aligned interior could be advised: half of a
+/// 4 MiB index stayed on 4 KiB pages.) Smaller arrays keep 4 KiB pages, so a small table does
+/// not make a 2 MiB page resident per array.
+struct Mapped<T> {
+    ptr: *mut T,
     len: usize,
+    map: *mut libc::c_void,
+    map_len: usize,
 }
 
-impl Slab {
-    fn new(bytes: usize) -> Slab {
+const HUGE_PAGE: usize = 2 << 20;
+
+impl<T: Zeroable> Mapped<T> {
+    fn new(len: usize) -> Mapped<T> {
+        // The mapping's start is page-aligned (2 MiB for a huge one).
+        assert!(core::mem::align_of::<T>() <= 4096);
+        let bytes = len * core::mem::size_of::<T>();
         if bytes == 0 {
-            return Slab {
-                ptr: core::ptr::null_mut(),
-                len: 0,
+            return Mapped {
+                ptr: core::ptr::NonNull::dangling().as_ptr(),
+                len,
+                map: core::ptr::null_mut(),
+                map_len: 0,
             };
         }
+        let huge = bytes >= HUGE_PAGE;
+        // Room to slide the start to a 2 MiB boundary; the unused head and tail are never
+        // touched, so they cost address space only.
+        let map_len = if huge { bytes + HUGE_PAGE } else { bytes };
         // SAFETY: an anonymous private mapping with no address hint; checked below.
         let p = unsafe {
             libc::mmap(
                 core::ptr::null_mut(),
-                bytes,
+                map_len,
                 libc::PROT_READ | libc::PROT_WRITE,
                 libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
                 -1,
@@ -95,36 +115,68 @@ impl Slab {
                 Layout::from_size_align(bytes, 4096).unwrap_or(Layout::new::<u8>()),
             );
         }
-        advise_huge(p.cast(), bytes);
-        Slab {
-            ptr: p.cast(),
-            len: bytes,
+        let start = if huge {
+            (p as usize).next_multiple_of(HUGE_PAGE)
+        } else {
+            p as usize
+        };
+        if huge {
+            // SAFETY: [start, start + bytes rounded up to 2 MiB) lies inside the mapping (its
+            // length has a spare 2 MiB); MADV_HUGEPAGE changes no contents. A failure (THP not
+            // built in) is harmless and ignored.
+            unsafe {
+                libc::madvise(
+                    start as *mut libc::c_void,
+                    bytes
+                        .next_multiple_of(HUGE_PAGE)
+                        .min(p as usize + map_len - start),
+                    libc::MADV_HUGEPAGE,
+                )
+            };
+        }
+        Mapped {
+            ptr: start as *mut T,
+            len,
+            map: p,
+            map_len,
         }
     }
 }
 
-impl Drop for Slab {
+impl<T> core::ops::Deref for Mapped<T> {
+    type Target = [T];
+    fn deref(&self) -> &[T] {
+        // SAFETY: len elements of zeroed (valid: T is Zeroable) memory owned by self, aligned
+        // (page-aligned start, and T's alignment is at most a page).
+        unsafe { core::slice::from_raw_parts(self.ptr, self.len) }
+    }
+}
+
+impl<T> core::ops::DerefMut for Mapped<T> {
+    fn deref_mut(&mut self) -> &mut [T] {
+        // SAFETY: as in deref, and &mut self is the only access.
+        unsafe { core::slice::from_raw_parts_mut(self.ptr, self.len) }
+    }
+}
+
+impl<T> Drop for Mapped<T> {
     fn drop(&mut self) {
-        if self.len > 0 {
-            // SAFETY: the mapping made in Slab::new, unmapped once.
-            unsafe { libc::munmap(self.ptr.cast(), self.len) };
+        if self.map_len > 0 {
+            // SAFETY: the mapping made in Mapped::new, unmapped once. T needs no drop (plain
+            // data: Zeroable and, here, Copy).
+            unsafe { libc::munmap(self.map, self.map_len) };
         }
     }
 }
 
-// SAFETY: the slab is plain bytes owned by one table, which one worker owns.
-unsafe impl Send for Slab {}
+// SAFETY: the mapping is owned by one table, which one worker owns; T is sent with it.
+unsafe impl<T: Send> Send for Mapped<T> {}
 
-/// Ask for transparent huge pages over the 2 MiB-aligned part of `[ptr, ptr + len)`.
-///
-/// The flow table's arrays are read at random (one index slot and one entry per packet): with
-/// 4 KiB pages nearly every lookup also misses the TLB, and a page walk costs about what the
-/// cache miss does. A hint only: where THP is off (or `never`) nothing changes. Memory still
-/// becomes resident only as it is touched, 2 MiB at a time.
+/// Ask for transparent huge pages over the 2 MiB-aligned part of `[ptr, ptr + len)` of an
+/// allocator-made array (see [`Mapped`] for why; the interval side array uses this).
 pub(super) fn advise_huge(ptr: *mut u8, len: usize) {
-    const HUGE: usize = 2 << 20;
-    let start = (ptr as usize).next_multiple_of(HUGE);
-    let end = (ptr as usize + len) & !(HUGE - 1);
+    let start = (ptr as usize).next_multiple_of(HUGE_PAGE);
+    let end = (ptr as usize + len) & !(HUGE_PAGE - 1);
     if end > start {
         // SAFETY: the range lies inside a live allocation of ours; MADV_HUGEPAGE changes no
         // contents. A failure (THP not built in) is harmless and ignored.
@@ -145,7 +197,7 @@ pub struct TableConfig {
 }
 
 pub struct FlowTable<E: Copy> {
-    entries: Vec<FlowEntry<E>>,
+    entries: Mapped<FlowEntry<E>>,
     links: Vec<WheelLinks>,
     /// Slot of each entry in `index` plus one (for O(1) removal); 0 when free.
     index_pos: Vec<u32>,
@@ -154,9 +206,9 @@ pub struct FlowTable<E: Copy> {
     /// Entries never used yet start here: the big arrays are only touched as flows arrive
     /// (they come from zeroed, lazily mapped memory), so a large table starts instantly.
     fresh: u32,
-    index: Box<[u64]>,
+    index: Mapped<u64>,
     mask: usize,
-    slab: Slab,
+    slab: Mapped<u8>,
     slab_stride: usize,
     pub wheel: TimerWheel,
     live: u32,
@@ -180,23 +232,18 @@ impl<E: Copy + Default + Zeroable> FlowTable<E> {
         } else {
             cfg.slab_size.div_ceil(align) * align
         };
-        let mut entries: Vec<FlowEntry<E>> = zeroed_vec(cap);
-        let mut index = vec![EMPTY; index_len].into_boxed_slice();
-        advise_huge(
-            entries.as_mut_ptr().cast(),
-            cap * core::mem::size_of::<FlowEntry<E>>(),
-        );
-        advise_huge(index.as_mut_ptr().cast(), index_len * 8);
+        // EMPTY is 0, so the zeroed mapping is an empty index.
+        const _: () = assert!(EMPTY == 0);
         FlowTable {
-            entries,
+            entries: Mapped::new(cap),
             // A zeroed link is never read: an entry is filed on the wheel when it is created.
             links: zeroed_vec(cap),
             index_pos: zeroed_vec(cap),
             free: Vec::new(),
             fresh: 0,
-            index,
+            index: Mapped::new(index_len),
             mask: index_len - 1,
-            slab: Slab::new(stride * cap),
+            slab: Mapped::new(stride * cap),
             slab_stride: stride,
             wheel: TimerWheel::new(cfg.wheel_slots, cfg.wheel_granularity_ms),
             live: 0,

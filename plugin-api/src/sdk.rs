@@ -140,16 +140,10 @@ pub trait Plugin: Sized + 'static {
     /// override it to batch work across packets (prefetching states, SIMD).
     #[inline]
     fn update_burst(&mut self, burst: &mut Burst<'_, Self::State>) {
-        for i in 0..burst.len().min(PREFETCH_AHEAD) {
-            burst.prefetch(i);
-        }
-        for i in 0..burst.len() {
-            burst.prefetch(i + PREFETCH_AHEAD);
-            let (pkt, state) = burst.get_mut(i);
-            if self.update(state, pkt) == Verdict::Done {
-                burst.set_done(i);
-            }
-        }
+        burst.for_each_prefetched(|b, i| {
+            let (pkt, state) = b.get_mut(i);
+            self.update(state, pkt)
+        });
     }
 
     /// The flow ended: write the features. `out` has exactly `FEATURES.len()` slots, all NaN
@@ -206,16 +200,10 @@ pub trait IntervalPlugin: Plugin {
         &mut self,
         burst: &mut Burst<'_, WithInterval<Self::State, Self::Interval>>,
     ) {
-        for i in 0..burst.len().min(PREFETCH_AHEAD) {
-            burst.prefetch(i);
-        }
-        for i in 0..burst.len() {
-            burst.prefetch(i + PREFETCH_AHEAD);
-            let (pkt, w) = burst.get_mut(i);
-            if self.update_with_interval(&mut w.state, &mut w.interval, pkt) == Verdict::Done {
-                burst.set_done(i);
-            }
-        }
+        burst.for_each_prefetched(|b, i| {
+            let (pkt, w) = b.get_mut(i);
+            self.update_with_interval(&mut w.state, &mut w.interval, pkt)
+        });
     }
 }
 
@@ -270,16 +258,10 @@ pub trait SizedPlugin: Plugin {
     #[inline]
     fn update_burst_sized(&mut self, burst: &mut Burst<'_, Self::State>) {
         let n = self.items();
-        for i in 0..burst.len().min(PREFETCH_AHEAD) {
-            burst.prefetch(i);
-        }
-        for i in 0..burst.len() {
-            burst.prefetch(i + PREFETCH_AHEAD);
-            let (pkt, state, items) = burst.get_mut_items::<Self::Item>(i, n);
-            if self.update_sized(state, items, pkt) == Verdict::Done {
-                burst.set_done(i);
-            }
-        }
+        burst.for_each_prefetched(|b, i| {
+            let (pkt, state, items) = b.get_mut_items::<Self::Item>(i, n);
+            self.update_sized(state, items, pkt)
+        });
     }
 }
 
@@ -426,6 +408,21 @@ impl<'a, S: Zeroable + Copy> Burst<'a, S> {
         }
         #[cfg(not(target_arch = "x86_64"))]
         let _ = i;
+    }
+
+    /// The default updates' loop: `f(self, i)` for every packet in order, with the states
+    /// [`PREFETCH_AHEAD`] packets ahead prefetched; a [`Verdict::Done`] marks that flow done.
+    #[inline(always)]
+    pub fn for_each_prefetched(&mut self, mut f: impl FnMut(&mut Self, usize) -> Verdict) {
+        for i in 0..self.len().min(PREFETCH_AHEAD) {
+            self.prefetch(i);
+        }
+        for i in 0..self.len() {
+            self.prefetch(i + PREFETCH_AHEAD);
+            if f(self, i) == Verdict::Done {
+                self.set_done(i);
+            }
+        }
     }
 
     /// Whether packet `i`'s flow was marked done (by this call or earlier in the burst for

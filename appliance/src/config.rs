@@ -162,6 +162,9 @@ pub struct FlowsConfig {
     pub eviction: Eviction,
     /// Width of a timer-wheel slot: expiry runs at most this late (never early).
     pub wheel_granularity_ms: u64,
+    /// Decapsulate GTP-U, CAPWAP data and TZSP: flows are the inner packets' (NFStream's
+    /// `decode_tunnels`, also on by default).
+    pub decode_tunnels: bool,
 }
 
 impl Default for FlowsConfig {
@@ -173,6 +176,7 @@ impl Default for FlowsConfig {
             tcp_teardown: false,
             eviction: Eviction::Oldest,
             wheel_granularity_ms: 100,
+            decode_tunnels: true,
         }
     }
 }

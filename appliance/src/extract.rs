@@ -10,7 +10,11 @@
 //! after its last enqueue so workers know when the input is over.
 //!
 //! With several workers the feeder spreads packets by the same symmetric flow hash the flow
-//! table uses, so both directions of a flow reach the same worker.
+//! table uses, so both directions of a flow reach the same worker. Every worker's clock follows
+//! the input's time, not only its own packets': the feeder publishes the time it has read up
+//! to (after enqueuing every packet before it), and a worker whose queue is empty moves its
+//! clock there (`Worker::advance_time`), so a flow whose idle deadline passed in the input ends
+//! as idle whichever worker holds it, and `--workers N` gives the one-worker records.
 
 use crate::capture::{to_ethernet, CaptureReader};
 use crate::cli::ExtractArgs;
@@ -22,7 +26,7 @@ use crate::parse::parse;
 use crate::pipeline::Pipeline;
 use crate::worker::{RawPacket, WorkerStats};
 use anyhow::{anyhow, bail, Context, Result};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 use weir_dpdk::{
@@ -38,6 +42,9 @@ const RING_SIZE: u32 = 4096;
 const DATA_ROOM: u16 = 2048 + 128;
 /// Data room of the few mbufs for frames larger than a regular one (TSO/GRO captures).
 const BIG_DATA_ROOM: u16 = u16::MAX;
+/// The feeder publishes the input's time every this many packets (and at the end): each time
+/// it first enqueues the partial bursts of every worker.
+const CLOCK_EVERY: u64 = 1024;
 
 /// What a worker reports when it stops.
 pub struct WorkerReport {
@@ -217,6 +224,8 @@ pub fn extract(args: &ExtractArgs, out_path: Option<std::path::PathBuf>) -> Resu
     );
 
     let done = Arc::new(AtomicBool::new(false));
+    // The input's time (ns) up to which every packet has been enqueued.
+    let input_clock = Arc::new(AtomicU64::new(0));
     let (report_tx, report_rx) = crossbeam_channel::unbounded::<WorkerReport>();
     let lcores: Vec<u32> = lcore::worker_lcores().collect();
     if lcores.len() < n_workers {
@@ -229,6 +238,7 @@ pub fn extract(args: &ExtractArgs, out_path: Option<std::path::PathBuf>) -> Resu
     for (i, &lc) in lcores.iter().take(n_workers).enumerate() {
         let mut rxq = queues[i].take().expect("one queue per worker");
         let done = done.clone();
+        let input_clock = input_clock.clone();
         let report_tx = report_tx.clone();
         let pipeline = pipeline.clone();
         let sink = output.tx.clone();
@@ -248,10 +258,18 @@ pub fn extract(args: &ExtractArgs, out_path: Option<std::path::PathBuf>) -> Resu
             };
             let mut burst = MbufBurst::<BURST>::new();
             let mut done_seen = false;
+            let mut told = 0u64;
             loop {
+                // Read before polling: every packet up to this time is then in the queue,
+                // so an empty queue means this worker has nothing older left to count.
+                let clock = input_clock.load(Ordering::Acquire);
                 let t = worker.burst_start();
                 let n = rxq.rx_burst(&mut burst);
                 if n == 0 {
+                    if clock > told {
+                        told = clock;
+                        worker.advance_time(clock);
+                    }
                     if done_seen {
                         break;
                     }
@@ -287,6 +305,7 @@ pub fn extract(args: &ExtractArgs, out_path: Option<std::path::PathBuf>) -> Resu
         &meta,
         &mut rings,
         &stop,
+        &input_clock,
         progress_bar(args, total_bytes),
     );
     // Whatever happened, let the workers finish and flush what they got.
@@ -341,6 +360,12 @@ pub fn extract(args: &ExtractArgs, out_path: Option<std::path::PathBuf>) -> Resu
         }
         for (name, n) in total.skipped.iter().filter(|(_, n)| *n > 0) {
             eprintln!("  skipped {name}: {n}");
+        }
+        if total.skipped.ipv4_truncated > 0 {
+            eprintln!(
+                "  ipv4_truncated (cut on the wire, counted in their flows): {}",
+                total.skipped.ipv4_truncated
+            );
         }
         if let Some(x) = &out.ipfix {
             eprintln!(
@@ -450,6 +475,7 @@ fn write_stats(
         "accepted": total.accepted,
         "skipped_total": skipped_total,
         "skipped": skipped,
+        "ipv4_truncated": total.skipped.ipv4_truncated,
         "truncated_to_mbuf": fed.truncated_to_mbuf,
         "flows_created": total.flows_created,
         "evicted": total.evicted,
@@ -549,6 +575,7 @@ fn feed(
     meta: &MetaField,
     rings: &mut [Ring],
     stop: &AtomicBool,
+    input_clock: &AtomicU64,
     pb: Option<indicatif::ProgressBar>,
 ) -> Result<Fed> {
     let n = rings.len();
@@ -604,6 +631,9 @@ fn feed(
             if pending[w].is_full() {
                 push_all(&mut rings[w], &mut pending[w]);
             }
+            if fed.packets % CLOCK_EVERY == 0 {
+                publish_clock(rings, &mut pending, input_clock, last_ts);
+            }
             if fed.packets % 4096 == 0 {
                 if let Some(pb) = &pb {
                     pb.set_position(progress);
@@ -614,9 +644,7 @@ fn feed(
             break;
         }
     }
-    for (w, p) in pending.iter_mut().enumerate() {
-        push_all(&mut rings[w], p);
-    }
+    publish_clock(rings, &mut pending, input_clock, last_ts);
     if let Some(pb) = pb {
         pb.finish_and_clear();
     }
@@ -628,6 +656,20 @@ fn feed(
         );
     }
     Ok(fed)
+}
+
+/// Enqueue every pending burst, then tell the workers the input has been read up to `ts_ns`.
+fn publish_clock(
+    rings: &mut [Ring],
+    pending: &mut [MbufBurst<BURST>],
+    input_clock: &AtomicU64,
+    ts_ns: u64,
+) {
+    for (w, p) in pending.iter_mut().enumerate() {
+        push_all(&mut rings[w], p);
+    }
+    // Release: a worker that reads this time sees every packet enqueued before it.
+    input_clock.store(ts_ns, Ordering::Release);
 }
 
 /// An mbuf holding a copy of `frame`. Waits (pushing what is pending so workers can free

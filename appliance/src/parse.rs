@@ -13,13 +13,21 @@
 //!   `vlan_id` is the VID of the *innermost* tag: NFStream overwrites it tag by tag (the
 //!   bundled QinQ captures `4in4tunnel.pcap` and `ipv6_in_gtp.pcap` confirm it).
 //! - IPv4 with options; non-first fragments skipped, first fragments flagged. IPv4 Total
-//!   Length 0 (a host capture of TCP segmentation offload) is skipped, as NFStream does.
+//!   Length 0 (a host capture of TCP segmentation offload) is skipped, as NFStream does. A
+//!   Total Length past the frame on the wire (a frame cut on the wire or by the capturing
+//!   device) counts for its flow with its wire length, as in NFStream, and is counted as
+//!   `ipv4_truncated` ([`SkipCounters::ipv4_truncated`]).
+//! - A first fragment (or a packet cut on the wire) that ends inside the TCP/UDP header belongs
+//!   to a flow with ports 0, as in NFStream.
 //! - IPv6 with the extension headers nDPI walks (hop-by-hop, routing, fragment, destination
 //!   options, mobility); non-first fragments skipped. AH, ESP and anything else is the flow's
 //!   protocol, with ports 0.
 //! - IP-in-IP (4in4, 6in4, 4in6, 6in6) is decapsulated; the flow is the innermost header's,
-//!   `tunnel_id` stays 0. GTP-U T-PDUs (UDP port 2152) are decapsulated with `tunnel_id` 1
-//!   (nDPI's `ndpi_gtp_tunnel`). GRE is not decapsulated (a protocol 47 flow), as in NFStream.
+//!   `tunnel_id` stays 0. With `flows.decode_tunnels` (the default, as NFStream's
+//!   `decode_tunnels`) GTP-U T-PDUs (UDP port 2152) are decapsulated with `tunnel_id` 1,
+//!   CAPWAP data packets (UDP 5247) with `tunnel_id` 2 and TZSP (UDP 37008) with `tunnel_id` 3
+//!   (nDPI's `ndpi_packet_tunnel` values); see [`decode_tunnel`]. GRE is not decapsulated (a
+//!   protocol 47 flow), as in NFStream.
 //! - TCP/UDP ports in host order; ICMP, ICMPv6 and other protocols have ports 0.
 //!
 //! Where weir departs from NFStream (in each case NFStream reads bytes that are not what it
@@ -30,19 +38,22 @@
 //! - 802.1ad (0x88a8) and 0x9100 outer tags are parsed; NFStream knows only 0x8100. At most
 //!   [`MAX_VLAN_TAGS`] tags (NFStream: any number).
 //! - IPv4 IHL < 5 is skipped (NFStream reads ports from inside the IP header).
-//! - IPv4 Total Length or IPv6 Payload Length beyond the frame on the wire is skipped, and so
-//!   is a TCP/UDP header cut by the snap length (NFStream reads past the captured bytes).
-//! - TCP or UDP whose IP-stated length is shorter than its fixed header is skipped (NFStream
-//!   makes it a flow with ports 0).
+//! - An IPv6 Payload Length beyond the frame on the wire is skipped (as NFStream does), and
+//!   so is a TCP/UDP header cut by the snap length (NFStream reads past the captured bytes).
+//!   A TCP/UDP header cut on the wire (IPv4) gives ports 0 (NFStream reads past the frame).
+//! - TCP or UDP whose IP-stated length is shorter than its fixed header is skipped unless the
+//!   packet is a first fragment (NFStream makes any of them a flow with ports 0).
 //! - An IPv6 packet cut by a snap length is parsed like an IPv4 one (NFStream skips any IPv6
 //!   packet not captured whole); IPv6 No Next Header (59) is a protocol 59 packet (NFStream
 //!   skips it).
 //! - GTP-U under an outer IPv6 header is decapsulated: NFStream looks for that UDP header at
 //!   the IPv6 header's offset plus the remaining payload length, not after the extension
 //!   headers.
-//! - CAPWAP data (UDP 5247, `tunnel_id` 2) and TZSP (UDP 37008, `tunnel_id` 3) are not
-//!   decapsulated; their packets count for the outer UDP flow.
+//! - CAPWAP and TZSP are decoded by their headers' fields where NFStream assumes a fixed
+//!   layout ([`decode_tunnel`] lists the cases); a datagram that carries no IP packet weir can
+//!   read stays in the outer UDP flow, with `tunnel_id` 0.
 
+use crate::wire::capwap::{self, CapwapPacket, WlanDataFrame};
 use crate::wire::ethernet::{self, ethertype, EthernetFrame, LlcSnap};
 use crate::wire::gtp::{self, GtpuPacket};
 use crate::wire::icmp;
@@ -51,9 +62,11 @@ use crate::wire::ipv6::{self, ExtHeader, Ipv6Packet};
 use crate::wire::mpls::{self, MplsEntry};
 use crate::wire::pppoe::{self, ppp_protocol, PppoeSession};
 use crate::wire::tcp::{self, TcpPacket};
+use crate::wire::tzsp::{self, TzspPacket};
 use crate::wire::udp::{self, UdpPacket};
 use crate::wire::vlan::{self, VlanTag};
 use crate::wire::Error as WireError;
+use std::sync::atomic::{AtomicBool, Ordering};
 use weir_plugin_api::{
     FlowKeyV1, PacketV1, WEIR_NO_OFFSET, WEIR_PKT_IP_FRAGMENT, WEIR_PKT_TUNNELED,
 };
@@ -67,6 +80,38 @@ pub const MAX_MPLS_LABELS: usize = 8;
 pub const MAX_IP_DEPTH: usize = 4;
 /// `tunnel_id` of flows carried in GTP-U, as NFStream's `ndpi_gtp_tunnel`.
 pub const TUNNEL_GTP: u32 = 1;
+/// `tunnel_id` of flows carried in CAPWAP data packets, as nDPI's `ndpi_capwap_tunnel`.
+pub const TUNNEL_CAPWAP: u32 = 2;
+/// `tunnel_id` of flows carried in TZSP, as nDPI's `ndpi_tzsp_tunnel`.
+pub const TUNNEL_TZSP: u32 = 3;
+
+/// Whether GTP-U, CAPWAP and TZSP are decapsulated (`flows.decode_tunnels`). Set once at start,
+/// before any worker runs, and read with one relaxed load per packet; IP-in-IP is always
+/// decapsulated (it has no ports to make an outer flow of).
+static DECODE_TUNNELS: AtomicBool = AtomicBool::new(true);
+
+/// Set `flows.decode_tunnels` for every later [`parse`].
+pub fn set_decode_tunnels(on: bool) {
+    DECODE_TUNNELS.store(on, Ordering::Relaxed);
+}
+
+/// What [`parse_with`] decodes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ParseOptions {
+    /// Decapsulate GTP-U, CAPWAP data and TZSP (else their packets count for the outer UDP
+    /// flow).
+    pub decode_tunnels: bool,
+}
+
+impl ParseOptions {
+    /// The options [`set_decode_tunnels`] set (default: tunnels decoded).
+    #[inline]
+    pub fn current() -> ParseOptions {
+        ParseOptions {
+            decode_tunnels: DECODE_TUNNELS.load(Ordering::Relaxed),
+        }
+    }
+}
 
 macro_rules! skip_reasons {
     ($( $(#[$doc:meta])* $variant:ident = $name:literal, )*) => {
@@ -119,7 +164,9 @@ skip_reasons! {
     /// IPv4 IHL < 5 (RFC 791). NFStream accepts these and reads ports from inside the IP
     /// header; weir skips them.
     BadIpv4Ihl = "bad_ipv4_ihl",
-    /// IPv4 Total Length smaller than the header, or larger than the frame carried on the wire.
+    /// IPv4 Total Length smaller than the header. (A Total Length larger than the frame on the
+    /// wire is a packet cut on the wire: it counts for its flow, and in
+    /// [`SkipCounters::ipv4_truncated`].)
     Ipv4TotalLength = "ipv4_total_length",
     /// A non-first IPv4 fragment (offset != 0): its ports are unknown.
     Ipv4Fragment = "ipv4_fragment",
@@ -139,7 +186,8 @@ skip_reasons! {
     /// The fixed TCP (20) or UDP (8) header is cut by the end of the capture. NFStream reads
     /// these fields past the captured bytes; weir skips.
     TruncatedL4 = "truncated_l4",
-    /// A GTP-U T-PDU whose header or inner IP header is malformed or truncated.
+    /// A GTP-U T-PDU (or a CAPWAP or TZSP frame) whose inner IP header is malformed or
+    /// truncated.
     BadTunnel = "bad_tunnel",
     /// The frame is longer than 65535 bytes: offsets in the packet view are 16-bit.
     FrameTooLong = "frame_too_long",
@@ -156,6 +204,9 @@ impl core::fmt::Display for SkipReason {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SkipCounters {
     pub counts: [u64; SkipReason::COUNT],
+    /// Not a skip: IPv4 packets longer (by their Total Length) than the frame on the wire,
+    /// counted for their flow with the bytes that were on the wire.
+    pub ipv4_truncated: u64,
 }
 
 impl SkipCounters {
@@ -167,6 +218,12 @@ impl SkipCounters {
     #[inline]
     pub fn count(&mut self, reason: SkipReason) {
         self.counts[reason.index()] += 1;
+    }
+
+    /// Note what a parsed packet shows that is worth a counter (a packet cut on the wire).
+    #[inline]
+    pub fn note(&mut self, pkt: &PacketV1) {
+        self.ipv4_truncated += u64::from(ipv4_truncated(pkt));
     }
 
     /// The count for one reason.
@@ -196,7 +253,17 @@ impl SkipCounters {
         for (a, b) in self.counts.iter_mut().zip(other.counts.iter()) {
             *a += b;
         }
+        self.ipv4_truncated += other.ipv4_truncated;
     }
+}
+
+/// True when `pkt` (parsed) is an IPv4 packet whose Total Length runs past the frame on the
+/// wire: the frame was cut on the wire or by the capturing device.
+#[inline]
+pub fn ipv4_truncated(pkt: &PacketV1) -> bool {
+    pkt.ip_version == 4
+        && usize::from(pkt.l3_off) + usize::from(pkt.ip_len)
+            > (pkt.wire_len as usize).max(pkt.cap_len as usize)
 }
 
 /// What an L2 walk found: where the IP header starts and which version the L2 announced
@@ -214,7 +281,20 @@ struct L3Start {
 /// `frame`, so it is valid as long as `frame` is; `direction` is left 0 for the flow table) and
 /// `key` is the unoriented flow key. On error `pkt` and `key` hold partial values and must not
 /// be used.
+#[inline]
 pub fn parse(
+    frame: &[u8],
+    wire_len: u32,
+    ts_ns: u64,
+    pkt: &mut PacketV1,
+    key: &mut FlowKeyV1,
+) -> Result<(), SkipReason> {
+    parse_with(ParseOptions::current(), frame, wire_len, ts_ns, pkt, key)
+}
+
+/// [`parse`] with explicit options.
+pub fn parse_with(
+    opts: ParseOptions,
     frame: &[u8],
     wire_len: u32,
     ts_ns: u64,
@@ -234,14 +314,25 @@ pub fn parse(
     // broken capture header may say so: trust the larger.
     let wire = (wire_len as usize).max(frame.len());
 
-    let l3 = parse_l2(frame, key)?;
-    parse_ip(frame, wire, l3.off, l3.version, 0, pkt, key)
+    let l3 = parse_l2(frame, 0, key)?;
+    let cx = Cx { frame, wire, opts };
+    parse_ip(&cx, l3.off, l3.version, 0, pkt, key)
 }
 
-/// Ethernet, LLC/SNAP, VLAN tags, MPLS, PPPoE: find the IP header.
-fn parse_l2(frame: &[u8], key: &mut FlowKeyV1) -> Result<L3Start, SkipReason> {
-    let eth = EthernetFrame::new_checked(frame).map_err(|_| SkipReason::TruncatedEthernet)?;
-    let mut off = ethernet::HEADER_LEN;
+/// What every level of one frame's parse shares.
+struct Cx<'a> {
+    frame: &'a [u8],
+    /// Bytes of the frame on the wire.
+    wire: usize,
+    opts: ParseOptions,
+}
+
+/// Ethernet, LLC/SNAP, VLAN tags, MPLS, PPPoE: find the IP header of the Ethernet frame that
+/// starts at `at` (0, or an Ethernet frame inside a tunnel).
+fn parse_l2(frame: &[u8], at: usize, key: &mut FlowKeyV1) -> Result<L3Start, SkipReason> {
+    let eth = EthernetFrame::new_checked(frame.get(at..).unwrap_or(&[]))
+        .map_err(|_| SkipReason::TruncatedEthernet)?;
+    let mut off = at + ethernet::HEADER_LEN;
     let mut etype = eth.ethertype();
     if eth.is_8023_length() {
         let llc = LlcSnap::new_checked(&frame[off..]).map_err(|_| SkipReason::TruncatedL2)?;
@@ -320,8 +411,7 @@ fn parse_l2(frame: &[u8], key: &mut FlowKeyV1) -> Result<L3Start, SkipReason> {
 
 /// One IP header at `off` (and, through tunnels, the ones inside it), then the transport.
 fn parse_ip(
-    frame: &[u8],
-    wire: usize,
+    cx: &Cx<'_>,
     off: usize,
     version: Option<u8>,
     depth: usize,
@@ -331,6 +421,7 @@ fn parse_ip(
     if depth == MAX_IP_DEPTH {
         return Err(SkipReason::TunnelTooDeep);
     }
+    let (frame, wire) = (cx.frame, cx.wire);
     if depth > 0 {
         pkt.flags |= WEIR_PKT_TUNNELED;
     }
@@ -349,7 +440,8 @@ fn parse_ip(
     }
     // The offsets below are < frame.len() <= u16::MAX (checked in `parse`).
     pkt.l3_off = off as u16;
-    let (proto, l4_off, l4_len) = match version {
+    // (protocol, where the transport starts, its length by the IP header, its bytes on the wire)
+    let (proto, l4_off, l4_len, l4_wire) = match version {
         4 => {
             let ip = Ipv4Packet::new_checked(&frame[off..]).map_err(|e| match e {
                 WireError::Malformed if frame[off] & 0x0f < 5 => SkipReason::BadIpv4Ihl,
@@ -358,9 +450,14 @@ fn parse_ip(
             })?;
             let hlen = ip.header_len();
             let total = usize::from(ip.total_len());
-            if total < hlen || off + total > wire {
+            if total < hlen {
                 return Err(SkipReason::Ipv4TotalLength);
             }
+            // A Total Length past the frame on the wire: the frame was cut on the wire or by
+            // the capturing device. The packet was still sent: it counts for its flow with
+            // its wire length (as in NFStream), from what the wire carried
+            // (`ipv4_truncated` counts these).
+            let on_wire = total.min(wire - off);
             if ip.frag_offset() != 0 {
                 return Err(SkipReason::Ipv4Fragment);
             }
@@ -375,7 +472,12 @@ fn parse_ip(
             key.dst_ip = [0; 16];
             key.src_ip[..4].copy_from_slice(&ip.src_addr());
             key.dst_ip[..4].copy_from_slice(&ip.dst_addr());
-            (ip.protocol(), off + hlen, total - hlen)
+            (
+                ip.protocol(),
+                off + hlen,
+                total - hlen,
+                on_wire.saturating_sub(hlen),
+            )
         }
         6 => {
             let ip = Ipv6Packet::new_checked(&frame[off..]).map_err(|e| match e {
@@ -394,15 +496,24 @@ fn parse_ip(
             key.dst_ip = ip.dst_addr();
             let (proto, ext_len) =
                 walk_ipv6_extensions(frame, off + ipv6::HEADER_LEN, plen, ip.next_header(), pkt)?;
-            (proto, off + ipv6::HEADER_LEN + ext_len, plen - ext_len)
+            let l4_len = plen - ext_len;
+            (proto, off + ipv6::HEADER_LEN + ext_len, l4_len, l4_len)
         }
         _ => return Err(SkipReason::NotIp),
     };
 
     match proto {
-        protocol::IPIP => parse_ip(frame, wire, l4_off, Some(4), depth + 1, pkt, key),
-        protocol::IPV6 => parse_ip(frame, wire, l4_off, Some(6), depth + 1, pkt, key),
-        _ => parse_transport(frame, wire, proto, l4_off, l4_len, depth, pkt, key),
+        protocol::IPIP => parse_ip(cx, l4_off, Some(4), depth + 1, pkt, key),
+        protocol::IPV6 => parse_ip(cx, l4_off, Some(6), depth + 1, pkt, key),
+        _ => {
+            let l4 = L4 {
+                proto,
+                off: l4_off,
+                len: l4_len,
+                wire: l4_wire,
+            };
+            parse_transport(cx, l4, depth, pkt, key)
+        }
     }
 }
 
@@ -445,27 +556,53 @@ fn walk_ipv6_extensions(
     Ok((next, used))
 }
 
-/// Fill the transport fields. `l4_len` is the transport length the IP header states.
-#[allow(clippy::too_many_arguments)]
-fn parse_transport(
-    frame: &[u8],
-    wire: usize,
+/// Where the transport segment is: its protocol, offset, the length the IP header states, and
+/// how much of that was on the wire (less than `len` only for a packet cut on the wire).
+#[derive(Clone, Copy)]
+struct L4 {
     proto: u8,
-    l4_off: usize,
-    l4_len: usize,
+    off: usize,
+    len: usize,
+    wire: usize,
+}
+
+/// Fill the transport fields.
+fn parse_transport(
+    cx: &Cx<'_>,
+    l4: L4,
     depth: usize,
     pkt: &mut PacketV1,
     key: &mut FlowKeyV1,
 ) -> Result<(), SkipReason> {
+    let frame = cx.frame;
+    let L4 {
+        proto,
+        off: l4_off,
+        len: l4_len,
+        wire: l4_wire,
+    } = l4;
     pkt.protocol = proto;
     key.protocol = proto;
-    let l4 = frame.get(l4_off..).unwrap_or(&[]);
+    let bytes = frame.get(l4_off..).unwrap_or(&[]);
+    // The fixed TCP/UDP header is not in the packet: a first fragment that ends inside it, or
+    // a packet cut on the wire inside it. The packet belongs to a flow with ports 0 (as
+    // NFStream's); any other packet whose IP header leaves no room for it is malformed.
+    let first_fragment = pkt.flags & WEIR_PKT_IP_FRAGMENT != 0;
+    let no_ports = |min: usize| -> Result<bool, SkipReason> {
+        if l4_len < min {
+            if first_fragment {
+                return Ok(true);
+            }
+            return Err(SkipReason::BadL4Length);
+        }
+        Ok(l4_wire < min)
+    };
     match proto {
         protocol::TCP => {
-            if l4_len < tcp::MIN_HEADER_LEN {
-                return Err(SkipReason::BadL4Length);
+            if no_ports(tcp::MIN_HEADER_LEN)? {
+                return Ok(());
             }
-            let t = TcpPacket::new_checked(l4).map_err(|_| SkipReason::TruncatedL4)?;
+            let t = TcpPacket::new_checked(bytes).map_err(|_| SkipReason::TruncatedL4)?;
             key.src_port = t.src_port();
             key.dst_port = t.dst_port();
             pkt.l4_off = l4_off as u16;
@@ -477,49 +614,140 @@ fn parse_transport(
             pkt.tcp_hdr_len = hlen as u16;
             // A data offset below 5 or beyond the segment is malformed: the packet still
             // counts for its flow (as in NFStream) but has no payload to offer.
-            if (tcp::MIN_HEADER_LEN..=l4_len).contains(&hlen) {
-                set_payload(pkt, l4_off + hlen, l4_len - hlen);
+            if (tcp::MIN_HEADER_LEN..=l4_wire).contains(&hlen) {
+                set_payload(pkt, l4_off + hlen, l4_wire - hlen);
             }
             Ok(())
         }
         protocol::UDP => {
-            if l4_len < udp::HEADER_LEN {
-                return Err(SkipReason::BadL4Length);
+            if no_ports(udp::HEADER_LEN)? {
+                return Ok(());
             }
-            let u = UdpPacket::new_checked(l4).map_err(|_| SkipReason::TruncatedL4)?;
-            if (u.src_port() == gtp::UDP_PORT || u.dst_port() == gtp::UDP_PORT)
-                && key.tunnel_id == 0
-            {
-                let inner_at = l4_off + udp::HEADER_LEN;
-                let inner = frame.get(inner_at..).unwrap_or(&[]);
-                if let Some(hlen) = gtpu_t_pdu(inner) {
-                    key.tunnel_id = TUNNEL_GTP;
-                    return parse_ip(frame, wire, inner_at + hlen, None, depth + 1, pkt, key)
-                        .map_err(|e| match e {
-                            SkipReason::NotIp
-                            | SkipReason::TruncatedIpv4
-                            | SkipReason::TruncatedIpv6 => SkipReason::BadTunnel,
-                            other => other,
-                        });
+            let u = UdpPacket::new_checked(bytes).map_err(|_| SkipReason::TruncatedL4)?;
+            if cx.opts.decode_tunnels && key.tunnel_id == 0 {
+                if let Some(r) = decode_tunnel(cx, &u, l4_off + udp::HEADER_LEN, depth, pkt, key) {
+                    return r;
                 }
             }
             key.src_port = u.src_port();
             key.dst_port = u.dst_port();
             pkt.l4_off = l4_off as u16;
-            set_payload(pkt, l4_off + udp::HEADER_LEN, l4_len - udp::HEADER_LEN);
+            set_payload(pkt, l4_off + udp::HEADER_LEN, l4_wire - udp::HEADER_LEN);
             Ok(())
         }
         protocol::ICMP | protocol::ICMPV6 => {
-            if icmp::IcmpPacket::new_checked(l4).is_ok() && l4_len >= icmp::MIN_HEADER_LEN {
+            if icmp::IcmpPacket::new_checked(bytes).is_ok() && l4_wire >= icmp::MIN_HEADER_LEN {
                 pkt.l4_off = l4_off as u16;
-                if l4_len >= icmp::HEADER_LEN {
-                    set_payload(pkt, l4_off + icmp::HEADER_LEN, l4_len - icmp::HEADER_LEN);
+                if l4_wire >= icmp::HEADER_LEN {
+                    set_payload(pkt, l4_off + icmp::HEADER_LEN, l4_wire - icmp::HEADER_LEN);
                 }
             }
             Ok(())
         }
         _ => Ok(()),
     }
+}
+
+/// A UDP payload at `inner_at` that is a tunnel weir decodes: `Some` with the inner packet's
+/// parse (the flow is the inner one, with the tunnel's `tunnel_id`), `None` when it is not
+/// (the packet is then an ordinary UDP packet of the outer flow).
+///
+/// - GTP-U T-PDUs on port 2152 (3GPP TS 29.281).
+/// - CAPWAP data packets on port 5247 (RFC 5415) carrying an IEEE 802.11 data frame with an
+///   LLC/SNAP header (RFC 5416; a Frame Control sent with its octets swapped, as Cisco access
+///   points do, is read too) or, with the T bit clear, an Ethernet frame. Keep-alives,
+///   fragments after the first, encrypted or body-less 802.11 frames and non-IP payloads stay
+///   packets of the outer flow: the access point did send them. (NFStream takes any payload of
+///   33 bytes or more for a 24-byte 802.11 header and LLC, whatever its flags say, and drops
+///   the packet when what follows is not IP.) Control packets (port 5246) carry no frames.
+/// - TZSP on port 37008 carrying an Ethernet frame, after the tag list walked to its END tag.
+///   (NFStream jumps to the frame after the first tag, and gives `tunnel_id` 3 to the outer flow
+///   of datagrams it cannot decode.)
+fn decode_tunnel(
+    cx: &Cx<'_>,
+    u: &UdpPacket<'_>,
+    inner_at: usize,
+    depth: usize,
+    pkt: &mut PacketV1,
+    key: &mut FlowKeyV1,
+) -> Option<Result<(), SkipReason>> {
+    let frame = cx.frame;
+    let inner = frame.get(inner_at..).unwrap_or(&[]);
+    let on = |port: u16| u.src_port() == port || u.dst_port() == port;
+    // A malformed inner IP header is the tunnel's fault.
+    let inner_err = |e: SkipReason| match e {
+        SkipReason::NotIp | SkipReason::TruncatedIpv4 | SkipReason::TruncatedIpv6 => {
+            SkipReason::BadTunnel
+        }
+        other => other,
+    };
+    if on(gtp::UDP_PORT) {
+        let hlen = gtpu_t_pdu(inner)?;
+        key.tunnel_id = TUNNEL_GTP;
+        return Some(parse_ip(cx, inner_at + hlen, None, depth + 1, pkt, key).map_err(inner_err));
+    }
+    if on(capwap::DATA_PORT) {
+        let c = CapwapPacket::new_checked(inner).ok()?;
+        if c.keep_alive() || (c.fragment() && c.frag_offset() != 0) {
+            return None;
+        }
+        let at = inner_at + c.header_len();
+        if !c.native_frame() {
+            return ethernet_in_tunnel(cx, at, TUNNEL_CAPWAP, depth, pkt, key);
+        }
+        if c.wbid() != capwap::WBID_IEEE80211 {
+            return None;
+        }
+        let w = WlanDataFrame::new_checked_either_fc(frame.get(at..).unwrap_or(&[])).ok()?;
+        if !w.has_body() || w.protected() {
+            return None;
+        }
+        let llc_at = at + w.header_len();
+        let llc = LlcSnap::new_checked(frame.get(llc_at..).unwrap_or(&[])).ok()?;
+        let version = match (llc.is_snap() && llc.oui() == 0, llc.ethertype()) {
+            (true, ethertype::IPV4) => 4,
+            (true, ethertype::IPV6) => 6,
+            _ => return None,
+        };
+        let ip_at = llc_at + ethernet::LLC_SNAP_LEN;
+        frame.get(ip_at)?;
+        key.tunnel_id = TUNNEL_CAPWAP;
+        return Some(parse_ip(cx, ip_at, Some(version), depth + 1, pkt, key).map_err(inner_err));
+    }
+    if on(tzsp::UDP_PORT) {
+        let t = TzspPacket::new_checked(inner).ok()?;
+        if t.packet_type() != tzsp::TYPE_RECEIVED || t.encapsulation() != tzsp::ENCAP_ETHERNET {
+            return None;
+        }
+        return ethernet_in_tunnel(cx, inner_at + t.header_len(), TUNNEL_TZSP, depth, pkt, key);
+    }
+    None
+}
+
+/// An Ethernet frame at `at` inside a tunnel: its IP packet is the flow's when it has one,
+/// else `None` (the outer flow keeps the packet).
+fn ethernet_in_tunnel(
+    cx: &Cx<'_>,
+    at: usize,
+    tunnel_id: u32,
+    depth: usize,
+    pkt: &mut PacketV1,
+    key: &mut FlowKeyV1,
+) -> Option<Result<(), SkipReason>> {
+    let mut inner_key = *key;
+    let l3 = parse_l2(cx.frame, at, &mut inner_key).ok()?;
+    // The inner frame's VLAN tags, if any, name the flow's VLAN (NFStream re-reads the link
+    // layer the same way).
+    *key = inner_key;
+    key.tunnel_id = tunnel_id;
+    Some(
+        parse_ip(cx, l3.off, l3.version, depth + 1, pkt, key).map_err(|e| match e {
+            SkipReason::NotIp | SkipReason::TruncatedIpv4 | SkipReason::TruncatedIpv6 => {
+                SkipReason::BadTunnel
+            }
+            other => other,
+        }),
+    )
 }
 
 /// If `buf` starts with a GTPv1-U T-PDU header with a packet after it, the header's length;

@@ -58,6 +58,8 @@ pub fn plugin_options(cfg: &Config, dir_override: Option<PathBuf>) -> Result<Plu
 impl Pipeline {
     /// Load the plugins (unless `no_plugins`) and fix the record schema.
     pub fn new(cfg: Config, plugin_dir: Option<PathBuf>, no_plugins: bool) -> Result<Pipeline> {
+        // Before any worker (or the feeder's spreading) parses a packet.
+        crate::parse::set_decode_tunnels(cfg.flows.decode_tunnels);
         let registry = if no_plugins {
             PluginRegistry::empty()
         } else {

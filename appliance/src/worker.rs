@@ -329,6 +329,7 @@ impl Worker {
             let mut key = FlowKeyV1::default();
             match parse(f.data, f.wire_len, ts_ns, &mut pkt, &mut key) {
                 Ok(()) => {
+                    self.stats.skipped.note(&pkt);
                     let h = flow_hash(&key);
                     self.table.prefetch(h);
                     self.parsed.push(pkt);

@@ -1,10 +1,13 @@
-//! `weir extract` against NFStream on every shared capture.
+//! `weir extract` against NFStream on every capture of the parity corpus.
 //!
-//! For each capture in `tests/data/nfstream/pcaps`, weir runs through the real DPDK path (EAL
-//! without hugepages, a net_ring port fed from the capture) and its CSV is compared flow by
-//! flow with NFStream 6.6's records (`expected/`): the same flows (key and first_seen), equal
-//! packets, bytes and times per direction, and, when the flowstats plugin is loaded, NFStream's
-//! 48 statistical features within a relative 1e-6.
+//! The parity corpus is two folders: `tests/data/nfstream` (136 captures of NFStream's test
+//! suite) and `tests/data/ndpi` (167 more of nDPI's). For each capture weir runs through the real
+//! DPDK path (EAL without hugepages, a net_ring port fed from the capture) and its CSV is compared
+//! flow by flow with NFStream 6.6's records (`expected/`): the same flows (key and first_seen),
+//! equal packets, bytes and times per direction, and, when the flowstats plugin is loaded,
+//! NFStream's 48 statistical features within a relative 1e-6.
+//!
+//! (`tests/multicore_extract.rs` runs the same corpus with one and two workers.)
 //!
 //! A capture where weir and NFStream legitimately differ is listed in `KNOWN_DIFFERENCES`
 //! with the reason (weir must be the one that is right).
@@ -83,79 +86,121 @@ fn extract(capture: &Path, out: &Path) -> Result<(), String> {
     Ok(())
 }
 
+/// What one capture gave: its folder, whether it equals NFStream, and the failures found.
+struct Outcome {
+    folder: &'static str,
+    equal: bool,
+    failures: Vec<String>,
+    with_stats: bool,
+}
+
+fn check(cap: &Path, folder: &'static str, tmp: &Path) -> Outcome {
+    let name = cap.file_name().unwrap().to_str().unwrap().to_string();
+    let mut o = Outcome {
+        folder,
+        equal: false,
+        failures: Vec::new(),
+        with_stats: false,
+    };
+    let out = tmp.join(format!("{folder}-{name}.csv"));
+    if let Err(e) = extract(cap, &out) {
+        o.failures.push(format!("{folder}/{name}: {e}"));
+        return o;
+    }
+    let actual = read_csv(&out);
+    let expected = read_csv(&expected_csv(cap));
+    let mut columns = core_columns();
+    if actual
+        .first()
+        .is_some_and(|r| r.contains_key("bidirectional_mean_ps"))
+    {
+        columns.extend(flowstats_columns());
+        o.with_stats = true;
+    }
+    let diffs = compare(&expected, &actual, &columns);
+    o.equal = diffs.is_empty();
+    let known = KNOWN_DIFFERENCES.iter().find(|(n, _)| *n == name);
+    match (o.equal, known) {
+        (true, None) | (false, Some(_)) => {}
+        (true, Some(_)) => o.failures.push(format!(
+            "{folder}/{name}: listed as different but now matches"
+        )),
+        (false, None) => {
+            let mut msg = format!("{folder}/{name}: {} differences", diffs.len());
+            for d in diffs.iter().take(5) {
+                msg.push_str("\n    ");
+                msg.push_str(d);
+            }
+            o.failures.push(msg);
+        }
+    }
+    std::fs::remove_file(&out).ok();
+    o
+}
+
 #[test]
 fn every_capture_matches_nfstream() {
-    let mut caps = captures();
-    assert_eq!(caps.len(), 136, "the shared test data has 136 captures");
+    let mut caps: Vec<(std::path::PathBuf, &'static str)> = Vec::new();
+    let nf = captures();
+    assert_eq!(nf.len(), 136, "tests/data/nfstream has 136 captures");
+    let nd = captures_in(&ndpi_dir());
+    assert_eq!(nd.len(), 167, "tests/data/ndpi has 167 captures");
+    caps.extend(nf.into_iter().map(|c| (c, "nfstream")));
+    caps.extend(nd.into_iter().map(|c| (c, "ndpi")));
+    // Every listed capture exists (a renamed file must not leave a stale excuse behind).
+    for (n, _) in KNOWN_DIFFERENCES {
+        assert!(
+            caps.iter().any(|(c, _)| c.file_name().unwrap() == *n),
+            "KNOWN_DIFFERENCES names {n}, which is in neither folder"
+        );
+    }
     // WEIR_PARITY_ONLY=name1,name2 checks only those captures (for quick iteration).
     if let Ok(only) = std::env::var("WEIR_PARITY_ONLY") {
         let only: Vec<&str> = only.split(',').collect();
-        caps.retain(|c| only.contains(&c.file_name().unwrap().to_str().unwrap()));
+        caps.retain(|(c, _)| only.contains(&c.file_name().unwrap().to_str().unwrap()));
     }
     let tmp = tempfile::tempdir().unwrap();
     let next = AtomicUsize::new(0);
-    let failures = Mutex::new(Vec::<String>::new());
-    let checked_stats = AtomicUsize::new(0);
+    let outcomes = Mutex::new(Vec::<Outcome>::new());
     std::thread::scope(|s| {
         for _ in 0..2 {
             s.spawn(|| loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(cap) = caps.get(i) else { break };
-                let name = cap.file_name().unwrap().to_str().unwrap().to_string();
-                let out = tmp.path().join(format!("{name}.csv"));
-                if let Err(e) = extract(cap, &out) {
-                    failures.lock().unwrap().push(format!("{name}: {e}"));
-                    continue;
-                }
-                let actual = read_csv(&out);
-                let expected = read_csv(&expected_csv(cap));
-                let mut columns = core_columns();
-                if actual
-                    .first()
-                    .is_some_and(|r| r.contains_key("bidirectional_mean_ps"))
-                {
-                    columns.extend(flowstats_columns());
-                    checked_stats.fetch_add(1, Ordering::Relaxed);
-                }
-                let diffs = compare(&expected, &actual, &columns);
-                let known = KNOWN_DIFFERENCES.iter().find(|(n, _)| *n == name);
-                match (diffs.is_empty(), known) {
-                    (true, None) => {}
-                    (true, Some(_)) => failures
-                        .lock()
-                        .unwrap()
-                        .push(format!("{name}: listed as different but now matches")),
-                    (false, Some(_)) => {}
-                    (false, None) => {
-                        let mut msg = format!("{name}: {} differences", diffs.len());
-                        for d in diffs.iter().take(5) {
-                            msg.push_str("\n    ");
-                            msg.push_str(d);
-                        }
-                        failures.lock().unwrap().push(msg);
-                    }
-                }
+                let Some((cap, folder)) = caps.get(i) else {
+                    break;
+                };
+                let o = check(cap, folder, tmp.path());
+                outcomes.lock().unwrap().push(o);
             });
         }
     });
-    let failures = failures.into_inner().unwrap();
+    let outcomes = outcomes.into_inner().unwrap();
+    let failures: Vec<&String> = outcomes.iter().flat_map(|o| &o.failures).collect();
     // The flowstats plugin (built by the workspace next to the weir binary) must have run on
     // every capture: its 48 features are half of what this test checks.
-    assert_eq!(
-        checked_stats.load(Ordering::Relaxed),
-        caps.len(),
+    let with_stats = outcomes.iter().filter(|o| o.with_stats).count();
+    assert!(
+        failures.iter().any(|f| f.contains("failed")) || with_stats == caps.len(),
         "flowstats features missing from some records: build the workspace first (make build)"
     );
     assert!(
         failures.is_empty(),
-        "{} of {} captures differ from NFStream:\n{}",
+        "{} problems on {} captures:\n{}",
         failures.len(),
         caps.len(),
-        failures.join("\n")
+        failures
+            .iter()
+            .map(|s| s.as_str())
+            .collect::<Vec<_>>()
+            .join("\n")
     );
-    eprintln!(
-        "{} captures match NFStream ({} with flowstats features)",
-        caps.len(),
-        checked_stats.load(Ordering::Relaxed)
-    );
+    for folder in ["nfstream", "ndpi"] {
+        let of: Vec<&Outcome> = outcomes.iter().filter(|o| o.folder == folder).collect();
+        eprintln!(
+            "{folder}: {} captures, {} equal to NFStream, {} listed",
+            of.len(),
+            of.iter().filter(|o| o.equal).count(),
+            of.iter().filter(|o| !o.equal).count()
+        );
+    }
 }

@@ -9,6 +9,7 @@
 //! Views check *structure* only. Policy (which frames a flow meter counts, how deep a VLAN stack
 //! may be, what happens to fragments) lives in [`crate::parse`].
 
+pub mod capwap;
 pub mod ethernet;
 pub mod gtp;
 pub mod icmp;
@@ -17,6 +18,7 @@ pub mod ipv6;
 pub mod mpls;
 pub mod pppoe;
 pub mod tcp;
+pub mod tzsp;
 pub mod udp;
 pub mod vlan;
 

@@ -10,18 +10,34 @@ pub fn data_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/nfstream")
 }
 
-/// Every shared capture, sorted by name.
+/// Every capture of the NFStream folder, sorted by name.
 pub fn captures() -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(data_dir().join("pcaps"))
-        .expect("pcaps dir")
+    captures_in(&data_dir())
+}
+
+/// The second parity folder: captures of the nDPI test suite with NFStream's records.
+pub fn ndpi_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/ndpi")
+}
+
+/// Every capture of one data folder (`pcaps/` under `dir`), sorted by name.
+pub fn captures_in(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir.join("pcaps"))
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.join("pcaps").display()))
         .map(|e| e.unwrap().path())
         .collect();
     v.sort();
     v
 }
 
+/// NFStream's records for a capture: `expected/NAME.csv` beside the capture's `pcaps/`.
 pub fn expected_csv(capture: &Path) -> PathBuf {
-    data_dir().join("expected").join(format!(
+    let folder = capture
+        .parent()
+        .and_then(|p| p.parent())
+        .map(Path::to_path_buf)
+        .unwrap_or_else(data_dir);
+    folder.join("expected").join(format!(
         "{}.csv",
         capture.file_name().unwrap().to_str().unwrap()
     ))

@@ -14,6 +14,13 @@ pub fn pcap(name: &str) -> PathBuf {
         .join(name)
 }
 
+/// A capture of the second parity folder (nDPI's test captures).
+pub fn ndpi_pcap(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/ndpi/pcaps")
+        .join(name)
+}
+
 pub fn weir() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_weir"));
     c.env("RUST_LOG", "info");

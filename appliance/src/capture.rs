@@ -58,6 +58,10 @@ pub struct CapturedPacket<'a> {
 enum Inner {
     /// The reader, the link type, and ns per unit of the header's fractional timestamp.
     Pcap(PcapReader<BufReader<File>>, u32, u64),
+    /// A classic pcap of format version 2.0 to 2.2, read record by record here: libpcap
+    /// before 0.5 wrote each record's captured and original lengths the other way round, and
+    /// libpcap and Wireshark swap them back when reading (`pcap-file` does not).
+    PcapSwapped(SwappedPcap),
     PcapNg(PcapNgReader<BufReader<File>>, Vec<(u32, TsResol, i64)>),
 }
 
@@ -82,6 +86,61 @@ impl TsResol {
             TsResol::Pow10(p) => (raw as u128 / 10u128.pow((p - 9).min(38))) as u64,
             TsResol::Pow2(p) => ((raw as u128 * 1_000_000_000u128) >> p.min(127)) as u64,
         }
+    }
+}
+
+/// Records of a classic pcap whose header says version 2.0 to 2.2.
+struct SwappedPcap {
+    r: BufReader<File>,
+    big_endian: bool,
+    linktype: u32,
+    frac_ns: u64,
+    data: Vec<u8>,
+}
+
+/// Largest record weir reads from such a file (libpcap's largest snapshot length).
+const MAX_SWAPPED_RECORD: usize = 262_144;
+
+impl SwappedPcap {
+    /// The next record: `Ok(None)` at a clean end of file.
+    fn next(&mut self) -> Result<Option<(u32, u32, u32)>, String> {
+        let mut h = [0u8; 16];
+        let mut got = 0;
+        while got < h.len() {
+            match self.r.read(&mut h[got..]) {
+                Ok(0) => break,
+                Ok(n) => got += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+        if got == 0 {
+            return Ok(None);
+        }
+        if got < h.len() {
+            return Err(format!(
+                "the file ends inside a record header ({got} of 16 bytes)"
+            ));
+        }
+        let f = |i: usize| {
+            let b = [h[i], h[i + 1], h[i + 2], h[i + 3]];
+            if self.big_endian {
+                u32::from_be_bytes(b)
+            } else {
+                u32::from_le_bytes(b)
+            }
+        };
+        // Swapped: the third field is the original length, the fourth the captured one.
+        let (sec, frac, orig, incl) = (f(0), f(4), f(8), f(12));
+        let incl = incl as usize;
+        if incl > MAX_SWAPPED_RECORD {
+            return Err(format!("a record of {incl} captured bytes"));
+        }
+        self.data.resize(incl, 0);
+        self.r
+            .read_exact(&mut self.data)
+            .map_err(|e| format!("the file ends inside a record ({e})"))?;
+        Ok(Some((sec, frac, orig)))
     }
 }
 
@@ -125,12 +184,26 @@ impl CaptureReader {
             )
         } else {
             let rd = PcapReader::new(r).map_err(|e| not(format!("{e} (magic {magic:02x?})")))?;
-            let lt = u32::from(rd.header().datalink);
-            let frac_ns = match rd.header().ts_resolution {
+            let hdr = rd.header();
+            let lt = u32::from(hdr.datalink);
+            let frac_ns = match hdr.ts_resolution {
                 pcap_file::TsResolution::MicroSecond => 1000,
                 pcap_file::TsResolution::NanoSecond => 1,
             };
-            Inner::Pcap(rd, lt, frac_ns)
+            if hdr.version_major == 2 && hdr.version_minor < 3 {
+                drop(rd);
+                let mut f = File::open(path).map_err(open_err)?;
+                f.seek(std::io::SeekFrom::Start(24)).map_err(open_err)?;
+                Inner::PcapSwapped(SwappedPcap {
+                    r: BufReader::with_capacity(1 << 20, f),
+                    big_endian: hdr.endianness == pcap_file::Endianness::Big,
+                    linktype: lt,
+                    frac_ns,
+                    data: Vec::with_capacity(65536),
+                })
+            } else {
+                Inner::Pcap(rd, lt, frac_ns)
+            }
         };
         Ok(CaptureReader {
             path: path.to_path_buf(),
@@ -177,6 +250,19 @@ impl CaptureReader {
                         orig_len: p.orig_len,
                         ts_ns: pcap_ts_ns(p.ts_sec, p.ts_frac, *frac_ns),
                         linktype: *lt,
+                    })))
+                }
+            },
+            Inner::PcapSwapped(sp) => match sp.next() {
+                Ok(None) => Ok(None),
+                Err(e) => Err(corrupt(self.packets, e)),
+                Ok(Some((sec, frac, orig))) => {
+                    self.packets += 1;
+                    Ok(Some(f(CapturedPacket {
+                        data: &sp.data,
+                        orig_len: orig,
+                        ts_ns: pcap_ts_ns(sec, frac, sp.frac_ns),
+                        linktype: sp.linktype,
                     })))
                 }
             },

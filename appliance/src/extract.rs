@@ -373,6 +373,9 @@ pub fn extract(args: &ExtractArgs, out_path: Option<std::path::PathBuf>) -> Resu
                 x.records_sent, x.messages_sent, x.template_messages, x.send_errors, x.records_unsent
             );
         }
+        for e in &fed.capture_errors {
+            eprintln!("  not read to its end: {e}");
+        }
         if fed.unsupported_linktype > 0 {
             eprintln!(
                 "  skipped unsupported_linktype: {}",
@@ -476,6 +479,7 @@ fn write_stats(
         "skipped_total": skipped_total,
         "skipped": skipped,
         "ipv4_truncated": total.skipped.ipv4_truncated,
+        "capture_errors": fed.capture_errors,
         "truncated_to_mbuf": fed.truncated_to_mbuf,
         "flows_created": total.flows_created,
         "evicted": total.evicted,
@@ -547,6 +551,8 @@ type Feeding = (Result<(Mbuf, bool)>, usize, u32);
 #[derive(Default)]
 struct Fed {
     packets: u64,
+    /// Captures that could not be read to their end: what went wrong, and after how much.
+    capture_errors: Vec<String>,
     unsupported_linktype: u64,
     truncated_to_mbuf: u64,
     interrupted: bool,
@@ -607,7 +613,17 @@ fn feed(
                 };
                 let m = alloc_copy(pool, big_pool, frame, rings, &mut pending);
                 Some((m, worker, p.orig_len))
-            })?;
+            });
+            let item = match item {
+                Ok(i) => i,
+                Err(e) => {
+                    // A capture cut short or corrupt after some packets: what was read counts,
+                    // the rest is reported (as tshark and libpcap-based tools do).
+                    tracing::warn!(error = %e, "capture not read to its end");
+                    fed.capture_errors.push(e.to_string());
+                    break;
+                }
+            };
             let Some(item) = item else { break };
             let Some((m, w, orig_len)) = item else {
                 fed.unsupported_linktype += 1;

@@ -31,8 +31,8 @@
 //! - TCP/UDP ports in host order; ICMP, ICMPv6 and other protocols have ports 0.
 //!
 //! Where weir departs from NFStream (in each case NFStream reads bytes that are not what it
-//! takes them for, or drops a valid packet); none of these occurs in the bundled captures
-//! except the first (`ajp.pcap`):
+//! takes them for, or drops a valid packet); of the bundled captures only the first case
+//! occurs (`ajp.pcap`, `fuzz-2020-02-16-11740.pcap`):
 //! - The EtherType decides. NFStream parses whatever follows as IP when its first nibble is 4
 //!   or 6: Cisco FabricPath frames (0x8903) become flows of made-up addresses.
 //! - 802.1ad (0x88a8) and 0x9100 outer tags are parsed; NFStream knows only 0x8100. At most
@@ -819,7 +819,10 @@ mod tests {
     fn run(f: &[u8]) -> Result<(PacketV1, FlowKeyV1), SkipReason> {
         let mut p = PacketV1::EMPTY;
         let mut k = FlowKeyV1::default();
-        parse(f, f.len() as u32, 0, &mut p, &mut k).map(|_| (p, k))
+        let opts = ParseOptions {
+            decode_tunnels: true,
+        };
+        parse_with(opts, f, f.len() as u32, 0, &mut p, &mut k).map(|_| (p, k))
     }
 
     #[test]
@@ -963,6 +966,119 @@ mod tests {
         let (p, k) = run(&f).unwrap();
         assert_eq!((k.protocol, k.src_port, k.dst_port), (58, 0, 0));
         assert_eq!((p.l4_off, p.payload_off, p.payload_len), (54, 62, 4));
+    }
+
+    fn tcp_syn(sport: u16, dport: u16) -> Vec<u8> {
+        let mut t = vec![0u8; 20];
+        t[..2].copy_from_slice(&sport.to_be_bytes());
+        t[2..4].copy_from_slice(&dport.to_be_bytes());
+        t[12] = 0x50;
+        t[13] = 0x02;
+        t
+    }
+
+    #[test]
+    fn ipv4_cut_on_the_wire_counts_with_its_wire_length() {
+        // Total Length says 137 bytes; the wire carried 66 (telnet.pcap's frames).
+        let mut f = eth(0x0800);
+        let mut ip = ipv4(6, &tcp_syn(1550, 23));
+        ip[2..4].copy_from_slice(&137u16.to_be_bytes());
+        f.extend(ip);
+        let (p, k) = run(&f).unwrap();
+        assert_eq!((k.src_port, k.dst_port, p.wire_len), (1550, 23, 54));
+        assert!(ipv4_truncated(&p));
+        let mut c = SkipCounters::new();
+        c.note(&p);
+        assert_eq!((c.ipv4_truncated, c.total()), (1, 0));
+        // Cut inside the TCP header: the flow has ports 0.
+        let (_, k) = run(&f[..14 + 20 + 10]).unwrap();
+        assert_eq!((k.protocol, k.src_port, k.dst_port), (6, 0, 0));
+        // A Total Length below the header is still malformed.
+        let mut g = f.clone();
+        g[16..18].copy_from_slice(&19u16.to_be_bytes());
+        assert_eq!(run(&g).unwrap_err(), SkipReason::Ipv4TotalLength);
+        // A whole packet is not truncated.
+        let mut h = eth(0x0800);
+        h.extend(ipv4(6, &tcp_syn(1, 2)));
+        assert!(!ipv4_truncated(&run(&h).unwrap().0));
+    }
+
+    #[test]
+    fn first_fragment_without_the_whole_l4_header_has_ports_0() {
+        // More Fragments, offset 0, 8 bytes of TCP: the rest of the header is in the next one.
+        let mut f = eth(0x0800);
+        let mut ip = ipv4(6, &tcp_syn(80, 81)[..8]);
+        ip[6] = 0x20;
+        f.extend(ip.clone());
+        let (p, k) = run(&f).unwrap();
+        assert_eq!((k.protocol, k.src_port, k.dst_port), (6, 0, 0));
+        assert_ne!(p.flags & WEIR_PKT_IP_FRAGMENT, 0);
+        // The same without More Fragments is a malformed segment.
+        let mut g = eth(0x0800);
+        ip[6] = 0;
+        g.extend(ip);
+        assert_eq!(run(&g).unwrap_err(), SkipReason::BadL4Length);
+    }
+
+    fn capwap_80211(inner: &[u8], swapped_fc: bool) -> Vec<u8> {
+        // CAPWAP: HLEN 4 (16 bytes), WBID 1, T and W set.
+        let mut c = vec![0x00, 0x20, 0x03, 0x20, 0, 0, 0, 0];
+        c.extend_from_slice(&[0; 8]);
+        // 802.11 data frame to the DS, 24-byte header.
+        let mut w = vec![0u8; 24];
+        w[0] = 0x08;
+        w[1] = 0x01;
+        if swapped_fc {
+            w.swap(0, 1);
+        }
+        c.extend(w);
+        c.extend_from_slice(&[0xaa, 0xaa, 0x03, 0, 0, 0, 0x08, 0x00]);
+        c.extend_from_slice(inner);
+        c
+    }
+
+    #[test]
+    fn capwap_and_tzsp_are_decapsulated_unless_told_not_to() {
+        let inner = ipv4(6, &tcp_syn(47025, 443));
+        for swapped in [false, true] {
+            let mut f = eth(0x0800);
+            f.extend(ipv4(17, &udp(41264, 5247, &capwap_80211(&inner, swapped))));
+            let (p, k) = run(&f).unwrap();
+            assert_eq!(
+                (k.tunnel_id, k.protocol, k.src_port, k.dst_port),
+                (TUNNEL_CAPWAP, 6, 47025, 443)
+            );
+            assert_ne!(p.flags & WEIR_PKT_TUNNELED, 0);
+            // Tunnel decoding off: the outer UDP flow.
+            let mut pk = PacketV1::EMPTY;
+            let mut key = FlowKeyV1::default();
+            let off = ParseOptions {
+                decode_tunnels: false,
+            };
+            parse_with(off, &f, f.len() as u32, 0, &mut pk, &mut key).unwrap();
+            assert_eq!((key.tunnel_id, key.dst_port), (0, 5247));
+        }
+        // The control channel carries no frames.
+        let mut f = eth(0x0800);
+        f.extend(ipv4(17, &udp(41264, 5246, &capwap_80211(&inner, false))));
+        assert_eq!(run(&f).unwrap().1.dst_port, 5246);
+        // TZSP: version 1, received, Ethernet; an RSSI tag, END; then a VLAN-tagged frame.
+        let mut t = vec![1, 0, 0, 1, 10, 1, 0xc4, 1];
+        t.extend(eth(0x8100));
+        t.extend_from_slice(&[0x00, 0x07, 0x08, 0x00]);
+        t.extend(inner.clone());
+        let mut f = eth(0x0800);
+        f.extend(ipv4(17, &udp(37008, 37008, &t)));
+        let (_, k) = run(&f).unwrap();
+        assert_eq!(
+            (k.tunnel_id, k.vlan_id, k.src_port, k.dst_port),
+            (TUNNEL_TZSP, 7, 47025, 443)
+        );
+        // A TZSP datagram that is not a received Ethernet frame stays the outer flow's.
+        t[3] = 18;
+        let mut f = eth(0x0800);
+        f.extend(ipv4(17, &udp(37008, 37008, &t)));
+        assert_eq!(run(&f).unwrap().1.tunnel_id, 0);
     }
 
     #[test]

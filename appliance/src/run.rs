@@ -31,7 +31,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use weir_dpdk::{
-    lcore, rdtsc, rss, tsc_hz, Eal, MbufBurst, Mempool, MetaField, Port, PortConfig, Ring,
+    lcore, rdtsc, rss, tsc_hz, Eal, Mbuf, MbufBurst, Mempool, MetaField, Port, PortConfig, Ring,
     RssConfig, RxQueue, RxTimestamp, DEFAULT_DATA_ROOM,
 };
 
@@ -300,6 +300,7 @@ fn worker_loop(
     max_packets: u64,
     report_tx: crossbeam_channel::Sender<(usize, WorkerStats, Option<CostTable>)>,
     metrics: Option<Arc<crate::metrics::WorkerMetrics>>,
+    spread_clock: Option<Arc<AtomicU64>>,
 ) -> i32 {
     let mut burst = MbufBurst::<BURST>::new();
     let mut worker = match pipeline.worker(w as u16, sink, alerts) {
@@ -328,17 +329,28 @@ fn worker_loop(
     let mut last = LastPacket { ns: 0, tsc: 0 };
     let mut idle_since = rdtsc();
     while !halt.load(Ordering::Acquire) {
+        // The software spreader's time, read before polling: with the rings empty, every
+        // packet up to it has been counted (see `Spreader::clock`).
+        let spread_now = spread_clock
+            .as_ref()
+            .map_or(0, |c| c.load(Ordering::Acquire));
         let mut got = 0;
         for q in qs.iter_mut() {
             got += poll_queue(&mut worker, &mut q.q, &mut burst, &clock, &mut last);
         }
         if got == 0 {
-            // Quiet: let packet time move on once a millisecond so flows expire.
+            // Quiet: let packet time move on once a millisecond so flows expire; a worker
+            // behind the spreader follows the input's time too, not only its own packets'.
             let c = rdtsc();
-            if c - idle_since > clock.hz / 1000 && last.ns > 0 {
+            if c - idle_since > clock.hz / 1000 && (last.ns > 0 || spread_now > 0) {
                 idle_since = c;
-                let elapsed = (c - last.tsc) as u128 * 1_000_000_000 / clock.hz as u128;
-                worker.advance_time(last.ns + elapsed as u64);
+                let own = if last.ns > 0 {
+                    let elapsed = (c - last.tsc) as u128 * 1_000_000_000 / clock.hz as u128;
+                    last.ns + elapsed as u64
+                } else {
+                    0
+                };
+                worker.advance_time(own.max(spread_now));
                 counters
                     .flows
                     .store(worker.live_flows() as u64, Ordering::Relaxed);
@@ -394,14 +406,7 @@ fn poll_queue(
     let mut newest = 0u64;
     worker.process_burst(
         burst.iter().map(|m| {
-            // Capture metadata (weir's field), else the port's RX timestamp, else now.
-            let (ts_ns, wire_len) = match clock.meta.get(m) {
-                Some(md) => (md.ts_ns, md.wire_len),
-                None => (
-                    clock.rx_ts.and_then(|r| r.pcap_ns(m)).unwrap_or(now),
-                    m.pkt_len(),
-                ),
-            };
+            let (ts_ns, wire_len) = clock.packet(m, now);
             newest = newest.max(ts_ns);
             RawPacket {
                 data: m.data(),
@@ -434,6 +439,19 @@ struct Clock {
 }
 
 impl Clock {
+    /// A packet's time and wire length: capture metadata (weir's field), else the port's RX
+    /// timestamp, else `now`.
+    #[inline]
+    fn packet(&self, m: &Mbuf, now: u64) -> (u64, u32) {
+        match self.meta.get(m) {
+            Some(md) => (md.ts_ns, md.wire_len),
+            None => (
+                self.rx_ts.and_then(|r| r.pcap_ns(m)).unwrap_or(now),
+                m.pkt_len(),
+            ),
+        }
+    }
+
     #[inline]
     fn now_ns(&self, tsc: u64) -> u64 {
         self.wall0 + ((tsc - self.tsc0) as u128 * 1_000_000_000 / self.hz as u128) as u64
@@ -547,6 +565,7 @@ pub fn run(config: &Path, opts: &RunOptions) -> Result<()> {
         rx_ts,
     };
     let (report_tx, report_rx) = crossbeam_channel::unbounded();
+    let spread_clock = spreader.as_ref().map(|s| s.clock());
     let mut live = Vec::new();
     for (w, qs) in queues.into_iter().enumerate() {
         let counters = Arc::new(LiveCounters::default());
@@ -558,6 +577,7 @@ pub fn run(config: &Path, opts: &RunOptions) -> Result<()> {
         let (halt, abort, report_tx) = (halt.clone(), abort.clone(), report_tx.clone());
         let max_packets = opts.max_packets;
         let metrics = cfg.metrics.enabled.then(|| worker_metrics[w].clone()); // ops (issue 8)
+        let spread_clock = spread_clock.clone();
         lcore::remote_launch(lcores[w], move || {
             worker_loop(
                 w,
@@ -572,6 +592,7 @@ pub fn run(config: &Path, opts: &RunOptions) -> Result<()> {
                 max_packets,
                 report_tx,
                 metrics,
+                spread_clock,
             )
         })?;
     }
@@ -593,7 +614,9 @@ pub fn run(config: &Path, opts: &RunOptions) -> Result<()> {
         // The main lcore spreads when a port needs it, and looks after the run every 50 ms.
         match spreader.as_mut() {
             Some(s) => {
-                if s.poll(&|w| live[w].running.load(Ordering::Acquire)) == 0 {
+                let now = clock.now_ns(rdtsc());
+                let alive = |w: usize| live[w].running.load(Ordering::Acquire);
+                if s.poll(&alive, &|m| clock.packet(m, now).0) == 0 {
                     std::hint::spin_loop();
                 }
                 let c = rdtsc();

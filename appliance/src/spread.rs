@@ -21,11 +21,18 @@
 //! in `spread_ring_full` for its worker, so one slow worker never stalls the others (VPP's
 //! handoff queues do the same); with `"wait"` the spreader waits for room, nothing is lost in
 //! weir, and the port's own queue fills and drops instead (its `imissed`).
+//!
+//! Time: after each poll the spreader publishes the newest packet time it handed over
+//! ([`Spreader::clock`]), after enqueuing every packet before it; a worker that finds its ring
+//! empty moves its clock there, so its flows expire as they would on a worker that got the
+//! other packets too.
 
 use crate::config::{Spread, SpreadFull};
 use crate::flow::key::flow_hash;
 use crate::parse::parse;
-use weir_dpdk::{rdtsc, DevInfo, MbufBurst, Ring, RxQueue};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use weir_dpdk::{rdtsc, DevInfo, Mbuf, MbufBurst, Ring, RxQueue};
 use weir_plugin_api::{FlowKeyV1, PacketV1};
 
 /// Packets per RX burst and per ring enqueue.
@@ -189,6 +196,8 @@ pub struct Spreader {
     pkt: PacketV1,
     key: FlowKeyV1,
     pub stats: SpreadStats,
+    /// The newest packet time (ns) handed over; every packet before it is in a ring.
+    clock: Arc<AtomicU64>,
 }
 
 impl Spreader {
@@ -209,15 +218,25 @@ impl Spreader {
                 ring_full: vec![0; n],
                 ..Default::default()
             },
+            clock: Arc::new(AtomicU64::new(0)),
         }
+    }
+
+    /// The input's time as the spreader has handed it over (ns; 0 before the first packet),
+    /// for workers to follow while their rings are empty. Read it (Acquire) *before* polling
+    /// the ring: an empty ring then means every packet up to that time was counted.
+    pub fn clock(&self) -> Arc<AtomicU64> {
+        self.clock.clone()
     }
 
     /// One burst from each port: hash, sort into per-worker bursts, enqueue. Returns the
     /// packets received. `alive(w)` says whether worker `w` still polls its ring: with
     /// `spread_full = "wait"`, packets for a worker that stopped (`--max-packets`, an error)
     /// are dropped and counted instead of waited for.
+    ///
+    /// `ts_of` gives a packet's time as the workers will read it.
     #[inline]
-    pub fn poll(&mut self, alive: &dyn Fn(usize) -> bool) -> usize {
+    pub fn poll(&mut self, alive: &dyn Fn(usize) -> bool, ts_of: &dyn Fn(&Mbuf) -> u64) -> usize {
         let Spreader {
             queues,
             rings,
@@ -227,7 +246,9 @@ impl Spreader {
             pkt,
             key,
             stats,
+            clock,
         } = self;
+        let mut newest = 0u64;
         let t0 = rdtsc();
         let n = rings.len();
         let mut got = 0;
@@ -238,6 +259,7 @@ impl Spreader {
             }
             got += k;
             for m in rx.drain() {
+                newest = newest.max(ts_of(&m));
                 let w = worker_of_frame(m.data(), n, pkt, key);
                 // A pending burst is sent as soon as it is full, so there is room here.
                 if pending[w].push(m).is_err() {
@@ -258,6 +280,10 @@ impl Spreader {
             if !pending[w].is_empty() {
                 send(&mut pending[w], &mut rings[w], stats, *full, w, alive);
             }
+        }
+        if newest > clock.load(Ordering::Relaxed) {
+            // Release: a worker that reads this time sees every packet enqueued before it.
+            clock.store(newest, Ordering::Release);
         }
         got
     }

@@ -42,6 +42,23 @@ const KNOWN_DIFFERENCES: &[(&str, &str)] = &[
         "dhcp_little_endian.pcapng",
         "same timestamps as dhcp_big_endian.pcapng (year ~152,000), past weir's clock range",
     ),
+    // tests/data/ndpi
+    (
+        "fuzz-2020-02-16-11740.pcap",
+        "17 fuzzed frames whose EtherType is not IP (0x2500, 0x4c00, 0x0834, 0x5800, ...; tshark \
+         dissects none of them as IP) or is IPv4 over an IPv6 header: NFStream parses what \
+         follows by its version nibble and adds them to flows (5 made-up flows, 12 packets on \
+         real ones); weir trusts the EtherType and counts them as not_ip / bad_ip_version",
+    ),
+    (
+        "fuzz-2021-10-13.pcap",
+        "its one record is on BSD loopback with address family 0x6c002f00 (tshark: 'Type: \
+         Unknown'), neither IPv4 (2) nor an IPv6 value: NFStream takes every family but 2 for \
+         IPv6 and makes a flow of the bytes, with 524,501 wire bytes counted as 213 (uint16_t); \
+         weir counts the packet as unsupported_linktype. (The file, a pcap 2.0 whose record \
+         lengths are swapped as libpcap swaps them, ends inside the next record header: weir \
+         reads the record and reports the rest in --stats capture_errors.)",
+    ),
 ];
 
 fn flowstats_columns() -> Vec<String> {
@@ -91,6 +108,8 @@ struct Outcome {
     folder: &'static str,
     equal: bool,
     failures: Vec<String>,
+    /// Records were written, and they have the flowstats features.
+    with_rows: bool,
     with_stats: bool,
 }
 
@@ -100,6 +119,7 @@ fn check(cap: &Path, folder: &'static str, tmp: &Path) -> Outcome {
         folder,
         equal: false,
         failures: Vec::new(),
+        with_rows: false,
         with_stats: false,
     };
     let out = tmp.join(format!("{folder}-{name}.csv"));
@@ -108,6 +128,7 @@ fn check(cap: &Path, folder: &'static str, tmp: &Path) -> Outcome {
         return o;
     }
     let actual = read_csv(&out);
+    o.with_rows = !actual.is_empty();
     let expected = read_csv(&expected_csv(cap));
     let mut columns = core_columns();
     if actual
@@ -176,13 +197,6 @@ fn every_capture_matches_nfstream() {
     });
     let outcomes = outcomes.into_inner().unwrap();
     let failures: Vec<&String> = outcomes.iter().flat_map(|o| &o.failures).collect();
-    // The flowstats plugin (built by the workspace next to the weir binary) must have run on
-    // every capture: its 48 features are half of what this test checks.
-    let with_stats = outcomes.iter().filter(|o| o.with_stats).count();
-    assert!(
-        failures.iter().any(|f| f.contains("failed")) || with_stats == caps.len(),
-        "flowstats features missing from some records: build the workspace first (make build)"
-    );
     assert!(
         failures.is_empty(),
         "{} problems on {} captures:\n{}",
@@ -193,6 +207,19 @@ fn every_capture_matches_nfstream() {
             .map(|s| s.as_str())
             .collect::<Vec<_>>()
             .join("\n")
+    );
+    // The flowstats plugin (built by the workspace next to the weir binary) must have run on
+    // every capture with records: its 48 features are half of what this test checks.
+    let with_rows = outcomes.iter().filter(|o| o.with_rows).count();
+    let with_stats = outcomes.iter().filter(|o| o.with_stats).count();
+    assert!(
+        caps.len() < 10 || with_rows * 10 >= caps.len() * 9,
+        "only {with_rows} of {} captures gave records",
+        caps.len()
+    );
+    assert_eq!(
+        with_stats, with_rows,
+        "flowstats features missing from some records: build the workspace first (make build)"
     );
     for folder in ["nfstream", "ndpi"] {
         let of: Vec<&Outcome> = outcomes.iter().filter(|o| o.folder == folder).collect();

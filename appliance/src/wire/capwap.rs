@@ -185,8 +185,8 @@ mod tests {
 
     #[test]
     fn header_fields() {
-        // HLEN 4, RID 0, WBID 1, T=1, W=1: 0x00 0x20 0x43 0x20 (as in capwap_data.pcapng).
-        let mut b = vec![0x00, 0x20, 0x43, 0x20, 0, 0, 0, 0];
+        // HLEN 4, RID 0, WBID 1, T=1, W=1: 0x00 0x20 0x03 0x20 (as in capwap_data.pcapng).
+        let mut b = vec![0x00, 0x20, 0x03, 0x20, 0, 0, 0, 0];
         b.extend_from_slice(&[0; 8]);
         let c = CapwapPacket::new_checked(&b).unwrap();
         assert_eq!((c.hlen(), c.header_len(), c.wbid()), (4, 16, 1));

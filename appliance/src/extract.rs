@@ -418,6 +418,12 @@ pub fn extract(args: &ExtractArgs, out_path: Option<std::path::PathBuf>) -> Resu
             fed.packets
         );
     }
+    if !fed.capture_errors.is_empty() {
+        bail!(
+            "{}; the flows of every packet read were written",
+            fed.capture_errors.join("; ")
+        );
+    }
     if let Some(o) = &out_path {
         let plugins = pipeline
             .registry
@@ -617,8 +623,9 @@ fn feed(
             let item = match item {
                 Ok(i) => i,
                 Err(e) => {
-                    // A capture cut short or corrupt after some packets: what was read counts,
-                    // the rest is reported (as tshark and libpcap-based tools do).
+                    // A capture cut short or corrupt after some packets: what was read counts
+                    // (its flows are written), the next captures are read, and the run ends
+                    // with this error (and `capture_errors` in --stats).
                     tracing::warn!(error = %e, "capture not read to its end");
                     fed.capture_errors.push(e.to_string());
                     break;

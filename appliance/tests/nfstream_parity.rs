@@ -93,7 +93,13 @@ fn extract(capture: &Path, out: &Path) -> Result<(), String> {
         .arg("--quiet")
         .output()
         .map_err(|e| e.to_string())?;
-    if !o.status.success() {
+    // A capture cut short (fuzz-2021-10-13.pcap) fails the run once its readable packets are
+    // written: that is weir reporting the rest, and the records must still be NFStream's.
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    let cut_short = stderr.contains("corrupt capture after")
+        && stderr.contains("the flows of every packet read were written")
+        && out.exists();
+    if !o.status.success() && !cut_short {
         return Err(format!(
             "weir extract failed: {}\n{}",
             o.status,

@@ -64,8 +64,12 @@ pub fn extract(captures: &[PathBuf], workers: u32, out: &Path) -> Vec<Row> {
         .arg("--quiet")
         .output()
         .expect("run weir");
+    // A capture cut short fails the run after its readable packets' flows are written.
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    let cut_short = stderr.contains("corrupt capture after")
+        && stderr.contains("the flows of every packet read were written");
     assert!(
-        o.status.success(),
+        o.status.success() || cut_short,
         "weir extract {captures:?} --workers {workers} failed: {}\n{}",
         o.status,
         String::from_utf8_lossy(&o.stderr)

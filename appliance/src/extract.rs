@@ -580,6 +580,7 @@ fn progress_bar(args: &ExtractArgs, total: u64) -> Option<indicatif::ProgressBar
 }
 
 /// Read every capture into the rings. Returns when all was fed or on a signal.
+#[allow(clippy::too_many_arguments)]
 fn feed(
     captures: &[std::path::PathBuf],
     pool: &Mempool,

@@ -74,6 +74,10 @@ fn default_rx_desc() -> u16 {
     1024
 }
 
+/// The largest `workers.burst`: receive bursts are arrays of this many mbuf pointers, of which
+/// `workers.burst` are filled.
+pub const MAX_BURST: usize = 512;
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct WorkersConfig {
@@ -81,7 +85,8 @@ pub struct WorkersConfig {
     pub count: u32,
     /// CPU cores for the workers (`[2, 3]`); empty = the next free cores after the main one.
     pub cores: Vec<u32>,
-    /// Packets per rx burst.
+    /// Packets per receive burst (at most [`MAX_BURST`]): every RX queue a worker polls, and
+    /// the software spreader's, is asked for at most this many at a time.
     pub burst: u16,
     /// Mbufs in each worker's mempool.
     pub mbufs: u32,
@@ -264,8 +269,9 @@ pub enum LogFormat {
 #[serde(deny_unknown_fields, default)]
 pub struct LogConfig {
     pub format: LogFormat,
-    /// A tracing filter (`info`, `weir=debug`, ...); `RUST_LOG` overrides it.
-    pub level: String,
+    /// A tracing filter (`info`, `weir=debug`, ...); `RUST_LOG` overrides it. Unset: `info`
+    /// for `weir run`, `warn` for the one-shot commands.
+    pub level: Option<String>,
     /// Seconds between status lines during `weir run` (0 = none).
     pub status_interval_s: u64,
 }
@@ -274,7 +280,7 @@ impl Default for LogConfig {
     fn default() -> Self {
         LogConfig {
             format: LogFormat::Human,
-            level: "info".into(),
+            level: None,
             status_interval_s: 10,
         }
     }
@@ -403,6 +409,14 @@ impl Config {
         if self.flows.wheel_granularity_ms == 0 {
             return Err(bad("flows.wheel_granularity_ms", "must be >= 1".into()));
         }
+        if let Some(l) = &self.log.level {
+            if let Err(e) = tracing_subscriber::EnvFilter::try_new(l) {
+                return Err(bad(
+                    "log.level",
+                    format!("{l:?} is not a tracing filter (e.g. \"info\", \"weir=debug\"): {e}"),
+                ));
+            }
+        }
         if self.workers.count == 0 {
             return Err(bad("workers.count", "must be at least 1".into()));
         }
@@ -417,8 +431,11 @@ impl Config {
                 ),
             ));
         }
-        if self.workers.burst == 0 || self.workers.burst > 512 {
-            return Err(bad("workers.burst", "must be between 1 and 512".into()));
+        if self.workers.burst == 0 || usize::from(self.workers.burst) > MAX_BURST {
+            return Err(bad(
+                "workers.burst",
+                format!("must be between 1 and {MAX_BURST}"),
+            ));
         }
         if !(64..=1 << 20).contains(&self.workers.spread_ring) {
             return Err(bad(

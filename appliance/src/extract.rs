@@ -246,11 +246,13 @@ pub fn extract(args: &ExtractArgs, out_path: Option<std::path::PathBuf>) -> Resu
                     return -1;
                 }
             };
-            let mut burst = MbufBurst::<BURST>::new();
+            // Workers receive `workers.burst` packets at a time, as in `weir run`.
+            let mut burst = MbufBurst::<{ crate::config::MAX_BURST }>::new();
+            let want = usize::from(pipeline.cfg.workers.burst);
             let mut done_seen = false;
             loop {
                 let t = worker.burst_start();
-                let n = rxq.rx_burst(&mut burst);
+                let n = rxq.rx_burst_up_to(&mut burst, want);
                 if n == 0 {
                     if done_seen {
                         break;

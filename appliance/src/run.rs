@@ -35,7 +35,8 @@ use weir_dpdk::{
     RssConfig, RxQueue, RxTimestamp, DEFAULT_DATA_ROOM,
 };
 
-const BURST: usize = 64;
+/// Receive bursts hold up to the largest `workers.burst`; `workers.burst` are asked for.
+const BURST: usize = crate::config::MAX_BURST;
 
 /// Counters a worker publishes once per burst (plain stores, single writer) for the status
 /// line; the worker's own counters stay in its cache.
@@ -180,7 +181,8 @@ fn setup_ports(cfg: &Config, lcores: &[u32]) -> Result<PortPlan> {
         // the spreader, and what per-lcore caches may hold.
         let want = n_workers as u32 * cfg.workers.spread_ring
             + software.iter().map(|&d| u32::from(d)).sum::<u32>()
-            + (n_workers as u32 + 2) * (spread::BURST as u32 + 384);
+            + (n_workers as u32 + 2)
+                * (spread::BURST.max(usize::from(cfg.workers.burst)) as u32 + 384);
         let size = (want.max(cfg.workers.mbufs) + 1).next_power_of_two() - 1;
         Some(Mempool::new_pktmbuf(
             "weir_spread_rx",
@@ -275,7 +277,12 @@ fn setup_ports(cfg: &Config, lcores: &[u32]) -> Result<PortPlan> {
              worker -> {}",
             ring_port.name()
         );
-        plan.spreader = Some(Spreader::new(spread_queues, rings, cfg.workers.spread_full));
+        plan.spreader = Some(Spreader::new(
+            spread_queues,
+            rings,
+            cfg.workers.spread_full,
+            usize::from(cfg.workers.burst),
+        ));
         plan.spread_port = Some(ring_port);
     }
     plan.pools = pools;
@@ -302,6 +309,7 @@ fn worker_loop(
     metrics: Option<Arc<crate::metrics::WorkerMetrics>>,
 ) -> i32 {
     let mut burst = MbufBurst::<BURST>::new();
+    let want = usize::from(pipeline.cfg.workers.burst);
     let mut worker = match pipeline.worker(w as u16, sink, alerts) {
         Ok(wk) => wk,
         Err(e) => {
@@ -310,7 +318,7 @@ fn worker_loop(
             // Keep the spreader's ring moving (it may wait for room) until told to halt.
             while !halt.load(Ordering::Acquire) {
                 for q in qs.iter_mut().filter(|q| q.finite) {
-                    q.q.rx_burst(&mut burst);
+                    q.q.rx_burst_up_to(&mut burst, want);
                 }
                 burst.clear();
             }
@@ -330,7 +338,7 @@ fn worker_loop(
     while !halt.load(Ordering::Acquire) {
         let mut got = 0;
         for q in qs.iter_mut() {
-            got += poll_queue(&mut worker, &mut q.q, &mut burst, &clock, &mut last);
+            got += poll_queue(&mut worker, &mut q.q, &mut burst, want, &clock, &mut last);
         }
         if got == 0 {
             // Quiet: let packet time move on once a millisecond so flows expire.
@@ -364,7 +372,7 @@ fn worker_loop(
     }
     // The spreader stopped before `halt` was raised: what it enqueued is visible now.
     for q in qs.iter_mut().filter(|q| q.finite) {
-        while poll_queue(&mut worker, &mut q.q, &mut burst, &clock, &mut last) > 0 {}
+        while poll_queue(&mut worker, &mut q.q, &mut burst, want, &clock, &mut last) > 0 {}
     }
     worker.flush_all();
     counters
@@ -381,11 +389,12 @@ fn poll_queue(
     worker: &mut Worker,
     q: &mut RxQueue,
     burst: &mut MbufBurst<BURST>,
+    want: usize,
     clock: &Clock,
     last: &mut LastPacket,
 ) -> usize {
     let t = worker.burst_start();
-    let n = q.rx_burst(burst);
+    let n = q.rx_burst_up_to(burst, want);
     if n == 0 {
         return 0;
     }

@@ -785,6 +785,17 @@ impl RxQueue {
     /// (net_pcap) at the end of the capture.
     #[inline]
     pub fn rx_burst<const N: usize>(&mut self, burst: &mut MbufBurst<N>) -> usize {
+        self.rx_burst_up_to(burst, N)
+    }
+
+    /// Like [`RxQueue::rx_burst`], but receives at most `max` packets (the configured burst
+    /// size, when the burst's capacity is the largest one allowed).
+    #[inline]
+    pub fn rx_burst_up_to<const N: usize>(
+        &mut self,
+        burst: &mut MbufBurst<N>,
+        max: usize,
+    ) -> usize {
         burst.clear();
         // A stopped port's burst function is DPDK's dummy, which logs and dumps the stack on
         // every call: return 0 instead (one relaxed load per burst).
@@ -792,6 +803,7 @@ impl RxQueue {
             return 0;
         }
         let (dst, room) = burst.spare_ptr();
+        let room = room.min(max).min(u16::MAX as usize);
         // SAFETY: this handle is the queue's only poller; dst has room for `room` pointers
         // and the received mbufs become owned by `burst`.
         let n = unsafe { dpdk_sys::rte_eth_rx_burst(self.port.id, self.queue, dst, room as u16) };

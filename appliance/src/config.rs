@@ -68,7 +68,15 @@ pub struct PortConfig {
     /// RX descriptors per queue.
     #[serde(default = "default_rx_desc")]
     pub rx_desc: u16,
+    /// The largest IP packet to receive whole (bytes, without the Ethernet header): sizes the
+    /// mbufs, or turns on scattered RX where the device can. Unset: the device's MTU (for
+    /// net_af_packet, the kernel interface's).
+    #[serde(default)]
+    pub mtu: Option<u32>,
 }
+
+/// The largest `ports[].mtu`: a frame must fit an mbuf's 16-bit data room.
+pub const MAX_MTU: u32 = 65_000;
 
 fn default_rx_desc() -> u16 {
     1024
@@ -493,6 +501,14 @@ impl Config {
                     "ports",
                     format!("port #{} needs exactly one of `pci` or `vdev`", i + 1),
                 ));
+            }
+            if let Some(m) = p.mtu {
+                if !(68..=MAX_MTU).contains(&m) {
+                    return Err(bad(
+                        &format!("ports[{i}].mtu"),
+                        format!("{m} is not between 68 and {MAX_MTU}"),
+                    ));
+                }
             }
         }
         Ok(())

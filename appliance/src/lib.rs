@@ -32,6 +32,7 @@ pub mod pipeline;
 pub mod plugin_host;
 pub mod rates;
 pub mod run;
+pub mod rx_frames;
 pub mod scoring;
 pub mod services;
 pub mod sink;

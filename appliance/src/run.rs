@@ -23,6 +23,7 @@ use crate::config::Config;
 use crate::cost::CostTable;
 use crate::output::Output;
 use crate::pipeline::{lcore_arg, Pipeline};
+use crate::rx_frames::ChainScratch;
 use crate::spread::{self, PortPath, SpreadStats, Spreader};
 use crate::worker::{RawPacket, Worker, WorkerStats};
 use anyhow::{anyhow, bail, Context, Result};
@@ -43,6 +44,9 @@ const BURST: usize = crate::config::MAX_BURST;
 #[derive(Default)]
 pub struct LiveCounters {
     pub packets: AtomicU64,
+    /// Frames that could not be received whole (cut at the port's limit, or a chain longer
+    /// than the worker's buffer).
+    pub cut_frames: AtomicU64,
     pub flows: AtomicU64,
     pub records: AtomicU64,
     pub running: AtomicBool,
@@ -64,7 +68,7 @@ pub fn eal_args(cfg: &Config) -> Result<Vec<String>> {
         a.push("--no-pci".into());
     }
     for p in &cfg.ports {
-        if let Some(v) = &p.vdev {
+        if let Some(v) = crate::rx_frames::vdev_arg(p) {
             a.push(format!("--vdev={v}"));
         }
         if let Some(pci) = &p.pci {
@@ -105,6 +109,8 @@ pub struct RunOptions {
 struct WorkerQueue {
     q: RxQueue,
     finite: bool,
+    /// Frames this long or longer may have been cut (`FramePlan::whole_limit`).
+    whole_limit: u32,
 }
 
 /// Every port set up, and who polls what.
@@ -118,6 +124,9 @@ struct PortPlan {
     spread_port: Option<Port>,
     /// The workers' mempools (for the metrics endpoint).
     pools: Vec<Mempool>,
+    /// Some port may deliver a frame as chained mbufs; and the largest frame of any port.
+    may_chain: bool,
+    max_frame: u32,
 }
 
 /// Ask each port what it supports, choose its path (`spread::choose`), configure it and set
@@ -130,6 +139,8 @@ fn setup_ports(cfg: &Config, lcores: &[u32]) -> Result<PortPlan> {
         spreader: None,
         spread_port: None,
         pools: Vec::new(),
+        may_chain: false,
+        max_frame: 0,
     };
     let mut chosen = Vec::new();
     for pc in &cfg.ports {
@@ -148,8 +159,27 @@ fn setup_ports(cfg: &Config, lcores: &[u32]) -> Result<PortPlan> {
                 path.name()
             ),
         }
-        chosen.push((pc, name, port, info, path));
+        let vdev = crate::rx_frames::vdev_arg(pc);
+        let frames = port
+            .mtu()
+            .and_then(|m| Ok((m, port.frame_limits()?)))
+            .map_err(|e| anyhow!("port {name}: {e}"))
+            .and_then(|(mtu, limits)| {
+                crate::rx_frames::plan(pc, vdev.as_deref(), &info.driver, mtu, &limits)
+                    .map_err(|e| anyhow!("port {name}: ports[].mtu: {e}"))
+            })?;
+        tracing::info!(port = name.as_str(), "{}", frames.describe());
+        plan.may_chain |= frames.may_chain;
+        plan.max_frame = plan.max_frame.max(frames.max_frame());
+        chosen.push((pc, name, port, info, path, frames));
     }
+    // One mbuf size for every pool: the largest any port needs.
+    let data_room = chosen
+        .iter()
+        .map(|c| c.5.data_room)
+        .max()
+        .unwrap_or(DEFAULT_DATA_ROOM)
+        .max(DEFAULT_DATA_ROOM);
     // Mempools: one per worker on its socket for the queues it polls itself; one for the
     // software ports' queues on the main lcore's socket, holding every ring's worth.
     let needs_own = chosen
@@ -163,7 +193,7 @@ fn setup_ports(cfg: &Config, lcores: &[u32]) -> Result<PortPlan> {
                 &format!("weir_rx{w}"),
                 cfg.workers.mbufs,
                 256,
-                DEFAULT_DATA_ROOM,
+                data_room,
                 socket,
             )?);
         }
@@ -188,12 +218,13 @@ fn setup_ports(cfg: &Config, lcores: &[u32]) -> Result<PortPlan> {
             "weir_spread_rx",
             size,
             256,
-            DEFAULT_DATA_ROOM,
+            data_room,
             main_socket,
         )?)
     };
     let mut spread_queues = Vec::new();
-    for (pc, name, mut port, info, path) in chosen {
+    let mut spread_limit = u32::MAX;
+    for (pc, name, mut port, info, path, frames) in chosen {
         let rss = match &path {
             // A device that spreads by itself (af_packet's fanout) takes no RSS request.
             PortPath::Rss { .. } if info.flow_type_rss_offloads != 0 => Some(RssConfig {
@@ -203,11 +234,14 @@ fn setup_ports(cfg: &Config, lcores: &[u32]) -> Result<PortPlan> {
         };
         let rx_queues = path.rx_queues(n_workers);
         let setup = port
-            .configure(&PortConfig {
-                rx_queues,
-                tx_queues: 0,
-                rss,
-            })
+            .configure_with(
+                &PortConfig {
+                    rx_queues,
+                    tx_queues: 0,
+                    rss,
+                },
+                &frames.rx,
+            )
             .with_context(|| format!("port {name}"))?;
         tracing::info!("{setup}");
         if let Some(own) = spread::self_spreading(&info.driver) {
@@ -227,12 +261,17 @@ fn setup_ports(cfg: &Config, lcores: &[u32]) -> Result<PortPlan> {
                 for w in 0..rx_queues as usize {
                     let socket = lcore::lcore_socket(lcores[w]) as i32;
                     let q = port.rx_queue_setup(w as u16, pc.rx_desc, socket, &pools[w])?;
-                    plan.queues[w].push(WorkerQueue { q, finite: false });
+                    plan.queues[w].push(WorkerQueue {
+                        q,
+                        finite: false,
+                        whole_limit: frames.whole_limit,
+                    });
                 }
             }
             PortPath::Software { .. } => {
                 let pool = spread_pool.as_ref().expect("made for software ports");
                 spread_queues.push(port.rx_queue_setup(0, pc.rx_desc, main_socket, pool)?);
+                spread_limit = spread_limit.min(frames.whole_limit);
             }
         }
         if let Err(e) = port.set_promiscuous(true) {
@@ -265,7 +304,11 @@ fn setup_ports(cfg: &Config, lcores: &[u32]) -> Result<PortPlan> {
         for (w, &lc) in lcores.iter().take(n_workers).enumerate() {
             let socket = lcore::lcore_socket(lc) as i32;
             let q = ring_port.rx_queue_setup(w as u16, 0, socket, pool)?;
-            plan.queues[w].push(WorkerQueue { q, finite: true });
+            plan.queues[w].push(WorkerQueue {
+                q,
+                finite: true,
+                whole_limit: spread_limit,
+            });
         }
         ring_port.start()?;
         tracing::info!(
@@ -307,9 +350,16 @@ fn worker_loop(
     max_packets: u64,
     report_tx: crossbeam_channel::Sender<(usize, WorkerStats, Option<CostTable>)>,
     metrics: Option<Arc<crate::metrics::WorkerMetrics>>,
+    scratch: ChainScratch,
 ) -> i32 {
     let mut burst = MbufBurst::<BURST>::new();
     let want = usize::from(pipeline.cfg.workers.burst);
+    let mut rx = RxState {
+        scratch,
+        cut: 0,
+        clock,
+        last: LastPacket { ns: 0, tsc: 0 },
+    };
     let mut worker = match pipeline.worker(w as u16, sink, alerts) {
         Ok(wk) => wk,
         Err(e) => {
@@ -333,20 +383,19 @@ fn worker_loop(
     // Packet time in quiet periods moves on from the last packet's time by the real time
     // since it came (a replay keeps its own clock; a live port's packets carry `now`). Before
     // the first packet there is no clock to move (and no flow to expire).
-    let mut last = LastPacket { ns: 0, tsc: 0 };
     let mut idle_since = rdtsc();
     while !halt.load(Ordering::Acquire) {
         let mut got = 0;
         for q in qs.iter_mut() {
-            got += poll_queue(&mut worker, &mut q.q, &mut burst, want, &clock, &mut last);
+            got += poll_queue(&mut worker, q, &mut burst, want, &mut rx);
         }
         if got == 0 {
             // Quiet: let packet time move on once a millisecond so flows expire.
             let c = rdtsc();
-            if c - idle_since > clock.hz / 1000 && last.ns > 0 {
+            if c - idle_since > clock.hz / 1000 && rx.last.ns > 0 {
                 idle_since = c;
-                let elapsed = (c - last.tsc) as u128 * 1_000_000_000 / clock.hz as u128;
-                worker.advance_time(last.ns + elapsed as u64);
+                let elapsed = (c - rx.last.tsc) as u128 * 1_000_000_000 / clock.hz as u128;
+                worker.advance_time(rx.last.ns + elapsed as u64);
                 counters
                     .flows
                     .store(worker.live_flows() as u64, Ordering::Relaxed);
@@ -359,6 +408,7 @@ fn worker_loop(
             counters
                 .packets
                 .store(worker.stats.packets, Ordering::Relaxed);
+            counters.cut_frames.store(rx.cut, Ordering::Relaxed);
             counters
                 .flows
                 .store(worker.live_flows() as u64, Ordering::Relaxed);
@@ -372,12 +422,13 @@ fn worker_loop(
     }
     // The spreader stopped before `halt` was raised: what it enqueued is visible now.
     for q in qs.iter_mut().filter(|q| q.finite) {
-        while poll_queue(&mut worker, &mut q.q, &mut burst, want, &clock, &mut last) > 0 {}
+        while poll_queue(&mut worker, q, &mut burst, want, &mut rx) > 0 {}
     }
     worker.flush_all();
     counters
         .packets
         .store(worker.stats.packets, Ordering::Relaxed);
+    counters.cut_frames.store(rx.cut, Ordering::Relaxed);
     counters.running.store(false, Ordering::Release);
     let _ = report_tx.send((w, worker.stats.clone(), Some(worker.cost.clone())));
     0
@@ -387,22 +438,33 @@ fn worker_loop(
 #[inline]
 fn poll_queue(
     worker: &mut Worker,
-    q: &mut RxQueue,
+    q: &mut WorkerQueue,
     burst: &mut MbufBurst<BURST>,
     want: usize,
-    clock: &Clock,
-    last: &mut LastPacket,
+    rx: &mut RxState,
 ) -> usize {
     let t = worker.burst_start();
-    let n = q.rx_burst_up_to(burst, want);
+    let n = q.q.rx_burst_up_to(burst, want);
     if n == 0 {
         return 0;
     }
+    let RxState {
+        scratch,
+        cut,
+        clock,
+        last,
+    } = rx;
     let c = rdtsc();
     let now = clock.now_ns(c);
     let mut newest = 0u64;
+    let whole_limit = q.whole_limit;
+    // Chained frames are copied into the worker's buffer, one after the other.
+    let mut room = scratch.room();
     worker.process_burst(
         burst.iter().map(|m| {
+            if m.pkt_len() >= whole_limit {
+                *cut += 1;
+            }
             // Capture metadata (weir's field), else the port's RX timestamp, else now.
             let (ts_ns, wire_len) = match clock.meta.get(m) {
                 Some(md) => (md.ts_ns, md.wire_len),
@@ -413,7 +475,7 @@ fn poll_queue(
             };
             newest = newest.max(ts_ns);
             RawPacket {
-                data: m.data(),
+                data: crate::rx_frames::contiguous(m, &mut room, cut),
                 wire_len,
                 ts_ns,
             }
@@ -424,6 +486,15 @@ fn poll_queue(
     last.tsc = c;
     burst.clear();
     n
+}
+
+/// What a worker's receive keeps between bursts.
+struct RxState {
+    scratch: ChainScratch,
+    /// Frames not received whole.
+    cut: u64,
+    clock: Clock,
+    last: LastPacket,
 }
 
 /// The newest packet time a worker has seen, and the TSC when it came.
@@ -490,6 +561,8 @@ pub fn run(config: &Path, opts: &RunOptions) -> Result<()> {
         mut spreader,
         spread_port,
         pools,
+        may_chain,
+        max_frame,
     } = setup_ports(cfg, &lcores)?;
 
     // `abort`: a signal or a worker that cannot start; `halt`: the main lcore tells the
@@ -567,6 +640,7 @@ pub fn run(config: &Path, opts: &RunOptions) -> Result<()> {
         let (halt, abort, report_tx) = (halt.clone(), abort.clone(), report_tx.clone());
         let max_packets = opts.max_packets;
         let metrics = cfg.metrics.enabled.then(|| worker_metrics[w].clone()); // ops (issue 8)
+        let scratch = ChainScratch::new(may_chain, usize::from(cfg.workers.burst), max_frame);
         lcore::remote_launch(lcores[w], move || {
             worker_loop(
                 w,
@@ -581,6 +655,7 @@ pub fn run(config: &Path, opts: &RunOptions) -> Result<()> {
                 max_packets,
                 report_tx,
                 metrics,
+                scratch,
             )
         })?;
     }
@@ -655,6 +730,18 @@ pub fn run(config: &Path, opts: &RunOptions) -> Result<()> {
     for p in &ports {
         log_port_stats(p);
     }
+    let cut: u64 = live
+        .iter()
+        .map(|c| c.cut_frames.load(Ordering::Relaxed))
+        .sum();
+    if cut > 0 {
+        tracing::warn!(
+            cut_frames = cut,
+            "frames not received whole (as long as the port's receive limit, or chained past \
+             the worker's buffer): they are parsed as cut; raise ports[].mtu to the largest \
+             frame on the link"
+        );
+    }
     if let Some(s) = &spreader {
         log_spread_stats(&s.stats);
     }
@@ -692,6 +779,10 @@ fn log_status(live: &[Arc<LiveCounters>], ports: &[Port], spreader: Option<&Spre
     let packets: u64 = live.iter().map(|c| c.packets.load(Ordering::Relaxed)).sum();
     let flows: u64 = live.iter().map(|c| c.flows.load(Ordering::Relaxed)).sum();
     let records: u64 = live.iter().map(|c| c.records.load(Ordering::Relaxed)).sum();
+    let cut_frames: u64 = live
+        .iter()
+        .map(|c| c.cut_frames.load(Ordering::Relaxed))
+        .sum();
     let (missed, nombuf) = ports
         .iter()
         .filter_map(|p| p.stats().ok())
@@ -704,6 +795,7 @@ fn log_status(live: &[Arc<LiveCounters>], ports: &[Port], spreader: Option<&Spre
         missed,
         nombuf,
         spread_ring_full,
+        cut_frames,
         "status"
     );
 }

@@ -275,9 +275,27 @@ fn setup_ports(cfg: &Config, lcores: &[u32]) -> Result<PortPlan> {
             }
         }
         if let Err(e) = port.set_promiscuous(true) {
-            tracing::debug!(port = name.as_str(), error = %e, "promiscuous mode not set");
+            // A port that is not promiscuous sees only traffic addressed to it: on a SPAN or
+            // TAP port that is almost nothing.
+            tracing::warn!(
+                port = name.as_str(),
+                driver = info.driver.as_str(),
+                error = %e,
+                "promiscuous mode not set: the port receives only frames addressed to its MAC \
+                 (and broadcast/multicast); on a SPAN or TAP port most traffic is lost (a VF \
+                 needs `trust on` on its PF)"
+            );
         }
         port.start().with_context(|| format!("port {name}"))?;
+        match port.link() {
+            Ok(l) if l.up => tracing::info!(port = name.as_str(), link = %l, "link up"),
+            Ok(l) => tracing::warn!(
+                port = name.as_str(),
+                link = %l,
+                "link down at start: no traffic until it comes up (cable, SFP, switch port)"
+            ),
+            Err(e) => tracing::warn!(port = name.as_str(), error = %e, "cannot read link state"),
+        }
         plan.ports.push(port);
     }
     if let Some(pool) = &spread_pool {

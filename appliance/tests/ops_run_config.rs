@@ -1,6 +1,7 @@
 //! `weir run` honours the config it is given from the first line: `workers.burst` (the
 //! receive burst each worker asks its queues for, and the software spreader its ports) and
-//! `[log] format` / `level`, with colour codes only on a terminal.
+//! `[log] format` / `level`, with colour codes only on a terminal; the link state of each port
+//! is logged at start.
 //!
 //! The oracle for the burst is the cost table's `rx` row (receive calls and packets): with
 //! `workers.burst = 4` no receive may return more than 4 packets, so packets / calls <= 4,
@@ -189,6 +190,11 @@ fn log_format_and_level_from_the_config_no_colour_off_a_terminal() {
     assert!(
         err.contains("INFO") && err.contains("starting EAL"),
         "{err}"
+    );
+    // The link state of each port is logged once it started.
+    assert!(
+        err.contains("link up port=\"net_pcap0\" link=up"),
+        "no link state at start:\n{err}"
     );
     assert!(
         !err.contains('\x1b'),

@@ -193,7 +193,8 @@ impl Default for FlowsConfig {
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct PluginsConfig {
-    /// Directory of `*.so` plugins; default `/usr/lib/weir/plugins`, else the directory of the
+    /// Directory of `*.so` plugins; default `PREFIX/lib/weir/plugins` beside `PREFIX/bin/weir`,
+    /// else `/usr/lib/weir/plugins`, else the directory of the
     /// `weir` executable (so a build tree's plugins are found).
     pub dir: Option<PathBuf>,
     /// Plugins (by name) that must load: a refusal stops weir.

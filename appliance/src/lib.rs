@@ -34,6 +34,7 @@ pub mod rates;
 pub mod run;
 pub mod rx_frames;
 pub mod scoring;
+pub mod sd_notify;
 pub mod services;
 pub mod sink;
 pub mod spread;

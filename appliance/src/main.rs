@@ -1,4 +1,4 @@
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use std::process::ExitCode;
 use weir::cli::{Cli, Command, ModelsCmd, PluginsCmd};
 
@@ -53,6 +53,13 @@ fn main() -> ExitCode {
         Command::Models {
             cmd: ModelsCmd::Inspect { dir, plugin_dir },
         } => weir::admin::models_inspect(&dir, plugin_dir),
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "weir", &mut std::io::stdout());
+            Ok(())
+        }
+        Command::Man { dir } => std::fs::create_dir_all(&dir)
+            .and_then(|()| clap_mangen::generate_to(Cli::command(), &dir))
+            .map_err(|e| anyhow::anyhow!("cannot write man pages to {}: {e}", dir.display())),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -678,6 +678,11 @@ pub fn run(config: &Path, opts: &RunOptions) -> Result<()> {
         })?;
     }
     drop(report_tx);
+    // The ports are started and every worker polls: tell systemd (Type=notify) weir is up.
+    crate::sd_notify::notify_or_log(&format!(
+        "READY=1\nSTATUS=running: {} port(s), {n_workers} worker(s)",
+        ports.len()
+    ));
     tracing::info!(
         workers = n_workers,
         ports = ports.len(),
@@ -741,6 +746,7 @@ pub fn run(config: &Path, opts: &RunOptions) -> Result<()> {
         }
     }
     // The spreader has stopped (it runs on this thread); now the workers drain and flush.
+    crate::sd_notify::notify_or_log("STOPPING=1\nSTATUS=flushing open flows");
     halt.store(true, Ordering::Release);
     lcore::mp_wait_lcore();
     let mut reports: Vec<(usize, WorkerStats, Option<CostTable>)> = report_rx.iter().collect();

@@ -214,3 +214,37 @@ fn log_format_and_level_from_the_config_no_colour_off_a_terminal() {
         String::from_utf8_lossy(&o.stderr)
     );
 }
+
+#[test]
+fn readiness_is_sent_to_systemd_once_the_ports_are_up() {
+    use std::os::unix::net::UnixDatagram;
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("notify");
+    let systemd = UnixDatagram::bind(&sock).unwrap();
+    systemd.set_nonblocking(true).unwrap();
+    let cfg = config(dir.path(), "notify", "[log]\nstatus_interval_s = 0\n");
+    let o = Command::new(common::weir_bin())
+        .env("NOTIFY_SOCKET", &sock)
+        .env("RUST_LOG", "info")
+        .args(["run", "--stop-after-idle-ms", "500", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{log}");
+    let mut got = Vec::new();
+    let mut buf = [0u8; 512];
+    while let Ok(n) = systemd.recv(&mut buf) {
+        got.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+    }
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert!(
+        got[0].starts_with("READY=1\n") && got[0].contains("1 port(s)"),
+        "{got:?}"
+    );
+    assert!(got[1].starts_with("STOPPING=1"), "{got:?}");
+    // Ready after the ports started: the link line comes before "running".
+    let link = log.find("link up").expect("link line");
+    let running = log.find("running;").expect("running line");
+    assert!(link < running, "{log}");
+}

@@ -70,6 +70,8 @@ pub struct WorkerMetrics {
     pub evicted: AtomicU64,
     pub flushed: AtomicU64,
     pub table_full: AtomicU64,
+    /// Frames not received whole (stored by `weir run`'s receive loop, see `rx_frames.rs`).
+    pub cut_frames: AtomicU64,
     pub records: AtomicU64,
     pub active_flows: AtomicU64,
     pub skipped: [AtomicU64; SkipReason::COUNT],
@@ -507,6 +509,14 @@ impl prometheus_client::collector::Collector for Sources {
             "Packets of new flows skipped because the table was full and eviction is off.",
             None,
             &col(&|m| m.table_full.load(r)),
+        )?;
+        counters(
+            e,
+            "weir_worker_rx_cut_frames",
+            "Frames not received whole: as long as the port's receive limit (raise ports[].mtu) \
+             or a chain longer than the worker's buffer.",
+            None,
+            &col(&|m| m.cut_frames.load(r)),
         )?;
         counters(
             e,

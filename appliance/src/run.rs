@@ -395,6 +395,7 @@ fn worker_loop(
             return -1;
         }
     };
+    let cut_metric = metrics.clone();
     if let Some(m) = metrics {
         worker.attach_metrics(m); // ops (issue 8)
     }
@@ -427,6 +428,9 @@ fn worker_loop(
                 .packets
                 .store(worker.stats.packets, Ordering::Relaxed);
             counters.cut_frames.store(rx.cut, Ordering::Relaxed);
+            if let Some(m) = &cut_metric {
+                m.cut_frames.store(rx.cut, Ordering::Relaxed);
+            }
             counters
                 .flows
                 .store(worker.live_flows() as u64, Ordering::Relaxed);

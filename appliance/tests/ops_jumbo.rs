@@ -159,6 +159,8 @@ impl Netns {
         for l in ["opa", "opb"] {
             sh(&["ip", "-n", n, "link", "set", l, "mtu", "9100", "up"])?;
         }
+        // Loopback, for scraping the metrics endpoint inside the namespace.
+        sh(&["ip", "-n", n, "link", "set", "lo", "up"])?;
         Ok(ns)
     }
 }
@@ -204,8 +206,9 @@ status_interval_s = 0
     (cfg, records)
 }
 
-/// `weir run` in `ns`, the capture replayed into the veth's other end, then SIGTERM; the log.
-fn run_in_netns(ns: &Netns, cfg: &Path, capture: &Path) -> String {
+/// `weir run` in `ns`, the capture replayed into the veth's other end, then SIGTERM; the log
+/// and a scrape of the metrics endpoint (inside the namespace) taken before the signal.
+fn run_in_netns(ns: &Netns, cfg: &Path, capture: &Path) -> (String, String) {
     let mut child = Command::new("ip")
         .args(["netns", "exec", &ns.name])
         .arg(common::weir_bin())
@@ -255,13 +258,26 @@ fn run_in_netns(ns: &Netns, cfg: &Path, capture: &Path) -> String {
         String::from_utf8_lossy(&replay.stderr)
     );
     std::thread::sleep(Duration::from_millis(1500));
+    let scrape = Command::new("ip")
+        .args(["netns", "exec", &ns.name, "python3", "-c"])
+        .arg(
+            "import urllib.request; \
+             print(urllib.request.urlopen('http://127.0.0.1:9464/metrics').read().decode())",
+        )
+        .output()
+        .expect("scrape with python3");
+    let metrics = format!(
+        "{}{}",
+        String::from_utf8_lossy(&scrape.stdout),
+        String::from_utf8_lossy(&scrape.stderr)
+    );
     // SAFETY: a plain kill(2) of our own child (`ip netns exec` execs weir).
     let rc = unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     assert_eq!(rc, 0, "cannot signal weir");
     let status = child.wait().unwrap();
     let log = reader.join().unwrap();
     assert!(status.success(), "weir run failed ({status}):\n{log}");
-    log
+    (log, metrics)
 }
 
 /// The flow records of `records` by source port.
@@ -295,7 +311,7 @@ fn af_packet_veth_mtu_9100_every_jumbo_frame_in_its_flow() {
     assert!((0..FRAMES).filter(|&i| frame_len(i) > 2048).count() >= 12);
     let ns = Netns::new("j").unwrap_or_else(|e| panic!("cannot set up the veth pair: {e}"));
     let (cfg, records) = config(dir.path(), "af", "vdev = \"net_af_packet0,iface=opa\"");
-    let log = run_in_netns(&ns, &cfg, &capture);
+    let (log, _) = run_in_netns(&ns, &cfg, &capture);
     assert!(
         log.contains("mtu 9100 (from the interface)"),
         "the port's MTU is not the interface's:\n{log}"
@@ -377,11 +393,17 @@ fn frames_above_the_configured_mtu_are_counted_and_warned_about() {
         "cut",
         "vdev = \"net_af_packet0,iface=opa\"\nmtu = 1500",
     );
-    let log = run_in_netns(&ns, &cfg, &capture);
+    let (log, metrics) = run_in_netns(&ns, &cfg, &capture);
     let expect = (0..FRAMES).filter(|&i| frame_len(i) >= 2048 - 66).count();
     assert!(expect > 0);
     assert!(
         log.contains("not received whole") && log.contains(&format!("cut_frames={expect}")),
         "{expect} cut frames not counted and warned about:\n{log}"
+    );
+    assert!(
+        metrics.contains(&format!(
+            "weir_worker_rx_cut_frames_total{{worker=\"0\"}} {expect}\n"
+        )),
+        "cut frames not in the metrics:\n{metrics}"
     );
 }

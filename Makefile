@@ -22,13 +22,15 @@ DEMO_MODEL := build/models/demo
 CAPTURES := $(sort $(wildcard $(DATA)/pcaps/*))
 RECORDS := $(patsubst $(DATA)/pcaps/%,build/records/%.csv,$(CAPTURES))
 
-.PHONY: help deps apt venv build demo demo-model explore records test test-rust test-python lint fmt bench clean-build
+.PHONY: help deps apt venv build demo demo-model explore records test test-rust test-python lint fmt bench clean-build install deb
 
 help:
 	@echo "make demo   install what is missing, build, extract and score the flows of a bundled capture"
 	@echo "make test   install what is missing and run the whole test suite"
 	@echo "make lint   cargo fmt --check and cargo clippy -D warnings"
 	@echo "make bench  the performance harness (perf/bench.sh), see perf/RESULTS.md"
+	@echo "make install [PREFIX=/usr/local] [DESTDIR=]  install weir, its plugins, header, units, docs"
+	@echo "make deb    a Debian package (build/weir_VERSION_ARCH.deb) with the files of PREFIX=/usr"
 
 deps: apt venv
 
@@ -126,6 +128,59 @@ bench: deps build $(NFVENV)/.ok
 
 clean-build:
 	rm -rf build
+
+# ---- install and package ----------------------------------------------------------------------
+# `make install` builds (unless SKIP_BUILD=1) and copies: bin/weir, the shipped plugins in
+# lib/weir/plugins (where PREFIX/bin/weir finds them with no flags), include/weir/weir_plugin.h,
+# the systemd unit, the example configs and docs in share/doc/weir, shell completions (bash, zsh,
+# fish) and man pages generated from the binary (`weir completions`, `weir man`).
+PREFIX ?= /usr/local
+DESTDIR ?=
+WEIR_BIN ?= target/release/weir
+PLUGIN_BUILD_DIR ?= $(dir $(WEIR_BIN))
+SHIPPED_PLUGINS := flowstats splt tcp entropy
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)
+DEB_ARCH = $(shell dpkg --print-architecture)
+DEB_OUT ?= build
+ROOT := $(DESTDIR)$(PREFIX)
+
+install:
+	@[ "$(SKIP_BUILD)" = 1 ] || $(MAKE) --no-print-directory build
+	install -D -m 0755 $(WEIR_BIN) $(ROOT)/bin/weir
+	for p in $(SHIPPED_PLUGINS); do \
+	  install -D -m 0644 $(PLUGIN_BUILD_DIR)libweir_$$p.so $(ROOT)/lib/weir/plugins/libweir_$$p.so || exit 1; done
+	install -D -m 0644 plugin-api/include/weir_plugin.h $(ROOT)/include/weir/weir_plugin.h
+	install -d $(ROOT)/lib/systemd/system
+	sed -e 's#/usr/bin/weir#$(PREFIX)/bin/weir#g' -e 's#/usr/share/doc/weir#$(PREFIX)/share/doc/weir#g' \
+	    deploy/systemd/weir.service > $(ROOT)/lib/systemd/system/weir.service
+	chmod 0644 $(ROOT)/lib/systemd/system/weir.service
+	install -D -m 0644 -t $(ROOT)/share/doc/weir/examples deploy/examples/*.toml
+	install -D -m 0644 README.md $(ROOT)/share/doc/weir/README.md
+	install -D -m 0644 deploy/docs/config.md $(ROOT)/share/doc/weir/config.md
+	install -D -m 0644 deploy/README.md $(ROOT)/share/doc/weir/deploy.md
+	install -D -m 0755 deploy/scripts/setup-host.sh $(ROOT)/share/weir/setup-host.sh
+	mkdir -p $(ROOT)/share/bash-completion/completions $(ROOT)/share/zsh/vendor-completions \
+	    $(ROOT)/share/fish/vendor_completions.d $(ROOT)/share/man/man1
+	$(WEIR_BIN) completions bash > $(ROOT)/share/bash-completion/completions/weir
+	$(WEIR_BIN) completions zsh > $(ROOT)/share/zsh/vendor-completions/_weir
+	$(WEIR_BIN) completions fish > $(ROOT)/share/fish/vendor_completions.d/weir.fish
+	$(WEIR_BIN) man $(ROOT)/share/man/man1
+	gzip -n -9 -f $(ROOT)/share/man/man1/*.1
+
+# The package holds exactly what `make install PREFIX=/usr` installs; its weir finds its
+# plugins in /usr/lib/weir/plugins with no flags.
+deb:
+	@[ "$(SKIP_BUILD)" = 1 ] || $(MAKE) --no-print-directory build
+	rm -rf $(DEB_OUT)/deb-root && mkdir -p $(DEB_OUT)/deb-root/DEBIAN
+	$(MAKE) --no-print-directory install SKIP_BUILD=1 PREFIX=/usr DESTDIR=$(abspath $(DEB_OUT)/deb-root)
+	{ echo "Package: weir"; echo "Version: $(VERSION)"; echo "Architecture: $(DEB_ARCH)"; \
+	  echo "Maintainer: weir developers <weir@localhost>"; echo "Section: net"; echo "Priority: optional"; \
+	  echo "Depends: dpdk (>= 22.11)"; \
+	  echo "Installed-Size: $$(du -sk --exclude=DEBIAN $(DEB_OUT)/deb-root | cut -f1)"; \
+	  echo "Description: DPDK network traffic analysis appliance"; \
+	  echo " Flow records, plugins, scoring and alerts from live ports or captures."; \
+	} > $(DEB_OUT)/deb-root/DEBIAN/control
+	dpkg-deb --root-owner-group -Zgzip --build $(DEB_OUT)/deb-root $(DEB_OUT)/weir_$(VERSION)_$(DEB_ARCH).deb
 
 # Fuzzing, soak and leak check (issue 9): `make fuzz`, `make soak`, `make leakcheck`; `make test`
 # also fuzzes every target for FUZZ_SECONDS.

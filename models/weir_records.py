@@ -80,6 +80,7 @@ def read_records(paths: list[str | Path]) -> pd.DataFrame:
     """Concatenate record files (CSV, or Parquet by extension; a directory means every such
     file below it, sorted); adds `_source` (file name)."""
     frames = []
+    sources = []
     for p in expand(paths):
         if p.suffix in (".parquet", ".pq"):
             df = pd.read_parquet(p)
@@ -87,11 +88,15 @@ def read_records(paths: list[str | Path]) -> pd.DataFrame:
             df = pd.read_csv(p)
         else:
             raise SystemExit(f"{p}: not a records file (expected .csv, .csv.gz or .parquet)")
-        df["_source"] = p.name
         frames.append(df)
+        sources.append(np.full(len(df), p.name, dtype=object))
     if not frames:
         raise SystemExit("no record files given")
-    return pd.concat(frames, ignore_index=True)
+    # One frame built once: a wide record file reads into many blocks, and inserting a column
+    # into it (per file) made pandas warn that the frame is fragmented.
+    records = pd.concat(frames, ignore_index=True)
+    source = pd.Series(np.concatenate(sources), name="_source", index=records.index)
+    return pd.concat([records, source], axis=1)
 
 
 MANIFEST_SUFFIX = ".manifest.json"

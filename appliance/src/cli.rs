@@ -61,6 +61,14 @@ pub enum Command {
     },
     /// Validate a config file without starting DPDK.
     CheckConfig { config: PathBuf },
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell); `make install`
+    /// installs them.
+    #[command(hide = true)]
+    Completions { shell: clap_complete::Shell },
+    /// Write the manual pages (weir.1 and one per subcommand) into a directory; `make install`
+    /// installs them.
+    #[command(hide = true)]
+    Man { dir: PathBuf },
 }
 
 #[derive(Args, Debug, Clone)]

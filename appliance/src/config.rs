@@ -68,11 +68,23 @@ pub struct PortConfig {
     /// RX descriptors per queue.
     #[serde(default = "default_rx_desc")]
     pub rx_desc: u16,
+    /// The largest IP packet to receive whole (bytes, without the Ethernet header): sizes the
+    /// mbufs, or turns on scattered RX where the device can. Unset: the device's MTU (for
+    /// net_af_packet, the kernel interface's).
+    #[serde(default)]
+    pub mtu: Option<u32>,
 }
+
+/// The largest `ports[].mtu`: a frame must fit an mbuf's 16-bit data room.
+pub const MAX_MTU: u32 = 65_000;
 
 fn default_rx_desc() -> u16 {
     1024
 }
+
+/// The largest `workers.burst`: receive bursts are arrays of this many mbuf pointers, of which
+/// `workers.burst` are filled.
+pub const MAX_BURST: usize = 512;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -81,7 +93,8 @@ pub struct WorkersConfig {
     pub count: u32,
     /// CPU cores for the workers (`[2, 3]`); empty = the next free cores after the main one.
     pub cores: Vec<u32>,
-    /// Packets per rx burst.
+    /// Packets per receive burst (at most [`MAX_BURST`]): every RX queue a worker polls, and
+    /// the software spreader's, is asked for at most this many at a time.
     pub burst: u16,
     /// Mbufs in each worker's mempool.
     pub mbufs: u32,
@@ -184,7 +197,8 @@ impl Default for FlowsConfig {
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct PluginsConfig {
-    /// Directory of `*.so` plugins; default `/usr/lib/weir/plugins`, else the directory of the
+    /// Directory of `*.so` plugins; default `PREFIX/lib/weir/plugins` beside `PREFIX/bin/weir`,
+    /// else `/usr/lib/weir/plugins`, else the directory of the
     /// `weir` executable (so a build tree's plugins are found).
     pub dir: Option<PathBuf>,
     /// Plugins (by name) that must load: a refusal stops weir.
@@ -268,8 +282,9 @@ pub enum LogFormat {
 #[serde(deny_unknown_fields, default)]
 pub struct LogConfig {
     pub format: LogFormat,
-    /// A tracing filter (`info`, `weir=debug`, ...); `RUST_LOG` overrides it.
-    pub level: String,
+    /// A tracing filter (`info`, `weir=debug`, ...); `RUST_LOG` overrides it. Unset: `info`
+    /// for `weir run`, `warn` for the one-shot commands.
+    pub level: Option<String>,
     /// Seconds between status lines during `weir run` (0 = none).
     pub status_interval_s: u64,
 }
@@ -278,7 +293,7 @@ impl Default for LogConfig {
     fn default() -> Self {
         LogConfig {
             format: LogFormat::Human,
-            level: "info".into(),
+            level: None,
             status_interval_s: 10,
         }
     }
@@ -407,6 +422,14 @@ impl Config {
         if self.flows.wheel_granularity_ms == 0 {
             return Err(bad("flows.wheel_granularity_ms", "must be >= 1".into()));
         }
+        if let Some(l) = &self.log.level {
+            if let Err(e) = tracing_subscriber::EnvFilter::try_new(l) {
+                return Err(bad(
+                    "log.level",
+                    format!("{l:?} is not a tracing filter (e.g. \"info\", \"weir=debug\"): {e}"),
+                ));
+            }
+        }
         if self.workers.count == 0 {
             return Err(bad("workers.count", "must be at least 1".into()));
         }
@@ -421,8 +444,11 @@ impl Config {
                 ),
             ));
         }
-        if self.workers.burst == 0 || self.workers.burst > 512 {
-            return Err(bad("workers.burst", "must be between 1 and 512".into()));
+        if self.workers.burst == 0 || usize::from(self.workers.burst) > MAX_BURST {
+            return Err(bad(
+                "workers.burst",
+                format!("must be between 1 and {MAX_BURST}"),
+            ));
         }
         if !(64..=1 << 20).contains(&self.workers.spread_ring) {
             return Err(bad(
@@ -480,6 +506,14 @@ impl Config {
                     "ports",
                     format!("port #{} needs exactly one of `pci` or `vdev`", i + 1),
                 ));
+            }
+            if let Some(m) = p.mtu {
+                if !(68..=MAX_MTU).contains(&m) {
+                    return Err(bad(
+                        &format!("ports[{i}].mtu"),
+                        format!("{m} is not between 68 and {MAX_MTU}"),
+                    ));
+                }
             }
         }
         Ok(())

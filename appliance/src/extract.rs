@@ -256,7 +256,9 @@ pub fn extract(args: &ExtractArgs, out_path: Option<std::path::PathBuf>) -> Resu
                     return -1;
                 }
             };
-            let mut burst = MbufBurst::<BURST>::new();
+            // Workers receive `workers.burst` packets at a time, as in `weir run`.
+            let mut burst = MbufBurst::<{ crate::config::MAX_BURST }>::new();
+            let want = usize::from(pipeline.cfg.workers.burst);
             let mut done_seen = false;
             let mut told = 0u64;
             loop {
@@ -264,7 +266,7 @@ pub fn extract(args: &ExtractArgs, out_path: Option<std::path::PathBuf>) -> Resu
                 // so an empty queue means this worker has nothing older left to count.
                 let clock = input_clock.load(Ordering::Acquire);
                 let t = worker.burst_start();
-                let n = rxq.rx_burst(&mut burst);
+                let n = rxq.rx_burst_up_to(&mut burst, want);
                 if n == 0 {
                     if clock > told {
                         told = clock;

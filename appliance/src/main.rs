@@ -1,16 +1,27 @@
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use std::process::ExitCode;
 use weir::cli::{Cli, Command, ModelsCmd, PluginsCmd};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // `weir run` is a service and logs what it does; the one-shot commands print their
-    // results and log only warnings unless RUST_LOG asks for more.
-    let level = match cli.command {
-        Command::Run { .. } => "info",
-        _ => "warn",
+    // results and log only warnings unless the config or RUST_LOG asks for more.
+    let (level, config) = match &cli.command {
+        Command::Run { config, .. } => ("info", Some(config)),
+        Command::Extract(a) => ("warn", a.config.as_ref()),
+        Command::Cost { config, .. } => ("warn", config.as_ref()),
+        _ => ("warn", None),
     };
-    weir::logging::init(cli.log_format.as_deref(), Some(level));
+    // The config's [log] section applies from the first line; a config that does not load is
+    // reported by the command itself.
+    let log_cfg = config.and_then(|p| weir::config::Config::load(p).ok().map(|c| c.log));
+    match weir::logging::setup(cli.log_format.as_deref(), log_cfg.as_ref(), level) {
+        Ok(s) => weir::logging::init(&s),
+        Err(e) => {
+            eprintln!("weir: error: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
     let result = match cli.command {
         Command::CheckConfig { config } => weir::admin::check_config(&config).map(|_| ()),
         Command::Extract(args) => weir::extract::run(&args),
@@ -42,6 +53,13 @@ fn main() -> ExitCode {
         Command::Models {
             cmd: ModelsCmd::Inspect { dir, plugin_dir },
         } => weir::admin::models_inspect(&dir, plugin_dir),
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "weir", &mut std::io::stdout());
+            Ok(())
+        }
+        Command::Man { dir } => std::fs::create_dir_all(&dir)
+            .and_then(|()| clap_mangen::generate_to(Cli::command(), &dir))
+            .map_err(|e| anyhow::anyhow!("cannot write man pages to {}: {e}", dir.display())),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -70,6 +70,8 @@ pub struct WorkerMetrics {
     pub evicted: AtomicU64,
     pub flushed: AtomicU64,
     pub table_full: AtomicU64,
+    /// Frames not received whole (stored by `weir run`'s receive loop, see `rx_frames.rs`).
+    pub cut_frames: AtomicU64,
     pub records: AtomicU64,
     pub active_flows: AtomicU64,
     pub skipped: [AtomicU64; SkipReason::COUNT],
@@ -261,6 +263,59 @@ fn gauges<V: prometheus_client::encoding::EncodeGaugeValue + Copy>(
     Ok(())
 }
 
+/// Whether a DPDK extended statistic is a counter (only ever grows): by DPDK's naming
+/// convention (`rx_good_packets`, `rx_q0_bytes`, `rx_missed_errors`, `mac_remote_errors`,
+/// `rx_size_64_packets`, `rx_xoff_packets`, ...) counters end in a unit of what is counted.
+/// Everything else (a driver's jitter, temperature or level readings) stays a gauge.
+pub fn xstat_is_counter(name: &str) -> bool {
+    const COUNTED: &[&str] = &[
+        "packets",
+        "pkts",
+        "bytes",
+        "octets",
+        "errors",
+        "error",
+        "errs",
+        "drops",
+        "dropped",
+        "discards",
+        "discard",
+        "missed",
+        "nombuf",
+        "fails",
+        "failures",
+        "failed",
+        "frames",
+        "count",
+        "overflow",
+        "underflow",
+        "collisions",
+        "xon",
+        "xoff",
+        "pause",
+        "timeouts",
+    ];
+    let last = name.rsplit(['_', '.']).next().unwrap_or(name);
+    COUNTED.contains(&last.to_ascii_lowercase().as_str())
+}
+
+/// The labels of `weir_build_info`: weir's version, the DPDK version it was built against, and
+/// the plugin ABI it speaks.
+pub fn build_info() -> Labels {
+    vec![
+        ("version", env!("CARGO_PKG_VERSION").to_string()),
+        ("dpdk_version", weir_dpdk::DPDK_VERSION.to_string()),
+        (
+            "abi",
+            format!(
+                "{}.{}",
+                weir_plugin_api::WEIR_ABI_MAJOR,
+                weir_plugin_api::WEIR_ABI_MINOR
+            ),
+        ),
+    ]
+}
+
 fn w(i: usize) -> Labels {
     vec![("worker", i.to_string())]
 }
@@ -268,6 +323,13 @@ fn w(i: usize) -> Labels {
 impl prometheus_client::collector::Collector for Sources {
     fn encode(&self, mut enc: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let e = &mut enc;
+        gauges(
+            e,
+            "weir_build_info",
+            "Always 1: weir's version, the DPDK version it was built against, the plugin ABI.",
+            None,
+            &[(build_info(), 1i64)],
+        )?;
         // Ports.
         let mut rx_p = Vec::new();
         let mut rx_b = Vec::new();
@@ -276,6 +338,7 @@ impl prometheus_client::collector::Collector for Sources {
         let mut nombuf = Vec::new();
         let mut per_q = Vec::new();
         let mut xstats = Vec::new();
+        let mut xcounters = Vec::new();
         for p in &self.ports {
             let port = p.name().to_string();
             let l = vec![("port", port.clone())];
@@ -296,7 +359,12 @@ impl prometheus_client::collector::Collector for Sources {
             }
             if let Ok(xs) = p.xstats() {
                 for (name, v) in xs {
-                    xstats.push((vec![("port", port.clone()), ("stat", name)], v));
+                    let dst = if xstat_is_counter(&name) {
+                        &mut xcounters
+                    } else {
+                        &mut xstats
+                    };
+                    dst.push((vec![("port", port.clone()), ("stat", name)], v));
                 }
             }
         }
@@ -336,10 +404,18 @@ impl prometheus_client::collector::Collector for Sources {
             None,
             &per_q,
         )?;
-        gauges(
+        counters(
             e,
             "weir_port_xstat",
-            "The port's extended statistics (rte_eth_xstats), by DPDK name.",
+            "The port's extended statistics (rte_eth_xstats) that count (packets, bytes, \
+             errors, drops, ...), by DPDK name.",
+            None,
+            &xcounters,
+        )?;
+        gauges(
+            e,
+            "weir_port_xstat_value",
+            "The port's other extended statistics (rte_eth_xstats), by DPDK name.",
             None,
             &xstats,
         )?;
@@ -433,6 +509,14 @@ impl prometheus_client::collector::Collector for Sources {
             "Packets of new flows skipped because the table was full and eviction is off.",
             None,
             &col(&|m| m.table_full.load(r)),
+        )?;
+        counters(
+            e,
+            "weir_worker_rx_cut_frames",
+            "Frames not received whole: as long as the port's receive limit (raise ports[].mtu) \
+             or a chain longer than the worker's buffer.",
+            None,
+            &col(&|m| m.cut_frames.load(r)),
         )?;
         counters(
             e,
@@ -979,5 +1063,43 @@ mod tests {
             .err()
             .unwrap();
         assert!(format!("{e:#}").contains("metrics.listen"), "{e:#}");
+    }
+
+    #[test]
+    fn build_info_names_versions_and_xstats_are_typed() {
+        let mut registry = Registry::default();
+        registry.register_collector(Box::new(Sources::default()));
+        let text = render(&registry);
+        // The DPDK version against pkg-config's, the ABI against the plugin API's constants.
+        let dpdk = std::process::Command::new("pkg-config")
+            .args(["--modversion", "libdpdk"])
+            .output()
+            .expect("pkg-config");
+        let dpdk = String::from_utf8_lossy(&dpdk.stdout).trim().to_string();
+        let line = format!(
+            "weir_build_info{{version=\"{}\",dpdk_version=\"{dpdk}\",abi=\"{}.{}\"}} 1\n",
+            env!("CARGO_PKG_VERSION"),
+            weir_plugin_api::WEIR_ABI_MAJOR,
+            weir_plugin_api::WEIR_ABI_MINOR
+        );
+        assert!(text.contains(&line), "no {line} in:\n{text}");
+        assert!(text.contains("# TYPE weir_build_info gauge"), "{text}");
+        // The generic ethdev xstats every PMD has are counters; readings are not.
+        for c in [
+            "rx_good_packets",
+            "rx_good_bytes",
+            "rx_missed_errors",
+            "rx_mbuf_allocation_errors",
+            "rx_q0_packets",
+            "rx_q0_errors",
+            "rx_size_1519_to_max_packets",
+            "mac_remote_errors",
+            "rx_xoff_packets",
+        ] {
+            assert!(xstat_is_counter(c), "{c}");
+        }
+        for g in ["tx_pp_jitter", "tx_pp_wander", "temperature", "rx_q0_level"] {
+            assert!(!xstat_is_counter(g), "{g}");
+        }
     }
 }

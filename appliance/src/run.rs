@@ -23,6 +23,7 @@ use crate::config::Config;
 use crate::cost::CostTable;
 use crate::output::Output;
 use crate::pipeline::{lcore_arg, Pipeline};
+use crate::rx_frames::ChainScratch;
 use crate::spread::{self, PortPath, SpreadStats, Spreader};
 use crate::worker::{RawPacket, Worker, WorkerStats};
 use anyhow::{anyhow, bail, Context, Result};
@@ -35,13 +36,17 @@ use weir_dpdk::{
     RssConfig, RxQueue, RxTimestamp, DEFAULT_DATA_ROOM,
 };
 
-const BURST: usize = 64;
+/// Receive bursts hold up to the largest `workers.burst`; `workers.burst` are asked for.
+const BURST: usize = crate::config::MAX_BURST;
 
 /// Counters a worker publishes once per burst (plain stores, single writer) for the status
 /// line; the worker's own counters stay in its cache.
 #[derive(Default)]
 pub struct LiveCounters {
     pub packets: AtomicU64,
+    /// Frames that could not be received whole (cut at the port's limit, or a chain longer
+    /// than the worker's buffer).
+    pub cut_frames: AtomicU64,
     pub flows: AtomicU64,
     pub records: AtomicU64,
     pub running: AtomicBool,
@@ -63,7 +68,7 @@ pub fn eal_args(cfg: &Config) -> Result<Vec<String>> {
         a.push("--no-pci".into());
     }
     for p in &cfg.ports {
-        if let Some(v) = &p.vdev {
+        if let Some(v) = crate::rx_frames::vdev_arg(p) {
             a.push(format!("--vdev={v}"));
         }
         if let Some(pci) = &p.pci {
@@ -104,6 +109,8 @@ pub struct RunOptions {
 struct WorkerQueue {
     q: RxQueue,
     finite: bool,
+    /// Frames this long or longer may have been cut (`FramePlan::whole_limit`).
+    whole_limit: u32,
 }
 
 /// Every port set up, and who polls what.
@@ -117,6 +124,9 @@ struct PortPlan {
     spread_port: Option<Port>,
     /// The workers' mempools (for the metrics endpoint).
     pools: Vec<Mempool>,
+    /// Some port may deliver a frame as chained mbufs; and the largest frame of any port.
+    may_chain: bool,
+    max_frame: u32,
 }
 
 /// Ask each port what it supports, choose its path (`spread::choose`), configure it and set
@@ -129,6 +139,8 @@ fn setup_ports(cfg: &Config, lcores: &[u32]) -> Result<PortPlan> {
         spreader: None,
         spread_port: None,
         pools: Vec::new(),
+        may_chain: false,
+        max_frame: 0,
     };
     let mut chosen = Vec::new();
     for pc in &cfg.ports {
@@ -147,8 +159,27 @@ fn setup_ports(cfg: &Config, lcores: &[u32]) -> Result<PortPlan> {
                 path.name()
             ),
         }
-        chosen.push((pc, name, port, info, path));
+        let vdev = crate::rx_frames::vdev_arg(pc);
+        let frames = port
+            .mtu()
+            .and_then(|m| Ok((m, port.frame_limits()?)))
+            .map_err(|e| anyhow!("port {name}: {e}"))
+            .and_then(|(mtu, limits)| {
+                crate::rx_frames::plan(pc, vdev.as_deref(), &info.driver, mtu, &limits)
+                    .map_err(|e| anyhow!("port {name}: ports[].mtu: {e}"))
+            })?;
+        tracing::info!(port = name.as_str(), "{}", frames.describe());
+        plan.may_chain |= frames.may_chain;
+        plan.max_frame = plan.max_frame.max(frames.max_frame());
+        chosen.push((pc, name, port, info, path, frames));
     }
+    // One mbuf size for every pool: the largest any port needs.
+    let data_room = chosen
+        .iter()
+        .map(|c| c.5.data_room)
+        .max()
+        .unwrap_or(DEFAULT_DATA_ROOM)
+        .max(DEFAULT_DATA_ROOM);
     // Mempools: one per worker on its socket for the queues it polls itself; one for the
     // software ports' queues on the main lcore's socket, holding every ring's worth.
     let needs_own = chosen
@@ -162,7 +193,7 @@ fn setup_ports(cfg: &Config, lcores: &[u32]) -> Result<PortPlan> {
                 &format!("weir_rx{w}"),
                 cfg.workers.mbufs,
                 256,
-                DEFAULT_DATA_ROOM,
+                data_room,
                 socket,
             )?);
         }
@@ -180,18 +211,20 @@ fn setup_ports(cfg: &Config, lcores: &[u32]) -> Result<PortPlan> {
         // the spreader, and what per-lcore caches may hold.
         let want = n_workers as u32 * cfg.workers.spread_ring
             + software.iter().map(|&d| u32::from(d)).sum::<u32>()
-            + (n_workers as u32 + 2) * (spread::BURST as u32 + 384);
+            + (n_workers as u32 + 2)
+                * (spread::BURST.max(usize::from(cfg.workers.burst)) as u32 + 384);
         let size = (want.max(cfg.workers.mbufs) + 1).next_power_of_two() - 1;
         Some(Mempool::new_pktmbuf(
             "weir_spread_rx",
             size,
             256,
-            DEFAULT_DATA_ROOM,
+            data_room,
             main_socket,
         )?)
     };
     let mut spread_queues = Vec::new();
-    for (pc, name, mut port, info, path) in chosen {
+    let mut spread_limit = u32::MAX;
+    for (pc, name, mut port, info, path, frames) in chosen {
         let rss = match &path {
             // A device that spreads by itself (af_packet's fanout) takes no RSS request.
             PortPath::Rss { .. } if info.flow_type_rss_offloads != 0 => Some(RssConfig {
@@ -201,11 +234,14 @@ fn setup_ports(cfg: &Config, lcores: &[u32]) -> Result<PortPlan> {
         };
         let rx_queues = path.rx_queues(n_workers);
         let setup = port
-            .configure(&PortConfig {
-                rx_queues,
-                tx_queues: 0,
-                rss,
-            })
+            .configure_with(
+                &PortConfig {
+                    rx_queues,
+                    tx_queues: 0,
+                    rss,
+                },
+                &frames.rx,
+            )
             .with_context(|| format!("port {name}"))?;
         tracing::info!("{setup}");
         if let Some(own) = spread::self_spreading(&info.driver) {
@@ -225,18 +261,41 @@ fn setup_ports(cfg: &Config, lcores: &[u32]) -> Result<PortPlan> {
                 for w in 0..rx_queues as usize {
                     let socket = lcore::lcore_socket(lcores[w]) as i32;
                     let q = port.rx_queue_setup(w as u16, pc.rx_desc, socket, &pools[w])?;
-                    plan.queues[w].push(WorkerQueue { q, finite: false });
+                    plan.queues[w].push(WorkerQueue {
+                        q,
+                        finite: false,
+                        whole_limit: frames.whole_limit,
+                    });
                 }
             }
             PortPath::Software { .. } => {
                 let pool = spread_pool.as_ref().expect("made for software ports");
                 spread_queues.push(port.rx_queue_setup(0, pc.rx_desc, main_socket, pool)?);
+                spread_limit = spread_limit.min(frames.whole_limit);
             }
         }
         if let Err(e) = port.set_promiscuous(true) {
-            tracing::debug!(port = name.as_str(), error = %e, "promiscuous mode not set");
+            // A port that is not promiscuous sees only traffic addressed to it: on a SPAN or
+            // TAP port that is almost nothing.
+            tracing::warn!(
+                port = name.as_str(),
+                driver = info.driver.as_str(),
+                error = %e,
+                "promiscuous mode not set: the port receives only frames addressed to its MAC \
+                 (and broadcast/multicast); on a SPAN or TAP port most traffic is lost (a VF \
+                 needs `trust on` on its PF)"
+            );
         }
         port.start().with_context(|| format!("port {name}"))?;
+        match port.link() {
+            Ok(l) if l.up => tracing::info!(port = name.as_str(), link = %l, "link up"),
+            Ok(l) => tracing::warn!(
+                port = name.as_str(),
+                link = %l,
+                "link down at start: no traffic until it comes up (cable, SFP, switch port)"
+            ),
+            Err(e) => tracing::warn!(port = name.as_str(), error = %e, "cannot read link state"),
+        }
         plan.ports.push(port);
     }
     if let Some(pool) = &spread_pool {
@@ -263,7 +322,11 @@ fn setup_ports(cfg: &Config, lcores: &[u32]) -> Result<PortPlan> {
         for (w, &lc) in lcores.iter().take(n_workers).enumerate() {
             let socket = lcore::lcore_socket(lc) as i32;
             let q = ring_port.rx_queue_setup(w as u16, 0, socket, pool)?;
-            plan.queues[w].push(WorkerQueue { q, finite: true });
+            plan.queues[w].push(WorkerQueue {
+                q,
+                finite: true,
+                whole_limit: spread_limit,
+            });
         }
         ring_port.start()?;
         tracing::info!(
@@ -275,7 +338,12 @@ fn setup_ports(cfg: &Config, lcores: &[u32]) -> Result<PortPlan> {
              worker -> {}",
             ring_port.name()
         );
-        plan.spreader = Some(Spreader::new(spread_queues, rings, cfg.workers.spread_full));
+        plan.spreader = Some(Spreader::new(
+            spread_queues,
+            rings,
+            cfg.workers.spread_full,
+            usize::from(cfg.workers.burst),
+        ));
         plan.spread_port = Some(ring_port);
     }
     plan.pools = pools;
@@ -301,8 +369,16 @@ fn worker_loop(
     report_tx: crossbeam_channel::Sender<(usize, WorkerStats, Option<CostTable>)>,
     metrics: Option<Arc<crate::metrics::WorkerMetrics>>,
     spread_clock: Option<Arc<AtomicU64>>,
+    scratch: ChainScratch,
 ) -> i32 {
     let mut burst = MbufBurst::<BURST>::new();
+    let want = usize::from(pipeline.cfg.workers.burst);
+    let mut rx = RxState {
+        scratch,
+        cut: 0,
+        clock,
+        last: LastPacket { ns: 0, tsc: 0 },
+    };
     let mut worker = match pipeline.worker(w as u16, sink, alerts) {
         Ok(wk) => wk,
         Err(e) => {
@@ -311,7 +387,7 @@ fn worker_loop(
             // Keep the spreader's ring moving (it may wait for room) until told to halt.
             while !halt.load(Ordering::Acquire) {
                 for q in qs.iter_mut().filter(|q| q.finite) {
-                    q.q.rx_burst(&mut burst);
+                    q.q.rx_burst_up_to(&mut burst, want);
                 }
                 burst.clear();
             }
@@ -320,13 +396,13 @@ fn worker_loop(
             return -1;
         }
     };
+    let cut_metric = metrics.clone();
     if let Some(m) = metrics {
         worker.attach_metrics(m); // ops (issue 8)
     }
     // Packet time in quiet periods moves on from the last packet's time by the real time
     // since it came (a replay keeps its own clock; a live port's packets carry `now`). Before
     // the first packet there is no clock to move (and no flow to expire).
-    let mut last = LastPacket { ns: 0, tsc: 0 };
     let mut idle_since = rdtsc();
     while !halt.load(Ordering::Acquire) {
         // The software spreader's time, read before polling: with the rings empty, every
@@ -336,17 +412,18 @@ fn worker_loop(
             .map_or(0, |c| c.load(Ordering::Acquire));
         let mut got = 0;
         for q in qs.iter_mut() {
-            got += poll_queue(&mut worker, &mut q.q, &mut burst, &clock, &mut last);
+            got += poll_queue(&mut worker, q, &mut burst, want, &mut rx);
         }
         if got == 0 {
             // Quiet: let packet time move on once a millisecond so flows expire; a worker
             // behind the spreader follows the input's time too, not only its own packets'.
             let c = rdtsc();
-            if c - idle_since > clock.hz / 1000 && (last.ns > 0 || spread_now > 0) {
+            if c - idle_since > rx.clock.hz / 1000 && (rx.last.ns > 0 || spread_now > 0) {
                 idle_since = c;
-                let own = if last.ns > 0 {
-                    let elapsed = (c - last.tsc) as u128 * 1_000_000_000 / clock.hz as u128;
-                    last.ns + elapsed as u64
+                let own = if rx.last.ns > 0 {
+                    let elapsed =
+                        (c - rx.last.tsc) as u128 * 1_000_000_000 / rx.clock.hz as u128;
+                    rx.last.ns + elapsed as u64
                 } else {
                     0
                 };
@@ -363,6 +440,10 @@ fn worker_loop(
             counters
                 .packets
                 .store(worker.stats.packets, Ordering::Relaxed);
+            counters.cut_frames.store(rx.cut, Ordering::Relaxed);
+            if let Some(m) = &cut_metric {
+                m.cut_frames.store(rx.cut, Ordering::Relaxed);
+            }
             counters
                 .flows
                 .store(worker.live_flows() as u64, Ordering::Relaxed);
@@ -376,12 +457,13 @@ fn worker_loop(
     }
     // The spreader stopped before `halt` was raised: what it enqueued is visible now.
     for q in qs.iter_mut().filter(|q| q.finite) {
-        while poll_queue(&mut worker, &mut q.q, &mut burst, &clock, &mut last) > 0 {}
+        while poll_queue(&mut worker, q, &mut burst, want, &mut rx) > 0 {}
     }
     worker.flush_all();
     counters
         .packets
         .store(worker.stats.packets, Ordering::Relaxed);
+    counters.cut_frames.store(rx.cut, Ordering::Relaxed);
     counters.running.store(false, Ordering::Release);
     let _ = report_tx.send((w, worker.stats.clone(), Some(worker.cost.clone())));
     0
@@ -391,25 +473,37 @@ fn worker_loop(
 #[inline]
 fn poll_queue(
     worker: &mut Worker,
-    q: &mut RxQueue,
+    q: &mut WorkerQueue,
     burst: &mut MbufBurst<BURST>,
-    clock: &Clock,
-    last: &mut LastPacket,
+    want: usize,
+    rx: &mut RxState,
 ) -> usize {
     let t = worker.burst_start();
-    let n = q.rx_burst(burst);
+    let n = q.q.rx_burst_up_to(burst, want);
     if n == 0 {
         return 0;
     }
+    let RxState {
+        scratch,
+        cut,
+        clock,
+        last,
+    } = rx;
     let c = rdtsc();
     let now = clock.now_ns(c);
     let mut newest = 0u64;
+    let whole_limit = q.whole_limit;
+    // Chained frames are copied into the worker's buffer, one after the other.
+    let mut room = scratch.room();
     worker.process_burst(
         burst.iter().map(|m| {
+            if m.pkt_len() >= whole_limit {
+                *cut += 1;
+            }
             let (ts_ns, wire_len) = clock.packet(m, now);
             newest = newest.max(ts_ns);
             RawPacket {
-                data: m.data(),
+                data: crate::rx_frames::contiguous(m, &mut room, cut),
                 wire_len,
                 ts_ns,
             }
@@ -420,6 +514,15 @@ fn poll_queue(
     last.tsc = c;
     burst.clear();
     n
+}
+
+/// What a worker's receive keeps between bursts.
+struct RxState {
+    scratch: ChainScratch,
+    /// Frames not received whole.
+    cut: u64,
+    clock: Clock,
+    last: LastPacket,
 }
 
 /// The newest packet time a worker has seen, and the TSC when it came.
@@ -499,6 +602,8 @@ pub fn run(config: &Path, opts: &RunOptions) -> Result<()> {
         mut spreader,
         spread_port,
         pools,
+        may_chain,
+        max_frame,
     } = setup_ports(cfg, &lcores)?;
 
     // `abort`: a signal or a worker that cannot start; `halt`: the main lcore tells the
@@ -578,6 +683,7 @@ pub fn run(config: &Path, opts: &RunOptions) -> Result<()> {
         let max_packets = opts.max_packets;
         let metrics = cfg.metrics.enabled.then(|| worker_metrics[w].clone()); // ops (issue 8)
         let spread_clock = spread_clock.clone();
+        let scratch = ChainScratch::new(may_chain, usize::from(cfg.workers.burst), max_frame);
         lcore::remote_launch(lcores[w], move || {
             worker_loop(
                 w,
@@ -593,10 +699,16 @@ pub fn run(config: &Path, opts: &RunOptions) -> Result<()> {
                 report_tx,
                 metrics,
                 spread_clock,
+                scratch,
             )
         })?;
     }
     drop(report_tx);
+    // The ports are started and every worker polls: tell systemd (Type=notify) weir is up.
+    crate::sd_notify::notify_or_log(&format!(
+        "READY=1\nSTATUS=running: {} port(s), {n_workers} worker(s)",
+        ports.len()
+    ));
     tracing::info!(
         workers = n_workers,
         ports = ports.len(),
@@ -662,12 +774,25 @@ pub fn run(config: &Path, opts: &RunOptions) -> Result<()> {
         }
     }
     // The spreader has stopped (it runs on this thread); now the workers drain and flush.
+    crate::sd_notify::notify_or_log("STOPPING=1\nSTATUS=flushing open flows");
     halt.store(true, Ordering::Release);
     lcore::mp_wait_lcore();
     let mut reports: Vec<(usize, WorkerStats, Option<CostTable>)> = report_rx.iter().collect();
     reports.sort_by_key(|r| r.0);
     for p in &ports {
         log_port_stats(p);
+    }
+    let cut: u64 = live
+        .iter()
+        .map(|c| c.cut_frames.load(Ordering::Relaxed))
+        .sum();
+    if cut > 0 {
+        tracing::warn!(
+            cut_frames = cut,
+            "frames not received whole (as long as the port's receive limit, or chained past \
+             the worker's buffer): they are parsed as cut; raise ports[].mtu to the largest \
+             frame on the link"
+        );
     }
     if let Some(s) = &spreader {
         log_spread_stats(&s.stats);
@@ -706,6 +831,10 @@ fn log_status(live: &[Arc<LiveCounters>], ports: &[Port], spreader: Option<&Spre
     let packets: u64 = live.iter().map(|c| c.packets.load(Ordering::Relaxed)).sum();
     let flows: u64 = live.iter().map(|c| c.flows.load(Ordering::Relaxed)).sum();
     let records: u64 = live.iter().map(|c| c.records.load(Ordering::Relaxed)).sum();
+    let cut_frames: u64 = live
+        .iter()
+        .map(|c| c.cut_frames.load(Ordering::Relaxed))
+        .sum();
     let (missed, nombuf) = ports
         .iter()
         .filter_map(|p| p.stats().ok())
@@ -718,6 +847,7 @@ fn log_status(live: &[Arc<LiveCounters>], ports: &[Port], spreader: Option<&Spre
         missed,
         nombuf,
         spread_ring_full,
+        cut_frames,
         "status"
     );
 }

@@ -35,7 +35,7 @@ use std::sync::Arc;
 use weir_dpdk::{rdtsc, DevInfo, Mbuf, MbufBurst, Ring, RxQueue};
 use weir_plugin_api::{FlowKeyV1, PacketV1};
 
-/// Packets per RX burst and per ring enqueue.
+/// Packets per ring enqueue (a worker's pending burst is sent when it holds this many).
 pub const BURST: usize = 64;
 
 /// Drivers whose queues are spread by something other than RSS offloads the device reports,
@@ -191,7 +191,9 @@ pub struct Spreader {
     queues: Vec<RxQueue>,
     rings: Vec<Ring>,
     pending: Vec<MbufBurst<BURST>>,
-    rx: MbufBurst<BURST>,
+    rx: MbufBurst<{ crate::config::MAX_BURST }>,
+    /// Packets asked for per receive (`workers.burst`).
+    want: usize,
     full: SpreadFull,
     pkt: PacketV1,
     key: FlowKeyV1,
@@ -202,14 +204,15 @@ pub struct Spreader {
 
 impl Spreader {
     /// A spreader from `queues` (one per software port) into `rings` (one per worker; bound as
-    /// the RX rings of the net_ring port the workers poll).
-    pub fn new(queues: Vec<RxQueue>, rings: Vec<Ring>, full: SpreadFull) -> Spreader {
+    /// the RX rings of the net_ring port the workers poll), receiving `burst` packets at a time.
+    pub fn new(queues: Vec<RxQueue>, rings: Vec<Ring>, full: SpreadFull, burst: usize) -> Spreader {
         let n = rings.len();
         Spreader {
             queues,
             pending: (0..n).map(|_| MbufBurst::new()).collect(),
             rings,
             rx: MbufBurst::new(),
+            want: burst.clamp(1, crate::config::MAX_BURST),
             full,
             pkt: PacketV1::EMPTY,
             key: FlowKeyV1::default(),
@@ -242,6 +245,7 @@ impl Spreader {
             rings,
             pending,
             rx,
+            want,
             full,
             pkt,
             key,
@@ -253,7 +257,7 @@ impl Spreader {
         let n = rings.len();
         let mut got = 0;
         for q in queues.iter_mut() {
-            let k = q.rx_burst(rx);
+            let k = q.rx_burst_up_to(rx, *want);
             if k == 0 {
                 continue;
             }

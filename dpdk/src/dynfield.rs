@@ -22,7 +22,8 @@ impl RxTimestamp {
         let mut offset: i32 = -1;
         let mut flag: u64 = 0;
         // SAFETY: out-pointers to locals.
-        let ret = unsafe { dpdk_sys::rte_mbuf_dyn_rx_timestamp_register(&mut offset, &mut flag) };
+        let ret =
+            unsafe { weir_dpdk_sys::rte_mbuf_dyn_rx_timestamp_register(&mut offset, &mut flag) };
         if ret != 0 || offset < 0 {
             let errno = rte_errno();
             return Err(Error::Object {
@@ -83,21 +84,21 @@ pub struct MetaField {
 impl MetaField {
     /// Registers (or finds) the field and its flag; needs an initialised EAL.
     pub fn register() -> Result<MetaField> {
-        let mut field = dpdk_sys::rte_mbuf_dynfield {
+        let mut field = weir_dpdk_sys::rte_mbuf_dynfield {
             size: std::mem::size_of::<WeirMeta>(),
             align: std::mem::align_of::<WeirMeta>(),
             ..Default::default()
         };
         copy_name(&mut field.name, META_FIELD_NAME)?;
         // SAFETY: valid parameter struct.
-        let offset = unsafe { dpdk_sys::rte_mbuf_dynfield_register(&field) };
+        let offset = unsafe { weir_dpdk_sys::rte_mbuf_dynfield_register(&field) };
         if offset < 0 {
             return Err(dyn_error(META_FIELD_NAME));
         }
-        let mut flag = dpdk_sys::rte_mbuf_dynflag::default();
+        let mut flag = weir_dpdk_sys::rte_mbuf_dynflag::default();
         copy_name(&mut flag.name, META_FLAG_NAME)?;
         // SAFETY: valid parameter struct.
-        let bit = unsafe { dpdk_sys::rte_mbuf_dynflag_register(&flag) };
+        let bit = unsafe { weir_dpdk_sys::rte_mbuf_dynflag_register(&flag) };
         if bit < 0 {
             return Err(dyn_error(META_FLAG_NAME));
         }

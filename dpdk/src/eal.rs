@@ -30,7 +30,7 @@ impl Drop for EalInner {
     fn drop(&mut self) {
         // SAFETY: the last handle is gone: nothing of ours uses DPDK memory any more.
         unsafe {
-            dpdk_sys::rte_eal_cleanup();
+            weir_dpdk_sys::rte_eal_cleanup();
         }
     }
 }
@@ -56,7 +56,7 @@ impl Eal {
         let mut argv: Vec<*mut c_char> = c_args.iter().map(|s| s.as_ptr().cast_mut()).collect();
         let argc = argv.len() as i32;
         // SAFETY: argv holds argc valid NUL-terminated strings that live forever.
-        let ret = unsafe { dpdk_sys::rte_eal_init(argc, argv.as_mut_ptr()) };
+        let ret = unsafe { weir_dpdk_sys::rte_eal_init(argc, argv.as_mut_ptr()) };
         if ret < 0 {
             let errno = rte_errno();
             return Err(Error::EalInit {
@@ -94,7 +94,7 @@ impl Eal {
             let c = cstring("vdev name", name)?;
             let mut id = 0u16;
             // SAFETY: valid name and out-pointer.
-            if unsafe { dpdk_sys::rte_eth_dev_get_port_by_name(c.as_ptr(), &mut id) } != 0 {
+            if unsafe { weir_dpdk_sys::rte_eth_dev_get_port_by_name(c.as_ptr(), &mut id) } != 0 {
                 drop(inner);
                 return Err(Error::VdevNotCreated {
                     vdev: vdev.to_owned(),
@@ -134,7 +134,7 @@ impl Eal {
             Ok(inner) => {
                 std::mem::forget(inner);
                 // SAFETY: this was the last handle; nothing of ours uses DPDK memory.
-                let code = unsafe { dpdk_sys::rte_eal_cleanup() };
+                let code = unsafe { weir_dpdk_sys::rte_eal_cleanup() };
                 if code < 0 {
                     return Err(Error::EalCleanup {
                         code,

@@ -107,7 +107,7 @@ pub enum Error {
 pub(crate) fn errno_text(errno: i32) -> String {
     // SAFETY: rte_strerror returns a pointer to a static or thread-local NUL-terminated string.
     unsafe {
-        let p = dpdk_sys::rte_strerror(errno.abs());
+        let p = weir_dpdk_sys::rte_strerror(errno.abs());
         if p.is_null() {
             return format!("error {errno}");
         }
@@ -118,7 +118,7 @@ pub(crate) fn errno_text(errno: i32) -> String {
 /// The calling thread's `rte_errno`.
 pub(crate) fn rte_errno() -> i32 {
     // SAFETY: reads a thread-local int through the shim.
-    unsafe { dpdk_sys::weir_rte_errno() }
+    unsafe { weir_dpdk_sys::weir_rte_errno() }
 }
 
 /// A `CString` for DPDK, or an error naming what it was.

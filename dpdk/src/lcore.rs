@@ -17,20 +17,20 @@ pub const LAUNCH_PANICKED: i32 = i32::MIN;
 /// The calling thread's lcore id, or `None` on a thread EAL did not create.
 pub fn lcore_id() -> Option<u32> {
     // SAFETY: reads the thread-local lcore id through the shim.
-    let id = unsafe { dpdk_sys::rte_lcore_id() };
-    (id != dpdk_sys::LCORE_ID_ANY).then_some(id)
+    let id = unsafe { weir_dpdk_sys::rte_lcore_id() };
+    (id != weir_dpdk_sys::LCORE_ID_ANY).then_some(id)
 }
 
 /// The main lcore (the thread that ran `Eal::init`).
 pub fn main_lcore() -> u32 {
     // SAFETY: reads EAL's configuration.
-    unsafe { dpdk_sys::rte_get_main_lcore() }
+    unsafe { weir_dpdk_sys::rte_get_main_lcore() }
 }
 
 /// Number of enabled lcores, main included.
 pub fn lcore_count() -> u32 {
     // SAFETY: reads EAL's configuration.
-    unsafe { dpdk_sys::rte_lcore_count() }
+    unsafe { weir_dpdk_sys::rte_lcore_count() }
 }
 
 /// The enabled worker lcores (all but the main one), in id order.
@@ -38,8 +38,8 @@ pub fn worker_lcores() -> impl Iterator<Item = u32> {
     let mut prev: u32 = u32::MAX; // rte_get_next_lcore starts after `i`; -1 means "from 0"
     std::iter::from_fn(move || {
         // SAFETY: reads EAL's configuration; skip_main=1, wrap=0.
-        let next = unsafe { dpdk_sys::rte_get_next_lcore(prev, 1, 0) };
-        if next >= dpdk_sys::RTE_MAX_LCORE {
+        let next = unsafe { weir_dpdk_sys::rte_get_next_lcore(prev, 1, 0) };
+        if next >= weir_dpdk_sys::RTE_MAX_LCORE {
             return None;
         }
         prev = next;
@@ -50,13 +50,13 @@ pub fn worker_lcores() -> impl Iterator<Item = u32> {
 /// NUMA socket of `lcore` (0 on a single-socket machine).
 pub fn lcore_socket(lcore: u32) -> u32 {
     // SAFETY: EAL bounds-checks the id and returns its configuration.
-    unsafe { dpdk_sys::rte_lcore_to_socket_id(lcore) }
+    unsafe { weir_dpdk_sys::rte_lcore_to_socket_id(lcore) }
 }
 
 /// NUMA socket of the calling thread.
 pub fn socket_id() -> u32 {
     // SAFETY: reads a thread-local value.
-    unsafe { dpdk_sys::rte_socket_id() }
+    unsafe { weir_dpdk_sys::rte_socket_id() }
 }
 
 type Job = Box<dyn FnOnce() -> i32 + Send + 'static>;
@@ -83,7 +83,7 @@ where
     let job: Box<Job> = Box::new(Box::new(f));
     let arg = Box::into_raw(job).cast::<c_void>();
     // SAFETY: the trampoline takes ownership of `arg` if and only if the launch succeeds.
-    let ret = unsafe { dpdk_sys::rte_eal_remote_launch(Some(trampoline), arg, lcore) };
+    let ret = unsafe { weir_dpdk_sys::rte_eal_remote_launch(Some(trampoline), arg, lcore) };
     if ret != 0 {
         // SAFETY: not launched, so we still own the box.
         drop(unsafe { Box::from_raw(arg.cast::<Job>()) });
@@ -101,11 +101,11 @@ where
 /// Waits for the closure launched on `lcore` and returns its value (0 if nothing ran).
 pub fn wait_lcore(lcore: u32) -> i32 {
     // SAFETY: EAL checks the id; waits on the worker's state.
-    unsafe { dpdk_sys::rte_eal_wait_lcore(lcore) }
+    unsafe { weir_dpdk_sys::rte_eal_wait_lcore(lcore) }
 }
 
 /// Waits for every worker lcore to finish what it was launched with.
 pub fn mp_wait_lcore() {
     // SAFETY: waits on EAL's worker states.
-    unsafe { dpdk_sys::rte_eal_mp_wait_lcore() }
+    unsafe { weir_dpdk_sys::rte_eal_mp_wait_lcore() }
 }

@@ -1,4 +1,4 @@
-//! A thin safe layer over DPDK (`dpdk-sys`) for weir's data plane.
+//! A thin safe layer over DPDK (`weir-dpdk-sys`) for weir's data plane.
 //!
 //! It owns: EAL start and cleanup ([`Eal`]), packet mempools ([`Mempool`]), owned mbufs and
 //! allocation-free bursts of them ([`Mbuf`], [`MbufBurst`]), Ethernet ports with RX queues,
@@ -88,13 +88,17 @@ pub mod tsc;
 pub use dynfield::{MetaField, RxTimestamp, WeirMeta};
 pub use eal::Eal;
 pub use error::{Error, Result};
-pub use mbuf::{Drain, Mbuf, MbufBurst};
+pub use mbuf::{Drain, Mbuf, MbufBurst, Segments};
 pub use mempool::{Mempool, DEFAULT_DATA_ROOM, SOCKET_ANY};
 pub use port::{
-    DevInfo, Port, PortConfig, PortSetup, PortStats, RssConfig, RssSetup, RxQueue, StatsHandle,
+    DevInfo, FrameLimits, LinkStatus, Port, PortConfig, PortSetup, PortStats, RssConfig, RssSetup,
+    RxOptions, RxQueue, StatsHandle,
 };
+
+/// The DPDK version weir was built against.
+pub const DPDK_VERSION: &str = weir_dpdk_sys::DPDK_VERSION;
 pub use ring::Ring;
 pub use tsc::{rdtsc, tsc_hz};
 
 /// Raw bindings, for what this crate does not wrap.
-pub use dpdk_sys as sys;
+pub use weir_dpdk_sys as sys;

@@ -7,11 +7,13 @@
 
 use std::ptr::NonNull;
 
-use dpdk_sys::rte_mbuf;
+use weir_dpdk_sys::rte_mbuf;
 
 use crate::error::{Error, Result};
 
-/// One owned mbuf (single segment for everything weir writes; `data()` is the first segment).
+/// One owned mbuf. Everything weir writes is one segment; a port with scattered RX (or
+/// net_pcap reading a frame larger than the data room) chains segments: `data()` is the first
+/// segment, [`Mbuf::segments`] and [`Mbuf::copy_to`] read them all.
 #[repr(transparent)]
 #[derive(Debug)]
 pub struct Mbuf {
@@ -80,6 +82,32 @@ impl Mbuf {
         self.raw().nb_segs
     }
 
+    /// The bytes of each segment in order (one for a single-segment mbuf); their lengths add
+    /// up to [`Mbuf::pkt_len`] for a well-formed chain.
+    #[inline]
+    pub fn segments(&self) -> Segments<'_> {
+        Segments {
+            next: self.ptr.as_ptr(),
+            _owner: std::marker::PhantomData,
+        }
+    }
+
+    /// Copies the whole packet, segment after segment, to the front of `dst`; returns the bytes
+    /// copied (less than `pkt_len` only when `dst` is shorter).
+    #[inline]
+    pub fn copy_to(&self, dst: &mut [u8]) -> usize {
+        let mut n = 0;
+        for seg in self.segments() {
+            let k = seg.len().min(dst.len() - n);
+            dst[n..n + k].copy_from_slice(&seg[..k]);
+            n += k;
+            if n == dst.len() {
+                break;
+            }
+        }
+        n
+    }
+
     /// Port the mbuf was received on.
     #[inline]
     pub fn port(&self) -> u16 {
@@ -95,18 +123,18 @@ impl Mbuf {
     /// The NIC's RSS hash, when `RTE_MBUF_F_RX_RSS_HASH` says it is there.
     #[inline]
     pub fn rss_hash(&self) -> Option<u32> {
-        if self.ol_flags() & dpdk_sys::WEIR_RTE_MBUF_F_RX_RSS_HASH == 0 {
+        if self.ol_flags() & weir_dpdk_sys::WEIR_RTE_MBUF_F_RX_RSS_HASH == 0 {
             return None;
         }
         // SAFETY: hash.rss is a u32 at this offset inside the mbuf header.
-        Some(unsafe { self.field::<u32>(dpdk_sys::WEIR_MBUF_HASH_RSS_OFFSET as usize) })
+        Some(unsafe { self.field::<u32>(weir_dpdk_sys::WEIR_MBUF_HASH_RSS_OFFSET as usize) })
     }
 
     /// Copies `bytes` to the end of the packet (`rte_pktmbuf_append`).
     pub fn append(&mut self, bytes: &[u8]) -> Result<()> {
         let len = u16::try_from(bytes.len()).map_err(|_| self.no_room(bytes.len()))?;
         // SAFETY: we own the mbuf; append returns room for `len` bytes or NULL.
-        let dst = unsafe { dpdk_sys::rte_pktmbuf_append(self.as_ptr(), len) };
+        let dst = unsafe { weir_dpdk_sys::rte_pktmbuf_append(self.as_ptr(), len) };
         if dst.is_null() {
             return Err(self.no_room(bytes.len()));
         }
@@ -117,7 +145,7 @@ impl Mbuf {
 
     fn no_room(&self, want: usize) -> Error {
         // SAFETY: reads the last segment's tailroom of an mbuf we own.
-        let tail = unsafe { dpdk_sys::rte_pktmbuf_tailroom(self.as_ptr()) };
+        let tail = unsafe { weir_dpdk_sys::rte_pktmbuf_tailroom(self.as_ptr()) };
         Error::NoMbufs(format!(
             "mbuf append of {want} bytes: only {tail} bytes of tailroom (raise the pool's data room)"
         ))
@@ -165,10 +193,37 @@ impl Mbuf {
     }
 }
 
+/// The segments of a (possibly chained) mbuf, from [`Mbuf::segments`].
+pub struct Segments<'a> {
+    next: *mut rte_mbuf,
+    _owner: std::marker::PhantomData<&'a Mbuf>,
+}
+
+impl<'a> Iterator for Segments<'a> {
+    type Item = &'a [u8];
+
+    #[inline]
+    fn next(&mut self) -> Option<&'a [u8]> {
+        if self.next.is_null() {
+            return None;
+        }
+        // SAFETY: `next` is the owned head mbuf or a segment chained to it, alive while the
+        // head is borrowed; each holds data_len initialised bytes at buf_addr + data_off.
+        unsafe {
+            let m = &*self.next;
+            self.next = m.next;
+            Some(std::slice::from_raw_parts(
+                m.buf_addr.cast::<u8>().add(m.data_off as usize),
+                m.data_len as usize,
+            ))
+        }
+    }
+}
+
 impl Drop for Mbuf {
     fn drop(&mut self) {
         // SAFETY: we own the mbuf and this is the only place it is freed.
-        unsafe { dpdk_sys::rte_pktmbuf_free(self.ptr.as_ptr()) }
+        unsafe { weir_dpdk_sys::rte_pktmbuf_free(self.ptr.as_ptr()) }
     }
 }
 
@@ -274,7 +329,9 @@ impl<const N: usize> MbufBurst<N> {
     pub fn clear(&mut self) {
         if self.len > 0 {
             // SAFETY: frees the `len` mbufs we own, then forgets them.
-            unsafe { dpdk_sys::rte_pktmbuf_free_bulk(self.ptrs.as_mut_ptr(), self.len as u32) };
+            unsafe {
+                weir_dpdk_sys::rte_pktmbuf_free_bulk(self.ptrs.as_mut_ptr(), self.len as u32)
+            };
             self.len = 0;
         }
     }
@@ -357,7 +414,10 @@ impl<const N: usize> Drop for Drain<'_, N> {
         if rest > 0 {
             // SAFETY: the pointers not yet yielded are still owned mbufs; free them once.
             unsafe {
-                dpdk_sys::rte_pktmbuf_free_bulk(self.ptrs.as_mut_ptr().add(self.next), rest as u32)
+                weir_dpdk_sys::rte_pktmbuf_free_bulk(
+                    self.ptrs.as_mut_ptr().add(self.next),
+                    rest as u32,
+                )
             };
         }
     }

@@ -7,17 +7,17 @@
 use std::ptr::NonNull;
 use std::sync::Arc;
 
-use dpdk_sys::rte_mempool;
+use weir_dpdk_sys::rte_mempool;
 
 use crate::eal::Eal;
 use crate::error::{cstring, errno_text, rte_errno, Error, Result};
 use crate::mbuf::{Mbuf, MbufBurst};
 
 /// Any NUMA socket (`SOCKET_ID_ANY`).
-pub const SOCKET_ANY: i32 = dpdk_sys::SOCKET_ID_ANY;
+pub const SOCKET_ANY: i32 = weir_dpdk_sys::SOCKET_ID_ANY;
 
 /// Default mbuf data room: 2048 bytes plus headroom (`RTE_MBUF_DEFAULT_BUF_SIZE`).
-pub const DEFAULT_DATA_ROOM: u16 = (2048 + dpdk_sys::RTE_PKTMBUF_HEADROOM) as u16;
+pub const DEFAULT_DATA_ROOM: u16 = (2048 + weir_dpdk_sys::RTE_PKTMBUF_HEADROOM) as u16;
 
 /// A shared handle on a pool of packet mbufs.
 #[derive(Clone, Debug)]
@@ -40,10 +40,10 @@ unsafe impl Sync for PoolInner {}
 impl Drop for PoolInner {
     fn drop(&mut self) {
         // SAFETY: the pool is valid until freed here.
-        let in_use = unsafe { dpdk_sys::rte_mempool_in_use_count(self.ptr.as_ptr()) };
+        let in_use = unsafe { weir_dpdk_sys::rte_mempool_in_use_count(self.ptr.as_ptr()) };
         if in_use == 0 {
             // SAFETY: no handle and no mbuf refers to the pool any more.
-            unsafe { dpdk_sys::rte_mempool_free(self.ptr.as_ptr()) };
+            unsafe { weir_dpdk_sys::rte_mempool_free(self.ptr.as_ptr()) };
         } else {
             // Mbufs are still out: keep the pool and the EAL mapped for them.
             std::mem::forget(self.eal.take());
@@ -69,7 +69,14 @@ impl Mempool {
         let cache = cache.min(n.saturating_mul(2) / 3);
         // SAFETY: valid NUL-terminated name; DPDK validates the sizes.
         let p = unsafe {
-            dpdk_sys::rte_pktmbuf_pool_create(c_name.as_ptr(), n, cache, 0, data_room, socket_id)
+            weir_dpdk_sys::rte_pktmbuf_pool_create(
+                c_name.as_ptr(),
+                n,
+                cache,
+                0,
+                data_room,
+                socket_id,
+            )
         };
         let ptr = NonNull::new(p).ok_or_else(|| {
             let errno = rte_errno();
@@ -112,20 +119,20 @@ impl Mempool {
     /// Mbufs currently handed out (`rte_mempool_in_use_count`).
     pub fn in_use(&self) -> u32 {
         // SAFETY: valid pool.
-        unsafe { dpdk_sys::rte_mempool_in_use_count(self.as_ptr()) }
+        unsafe { weir_dpdk_sys::rte_mempool_in_use_count(self.as_ptr()) }
     }
 
     /// Mbufs available, lcore caches included (`rte_mempool_avail_count`).
     pub fn available(&self) -> u32 {
         // SAFETY: valid pool.
-        unsafe { dpdk_sys::rte_mempool_avail_count(self.as_ptr()) }
+        unsafe { weir_dpdk_sys::rte_mempool_avail_count(self.as_ptr()) }
     }
 
     /// One fresh mbuf (reset, empty), or `None` when the pool is empty.
     #[inline]
     pub fn alloc(&self) -> Option<Mbuf> {
         // SAFETY: valid pool; a non-null result is an mbuf we now own.
-        let p = unsafe { dpdk_sys::rte_pktmbuf_alloc(self.as_ptr()) };
+        let p = unsafe { weir_dpdk_sys::rte_pktmbuf_alloc(self.as_ptr()) };
         // SAFETY: freshly allocated, owned by nobody else.
         NonNull::new(p).map(|p| unsafe { Mbuf::from_raw(p) })
     }
@@ -142,7 +149,7 @@ impl Mempool {
             )));
         }
         // SAFETY: dst has room for n pointers; on success they are fresh mbufs we own.
-        let ret = unsafe { dpdk_sys::rte_pktmbuf_alloc_bulk(self.as_ptr(), dst, n as u32) };
+        let ret = unsafe { weir_dpdk_sys::rte_pktmbuf_alloc_bulk(self.as_ptr(), dst, n as u32) };
         if ret != 0 {
             return Err(Error::NoMbufs(format!(
                 "mempool {:?}: cannot allocate {n} mbufs ({} available of {})",

@@ -76,6 +76,55 @@ impl Default for PortConfig {
     }
 }
 
+/// Receive options for [`Port::configure_with`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RxOptions {
+    /// The MTU to configure (`rxmode.mtu`); `None` keeps the device's.
+    pub mtu: Option<u16>,
+    /// Scattered RX (`RTE_ETH_RX_OFFLOAD_SCATTER`): frames larger than an mbuf's data room
+    /// arrive as chained mbufs. Refused when the device does not offer it.
+    pub scatter: bool,
+}
+
+/// The frame sizes a device accepts (`rte_eth_dev_info`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FrameLimits {
+    pub min_mtu: u16,
+    pub max_mtu: u16,
+    /// The largest frame the device can receive, Ethernet header and CRC included.
+    pub max_rx_pktlen: u32,
+    /// Whether the device offers scattered RX.
+    pub scatter: bool,
+}
+
+/// A port's link as the device reports it (`rte_eth_link_get_nowait`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LinkStatus {
+    pub up: bool,
+    /// Mb/s (0 or `u32::MAX` when unknown).
+    pub speed_mbps: u32,
+    pub full_duplex: bool,
+    pub autoneg: bool,
+}
+
+impl fmt::Display for LinkStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if !self.up {
+            return write!(f, "down");
+        }
+        match self.speed_mbps {
+            0 | u32::MAX => write!(f, "up, speed unknown")?,
+            s => write!(f, "up, {s} Mb/s")?,
+        }
+        write!(
+            f,
+            ", {}-duplex{}",
+            if self.full_duplex { "full" } else { "half" },
+            if self.autoneg { ", autoneg" } else { "" }
+        )
+    }
+}
+
 /// What [`Port::configure`] actually set up (log it: `Display` is one line).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PortSetup {
@@ -167,9 +216,9 @@ impl Drop for PortInner {
         // SAFETY: no queue handle is left (they hold this inner); the device is ours.
         unsafe {
             if self.started.load(Ordering::SeqCst) {
-                dpdk_sys::rte_eth_dev_stop(self.id);
+                weir_dpdk_sys::rte_eth_dev_stop(self.id);
             }
-            dpdk_sys::rte_eth_dev_close(self.id);
+            weir_dpdk_sys::rte_eth_dev_close(self.id);
         }
         if let Ok(mut c) = CLAIMED.lock() {
             c.retain(|&p| p != self.id);
@@ -197,7 +246,7 @@ impl fmt::Debug for Port {
 fn port_name(id: u16) -> Option<String> {
     let mut buf = [0 as c_char; NAME_MAX];
     // SAFETY: buf has RTE_ETH_NAME_MAX_LEN bytes.
-    let ret = unsafe { dpdk_sys::rte_eth_dev_get_name_by_port(id, buf.as_mut_ptr()) };
+    let ret = unsafe { weir_dpdk_sys::rte_eth_dev_get_name_by_port(id, buf.as_mut_ptr()) };
     (ret == 0).then(|| {
         // SAFETY: DPDK wrote a NUL-terminated name on success.
         unsafe { CStr::from_ptr(buf.as_ptr()) }
@@ -214,11 +263,11 @@ impl Port {
             return out;
         }
         // SAFETY: iterates over valid port ids.
-        let mut id = unsafe { dpdk_sys::rte_eth_find_next(0) };
-        while (id as u32) < dpdk_sys::RTE_MAX_ETHPORTS {
+        let mut id = unsafe { weir_dpdk_sys::rte_eth_find_next(0) };
+        while (id as u32) < weir_dpdk_sys::RTE_MAX_ETHPORTS {
             out.push((id, port_name(id).unwrap_or_default()));
             // SAFETY: as above.
-            id = unsafe { dpdk_sys::rte_eth_find_next(id + 1) };
+            id = unsafe { weir_dpdk_sys::rte_eth_find_next(id + 1) };
         }
         out
     }
@@ -237,7 +286,7 @@ impl Port {
         let c = cstring("port name", name)?;
         let mut id = 0u16;
         // SAFETY: valid name and out-pointer.
-        let ret = unsafe { dpdk_sys::rte_eth_dev_get_port_by_name(c.as_ptr(), &mut id) };
+        let ret = unsafe { weir_dpdk_sys::rte_eth_dev_get_port_by_name(c.as_ptr(), &mut id) };
         if ret != 0 {
             return Err(Port::not_found(format!("{name:?}")));
         }
@@ -248,7 +297,7 @@ impl Port {
     pub fn by_id(id: u16) -> Result<Port> {
         let _eal = Eal::require("Port::by_id")?;
         // SAFETY: validity check only.
-        if unsafe { dpdk_sys::rte_eth_dev_is_valid_port(id) } == 0 {
+        if unsafe { weir_dpdk_sys::rte_eth_dev_is_valid_port(id) } == 0 {
             return Err(Port::not_found(format!("id {id}")));
         }
         Port::claim(id, Vec::new())
@@ -292,16 +341,16 @@ impl Port {
             }
             bound.push(r);
         }
-        let rx_ptrs: Vec<*mut dpdk_sys::rte_ring> =
+        let rx_ptrs: Vec<*mut weir_dpdk_sys::rte_ring> =
             rx.iter().map(|r| r.inner.ptr.as_ptr()).collect();
-        let tx_ptrs: Vec<*mut dpdk_sys::rte_ring> = if tx.is_empty() {
+        let tx_ptrs: Vec<*mut weir_dpdk_sys::rte_ring> = if tx.is_empty() {
             rx_ptrs.clone()
         } else {
             tx.iter().map(|r| r.inner.ptr.as_ptr()).collect()
         };
         // SAFETY: arrays of valid rings of the given lengths; the port keeps them alive.
         let ret = unsafe {
-            dpdk_sys::rte_eth_from_rings(
+            weir_dpdk_sys::rte_eth_from_rings(
                 c.as_ptr(),
                 rx_ptrs.as_ptr(),
                 rx_ptrs.len() as u32,
@@ -310,7 +359,7 @@ impl Port {
                 socket_id as u32,
             )
         };
-        if ret < 0 || ret as u32 >= dpdk_sys::RTE_MAX_ETHPORTS {
+        if ret < 0 || ret as u32 >= weir_dpdk_sys::RTE_MAX_ETHPORTS {
             let errno = rte_errno();
             unbind(&bound);
             return Err(Error::Object {
@@ -376,9 +425,9 @@ impl Port {
 
     /// What the device supports.
     pub fn dev_info(&self) -> Result<DevInfo> {
-        let mut info = dpdk_sys::rte_eth_dev_info::default();
+        let mut info = weir_dpdk_sys::rte_eth_dev_info::default();
         // SAFETY: valid port and out-struct.
-        let ret = unsafe { dpdk_sys::rte_eth_dev_info_get(self.inner.id, &mut info) };
+        let ret = unsafe { weir_dpdk_sys::rte_eth_dev_info_get(self.inner.id, &mut info) };
         if ret != 0 {
             return Err(self.err("rte_eth_dev_info_get", ret));
         }
@@ -399,7 +448,50 @@ impl Port {
             flow_type_rss_offloads: info.flow_type_rss_offloads,
             rx_offload_capa: info.rx_offload_capa,
             // SAFETY: valid port.
-            socket_id: unsafe { dpdk_sys::rte_eth_dev_socket_id(self.inner.id) },
+            socket_id: unsafe { weir_dpdk_sys::rte_eth_dev_socket_id(self.inner.id) },
+        })
+    }
+
+    /// The device's MTU now (`rte_eth_dev_get_mtu`).
+    pub fn mtu(&self) -> Result<u16> {
+        let mut mtu = 0u16;
+        // SAFETY: valid port and out-pointer.
+        let ret = unsafe { weir_dpdk_sys::rte_eth_dev_get_mtu(self.inner.id, &mut mtu) };
+        if ret != 0 {
+            return Err(self.err("rte_eth_dev_get_mtu", ret));
+        }
+        Ok(mtu)
+    }
+
+    /// The frame sizes the device accepts and whether it can scatter frames over mbufs.
+    pub fn frame_limits(&self) -> Result<FrameLimits> {
+        let mut info = weir_dpdk_sys::rte_eth_dev_info::default();
+        // SAFETY: valid port and out-struct.
+        let ret = unsafe { weir_dpdk_sys::rte_eth_dev_info_get(self.inner.id, &mut info) };
+        if ret != 0 {
+            return Err(self.err("rte_eth_dev_info_get", ret));
+        }
+        Ok(FrameLimits {
+            min_mtu: info.min_mtu,
+            max_mtu: info.max_mtu,
+            max_rx_pktlen: info.max_rx_pktlen,
+            scatter: info.rx_offload_capa & weir_dpdk_sys::WEIR_RTE_ETH_RX_OFFLOAD_SCATTER != 0,
+        })
+    }
+
+    /// The link now, without waiting for autonegotiation.
+    pub fn link(&self) -> Result<LinkStatus> {
+        let mut l = weir_dpdk_sys::rte_eth_link::default();
+        // SAFETY: valid port and out-struct.
+        let ret = unsafe { weir_dpdk_sys::rte_eth_link_get_nowait(self.inner.id, &mut l) };
+        if ret != 0 {
+            return Err(self.err("rte_eth_link_get_nowait", ret));
+        }
+        Ok(LinkStatus {
+            up: u32::from(l.link_status()) == weir_dpdk_sys::RTE_ETH_LINK_UP,
+            speed_mbps: l.link_speed,
+            full_duplex: u32::from(l.link_duplex()) == weir_dpdk_sys::RTE_ETH_LINK_FULL_DUPLEX,
+            autoneg: u32::from(l.link_autoneg()) == weir_dpdk_sys::RTE_ETH_LINK_AUTONEG,
         })
     }
 
@@ -408,6 +500,11 @@ impl Port {
     /// RSS, the key is 0x6d5a repeated to the device's key size (symmetric Toeplitz: both
     /// directions of a flow get one queue) and the hash types are requested ∩ supported.
     pub fn configure(&mut self, cfg: &PortConfig) -> Result<PortSetup> {
+        self.configure_with(cfg, &RxOptions::default())
+    }
+
+    /// [`Port::configure`] with receive options: the MTU and scattered RX.
+    pub fn configure_with(&mut self, cfg: &PortConfig, rx: &RxOptions) -> Result<PortSetup> {
         let info = self.dev_info()?;
         let too_many = |dir, requested, max| Error::TooManyQueues {
             port: self.inner.id,
@@ -423,7 +520,7 @@ impl Port {
         if cfg.tx_queues > info.max_tx_queues {
             return Err(too_many("TX", cfg.tx_queues, info.max_tx_queues));
         }
-        let mut conf = dpdk_sys::rte_eth_conf::default();
+        let mut conf = weir_dpdk_sys::rte_eth_conf::default();
         let mut rss_setup = None;
         if let Some(rss_cfg) = cfg.rss {
             let chosen = rss_cfg.hash_types & info.flow_type_rss_offloads;
@@ -436,7 +533,7 @@ impl Port {
                     offered: info.flow_type_rss_offloads,
                 });
             }
-            conf.rxmode.mq_mode = dpdk_sys::WEIR_RTE_ETH_MQ_RX_RSS as _;
+            conf.rxmode.mq_mode = weir_dpdk_sys::WEIR_RTE_ETH_MQ_RX_RSS as _;
             conf.rx_adv_conf.rss_conf.rss_hf = chosen;
             let key_len = info.hash_key_size as usize;
             if key_len > 0 {
@@ -447,9 +544,9 @@ impl Port {
                 *self.inner.rss_key.lock().unwrap_or_else(|e| e.into_inner()) = Some(key);
             }
             let hash_in_mbuf =
-                info.rx_offload_capa & dpdk_sys::WEIR_RTE_ETH_RX_OFFLOAD_RSS_HASH != 0;
+                info.rx_offload_capa & weir_dpdk_sys::WEIR_RTE_ETH_RX_OFFLOAD_RSS_HASH != 0;
             if hash_in_mbuf {
-                conf.rxmode.offloads |= dpdk_sys::WEIR_RTE_ETH_RX_OFFLOAD_RSS_HASH;
+                conf.rxmode.offloads |= weir_dpdk_sys::WEIR_RTE_ETH_RX_OFFLOAD_RSS_HASH;
             }
             rss_setup = Some(RssSetup {
                 key_len,
@@ -460,9 +557,18 @@ impl Port {
                 hash_in_mbuf,
             });
         }
+        if let Some(mtu) = rx.mtu {
+            conf.rxmode.mtu = u32::from(mtu);
+        }
+        if rx.scatter {
+            if info.rx_offload_capa & weir_dpdk_sys::WEIR_RTE_ETH_RX_OFFLOAD_SCATTER == 0 {
+                return Err(self.err("scattered RX", -95)); // ENOTSUP
+            }
+            conf.rxmode.offloads |= weir_dpdk_sys::WEIR_RTE_ETH_RX_OFFLOAD_SCATTER;
+        }
         // SAFETY: valid port and configuration; the key buffer outlives the port.
         let ret = unsafe {
-            dpdk_sys::rte_eth_dev_configure(self.inner.id, cfg.rx_queues, cfg.tx_queues, &conf)
+            weir_dpdk_sys::rte_eth_dev_configure(self.inner.id, cfg.rx_queues, cfg.tx_queues, &conf)
         };
         if ret != 0 {
             return Err(self.err("rte_eth_dev_configure", ret));
@@ -484,7 +590,7 @@ impl Port {
     pub fn rss_hash_conf(&self) -> Result<(Vec<u8>, u64)> {
         let info = self.dev_info()?;
         let mut key = vec![0u8; info.hash_key_size as usize];
-        let mut conf = dpdk_sys::rte_eth_rss_conf {
+        let mut conf = weir_dpdk_sys::rte_eth_rss_conf {
             rss_key: if key.is_empty() {
                 std::ptr::null_mut()
             } else {
@@ -494,7 +600,7 @@ impl Port {
             ..Default::default()
         };
         // SAFETY: valid port; the key buffer has rss_key_len bytes.
-        let ret = unsafe { dpdk_sys::rte_eth_dev_rss_hash_conf_get(self.inner.id, &mut conf) };
+        let ret = unsafe { weir_dpdk_sys::rte_eth_dev_rss_hash_conf_get(self.inner.id, &mut conf) };
         if ret != 0 {
             return Err(self.err("rte_eth_dev_rss_hash_conf_get", ret));
         }
@@ -526,14 +632,18 @@ impl Port {
         let mut nb = nb_desc;
         // SAFETY: valid port; NULL for the TX count is allowed.
         let ret = unsafe {
-            dpdk_sys::rte_eth_dev_adjust_nb_rx_tx_desc(self.inner.id, &mut nb, std::ptr::null_mut())
+            weir_dpdk_sys::rte_eth_dev_adjust_nb_rx_tx_desc(
+                self.inner.id,
+                &mut nb,
+                std::ptr::null_mut(),
+            )
         };
         if ret != 0 {
             return Err(self.err("rte_eth_dev_adjust_nb_rx_tx_desc", ret));
         }
         // SAFETY: valid port, queue index checked by DPDK, default rxconf, valid pool.
         let ret = unsafe {
-            dpdk_sys::rte_eth_rx_queue_setup(
+            weir_dpdk_sys::rte_eth_rx_queue_setup(
                 self.inner.id,
                 queue,
                 nb,
@@ -566,14 +676,18 @@ impl Port {
         let mut nb = nb_desc;
         // SAFETY: valid port; NULL for the RX count is allowed.
         let ret = unsafe {
-            dpdk_sys::rte_eth_dev_adjust_nb_rx_tx_desc(self.inner.id, std::ptr::null_mut(), &mut nb)
+            weir_dpdk_sys::rte_eth_dev_adjust_nb_rx_tx_desc(
+                self.inner.id,
+                std::ptr::null_mut(),
+                &mut nb,
+            )
         };
         if ret != 0 {
             return Err(self.err("rte_eth_dev_adjust_nb_rx_tx_desc", ret));
         }
         // SAFETY: valid port, default txconf.
         let ret = unsafe {
-            dpdk_sys::rte_eth_tx_queue_setup(
+            weir_dpdk_sys::rte_eth_tx_queue_setup(
                 self.inner.id,
                 queue,
                 nb,
@@ -590,7 +704,7 @@ impl Port {
     /// Starts the device.
     pub fn start(&mut self) -> Result<()> {
         // SAFETY: valid, configured port.
-        let ret = unsafe { dpdk_sys::rte_eth_dev_start(self.inner.id) };
+        let ret = unsafe { weir_dpdk_sys::rte_eth_dev_start(self.inner.id) };
         if ret != 0 {
             return Err(self.err("rte_eth_dev_start", ret));
         }
@@ -601,7 +715,7 @@ impl Port {
     /// Stops the device (queues then return no packets).
     pub fn stop(&mut self) -> Result<()> {
         // SAFETY: valid port.
-        let ret = unsafe { dpdk_sys::rte_eth_dev_stop(self.inner.id) };
+        let ret = unsafe { weir_dpdk_sys::rte_eth_dev_stop(self.inner.id) };
         if ret != 0 {
             return Err(self.err("rte_eth_dev_stop", ret));
         }
@@ -614,9 +728,9 @@ impl Port {
         // SAFETY: valid port.
         let ret = unsafe {
             if on {
-                dpdk_sys::rte_eth_promiscuous_enable(self.inner.id)
+                weir_dpdk_sys::rte_eth_promiscuous_enable(self.inner.id)
             } else {
-                dpdk_sys::rte_eth_promiscuous_disable(self.inner.id)
+                weir_dpdk_sys::rte_eth_promiscuous_disable(self.inner.id)
             }
         };
         if ret != 0 {
@@ -634,7 +748,7 @@ impl Port {
     /// Resets the counters.
     pub fn reset_stats(&mut self) -> Result<()> {
         // SAFETY: valid port.
-        let ret = unsafe { dpdk_sys::rte_eth_stats_reset(self.inner.id) };
+        let ret = unsafe { weir_dpdk_sys::rte_eth_stats_reset(self.inner.id) };
         if ret != 0 {
             return Err(self.err("rte_eth_stats_reset", ret));
         }
@@ -705,9 +819,9 @@ impl PortInner {
     }
 
     fn stats(&self) -> Result<PortStats> {
-        let mut s = dpdk_sys::rte_eth_stats::default();
+        let mut s = weir_dpdk_sys::rte_eth_stats::default();
         // SAFETY: valid port and out-struct.
-        let ret = unsafe { dpdk_sys::rte_eth_stats_get(self.id, &mut s) };
+        let ret = unsafe { weir_dpdk_sys::rte_eth_stats_get(self.id, &mut s) };
         if ret != 0 {
             return Err(self.err("rte_eth_stats_get", ret));
         }
@@ -729,17 +843,18 @@ impl PortInner {
     fn xstats(&self) -> Result<Vec<(String, u64)>> {
         let id = self.id;
         // SAFETY: a NULL array asks for the count.
-        let n = unsafe { dpdk_sys::rte_eth_xstats_get_names(id, std::ptr::null_mut(), 0) };
+        let n = unsafe { weir_dpdk_sys::rte_eth_xstats_get_names(id, std::ptr::null_mut(), 0) };
         if n < 0 {
             return Err(self.err("rte_eth_xstats_get_names", n));
         }
-        let mut names = vec![dpdk_sys::rte_eth_xstat_name::default(); n as usize];
-        let mut vals = vec![dpdk_sys::rte_eth_xstat::default(); n as usize];
+        let mut names = vec![weir_dpdk_sys::rte_eth_xstat_name::default(); n as usize];
+        let mut vals = vec![weir_dpdk_sys::rte_eth_xstat::default(); n as usize];
         // SAFETY: arrays of n entries.
         let got_names =
-            unsafe { dpdk_sys::rte_eth_xstats_get_names(id, names.as_mut_ptr(), n as u32) };
+            unsafe { weir_dpdk_sys::rte_eth_xstats_get_names(id, names.as_mut_ptr(), n as u32) };
         // SAFETY: as above.
-        let got_vals = unsafe { dpdk_sys::rte_eth_xstats_get(id, vals.as_mut_ptr(), n as u32) };
+        let got_vals =
+            unsafe { weir_dpdk_sys::rte_eth_xstats_get(id, vals.as_mut_ptr(), n as u32) };
         if got_names < 0 || got_vals < 0 {
             return Err(self.err("rte_eth_xstats_get", got_names.min(got_vals)));
         }
@@ -785,6 +900,17 @@ impl RxQueue {
     /// (net_pcap) at the end of the capture.
     #[inline]
     pub fn rx_burst<const N: usize>(&mut self, burst: &mut MbufBurst<N>) -> usize {
+        self.rx_burst_up_to(burst, N)
+    }
+
+    /// Like [`RxQueue::rx_burst`], but receives at most `max` packets (the configured burst
+    /// size, when the burst's capacity is the largest one allowed).
+    #[inline]
+    pub fn rx_burst_up_to<const N: usize>(
+        &mut self,
+        burst: &mut MbufBurst<N>,
+        max: usize,
+    ) -> usize {
         burst.clear();
         // A stopped port's burst function is DPDK's dummy, which logs and dumps the stack on
         // every call: return 0 instead (one relaxed load per burst).
@@ -792,9 +918,11 @@ impl RxQueue {
             return 0;
         }
         let (dst, room) = burst.spare_ptr();
+        let room = room.min(max).min(u16::MAX as usize);
         // SAFETY: this handle is the queue's only poller; dst has room for `room` pointers
         // and the received mbufs become owned by `burst`.
-        let n = unsafe { dpdk_sys::rte_eth_rx_burst(self.port.id, self.queue, dst, room as u16) };
+        let n =
+            unsafe { weir_dpdk_sys::rte_eth_rx_burst(self.port.id, self.queue, dst, room as u16) };
         burst.filled(n as usize);
         n as usize
     }

@@ -9,7 +9,7 @@ use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 
-use dpdk_sys::rte_ring;
+use weir_dpdk_sys::rte_ring;
 
 use crate::eal::Eal;
 use crate::error::{cstring, errno_text, rte_errno, Error, Result};
@@ -47,7 +47,7 @@ impl Drop for RingInner {
             let (dst, room) = burst.spare_ptr();
             // SAFETY: the last user is gone; dequeued mbufs become owned by `burst`.
             let n = unsafe {
-                dpdk_sys::rte_ring_dequeue_burst(
+                weir_dpdk_sys::rte_ring_dequeue_burst(
                     self.ptr.as_ptr(),
                     dst.cast(),
                     room as u32,
@@ -61,7 +61,7 @@ impl Drop for RingInner {
             burst.clear();
         }
         // SAFETY: empty and unused.
-        unsafe { dpdk_sys::rte_ring_free(self.ptr.as_ptr()) };
+        unsafe { weir_dpdk_sys::rte_ring_free(self.ptr.as_ptr()) };
     }
 }
 
@@ -71,9 +71,11 @@ impl Ring {
     pub fn new(name: &str, count: u32, socket_id: i32) -> Result<Ring> {
         let eal = Eal::require("Ring::new")?;
         let c_name = cstring("ring name", name)?;
-        let flags = dpdk_sys::RING_F_SP_ENQ | dpdk_sys::RING_F_SC_DEQ | dpdk_sys::RING_F_EXACT_SZ;
+        let flags = weir_dpdk_sys::RING_F_SP_ENQ
+            | weir_dpdk_sys::RING_F_SC_DEQ
+            | weir_dpdk_sys::RING_F_EXACT_SZ;
         // SAFETY: valid name; DPDK validates the count.
-        let p = unsafe { dpdk_sys::rte_ring_create(c_name.as_ptr(), count, socket_id, flags) };
+        let p = unsafe { weir_dpdk_sys::rte_ring_create(c_name.as_ptr(), count, socket_id, flags) };
         let ptr = NonNull::new(p).ok_or_else(|| {
             let errno = rte_errno();
             Error::Object {
@@ -102,19 +104,19 @@ impl Ring {
     /// Mbufs in the ring now.
     pub fn count(&self) -> u32 {
         // SAFETY: valid ring.
-        unsafe { dpdk_sys::rte_ring_count(self.inner.ptr.as_ptr()) }
+        unsafe { weir_dpdk_sys::rte_ring_count(self.inner.ptr.as_ptr()) }
     }
 
     /// Free slots now.
     pub fn free_count(&self) -> u32 {
         // SAFETY: valid ring.
-        unsafe { dpdk_sys::rte_ring_free_count(self.inner.ptr.as_ptr()) }
+        unsafe { weir_dpdk_sys::rte_ring_free_count(self.inner.ptr.as_ptr()) }
     }
 
     /// Usable capacity.
     pub fn capacity(&self) -> u32 {
         // SAFETY: valid ring.
-        unsafe { dpdk_sys::rte_ring_get_capacity(self.inner.ptr.as_ptr()) }
+        unsafe { weir_dpdk_sys::rte_ring_get_capacity(self.inner.ptr.as_ptr()) }
     }
 
     fn check(&self, forbidden: u8, op: &'static str) -> Result<()> {
@@ -142,7 +144,7 @@ impl Ring {
         // SAFETY: the first n pointers are mbufs owned by `burst`; those enqueued become the
         // ring's and are forgotten by the burst.
         let done = unsafe {
-            dpdk_sys::rte_ring_enqueue_burst(
+            weir_dpdk_sys::rte_ring_enqueue_burst(
                 self.inner.ptr.as_ptr(),
                 burst.held_ptr().cast(),
                 n as u32,
@@ -160,7 +162,7 @@ impl Ring {
         let p = m.into_raw();
         // SAFETY: on success the ring owns the mbuf.
         let ret = unsafe {
-            dpdk_sys::rte_ring_enqueue_burst(
+            weir_dpdk_sys::rte_ring_enqueue_burst(
                 self.inner.ptr.as_ptr(),
                 [p.as_ptr()].as_ptr().cast_mut().cast(),
                 1,
@@ -183,7 +185,7 @@ impl Ring {
         let (dst, room) = burst.spare_ptr();
         // SAFETY: dst has room for `room` pointers; dequeued mbufs become the burst's.
         let n = unsafe {
-            dpdk_sys::rte_ring_dequeue_burst(
+            weir_dpdk_sys::rte_ring_dequeue_burst(
                 self.inner.ptr.as_ptr(),
                 dst.cast(),
                 room as u32,

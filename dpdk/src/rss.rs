@@ -22,31 +22,43 @@ pub const KEY_LEN: usize = 40;
 pub const MAX_INPUT: usize = 36;
 
 /// RSS hash types (`RTE_ETH_RSS_*`), from the installed DPDK headers.
-pub const HASH_IPV4: u64 = dpdk_sys::WEIR_RTE_ETH_RSS_IPV4;
-pub const HASH_IPV6: u64 = dpdk_sys::WEIR_RTE_ETH_RSS_IPV6;
+pub const HASH_IPV4: u64 = weir_dpdk_sys::WEIR_RTE_ETH_RSS_IPV4;
+pub const HASH_IPV6: u64 = weir_dpdk_sys::WEIR_RTE_ETH_RSS_IPV6;
 /// `RTE_ETH_RSS_IP`: IPv4/IPv6 addresses, fragments and other protocols.
-pub const HASH_IP: u64 = dpdk_sys::WEIR_RTE_ETH_RSS_IP;
+pub const HASH_IP: u64 = weir_dpdk_sys::WEIR_RTE_ETH_RSS_IP;
 /// `RTE_ETH_RSS_TCP`: TCP over IPv4/IPv6, addresses and ports.
-pub const HASH_TCP: u64 = dpdk_sys::WEIR_RTE_ETH_RSS_TCP;
+pub const HASH_TCP: u64 = weir_dpdk_sys::WEIR_RTE_ETH_RSS_TCP;
 /// `RTE_ETH_RSS_UDP`: UDP over IPv4/IPv6, addresses and ports.
-pub const HASH_UDP: u64 = dpdk_sys::WEIR_RTE_ETH_RSS_UDP;
+pub const HASH_UDP: u64 = weir_dpdk_sys::WEIR_RTE_ETH_RSS_UDP;
 
 const NAMES: &[(u64, &str)] = &[
-    (dpdk_sys::WEIR_RTE_ETH_RSS_IPV4, "ipv4"),
-    (dpdk_sys::WEIR_RTE_ETH_RSS_FRAG_IPV4, "ipv4-frag"),
-    (dpdk_sys::WEIR_RTE_ETH_RSS_NONFRAG_IPV4_TCP, "ipv4-tcp"),
-    (dpdk_sys::WEIR_RTE_ETH_RSS_NONFRAG_IPV4_UDP, "ipv4-udp"),
-    (dpdk_sys::WEIR_RTE_ETH_RSS_NONFRAG_IPV4_SCTP, "ipv4-sctp"),
-    (dpdk_sys::WEIR_RTE_ETH_RSS_NONFRAG_IPV4_OTHER, "ipv4-other"),
-    (dpdk_sys::WEIR_RTE_ETH_RSS_IPV6, "ipv6"),
-    (dpdk_sys::WEIR_RTE_ETH_RSS_FRAG_IPV6, "ipv6-frag"),
-    (dpdk_sys::WEIR_RTE_ETH_RSS_NONFRAG_IPV6_TCP, "ipv6-tcp"),
-    (dpdk_sys::WEIR_RTE_ETH_RSS_NONFRAG_IPV6_UDP, "ipv6-udp"),
-    (dpdk_sys::WEIR_RTE_ETH_RSS_NONFRAG_IPV6_SCTP, "ipv6-sctp"),
-    (dpdk_sys::WEIR_RTE_ETH_RSS_NONFRAG_IPV6_OTHER, "ipv6-other"),
-    (dpdk_sys::WEIR_RTE_ETH_RSS_IPV6_EX, "ipv6-ex"),
-    (dpdk_sys::WEIR_RTE_ETH_RSS_IPV6_TCP_EX, "ipv6-tcp-ex"),
-    (dpdk_sys::WEIR_RTE_ETH_RSS_IPV6_UDP_EX, "ipv6-udp-ex"),
+    (weir_dpdk_sys::WEIR_RTE_ETH_RSS_IPV4, "ipv4"),
+    (weir_dpdk_sys::WEIR_RTE_ETH_RSS_FRAG_IPV4, "ipv4-frag"),
+    (weir_dpdk_sys::WEIR_RTE_ETH_RSS_NONFRAG_IPV4_TCP, "ipv4-tcp"),
+    (weir_dpdk_sys::WEIR_RTE_ETH_RSS_NONFRAG_IPV4_UDP, "ipv4-udp"),
+    (
+        weir_dpdk_sys::WEIR_RTE_ETH_RSS_NONFRAG_IPV4_SCTP,
+        "ipv4-sctp",
+    ),
+    (
+        weir_dpdk_sys::WEIR_RTE_ETH_RSS_NONFRAG_IPV4_OTHER,
+        "ipv4-other",
+    ),
+    (weir_dpdk_sys::WEIR_RTE_ETH_RSS_IPV6, "ipv6"),
+    (weir_dpdk_sys::WEIR_RTE_ETH_RSS_FRAG_IPV6, "ipv6-frag"),
+    (weir_dpdk_sys::WEIR_RTE_ETH_RSS_NONFRAG_IPV6_TCP, "ipv6-tcp"),
+    (weir_dpdk_sys::WEIR_RTE_ETH_RSS_NONFRAG_IPV6_UDP, "ipv6-udp"),
+    (
+        weir_dpdk_sys::WEIR_RTE_ETH_RSS_NONFRAG_IPV6_SCTP,
+        "ipv6-sctp",
+    ),
+    (
+        weir_dpdk_sys::WEIR_RTE_ETH_RSS_NONFRAG_IPV6_OTHER,
+        "ipv6-other",
+    ),
+    (weir_dpdk_sys::WEIR_RTE_ETH_RSS_IPV6_EX, "ipv6-ex"),
+    (weir_dpdk_sys::WEIR_RTE_ETH_RSS_IPV6_TCP_EX, "ipv6-tcp-ex"),
+    (weir_dpdk_sys::WEIR_RTE_ETH_RSS_IPV6_UDP_EX, "ipv6-udp-ex"),
 ];
 
 /// Names of the IP-level hash types set in `bits` (others are not named).

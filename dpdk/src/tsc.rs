@@ -14,12 +14,12 @@ pub fn rdtsc() -> u64 {
     #[cfg(not(target_arch = "x86_64"))]
     {
         // SAFETY: the shim wraps DPDK's static-inline rte_rdtsc; no preconditions.
-        unsafe { dpdk_sys::rte_rdtsc() }
+        unsafe { weir_dpdk_sys::rte_rdtsc() }
     }
 }
 
 /// TSC ticks per second as measured by EAL (0 before `Eal::init`).
 pub fn tsc_hz() -> u64 {
     // SAFETY: reads a value EAL computed at init.
-    unsafe { dpdk_sys::rte_get_tsc_hz() }
+    unsafe { weir_dpdk_sys::rte_get_tsc_hz() }
 }

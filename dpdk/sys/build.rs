@@ -21,10 +21,12 @@ fn main() {
     let lib = pkg_config::Config::new()
         .cargo_metadata(true)
         .probe("libdpdk")
-        .unwrap_or_else(|e| panic!("dpdk-sys: pkg-config could not find libdpdk: {e}"));
+        .unwrap_or_else(|e| panic!("weir-dpdk-sys: pkg-config could not find libdpdk: {e}"));
     // rte_eth_from_rings lives in the ring PMD, which libdpdk.pc does not list among the
     // shared libraries (PMDs are plugins); link it explicitly.
     println!("cargo:rustc-link-lib=rte_net_ring");
+    // The DPDK version built against (`weir_dpdk_sys::DPDK_VERSION`, for build information).
+    println!("cargo:rustc-env=WEIR_DPDK_VERSION={}", lib.version);
 
     let cflags = raw_cflags();
     let out = PathBuf::from(env::var("OUT_DIR").expect("OUT_DIR"));
@@ -81,10 +83,10 @@ fn main() {
         .generate_comments(false)
         .parse_callbacks(Box::new(bindgen::CargoCallbacks::new()))
         .generate()
-        .expect("dpdk-sys: bindgen failed on the DPDK headers");
+        .expect("weir-dpdk-sys: bindgen failed on the DPDK headers");
     bindings
         .write_to_file(out.join("bindings.rs"))
-        .expect("dpdk-sys: cannot write bindings.rs");
+        .expect("weir-dpdk-sys: cannot write bindings.rs");
 
     // The generated wrappers include our header by a path relative to this crate.
     let manifest = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR"));
@@ -111,10 +113,10 @@ fn raw_cflags() -> Vec<String> {
     let out = Command::new(&pkg_config)
         .args(["--cflags", "libdpdk"])
         .output()
-        .unwrap_or_else(|e| panic!("dpdk-sys: cannot run {pkg_config}: {e}"));
+        .unwrap_or_else(|e| panic!("weir-dpdk-sys: cannot run {pkg_config}: {e}"));
     assert!(
         out.status.success(),
-        "dpdk-sys: `{pkg_config} --cflags libdpdk` failed: {}",
+        "weir-dpdk-sys: `{pkg_config} --cflags libdpdk` failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout)

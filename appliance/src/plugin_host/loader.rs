@@ -85,7 +85,7 @@ impl Default for PluginOptions {
 /// Where [`default_plugin_dir`] found the plugin directory.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PluginDirOrigin {
-    /// [`INSTALLED_PLUGIN_DIR`] exists.
+    /// `PREFIX/lib/weir/plugins` of the executable's `PREFIX/bin`, or [`INSTALLED_PLUGIN_DIR`].
     Installed,
     /// The running executable's directory (a build tree: `target/release/weir` next to
     /// `target/release/libweir_*.so`).
@@ -104,10 +104,19 @@ impl std::fmt::Display for PluginDirOrigin {
     }
 }
 
-/// The plugin directory to use without `--plugin-dir`: the installed one if it exists, else
+/// The plugin directory to use without `--plugin-dir`: `lib/weir/plugins` beside the
+/// executable's `bin/` (an installed prefix), else the installed one if it exists, else
 /// the executable's own directory (for a test or bench binary in `target/*/deps/`, its parent,
 /// where cargo puts the cdylibs).
 pub fn default_plugin_dir() -> (PathBuf, PluginDirOrigin) {
+    // Installed under any prefix (`make install PREFIX=...`, a package): PREFIX/bin/weir
+    // finds PREFIX/lib/weir/plugins.
+    if let Some(beside) = std::env::current_exe()
+        .ok()
+        .and_then(|e| Some(e.parent()?.parent()?.join("lib/weir/plugins")).filter(|d| d.is_dir()))
+    {
+        return (beside, PluginDirOrigin::Installed);
+    }
     let installed = Path::new(INSTALLED_PLUGIN_DIR);
     if installed.is_dir() {
         return (installed.to_path_buf(), PluginDirOrigin::Installed);

@@ -1,5 +1,5 @@
 /*
- * The DPDK headers dpdk-sys binds, plus the few things bindgen cannot reach by itself:
+ * The DPDK headers weir-dpdk-sys binds, plus the few things bindgen cannot reach by itself:
  * rte_errno (a per-lcore TLS variable behind a macro) and the RTE_BIT64() constants,
  * re-exported as evaluated `static const` values so they follow the installed headers.
  */
@@ -46,6 +46,7 @@ WEIR_U64(RTE_ETH_RSS_IP)
 WEIR_U64(RTE_ETH_RSS_TCP)
 WEIR_U64(RTE_ETH_RSS_UDP)
 WEIR_U64(RTE_ETH_RX_OFFLOAD_RSS_HASH)
+WEIR_U64(RTE_ETH_RX_OFFLOAD_SCATTER)
 WEIR_U64(RTE_MBUF_F_RX_RSS_HASH)
 WEIR_U64(RTE_ETH_MQ_RX_RSS)
 WEIR_U64(RTE_ETH_MQ_RX_NONE)

@@ -9,3 +9,6 @@
 #![allow(rustdoc::all)]
 
 include!(concat!(env!("OUT_DIR"), "/bindings.rs"));
+
+/// The DPDK version these bindings were generated for (pkg-config's `libdpdk` version).
+pub const DPDK_VERSION: &str = env!("WEIR_DPDK_VERSION");

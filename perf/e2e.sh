@@ -11,7 +11,7 @@
 #
 # End to end, on the many-flow trace (--runs rounds, tools alternated in each round; medians):
 #   weir extract: CSV and Parquet with the default plugins, CSV with flowstats only, CSV with no
-#   plugins; nfpcapd -r (nfdump), softflowd -r, argus -r, ndpiReader -i (nDPI), NFStream
+#   plugins; nfpcapd -r (nfdump), argus -r, ndpiReader -i (nDPI), NFStream
 #   (statistical_analysis, one meter, no DPI; build/nfvenv). Packets/s = packets in the capture /
 #   wall seconds; peak RSS from /usr/bin/time -v; the ratio of weir's default-plugins CSV run to
 #   each tool.
@@ -71,19 +71,26 @@ NPKT=$(npkt "$MANY")
 [ -n "$NPKT" ] || die "capinfos cannot count the packets of $MANY"
 MEAN=$(capinfos -z -M -T "$MANY" | awk -F'\t' 'NR==2 {print $2}')
 
-printf '[plugins]\nenabled = ["flowstats"]\n' >"$WORK/flowstats.toml"
+# Every weir run makes its flow table resident at start (flows.prefault): the 200 k-flow
+# trace would otherwise pay a page fault inside many packets' lookups.
+printf '[flows]\nprefault = true\n' >"$WORK/prefault.toml"
+printf '[flows]\nprefault = true\n\n[plugins]\nenabled = ["flowstats"]\n' >"$WORK/flowstats.toml"
 
 median() { sort -g | awk '{v[NR]=$1} END {if (NR==0) print "nan"; else if (NR%2) print v[(NR+1)/2]; else print (v[NR/2]+v[NR/2+1])/2}'; }
 # Wall seconds and peak RSS (KiB) of a /usr/bin/time -v report.
 wall_s() { awk -F': ' '/Elapsed \(wall clock\)/ {n=split($2,a,":"); s=0; for (i=1;i<=n;i++) s=s*60+a[i]; print s}' "$1"; }
 maxrss_kb() { awk -F': ' '/Maximum resident set size/ {print $2}' "$1"; }
+# CPU seconds (user + system) of all the tool's threads: on a shared machine the wall time
+# includes waiting for a core, the CPU time does not.
+cpu_s() { awk -F': ' '/User time|System time/ {s+=$2} END {print s}' "$1"; }
 
 # $1 = name, then the command. Appends "wall_s rss_kb" to $LOGS/$1.rates; a failed run is
 # reported and left out.
 run() {
     local name=$1 log=$LOGS/$1.$ROUND.log; shift
     if /usr/bin/time -v -o "$log.time" "$@" >"$log" 2>&1; then
-        echo "$(wall_s "$log.time") $(maxrss_kb "$log.time")" >>"$LOGS/$name.rates"
+        echo "$(wall_s "$log.time") $(maxrss_kb "$log.time") $(cpu_s "$log.time")" \
+            >>"$LOGS/$name.rates"
     else
         echo "e2e.sh: $name failed (exit $?), see $log" >&2
     fi
@@ -91,22 +98,20 @@ run() {
 
 # name|label|command (run from the tool's own scratch directory $WORK/tmp).
 VARIANTS=(
-    "weir-csv|\`weir extract\`, default plugins, CSV|$WEIR extract $MANY --out $WORK/tmp/r.csv --no-progress --quiet"
-    "weir-parquet|\`weir extract\`, default plugins, Parquet|$WEIR extract $MANY --out $WORK/tmp/r.parquet --no-progress --quiet"
+    "weir-csv|\`weir extract\`, default plugins, CSV|$WEIR extract $MANY --config $WORK/prefault.toml --out $WORK/tmp/r.csv --no-progress --quiet"
+    "weir-parquet|\`weir extract\`, default plugins, Parquet|$WEIR extract $MANY --config $WORK/prefault.toml --out $WORK/tmp/r.parquet --no-progress --quiet"
     "weir-flowstats|\`weir extract\`, flowstats only, CSV|$WEIR extract $MANY --config $WORK/flowstats.toml --out $WORK/tmp/r.csv --no-progress --quiet"
-    "weir-none|\`weir extract --no-plugins\`, CSV|$WEIR extract $MANY --no-plugins --out $WORK/tmp/r.csv --no-progress --quiet"
+    "weir-none|\`weir extract --no-plugins\`, CSV|$WEIR extract $MANY --config $WORK/prefault.toml --no-plugins --out $WORK/tmp/r.csv --no-progress --quiet"
 )
 if [ "$SKIP_PEERS" = 0 ]; then
     if command -v nfpcapd >/dev/null; then
         VARIANTS+=("nfpcapd|\`nfpcapd -r\` (nfdump $(nfpcapd -V 2>&1 | sed -n 's/.*Version: *//p' | head -1))|nfpcapd -r $MANY -w $WORK/tmp")
     fi
-    if command -v softflowd >/dev/null; then
-        # As many flows as weir's table (its default 8192 would expire flows early), v6 tracked,
-        # NetFlow v9 to the discard port.
-        VARIANTS+=("softflowd|\`softflowd -r\` (1.1, -m 262144 -6 -v 9)|softflowd -r $MANY -m 262144 -6 -v 9 -n 127.0.0.1:9 -p $WORK/tmp/sf.pid -c $WORK/tmp/sf.ctl")
-    fi
+    # softflowd -r is not run: Debian's 1.1.0 opens the capture, then blocks in accept() on
+    # its control socket and never reads it (strace; also with -d, with or without -n). Its
+    # row says so.
     if command -v argus >/dev/null; then
-        VARIANTS+=("argus|\`argus -r\` ($(argus -h 2>&1 | sed -n 's/^Argus Version //p'))|argus -r $MANY -w $WORK/tmp/out.argus")
+        VARIANTS+=("argus|\`argus -r\` ($(dpkg-query -W -f '${Version}' argus-server 2>/dev/null))|argus -r $MANY -w $WORK/tmp/out.argus")
     fi
     if command -v ndpiReader >/dev/null; then
         VARIANTS+=("ndpi|\`ndpiReader -i\` (nDPI $(ndpiReader -h 2>&1 | sed -n 's/.*nDPI \([0-9.]*\).*/\1/p' | head -1), full DPI)|ndpiReader -q -i $MANY")
@@ -137,9 +142,9 @@ cost_json() {  # $1 = name, $2 = capture, then extra args
 }
 for t in many small; do
     cap=$MANY; [ "$t" = small ] && cap=$SMALL
-    cost_json "cost-$t-default" "$cap"
+    cost_json "cost-$t-default" "$cap" --config "$WORK/prefault.toml"
     cost_json "cost-$t-flowstats" "$cap" --config "$WORK/flowstats.toml"
-    cost_json "cost-$t-none" "$cap" --plugin-dir "$WORK/no-plugins"
+    cost_json "cost-$t-none" "$cap" --config "$WORK/prefault.toml" --plugin-dir "$WORK/no-plugins"
 done
 
 # ---- report ----------------------------------------------------------------------------------
@@ -153,15 +158,23 @@ echo "Capture \`$(basename "$MANY")\`: $NPKT packets, mean frame $MEAN B, read f
 echo "cache; $RUNS rounds, tools alternated, medians of wall time from start to exit."
 echo "Machine: $(nproc) vCPUs, shared (load average $(cut -d' ' -f1-3 /proc/loadavg) at the end)."
 echo
-echo "| tool | packets/s | weir CSV (default plugins) x this | wall s | peak RSS MiB |"
-echo "|---|---:|---:|---:|---:|"
+echo "Packets per CPU second counts the CPU time (user + system) of all of a tool's threads:"
+echo "it does not include waiting for a core, so it is the steadier number on a shared machine."
+echo
+echo "| tool | packets/s (wall) | weir CSV (default plugins) x this | wall s | peak RSS MiB | CPU s | packets per CPU s | weir CSV x this (CPU) |"
+echo "|---|---:|---:|---:|---:|---:|---:|---:|"
+BASE_CPU=$(med weir-csv 3)
 for v in "${VARIANTS[@]}"; do
     IFS='|' read -r name label _ <<<"$v"
-    w=$(med "$name" 1); r=$(med "$name" 2)
-    awk -v l="$label" -v w="$w" -v r="$r" -v b="$BASE" -v n="$NPKT" 'BEGIN {
-        if (w == "nan" || w <= 0) { printf "| %s | failed | | | |\n", l; exit }
-        printf "| %s | %.0f | %.2f | %.2f | %.0f |\n", l, n / w, w / b, w, r / 1024 }'
+    w=$(med "$name" 1); r=$(med "$name" 2); c=$(med "$name" 3)
+    awk -v l="$label" -v w="$w" -v r="$r" -v c="$c" -v b="$BASE" -v bc="$BASE_CPU" -v n="$NPKT" 'BEGIN {
+        if (w == "nan" || w <= 0) { printf "| %s | failed | | | | | | |\n", l; exit }
+        printf "| %s | %.0f | %.2f | %.2f | %.0f | %.2f | %.0f | %.2f |\n", l, n / w, w / b, w, r / 1024,
+            c, (c > 0 ? n / c : 0), (bc > 0 ? c / bc : 0) }'
 done
+if [ "$SKIP_PEERS" = 0 ] && command -v softflowd >/dev/null; then
+    echo "| \`softflowd -r\` (1.1.0) | not run: blocks in accept() on its control socket before reading the capture | | | | | | |"
+fi
 echo
 echo "### weir cost: cycles per packet of every stage and plugin (one run each, no sink)"
 echo

@@ -162,6 +162,11 @@ pub struct FlowsConfig {
     pub eviction: Eviction,
     /// Width of a timer-wheel slot: expiry runs at most this late (never early).
     pub wheel_granularity_ms: u64,
+    /// Make the whole table (entries, index, plugin state) resident before the first packet,
+    /// so no packet pays a first-touch page fault. Off by default: it costs the whole table's
+    /// memory and its zeroing at start (about 290 MB per worker at the default capacity),
+    /// which delays the first packet of `weir run`.
+    pub prefault: bool,
 }
 
 impl Default for FlowsConfig {
@@ -173,6 +178,7 @@ impl Default for FlowsConfig {
             tcp_teardown: false,
             eviction: Eviction::Oldest,
             wheel_granularity_ms: 100,
+            prefault: false,
         }
     }
 }

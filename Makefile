@@ -14,6 +14,8 @@ STAMP := build/.stamp
 APT_PACKAGES := dpdk dpdk-dev libdpdk-dev libclang-dev clang pkg-config libpcap-dev \
                 python3-venv python3-dev tshark tcpreplay iproute2 shellcheck gcc make \
                 openjdk-17-jre-headless nfdump
+# What `make bench` adds: the flow meters perf/e2e.sh compares with, and /usr/bin/time.
+BENCH_APT_PACKAGES := time nfdump softflowd argus-server libndpi-bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 DATA := appliance/tests/data/nfstream
@@ -22,7 +24,7 @@ DEMO_MODEL := build/models/demo
 CAPTURES := $(sort $(wildcard $(DATA)/pcaps/*))
 RECORDS := $(patsubst $(DATA)/pcaps/%,build/records/%.csv,$(CAPTURES))
 
-.PHONY: help deps apt venv build demo demo-model explore records test test-rust test-python lint fmt bench clean-build install deb
+.PHONY: help deps apt apt-bench venv build demo demo-model explore records test test-rust test-python lint fmt bench clean-build install deb
 
 help:
 	@echo "make demo   install what is missing, build, extract and score the flows of a bundled capture"
@@ -122,9 +124,27 @@ $(NFVENV)/.ok:
 	$(NFVENV)/bin/pip install -q nfstream
 	@touch $@
 
-bench: deps build $(NFVENV)/.ok
+# The peers' packages, installed only when missing (dpkg -s is the check), as `apt` does.
+apt-bench: $(STAMP)/apt-bench
+$(STAMP)/apt-bench: Makefile
+	@mkdir -p $(STAMP)
+	@missing=""; for p in $(BENCH_APT_PACKAGES); do \
+	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+	@touch $@
+
+# perf/bench.sh (weir run against testpmd and NFStream), then perf/e2e.sh (weir extract against
+# nfpcapd, softflowd, argus, ndpiReader and NFStream end to end, and `weir cost` on a 200 k-flow
+# and a 10 k-flow trace). BENCH_RUNS sets the rounds of each.
+BENCH_RUNS ?= 3
+bench: deps apt-bench build $(NFVENV)/.ok
 	$(MAKE) --no-print-directory demo-model
-	perf/bench.sh
+	perf/bench.sh --runs $(BENCH_RUNS)
+	perf/e2e.sh --runs $(BENCH_RUNS)
 
 clean-build:
 	rm -rf build

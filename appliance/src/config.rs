@@ -178,6 +178,11 @@ pub struct FlowsConfig {
     /// Decapsulate GTP-U, CAPWAP data and TZSP: flows are the inner packets' (NFStream's
     /// `decode_tunnels`, also on by default).
     pub decode_tunnels: bool,
+    /// Make the whole table (entries, index, plugin state) resident before the first packet,
+    /// so no packet pays a first-touch page fault. Off by default: it costs the whole table's
+    /// memory and its zeroing at start (about 290 MB per worker at the default capacity),
+    /// which delays the first packet of `weir run`.
+    pub prefault: bool,
 }
 
 impl Default for FlowsConfig {
@@ -190,6 +195,7 @@ impl Default for FlowsConfig {
             eviction: Eviction::Oldest,
             wheel_granularity_ms: 100,
             decode_tunnels: true,
+            prefault: false,
         }
     }
 }

@@ -18,8 +18,10 @@
 //! branch per call, so the perf harness can compare a run with and without accounting.
 
 mod hist;
+mod running;
 
 pub use hist::CycleHist;
+pub use running::Running;
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
@@ -165,6 +167,13 @@ pub struct CostTable {
     rows: Vec<CostRow>,
     /// Plugin cost by service, when services are configured (see `services/cost.rs`).
     pub by_service: Option<Box<crate::services::cost::ServiceCost>>,
+    /// How much of the worker's time its thread was not running (see [`Running`]): set by
+    /// [`CostTable::running_begin`] and [`CostTable::running_end`] on the worker's thread.
+    pub running: Option<Running>,
+    /// All cycles accounted to plugin rows so far: a stage that calls plugins (flow starts and
+    /// ends) subtracts their growth over its run instead of stopping its clock around each call
+    /// (see [`CostTable::lap_excluding`]).
+    plugin_cycles: u64,
 }
 
 impl CostTable {
@@ -180,6 +189,20 @@ impl CostTable {
             enabled,
             rows,
             by_service: None,
+            running: None,
+            plugin_cycles: 0,
+        }
+    }
+
+    /// Start measuring the calling (worker) thread's time not running.
+    pub fn running_begin(&mut self) {
+        self.running = Some(Running::begin());
+    }
+
+    /// Read the thread's time not running so far (at the report: after the last burst).
+    pub fn running_end(&mut self) {
+        if let Some(r) = self.running.as_mut() {
+            r.end();
         }
     }
 
@@ -274,6 +297,10 @@ impl CostTable {
             "tsc_hz": tsc_hz,
             "rows": rows,
             "by_service": by_service,
+            "descheduled": match (&self.running, tsc_hz) {
+                (Some(r), Some(hz)) => r.to_json(hz),
+                _ => serde_json::Value::Null,
+            },
         })
     }
 
@@ -299,6 +326,47 @@ impl CostTable {
         now
     }
 
+    /// Cycles of all plugin rows so far: read when a stage that calls plugins starts, and
+    /// give it to that stage's [`CostTable::lap_excluding`].
+    #[inline(always)]
+    pub fn plugin_cycles(&self) -> u64 {
+        self.plugin_cycles
+    }
+
+    /// [`CostTable::lap`] for a stage that called plugins (timed on their own rows) since
+    /// `plugins_at_start` = [`CostTable::plugin_cycles`] at its start: their cycles are not
+    /// counted twice.
+    #[inline(always)]
+    pub fn lap_excluding(&mut self, row: RowId, pkts: u32, t: u64, plugins_at_start: u64) -> u64 {
+        if !self.enabled {
+            return 0;
+        }
+        let now = rdtsc();
+        let inner = self.plugin_cycles - plugins_at_start;
+        self.account(row, pkts, now.wrapping_sub(t).saturating_sub(inner));
+        now
+    }
+
+    /// [`CostTable::lap_flows`] for a stage that called plugins since `plugins_at_start`.
+    #[inline(always)]
+    pub fn lap_flows_excluding(
+        &mut self,
+        row: RowId,
+        flows: u32,
+        t: u64,
+        plugins_at_start: u64,
+    ) -> u64 {
+        if !self.enabled {
+            return 0;
+        }
+        let now = rdtsc();
+        let inner = self.plugin_cycles - plugins_at_start;
+        let r = &mut self.rows[row.0 as usize];
+        r.flows += flows as u64;
+        r.cycles += now.wrapping_sub(t).saturating_sub(inner);
+        now
+    }
+
     /// Like [`CostTable::lap`] for per-flow calls (flow start/end): counts `flows` and the
     /// cycles, not calls, packets or the per-packet histogram.
     #[inline(always)]
@@ -307,9 +375,13 @@ impl CostTable {
             return 0;
         }
         let now = rdtsc();
+        let cycles = now.wrapping_sub(t);
+        if row.0 as usize >= Stage::ALL.len() {
+            self.plugin_cycles += cycles;
+        }
         let r = &mut self.rows[row.0 as usize];
         r.flows += flows as u64;
-        r.cycles += now.wrapping_sub(t);
+        r.cycles += cycles;
         now
     }
 
@@ -318,6 +390,9 @@ impl CostTable {
     pub fn account(&mut self, row: RowId, pkts: u32, cycles: u64) {
         if !self.enabled {
             return;
+        }
+        if row.0 as usize >= Stage::ALL.len() {
+            self.plugin_cycles += cycles;
         }
         let r = &mut self.rows[row.0 as usize];
         r.calls += 1;
@@ -366,6 +441,11 @@ impl CostTable {
             }
             if let (Some(a), Some(b)) = (out.by_service.as_mut(), t.by_service.as_ref()) {
                 a.merge(b);
+            }
+            match (out.running.as_mut(), t.running.as_ref()) {
+                (Some(a), Some(b)) => a.add(b),
+                (None, Some(b)) => out.running = Some(*b),
+                _ => {}
             }
         }
         out
@@ -454,6 +534,10 @@ impl CostTable {
             );
         }
         s.push('\n');
+        if let (Some(r), Some(hz)) = (&self.running, tsc_hz) {
+            s.push_str(&r.format(hz));
+            s.push('\n');
+        }
         if let Some(b) = &self.by_service {
             s.push_str(&b.format(tsc_hz));
         }
@@ -478,6 +562,23 @@ mod tests {
         let p = c.row(RowId::plugin(0));
         assert_eq!((p.calls, p.packets, p.cycles), (1, 30, t2 - t1));
         assert_eq!(p.hist.len(), 1);
+    }
+
+    #[test]
+    fn a_stage_that_calls_plugins_does_not_count_their_cycles() {
+        let mut c = CostTable::new(&[("p".into(), 8)], true);
+        let t0 = c.start();
+        let at = c.plugin_cycles();
+        // A plugin call of 1000 cycles inside the stage.
+        c.account(RowId::plugin(0), 0, 1000);
+        c.account(Stage::Parse.row(), 0, 5);
+        assert_eq!(c.plugin_cycles() - at, 1000, "only plugin rows count");
+        let t1 = c.lap_flows_excluding(Stage::Expiry.row(), 2, t0, at);
+        let e = c.row(Stage::Expiry.row());
+        assert_eq!(e.cycles, (t1 - t0).saturating_sub(1000));
+        assert_eq!(e.flows, 2);
+        let t2 = c.lap_excluding(Stage::FlowTable.row(), 4, t1, c.plugin_cycles());
+        assert_eq!(c.row(Stage::FlowTable.row()).cycles, t2 - t1);
     }
 
     #[test]

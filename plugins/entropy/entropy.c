@@ -61,6 +61,55 @@ static inline void hist_add(entropy_state *s, unsigned d, uint8_t b, uint32_t w)
     }
 }
 
+/* Payloads of at least this many bytes are counted by hist_add_bulk. */
+#define BULK_MIN 96u
+
+/* Count n bytes (n <= K - sampled) into direction d's packed histogram: the same state
+ * hist_add byte by byte leaves (each value's nibble is its count mod 16 and the wraps list
+ * holds it count / 16 times; only the order of the list may differ, and no reader depends on
+ * it). Counting into a local 16-bit histogram first turns a dependent read-test-write of a
+ * nibble per byte into one increment per byte (two tables, so repeated bytes do not wait on
+ * each other's stores), and the packed cells are then updated once per value pair, in a loop
+ * the compiler vectorizes: a pair's two counters are read as one 32-bit word. */
+static void hist_add_bulk(entropy_state *s, unsigned d, const uint8_t *b, uint32_t n,
+                          uint32_t w) {
+    union {
+        uint16_t c[256];
+        uint32_t pair[128]; /* values 2i (low half) and 2i + 1 (high half) */
+    } t0, t1;
+    memset(&t0, 0, sizeof t0);
+    memset(&t1, 0, sizeof t1);
+    uint32_t j = 0;
+    for (; j + 4 <= n; j += 4) {
+        t0.c[b[j]]++;
+        t1.c[b[j + 1]]++;
+        t0.c[b[j + 2]]++;
+        t1.c[b[j + 3]]++;
+    }
+    for (; j < n; j++) t0.c[b[j]]++;
+    uint8_t *nib = s->nibbles[d];
+    uint8_t old[128];
+    memcpy(old, nib, sizeof old);
+    uint32_t carry = 0;
+    for (unsigned i = 0; i < 128; i++) {
+        /* Each count is at most K = 1024: the halves never carry into each other. */
+        uint32_t pc = t0.pair[i] + t1.pair[i];
+        uint32_t lo = (old[i] & 0xFu) + (pc & 0xFFFFu);
+        uint32_t hi = (uint32_t)(old[i] >> 4) + (pc >> 16);
+        nib[i] = (uint8_t)((lo & 0xFu) | ((hi & 0xFu) << 4));
+        carry |= lo | hi;
+    }
+    if (carry < 16u) return; /* usual: no value reached another multiple of 16 */
+    uint8_t *wraps = &s->wraps[d * w];
+    for (unsigned i = 0; i < 128; i++) {
+        uint32_t pc = t0.pair[i] + t1.pair[i];
+        uint32_t lo = (old[i] & 0xFu) + (pc & 0xFFFFu);
+        uint32_t hi = (uint32_t)(old[i] >> 4) + (pc >> 16);
+        for (uint32_t k = lo >> 4; k > 0; k--) wraps[s->n_wraps[d]++] = (uint8_t)(2 * i);
+        for (uint32_t k = hi >> 4; k > 0; k--) wraps[s->n_wraps[d]++] = (uint8_t)(2 * i + 1);
+    }
+}
+
 /* Unpack direction d's histogram into counts[256]. */
 static void hist_unpack(const entropy_state *s, unsigned d, uint32_t *counts, uint32_t w) {
     for (unsigned b = 0; b < 256; b++) counts[b] = (s->nibbles[d][b >> 1] >> ((b & 1u) * 4u)) & 0xFu;
@@ -209,7 +258,11 @@ static int32_t entropy_update_burst(void *instance, void *const *states,
         uint32_t take = inst->k - s->sampled[d];
         if (take > avail) take = avail;
         const uint8_t *b = p->data + p->payload_off;
-        for (uint32_t j = 0; j < take; j++) hist_add(s, d, b[j], inst->wraps);
+        if (take < BULK_MIN) {
+            for (uint32_t j = 0; j < take; j++) hist_add(s, d, b[j], inst->wraps);
+        } else {
+            hist_add_bulk(s, d, b, take, inst->wraps);
+        }
         s->sampled[d] = (uint16_t)(s->sampled[d] + take);
     }
     return WEIR_OK;

@@ -29,6 +29,8 @@ pub struct Options {
     pub pps: f64,
     pub start_s: u64,
     pub checksums: bool,
+    /// Weights of the data frame sizes 60, 590 and 1514 bytes ([`IMIX_SIZES`]).
+    pub imix: [u32; 3],
 }
 
 impl Default for Options {
@@ -49,12 +51,16 @@ impl Default for Options {
             pps: 1_000_000.0,
             start_s: 1_700_000_000,
             checksums: false,
+            imix: IMIX_WEIGHTS,
         }
     }
 }
 
-/// IMIX frame sizes without FCS (the "simple IMIX" 64/594/1518 on the wire, 7:4:1).
-const IMIX: [(u32, usize); 3] = [(7, 60), (4, 590), (1, 1514)];
+/// IMIX frame sizes without FCS (the "simple IMIX" 64/594/1518 on the wire).
+pub const IMIX_SIZES: [usize; 3] = [60, 590, 1514];
+/// The simple IMIX's weights (7:4:1, a 358-byte mean). Internet links carry more full-size
+/// frames: 5:3:3 gives a mean near 520 bytes over a whole trace (handshakes included).
+pub const IMIX_WEIGHTS: [u32; 3] = [7, 4, 1];
 
 /// Where a flow is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -243,15 +249,15 @@ impl Generator {
     }
 
     fn imix_len(&mut self) -> usize {
-        let total: u32 = IMIX.iter().map(|x| x.0).sum();
-        let mut r = self.rng.below(total as u64) as u32;
-        for (w, len) in IMIX {
+        let total: u32 = self.o.imix.iter().sum();
+        let mut r = self.rng.below(total.max(1) as u64) as u32;
+        for (w, len) in self.o.imix.into_iter().zip(IMIX_SIZES) {
             if r < w {
                 return len;
             }
             r -= w;
         }
-        IMIX[0].1
+        IMIX_SIZES[0]
     }
 
     /// Generate the next packet into `frame`; returns its time in ns since the epoch.

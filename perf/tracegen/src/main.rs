@@ -14,7 +14,7 @@ use weir_tracegen::{write_trace, Options};
 /// random; a finished flow is replaced at once). Background flows carry a Zipf-distributed
 /// number of data packets; TCP flows open with SYN, SYN-ACK, ACK and close with FIN, FIN, ACK
 /// (or one RST); UDP flows send datagrams both ways. Data frames take IMIX sizes (60, 590,
-/// 1514 bytes without FCS, 7:4:1). A share of all packets comes from planted heavy sources in
+/// 1514 bytes without FCS, 7:4:1 unless --imix). A share of all packets comes from planted heavy sources in
 /// 198.18.0.0/15, each spread over many small one-way flows (1-8 UDP datagrams, or a lone TCP
 /// SYN). Background addresses are in 10.0.0.0/8 and 2001:db8::/32. The same seed and options
 /// give the same bytes.
@@ -72,9 +72,25 @@ struct Cli {
     /// Cut captured frames to this many bytes (the original length stays in each record).
     #[arg(long, default_value_t = 65535)]
     snaplen: u32,
+    /// Weights of the data frame sizes 60, 590 and 1514 bytes, as A:B:C (the simple IMIX is
+    /// 7:4:1, a 358-byte mean; 5:3:3 gives about 520 bytes, nearer an Internet link's).
+    #[arg(long, default_value = "7:4:1", value_parser = parse_imix)]
+    imix: [u32; 3],
     /// Print nothing but errors.
     #[arg(long, short)]
     quiet: bool,
+}
+
+fn parse_imix(s: &str) -> std::result::Result<[u32; 3], String> {
+    let v: Vec<u32> = s
+        .split(':')
+        .map(|x| x.trim().parse::<u32>())
+        .collect::<std::result::Result<_, _>>()
+        .map_err(|e| format!("--imix {s}: {e} (want three weights A:B:C)"))?;
+    match v[..] {
+        [a, b, c] if a + b + c > 0 => Ok([a, b, c]),
+        _ => Err(format!("--imix {s}: want three weights A:B:C, not all 0")),
+    }
 }
 
 fn main() -> Result<()> {
@@ -114,6 +130,7 @@ fn main() -> Result<()> {
         pps: c.pps,
         start_s: c.start_s,
         checksums: c.checksums,
+        imix: c.imix,
     };
     let file =
         File::create(&c.out).with_context(|| format!("cannot create {}", c.out.display()))?;

@@ -1,0 +1,245 @@
+//! The stages where flows end and records are made: flows that tore down during the burst,
+//! intervals that ended, flows whose timer came due, the end of input; and the hand-over of
+//! records to the output side in bounded batches.
+
+use super::{Worker, FLUSH_BATCH, SEND_BATCH, SEND_EVERY_NS};
+use crate::cost::Stage;
+use crate::flow::record::{DirCounters, Expiration, FlowRecord, IntervalSpan, ScoreStatus};
+
+impl Worker {
+    /// End the flows that tore down during the burst (their packets have been through the
+    /// plugins).
+    pub(super) fn end_torn_down(&mut self) {
+        for i in 0..self.torn_down.len() {
+            let idx = self.torn_down[i];
+            // Not ended already (a later packet of the flow in this burst, or an eviction,
+            // ended it; a flow created since in that entry starts with `ending` false).
+            if self.table.entry(idx).ext.ending {
+                self.end_flow(idx, Expiration::Teardown);
+                self.stats.teardown += 1;
+            }
+        }
+        self.torn_down.clear();
+    }
+
+    /// End the flows whose wheel slot came due by `now_ms`; returns how many ended. Records
+    /// go out in bounded batches: a time jump can expire the whole table here.
+    pub(super) fn expiry_stage(&mut self, now_ms: u64) -> u32 {
+        let mut ended = 0;
+        let mut due = std::mem::take(&mut self.due);
+        while self.table.due(now_ms, &mut due) {
+            for &idx in &due {
+                let bi = self.table.entry(idx).bidirectional();
+                let idle_at = bi.last_seen_ms + self.s.idle_ms;
+                let active_at = bi.first_seen_ms + self.s.active_ms;
+                let deadline = idle_at.min(active_at);
+                if now_ms >= deadline {
+                    ended += 1;
+                    if idle_at <= active_at {
+                        self.stats.expired_idle += 1;
+                        self.end_flow(idx, Expiration::Idle);
+                    } else {
+                        self.stats.expired_active += 1;
+                        self.end_flow(idx, Expiration::Active);
+                    }
+                    if self.out.len() >= FLUSH_BATCH {
+                        self.send_records();
+                    }
+                } else {
+                    self.table.refile(idx, deadline);
+                }
+            }
+        }
+        self.due = due;
+        ended
+    }
+
+    /// End every open flow (end of input, shutdown), handing records over in bounded batches:
+    /// a full table ends a million flows here, and holding all their records at once would
+    /// double the memory of the run.
+    pub(super) fn flush_stage(&mut self) {
+        let live: Vec<u32> = self.table.live_entries().collect();
+        for idx in live {
+            self.end_flow(idx, Expiration::Flush);
+            self.stats.flushed += 1;
+            if self.out.len() >= FLUSH_BATCH {
+                self.send_records();
+            }
+        }
+    }
+
+    /// Write the interval records of every schedule whose interval ended by `now_ms`; on the
+    /// first packet, start the schedules instead. Returns the records written.
+    pub(super) fn close_intervals(&mut self, now_ms: u64) -> u32 {
+        if self.iv.is_empty() {
+            return 0;
+        }
+        if self.iv.next_end_ms == 0 {
+            self.iv.start(now_ms);
+            return 0;
+        }
+        let mut written = 0u32;
+        while let Some((i, span, touched)) = self.iv.due(now_ms) {
+            for &idx in &touched {
+                self.emit_interval(idx, span);
+                written += 1;
+                // Keep the records of a busy interval in bounded batches, as flush_stage does.
+                if self.out.len() >= FLUSH_BATCH {
+                    self.send_records();
+                }
+            }
+            self.iv.finish(i, touched, now_ms);
+        }
+        written
+    }
+
+    /// Turn flow `idx` into a record and free its entry. Its packets must have been through
+    /// the plugins (the stages before ran over them). The plugins' `flow_emit` calls are timed
+    /// by the host on their own rows.
+    pub(super) fn end_flow(&mut self, idx: u32, why: Expiration) {
+        if let Some(span) = self.iv.untouch(idx) {
+            // The flow's last interval: written before its flow record, so the interval
+            // records of a flow always add up to it.
+            self.emit_interval(idx, span);
+            self.cost.add_flows(Stage::Interval.row(), 1);
+        }
+        // However it ends, it is no longer waiting for `end_torn_down` (the freed entry keeps
+        // its bytes until reused).
+        self.table.entry_mut(idx).ext.ending = false;
+        let e = *self.table.entry(idx);
+        let mut values = vec![f64::NAN; self.s.n_values];
+        let rate_values = e.ext.rates.features(&self.tables);
+        values[self.n_plugin_values..self.n_plugin_values + rate_values.len()]
+            .copy_from_slice(&rate_values);
+        if let Some(p) = self.plugins.as_mut() {
+            let slab = self.table.slab_ptr(idx);
+            self.cost.service_begin();
+            // SAFETY: the slab of the live entry being ended; `values` holds every feature.
+            unsafe {
+                p.flow_emit(
+                    &e.key,
+                    slab,
+                    &mut values[..self.n_plugin_values],
+                    &mut self.cost,
+                )
+            };
+            self.cost.service_end(e.ext.service);
+        }
+        let mut dst2src = e.dst2src;
+        if dst2src.packets == 0 {
+            dst2src = DirCounters::default();
+        }
+        self.out.push(FlowRecord {
+            key: e.key,
+            expiration: why,
+            worker: self.s.id,
+            service: e.ext.service,
+            interval: None,
+            bidirectional: e.bidirectional(),
+            src2dst: e.src2dst,
+            dst2src,
+            values,
+            score_status: ScoreStatus::None,
+            model: None,
+            prediction: None,
+            scores: Vec::new(),
+        });
+        self.table.remove(idx);
+    }
+
+    /// Turn flow `idx`'s current interval into an interval record and start its next one
+    /// (the flow is already off its schedule's touched list). The plugins' `interval_emit`
+    /// calls are timed on their own rows.
+    fn emit_interval(&mut self, idx: u32, span: IntervalSpan) {
+        let e = self.table.entry(idx);
+        let key = e.key;
+        let service = e.ext.service;
+        let mut values = vec![f64::NAN; self.s.n_values];
+        let rate_values = e.ext.rates.features(&self.tables);
+        values[self.n_plugin_values..self.n_plugin_values + rate_values.len()]
+            .copy_from_slice(&rate_values);
+        if let Some(p) = self.plugins.as_mut() {
+            let slab = self.table.slab_ptr(idx);
+            // SAFETY: the slab of a live entry; `values` holds every feature.
+            unsafe {
+                p.interval_emit(
+                    &key,
+                    slab,
+                    &mut values[..self.n_plugin_values],
+                    &mut self.cost,
+                )
+            };
+        }
+        let fi = self.iv.take(idx);
+        let zero_if_empty = |c: DirCounters| {
+            if c.packets == 0 {
+                DirCounters::default()
+            } else {
+                c
+            }
+        };
+        self.stats.interval_records += 1;
+        self.out.push(FlowRecord {
+            key,
+            expiration: Expiration::Active,
+            worker: self.s.id,
+            service,
+            interval: Some(span),
+            bidirectional: fi.bidirectional(),
+            src2dst: zero_if_empty(fi.src2dst),
+            dst2src: zero_if_empty(fi.dst2src),
+            values,
+            score_status: ScoreStatus::None,
+            prediction: None,
+            scores: Vec::new(),
+            model: None,
+        });
+    }
+
+    /// The last stage of a burst: hand the records over once [`SEND_BATCH`] of them waited or
+    /// [`SEND_EVERY_NS`] of packet time passed; returns how many went.
+    pub(super) fn records_stage(&mut self) -> u32 {
+        if self.out.len() >= SEND_BATCH
+            || self.last_ts_ns.saturating_sub(self.last_send_ns) >= SEND_EVERY_NS
+        {
+            let sent = self.out.len() as u32;
+            self.send_records();
+            return sent;
+        }
+        0
+    }
+
+    pub(super) fn send_records(&mut self) {
+        if self.out.is_empty() {
+            return;
+        }
+        self.last_send_ns = self.last_ts_ns;
+        self.stats.records += self.out.len() as u64;
+        let batch = std::mem::replace(&mut self.out, Vec::with_capacity(SEND_BATCH));
+        // Blocks when the output stage is behind: records are never dropped here.
+        if self.sink.send(batch).is_err() {
+            tracing::error!(
+                worker = self.s.id,
+                "record output stage is gone; records lost"
+            );
+        }
+    }
+
+    /// Let the heavy-hitter tables report when their interval is due (one compare each
+    /// otherwise), and send their alerts on.
+    pub(super) fn poll_heavy_hitters(&mut self, finish: bool) {
+        let now = self.last_ts_ns;
+        for hh in self.heavy_hitters.iter_mut() {
+            if finish {
+                hh.finish(now, &mut self.alert_buf);
+            } else {
+                hh.poll(now, &mut self.alert_buf);
+            }
+        }
+        for a in self.alert_buf.drain(..) {
+            if let Ok(line) = serde_json::to_string(&a) {
+                let _ = self.alerts.send(line);
+            }
+        }
+    }
+}

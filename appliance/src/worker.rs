@@ -562,12 +562,24 @@ impl Worker {
                     if self.s.eviction == Eviction::None {
                         return None;
                     }
-                    let victim = self.table.eviction_candidate()?;
+                    let idle_ms = self.s.idle_ms;
+                    let victim = self.table.eviction_candidate(|e| {
+                        e.bidirectional().last_seen_ms.saturating_add(idle_ms)
+                    })?;
                     self.interrupt_for_flow_end(t);
+                    let bi = self.table.entry(victim).bidirectional();
                     if self.table.entry(victim).ext.ending {
                         // It tore down earlier in this burst: that is how it ends.
                         self.stats.teardown += 1;
                         self.end_flow(victim, Expiration::Teardown, Stage::FlowTable.row(), t);
+                    } else if now_ms.saturating_sub(bi.last_seen_ms) >= self.s.idle_ms {
+                        // Already past its deadline, waiting for the wheel's next slot: it
+                        // ends as it would have a moment later.
+                        self.stats.expired_idle += 1;
+                        self.end_flow(victim, Expiration::Idle, Stage::FlowTable.row(), t);
+                    } else if now_ms.saturating_sub(bi.first_seen_ms) >= self.s.active_ms {
+                        self.stats.expired_active += 1;
+                        self.end_flow(victim, Expiration::Active, Stage::FlowTable.row(), t);
                     } else {
                         self.stats.evicted += 1;
                         self.end_flow(victim, Expiration::Evicted, Stage::FlowTable.row(), t);

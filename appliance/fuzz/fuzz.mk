@@ -12,7 +12,7 @@
 # cargo-fuzz (`cargo install cargo-fuzz`), both installed here when missing; valgrind (apt).
 
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS := parse flow_table capture config packet_view
+FUZZ_TARGETS := parse flow_table capture config packet_view dns
 FUZZ_DIR := appliance/fuzz
 SOAK_SECONDS ?= 600
 APT_PACKAGES += valgrind

@@ -9,6 +9,7 @@ capture: the smallest whole captures, and the first packets of larger classic pc
 as small pcap files; every pcapng under 16 KiB whole.
 config: the README's and perf's example configs (TOML blocks), and a few edge cases.
 flow_table: frames of one capture in the target's op format.
+dns: the UDP payloads of port-53 packets (queries and answers) of the DNS captures.
 """
 import os
 import re
@@ -87,6 +88,21 @@ def main():
     synth = bytes([0, 7, 0, 0x00, 1, 2, 1, 0, 0x02, 7, 0, 0x00, 2, 1, 0, 1, 0x12,
                    7, 4, 0x10, 1, 2, 3, 1, 0x11, 7, 1, 0x40, 0, 1, 2, 0, 0])
     write(os.path.join(out, "flow_table"), "synthetic", synth)
+    # DNS messages: UDP port 53 payloads over Ethernet + IPv4 (no options in these captures).
+    dns = 0
+    for name in ("android.pcap", "iphone.pcap", "malformed_dns.pcap", "dns_long_domainname.pcap",
+                 "dns_ambiguous_names.pcap", "dns_fragmented.pcap"):
+        got = read_pcap(os.path.join(PCAPS, name), 400)
+        if not got or got[0] != 1:
+            continue
+        for i, (_, d) in enumerate(got[2]):
+            if len(d) < 42 or d[12:14] != b"\x08\x00" or d[23] != 17:
+                continue
+            ihl = (d[14] & 15) * 4
+            sport, dport = struct.unpack(">HH", d[14 + ihl:18 + ihl])
+            if 53 in (sport, dport) and dns < 200:
+                write(os.path.join(out, "dns"), f"{name}-{i}", d[22 + ihl:])
+                dns += 1
     # Configs: every ```toml block of the README, plus edge cases.
     with open(os.path.join(ROOT, "README.md")) as f:
         blocks = re.findall(r"```toml\n(.*?)```", f.read(), re.S)
@@ -96,7 +112,7 @@ def main():
     for i, b in enumerate(blocks + extra):
         write(os.path.join(out, "config"), f"config-{i}.toml", b.encode())
     print(f"seeds in {out}: {n} frames, "
-          f"{caps} captures, "
+          f"{caps} captures, {dns} DNS messages, "
           f"{len(blocks) + len(extra)} configs")
 
 

@@ -151,7 +151,7 @@ impl Default for WorkersConfig {
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum Eviction {
-    /// End the flow nearest to its idle deadline (its record says `expiration_id = 2`).
+    /// End the least recently active flow (its record says `expiration_id = 2`).
     #[default]
     Oldest,
     /// Keep existing flows; count and skip packets of new flows (`table_full`).

@@ -512,6 +512,7 @@ fn write_stats(
             "dns_answers": total.services.dns_answers,
             "dns_malformed": total.services.dns_malformed,
             "dns_learned": total.services.dns_learned,
+            "dns_unsolicited": total.services.dns_unsolicited,
             "dns_replaced_live": total.services.dns_replaced_live,
             "flows_by_dns": total.services.flows_by_dns,
             "flows_by_prefix": total.services.flows_by_prefix,

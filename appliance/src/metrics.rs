@@ -16,6 +16,12 @@
 //! holds the slot makes the worker skip that copy instead of waiting. Port, mempool and scoring
 //! figures are read by the scraping thread itself (`rte_eth_stats_get` through
 //! [`weir_dpdk::StatsHandle`], `rte_mempool_in_use_count`, the scorers' atomics).
+//!
+//! No client can hold the endpoint: each connection is served on a thread of its own (at most
+//! [`MAX_CONNECTIONS`] at once; more are closed at once), under a deadline for the whole
+//! request head ([`READ_DEADLINE`]) and one for the whole response ([`WRITE_DEADLINE`]),
+//! however slowly the bytes trickle. Stopping the server joins only the accept loop, which
+//! never blocks; a connection thread still waiting on a client ends by its deadline alone.
 
 use crate::cost::CostTable;
 use crate::parse::SkipReason;
@@ -30,10 +36,17 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+/// Connections served at once; one more is closed without an answer.
+pub const MAX_CONNECTIONS: usize = 8;
+/// The whole request head must arrive within this.
+pub const READ_DEADLINE: Duration = Duration::from_secs(2);
+/// The whole response must be taken within this.
+pub const WRITE_DEADLINE: Duration = Duration::from_secs(5);
 
 /// A worker copies its cost table for the metrics every this many bursts.
 pub const COST_PUBLISH_BURSTS: u64 = 64;
@@ -848,7 +861,7 @@ pub fn render(registry: &Registry) -> String {
     out
 }
 
-/// The HTTP server thread: answers `GET /metrics` (and `/`), one connection at a time.
+/// The HTTP server: answers `GET /metrics` (and `/`), each connection on its own thread.
 pub struct MetricsServer {
     addr: SocketAddr,
     stop: Arc<AtomicBool>,
@@ -865,6 +878,8 @@ impl MetricsServer {
         let addr = listener.local_addr()?;
         let mut registry = Registry::default();
         registry.register_collector(Box::new(sources));
+        let registry = Arc::new(registry);
+        let busy = Arc::new(AtomicUsize::new(0));
         let stop = Arc::new(AtomicBool::new(false));
         let stop2 = stop.clone();
         let thread = std::thread::Builder::new()
@@ -872,7 +887,23 @@ impl MetricsServer {
             .spawn(move || {
                 while !stop2.load(Ordering::Relaxed) {
                     match listener.accept() {
-                        Ok((conn, _)) => serve(conn, &registry),
+                        Ok((conn, _)) => {
+                            if busy.fetch_add(1, Ordering::AcqRel) >= MAX_CONNECTIONS {
+                                busy.fetch_sub(1, Ordering::AcqRel);
+                                tracing::debug!("metrics: too many connections, one closed");
+                                continue;
+                            }
+                            let (registry, busy2) = (registry.clone(), busy.clone());
+                            let spawned = std::thread::Builder::new()
+                                .name("weir-metrics-conn".into())
+                                .spawn(move || {
+                                    serve(conn, &registry);
+                                    busy2.fetch_sub(1, Ordering::AcqRel);
+                                });
+                            if spawned.is_err() {
+                                busy.fetch_sub(1, Ordering::AcqRel);
+                            }
+                        }
                         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                             std::thread::sleep(Duration::from_millis(20))
                         }
@@ -897,6 +928,8 @@ impl MetricsServer {
 }
 
 impl Drop for MetricsServer {
+    /// Stops accepting and joins the accept loop (it polls, so this takes at most ~20 ms);
+    /// connection threads are not waited for (each ends by its deadlines).
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
         if let Some(t) = self.thread.take() {
@@ -905,15 +938,29 @@ impl Drop for MetricsServer {
     }
 }
 
-/// Answer one HTTP/1.x request (RFC 9112) and close the connection.
+/// What is left of a deadline, or None when it passed.
+fn left(deadline: Instant) -> Option<Duration> {
+    deadline
+        .checked_duration_since(Instant::now())
+        .filter(|d| !d.is_zero())
+}
+
+/// Answer one HTTP/1.x request (RFC 9112) and close the connection. Each read and write waits
+/// at most what is left of its deadline, so a client sending or reading one byte at a time
+/// still cannot keep the thread past [`READ_DEADLINE`] + [`WRITE_DEADLINE`].
 fn serve(mut conn: TcpStream, registry: &Registry) {
     let _ = conn.set_nonblocking(false);
-    let _ = conn.set_read_timeout(Some(Duration::from_secs(2)));
-    let _ = conn.set_write_timeout(Some(Duration::from_secs(5)));
+    let read_by = Instant::now() + READ_DEADLINE;
     let mut buf = [0u8; 2048];
     let mut got = 0;
-    // Read until the end of the request head (or a full buffer: only the first line matters).
-    while got < buf.len() {
+    // Read until the end of the request head, the client's end of sending, or a full buffer
+    // (only the first line matters). A head still incomplete at the deadline is not answered.
+    loop {
+        if got == buf.len() {
+            break;
+        }
+        let Some(wait) = left(read_by) else { return };
+        let _ = conn.set_read_timeout(Some(wait));
         match conn.read(&mut buf[got..]) {
             Ok(0) => break,
             Ok(n) => {
@@ -922,8 +969,12 @@ fn serve(mut conn: TcpStream, registry: &Registry) {
                     break;
                 }
             }
-            Err(_) => break,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return,
         }
+    }
+    if got == 0 {
+        return;
     }
     let head = String::from_utf8_lossy(&buf[..got]);
     let mut parts = head.lines().next().unwrap_or("").split_whitespace();
@@ -941,12 +992,20 @@ fn serve(mut conn: TcpStream, registry: &Registry) {
             "only GET\n".to_string(),
         ),
     };
-    let _ = write!(
-        conn,
+    let reply = format!(
         "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
-    let _ = conn.flush();
+    let write_by = Instant::now() + WRITE_DEADLINE;
+    let mut sent = 0;
+    while sent < reply.len() {
+        let Some(wait) = left(write_by) else { return };
+        let _ = conn.set_write_timeout(Some(wait));
+        match conn.write(&reply.as_bytes()[sent..]) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => sent += n,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -1055,6 +1114,57 @@ mod tests {
                 .packets,
             15
         );
+    }
+
+    #[test]
+    fn a_silent_or_slow_client_cannot_hold_the_endpoint() {
+        let srv = MetricsServer::start("127.0.0.1:0", Sources::default()).unwrap();
+        let a = srv.local_addr();
+        // One client connects and sends nothing; another sends a byte at a time, slower than
+        // the read deadline allows for the whole head.
+        let silent = TcpStream::connect(a).unwrap();
+        let mut slow = TcpStream::connect(a).unwrap();
+        let trickle = std::thread::spawn(move || {
+            let t0 = Instant::now();
+            for b in b"GET /metrics HTTP/1.1\r\n" {
+                if slow.write_all(&[*b]).is_err() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(300));
+            }
+            // The server gave up on it: it answers nothing and closes.
+            let mut s = String::new();
+            let _ = slow.read_to_string(&mut s);
+            (s, t0.elapsed())
+        });
+        std::thread::sleep(Duration::from_millis(100));
+        // Meanwhile scrapes are answered at once.
+        for _ in 0..3 {
+            let t0 = Instant::now();
+            let ok = get(a, "GET /metrics HTTP/1.1\r\n\r\n");
+            assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
+            assert!(t0.elapsed() < Duration::from_secs(1), "{:?}", t0.elapsed());
+        }
+        let (s, took) = trickle.join().unwrap();
+        assert!(
+            s.is_empty(),
+            "a request past its deadline was answered: {s}"
+        );
+        assert!(took < READ_DEADLINE + Duration::from_secs(8), "{took:?}");
+        // More clients than the cap: the extra ones are closed, the server goes on.
+        let held: Vec<TcpStream> = (0..MAX_CONNECTIONS + 2)
+            .map(|_| TcpStream::connect(a).unwrap())
+            .collect();
+        std::thread::sleep(Duration::from_millis(100));
+        // Stopping does not wait for the silent clients.
+        let t0 = Instant::now();
+        drop(srv);
+        assert!(
+            t0.elapsed() < Duration::from_millis(500),
+            "{:?}",
+            t0.elapsed()
+        );
+        drop((silent, held));
     }
 
     #[test]

@@ -13,9 +13,11 @@
 //! tunnel, VLAN id, tunnel id), so "one flow, one worker" holds by construction for every key
 //! the parser makes; `flow_hash` is symmetric by construction (the two endpoints are combined
 //! with commutative operations) and a few multiplies instead of 36 table lookups; and it is
-//! the hash `weir extract --workers N` spreads by, so `weir run` on a capture and `weir
-//! extract` of it put each flow on the same worker. Frames the parser refuses (non-IP, broken)
-//! go to worker 0, which counts them as skipped.
+//! the hash `weir extract --workers N` spreads by. It is keyed with a random key drawn once
+//! per process, the one every worker's table uses too, so crafted tuples cannot pile onto one
+//! worker or one probe run; which worker a flow lands on therefore differs from run to run
+//! (only the `worker` column shows it). Frames the parser refuses (non-IP, broken) go to worker
+//! 0, which counts them as skipped.
 //!
 //! Ring full: with `workers.spread_full = "drop"` (the default) the packet is freed and counted
 //! in `spread_ring_full` for its worker, so one slow worker never stalls the others (VPP's

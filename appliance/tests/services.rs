@@ -43,7 +43,7 @@ fn oracle_service(name: &str) -> Option<&'static str> {
     }
 }
 
-/// One DNS answer as tshark dissects it.
+/// One DNS answer as tshark dissects it (`service` None when it answers no query captured).
 struct Answer {
     t_ms: u64,
     service: Option<&'static str>,
@@ -80,6 +80,8 @@ fn tshark_answers(pcap: &Path) -> Vec<Answer> {
             "dns.aaaa",
             "-e",
             "dns.resp.ttl",
+            "-e",
+            "dns.response_to",
         ])
         .output()
         .expect("tshark (in the Makefile's install list) must be installed");
@@ -102,13 +104,22 @@ fn tshark_answers(pcap: &Path) -> Vec<Answer> {
             let get = |i: usize| f.get(i).copied().unwrap_or("");
             let t_ms = (get(0).parse::<f64>().unwrap() * 1000.0).floor() as u64;
             let names: Vec<String> = list(get(1)).into_iter().chain(list(get(2))).collect();
-            let service = names.iter().find_map(|n| oracle_service(n));
+            // weir learns only from an answer to a query it saw (tshark's `response_to`:
+            // the query's frame, matched by id and addresses).
+            let service = names
+                .iter()
+                .find_map(|n| oracle_service(n))
+                .filter(|_| !get(6).is_empty());
             let addrs = list(get(3))
                 .into_iter()
                 .chain(list(get(4)))
                 .map(|a| a.parse().unwrap())
                 .collect();
-            let ttls: Vec<u64> = list(get(5)).iter().map(|t| t.parse().unwrap()).collect();
+            // weir caps TTLs at `service_default.dns_max_ttl_s` (default one day).
+            let ttls: Vec<u64> = list(get(5))
+                .iter()
+                .map(|t| t.parse::<u64>().unwrap().min(86_400))
+                .collect();
             Answer {
                 t_ms,
                 service,

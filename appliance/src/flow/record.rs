@@ -49,6 +49,9 @@ pub enum ScoreStatus {
     SkippedOverload,
     /// The model run failed for this batch (logged).
     Error,
+    /// The model gave a NaN score or probability for this record (typically from NaN
+    /// features): its scores are written as they came, and it never raises an alert.
+    NanScore,
 }
 
 impl ScoreStatus {
@@ -58,6 +61,7 @@ impl ScoreStatus {
             ScoreStatus::Scored => "scored",
             ScoreStatus::SkippedOverload => "skipped_overload",
             ScoreStatus::Error => "error",
+            ScoreStatus::NanScore => "nan_score",
         }
     }
 }

@@ -512,9 +512,43 @@ impl<E: Copy + Default + Zeroable> FlowTable<E> {
         }
     }
 
-    /// The flow to evict when the table is full (nearest to its filed deadline).
-    pub fn eviction_candidate(&self) -> Option<u32> {
-        self.wheel.earliest()
+    /// The flow to evict when the table is full: the least recently active one, to within one
+    /// wheel slot. `idle_deadline` gives an entry's idle deadline (last packet plus the idle
+    /// timeout). A flow first in line whose idle deadline is not the one it was filed under
+    /// (it saw packets since, or it was filed under its active deadline) is filed again under
+    /// its idle deadline, and the next one is looked at. Each such re-filing follows a packet
+    /// that moved the deadline (or happens once per flow, for the active deadline), so this is
+    /// O(1) amortised; and a flow filed again here is never filed again before it sees another
+    /// packet, so the loop ends. Expiry (see [`FlowTable::due`]) is unchanged by this: an entry
+    /// filed late under its idle deadline is still ended as active when it comes due.
+    pub fn eviction_candidate(
+        &mut self,
+        idle_deadline: impl Fn(&FlowEntry<E>) -> u64,
+    ) -> Option<u32> {
+        loop {
+            let idx = self.wheel.earliest()?;
+            let at = idle_deadline(&self.entries[idx as usize]);
+            if self.wheel.filed(&self.links, idx) == at as u32 {
+                return Some(idx);
+            }
+            self.wheel.remove(&mut self.links, idx);
+            self.wheel.insert(&mut self.links, idx, at);
+        }
+    }
+
+    /// The longest probe run of the index: the most slots any lookup of a live flow walks
+    /// past its home slot. A diagnostic (it reads the whole index), for tests and tools.
+    pub fn max_probe(&self) -> usize {
+        let mut worst = 0;
+        for (pos, &slot) in self.index.iter().enumerate() {
+            if slot == EMPTY {
+                continue;
+            }
+            let idx = (slot as u32).wrapping_sub(1);
+            let home = self.entries[idx as usize].hash as usize & self.mask;
+            worst = worst.max(pos.wrapping_sub(home) & self.mask);
+        }
+        worst
     }
 
     /// Every live entry (for the final flush).
@@ -596,6 +630,78 @@ mod tests {
             assert_eq!(t.len() as usize, model.len());
         }
         assert_eq!(t.live_entries().count(), model.len());
+    }
+
+    #[test]
+    fn eviction_takes_the_least_recently_active_flow() {
+        const IDLE: u64 = 1000;
+        let mut t: FlowTable<()> = FlowTable::new(cfg(8));
+        let idle_at = |e: &FlowEntry<()>| e.bidirectional().last_seen_ms + IDLE;
+        let mut idx = vec![];
+        for i in 0..8u32 {
+            let now = i as u64;
+            let k = key(i);
+            match t.lookup_or_insert(&k, flow_hash(&k), now + IDLE) {
+                Lookup::Created(x) => {
+                    let e = t.entry_mut(x);
+                    e.src2dst.first_seen_ms = now;
+                    e.src2dst.last_seen_ms = now;
+                    idx.push(x);
+                }
+                _ => panic!("not created"),
+            }
+        }
+        // Flows 0 and 1 were created first but saw packets since (0 later than 1).
+        t.entry_mut(idx[0]).dst2src.last_seen_ms = 50;
+        t.entry_mut(idx[1]).src2dst.last_seen_ms = 40;
+        // Oldest activity first: 2..7, then 1 (last seen 40), then 0 (last seen 50).
+        let mut order = vec![];
+        while let Some(v) = t.eviction_candidate(idle_at) {
+            order.push(v);
+            t.remove(v);
+        }
+        let want: Vec<u32> = [2, 3, 4, 5, 6, 7, 1, 0].iter().map(|&i| idx[i]).collect();
+        assert_eq!(order, want);
+    }
+
+    #[test]
+    fn crafted_collisions_do_not_survive_the_process_key() {
+        use crate::flow::key::{flow_hash_keyed, HashKey};
+        // An outsider who knows the hash function and a key (here a fixed one, as the hash
+        // was before it was keyed) picks tuples whose home slots all fall in the first 16 of
+        // an index of 2048: a table of 1024 flows filled with them probes hundreds deep.
+        let fixed = HashKey([0x5eed; 6]);
+        let mut t: FlowTable<()> = FlowTable::new(cfg(1024));
+        let mask = 2047u64;
+        let crafted: Vec<FlowKeyV1> = (0..u32::MAX)
+            .map(key)
+            .filter(|k| flow_hash_keyed(k, &fixed) & mask < 16)
+            .take(1000)
+            .collect();
+        for k in &crafted {
+            assert!(matches!(
+                t.lookup_or_insert(k, flow_hash_keyed(k, &fixed), 0),
+                Lookup::Created(_)
+            ));
+        }
+        let crafted_probe = t.max_probe();
+        assert!(
+            crafted_probe > 900,
+            "the crafted tuples collide: {crafted_probe}"
+        );
+        // The same tuples under the process's random key, as the worker hashes them.
+        let mut t: FlowTable<()> = FlowTable::new(cfg(1024));
+        for k in &crafted {
+            assert!(matches!(
+                t.lookup_or_insert(k, flow_hash(k), 0),
+                Lookup::Created(_)
+            ));
+            assert!(t.find(k).is_some());
+        }
+        let keyed_probe = t.max_probe();
+        eprintln!("max probe: {crafted_probe} crafted against a known key, {keyed_probe} keyed");
+        // 1000 random keys in 2048 slots (load 0.49): the longest run is a few dozen at worst.
+        assert!(keyed_probe < 64, "max probe {keyed_probe}");
     }
 
     #[test]

@@ -13,6 +13,15 @@
 //! changes when its record is written, never what it contains). Deadlines past the wheel's
 //! horizon are filed in the farthest slot and re-filed when it comes due.
 //!
+//! Eviction uses the same wheel: the flow to end when the table is full is the first of the
+//! earliest slot, and since a slot's list is kept in filing order (appended at the tail) that
+//! is the flow filed first. A flow filed under a deadline it no longer has (it saw packets
+//! since) is not evicted but filed again under its current one, at the tail of its new slot
+//! ([`TimerWheel::filed`] keeps the deadline it was filed under). That keeps eviction on the
+//! least recently active flow (to within one slot) with no per-packet work: each re-filing is
+//! paid for by a packet that moved the flow's deadline, so eviction is O(1) amortised.
+//! A bitmap of non-empty slots finds the earliest one in a few word reads.
+//!
 //! Lists are intrusive (prev/next indices stored by the caller's entries), so filing and
 //! unfiling are O(1) and allocation-free.
 
@@ -26,6 +35,10 @@ pub struct WheelLinks {
     pub next: u32,
     /// Slot the entry is filed in, or NIL.
     pub slot: u32,
+    /// Low 32 bits of the deadline (ms) the entry was filed under. Deadlines only grow, and an
+    /// entry is looked at again within a wheel revolution of its filing, so comparing the low
+    /// bits tells whether its deadline moved since (a 49-day wrap cannot happen in between).
+    pub filed: u32,
 }
 
 impl Default for WheelLinks {
@@ -34,13 +47,17 @@ impl Default for WheelLinks {
             prev: NIL,
             next: NIL,
             slot: NIL,
+            filed: 0,
         }
     }
 }
 
-/// The wheel: `heads[slot]` is the first entry of that slot's list.
+/// The wheel: `heads[slot]` is the first entry of that slot's list, `tails[slot]` its last.
 pub struct TimerWheel {
     heads: Box<[u32]>,
+    tails: Box<[u32]>,
+    /// Bit `s` set when slot `s` is not empty.
+    occupied: Box<[u64]>,
     granularity_ms: u64,
     /// The next tick (absolute, in units of granularity) that has not been processed yet.
     next_tick: u64,
@@ -54,6 +71,8 @@ impl TimerWheel {
         let slots = slots.max(2).next_power_of_two();
         TimerWheel {
             heads: vec![NIL; slots].into_boxed_slice(),
+            tails: vec![NIL; slots].into_boxed_slice(),
+            occupied: vec![0u64; slots.div_ceil(64)].into_boxed_slice(),
             granularity_ms: granularity_ms.max(1),
             next_tick: 0,
             started: false,
@@ -74,7 +93,22 @@ impl TimerWheel {
         (tick & (self.heads.len() as u64 - 1)) as u32
     }
 
-    /// File entry `idx` under `deadline_ms`.
+    /// Low 32 bits of the deadline entry `idx` was filed under (see [`WheelLinks::filed`]).
+    #[inline]
+    pub fn filed(&self, links: &[WheelLinks], idx: u32) -> u32 {
+        links[idx as usize].filed
+    }
+
+    fn mark(&mut self, slot: u32, on: bool) {
+        let (w, b) = (slot as usize / 64, slot % 64);
+        if on {
+            self.occupied[w] |= 1 << b;
+        } else {
+            self.occupied[w] &= !(1 << b);
+        }
+    }
+
+    /// File entry `idx` under `deadline_ms`, last of its slot.
     pub fn insert(&mut self, links: &mut [WheelLinks], idx: u32, deadline_ms: u64) {
         if !self.started {
             // The first entry fixes the wheel's origin on packet time.
@@ -84,16 +118,20 @@ impl TimerWheel {
         let horizon = self.next_tick + self.heads.len() as u64 - 1;
         let tick = (deadline_ms / self.granularity_ms).clamp(self.next_tick, horizon);
         let slot = self.slot_of_tick(tick);
-        let head = self.heads[slot as usize];
+        let tail = self.tails[slot as usize];
         links[idx as usize] = WheelLinks {
-            prev: NIL,
-            next: head,
+            prev: tail,
+            next: NIL,
             slot,
+            filed: deadline_ms as u32,
         };
-        if head != NIL {
-            links[head as usize].prev = idx;
+        if tail != NIL {
+            links[tail as usize].next = idx;
+        } else {
+            self.heads[slot as usize] = idx;
+            self.mark(slot, true);
         }
-        self.heads[slot as usize] = idx;
+        self.tails[slot as usize] = idx;
         self.len += 1;
     }
 
@@ -110,9 +148,29 @@ impl TimerWheel {
         }
         if l.next != NIL {
             links[l.next as usize].prev = l.prev;
+        } else {
+            self.tails[l.slot as usize] = l.prev;
+        }
+        if self.heads[l.slot as usize] == NIL {
+            self.mark(l.slot, false);
         }
         links[idx as usize] = WheelLinks::default();
         self.len -= 1;
+    }
+
+    /// Empty slot `slot`, returning its list (unfiled entries still chained by `next`).
+    fn detach(&mut self, links: &mut [WheelLinks], slot: u32) -> u32 {
+        let head = self.heads[slot as usize];
+        self.heads[slot as usize] = NIL;
+        self.tails[slot as usize] = NIL;
+        self.mark(slot, false);
+        let mut i = head;
+        while i != NIL {
+            links[i as usize].slot = NIL;
+            self.len -= 1;
+            i = links[i as usize].next;
+        }
+        head
     }
 
     /// Detach and return the list of every slot whose time span ended before `now_ms`, one slot
@@ -134,17 +192,8 @@ impl TimerWheel {
         while self.next_tick < now_tick {
             let slot = self.slot_of_tick(self.next_tick);
             self.next_tick += 1;
-            let head = self.heads[slot as usize];
-            if head != NIL {
-                self.heads[slot as usize] = NIL;
-                let mut i = head;
-                while i != NIL {
-                    let next = links[i as usize].next;
-                    links[i as usize].slot = NIL;
-                    self.len -= 1;
-                    i = next;
-                }
-                return Some(head);
+            if self.heads[slot as usize] != NIL {
+                return Some(self.detach(links, slot));
             }
             if self.len == 0 {
                 // Nothing filed: jump straight to now instead of stepping through empty slots.
@@ -158,20 +207,12 @@ impl TimerWheel {
     fn take_all(&mut self, links: &mut [WheelLinks]) -> Option<u32> {
         let mut head = NIL;
         let mut tail = NIL;
-        for slot in 0..self.heads.len() {
-            let h = self.heads[slot];
-            if h == NIL {
+        for slot in 0..self.heads.len() as u32 {
+            let last = self.tails[slot as usize];
+            if last == NIL {
                 continue;
             }
-            self.heads[slot] = NIL;
-            let mut i = h;
-            let mut last = h;
-            while i != NIL {
-                links[i as usize].slot = NIL;
-                self.len -= 1;
-                last = i;
-                i = links[i as usize].next;
-            }
+            let h = self.detach(links, slot);
             if tail == NIL {
                 head = h;
             } else {
@@ -187,16 +228,35 @@ impl TimerWheel {
         }
     }
 
-    /// The first entry of the earliest non-empty slot (the flow nearest to its deadline, as
-    /// filed), for eviction when the table is full.
+    /// The first entry of the earliest non-empty slot (filed first among the flows nearest to
+    /// their deadline, as filed), for eviction when the table is full. Reads the occupancy
+    /// bitmap from the next tick on, wrapping once: at most `slots / 64 + 1` words.
     pub fn earliest(&self) -> Option<u32> {
         if self.len == 0 {
             return None;
         }
-        let n = self.heads.len() as u64;
-        (0..n)
-            .map(|d| self.heads[self.slot_of_tick(self.next_tick + d) as usize])
-            .find(|&h| h != NIL)
+        let n = self.heads.len();
+        let start = self.slot_of_tick(self.next_tick) as usize;
+        let words = self.occupied.len();
+        // Bits of the first word before `start` belong to the far end of the revolution:
+        // look at them last.
+        let first = self.occupied[start / 64] & (!0u64 << (start % 64));
+        if first != 0 {
+            return Some(self.heads[(start / 64) * 64 + first.trailing_zeros() as usize]);
+        }
+        for k in 1..=words {
+            let w = (start / 64 + k) % words;
+            let mut bits = self.occupied[w];
+            if k == words {
+                bits &= !(!0u64 << (start % 64));
+            }
+            if bits != 0 {
+                let slot = w * 64 + bits.trailing_zeros() as usize;
+                debug_assert!(slot < n);
+                return Some(self.heads[slot]);
+            }
+        }
+        None
     }
 }
 
@@ -280,6 +340,40 @@ mod tests {
         let due = drain(&mut w, &mut links, 10 * 365 * 86_400_000);
         assert_eq!(due, (0..50).collect::<Vec<_>>());
         assert!(w.is_empty());
+    }
+
+    #[test]
+    fn earliest_is_the_first_filed_of_the_earliest_slot() {
+        let mut links = vec![WheelLinks::default(); 300];
+        // 256 slots: the bitmap has four words, and the search must wrap around.
+        let mut w = TimerWheel::new(256, 10);
+        w.insert(&mut links, 0, 1000); // origin: tick 100
+        assert_eq!(drain(&mut w, &mut links, 1000 + 200 * 10), vec![0]);
+        // Now the next tick is 300 (slot 44); file in slot order 44+250 (wraps to 38), 44+70,
+        // 44+70 again (second in its slot), 44+130.
+        w.insert(&mut links, 1, 3000 + 250 * 10);
+        w.insert(&mut links, 2, 3000 + 70 * 10 + 5);
+        w.insert(&mut links, 3, 3000 + 70 * 10);
+        w.insert(&mut links, 4, 3000 + 130 * 10);
+        for want in [2, 3, 4, 1] {
+            let got = w.earliest().unwrap();
+            assert_eq!(got, want);
+            assert_eq!(w.filed(&links, got), links[got as usize].filed);
+            w.remove(&mut links, got);
+        }
+        assert_eq!(w.earliest(), None);
+        // Re-filing moves an entry to the tail of its slot.
+        for i in 10..13 {
+            w.insert(&mut links, i, 3500);
+        }
+        w.remove(&mut links, 10);
+        w.insert(&mut links, 10, 3500);
+        let mut order = vec![];
+        while let Some(i) = w.earliest() {
+            order.push(i);
+            w.remove(&mut links, i);
+        }
+        assert_eq!(order, vec![11, 12, 10]);
     }
 
     #[test]

@@ -33,7 +33,9 @@ impl AlertRule {
         }
     }
 
-    /// The alert line for a scored record, or None when the rule does not fire.
+    /// The alert line for a scored record, or None when the rule does not fire. A record that
+    /// was not scored, or whose score is missing or NaN, never fires: each comparison is
+    /// written so that NaN fails it (`p < min` alone lets NaN through).
     pub fn check(&self, model: &ModelSpec, r: &FlowRecord) -> Option<String> {
         if r.score_status != ScoreStatus::Scored {
             return None;
@@ -45,7 +47,7 @@ impl AlertRule {
                 min_proba,
             } => {
                 let p = *r.scores.get(*index)?;
-                if p < *min_proba {
+                if p.is_nan() || p < *min_proba {
                     return None;
                 }
                 (
@@ -55,7 +57,7 @@ impl AlertRule {
             }
             AlertRule::MaxScore { max_score } => {
                 let s = *r.scores.first()?;
-                if s > *max_score {
+                if s.is_nan() || s > *max_score {
                     return None;
                 }
                 (json!({"max_score": max_score}), json!({"anomaly_score": s}))
@@ -99,5 +101,51 @@ impl AlertRule {
             }
         }
         Some(line.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sink::ipfix::template::tests_support::record;
+
+    fn spec(json: serde_json::Value) -> ModelSpec {
+        serde_json::from_value(json).unwrap()
+    }
+
+    fn scored(scores: Vec<f64>) -> FlowRecord {
+        let mut r = record(4);
+        r.score_status = ScoreStatus::Scored;
+        r.prediction = Some(0);
+        r.scores = scores;
+        r
+    }
+
+    #[test]
+    fn nan_or_missing_scores_never_alert() {
+        let clf = spec(serde_json::json!({
+            "format": "weir-model/1", "name": "m", "task": "classification",
+            "features": ["a"], "classes": ["benign", "attack"],
+            "alert": {"class": "attack", "min_proba": 0.5}
+        }));
+        let rule = AlertRule::of(&clf).unwrap();
+        assert!(rule.check(&clf, &scored(vec![0.1, 0.9])).is_some());
+        assert!(rule.check(&clf, &scored(vec![0.9, 0.1])).is_none());
+        assert!(rule.check(&clf, &scored(vec![0.5, f64::NAN])).is_none());
+        assert!(rule.check(&clf, &scored(vec![0.5])).is_none());
+        assert!(rule.check(&clf, &scored(vec![])).is_none());
+        let mut nan = scored(vec![0.1, 0.9]);
+        nan.score_status = ScoreStatus::NanScore;
+        assert!(rule.check(&clf, &nan).is_none());
+
+        let iso = spec(serde_json::json!({
+            "format": "weir-model/1", "name": "m", "task": "anomaly",
+            "features": ["a"], "alert": {"max_score": -0.1}
+        }));
+        let rule = AlertRule::of(&iso).unwrap();
+        assert!(rule.check(&iso, &scored(vec![-0.5])).is_some());
+        assert!(rule.check(&iso, &scored(vec![0.2])).is_none());
+        assert!(rule.check(&iso, &scored(vec![f64::NAN])).is_none());
+        assert!(rule.check(&iso, &scored(vec![])).is_none());
     }
 }

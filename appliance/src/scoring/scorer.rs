@@ -254,7 +254,14 @@ impl Scorer {
                     None => u32::from(row[0] < 0.0),
                 },
             });
-            r.score_status = ScoreStatus::Scored;
+            // A NaN anywhere in the row makes the prediction meaningless (argmax and the sign
+            // test both treat NaN as "not greater"): say so instead of predicting.
+            if row.iter().any(|v| v.is_nan()) {
+                r.prediction = None;
+                r.score_status = ScoreStatus::NanScore;
+            } else {
+                r.score_status = ScoreStatus::Scored;
+            }
             r.model = Some(m.tag.clone());
         }
         Ok(())

@@ -5,9 +5,17 @@
 //! ([`MAX_RECORDS`] of each kind; more are ignored), and names are decoded into a 255-byte
 //! stack buffer when needed. Anything that does not parse is [`Malformed`] (counted by the
 //! caller), never guessed at.
+//!
+//! The work per message is bounded whatever it holds: at most [`MAX_ANSWERS`] answer records
+//! are read, a name follows at most 32 compression pointers (each strictly backwards) and 255
+//! octets, each CNAME's names are decoded once (then chained by hash), and an address's name
+//! chain is at most [`MAX_CHAIN`] hops.
 
 /// Most answer records of each kind (addresses, CNAMEs) kept from one response.
 pub const MAX_RECORDS: usize = 32;
+/// Most answer records read from one message (the rest are ignored, not an error): a
+/// 64 KiB message could otherwise hold thousands.
+pub const MAX_ANSWERS: usize = 64;
 /// Most CNAME hops followed from an address back to the question (a loop cannot hang us).
 pub const MAX_CHAIN: usize = 8;
 /// Longest name on the wire (RFC 1035 2.3.4: 255 octets).
@@ -126,6 +134,30 @@ pub fn read_name(m: &[u8], mut off: usize, out: &mut Name) -> Result<usize, Malf
     }
 }
 
+/// FNV-1a of a decoded (lower-case) name, to compare names without decoding them again.
+pub fn name_hash(name: &[u8]) -> u64 {
+    name.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+        (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// The transaction id and the hash of the question name of a message with exactly one
+/// question (standard queries and their answers have one).
+pub fn question(m: &[u8]) -> Result<(u16, u64), Malformed> {
+    let id = u16_at(m, 0)?;
+    if u16_at(m, 4)? != 1 {
+        return Err(Malformed::BadName);
+    }
+    let mut n = Name::default();
+    read_name(m, 12, &mut n)?;
+    Ok((id, name_hash(n.as_bytes())))
+}
+
+/// Whether a message is a standard query (QR = 0, OPCODE = 0).
+pub fn is_query(m: &[u8]) -> bool {
+    matches!(u16_at(m, 2), Ok(flags) if flags & 0x8000 == 0 && (flags >> 11) & 0xf == 0)
+}
+
 /// Skip the name at `off` without decoding it (still checked).
 fn skip_name(m: &[u8], off: usize) -> Result<usize, Malformed> {
     let mut scratch = Name::default();
@@ -148,6 +180,8 @@ pub struct Response {
     pub n_addrs: usize,
     /// (owner, target) name offsets of each CNAME record.
     pub cnames: [(u16, u16); MAX_RECORDS],
+    /// (owner, target) name hashes of each CNAME record.
+    pub cname_hashes: [(u64, u64); MAX_RECORDS],
     pub n_cnames: usize,
 }
 
@@ -157,6 +191,7 @@ impl Default for Response {
             addrs: [AddrRecord::default(); MAX_RECORDS],
             n_addrs: 0,
             cnames: [(0, 0); MAX_RECORDS],
+            cname_hashes: [(0, 0); MAX_RECORDS],
             n_cnames: 0,
         }
     }
@@ -193,7 +228,7 @@ pub fn parse_response(m: &[u8], out: &mut Response) -> Result<(), Malformed> {
             return Err(Malformed::Truncated);
         }
     }
-    for _ in 0..an {
+    for _ in 0..(an as usize).min(MAX_ANSWERS) {
         let owner = off;
         off = skip_name(m, off)?;
         let rtype = u16_at(m, off)?;
@@ -225,12 +260,16 @@ pub fn parse_response(m: &[u8], out: &mut Response) -> Result<(), Malformed> {
                 }
                 TYPE_CNAME => {
                     // The target must be a whole, valid name inside the RDATA.
-                    let end = skip_name(m, rdata)?;
+                    let mut name = Name::default();
+                    let end = read_name(m, rdata, &mut name)?;
                     if end > rdata + rdlen {
                         return Err(Malformed::BadName);
                     }
                     if out.n_cnames < MAX_RECORDS {
+                        let target = name_hash(name.as_bytes());
+                        read_name(m, owner, &mut name)?;
                         out.cnames[out.n_cnames] = (owner as u16, rdata as u16);
+                        out.cname_hashes[out.n_cnames] = (name_hash(name.as_bytes()), target);
                         out.n_cnames += 1;
                     }
                 }
@@ -252,27 +291,18 @@ pub fn names_of<T>(
     mut f: impl FnMut(&Name) -> Option<T>,
 ) -> Option<T> {
     let mut cur = Name::default();
-    let mut other = Name::default();
     read_name(m, rec.owner as usize, &mut cur).ok()?;
+    let mut h = name_hash(cur.as_bytes());
     for _ in 0..=MAX_CHAIN {
         if let Some(v) = f(&cur) {
             return Some(v);
         }
-        // Which CNAME points at the current name?
-        let mut found = false;
-        for &(owner, target) in &resp.cnames[..resp.n_cnames] {
-            if read_name(m, target as usize, &mut other).is_ok()
-                && other.as_bytes() == cur.as_bytes()
-                && read_name(m, owner as usize, &mut other).is_ok()
-            {
-                std::mem::swap(&mut cur, &mut other);
-                found = true;
-                break;
-            }
-        }
-        if !found {
-            return None;
-        }
+        // Which CNAME points at the current name? (By hash: each was decoded once already.)
+        let i = resp.cname_hashes[..resp.n_cnames]
+            .iter()
+            .position(|&(_, target)| target == h)?;
+        read_name(m, resp.cnames[i].0 as usize, &mut cur).ok()?;
+        h = resp.cname_hashes[i].0;
     }
     None
 }
@@ -308,6 +338,45 @@ pub(crate) mod tests {
             m.extend_from_slice(rdata);
         }
         m
+    }
+
+    /// A standard query for `q` (id 0x1234, as [`response`]'s).
+    pub fn query(q: &str) -> Vec<u8> {
+        let mut m = vec![0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
+        m.extend(name(q));
+        m.extend_from_slice(&[0, 1, 0, 1]);
+        m
+    }
+
+    #[test]
+    fn work_per_answer_is_bounded() {
+        // 2000 answers (A records pointing at the question, a CNAME ring): only MAX_ANSWERS
+        // are read, the addresses kept are capped, and the CNAME walk ends.
+        let mut answers = vec![];
+        for i in 0..2000u32 {
+            answers.push((vec![0xc0, 12], TYPE_A, 60, i.to_be_bytes().to_vec()));
+        }
+        let m = response("a.b", &answers);
+        let mut r = Response::default();
+        parse_response(&m, &mut r).unwrap();
+        assert_eq!(r.n_addrs, MAX_RECORDS);
+        // x.y CNAME a.b and a.b CNAME x.y: a loop the chain walk leaves after MAX_CHAIN hops.
+        let ring = response(
+            "a.b",
+            &[
+                (vec![0xc0, 12], TYPE_CNAME, 60, name("x.y")),
+                (name("x.y"), TYPE_CNAME, 60, name("a.b")),
+                (vec![0xc0, 12], TYPE_A, 60, vec![1, 2, 3, 4]),
+            ],
+        );
+        parse_response(&ring, &mut r).unwrap();
+        let mut calls = 0;
+        assert!(names_of::<()>(&ring, &r, &r.addrs[0], |_| {
+            calls += 1;
+            None
+        })
+        .is_none());
+        assert_eq!(calls, MAX_CHAIN + 1);
     }
 
     fn all_names(m: &[u8], r: &Response, i: usize) -> Vec<String> {

@@ -6,6 +6,7 @@
 //!   plugin selection).
 //! - [`prefix`]: longest-prefix match, IPv4 and IPv6.
 //! - [`dns`]: reading DNS answers (A, AAAA, CNAME chains, TTL), RFC 1035 section 4.
+//! - [`pending`]: the queries each worker saw, so that only their answers are learned from.
 //! - [`cache`]: the per-worker address -> service table learned from them, TTL-bounded.
 //! - [`cost`]: plugin cycles and packets by service, for `weir cost`.
 //!
@@ -16,6 +17,7 @@
 pub mod cache;
 pub mod cost;
 pub mod dns;
+pub mod pending;
 pub mod prefix;
 pub mod rules;
 
@@ -31,6 +33,9 @@ pub struct ServiceStats {
     pub dns_answers: u64,
     /// DNS answers that did not parse (truncated, bad names, bad RDATA); nothing learned.
     pub dns_malformed: u64,
+    /// DNS answers to no query this worker saw (id, question name, client address and port,
+    /// server address), or later than 10 s after it: nothing learned.
+    pub dns_unsolicited: u64,
     /// Address mappings learned (an A/AAAA whose name chain matched a service).
     pub dns_learned: u64,
     /// Live mappings pushed out of a full table before their TTL.
@@ -44,6 +49,7 @@ impl ServiceStats {
     pub fn merge(&mut self, o: &ServiceStats) {
         self.dns_answers += o.dns_answers;
         self.dns_malformed += o.dns_malformed;
+        self.dns_unsolicited += o.dns_unsolicited;
         self.dns_learned += o.dns_learned;
         self.dns_replaced_live += o.dns_replaced_live;
         self.flows_by_dns += o.flows_by_dns;
@@ -58,6 +64,8 @@ pub struct Services {
     cache: DnsCache,
     /// Scratch for one DNS answer (allocated once).
     resp: Box<dns::Response>,
+    /// Queries seen, waiting for their answer.
+    pending: PendingQueries,
     /// Plugins not run, per service id (bits in registry order).
     skip: Vec<u64>,
     learn: bool,
@@ -65,6 +73,7 @@ pub struct Services {
 }
 
 use cache::DnsCache;
+use pending::{Exchange, PendingQueries};
 
 impl Services {
     pub fn new(rules: Arc<ServiceRules>, skip: Vec<u64>) -> Services {
@@ -73,6 +82,7 @@ impl Services {
         Services {
             cache: DnsCache::new(cap),
             resp: Box::default(),
+            pending: PendingQueries::default(),
             skip,
             learn,
             rules,
@@ -90,25 +100,64 @@ impl Services {
         self.skip.get(id as usize).copied().unwrap_or(0)
     }
 
-    /// Look at one packet: a DNS answer (UDP from port 53) teaches the addresses of names
-    /// that match a service. `key` is the packet's own key (src = its sender).
+    /// Look at one packet: a DNS query (UDP to port 53) is remembered, and an answer to it
+    /// (UDP from port 53) teaches the addresses of names that match a service. `key` is the
+    /// packet's own key (src = its sender).
     #[inline]
     pub fn observe(&mut self, pkt: &PacketV1, key: &FlowKeyV1) {
-        if !self.learn || pkt.protocol != 17 || key.src_port != 53 {
+        if !self.learn || pkt.protocol != 17 || (key.src_port != 53 && key.dst_port != 53) {
             return;
         }
         // SAFETY: the packet's data is the received frame, live for this burst.
         let msg = unsafe { pkt.payload() };
-        self.learn_from(msg, pkt.ts_ns / 1_000_000);
+        self.dns_message(msg, key, pkt.ts_ns / 1_000_000);
     }
 
-    /// Learn from one DNS message (a no-op unless it is an answer).
+    /// One DNS message of the packet whose key is `key`: remember a query, learn from the
+    /// answer to one.
     #[cold]
-    pub fn learn_from(&mut self, msg: &[u8], now_ms: u64) {
+    pub fn dns_message(&mut self, msg: &[u8], key: &FlowKeyV1, now_ms: u64) {
+        if key.dst_port == 53 && dns::is_query(msg) {
+            if let Ok((id, name)) = dns::question(msg) {
+                let q = Exchange {
+                    client: key.src_ip,
+                    server: key.dst_ip,
+                    client_port: key.src_port,
+                    ip_version: key.ip_version,
+                    id,
+                    name,
+                };
+                self.pending.note(q, now_ms);
+            }
+        } else if key.src_port == 53 {
+            self.learn_from(msg, key, now_ms);
+        }
+    }
+
+    /// Learn from one DNS message (a no-op unless it is an answer to a query seen here).
+    fn learn_from(&mut self, msg: &[u8], key: &FlowKeyV1, now_ms: u64) {
         if !dns::is_answer(msg) {
             return;
         }
         self.stats.dns_answers += 1;
+        let asked = match dns::question(msg) {
+            Ok((id, name)) => self.pending.take(
+                &Exchange {
+                    client: key.dst_ip,
+                    server: key.src_ip,
+                    client_port: key.dst_port,
+                    ip_version: key.ip_version,
+                    id,
+                    name,
+                },
+                now_ms,
+            ),
+            Err(_) => false,
+        };
+        if !asked {
+            self.stats.dns_unsolicited += 1;
+            return;
+        }
         if dns::parse_response(msg, &mut self.resp).is_err() {
             self.stats.dns_malformed += 1;
             return;
@@ -121,7 +170,9 @@ impl Services {
             }) else {
                 continue;
             };
-            let expires = now_ms.saturating_add(rec.ttl as u64 * 1000);
+            // Capped: a week-long TTL from one answer must not pin an address to a service.
+            let ttl = (rec.ttl as u64).min(self.rules.dns_max_ttl_s);
+            let expires = now_ms.saturating_add(ttl * 1000);
             let before = self.cache.replaced_live;
             self.cache
                 .insert(&rec.addr, rec.ip_version, id, now_ms, expires);
@@ -154,7 +205,7 @@ impl Services {
 
 #[cfg(test)]
 mod tests {
-    use super::dns::tests::{name, response};
+    use super::dns::tests::{name, query, response};
     use super::*;
 
     fn services(rules: &[ServiceConfig]) -> Services {
@@ -171,6 +222,72 @@ mod tests {
         k.src_ip[..4].copy_from_slice(&src);
         k.dst_ip[..4].copy_from_slice(&dst);
         k
+    }
+
+    /// The client 10.0.0.1:40000 asks 8.8.8.8:53 ...
+    fn to_server() -> FlowKeyV1 {
+        let mut k = key([10, 0, 0, 1], [8, 8, 8, 8]);
+        k.protocol = 17;
+        (k.src_port, k.dst_port) = (40000, 53);
+        k
+    }
+
+    /// ... which answers.
+    fn from_server() -> FlowKeyV1 {
+        crate::flow::key::reversed(&to_server())
+    }
+
+    fn video() -> Services {
+        services(&[ServiceConfig {
+            name: "video".into(),
+            domains: vec!["googlevideo.com".into()],
+            regex: vec![],
+            prefixes: vec![],
+            plugins: None,
+            every_ms: None,
+        }])
+    }
+
+    #[test]
+    fn only_answers_to_queries_seen_are_learned_and_ttls_are_capped() {
+        let mut s = video();
+        let week = 7 * 86_400;
+        let m = response(
+            "r1.googlevideo.com",
+            &[(vec![0xc0, 12], 1, week, vec![192, 0, 2, 9])],
+        );
+        let k = key([10, 0, 0, 1], [192, 0, 2, 9]);
+        // Spoofed answers: another client port, another server, another id, another name.
+        let mut other_port = from_server();
+        other_port.dst_port = 40001;
+        let mut other_server = from_server();
+        other_server.src_ip[3] = 9;
+        let mut other_id = m.clone();
+        other_id[1] ^= 1;
+        s.dns_message(&query("r1.googlevideo.com"), &to_server(), 0);
+        s.dns_message(&m, &other_port, 10);
+        s.dns_message(&m, &other_server, 10);
+        s.dns_message(&other_id, &from_server(), 10);
+        let other_name = response(
+            "r2.googlevideo.com",
+            &[(vec![0xc0, 12], 1, week, vec![192, 0, 2, 9])],
+        );
+        s.dns_message(&other_name, &from_server(), 10);
+        assert_eq!((s.stats.dns_learned, s.stats.dns_unsolicited), (0, 4));
+        assert_eq!(s.classify(&k, 20), 0);
+        // The real answer: learned, for a day (the default cap), not a week.
+        s.dns_message(&m, &from_server(), 20);
+        assert_eq!(s.stats.dns_learned, 1);
+        assert_eq!(s.classify(&k, 20 + 86_400_000), 1);
+        assert_eq!(s.classify(&k, 20 + 86_400_000 + 1), 0);
+        // One answer per query: a replay is unsolicited.
+        s.dns_message(&m, &from_server(), 30);
+        assert_eq!(s.stats.dns_unsolicited, 5);
+        // A late answer (more than 10 s) is not learned.
+        let mut s = video();
+        s.dns_message(&query("r1.googlevideo.com"), &to_server(), 0);
+        s.dns_message(&m, &from_server(), 10_001);
+        assert_eq!((s.stats.dns_learned, s.stats.dns_unsolicited), (0, 1));
     }
 
     #[test]
@@ -197,7 +314,11 @@ mod tests {
             "r1.googlevideo.com",
             &[(vec![0xc0, 12], 1, 30, vec![192, 0, 2, 9])],
         );
-        s.learn_from(&m, 1_000);
+        // An answer to no query teaches nothing.
+        s.dns_message(&m, &from_server(), 1_000);
+        assert_eq!((s.stats.dns_learned, s.stats.dns_unsolicited), (0, 1));
+        s.dns_message(&query("r1.googlevideo.com"), &to_server(), 990);
+        s.dns_message(&m, &from_server(), 1_000);
         assert_eq!(s.stats.dns_learned, 1);
         let k = key([10, 0, 0, 1], [192, 0, 2, 9]);
         assert_eq!(s.classify(&k, 2_000), 1);
@@ -212,11 +333,13 @@ mod tests {
             "example.org",
             &[(vec![0xc0, 12], 1, 30, vec![198, 51, 100, 1])],
         );
-        s.learn_from(&other, 1_000);
+        s.dns_message(&query("example.org"), &to_server(), 990);
+        s.dns_message(&other, &from_server(), 1_000);
         assert_eq!(s.stats.dns_learned, 1);
         let mut bad = other.clone();
         bad.truncate(bad.len() - 2);
-        s.learn_from(&bad, 1_000);
+        s.dns_message(&query("example.org"), &to_server(), 990);
+        s.dns_message(&bad, &from_server(), 1_000);
         assert_eq!(s.stats.dns_malformed, 1);
         let _ = name("x");
     }

@@ -41,6 +41,8 @@ pub struct ServiceDefaults {
     pub dns_capacity: u32,
     /// Learn name-to-address mappings from DNS answers (UDP, source port 53).
     pub dns_learning: bool,
+    /// A learned mapping lasts its record's TTL, at most this many seconds.
+    pub dns_max_ttl_s: u64,
 }
 
 impl Default for ServiceDefaults {
@@ -49,6 +51,7 @@ impl Default for ServiceDefaults {
             plugins: None,
             dns_capacity: 65_536,
             dns_learning: true,
+            dns_max_ttl_s: 86_400,
         }
     }
 }
@@ -73,6 +76,7 @@ pub struct ServiceRules {
     plugins: Vec<Option<Vec<String>>>,
     pub dns_capacity: usize,
     pub dns_learning: bool,
+    pub dns_max_ttl_s: u64,
 }
 
 impl ServiceRules {
@@ -84,6 +88,7 @@ impl ServiceRules {
         let mut r = ServiceRules {
             dns_capacity: defaults.dns_capacity as usize,
             dns_learning: defaults.dns_learning,
+            dns_max_ttl_s: defaults.dns_max_ttl_s,
             plugins: vec![defaults.plugins.clone()],
             ..Default::default()
         };

@@ -110,16 +110,33 @@ impl Worker {
                     Lookup::Full => {
                         let victim = match self.s.eviction {
                             Eviction::None => None,
-                            _ => self.table.eviction_candidate(),
+                            _ => {
+                                let idle_ms = self.s.idle_ms;
+                                self.table.eviction_candidate(|e| {
+                                    e.bidirectional().last_seen_ms.saturating_add(idle_ms)
+                                })
+                            }
                         };
                         let Some(victim) = victim else {
                             self.stats.table_full += 1;
                             continue;
                         };
-                        if self.table.entry(victim).ext.ending {
+                        let v = self.table.entry(victim);
+                        let bi = v.bidirectional();
+                        if v.ext.ending {
                             // It tore down earlier in this burst: that is how it ends.
                             self.stats.teardown += 1;
                             return (i, Stop::EndFlow(victim, Expiration::Teardown));
+                        }
+                        if now_ms.saturating_sub(bi.last_seen_ms) >= self.s.idle_ms {
+                            // Already past its deadline, waiting for the wheel's next slot: it
+                            // ends as it would have a moment later.
+                            self.stats.expired_idle += 1;
+                            return (i, Stop::EndFlow(victim, Expiration::Idle));
+                        }
+                        if now_ms.saturating_sub(bi.first_seen_ms) >= self.s.active_ms {
+                            self.stats.expired_active += 1;
+                            return (i, Stop::EndFlow(victim, Expiration::Active));
                         }
                         self.stats.evicted += 1;
                         return (i, Stop::EndFlow(victim, Expiration::Evicted));

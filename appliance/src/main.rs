@@ -13,7 +13,10 @@ fn main() -> ExitCode {
     weir::logging::init(cli.log_format.as_deref(), Some(level));
     let result = match cli.command {
         Command::CheckConfig { config } => weir::admin::check_config(&config).map(|_| ()),
-        Command::Extract(args) => weir::extract::run(&args),
+        Command::Extract(args) => {
+            weir::scoring::runtime::allow_project_venv();
+            weir::extract::run(&args)
+        }
         Command::Cost {
             captures,
             config,
@@ -41,7 +44,10 @@ fn main() -> ExitCode {
         } => weir::admin::plugins_check(&files),
         Command::Models {
             cmd: ModelsCmd::Inspect { dir, plugin_dir },
-        } => weir::admin::models_inspect(&dir, plugin_dir),
+        } => {
+            weir::scoring::runtime::allow_project_venv();
+            weir::admin::models_inspect(&dir, plugin_dir)
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -327,6 +327,7 @@ fn worker_loop(
     // the first packet there is no clock to move (and no flow to expire).
     let mut last = LastPacket { ns: 0, tsc: 0 };
     let mut idle_since = rdtsc();
+    let panic_at = crate::dead_worker::test_panic_at(w);
     while !halt.load(Ordering::Acquire) {
         let mut got = 0;
         for q in qs.iter_mut() {
@@ -348,6 +349,7 @@ fn worker_loop(
             }
             std::hint::spin_loop();
         } else {
+            crate::dead_worker::maybe_test_panic(w, panic_at, worker.stats.packets);
             counters
                 .packets
                 .store(worker.stats.packets, Ordering::Relaxed);
@@ -547,6 +549,7 @@ pub fn run(config: &Path, opts: &RunOptions) -> Result<()> {
         rx_ts,
     };
     let (report_tx, report_rx) = crossbeam_channel::unbounded();
+    let dead = Arc::new(crate::dead_worker::DeadWorkers::default());
     let mut live = Vec::new();
     for (w, qs) in queues.into_iter().enumerate() {
         let counters = Arc::new(LiveCounters::default());
@@ -558,21 +561,32 @@ pub fn run(config: &Path, opts: &RunOptions) -> Result<()> {
         let (halt, abort, report_tx) = (halt.clone(), abort.clone(), report_tx.clone());
         let max_packets = opts.max_packets;
         let metrics = cfg.metrics.enabled.then(|| worker_metrics[w].clone()); // ops (issue 8)
+        let (dead, on_panic_counters, on_panic_abort) =
+            (dead.clone(), counters.clone(), abort.clone());
         lcore::remote_launch(lcores[w], move || {
-            worker_loop(
-                w,
-                pipeline,
-                sink,
-                alerts,
-                qs,
-                clock,
-                halt,
-                abort,
-                counters,
-                max_packets,
-                report_tx,
-                metrics,
-            )
+            // A panic stops the run: the spreader stops waiting for this worker, the main
+            // loop sees `abort`, and the others drain and flush.
+            let on_panic = move || {
+                on_panic_counters.running.store(false, Ordering::Release);
+                on_panic_abort.store(true, Ordering::Release);
+            };
+            let body = move || {
+                worker_loop(
+                    w,
+                    pipeline,
+                    sink,
+                    alerts,
+                    qs,
+                    clock,
+                    halt,
+                    abort,
+                    counters,
+                    max_packets,
+                    report_tx,
+                    metrics,
+                )
+            };
+            dead.run(w, body, on_panic)
         })?;
     }
     drop(report_tx);
@@ -593,7 +607,11 @@ pub fn run(config: &Path, opts: &RunOptions) -> Result<()> {
         // The main lcore spreads when a port needs it, and looks after the run every 50 ms.
         match spreader.as_mut() {
             Some(s) => {
-                if s.poll(&|w| live[w].running.load(Ordering::Acquire)) == 0 {
+                // Never wait for a ring once the run is stopping (a signal, a dead worker).
+                let alive = |w: usize| {
+                    live[w].running.load(Ordering::Acquire) && !abort.load(Ordering::Relaxed)
+                };
+                if s.poll(&alive) == 0 {
                     std::hint::spin_loop();
                 }
                 let c = rdtsc();
@@ -662,6 +680,13 @@ pub fn run(config: &Path, opts: &RunOptions) -> Result<()> {
     );
     let costs: Vec<&CostTable> = reports.iter().filter_map(|r| r.2.as_ref()).collect();
     eprintln!("{}", CostTable::merge(&costs).format(Some(hz as f64)));
+    if let Some((w, msg)) = dead.first() {
+        bail!(
+            "worker {w} panicked: {msg}; the run was stopped, the other workers' open flows were \
+             flushed ({} records written), worker {w}'s open flows were lost",
+            out.records
+        );
+    }
     if out.records != flows || out.packets != accepted {
         bail!(
             "records lost in the output stage: workers finished {flows} flows ({accepted} packets), {} written ({} packets)",

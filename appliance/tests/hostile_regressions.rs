@@ -113,7 +113,8 @@ fn pcapng_times_out_of_range_are_refused() {
     let tsoff = |s: i64| (14u16, s.to_le_bytes().to_vec());
     // (name, interface options, second packet's timestamp, the packet refused). The first
     // packet has raw time 0: fine unless the offset alone is out of range.
-    let cases: [(&str, Vec<(u16, Vec<u8>)>, (u32, u32), u32); 4] = [
+    type Case = (&'static str, Vec<(u16, Vec<u8>)>, (u32, u32), u32);
+    let cases: [Case; 4] = [
         ("tsoffset_max", vec![tsoff(i64::MAX)], (0, 1_000_000), 1),
         ("tsoffset_before_1970", vec![tsoff(-100)], (0, 1_000_000), 1),
         // 2^36 s in 2^-0 s units: 6.9e19 ns, past u64 (it wrapped).

@@ -44,19 +44,13 @@ pub enum CaptureError {
         packets: u64,
         reason: String,
     },
-    /// A packet whose time cannot be represented (before 1970 or after [`MAX_TS_NS`]): the
-    /// read stops there rather than give its flow a wrapped or clamped time.
-    #[error("{path}: packet {packet}: time out of range: {reason}")]
-    TimeOutOfRange {
-        path: PathBuf,
-        /// 1-based number of the packet in the file.
-        packet: u64,
-        reason: String,
-    },
 }
 
-/// The latest packet time weir reads, in ns since 1970: `i64::MAX` (2262-04-11), so every time
+/// The latest packet time weir keeps, in ns since 1970: `i64::MAX` (2262-04-11), so every time
 /// and its milliseconds fit a signed 64-bit column and the clocks have room for deadlines.
+/// A pcapng time outside 0..=MAX_TS_NS is clamped to the nearer end, never wrapped: the
+/// first one of a file is logged with the file, the packet number and the computation, and
+/// the count at the end of the file ([`CaptureReader::clamped_times`]).
 pub const MAX_TS_NS: u64 = i64::MAX as u64;
 
 /// One packet as read from the file.
@@ -107,17 +101,22 @@ impl TsResol {
 }
 
 /// A pcapng packet's time in ns: `raw` units of the interface's `if_tsresol` plus its
-/// `if_tsoffset` seconds, computed exactly; an `Err` says why it is outside 0..=MAX_TS_NS.
-fn pcapng_ts_ns(res: TsResol, off_s: i64, raw: u64) -> Result<u64, String> {
+/// `if_tsoffset` seconds, computed exactly; outside 0..=MAX_TS_NS, an `Err` with the time
+/// clamped to the nearer end and why.
+fn pcapng_ts_ns(res: TsResol, off_s: i64, raw: u64) -> Result<u64, (u64, String)> {
     // |raw ns| < 2^94 and |off_s * 1e9| < 2^93: the sum fits an i128.
     let t = res.to_ns(raw) as i128 + off_s as i128 * 1_000_000_000;
     if (0..=MAX_TS_NS as i128).contains(&t) {
         Ok(t as u64)
     } else {
-        Err(format!(
-            "timestamp {raw} x {} + if_tsoffset {off_s} s = {t} ns since 1970, outside \
-             0..={MAX_TS_NS} (1970 to 2262)",
-            res.describe()
+        let clamped = if t < 0 { 0 } else { MAX_TS_NS };
+        Err((
+            clamped,
+            format!(
+                "timestamp {raw} x {} + if_tsoffset {off_s} s = {t} ns since 1970, outside \
+                 0..={MAX_TS_NS} (1970 to 2262)",
+                res.describe()
+            ),
         ))
     }
 }
@@ -128,6 +127,7 @@ pub struct CaptureReader {
     inner: Inner,
     packets: u64,
     size: u64,
+    clamped: u64,
 }
 
 impl CaptureReader {
@@ -174,6 +174,7 @@ impl CaptureReader {
             inner,
             packets: 0,
             size,
+            clamped: 0,
         })
     }
 
@@ -189,6 +190,11 @@ impl CaptureReader {
     /// Packets read so far.
     pub fn packets(&self) -> u64 {
         self.packets
+    }
+
+    /// Packets whose time was clamped into 1970..2262 (see [`MAX_TS_NS`]).
+    pub fn clamped_times(&self) -> u64 {
+        self.clamped
     }
 
     /// Read the next packet and hand it to `f`; `Ok(false)` at the end of the file.
@@ -219,7 +225,16 @@ impl CaptureReader {
             },
             Inner::PcapNg(rd, ifaces) => loop {
                 let block = match rd.next_block() {
-                    None => return Ok(None),
+                    None => {
+                        if self.clamped > 0 {
+                            tracing::warn!(
+                                "{}: {} packet times were out of range and clamped",
+                                self.path.display(),
+                                self.clamped
+                            );
+                        }
+                        return Ok(None);
+                    }
                     Some(Err(e)) => return Err(corrupt(self.packets, e.to_string())),
                     Some(Ok(b)) => b,
                 };
@@ -249,13 +264,8 @@ impl CaptureReader {
                         };
                         // The crate reads the 64-bit timestamp as ns: these are raw units.
                         let raw = epb.timestamp.as_nanos() as u64;
-                        let ts = pcapng_ts_ns(res, off, raw).map_err(|reason| {
-                            CaptureError::TimeOutOfRange {
-                                path: self.path.clone(),
-                                packet: self.packets + 1,
-                                reason,
-                            }
-                        })?;
+                        let t = pcapng_ts_ns(res, off, raw);
+                        let ts = clamp_time(&self.path, self.packets, &mut self.clamped, t);
                         self.packets += 1;
                         return Ok(Some(f(CapturedPacket {
                             data: &epb.data,
@@ -271,13 +281,8 @@ impl CaptureReader {
                                 format!("packet for undeclared interface {}", pb.interface_id),
                             ));
                         };
-                        let ts = pcapng_ts_ns(res, off, pb.timestamp).map_err(|reason| {
-                            CaptureError::TimeOutOfRange {
-                                path: self.path.clone(),
-                                packet: self.packets + 1,
-                                reason,
-                            }
-                        })?;
+                        let t = pcapng_ts_ns(res, off, pb.timestamp);
+                        let ts = clamp_time(&self.path, self.packets, &mut self.clamped, t);
                         self.packets += 1;
                         return Ok(Some(f(CapturedPacket {
                             data: &pb.data,
@@ -323,6 +328,25 @@ fn pcap_ts_ns(sec: u32, frac: u32, frac_ns: u64) -> u64 {
     let ms = sec * 1000 + usec / 1000;
     let rest_us = (usec % 1000).max(0);
     (ms * 1_000_000 + rest_us * 1000).max(0) as u64
+}
+
+/// The time of packet `packets + 1` of `path`, clamped if out of range (the first logged).
+fn clamp_time(path: &Path, packets: u64, clamped: &mut u64, t: Result<u64, (u64, String)>) -> u64 {
+    match t {
+        Ok(t) => t,
+        Err((to, reason)) => {
+            if *clamped == 0 {
+                tracing::warn!(
+                    "{}: packet {}: time out of range: {reason}; clamped to {to} ns, as is every \
+                     later such packet of this file (counted at its end)",
+                    path.display(),
+                    packets + 1
+                );
+            }
+            *clamped += 1;
+            to
+        }
+    }
 }
 
 /// Count the packets of a capture (a full read; for tests and checks).
@@ -449,15 +473,19 @@ mod tests {
         assert_eq!(pcapng_ts_ns(us, -1, 1_500_000), Ok(500_000_000));
         // The largest time accepted, and one ns past it.
         assert_eq!(pcapng_ts_ns(TsResol::Pow10(9), 0, MAX_TS_NS), Ok(MAX_TS_NS));
-        assert!(pcapng_ts_ns(TsResol::Pow10(9), 0, MAX_TS_NS + 1).is_err());
-        // The offsets and resolutions that wrapped or saturated before.
+        let high = |r: Result<u64, (u64, String)>| r.unwrap_err().0 == MAX_TS_NS;
+        let low = |r: Result<u64, (u64, String)>| r.unwrap_err().0 == 0;
+        assert!(high(pcapng_ts_ns(TsResol::Pow10(9), 0, MAX_TS_NS + 1)));
+        // The offsets and resolutions that wrapped or saturated before: clamped to the
+        // nearer end, never wrapped.
         let e = pcapng_ts_ns(us, i64::MAX, 0).unwrap_err();
-        assert!(e.contains("if_tsoffset 9223372036854775807"), "{e}");
-        assert!(pcapng_ts_ns(us, i64::MIN, u64::MAX).is_err());
-        assert!(pcapng_ts_ns(us, -1, 0).is_err());
-        assert!(pcapng_ts_ns(TsResol::Pow10(0), 0, u64::MAX).is_err());
-        assert!(pcapng_ts_ns(TsResol::Pow2(0), 0, 1 << 40).is_err());
-        assert!(pcapng_ts_ns(us, 0, u64::MAX).is_err());
+        assert_eq!(e.0, MAX_TS_NS);
+        assert!(e.1.contains("if_tsoffset 9223372036854775807"), "{}", e.1);
+        assert!(low(pcapng_ts_ns(us, i64::MIN, u64::MAX)));
+        assert!(low(pcapng_ts_ns(us, -1, 0)));
+        assert!(high(pcapng_ts_ns(TsResol::Pow10(0), 0, u64::MAX)));
+        assert!(high(pcapng_ts_ns(TsResol::Pow2(0), 0, 1 << 40)));
+        assert!(high(pcapng_ts_ns(us, 0, u64::MAX)));
         // A raw time past the range brought back into it by a negative offset is fine.
         assert_eq!(
             pcapng_ts_ns(TsResol::Pow10(9), -1, MAX_TS_NS + 1_000_000_000),

@@ -105,32 +105,62 @@ fn extract_first_seen(cap: &Path) -> (bool, String, Vec<String>) {
 
 /// pcapng times wrapped silently: `if_tsoffset = 2^63-1` (seconds) times 1e9 wrapped in
 /// 64 bits and gave a record with `bidirectional_first_seen_ms = 0` and exit 0; a 2^-n
-/// `if_tsresol` truncated a 128-bit product to 64 bits; `10^-0` saturated. A time outside
-/// 1970..2262 is now refused with the file and the packet number.
+/// `if_tsresol` truncated a 128-bit product to 64 bits; `10^-0` saturated to u64::MAX ns. A
+/// time outside 1970..2262 is now clamped to the nearer end (never wrapped), and the first
+/// such packet is named in a warning with the file.
 #[test]
-fn pcapng_times_out_of_range_are_refused() {
+fn pcapng_times_out_of_range_are_clamped_and_named() {
     let dir = tempfile::tempdir().unwrap();
     let tsoff = |s: i64| (14u16, s.to_le_bytes().to_vec());
-    // (name, interface options, second packet's timestamp, the packet refused). The first
-    // packet has raw time 0: fine unless the offset alone is out of range.
-    type Case = (&'static str, Vec<(u16, Vec<u8>)>, (u32, u32), u32);
+    let latest_ms = (i64::MAX / 1_000_000).to_string();
+    // (name, interface options, second packet's timestamp, first packet clamped, the
+    // first-seen times of the records). The first packet has raw time 0; where the second is
+    // clamped to 2262 the first flow went idle long before, so it makes a second record.
+    type Case = (
+        &'static str,
+        Vec<(u16, Vec<u8>)>,
+        (u32, u32),
+        u32,
+        Vec<String>,
+    );
+    let late = || vec!["0".to_string(), latest_ms.clone()];
     let cases: [Case; 4] = [
-        ("tsoffset_max", vec![tsoff(i64::MAX)], (0, 1_000_000), 1),
-        ("tsoffset_before_1970", vec![tsoff(-100)], (0, 1_000_000), 1),
+        (
+            "tsoffset_max",
+            vec![tsoff(i64::MAX)],
+            (0, 1_000_000),
+            1,
+            vec![latest_ms.clone()],
+        ),
+        (
+            "tsoffset_before_1970",
+            vec![tsoff(-100)],
+            (0, 1_000_000),
+            1,
+            vec!["0".into()],
+        ),
         // 2^36 s in 2^-0 s units: 6.9e19 ns, past u64 (it wrapped).
-        ("tsresol_2pow0", vec![(9, vec![0x80])], (0x10, 0), 2),
+        ("tsresol_2pow0", vec![(9, vec![0x80])], (0x10, 0), 2, late()),
         // 2^63 s in 10^-0 s units (it saturated to u64::MAX).
-        ("tsresol_1s", vec![(9, vec![0])], (0x8000_0000, 0), 2),
+        (
+            "tsresol_1s",
+            vec![(9, vec![0])],
+            (0x8000_0000, 0),
+            2,
+            late(),
+        ),
     ];
-    for (name, opts, stamp, refused) in cases {
+    for (name, opts, stamp, clamped, first_seen) in cases {
         let cap = dir.path().join(format!("{name}.pcapng"));
         std::fs::write(&cap, pcapng(&opts, &[(0, 0), stamp])).unwrap();
         let (ok, err, seen) = extract_first_seen(&cap);
-        assert!(!ok, "{name}: accepted, first_seen {seen:?}");
+        assert!(ok, "{name}: {err}");
         assert!(err.contains(&*cap.display().to_string()), "{name}: {err}");
-        let want = format!("packet {refused}: time out of range");
+        let want = format!("packet {clamped}: time out of range");
         assert!(err.contains(&want), "{name}: {err}");
-        assert!(!err.contains("panicked"), "{name}: {err}");
+        let mut seen = seen;
+        seen.sort();
+        assert_eq!(seen, first_seen, "{name}: {err}");
     }
     // In range, the options are applied exactly: 10^-9 s units plus a 1000 s offset.
     let cap = dir.path().join("ns_offset.pcapng");

@@ -154,8 +154,11 @@ HAVE_MODEL=0
 if [ -f "$MODEL/model.json" ]; then
     HAVE_MODEL=1
     VARIANTS+=(weir-model)
+    # `weir run` loads ONNX Runtime only from ort_library, ORT_DYLIB_PATH or the install
+    # location: name the project venv's wheel explicitly.
+    ORT_LIB="${ORT_DYLIB_PATH:-$(ls "$ROOT"/.venv/lib/python3*/site-packages/onnxruntime/capi/libonnxruntime.so.* 2>/dev/null | tail -n 1)}"
     weir_run_config "$OUT/weir-model.toml" "" '[flows]' 'tcp_teardown = true' \
-        '[model]' "dir = \"$MODEL\""
+        '[model]' "dir = \"$MODEL\"" "ort_library = \"$ORT_LIB\""
 fi
 HAVE_NF=0
 if [ "$SKIP_NF" = 0 ] && "$NF_PY" -c 'import nfstream' 2>/dev/null; then HAVE_NF=1; fi

@@ -50,6 +50,25 @@ def read_pcap(path, limit):
     return linktype, blob[:24], out
 
 
+def pcapng(options, frames):
+    """A little-endian pcapng: one section, one Ethernet interface with `options` ((code,
+    bytes) pairs, e.g. if_tsresol = 9, if_tsoffset = 14), and an Enhanced Packet Block per
+    (timestamp, frame)."""
+    def block(kind, body):
+        body += b"\0" * (-len(body) % 4)
+        n = 12 + len(body)
+        return struct.pack("<II", kind, n) + body + struct.pack("<I", n)
+    out = block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1))
+    idb = struct.pack("<HHI", 1, 0, 0)
+    for code, v in options:
+        idb += struct.pack("<HH", code, len(v)) + v + b"\0" * (-len(v) % 4)
+    out += block(1, idb + b"\0\0\0\0")
+    for ts, frame in frames:
+        out += block(6, struct.pack("<IIIII", 0, ts >> 32, ts & 0xFFFFFFFF, len(frame),
+                                    len(frame)) + frame)
+    return out
+
+
 def write(d, name, data):
     os.makedirs(d, exist_ok=True)
     with open(os.path.join(d, name), "wb") as f:
@@ -80,6 +99,25 @@ def main():
             with open(p, "rb") as f:
                 write(os.path.join(out, "capture"), name, f.read())
                 caps += 1
+    # pcapng with the interface options that scale and shift times (if_tsresol, code 9:
+    # 10^-n or 2^-n s; if_tsoffset, code 14: signed seconds), in range and at the edges.
+    got = read_pcap(os.path.join(PCAPS, "ajp.pcap"), 3)
+    if got:
+        frames = [d for _, d in got[2]]
+        for name, opts in [
+            ("ns", [(9, b"\x09")]),
+            ("2pow20", [(9, b"\x94")]),
+            ("1s", [(9, b"\x00")]),
+            ("ps", [(9, b"\x0c")]),
+            ("offset", [(9, b"\x06"), (14, struct.pack("<q", 1_600_000_000))]),
+            ("offset_neg", [(14, struct.pack("<q", -10))]),
+            ("offset_max", [(14, struct.pack("<q", 2**63 - 1))]),
+            ("offset_min", [(9, b"\x09"), (14, struct.pack("<q", -2**63))]),
+        ]:
+            stamps = [1_500_000_000_000_000 + i * 1000 for i in range(len(frames))]
+            write(os.path.join(out, "capture"), f"opts-{name}.pcapng",
+                  pcapng(opts, list(zip(stamps, frames))))
+            caps += 1
     # flow_table ops: [len][dt][kind=0x80 raw][frame...], frames of one TCP capture.
     got = read_pcap(os.path.join(PCAPS, "ajp.pcap"), 12)
     if got:

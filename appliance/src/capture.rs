@@ -46,6 +46,13 @@ pub enum CaptureError {
     },
 }
 
+/// The latest packet time weir keeps, in ns since 1970: `i64::MAX` (2262-04-11), so every time
+/// and its milliseconds fit a signed 64-bit column and the clocks have room for deadlines.
+/// A pcapng time outside 0..=MAX_TS_NS is clamped to the nearer end, never wrapped: the
+/// first one of a file is logged with the file, the packet number and the computation, and
+/// the count at the end of the file ([`CaptureReader::clamped_times`]).
+pub const MAX_TS_NS: u64 = i64::MAX as u64;
+
 /// One packet as read from the file.
 pub struct CapturedPacket<'a> {
     pub data: &'a [u8],
@@ -80,12 +87,41 @@ impl TsResol {
         }
     }
 
-    fn to_ns(self, raw: u64) -> u64 {
+    /// `raw` units in ns, exactly (no wrap: `u64 * 1e9` fits a u128); sub-ns parts truncate.
+    fn to_ns(self, raw: u64) -> u128 {
         match self {
-            TsResol::Pow10(p) if p <= 9 => raw.saturating_mul(10u64.pow(9 - p)),
-            TsResol::Pow10(p) => (raw as u128 / 10u128.pow((p - 9).min(38))) as u64,
-            TsResol::Pow2(p) => ((raw as u128 * 1_000_000_000u128) >> p.min(127)) as u64,
+            TsResol::Pow10(p) if p <= 9 => raw as u128 * 10u128.pow(9 - p),
+            TsResol::Pow10(p) => raw as u128 / 10u128.pow((p - 9).min(38)),
+            TsResol::Pow2(p) => (raw as u128 * 1_000_000_000u128) >> p.min(127),
         }
+    }
+
+    fn describe(self) -> String {
+        match self {
+            TsResol::Pow10(p) => format!("10^-{p} s"),
+            TsResol::Pow2(p) => format!("2^-{p} s"),
+        }
+    }
+}
+
+/// A pcapng packet's time in ns: `raw` units of the interface's `if_tsresol` plus its
+/// `if_tsoffset` seconds, computed exactly; outside 0..=MAX_TS_NS, an `Err` with the time
+/// clamped to the nearer end and why.
+fn pcapng_ts_ns(res: TsResol, off_s: i64, raw: u64) -> Result<u64, (u64, String)> {
+    // |raw ns| < 2^94 and |off_s * 1e9| < 2^93: the sum fits an i128.
+    let t = res.to_ns(raw) as i128 + off_s as i128 * 1_000_000_000;
+    if (0..=MAX_TS_NS as i128).contains(&t) {
+        Ok(t as u64)
+    } else {
+        let clamped = if t < 0 { 0 } else { MAX_TS_NS };
+        Err((
+            clamped,
+            format!(
+                "timestamp {raw} x {} + if_tsoffset {off_s} s = {t} ns since 1970, outside \
+                 0..={MAX_TS_NS} (1970 to 2262)",
+                res.describe()
+            ),
+        ))
     }
 }
 
@@ -150,6 +186,7 @@ pub struct CaptureReader {
     inner: Inner,
     packets: u64,
     size: u64,
+    clamped: u64,
 }
 
 impl CaptureReader {
@@ -210,6 +247,7 @@ impl CaptureReader {
             inner,
             packets: 0,
             size,
+            clamped: 0,
         })
     }
 
@@ -225,6 +263,11 @@ impl CaptureReader {
     /// Packets read so far.
     pub fn packets(&self) -> u64 {
         self.packets
+    }
+
+    /// Packets whose time was clamped into 1970..2262 (see [`MAX_TS_NS`]).
+    pub fn clamped_times(&self) -> u64 {
+        self.clamped
     }
 
     /// Read the next packet and hand it to `f`; `Ok(false)` at the end of the file.
@@ -268,7 +311,16 @@ impl CaptureReader {
             },
             Inner::PcapNg(rd, ifaces) => loop {
                 let block = match rd.next_block() {
-                    None => return Ok(None),
+                    None => {
+                        if self.clamped > 0 {
+                            tracing::warn!(
+                                "{}: {} packet times were out of range and clamped",
+                                self.path.display(),
+                                self.clamped
+                            );
+                        }
+                        return Ok(None);
+                    }
                     Some(Err(e)) => return Err(corrupt(self.packets, e.to_string())),
                     Some(Ok(b)) => b,
                 };
@@ -282,6 +334,7 @@ impl CaptureReader {
                                 InterfaceDescriptionOption::IfTsResol(v) => {
                                     res = TsResol::from_option(*v)
                                 }
+                                // A signed 64-bit count of seconds (pcapng 4.2).
                                 InterfaceDescriptionOption::IfTsOffset(s) => off = *s as i64,
                                 _ => {}
                             }
@@ -295,9 +348,11 @@ impl CaptureReader {
                                 format!("packet for undeclared interface {}", epb.interface_id),
                             ));
                         };
-                        self.packets += 1;
+                        // The crate reads the 64-bit timestamp as ns: these are raw units.
                         let raw = epb.timestamp.as_nanos() as u64;
-                        let ts = res.to_ns(raw).saturating_add_signed(off * 1_000_000_000);
+                        let t = pcapng_ts_ns(res, off, raw);
+                        let ts = clamp_time(&self.path, self.packets, &mut self.clamped, t);
+                        self.packets += 1;
                         return Ok(Some(f(CapturedPacket {
                             data: &epb.data,
                             orig_len: epb.original_len,
@@ -312,10 +367,9 @@ impl CaptureReader {
                                 format!("packet for undeclared interface {}", pb.interface_id),
                             ));
                         };
+                        let t = pcapng_ts_ns(res, off, pb.timestamp);
+                        let ts = clamp_time(&self.path, self.packets, &mut self.clamped, t);
                         self.packets += 1;
-                        let ts = res
-                            .to_ns(pb.timestamp)
-                            .saturating_add_signed(off * 1_000_000_000);
                         return Ok(Some(f(CapturedPacket {
                             data: &pb.data,
                             orig_len: pb.original_len,
@@ -345,7 +399,9 @@ impl CaptureReader {
 /// A classic pcap record's time in ns, read as libpcap reads it: the fields are the signed
 /// 32-bit `tv_sec`/`tv_usec` of `struct pcap_sf_pkthdr`, so a corrupt fraction outside
 /// 0..1e6 (seen in fuzzed captures) shifts the time as it does for every libpcap-based tool.
-/// Times before 1970 are clamped to 0.
+/// Times before 1970 are clamped to 0 (as before; NFStream's parity captures include such
+/// fuzzed records). Nothing here can wrap: `|sec| < 2^31`, so `sec * 1e9 + frac < 2^63`, and
+/// the latest time is 2038, well under [`MAX_TS_NS`].
 fn pcap_ts_ns(sec: u32, frac: u32, frac_ns: u64) -> u64 {
     let sec = sec as i32 as i64;
     if frac_ns == 1 {
@@ -358,6 +414,25 @@ fn pcap_ts_ns(sec: u32, frac: u32, frac_ns: u64) -> u64 {
     let ms = sec * 1000 + usec / 1000;
     let rest_us = (usec % 1000).max(0);
     (ms * 1_000_000 + rest_us * 1000).max(0) as u64
+}
+
+/// The time of packet `packets + 1` of `path`, clamped if out of range (the first logged).
+fn clamp_time(path: &Path, packets: u64, clamped: &mut u64, t: Result<u64, (u64, String)>) -> u64 {
+    match t {
+        Ok(t) => t,
+        Err((to, reason)) => {
+            if *clamped == 0 {
+                tracing::warn!(
+                    "{}: packet {}: time out of range: {reason}; clamped to {to} ns, as is every \
+                     later such packet of this file (counted at its end)",
+                    path.display(),
+                    packets + 1
+                );
+            }
+            *clamped += 1;
+            to
+        }
+    }
 }
 
 /// Count the packets of a capture (a full read; for tests and checks).
@@ -439,11 +514,69 @@ mod tests {
     }
 
     #[test]
+    fn pcap_times_never_wrap() {
+        // Every extreme of the two 32-bit fields, checked against i128 arithmetic.
+        for sec in [0u32, 1, i32::MAX as u32, i32::MIN as u32, u32::MAX] {
+            for frac in [0u32, 999_999, 999_999_999, i32::MAX as u32, u32::MAX] {
+                let (s, f) = (sec as i32 as i128, frac as i32 as i128);
+                let want_ns = (s * 1_000_000_000 + frac as i128).max(0);
+                assert_eq!(pcap_ts_ns(sec, frac, 1) as i128, want_ns, "{sec} {frac} ns");
+                let ms = s * 1000 + f / 1000; // C's truncating division
+                let want_us = (ms * 1_000_000 + (f % 1000).max(0) * 1000).max(0);
+                assert_eq!(
+                    pcap_ts_ns(sec, frac, 1000) as i128,
+                    want_us,
+                    "{sec} {frac} us"
+                );
+                assert!(pcap_ts_ns(sec, frac, 1) <= MAX_TS_NS);
+            }
+        }
+    }
+
+    #[test]
     fn tsresol_conversions() {
         assert_eq!(TsResol::Pow10(6).to_ns(1_500_000), 1_500_000_000);
         assert_eq!(TsResol::Pow10(9).to_ns(7), 7);
         assert_eq!(TsResol::Pow10(12).to_ns(5_000), 5);
         assert_eq!(TsResol::Pow2(10).to_ns(1024), 1_000_000_000);
+        // No wrap at the extremes: exact in u128.
+        assert_eq!(
+            TsResol::Pow10(0).to_ns(u64::MAX),
+            u64::MAX as u128 * 1_000_000_000
+        );
+        assert_eq!(
+            TsResol::Pow2(0).to_ns(u64::MAX),
+            u64::MAX as u128 * 1_000_000_000
+        );
+        assert_eq!(TsResol::Pow10(127).to_ns(u64::MAX), 0);
+    }
+
+    #[test]
+    fn pcapng_times_in_range_or_refused() {
+        let us = TsResol::Pow10(6);
+        assert_eq!(pcapng_ts_ns(us, 0, 1_500_000), Ok(1_500_000_000));
+        assert_eq!(pcapng_ts_ns(us, 10, 1), Ok(10_000_001_000));
+        assert_eq!(pcapng_ts_ns(us, -1, 1_500_000), Ok(500_000_000));
+        // The largest time accepted, and one ns past it.
+        assert_eq!(pcapng_ts_ns(TsResol::Pow10(9), 0, MAX_TS_NS), Ok(MAX_TS_NS));
+        let high = |r: Result<u64, (u64, String)>| r.unwrap_err().0 == MAX_TS_NS;
+        let low = |r: Result<u64, (u64, String)>| r.unwrap_err().0 == 0;
+        assert!(high(pcapng_ts_ns(TsResol::Pow10(9), 0, MAX_TS_NS + 1)));
+        // The offsets and resolutions that wrapped or saturated before: clamped to the
+        // nearer end, never wrapped.
+        let e = pcapng_ts_ns(us, i64::MAX, 0).unwrap_err();
+        assert_eq!(e.0, MAX_TS_NS);
+        assert!(e.1.contains("if_tsoffset 9223372036854775807"), "{}", e.1);
+        assert!(low(pcapng_ts_ns(us, i64::MIN, u64::MAX)));
+        assert!(low(pcapng_ts_ns(us, -1, 0)));
+        assert!(high(pcapng_ts_ns(TsResol::Pow10(0), 0, u64::MAX)));
+        assert!(high(pcapng_ts_ns(TsResol::Pow2(0), 0, 1 << 40)));
+        assert!(high(pcapng_ts_ns(us, 0, u64::MAX)));
+        // A raw time past the range brought back into it by a negative offset is fine.
+        assert_eq!(
+            pcapng_ts_ns(TsResol::Pow10(9), -1, MAX_TS_NS + 1_000_000_000),
+            Ok(MAX_TS_NS)
+        );
     }
 
     #[test]

@@ -226,6 +226,9 @@ pub fn extract(args: &ExtractArgs, out_path: Option<std::path::PathBuf>) -> Resu
     let done = Arc::new(AtomicBool::new(false));
     // The input's time (ns) up to which every packet has been enqueued.
     let input_clock = Arc::new(AtomicU64::new(0));
+    // Raised when a worker panics: the feeder stops waiting for ring room or mbufs.
+    let worker_died = Arc::new(AtomicBool::new(false));
+    let dead = Arc::new(crate::dead_worker::DeadWorkers::default());
     let (report_tx, report_rx) = crossbeam_channel::unbounded::<WorkerReport>();
     let lcores: Vec<u32> = lcore::worker_lcores().collect();
     if lcores.len() < n_workers {
@@ -243,54 +246,65 @@ pub fn extract(args: &ExtractArgs, out_path: Option<std::path::PathBuf>) -> Resu
         let pipeline = pipeline.clone();
         let sink = output.tx.clone();
         let alerts = output.alerts.clone();
+        let (dead, died) = (dead.clone(), worker_died.clone());
         lcore::remote_launch(lc, move || {
-            let mut worker = match pipeline.worker(i as u16, sink, alerts) {
-                Ok(w) => w,
-                Err(e) => {
-                    let _ = report_tx.send(WorkerReport::failed(i as u16, format!("{e:#}")));
-                    // Drain the queue so the feeder never waits on a dead worker.
-                    let mut burst = MbufBurst::<BURST>::new();
-                    while !done.load(Ordering::Acquire) || rxq.rx_burst(&mut burst) > 0 {
+            let on_panic = move || died.store(true, Ordering::Release);
+            dead.run(
+                i,
+                move || {
+                    let mut worker = match pipeline.worker(i as u16, sink, alerts) {
+                        Ok(w) => w,
+                        Err(e) => {
+                            let _ =
+                                report_tx.send(WorkerReport::failed(i as u16, format!("{e:#}")));
+                            // Drain the queue so the feeder never waits on a dead worker.
+                            let mut burst = MbufBurst::<BURST>::new();
+                            while !done.load(Ordering::Acquire) || rxq.rx_burst(&mut burst) > 0 {
+                                burst.clear();
+                            }
+                            return -1;
+                        }
+                    };
+                    // Workers receive `workers.burst` packets at a time, as in `weir run`.
+                    let mut burst = MbufBurst::<{ crate::config::MAX_BURST }>::new();
+                    let want = usize::from(pipeline.cfg.workers.burst);
+                    let mut done_seen = false;
+                    let mut told = 0u64;
+                    let panic_at = crate::dead_worker::test_panic_at(i);
+                    loop {
+                        // Read before polling: every packet up to this time is then in the
+                        // queue, so an empty queue means this worker has nothing older left.
+                        let clock = input_clock.load(Ordering::Acquire);
+                        let t = worker.burst_start();
+                        let n = rxq.rx_burst_up_to(&mut burst, want);
+                        if n == 0 {
+                            if clock > told {
+                                told = clock;
+                                worker.advance_time(clock);
+                            }
+                            if done_seen {
+                                break;
+                            }
+                            // Everything enqueued before the flag was raised is visible after it.
+                            done_seen = done.load(Ordering::Acquire);
+                            std::hint::spin_loop();
+                            continue;
+                        }
+                        worker.process_burst(burst.iter().map(|m| frame_of(m, &meta)), t);
                         burst.clear();
+                        crate::dead_worker::maybe_test_panic(i, panic_at, worker.stats.packets);
                     }
-                    return -1;
-                }
-            };
-            // Workers receive `workers.burst` packets at a time, as in `weir run`.
-            let mut burst = MbufBurst::<{ crate::config::MAX_BURST }>::new();
-            let want = usize::from(pipeline.cfg.workers.burst);
-            let mut done_seen = false;
-            let mut told = 0u64;
-            loop {
-                // Read before polling: every packet up to this time is then in the queue,
-                // so an empty queue means this worker has nothing older left to count.
-                let clock = input_clock.load(Ordering::Acquire);
-                let t = worker.burst_start();
-                let n = rxq.rx_burst_up_to(&mut burst, want);
-                if n == 0 {
-                    if clock > told {
-                        told = clock;
-                        worker.advance_time(clock);
-                    }
-                    if done_seen {
-                        break;
-                    }
-                    // Everything enqueued before the flag was raised is visible after it.
-                    done_seen = done.load(Ordering::Acquire);
-                    std::hint::spin_loop();
-                    continue;
-                }
-                worker.process_burst(burst.iter().map(|m| frame_of(m, &meta)), t);
-                burst.clear();
-            }
-            worker.flush_all();
-            let _ = report_tx.send(WorkerReport {
-                id: worker.id(),
-                stats: worker.stats.clone(),
-                cost: Some(worker.cost.clone()),
-                error: None,
-            });
-            0
+                    worker.flush_all();
+                    let _ = report_tx.send(WorkerReport {
+                        id: worker.id(),
+                        stats: worker.stats.clone(),
+                        cost: Some(worker.cost.clone()),
+                        error: None,
+                    });
+                    0
+                },
+                on_panic,
+            )
         })?;
     }
     drop(report_tx);
@@ -308,6 +322,7 @@ pub fn extract(args: &ExtractArgs, out_path: Option<std::path::PathBuf>) -> Resu
         &mut rings,
         &stop,
         &input_clock,
+        &worker_died,
         progress_bar(args, total_bytes),
     );
     // Whatever happened, let the workers finish and flush what they got.
@@ -318,6 +333,13 @@ pub fn extract(args: &ExtractArgs, out_path: Option<std::path::PathBuf>) -> Resu
     let mut reports: Vec<WorkerReport> = report_rx.iter().collect();
     reports.sort_by_key(|r| r.id);
     let out = output.finish();
+    if let Some((w, msg)) = dead.first() {
+        bail!(
+            "worker {w} panicked: {msg}; the extract was stopped, the other workers' open flows \
+             were flushed ({} records written), worker {w}'s open flows were lost",
+            out.records
+        );
+    }
     let fed = feed?;
     let elapsed = started.elapsed();
 
@@ -582,7 +604,8 @@ fn progress_bar(args: &ExtractArgs, total: u64) -> Option<indicatif::ProgressBar
     Some(pb)
 }
 
-/// Read every capture into the rings. Returns when all was fed or on a signal.
+/// Read every capture into the rings. Returns when all was fed, on a signal (`stop`) or when
+/// a worker died (`died`).
 #[allow(clippy::too_many_arguments)]
 fn feed(
     captures: &[std::path::PathBuf],
@@ -592,6 +615,7 @@ fn feed(
     rings: &mut [Ring],
     stop: &AtomicBool,
     input_clock: &AtomicU64,
+    died: &AtomicBool,
     pb: Option<indicatif::ProgressBar>,
 ) -> Result<Fed> {
     let n = rings.len();
@@ -605,7 +629,7 @@ fn feed(
     for path in captures {
         let mut rd = CaptureReader::open(path)?;
         loop {
-            if stop.load(Ordering::Relaxed) {
+            if stop.load(Ordering::Relaxed) || died.load(Ordering::Acquire) {
                 fed.interrupted = true;
                 break;
             }
@@ -621,7 +645,7 @@ fn feed(
                 } else {
                     0
                 };
-                let m = alloc_copy(pool, big_pool, frame, rings, &mut pending);
+                let m = alloc_copy(pool, big_pool, frame, rings, &mut pending, died);
                 Some((m, worker, p.orig_len))
             });
             let item = match item {
@@ -656,10 +680,10 @@ fn feed(
                 unreachable!("pending burst flushed when full");
             }
             if pending[w].is_full() {
-                push_all(&mut rings[w], &mut pending[w]);
+                push_all(&mut rings[w], &mut pending[w], died);
             }
             if fed.packets % CLOCK_EVERY == 0 {
-                publish_clock(rings, &mut pending, input_clock, last_ts);
+                publish_clock(rings, &mut pending, input_clock, last_ts, died);
             }
             if fed.packets % 4096 == 0 {
                 if let Some(pb) = &pb {
@@ -671,7 +695,7 @@ fn feed(
             break;
         }
     }
-    publish_clock(rings, &mut pending, input_clock, last_ts);
+    publish_clock(rings, &mut pending, input_clock, last_ts, died);
     if let Some(pb) = pb {
         pb.finish_and_clear();
     }
@@ -691,22 +715,25 @@ fn publish_clock(
     pending: &mut [MbufBurst<BURST>],
     input_clock: &AtomicU64,
     ts_ns: u64,
+    died: &AtomicBool,
 ) {
     for (w, p) in pending.iter_mut().enumerate() {
-        push_all(&mut rings[w], p);
+        push_all(&mut rings[w], p, died);
     }
     // Release: a worker that reads this time sees every packet enqueued before it.
     input_clock.store(ts_ns, Ordering::Release);
 }
 
 /// An mbuf holding a copy of `frame`. Waits (pushing what is pending so workers can free
-/// mbufs) while the pool is empty: backpressure, never loss.
+/// mbufs) while the pool is empty: backpressure, never loss; unless a worker died (`died`),
+/// whose ring would never give its mbufs back.
 fn alloc_copy(
     pool: &Mempool,
     big_pool: &Mempool,
     frame: &[u8],
     rings: &mut [Ring],
     pending: &mut [MbufBurst<BURST>],
+    died: &AtomicBool,
 ) -> Result<(Mbuf, bool)> {
     let big = frame.len() > DATA_ROOM as usize - 128;
     let p = if big { big_pool } else { pool };
@@ -714,8 +741,11 @@ fn alloc_copy(
         if let Some(m) = p.alloc() {
             break m;
         }
+        if died.load(Ordering::Acquire) {
+            bail!("a worker panicked: feeding stopped");
+        }
         for (w, b) in pending.iter_mut().enumerate() {
-            push_all(&mut rings[w], b);
+            push_all(&mut rings[w], b, died);
         }
         std::hint::spin_loop();
     };
@@ -729,10 +759,16 @@ fn alloc_copy(
     Ok((m, len < frame.len()))
 }
 
-/// Enqueue everything in `burst`, waiting while the ring is full.
-fn push_all(ring: &mut Ring, burst: &mut MbufBurst<BURST>) {
+/// Enqueue everything in `burst`, waiting while the ring is full; once a worker died
+/// (`died`) whatever is left is freed instead (the run is failing, and a dead worker's ring
+/// never drains).
+fn push_all(ring: &mut Ring, burst: &mut MbufBurst<BURST>, died: &AtomicBool) {
     while !burst.is_empty() {
         match ring.enqueue_burst(burst) {
+            Ok(0) if died.load(Ordering::Acquire) => {
+                burst.clear();
+                break;
+            }
             Ok(0) => std::hint::spin_loop(),
             Ok(_) => {}
             Err(e) => {

@@ -21,6 +21,7 @@ pub mod capture;
 pub mod cli;
 pub mod config;
 pub mod cost;
+pub mod dead_worker;
 pub mod extract;
 pub mod flow;
 pub mod logging;

@@ -24,7 +24,10 @@ fn main() -> ExitCode {
     }
     let result = match cli.command {
         Command::CheckConfig { config } => weir::admin::check_config(&config).map(|_| ()),
-        Command::Extract(args) => weir::extract::run(&args),
+        Command::Extract(args) => {
+            weir::scoring::runtime::allow_project_venv();
+            weir::extract::run(&args)
+        }
         Command::Cost {
             captures,
             config,
@@ -52,7 +55,10 @@ fn main() -> ExitCode {
         } => weir::admin::plugins_check(&files),
         Command::Models {
             cmd: ModelsCmd::Inspect { dir, plugin_dir },
-        } => weir::admin::models_inspect(&dir, plugin_dir),
+        } => {
+            weir::scoring::runtime::allow_project_venv();
+            weir::admin::models_inspect(&dir, plugin_dir)
+        }
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "weir", &mut std::io::stdout());
             Ok(())

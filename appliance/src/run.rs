@@ -404,6 +404,7 @@ fn worker_loop(
     // since it came (a replay keeps its own clock; a live port's packets carry `now`). Before
     // the first packet there is no clock to move (and no flow to expire).
     let mut idle_since = rdtsc();
+    let panic_at = crate::dead_worker::test_panic_at(w);
     while !halt.load(Ordering::Acquire) {
         // The software spreader's time, read before polling: with the rings empty, every
         // packet up to it has been counted (see `Spreader::clock`).
@@ -437,6 +438,7 @@ fn worker_loop(
             }
             std::hint::spin_loop();
         } else {
+            crate::dead_worker::maybe_test_panic(w, panic_at, worker.stats.packets);
             counters
                 .packets
                 .store(worker.stats.packets, Ordering::Relaxed);
@@ -671,6 +673,7 @@ pub fn run(config: &Path, opts: &RunOptions) -> Result<()> {
     };
     let (report_tx, report_rx) = crossbeam_channel::unbounded();
     let spread_clock = spreader.as_ref().map(|s| s.clock());
+    let dead = Arc::new(crate::dead_worker::DeadWorkers::default());
     let mut live = Vec::new();
     for (w, qs) in queues.into_iter().enumerate() {
         let counters = Arc::new(LiveCounters::default());
@@ -684,23 +687,34 @@ pub fn run(config: &Path, opts: &RunOptions) -> Result<()> {
         let metrics = cfg.metrics.enabled.then(|| worker_metrics[w].clone()); // ops (issue 8)
         let spread_clock = spread_clock.clone();
         let scratch = ChainScratch::new(may_chain, usize::from(cfg.workers.burst), max_frame);
+        let (dead, on_panic_counters, on_panic_abort) =
+            (dead.clone(), counters.clone(), abort.clone());
         lcore::remote_launch(lcores[w], move || {
-            worker_loop(
-                w,
-                pipeline,
-                sink,
-                alerts,
-                qs,
-                clock,
-                halt,
-                abort,
-                counters,
-                max_packets,
-                report_tx,
-                metrics,
-                spread_clock,
-                scratch,
-            )
+            // A panic stops the run: the spreader stops waiting for this worker, the main
+            // loop sees `abort`, and the others drain and flush.
+            let on_panic = move || {
+                on_panic_counters.running.store(false, Ordering::Release);
+                on_panic_abort.store(true, Ordering::Release);
+            };
+            let body = move || {
+                worker_loop(
+                    w,
+                    pipeline,
+                    sink,
+                    alerts,
+                    qs,
+                    clock,
+                    halt,
+                    abort,
+                    counters,
+                    max_packets,
+                    report_tx,
+                    metrics,
+                    spread_clock,
+                    scratch,
+                )
+            };
+            dead.run(w, body, on_panic)
         })?;
     }
     drop(report_tx);
@@ -727,7 +741,10 @@ pub fn run(config: &Path, opts: &RunOptions) -> Result<()> {
         match spreader.as_mut() {
             Some(s) => {
                 let now = clock.now_ns(rdtsc());
-                let alive = |w: usize| live[w].running.load(Ordering::Acquire);
+                // Never wait for a ring once the run is stopping (a signal, a dead worker).
+                let alive = |w: usize| {
+                    live[w].running.load(Ordering::Acquire) && !abort.load(Ordering::Relaxed)
+                };
                 if s.poll(&alive, &|m| clock.packet(m, now).0) == 0 {
                     std::hint::spin_loop();
                 }
@@ -810,6 +827,13 @@ pub fn run(config: &Path, opts: &RunOptions) -> Result<()> {
     );
     let costs: Vec<&CostTable> = reports.iter().filter_map(|r| r.2.as_ref()).collect();
     eprintln!("{}", CostTable::merge(&costs).format(Some(hz as f64)));
+    if let Some((w, msg)) = dead.first() {
+        bail!(
+            "worker {w} panicked: {msg}; the run was stopped, the other workers' open flows were \
+             flushed ({} records written), worker {w}'s open flows were lost",
+            out.records
+        );
+    }
     if out.records != flows || out.packets != accepted {
         bail!(
             "records lost in the output stage: workers finished {flows} flows ({accepted} packets), {} written ({} packets)",

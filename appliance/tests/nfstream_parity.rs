@@ -34,9 +34,10 @@ const KNOWN_DIFFERENCES: &[(&str, &str)] = &[
     ),
     (
         "dhcp_big_endian.pcapng",
-        "its timestamps are 4.7e18 microseconds (year ~152,000), past the range of weir's u64 \
-         nanosecond packet clock (year 2554): weir saturates them, so its times and durations \
-         differ; NFStream keeps milliseconds; flows, packets and bytes are equal",
+        "its timestamps are 4.7e18 microseconds (year ~152,000), past the range of weir's \
+         nanosecond packet clock (signed 64 bits, year 2262): weir clamps them (with a warning \
+         naming the file and packet), so its times and durations differ; NFStream keeps \
+         milliseconds; flows, packets and bytes are equal",
     ),
     (
         "dhcp_little_endian.pcapng",

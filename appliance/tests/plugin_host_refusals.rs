@@ -498,3 +498,124 @@ fn unreadable_directory_is_an_error() {
         other => panic!("{:?}", other.map(|(_, r)| r)),
     }
 }
+
+/// A plugin that writes one word past its flow state is refused at load (the guard bytes
+/// around each self-test state), naming the file, the stage and the overrun.
+#[test]
+fn self_test_state_overrun() {
+    let r = refuse(&["OVERRUN_STATE"]);
+    match &r.reason {
+        RefusalReason::SelfTest { stage, message } => {
+            assert_eq!(*stage, "update_burst");
+            assert!(
+                message.contains("past the end of its 24-byte flow state")
+                    && message.contains("byte 8 after it"),
+                "{message}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(r.to_string().contains("libbad.so"), "{r}");
+}
+
+/// A plugin that writes past the output array of `flow_emit` is refused at load.
+#[test]
+fn self_test_output_overrun() {
+    let r = refuse(&["OVERRUN_OUT"]);
+    match &r.reason {
+        RefusalReason::SelfTest { stage, message } => {
+            assert_eq!(*stage, "flow_emit");
+            assert!(
+                message.contains("past the end of its 3-value output array"),
+                "{message}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+/// The self-test hands plugins malformed packets too (here ICMP, which the well-formed round
+/// has none of): a plugin that fails on them is refused at load, not in production.
+#[test]
+fn self_test_includes_malformed_packets() {
+    let r = refuse(&["REJECT_ICMP"]);
+    match &r.reason {
+        RefusalReason::SelfTest { stage, message } => {
+            assert_eq!(*stage, "update_burst");
+            assert_eq!(message, "cannot handle ICMP (REJECT_ICMP)");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+/// A parent of the plugin directory that others can write refuses every plugin in it (they
+/// could rename the plugin directory and put another in its place); a sticky root-owned
+/// parent (like /tmp) does not.
+#[test]
+fn writable_parent_directory_refuses_every_file() {
+    let top = plugin_dir();
+    let dir = top.join("plugins");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    build(&dir, "liba.so", &[&name("a")]);
+    let (reg, refusals) = PluginRegistry::load(&PluginOptions::new(&dir)).unwrap();
+    assert_eq!(reg.plugins().len(), 1, "{refusals:?}");
+    std::fs::set_permissions(&top, std::fs::Permissions::from_mode(0o775)).unwrap();
+    let (reg, refusals) = PluginRegistry::load(&PluginOptions::new(&dir)).unwrap();
+    assert!(reg.plugins().is_empty());
+    assert_eq!(refusals.len(), 1);
+    match &refusals[0].reason {
+        RefusalReason::InsecureParent { dir: d, mode, .. } => {
+            assert_eq!(*d, top.canonicalize().unwrap());
+            assert_eq!(mode & 0o7777, 0o775);
+        }
+        other => panic!("{other:?}"),
+    }
+    let msg = refusals[0].to_string();
+    assert!(
+        msg.contains("liba.so") && msg.contains("parent directory"),
+        "{msg}"
+    );
+    // `weir plugins check FILE` applies the same gate to the file's directory.
+    let checked = check(&[dir.join("liba.so")], &PluginOptions::new(&dir));
+    assert!(
+        matches!(&checked[0], Err(r) if matches!(r.reason, RefusalReason::InsecureParent { .. })),
+        "{checked:?}"
+    );
+    // Sticky (and owned by root, when we are root): allowed again, like /tmp.
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        std::fs::set_permissions(&top, std::fs::Permissions::from_mode(0o1777)).unwrap();
+        let (reg, refusals) = PluginRegistry::load(&PluginOptions::new(&dir)).unwrap();
+        assert_eq!(reg.plugins().len(), 1, "{refusals:?}");
+    }
+}
+
+/// `weir plugins check` and the loader open each file once, judge its descriptor and load that
+/// descriptor (`/proc/self/fd/N`). Distinct plugins loaded one after the other get their own
+/// library even where descriptor numbers repeat, and a symlink is judged by its target.
+#[test]
+fn plugins_are_loaded_by_descriptor() {
+    let dir = plugin_dir();
+    let good = build(&dir, "libgood.so", &[&name("good")]);
+    let checked = check(std::slice::from_ref(&good), &PluginOptions::new(&dir));
+    assert!(checked[0].is_ok(), "{checked:?}");
+    // Distinct plugins loaded one after the other through /proc/self/fd/N: each gets its own
+    // library even when the descriptor numbers repeat.
+    let other = plugin_dir();
+    build(&other, "liba.so", &[&name("one")]);
+    build(&other, "libb.so", &[&name("two")]);
+    let (reg, refusals) = PluginRegistry::load(&PluginOptions::new(&other)).unwrap();
+    let names: Vec<_> = reg.plugins().iter().map(|p| p.desc.name.as_str()).collect();
+    assert_eq!(names, ["one", "two"], "{refusals:?}");
+    let third = plugin_dir();
+    let bad = build(&third, "libthree.so", &[&name("three")]);
+    std::fs::set_permissions(&bad, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let swapped = dir.join("libswap.so");
+    std::os::unix::fs::symlink(&bad, &swapped).unwrap();
+    let checked = check(&[swapped], &PluginOptions::new(&dir));
+    assert!(
+        matches!(&checked[0], Err(r) if matches!(r.reason, RefusalReason::InsecureFile { .. })),
+        "{checked:?}"
+    );
+}

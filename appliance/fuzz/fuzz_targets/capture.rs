@@ -1,13 +1,15 @@
 //! Fuzz the capture input path (`weir::capture::CaptureReader` + `to_ethernet` + the parser):
 //! any file is refused with an error naming it, or read packet by packet until its end or a
-//! "corrupt capture" error; never a panic, never an allocation beyond libFuzzer's limit.
+//! "corrupt capture" error naming the file; every packet time handed out is within
+//! 1970..=`MAX_TS_NS` (pcapng's `if_tsresol`/`if_tsoffset` are clamped, never wrapped); never
+//! a panic, never an allocation beyond libFuzzer's limit.
 //! The reader takes a path, so each input is written to a file on tmpfs first.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use std::path::PathBuf;
 use std::sync::OnceLock;
-use weir::capture::{to_ethernet, CaptureError, CaptureReader};
+use weir::capture::{to_ethernet, CaptureError, CaptureReader, MAX_TS_NS};
 use weir::parse::parse;
 use weir_plugin_api::{FlowKeyV1, PacketV1};
 
@@ -39,6 +41,7 @@ fuzz_target!(|data: &[u8]| {
     loop {
         let r = rd.next_with(|p| {
             assert!(p.data.len() <= data.len());
+            assert!(p.ts_ns <= MAX_TS_NS, "time {} past the range", p.ts_ns);
             if let Some(frame) = to_ethernet(p.linktype, p.data, &mut scratch) {
                 let mut pkt = PacketV1::EMPTY;
                 let mut key = FlowKeyV1::default();
@@ -50,6 +53,7 @@ fuzz_target!(|data: &[u8]| {
             Ok(None) => break,
             Err(e) => {
                 assert!(matches!(e, CaptureError::Corrupt { .. }), "{e}");
+                assert!(e.to_string().contains(&*path.to_string_lossy()), "{e}");
                 break;
             }
         }

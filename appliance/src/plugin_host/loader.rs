@@ -1,7 +1,9 @@
 //! Finding, opening and admitting plugins.
 //!
 //! Every `*.so` in the plugin directory, in file-name order, goes through the same gate:
-//! permissions of the directory and the file, `dlopen(RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE)`,
+//! permissions of the directory, of every directory above it and of the file (opened once; its
+//! descriptor is `fstat`ed and that descriptor is loaded, as `/proc/self/fd/N`),
+//! `dlopen(RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE)`,
 //! the entry symbol, the descriptor ([`super::descriptor`]), unique plugin and column names,
 //! and the self-test ([`super::selftest`]). A file that fails is refused with a [`Refusal`]
 //! and loading goes on, unless the plugin is required. Libraries are never closed: a loaded
@@ -256,10 +258,12 @@ impl Gate<'_> {
         if let Err(r) = dir_check {
             return refuse(None, r.clone());
         }
-        if let Err(r) = perms::check_file(path) {
-            return refuse(None, r);
-        }
-        let desc_ptr = match open(path) {
+        // Opened once: the descriptor is checked (fstat) and the same descriptor is loaded.
+        let file = match perms::open_file(path) {
+            Ok(f) => f,
+            Err(r) => return refuse(None, r),
+        };
+        let desc_ptr = match open(file, path) {
             Ok(p) => p,
             Err(r) => return refuse(None, r),
         };
@@ -370,15 +374,27 @@ fn probe_flow_state_size(desc: &Descriptor, config_json: &str) -> Result<u32, Re
     Ok(size)
 }
 
-/// dlopen the file (never closed) and call its entry symbol.
-fn open(path: &Path) -> Result<*const PluginV1, RefusalReason> {
+/// dlopen the checked open file through `/proc/self/fd/N` (never closed) and call its entry
+/// symbol. Once loaded, the descriptor is never closed: glibc knows the library by that
+/// name, and a later `dlopen` of a reused `/proc/self/fd/N` would return the old library.
+fn open(file: std::fs::File, real: &Path) -> Result<*const PluginV1, RefusalReason> {
     let flags =
         libloading::os::unix::RTLD_NOW | libloading::os::unix::RTLD_LOCAL | libc::RTLD_NODELETE;
+    let path = perms::fd_path(&file);
     // SAFETY: loading a plugin runs its initialisers; that is the trust the permission checks
-    // above establish. The handle is leaked on purpose: plugins are never unloaded.
-    let handle = match unsafe { libloading::os::unix::Library::open(Some(path), flags) } {
-        Ok(lib) => lib.into_raw(),
-        Err(e) => return Err(RefusalReason::Dlopen(dlopen_message(e))),
+    // above establish, on this very descriptor. The handle is leaked on purpose: plugins are
+    // never unloaded.
+    let handle = match unsafe { libloading::os::unix::Library::open(Some(&path), flags) } {
+        Ok(lib) => {
+            let _ = std::os::fd::IntoRawFd::into_raw_fd(file);
+            lib.into_raw()
+        }
+        Err(e) => {
+            // dlerror() names the descriptor's path: name the file instead.
+            let msg =
+                dlopen_message(e).replace(&*path.to_string_lossy(), &real.display().to_string());
+            return Err(RefusalReason::Dlopen(msg));
+        }
     };
     let sym = |name: &str| -> *mut c_void {
         let c = CString::new(name).expect("symbol names have no NUL");

@@ -37,6 +37,13 @@ pub enum RefusalReason {
         mode: u32,
         uid: u32,
     },
+    /// A directory above the plugin directory can be changed by others: not owned by root or
+    /// the user weir runs as, or group/other-writable without being sticky and root-owned.
+    InsecureParent {
+        dir: PathBuf,
+        mode: u32,
+        uid: u32,
+    },
     /// The file can be written by someone other than its owner, or is owned by another user.
     InsecureFile {
         mode: u32,
@@ -113,6 +120,14 @@ impl fmt::Display for RefusalReason {
                 f,
                 "plugin directory {} is mode {:04o} owned by uid {uid}: it must be writable only \
                  by its owner, and owned by root or the user weir runs as",
+                dir.display(),
+                mode & 0o7777
+            ),
+            InsecureParent { dir, mode, uid } => write!(
+                f,
+                "parent directory {} of the plugin directory is mode {:04o} owned by uid {uid}: \
+                 each parent must be owned by root or the user weir runs as and writable only by \
+                 its owner (or be sticky and owned by root, like /tmp)",
                 dir.display(),
                 mode & 0o7777
             ),

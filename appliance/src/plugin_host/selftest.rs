@@ -9,6 +9,15 @@
 //! under the same rules. The test runs the plugin as the run will (see
 //! `Descriptor::for_run`): with interval records off there is no `interval_emit` and no
 //! interval part; with them on, the ABI 1.2 interval part and `update_burst_intervals`.
+//!
+//! Then a second round on malformed packets, as the parser hands them over in production (run
+//! through `crate::parse::parse`, one flow each): a TCP segment cut by the snap length inside its
+//! payload, a UDP datagram without payload, ICMP and ICMPv6 echoes, and the first and a later
+//! fragment of a fragmented IPv4 datagram.
+//!
+//! Every flow state, every `flow_emit`/`interval_emit` output array and every `done` array is
+//! surrounded by guard bytes; a plugin that writes past one is refused at load with the stage
+//! and how far it wrote, rather than corrupting a neighbouring flow in production.
 
 use super::descriptor::{Callbacks, Descriptor, FeatureKind};
 use super::refusal::RefusalReason;
@@ -255,36 +264,213 @@ impl SyntheticTraffic {
     }
 }
 
+/// A frame: zero MACs, `ethertype`, then `l3`.
+fn ether(ethertype: u16, l3: &[u8]) -> Vec<u8> {
+    let mut f = vec![0x02, 0, 0, 0, 0, 2, 0x02, 0, 0, 0, 0, 1];
+    f.extend_from_slice(&ethertype.to_be_bytes());
+    f.extend_from_slice(l3);
+    f
+}
+
+/// An IPv4 packet 10.9.0.1 -> 10.9.0.2 carrying `l4` (`frag`: flags and fragment offset field).
+fn ipv4_packet(proto: u8, frag: u16, id: u16, l4: &[u8]) -> Vec<u8> {
+    let mut h = vec![0u8; 20];
+    h[0] = 0x45;
+    h[2..4].copy_from_slice(&((20 + l4.len()) as u16).to_be_bytes());
+    h[4..6].copy_from_slice(&id.to_be_bytes());
+    h[6..8].copy_from_slice(&frag.to_be_bytes());
+    h[8] = 64;
+    h[9] = proto;
+    h[12..16].copy_from_slice(&[10, 9, 0, 1]);
+    h[16..20].copy_from_slice(&[10, 9, 0, 2]);
+    let c = ipv4_checksum(&h);
+    h[10..12].copy_from_slice(&c.to_be_bytes());
+    h.extend_from_slice(l4);
+    h
+}
+
+impl SyntheticTraffic {
+    /// The malformed round: each frame parsed by the data path's parser, one flow per packet
+    /// (its key as parsed, the packet source to destination and first of its flow). Frames the
+    /// parser refuses would never reach a plugin and are left out.
+    pub fn malformed() -> SyntheticTraffic {
+        let mut frames: Vec<(Box<[u8]>, u32)> = Vec::new();
+        // A TCP segment with 40 bytes of payload, captured up to 5 bytes of it.
+        let mut tcp = vec![
+            0x9c, 0x40, 0, 80, 0, 0, 0, 1, 0, 0, 0, 1, 0x50, 0x18, 0xfa, 0xf0,
+        ];
+        tcp.extend_from_slice(&[0, 0, 0, 0]);
+        tcp.extend_from_slice(&[b'x'; 40]);
+        let full = ether(0x0800, &ipv4_packet(6, 0x4000, 1, &tcp));
+        let wire = full.len() as u32;
+        frames.push((full[..14 + 20 + 20 + 5].into(), wire));
+        // The same, captured up to the end of the TCP header only.
+        frames.push((full[..14 + 20 + 20].into(), wire));
+        // UDP without payload.
+        let udp = [0x13, 0x88, 0x17, 0x70, 0, 8, 0, 0];
+        frames.push((ether(0x0800, &ipv4_packet(17, 0, 2, &udp)).into(), 0));
+        // ICMP echo request.
+        let icmp = [8, 0, 0, 0, 0, 1, 0, 1, b'p', b'i', b'n', b'g'];
+        frames.push((ether(0x0800, &ipv4_packet(1, 0, 3, &icmp)).into(), 0));
+        // ICMPv6 echo request.
+        let mut v6 = vec![0x60, 0, 0, 0, 0, 8, 58, 64];
+        v6.extend_from_slice(&[0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
+        v6.extend_from_slice(&[0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]);
+        v6.extend_from_slice(&[128, 0, 0, 0, 0, 1, 0, 1]);
+        frames.push((ether(0x86dd, &v6).into(), 0));
+        // A fragmented UDP datagram: the first fragment (MF, with the UDP header) and a later
+        // one (offset 1480 bytes, no L4 header).
+        let mut first = vec![0x13, 0x88, 0x17, 0x70, 0x07, 0xd0, 0, 0];
+        first.extend_from_slice(&[b'f'; 24]);
+        frames.push((ether(0x0800, &ipv4_packet(17, 0x2000, 4, &first)).into(), 0));
+        frames.push((
+            ether(0x0800, &ipv4_packet(17, 185, 4, &[b'g'; 16])).into(),
+            0,
+        ));
+
+        let mut keys = Vec::new();
+        let mut pkts = Vec::new();
+        let mut flow_of = Vec::new();
+        let mut kept = Vec::new();
+        for (i, (frame, wire)) in frames.into_iter().enumerate() {
+            let wire = if wire == 0 { frame.len() as u32 } else { wire };
+            let mut pkt = PacketV1::EMPTY;
+            let mut key = FlowKeyV1::default();
+            let ts = 1_700_000_001_000_000_000 + i as u64 * 1_000_000;
+            if crate::parse::parse(&frame, wire, ts, &mut pkt, &mut key).is_err() {
+                continue;
+            }
+            pkt.direction = WEIR_DIR_SRC_TO_DST;
+            pkt.flags |= WEIR_PKT_FIRST_OF_FLOW;
+            flow_of.push(keys.len());
+            keys.push(key);
+            pkts.push(pkt);
+            kept.push(frame);
+        }
+        SyntheticTraffic {
+            _frames: kept,
+            keys,
+            pkts,
+            flow_of,
+        }
+    }
+}
+
 impl Default for SyntheticTraffic {
     fn default() -> Self {
         SyntheticTraffic::new()
     }
 }
 
-/// A zeroed, aligned heap block for one state during the self-test.
+/// Guard bytes on each side of every state the self-test hands out (a multiple of every
+/// allowed `state_align`, so the state stays aligned).
+const GUARD: usize = 64;
+const GUARD_BYTE: u8 = 0xa5;
+/// Guard values around the output arrays: a NaN with a payload no arithmetic produces.
+const GUARD_WORDS: usize = 8;
+const GUARD_F64: u64 = 0x7ff4_5afe_9a4d_0002;
+
+/// A zeroed, aligned heap block for one state during the self-test, between guard bytes.
 struct StateBuf {
+    base: *mut u8,
     ptr: *mut u8,
+    size: usize,
     layout: Layout,
 }
 
 impl StateBuf {
     fn new(size: u32, align: u32) -> StateBuf {
-        let layout = Layout::from_size_align((size as usize).max(1), (align as usize).max(8))
+        let size = size as usize;
+        let layout = Layout::from_size_align(GUARD + size + GUARD, (align as usize).max(64))
             .expect("state_align was checked to be a power of two <= 64");
         // SAFETY: the layout has a non-zero size.
-        let ptr = unsafe { std::alloc::alloc_zeroed(layout) };
-        if ptr.is_null() {
+        let base = unsafe { std::alloc::alloc(layout) };
+        if base.is_null() {
             std::alloc::handle_alloc_error(layout);
         }
-        StateBuf { ptr, layout }
+        // SAFETY: base points to layout.size() writable bytes; the state is [GUARD, GUARD+size).
+        let ptr = unsafe {
+            std::ptr::write_bytes(base, GUARD_BYTE, layout.size());
+            let ptr = base.add(GUARD);
+            std::ptr::write_bytes(ptr, 0, size);
+            ptr
+        };
+        StateBuf {
+            base,
+            ptr,
+            size,
+            layout,
+        }
+    }
+
+    /// Where the plugin wrote outside the state, if it did.
+    fn overrun(&self) -> Option<String> {
+        // SAFETY: base..base+layout.size() is this allocation, initialised in new.
+        let all = unsafe { std::slice::from_raw_parts(self.base, self.layout.size()) };
+        let (before, rest) = all.split_at(GUARD);
+        let after = &rest[self.size..];
+        if let Some(k) = after.iter().rposition(|&b| b != GUARD_BYTE) {
+            return Some(format!(
+                "wrote past the end of its {}-byte flow state (up to byte {} after it)",
+                self.size,
+                k + 1
+            ));
+        }
+        if let Some(k) = before.iter().position(|&b| b != GUARD_BYTE) {
+            return Some(format!(
+                "wrote {} bytes before the start of its {}-byte flow state",
+                GUARD - k,
+                self.size
+            ));
+        }
+        None
     }
 }
 
 impl Drop for StateBuf {
     fn drop(&mut self) {
         // SAFETY: allocated in new with this layout.
-        unsafe { std::alloc::dealloc(self.ptr, self.layout) };
+        unsafe { std::alloc::dealloc(self.base, self.layout) };
     }
+}
+
+/// The first state a plugin overran, as a refusal of `stage`.
+fn check_states(states: &[StateBuf], stage: &'static str) -> Result<(), RefusalReason> {
+    match states.iter().find_map(StateBuf::overrun) {
+        Some(m) => Err(fail(stage, m)),
+        None => Ok(()),
+    }
+}
+
+/// An output array of `n` doubles (filled with `fill`) between guard words.
+fn guarded_out(n: usize, fill: u64) -> Vec<f64> {
+    let mut v = vec![f64::from_bits(GUARD_F64); GUARD_WORDS + n + GUARD_WORDS];
+    for x in &mut v[GUARD_WORDS..GUARD_WORDS + n] {
+        *x = f64::from_bits(fill);
+    }
+    v
+}
+
+/// Whether the guard words of [`guarded_out`]'s array are intact.
+fn check_out(v: &[f64], n: usize, stage: &'static str) -> Result<(), RefusalReason> {
+    let (before, rest) = v.split_at(GUARD_WORDS);
+    let after = &rest[n..];
+    if let Some(k) = after.iter().rposition(|x| x.to_bits() != GUARD_F64) {
+        return Err(fail(
+            stage,
+            format!(
+                "wrote past the end of its {n}-value output array (up to value {} after it)",
+                k + 1
+            ),
+        ));
+    }
+    if before.iter().any(|x| x.to_bits() != GUARD_F64) {
+        return Err(fail(
+            stage,
+            format!("wrote before the start of its {n}-value output array"),
+        ));
+    }
+    Ok(())
 }
 
 /// The plugin's last_error text for `inst`, or a placeholder.
@@ -355,8 +541,16 @@ pub fn run(desc: &Descriptor, config_json: &str) -> Result<(), RefusalReason> {
 }
 
 fn exercise(desc: &Descriptor, inst: *mut c_void) -> Result<(), RefusalReason> {
+    exercise_on(desc, inst, &SyntheticTraffic::new())?;
+    exercise_on(desc, inst, &SyntheticTraffic::malformed())
+}
+
+fn exercise_on(
+    desc: &Descriptor,
+    inst: *mut c_void,
+    traffic: &SyntheticTraffic,
+) -> Result<(), RefusalReason> {
     let cb = desc.cb;
-    let traffic = SyntheticTraffic::new();
     let states: Vec<StateBuf> = traffic
         .keys
         .iter()
@@ -370,6 +564,7 @@ fn exercise(desc: &Descriptor, inst: *mut c_void) -> Result<(), RefusalReason> {
             // SAFETY: inst is live.
             return Err(fail("flow_init", unsafe { last_error(&cb, inst) }));
         }
+        check_states(&states, "flow_init")?;
     }
     // Two bursts, so state is carried across calls; packets of a flow the plugin marked done
     // are held back, as the host does.
@@ -385,20 +580,32 @@ fn exercise(desc: &Descriptor, inst: *mut c_void) -> Result<(), RefusalReason> {
             .iter()
             .map(|&i| states[traffic.flow_of[i]].ptr as *mut c_void)
             .collect();
-        let mut done = vec![0u8; idx.len()];
-        // SAFETY: the three arrays have idx.len() entries; packets point into live frames.
+        // `done` between guard bytes too.
+        let mut done_buf = vec![GUARD_BYTE; GUARD + idx.len() + GUARD];
+        done_buf[GUARD..GUARD + idx.len()].fill(0);
+        // SAFETY: the three arrays have idx.len() entries (done's from offset GUARD); packets
+        // point into live frames.
         let rc = unsafe {
             (cb.update_burst)(
                 inst,
                 sp.as_ptr(),
                 pkts.as_ptr(),
-                done.as_mut_ptr(),
+                done_buf.as_mut_ptr().add(GUARD),
                 idx.len() as u32,
             )
         };
         if rc != WEIR_OK {
             // SAFETY: inst is live.
             return Err(fail("update_burst", unsafe { last_error(&cb, inst) }));
+        }
+        check_states(&states, "update_burst")?;
+        let (pre, rest) = done_buf.split_at(GUARD);
+        let (done, post) = rest.split_at(idx.len());
+        if pre.iter().chain(post).any(|&b| b != GUARD_BYTE) {
+            return Err(fail(
+                "update_burst",
+                format!("wrote outside its {}-entry done array", idx.len()),
+            ));
         }
         for (j, &i) in idx.iter().enumerate() {
             if done[j] != 0 {
@@ -411,14 +618,25 @@ fn exercise(desc: &Descriptor, inst: *mut c_void) -> Result<(), RefusalReason> {
         // ABI 1.1: the flow's interval ends first (as the host does before flow_emit), so the
         // interval callback is exercised and its reset must not disturb flow_emit.
         if let Some(interval_emit) = cb.interval_emit {
-            let mut out = vec![f64::from_bits(UNWRITTEN); n.max(1)];
-            // SAFETY: out has at least n doubles; key and state are live.
-            let rc = unsafe { interval_emit(inst, k, s.ptr.cast(), out.as_mut_ptr(), n as u32) };
+            let mut buf = guarded_out(n, UNWRITTEN);
+            // SAFETY: buf has n doubles from GUARD_WORDS; key and state are live.
+            let rc = unsafe {
+                interval_emit(
+                    inst,
+                    k,
+                    s.ptr.cast(),
+                    buf.as_mut_ptr().add(GUARD_WORDS),
+                    n as u32,
+                )
+            };
             if rc != WEIR_OK {
                 // SAFETY: inst is live.
                 return Err(fail("interval_emit", unsafe { last_error(&cb, inst) }));
             }
-            for (f, v) in desc.features.iter().zip(&out) {
+            check_out(&buf, n, "interval_emit")?;
+            check_states(&states, "interval_emit")?;
+            let out = &buf[GUARD_WORDS..GUARD_WORDS + n];
+            for (f, v) in desc.features.iter().zip(out) {
                 if v.to_bits() == UNWRITTEN || !value_fits(f.kind, *v) {
                     return Err(fail(
                         "interval_emit",
@@ -431,15 +649,25 @@ fn exercise(desc: &Descriptor, inst: *mut c_void) -> Result<(), RefusalReason> {
                 }
             }
         }
-        let mut out = vec![f64::from_bits(UNWRITTEN); n.max(1)];
-        // SAFETY: out has at least n doubles; key and state are live.
-        let rc =
-            unsafe { (cb.flow_emit)(inst, k, s.ptr as *const c_void, out.as_mut_ptr(), n as u32) };
+        let mut buf = guarded_out(n, UNWRITTEN);
+        // SAFETY: buf has n doubles from GUARD_WORDS; key and state are live.
+        let rc = unsafe {
+            (cb.flow_emit)(
+                inst,
+                k,
+                s.ptr as *const c_void,
+                buf.as_mut_ptr().add(GUARD_WORDS),
+                n as u32,
+            )
+        };
         if rc != WEIR_OK {
             // SAFETY: inst is live.
             return Err(fail("flow_emit", unsafe { last_error(&cb, inst) }));
         }
-        for (f, v) in desc.features.iter().zip(&out) {
+        check_out(&buf, n, "flow_emit")?;
+        check_states(&states, "flow_emit")?;
+        let out = &buf[GUARD_WORDS..GUARD_WORDS + n];
+        for (f, v) in desc.features.iter().zip(out) {
             if v.to_bits() == UNWRITTEN {
                 return Err(fail(
                     "flow_emit",
@@ -498,6 +726,52 @@ mod tests {
         // The IPv4 header checksum verifies (sums to 0xffff including itself).
         let b = &t._frames[0][14..34];
         assert_eq!(ipv4_checksum(b), 0);
+    }
+
+    #[test]
+    fn malformed_round_reaches_plugins() {
+        let t = SyntheticTraffic::malformed();
+        // Every crafted frame parses, except (today) the later fragment, which the parser
+        // skips without an L4 header; it stays in the round for when it is accepted.
+        assert!(t.pkts.len() >= 6, "{:?}", t.keys);
+        let protos: Vec<u8> = t.pkts.iter().map(|p| p.protocol).collect();
+        assert!(protos.contains(&1) && protos.contains(&58), "{protos:?}");
+        // The snap-cut segments: fewer bytes captured than on the wire.
+        assert!(t.pkts.iter().filter(|p| p.cap_len < p.wire_len).count() >= 2);
+        // A packet without payload and a fragment.
+        assert!(t
+            .pkts
+            .iter()
+            .any(|p| p.protocol == 17 && p.payload_len == 0));
+        for p in &t.pkts {
+            // SAFETY: the views point into t's frames.
+            let b = unsafe { p.bytes() };
+            assert_eq!(b.len(), p.cap_len as usize);
+            // SAFETY: as above.
+            assert!(unsafe { p.payload() }.len() <= p.payload_len as usize);
+        }
+    }
+
+    #[test]
+    fn guards_find_overruns() {
+        let s = StateBuf::new(24, 8);
+        assert_eq!(s.overrun(), None);
+        assert_eq!(s.ptr as usize % 8, 0);
+        // SAFETY: inside the allocation (the guard after the state).
+        unsafe { *s.ptr.add(24 + 3) = 0 };
+        let m = s.overrun().unwrap();
+        assert!(
+            m.contains("past the end of its 24-byte") && m.contains("byte 4"),
+            "{m}"
+        );
+        let s = StateBuf::new(0, 1);
+        // SAFETY: inside the allocation (the guard before the state).
+        unsafe { *s.ptr.sub(1) = 0 };
+        assert!(s.overrun().unwrap().contains("before the start"));
+        let mut v = guarded_out(3, UNWRITTEN);
+        assert!(check_out(&v, 3, "flow_emit").is_ok());
+        v[GUARD_WORDS + 3] = 1.0;
+        assert!(check_out(&v, 3, "flow_emit").is_err());
     }
 
     #[test]

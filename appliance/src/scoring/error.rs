@@ -14,6 +14,10 @@ pub enum ScoringError {
     },
     #[error("no ONNX Runtime library found; looked in: {searched}. Set `[model] ort_library` or ORT_DYLIB_PATH, or install the venv (pip install -r models/requirements.txt)")]
     NoLibrary { searched: String },
+    /// The model directory or one of its files could be changed by someone other than root or
+    /// the user weir runs as (the plugin rule, `plugin_host::perms`).
+    #[error("model {path} refused: {reason}")]
+    Untrusted { path: PathBuf, reason: String },
     #[error("{path}: {reason}")]
     ModelJson { path: PathBuf, reason: String },
     #[error("{path}: {reason}")]

@@ -1,9 +1,24 @@
 //! Finding, checking and loading the ONNX Runtime shared library (`ort` with `load-dynamic`).
 //!
-//! Order: the `[model] ort_library` key, then `ORT_DYLIB_PATH`, then the `onnxruntime` wheel
-//! in a `.venv` next to the working directory or the executable (or any of their ancestors,
-//! or `$VIRTUAL_ENV`), then the system's `libonnxruntime.so`. A path named by the config or the
-//! environment is used or refused, never skipped over.
+//! Order for `weir run` (the appliance): the `[model] ort_library` key, then `ORT_DYLIB_PATH`,
+//! then the install location [`INSTALLED_LIBRARY`], then the system's `libonnxruntime.so`
+//! (`/usr/local/lib`, `/usr/lib`, `/usr/lib/x86_64-linux-gnu`, `/usr/lib64`). Nothing is
+//! looked for relative to the working directory. The offline commands (`weir extract`,
+//! `weir cost`, `weir models inspect`) call [`allow_project_venv`] first and may also use the
+//! `onnxruntime` wheel of `$VIRTUAL_ENV` (the environment the user activated, trusted as
+//! `ORT_DYLIB_PATH` is) or of a `.venv` in a directory above the executable (the project's own
+//! venv when weir runs from its build tree). That is no new trust: whoever can create a
+//! `.venv` above the executable can replace the executable itself, except in a sticky
+//! directory like `/tmp`, and there the ownership checks below refuse another user's venv.
+//! The working directory is never searched: running `weir extract` inside a downloaded tree
+//! must not run that tree's code. A path named by the config or the environment is used or
+//! refused, never skipped over.
+//!
+//! Whatever the source, the library is opened once and checked by descriptor as plugins are
+//! (`plugin_host::perms`): a regular file owned by root or the user weir runs as, writable
+//! only by its owner, in a directory (and every parent) that only root or that user can
+//! change (sticky root-owned directories like `/tmp` excepted). Both the probe below and `ort`
+//! load that descriptor (`/proc/self/fd/N`), which stays open for the life of the process.
 //!
 //! Before handing the path to `ort::init_from` (never `ort::init`, which panics when the
 //! library is missing) we open it ourselves and read `OrtGetApiBase()->GetVersionString()`, so
@@ -14,7 +29,10 @@
 
 use std::ffi::CStr;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, OnceLock};
+
+use crate::plugin_host::perms;
 
 use super::config::ScoringConfig;
 use super::error::{Result, ScoringError};
@@ -29,6 +47,17 @@ pub struct Runtime {
 
 static RUNTIME: OnceLock<Runtime> = OnceLock::new();
 static INIT: Mutex<()> = Mutex::new(());
+
+/// Where packages and the Docker image install ONNX Runtime.
+pub const INSTALLED_LIBRARY: &str = "/usr/lib/weir/onnxruntime/libonnxruntime.so";
+
+static PROJECT_VENV: AtomicBool = AtomicBool::new(false);
+
+/// Let discovery use `$VIRTUAL_ENV`'s and the project's own `.venv` wheel (offline commands
+/// only; see the module docs for why that is safe).
+pub fn allow_project_venv() {
+    PROJECT_VENV.store(true, Ordering::Relaxed);
+}
 
 /// A candidate library and where its path came from.
 #[derive(Clone, Debug)]
@@ -59,25 +88,20 @@ fn in_venv(venv: &Path) -> Option<PathBuf> {
     found.pop()
 }
 
-/// Every place a `.venv` is looked for, in order.
+/// Every place a `.venv` is looked for, in order: none unless [`allow_project_venv`] was
+/// called, then `$VIRTUAL_ENV` and each directory above the executable (never the cwd).
 fn venv_dirs() -> Vec<PathBuf> {
     let mut roots = Vec::new();
+    if !PROJECT_VENV.load(Ordering::Relaxed) {
+        return roots;
+    }
     if let Ok(v) = std::env::var("VIRTUAL_ENV") {
         if !v.is_empty() {
             roots.push(PathBuf::from(v));
         }
     }
-    let mut starts = Vec::new();
-    if let Ok(cwd) = std::env::current_dir() {
-        starts.push(cwd);
-    }
     if let Ok(exe) = std::env::current_exe() {
-        if let Some(dir) = exe.parent() {
-            starts.push(dir.to_path_buf());
-        }
-    }
-    for s in starts {
-        for anc in s.ancestors() {
+        for anc in exe.ancestors().skip(1) {
             let v = anc.join(".venv");
             if !roots.contains(&v) {
                 roots.push(v);
@@ -112,6 +136,13 @@ pub fn discover(cfg: &ScoringConfig) -> Result<Candidate> {
             });
         }
     }
+    let installed = Path::new(INSTALLED_LIBRARY);
+    if installed.exists() {
+        return Ok(Candidate {
+            path: installed.to_path_buf(),
+            source_of: "the install location".into(),
+        });
+    }
     for dir in [
         "/usr/local/lib",
         "/usr/lib",
@@ -129,14 +160,16 @@ pub fn discover(cfg: &ScoringConfig) -> Result<Candidate> {
     let mut searched: Vec<String> = vec!["[model] ort_library (unset)".into()];
     searched.push("ORT_DYLIB_PATH (unset)".into());
     searched.extend(venvs.iter().map(|v| v.display().to_string()));
+    searched.push(INSTALLED_LIBRARY.into());
     searched.push("/usr/local/lib, /usr/lib, /usr/lib/x86_64-linux-gnu, /usr/lib64".into());
     Err(ScoringError::NoLibrary {
         searched: searched.join(", "),
     })
 }
 
-/// Open the library and read its version, without giving it to `ort`.
-pub fn probe(c: &Candidate) -> Result<String> {
+/// The library opened and checked by descriptor, and the `/proc/self/fd/N` path to load it
+/// by. The descriptor is never closed (glibc knows the library by that name).
+fn open_checked(c: &Candidate) -> Result<PathBuf> {
     let fail = |reason: String| ScoringError::Library {
         path: c.path.clone(),
         source_of: c.source_of.clone(),
@@ -145,12 +178,36 @@ pub fn probe(c: &Candidate) -> Result<String> {
     if !c.path.exists() {
         return Err(fail("no such file".into()));
     }
+    let f = perms::open_trusted_file(&c.path).map_err(|e| fail(format!("refused: {e}")))?;
+    let fd_path = perms::fd_path(&f);
+    let _ = std::os::fd::IntoRawFd::into_raw_fd(f);
+    Ok(fd_path)
+}
+
+/// Open the library and read its version, without giving it to `ort`.
+pub fn probe(c: &Candidate) -> Result<String> {
+    let fd_path = open_checked(c)?;
+    probe_at(c, &fd_path)
+}
+
+fn probe_at(c: &Candidate, fd_path: &Path) -> Result<String> {
+    let fail = |reason: String| ScoringError::Library {
+        path: c.path.clone(),
+        source_of: c.source_of.clone(),
+        reason,
+    };
     // RTLD_NODELETE: ONNX Runtime is not built to be unloaded, and `ort` opens it again.
     let flags = libc::RTLD_NOW | libc::RTLD_LOCAL | libc::RTLD_NODELETE;
     // SAFETY: loading a shared library runs its initialisers; the file is the one the operator
-    // named (or the venv's wheel), which is what ONNX Runtime scoring needs to trust anyway.
-    let lib = unsafe { libloading::os::unix::Library::open(Some(&c.path), flags) }
-        .map_err(|e| fail(format!("cannot be loaded: {e}")))?;
+    // named (or the venv's wheel) and passed the ownership checks on this very descriptor.
+    let lib =
+        unsafe { libloading::os::unix::Library::open(Some(fd_path), flags) }.map_err(|e| {
+            fail(format!(
+                "cannot be loaded: {}",
+                e.to_string()
+                    .replace(&*fd_path.to_string_lossy(), &c.path.display().to_string())
+            ))
+        })?;
     type GetApiBase = unsafe extern "C" fn() -> *const ort::sys::OrtApiBase;
     // SAFETY: the symbol's type is ONNX Runtime's C API entry point (onnxruntime_c_api.h).
     let get: libloading::os::unix::Symbol<GetApiBase> = unsafe { lib.get(b"OrtGetApiBase\0") }
@@ -183,7 +240,6 @@ pub fn probe(c: &Candidate) -> Result<String> {
 /// The process's ONNX Runtime, loaded on first use.
 pub fn runtime(cfg: &ScoringConfig) -> Result<Runtime> {
     let c = discover(cfg)?;
-    let version = probe(&c)?;
     let _guard = INIT.lock().unwrap_or_else(|e| e.into_inner());
     if let Some(rt) = RUNTIME.get() {
         if same_file(&rt.path, &c.path) {
@@ -198,12 +254,15 @@ pub fn runtime(cfg: &ScoringConfig) -> Result<Runtime> {
             ),
         });
     }
+    // Opened (one descriptor for the process) only when nothing is loaded yet.
+    let fd_path = open_checked(&c)?;
+    let version = probe_at(&c, &fd_path)?;
     let fail = |reason: String| ScoringError::Library {
         path: c.path.clone(),
         source_of: c.source_of.clone(),
         reason,
     };
-    let env = ort::init_from(&c.path)
+    let env = ort::init_from(&fd_path)
         .map_err(|e| fail(e.to_string()))?
         .with_name("weir")
         .build()

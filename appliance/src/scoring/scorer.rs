@@ -93,6 +93,22 @@ pub fn bind_features(
     Ok((cols, providers))
 }
 
+/// The model directory (and every directory above it) and its two files must be changeable
+/// only by root or the user weir runs as, like plugins: a model is code for ONNX Runtime.
+fn check_model_perms(dir: &Path, onnx: &Path) -> Result<()> {
+    let refuse = |path: &Path, e: crate::plugin_host::perms::PermError| ScoringError::Untrusted {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    };
+    crate::plugin_host::perms::check_trusted_dir(dir).map_err(|e| refuse(dir, e))?;
+    for f in [onnx.to_path_buf(), dir.join("model.json")] {
+        if f.exists() {
+            crate::plugin_host::perms::open_checked(&f).map_err(|e| refuse(&f, e))?;
+        }
+    }
+    Ok(())
+}
+
 /// Load, check and bind a model; returns it with the first session (reused by thread 0).
 pub fn load(
     dir: &Path,
@@ -101,6 +117,7 @@ pub fn load(
 ) -> Result<(Arc<BoundModel>, Runtime, Session)> {
     let location = locate(dir, cfg.mlflow_store.as_deref())?;
     let dir = location.dir.as_path();
+    check_model_perms(dir, &location.onnx)?;
     let spec = ModelSpec::load(dir)?;
     let (columns, providers) = bind_features(&spec, schema, &dir.join("model.json"))?;
     let rt = runtime(cfg)?;

@@ -119,8 +119,18 @@ static int32_t update_burst(void *inst, void *const *states, const weir_packet_v
             return WEIR_ERR;
         }
 #endif
+#ifdef REJECT_ICMP
+        if (pkts[i].protocol == 1 || pkts[i].protocol == 58) {
+            strcpy(in->err, "cannot handle ICMP (REJECT_ICMP)");
+            return WEIR_ERR;
+        }
+#endif
         s->packets[pkts[i].direction & 1]++;
         s->bytes += pkts[i].wire_len;
+#ifdef OVERRUN_STATE
+        /* One 8-byte word past the end of the state, as an off-by-one array would. */
+        memset((char *)s + STATE_SIZE, 0x5a, 8);
+#endif
 #ifdef DONE_AFTER
         if (s->packets[0] + s->packets[1] >= DONE_AFTER)
             done[i] = 1;
@@ -144,6 +154,9 @@ static int32_t flow_emit(void *inst, const weir_flow_key_v1 *key, const void *st
         return WEIR_ERR;
     out[0] = (double)s->packets[0];
     out[1] = (double)s->packets[1];
+#ifdef OVERRUN_OUT
+    out[n] = 0.0; /* one past the end */
+#endif
 #ifndef SKIP_LAST
     out[2] = (double)s->bytes;
 #endif

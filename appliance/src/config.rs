@@ -162,6 +162,9 @@ pub struct FlowsConfig {
     pub eviction: Eviction,
     /// Width of a timer-wheel slot: expiry runs at most this late (never early).
     pub wheel_granularity_ms: u64,
+    /// Seed of the `community_id` column (Community ID v1; 0 is Zeek's and Suricata's
+    /// default).
+    pub community_id_seed: u16,
 }
 
 impl Default for FlowsConfig {
@@ -173,6 +176,7 @@ impl Default for FlowsConfig {
             tcp_teardown: false,
             eviction: Eviction::Oldest,
             wheel_granularity_ms: 100,
+            community_id_seed: 0,
         }
     }
 }
@@ -203,6 +207,8 @@ pub struct SinksConfig {
     pub records: Option<PathBuf>,
     /// Alerts file (JSON Lines).
     pub alerts: Option<PathBuf>,
+    /// Alerts file format: `jsonl` (weir's lines) or `eve` (Suricata eve.json alert events).
+    pub alerts_format: crate::sink::eve::AlertsFormat,
     /// Parquet dataset: close a file at about this many MiB.
     pub parquet_rotate_mb: f64,
     /// Parquet dataset: close a file once it has been open this many seconds.
@@ -231,6 +237,7 @@ impl Default for SinksConfig {
         SinksConfig {
             records: None,
             alerts: None,
+            alerts_format: Default::default(),
             parquet_rotate_mb: 128.0,
             parquet_rotate_s: 300.0,
             ipfix: None,

@@ -12,6 +12,7 @@
 
 use crate::config::{Config, Eviction};
 use crate::cost::{CostTable, RowId, Stage};
+use crate::flow::community_id;
 use crate::flow::interval::IntervalSchedules;
 use crate::flow::key::{direction, flow_hash};
 use crate::flow::record::{DirCounters, Expiration, FlowRecord, IntervalSpan, ScoreStatus};
@@ -84,9 +85,12 @@ pub struct FlowExt {
     /// The flow tore down (FIN both ways, or RST) during the current burst and ends once the
     /// burst's packets have been through the plugins (see `Worker::end_torn_down`).
     pub ending: bool,
+    /// ICMP type and code of the flow's first packet, for its Community ID (in the padding
+    /// after `ending`: the entry keeps its size).
+    pub icmp: [u8; 2],
 }
 
-// SAFETY: FlowRates, service and fin_seen are plain integers and `ending` a bool; all-zero
+// SAFETY: FlowRates, service, fin_seen and icmp are plain integers and `ending` a bool; all-zero
 // bits are a valid (empty) value.
 unsafe impl bytemuck::Zeroable for FlowExt {}
 
@@ -107,6 +111,8 @@ pub struct WorkerSettings {
     /// Interval length of each service id (index 0: flows of no service), from
     /// `[intervals] every_ms` and `[[services]] every_ms` (0 = no interval records).
     pub interval_every_ms: Vec<u64>,
+    /// Seed of the records' Community ID (`[flows] community_id_seed`).
+    pub community_id_seed: u16,
 }
 
 impl WorkerSettings {
@@ -130,6 +136,7 @@ impl WorkerSettings {
                 wheel_granularity_ms: cfg.flows.wheel_granularity_ms,
             },
             burst: cfg.workers.burst as usize,
+            community_id_seed: cfg.flows.community_id_seed,
             n_values,
             interval_every_ms: std::iter::once(cfg.intervals.every_ms)
                 .chain(
@@ -167,6 +174,8 @@ pub struct Worker {
     alert_buf: Vec<Alert>,
     /// Records finished during the current burst.
     out: Vec<FlowRecord>,
+    /// How many of `out` have their Community ID.
+    stamped: usize,
     sink: Sender<Vec<FlowRecord>>,
     due: Vec<u32>,
     /// Interval schedules and the flows each touched in its current interval.
@@ -233,6 +242,7 @@ impl Worker {
             alerts,
             alert_buf: Vec::new(),
             out: Vec::new(),
+            stamped: 0,
             sink,
             due: Vec::with_capacity(1024),
             iv,
@@ -360,7 +370,8 @@ impl Worker {
         // Stage: expiry and handing records over.
         let mut t = self.cost.start();
         let ended = self.run_expiry(self.last_ts_ns / 1_000_000, &mut t);
-        let t = self.cost.lap_flows(Stage::Expiry.row(), ended, t);
+        self.cost.lap_flows(Stage::Expiry.row(), ended, t);
+        let t = self.stamp_community_ids();
         if !self.heavy_hitters.is_empty() {
             self.poll_heavy_hitters(false);
         }
@@ -442,6 +453,8 @@ impl Worker {
         pkt.direction = dir;
         if e.src2dst.packets == 0 {
             pkt.flags |= WEIR_PKT_FIRST_OF_FLOW;
+            // SAFETY: a packet of the burst being processed: its bytes are live.
+            e.ext.icmp = unsafe { community_id::first_packet_icmp(&pkt) };
         }
         // The full wire length (NFStream keeps it in 16 bits and wraps above 65535).
         let size = pkt.wire_len as u64;
@@ -784,6 +797,8 @@ impl Worker {
             model: None,
             prediction: None,
             scores: Vec::new(),
+            icmp: e.ext.icmp,
+            community_id: Default::default(),
         });
         self.table.remove(idx);
     }
@@ -822,6 +837,7 @@ impl Worker {
         let e = self.table.entry(idx);
         let key = e.key;
         let service = e.ext.service;
+        let icmp = e.ext.icmp;
         let mut values = vec![f64::NAN; self.s.n_values];
         let rate_values = e.ext.rates.features(&self.tables);
         values[self.n_plugin_values..self.n_plugin_values + rate_values.len()]
@@ -860,14 +876,38 @@ impl Worker {
             score_status: ScoreStatus::None,
             prediction: None,
             scores: Vec::new(),
+            icmp,
+            community_id: Default::default(),
             model: None,
         });
+    }
+
+    /// Give the records ended since the last call their Community ID, on the
+    /// `community_id` cost row (its packets column counts records). Starts the next stage's
+    /// clock, as [`CostTable::lap`] does.
+    fn stamp_community_ids(&mut self) -> u64 {
+        let t = self.cost.start();
+        let n = self.out.len() - self.stamped;
+        if n == 0 {
+            return t;
+        }
+        let seed = self.s.community_id_seed;
+        for r in &mut self.out[self.stamped..] {
+            r.community_id = community_id::compute(seed, &r.key, r.icmp);
+        }
+        self.stamped = self.out.len();
+        let row = Stage::CommunityId.row();
+        let now = self.cost.lap(row, n as u32, t);
+        self.cost.add_flows(row, n as u64);
+        now
     }
 
     fn send_records(&mut self) {
         if self.out.is_empty() {
             return;
         }
+        self.stamp_community_ids();
+        self.stamped = 0;
         self.last_send_ns = self.last_ts_ns;
         self.stats.records += self.out.len() as u64;
         let batch = std::mem::replace(&mut self.out, Vec::with_capacity(SEND_BATCH));

@@ -121,6 +121,8 @@ pub(crate) fn column_kinds(schema: &RecordSchema) -> Vec<ColKind> {
         score_status: ScoreStatus::Scored,
         prediction: Some(0),
         scores: vec![0.0; schema.scores.len()],
+        icmp: [0; 2],
+        community_id: Default::default(),
         model: None,
     };
     let walk = |rec: &FlowRecord| {

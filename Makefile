@@ -51,12 +51,15 @@ $(STAMP)/apt: Makefile
 	@touch $@
 
 venv: $(STAMP)/venv
-$(STAMP)/venv: models/requirements.txt models/requirements-mlflow.txt deploy/requirements-test.txt
+$(STAMP)/venv: models/requirements.txt models/requirements-mlflow.txt deploy/requirements-test.txt \
+              python/pyproject.toml python/weir/__init__.py
 	@mkdir -p $(STAMP)
 	@[ -x $(PY) ] || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r models/requirements.txt -r models/requirements-mlflow.txt \
 	    -r deploy/requirements-test.txt
+	# The Python API (python/), as a user installs it.
+	$(PY) -m pip install -q --no-deps ./python
 	@touch $@
 
 # The MLflow tracking server models/tests runs on loopback, in a venv of its own (full mlflow
@@ -79,9 +82,10 @@ test: deps
 test-rust: build
 	WEIR_PYTHON=$(abspath $(PY)) $(CARGO) test --workspace --release --no-fail-fast
 
-test-python: $(MLFLOW_SERVER_VENV)/.ok
+test-python: $(MLFLOW_SERVER_VENV)/.ok build
 	@if ls models/tests/test_*.py >/dev/null 2>&1; then \
 	  WEIR_MLFLOW_SERVER=$(abspath $(MLFLOW_SERVER_VENV))/bin/mlflow $(PY) -m pytest -q models/tests; fi
+	$(PY) -m pytest -q python/tests
 
 lint:
 	$(CARGO) fmt --all -- --check

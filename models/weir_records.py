@@ -32,7 +32,7 @@ NOT_FEATURES = {
     "application_name", "application_category_name",
     "bidirectional_first_seen_ms", "bidirectional_last_seen_ms", "src2dst_first_seen_ms",
     "src2dst_last_seen_ms", "dst2src_first_seen_ms", "dst2src_last_seen_ms",
-    "record_kind", "interval_start_ms", "interval_end_ms",
+    "record_kind", "interval_start_ms", "interval_end_ms", "community_id",
 }
 
 # `record_kind` values (weir's records since interval records; older files are all "flow").

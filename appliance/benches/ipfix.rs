@@ -61,6 +61,8 @@ fn records(n_values: usize) -> Vec<FlowRecord> {
                 score_status: ScoreStatus::None,
                 prediction: None,
                 scores: vec![],
+                icmp: [0; 2],
+                community_id: Default::default(),
                 model: None,
             }
         })

@@ -66,6 +66,8 @@ fn records(n_extra: usize) -> Vec<FlowRecord> {
                 score_status: Default::default(),
                 prediction: None,
                 scores: vec![],
+                icmp: [0; 2],
+                community_id: Default::default(),
                 model: None,
             }
         })

@@ -183,6 +183,9 @@ pub struct FlowsConfig {
     /// memory and its zeroing at start (about 290 MB per worker at the default capacity),
     /// which delays the first packet of `weir run`.
     pub prefault: bool,
+    /// Seed of the `community_id` column (Community ID v1; 0 is Zeek's and Suricata's
+    /// default).
+    pub community_id_seed: u16,
 }
 
 impl Default for FlowsConfig {
@@ -196,6 +199,7 @@ impl Default for FlowsConfig {
             wheel_granularity_ms: 100,
             decode_tunnels: true,
             prefault: false,
+            community_id_seed: 0,
         }
     }
 }
@@ -227,6 +231,8 @@ pub struct SinksConfig {
     pub records: Option<PathBuf>,
     /// Alerts file (JSON Lines).
     pub alerts: Option<PathBuf>,
+    /// Alerts file format: `jsonl` (weir's lines) or `eve` (Suricata eve.json alert events).
+    pub alerts_format: crate::sink::eve::AlertsFormat,
     /// Parquet dataset: close a file at about this many MiB.
     pub parquet_rotate_mb: f64,
     /// Parquet dataset: close a file once it has been open this many seconds.
@@ -255,6 +261,7 @@ impl Default for SinksConfig {
         SinksConfig {
             records: None,
             alerts: None,
+            alerts_format: Default::default(),
             parquet_rotate_mb: 128.0,
             parquet_rotate_s: 300.0,
             ipfix: None,

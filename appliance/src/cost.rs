@@ -68,10 +68,12 @@ pub enum Stage {
     Interval,
     /// Handing finished records to the scorer or sinks.
     Sink,
+    /// The records' Community ID (once per record; its `packets` count records).
+    CommunityId,
 }
 
 impl Stage {
-    pub const ALL: [Stage; 7] = [
+    pub const ALL: [Stage; 8] = [
         Stage::Rx,
         Stage::Parse,
         Stage::FlowTable,
@@ -79,6 +81,7 @@ impl Stage {
         Stage::Expiry,
         Stage::Interval,
         Stage::Sink,
+        Stage::CommunityId,
     ];
 
     pub fn name(self) -> &'static str {
@@ -90,6 +93,7 @@ impl Stage {
             Stage::Expiry => "expiry",
             Stage::Interval => "intervals",
             Stage::Sink => "sink",
+            Stage::CommunityId => "community_id",
         }
     }
 

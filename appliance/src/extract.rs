@@ -172,6 +172,7 @@ pub fn extract(args: &ExtractArgs, out_path: Option<std::path::PathBuf>) -> Resu
         out_path.clone(),
         pipeline.cfg.sinks.rotation(),
         pipeline.cfg.sinks.alerts.clone(),
+        pipeline.cfg.sinks.alerts_format,
         pipeline.cfg.model.as_ref(),
         &mut pipeline.schema,
         ipfix.as_ref(),

@@ -146,6 +146,7 @@ impl Output {
             records,
             sink::Rotation::default(),
             alerts,
+            sink::eve::AlertsFormat::Jsonl,
             model,
             schema,
             None,
@@ -153,11 +154,14 @@ impl Output {
     }
 
     /// [`Output::start`], with the rotation of a Parquet dataset records sink, and exporting
-    /// every record to an IPFIX collector too when `ipfix` is given.
+    /// every record to an IPFIX collector too when `ipfix` is given; alerts are written in
+    /// `alerts_format`.
+    #[allow(clippy::too_many_arguments)]
     pub fn start_with(
         records: Option<PathBuf>,
         rotation: sink::Rotation,
         alerts: Option<PathBuf>,
+        alerts_format: sink::eve::AlertsFormat,
         model: Option<&ScoringConfig>,
         schema: &mut RecordSchema,
         ipfix: Option<&crate::sink::ipfix::IpfixConfig>,
@@ -378,6 +382,12 @@ impl Output {
                     n += 1;
                     counts.count_line(&line);
                     if let Some(f) = alert_file.as_mut() {
+                        let line = match alerts_format {
+                            sink::eve::AlertsFormat::Eve => {
+                                sink::eve::to_eve(&line).unwrap_or(line)
+                            }
+                            sink::eve::AlertsFormat::Jsonl => line,
+                        };
                         if let Err(e) = writeln!(f, "{line}") {
                             err.get_or_insert(e.to_string());
                         }

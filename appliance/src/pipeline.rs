@@ -108,6 +108,10 @@ impl Pipeline {
         let workers = cfg.workers.count as usize;
         let mut per_worker: Vec<Vec<HeavyHitters>> = (0..workers).map(|_| Vec::new()).collect();
         for h in &cfg.heavy_hitters {
+            let h = &crate::rates::HeavyHitterConfig {
+                community_id_seed: cfg.flows.community_id_seed,
+                ..h.clone()
+            };
             for (w, hh) in HeavyHitters::for_workers(tables.clone(), h, workers as u16)
                 .into_iter()
                 .enumerate()

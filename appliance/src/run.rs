@@ -579,6 +579,7 @@ pub fn run(config: &Path, opts: &RunOptions) -> Result<()> {
         pipeline.cfg.sinks.records.clone(),
         pipeline.cfg.sinks.rotation(),
         pipeline.cfg.sinks.alerts.clone(),
+        pipeline.cfg.sinks.alerts_format,
         pipeline.cfg.model.as_ref(),
         &mut pipeline.schema,
         ipfix.as_ref(),

@@ -429,12 +429,13 @@ fn tshark_time_ms(s: &str) -> u64 {
 
 /// Everything a record carries in the default template: the nfdump-visible part, and weir's
 /// enterprise elements (expiration_id, src2dst last seen, dst2src first and last seen, the
-/// four rates as float64 bits).
+/// Community ID, the four rates as float64 bits).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 struct FullFlow {
     flow: Flow,
     expiration_id: i8,
     dir_times: (u64, u64, u64),
+    community_id: String,
     rates: Vec<u64>,
 }
 
@@ -567,7 +568,13 @@ fn tshark_decodes_every_element_of_the_export() {
                     },
                     expiration_id: hex(&ent[0]) as u8 as i8,
                     dir_times: (hex(&ent[3]), hex(&ent[4]), hex(&ent[5])),
-                    rates: ent[6..].iter().map(hex).collect(),
+                    community_id: ent[6]
+                        .as_str()
+                        .unwrap()
+                        .split(':')
+                        .map(|b| u8::from_str_radix(b, 16).unwrap() as char)
+                        .collect(),
+                    rates: ent[7..].iter().map(hex).collect(),
                 });
             }
         }
@@ -586,6 +593,7 @@ fn tshark_decodes_every_element_of_the_export() {
                     n("dst2src_first_seen_ms"),
                     n("dst2src_last_seen_ms"),
                 ),
+                community_id: r["community_id"].clone(),
                 rates: ["decay_pps", "decay_bps", "peak_pps", "peak_bps"]
                     .iter()
                     .map(|c| r[*c].parse::<f64>().unwrap().to_bits())

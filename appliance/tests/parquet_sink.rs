@@ -113,6 +113,33 @@ fn pyarrow_reads_back_the_csv_records() {
     }
 }
 
+/// Counters and times are signed INT64: pandas reads them as int64 and Spark as bigint (not
+/// UINT64's uint64 and decimal(20,0)), so sums and differences need no cast; the `date`/`hour`
+/// partition columns are still there.
+#[test]
+fn pandas_and_spark_read_counters_as_int64_without_casts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let caps = [capture("1kxun.pcap"), capture("6in6tunnel.pcap")];
+    let csv = tmp.path().join("flows.csv");
+    let dir = PathBuf::from(format!("{}/flows/", tmp.path().display()));
+    extract(&caps, &csv, None);
+    extract(&caps, &dir, None);
+    let o = Command::new(scoring_support::python())
+        .arg(scoring_support::workspace().join("models/testing/parquet_types_check.py"))
+        .arg(&csv)
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "parquet_types_check.py: {}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("one JSON line");
+    assert_eq!(v["rows"].as_u64().unwrap() as usize, read_csv(&csv).len());
+}
+
 #[test]
 fn rotation_keeps_every_record_exactly_once() {
     let tmp = tempfile::tempdir().unwrap();

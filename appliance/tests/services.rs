@@ -306,7 +306,7 @@ fn unselected_plugins_are_never_called_and_leave_nan() {
         .iter()
         .map(|s| s.to_string())
         .collect();
-    let start = header.iter().position(|h| h == "service").unwrap() + 1;
+    let start = header.iter().position(|h| h == "community_id").unwrap() + 1;
     let end = header.iter().position(|h| h == "decay_pps").unwrap();
     let plugin_cols = &header[start..end];
     let index: HashMap<String, &HashMap<String, String>> =

@@ -12,8 +12,9 @@ Spark does the part that outgrows one machine, on the executors and without Pyth
 the executors need pyspark only):
   1. read the dataset (`date=`/`hour=` partitions; several writers' files are one table);
   2. clean: drop records without packets or without a flow key, drop repeats of a flow (the
-     same key, start and end: a capture extracted twice into one directory), cast the features
-     to double (weir writes counters as UINT64, which Spark reads as decimal(20,0));
+     same key, start and end: a capture extracted twice into one directory), take the
+     features as double (the model's input; weir's counters are INT64, Spark's bigint, and
+     need no cast to be summed or joined);
   3. label: join the labels on the flow key (as models/weir_records.py does), or take the
      label column from the records;
   4. aggregate: flows per class (rare classes become `Other`, as train.py does) and flows,
@@ -42,7 +43,7 @@ sys.path.insert(0, str(HERE.parent))
 from train import OTHER, train  # noqa: E402
 from weir_records import DEFAULT_FEATURES, FLOW_KEY, FLOW_KEY_TIME, write_model_dir  # noqa: E402
 
-# Integer columns of the flow key (cast to long on both sides of the label join).
+# Integer columns of the flow key (a labels file's are cast to long, the records' type).
 KEY_INTS = ["src_port", "dst_port", "protocol", "vlan_id", "tunnel_id", FLOW_KEY_TIME]
 
 
@@ -97,11 +98,11 @@ def prepare(spark, records: list[str], labels: str | None, label_column: str,
     df = df.where((F.col("bidirectional_packets") > 0) & F.col("src_ip").isNotNull()
                   & F.col("dst_ip").isNotNull())
     df = df.dropDuplicates(FLOW_KEY + [FLOW_KEY_TIME, "bidirectional_last_seen_ms"])
-    df = df.select(*[F.col(c).cast("long") if c in KEY_INTS else F.col(c) for c in FLOW_KEY],
-                   F.col(FLOW_KEY_TIME).cast("long"),
-                   F.col("bidirectional_last_seen_ms").cast("long"),
-                   F.col("bidirectional_packets").cast("long").alias("_packets"),
-                   F.col("bidirectional_bytes").cast("long").alias("_bytes"),
+    df = df.select(*[F.col(c) for c in FLOW_KEY],
+                   F.col(FLOW_KEY_TIME),
+                   F.col("bidirectional_last_seen_ms"),
+                   F.col("bidirectional_packets").alias("_packets"),
+                   F.col("bidirectional_bytes").alias("_bytes"),
                    *[F.col(f).cast("double").alias(f) for f in features
                      if f not in FLOW_KEY + [FLOW_KEY_TIME]],
                    *([F.col(label_column).cast("string").alias("_label")]

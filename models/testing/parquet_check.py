@@ -93,8 +93,8 @@ def compare(csv_path, path):
         fail(f"{table.num_rows} rows in parquet, {len(csv)} in the CSV")
     schema = table.schema
     # Typed, not text: the contract readers rely on.
-    want = {"src_ip": pa.string(), "src_port": pa.uint64(), "bidirectional_packets": pa.uint64(),
-            "bidirectional_first_seen_ms": pa.uint64(), "expiration_id": pa.int64()}
+    want = {"src_ip": pa.string(), "src_port": pa.int64(), "bidirectional_packets": pa.int64(),
+            "bidirectional_first_seen_ms": pa.int64(), "expiration_id": pa.int64()}
     for name, typ in want.items():
         if schema.field(name).type != typ:
             fail(f"{name}: {schema.field(name).type}, want {typ}")

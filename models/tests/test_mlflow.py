@@ -9,7 +9,9 @@ data fingerprint is the sha256 of the manifests `weir extract` wrote (checked wi
 A tracking server (`mlflow server` on 127.0.0.1, its own venv): train.py logs and registers
 over HTTP; the version is downloaded with MLflow's client into a directory weir loads (what an
 operator does with a remote registry), and weir refuses, with the way out, to read a server's
-registry whose artifacts it cannot reach locally.
+registry whose artifacts it cannot reach locally through a file store URI. MLflow 3's default
+server (SQLite backend, proxied artifacts): weir itself resolves `models:/NAME/VERSION` and
+`latest` over HTTP, downloads the version into its cache and scores as the trained directory.
 """
 
 from __future__ import annotations
@@ -323,6 +325,76 @@ def test_against_an_mlflow_tracking_server(records, filestore, work):
                     env={"MLFLOW_TRACKING_URI": backend.as_uri()})
         assert p.returncode != 0
         assert "mlflow artifacts download -u models:/demo-srv/1 -d DIR" in p.stderr, p.stderr
+    finally:
+        os.killpg(proc.pid, 15)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, 9)
+            proc.wait()
+        log.close()
+
+
+def test_weir_resolves_registry_uris_over_http_against_a_default_server(records, work):
+    """MLflow 3's default server (SQLite backend, proxied artifacts, started with no store
+    options): weir resolves models:/NAME/VERSION and models:/NAME/latest through its REST API,
+    downloads the version into its cache and scores exactly as the directory train.py wrote."""
+    server = Path(os.environ.get("WEIR_MLFLOW_SERVER", ROOT / "build/mlflow-server-venv/bin/mlflow"))
+    assert server.is_file(), f"{server}: make test-python installs the tracking server's venv"
+    home = work / "default-server"
+    home.mkdir()
+    port = free_port()
+    log = open(work / "default-server.log", "w")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    proc = subprocess.Popen([server, "server", "--host", "127.0.0.1", "--port", str(port),
+                             "--workers", "1"], cwd=home, stdout=log, stderr=subprocess.STDOUT,
+                            env=env, start_new_session=True)
+    uri = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(f"{uri}/health", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            assert proc.poll() is None, (work / "default-server.log").read_text()[-3000:]
+            assert time.monotonic() < deadline, "mlflow server did not answer in 120 s"
+            time.sleep(0.5)
+        assert list(home.glob("*.db")), "the default server has no SQLite store"
+        outs = []
+        for i in (1, 2):
+            out = work / f"http-model-{i}"
+            p = train([records], out, "--register", "demo-http", "--seed", str(i),
+                      env={"MLFLOW_TRACKING_URI": uri})
+            assert f"registered models:/demo-http/{i}" in p.stdout, p.stdout
+            outs.append(out)
+        cache = work / "weir-cache"
+        http = {"MLFLOW_TRACKING_URI": uri, "WEIR_MLFLOW_CACHE": str(cache)}
+        for version, out in (("1", outs[0]), ("latest", outs[1])):
+            a, b = work / f"http-{version}.csv", work / f"http-{version}-dir.csv"
+            extract(a, SCORED, "--model", f"models:/demo-http/{version}", env=http)
+            extract(b, SCORED, "--model", out)
+            sa, sb = scores(a), scores(b)
+            cols = [k for k in sa.columns if k not in ("model_name", "model_version")]
+            pd.testing.assert_frame_equal(sa[cols], sb[cols])
+            assert (sa["score_status"] == "scored").all()
+            assert set(sa["model_name"]) == {"demo-http"}, set(sa["model_name"])
+        assert {str(v) for v in scores(work / "http-latest.csv")["model_version"]} == {"2"}
+        # Verified cache: the files as the server lists them; a damaged one is fetched again.
+        cached = cache / "demo-http" / "1"
+        assert (cached / "model.json").is_file() and (cached / "MLmodel").is_file()
+        onnx = next(cached.rglob("*.onnx"))
+        onnx.write_bytes(b"damaged")
+        c = work / "http-again.csv"
+        extract(c, SCORED, "--model", "models:/demo-http/1", env=http)
+        assert onnx.stat().st_size > len(b"damaged")
+        pd.testing.assert_frame_equal(scores(c), scores(work / "http-1.csv"))
+        # A version the registry does not have: refused, naming the server and its answer.
+        p = extract(work / "x.csv", SCORED, "--model", "models:/demo-http/9", env=http, ok=False)
+        assert p.returncode != 0
+        assert uri in p.stderr and "demo-http" in p.stderr, p.stderr
     finally:
         os.killpg(proc.pid, 15)
         try:

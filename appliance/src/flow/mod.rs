@@ -1,5 +1,6 @@
 //! Flows: the key, the per-worker table with its timer wheel, and the records flows end in.
 
+pub mod community_id;
 pub mod interval;
 pub mod key;
 pub mod record;

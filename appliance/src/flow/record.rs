@@ -117,6 +117,12 @@ pub struct FlowRecord {
     /// The model that scored it (`model_name`, `model_version`); `None` when no model ran
     /// on it (no model, or skipped under overload). Set by the scorer thread, off the data path.
     pub model: Option<std::sync::Arc<crate::scoring::mlflow::ModelTag>>,
+    /// ICMP type and code of the flow's first packet (zero for other protocols): what its
+    /// Community ID hashes in place of ports.
+    pub icmp: [u8; 2],
+    /// The `community_id` column, computed once per record by the worker before it hands
+    /// the record over (see `flow/community_id.rs`).
+    pub community_id: crate::flow::community_id::CommunityId,
 }
 
 fn ip_of(bytes: &[u8; 16], version: u8) -> IpAddr {
@@ -219,6 +225,7 @@ pub fn core_column_names() -> Vec<String> {
     v.push("interval_start_ms".into());
     v.push("interval_end_ms".into());
     v.push("service".into());
+    v.push("community_id".into());
     v
 }
 

@@ -64,6 +64,9 @@ pub struct Alert {
     pub rate_bps: f64,
     /// The threshold crossed or cleared (pps, bps or fraction); for `top_k`, the k-th rate.
     pub threshold: f64,
+    /// The Community ID of a `flow` key (not for ICMP: the key has no type and code).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub community_id: Option<String>,
 }
 
 /// One tracked key in a [`Snapshot`]: its packets and bytes counters.
@@ -177,6 +180,7 @@ impl AlertState {
             rate_pps: k.pps,
             rate_bps: k.bps,
             threshold,
+            community_id: k.key.community_id(cfg.key, cfg.community_id_seed),
         };
         let thresholds = [
             (PPS, AlertKind::Absolute, cfg.threshold_pps),
@@ -415,6 +419,7 @@ mod tests {
             rate_pps: 2.5,
             rate_bps: 8000.0,
             threshold: 0.05,
+            community_id: None,
         };
         assert_eq!(
             serde_json::to_string(&a).unwrap(),

@@ -149,6 +149,9 @@ pub struct HeavyHitterConfig {
     /// Keys tracked per worker (default 4096).
     #[serde(default = "default_capacity")]
     pub capacity: usize,
+    /// `[flows] community_id_seed`, set by the pipeline (not a key of this table).
+    #[serde(skip)]
+    pub community_id_seed: u16,
 }
 
 /// Largest accepted `capacity` per worker (about 60 MiB of table).
@@ -167,6 +170,7 @@ impl HeavyHitterConfig {
             top_k: None,
             report_interval_ms: default_report_interval_ms(),
             capacity: default_capacity(),
+            community_id_seed: 0,
         }
     }
 

@@ -117,6 +117,32 @@ impl HhKey {
         }
     }
 
+    /// The Community ID of a `flow` key (`None` for ICMP, whose key has no type and code,
+    /// and for other key types).
+    pub fn community_id(&self, key_type: KeyType, seed: u16) -> Option<String> {
+        let w = &self.0;
+        let proto = (w[4] >> 32) as u8;
+        if key_type != KeyType::Flow || proto == 1 || proto == 58 {
+            return None;
+        }
+        let mut k = weir_plugin_api::FlowKeyV1 {
+            src_port: w[4] as u16,
+            dst_port: (w[4] >> 16) as u16,
+            protocol: proto,
+            ip_version: (w[4] >> 40) as u8,
+            ..Default::default()
+        };
+        k.src_ip[..8].copy_from_slice(&w[0].to_be_bytes());
+        k.src_ip[8..].copy_from_slice(&w[1].to_be_bytes());
+        k.dst_ip[..8].copy_from_slice(&w[2].to_be_bytes());
+        k.dst_ip[8..].copy_from_slice(&w[3].to_be_bytes());
+        Some(
+            crate::flow::community_id::compute(seed, &k, [0, 0])
+                .as_str()
+                .to_string(),
+        )
+    }
+
     /// Text form for alerts: `10.0.0.1`, `10.1.2.0/24`, `2001:db8::/64`, or for a flow
     /// `10.0.0.1:1234-10.0.0.2:80/6` (`[v6]:port`, lower endpoint first, then the IP protocol).
     pub fn format(&self, key_type: KeyType) -> String {

@@ -90,6 +90,11 @@ impl AlertRule {
             "tunnel_id": r.key.tunnel_id,
             "packets": r.bidirectional.packets,
             "bytes": r.bidirectional.bytes,
+            "src2dst_packets": r.src2dst.packets,
+            "src2dst_bytes": r.src2dst.bytes,
+            "dst2src_packets": r.dst2src.packets,
+            "dst2src_bytes": r.dst2src.bytes,
+            "community_id": r.community_id.as_str(),
         });
         if let (Some(obj), Some(v)) = (line.as_object_mut(), value.as_object()) {
             obj.extend(v.clone());

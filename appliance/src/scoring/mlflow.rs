@@ -9,9 +9,10 @@
 //!   layout, `STORE/models/NAME/version-N/meta.yaml`, whose `storage_location` (else
 //!   `source`, else `model_id`) points at the version's artifacts, an MLflow model directory.
 //!   The store is `[model] mlflow_store`, else `MLFLOW_TRACKING_URI` when it is a `file:` URI
-//!   or a path. A tracking server's store is read the same way when weir runs beside it;
-//!   otherwise download the version (`mlflow artifacts download -u models:/NAME/1 -d DIR`)
-//!   and give weir `DIR`.
+//!   or a path.
+//! - The same URIs with `MLFLOW_TRACKING_URI=http://HOST:PORT` (and no `mlflow_store`): resolved
+//!   through the tracking server's REST API and downloaded to a local cache
+//!   (`mlflow_http.rs`).
 //!
 //! YAML is read with `serde_yaml_ng` (the maintained fork of the deprecated `serde_yaml`).
 
@@ -57,6 +58,19 @@ fn err(path: &Path, reason: impl Into<String>) -> ScoringError {
 pub fn locate(spec: &Path, store: Option<&Path>) -> Result<Located> {
     if let Some(uri) = spec.to_str().filter(|s| s.starts_with(REGISTRY_SCHEME)) {
         let (name, version) = parse_registry_uri(uri).map_err(|r| err(spec, r))?;
+        if let (None, Some(server)) = (store, tracking_server()) {
+            let cache = super::mlflow_http::cache_root();
+            let (dir, resolved) = super::mlflow_http::fetch(&server, &name, &version, &cache)
+                .map_err(|r| err(spec, format!("MLflow tracking server {server}: {r}")))?;
+            let mut loc = locate_dir(&dir)?;
+            loc.origin = format!(
+                "MLflow registry {uri} (version {resolved} on {server}, cached in {}) -> {}",
+                dir.display(),
+                loc.origin
+            );
+            loc.registry = Some((name, resolved));
+            return Ok(loc);
+        }
         let store = store_path(store).map_err(|r| err(spec, r))?;
         let (artifacts, resolved) = resolve_version(&store, &name, &version)?;
         let mut loc = locate_dir(&artifacts)?;
@@ -151,6 +165,13 @@ pub fn parse_registry_uri(uri: &str) -> std::result::Result<(String, String), St
         ));
     }
     Ok((name.to_string(), version.to_string()))
+}
+
+/// `MLFLOW_TRACKING_URI` when it names a tracking server (`http://...`).
+fn tracking_server() -> Option<String> {
+    std::env::var("MLFLOW_TRACKING_URI")
+        .ok()
+        .filter(|u| u.starts_with("http://") || u.starts_with("https://"))
 }
 
 /// The local store: the configured one, else `MLFLOW_TRACKING_URI` (a `file:` URI or a path).

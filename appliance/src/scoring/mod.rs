@@ -14,6 +14,7 @@ pub mod config;
 pub mod error;
 pub mod inspect;
 pub mod mlflow;
+pub mod mlflow_http;
 pub mod model;
 pub mod runtime;
 pub mod scorer;

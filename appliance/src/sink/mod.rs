@@ -7,6 +7,7 @@
 //! Beside the records file, [`ipfix`] exports the same records to a NetFlow/IPFIX collector.
 
 pub mod csv;
+pub mod eve;
 pub mod ipfix;
 pub mod jsonl;
 pub mod parquet;
@@ -145,6 +146,7 @@ pub(crate) fn fields<'a>(
         }
     }
     f(Field::Str(schema.service_name(rec.service)));
+    f(Field::Str(rec.community_id.as_str()));
     for (i, v) in rec.values.iter().enumerate() {
         let kind = schema.kinds.get(i).copied().unwrap_or(0);
         f(if v.is_nan() {

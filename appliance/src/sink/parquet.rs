@@ -2,9 +2,14 @@
 //!
 //! The column types come from the same walk that writes a record ([`super::fields`]): a
 //! probe record with every value present is walked once at start, and each field's variant
-//! gives its column's type (text `BYTE_ARRAY` UTF8, signed `INT64`, unsigned `INT64` with the
-//! `UINT_64` logical type, `DOUBLE`). A column added to the walk thus gets a Parquet type with
-//! no change here. Every column is `OPTIONAL`: NaN and missing values are nulls.
+//! gives its column's type (text `BYTE_ARRAY` UTF8, `INT64`, `DOUBLE`). A column added to the
+//! walk thus gets a Parquet type with no change here. Every column is `OPTIONAL`: NaN and
+//! missing values are nulls.
+//!
+//! Unsigned fields (counters, ports, `*_seen_ms` milliseconds since the epoch) are written as
+//! plain signed `INT64` (logical type INTEGER(64, signed)), not `UINT_64`: Spark reads UINT_64
+//! as `decimal(20,0)` and pandas as `uint64`, which then need casts, while every value weir
+//! counts fits in 63 bits. Times stay integer milliseconds, as in the CSV and NFStream.
 //!
 //! Rows are buffered per column and written as a row group when the buffer is large; the file
 //! is written under a hidden temporary name (`.NAME.parquet.tmp`, which pyarrow, Spark and
@@ -71,7 +76,8 @@ impl Layout {
             let (physical, logical) = match kind {
                 ColKind::Utf8 => (Physical::BYTE_ARRAY, Some(LogicalType::String)),
                 ColKind::Int64 => (Physical::INT64, Some(LogicalType::integer(64, true))),
-                ColKind::UInt64 => (Physical::INT64, Some(LogicalType::integer(64, false))),
+                // Signed on purpose (see the module doc): what Spark and pandas read as long.
+                ColKind::UInt64 => (Physical::INT64, Some(LogicalType::integer(64, true))),
                 ColKind::Double => (Physical::DOUBLE, None),
             };
             let t = Type::primitive_type_builder(name, physical)
@@ -121,6 +127,8 @@ pub(crate) fn column_kinds(schema: &RecordSchema) -> Vec<ColKind> {
         score_status: ScoreStatus::Scored,
         prediction: Some(0),
         scores: vec![0.0; schema.scores.len()],
+        icmp: [0; 2],
+        community_id: Default::default(),
         model: None,
     };
     let walk = |rec: &FlowRecord| {

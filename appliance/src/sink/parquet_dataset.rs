@@ -250,6 +250,8 @@ mod tests {
             score_status: Default::default(),
             prediction: None,
             scores: vec![],
+            icmp: [0; 2],
+            community_id: Default::default(),
             model: None,
         }
     }

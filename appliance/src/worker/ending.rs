@@ -4,6 +4,7 @@
 
 use super::{Worker, FLUSH_BATCH, SEND_BATCH, SEND_EVERY_NS};
 use crate::cost::Stage;
+use crate::flow::community_id;
 use crate::flow::record::{DirCounters, Expiration, FlowRecord, IntervalSpan, ScoreStatus};
 
 impl Worker {
@@ -143,6 +144,8 @@ impl Worker {
             model: None,
             prediction: None,
             scores: Vec::new(),
+            icmp: e.ext.icmp,
+            community_id: Default::default(),
         });
         self.table.remove(idx);
     }
@@ -154,6 +157,7 @@ impl Worker {
         let e = self.table.entry(idx);
         let key = e.key;
         let service = e.ext.service;
+        let icmp = e.ext.icmp;
         let mut values = vec![f64::NAN; self.s.n_values];
         let rate_values = e.ext.rates.features(&self.tables);
         values[self.n_plugin_values..self.n_plugin_values + rate_values.len()]
@@ -192,6 +196,8 @@ impl Worker {
             score_status: ScoreStatus::None,
             prediction: None,
             scores: Vec::new(),
+            icmp,
+            community_id: Default::default(),
             model: None,
         });
     }
@@ -209,10 +215,31 @@ impl Worker {
         0
     }
 
+    /// Give the records ended since the last call their Community ID, on the `community_id`
+    /// cost row (its packets column counts records); returns the clock after it.
+    pub(super) fn community_id_stage(&mut self, t: u64) -> u64 {
+        let n = self.out.len() - self.stamped;
+        if n == 0 {
+            return t;
+        }
+        let seed = self.s.community_id_seed;
+        for r in &mut self.out[self.stamped..] {
+            r.community_id = community_id::compute(seed, &r.key, r.icmp);
+        }
+        self.stamped = self.out.len();
+        let row = Stage::CommunityId.row();
+        self.cost.add_flows(row, n as u64);
+        self.cost.lap(row, n as u32, t)
+    }
+
     pub(super) fn send_records(&mut self) {
         if self.out.is_empty() {
             return;
         }
+        // Records ended outside a burst (quiet links, the end of input) get theirs here.
+        let t = self.cost.start();
+        self.community_id_stage(t);
+        self.stamped = 0;
         self.last_send_ns = self.last_ts_ns;
         self.stats.records += self.out.len() as u64;
         let batch = std::mem::replace(&mut self.out, Vec::with_capacity(SEND_BATCH));

@@ -4,6 +4,7 @@
 use super::{count, RawPacket, Stop, Worker};
 use crate::config::Eviction;
 use crate::cost::Stage;
+use crate::flow::community_id;
 use crate::flow::key::{direction, flow_hash};
 use crate::flow::record::Expiration;
 use crate::flow::table::Lookup;
@@ -148,6 +149,8 @@ impl Worker {
             pkt.direction = dir;
             if e.src2dst.packets == 0 {
                 pkt.flags |= WEIR_PKT_FIRST_OF_FLOW;
+                // SAFETY: a packet of the burst being processed: its bytes are live.
+                e.ext.icmp = unsafe { community_id::first_packet_icmp(&pkt) };
             }
             // The full wire length (NFStream keeps it in 16 bits and wraps above 65535).
             let size = pkt.wire_len as u64;

@@ -95,9 +95,12 @@ pub struct FlowExt {
     /// The flow tore down (FIN both ways, or RST) during the current burst and ends once the
     /// burst's packets have been through the plugins (see `Worker::end_torn_down`).
     pub ending: bool,
+    /// ICMP type and code of the flow's first packet, for its Community ID (in the padding
+    /// after `ending`: the entry keeps its size).
+    pub icmp: [u8; 2],
 }
 
-// SAFETY: FlowRates, service and fin_seen are plain integers and `ending` a bool; all-zero
+// SAFETY: FlowRates, service, fin_seen and icmp are plain integers and `ending` a bool; all-zero
 // bits are a valid (empty) value.
 unsafe impl bytemuck::Zeroable for FlowExt {}
 
@@ -120,6 +123,8 @@ pub struct WorkerSettings {
     /// Interval length of each service id (index 0: flows of no service), from
     /// `[intervals] every_ms` and `[[services]] every_ms` (0 = no interval records).
     pub interval_every_ms: Vec<u64>,
+    /// Seed of the records' Community ID (`[flows] community_id_seed`).
+    pub community_id_seed: u16,
 }
 
 impl WorkerSettings {
@@ -144,6 +149,7 @@ impl WorkerSettings {
             },
             prefault: cfg.flows.prefault,
             burst: cfg.workers.burst as usize,
+            community_id_seed: cfg.flows.community_id_seed,
             n_values,
             interval_every_ms: std::iter::once(cfg.intervals.every_ms)
                 .chain(
@@ -181,6 +187,8 @@ pub struct Worker {
     alert_buf: Vec<Alert>,
     /// Records finished during the current burst.
     out: Vec<FlowRecord>,
+    /// How many of `out` have their Community ID.
+    stamped: usize,
     sink: Sender<Vec<FlowRecord>>,
     due: Vec<u32>,
     /// Interval schedules and the flows each touched in its current interval.
@@ -256,6 +264,7 @@ impl Worker {
             alerts,
             alert_buf: Vec::new(),
             out: Vec::new(),
+            stamped: 0,
             sink,
             due: Vec::with_capacity(1024),
             iv,
@@ -392,6 +401,7 @@ impl Worker {
             .lap_flows_excluding(Stage::FlowTable.row(), 0, t, plugins_at);
         let now_ms = self.last_ts_ns / 1_000_000;
         t = self.expiry_stages(now_ms, t);
+        t = self.community_id_stage(t);
         if !self.heavy_hitters.is_empty() {
             self.poll_heavy_hitters(false);
         }

@@ -140,6 +140,8 @@ pub fn records() -> Records {
                 model: None,
                 prediction: None,
                 scores: Vec::new(),
+                icmp: [0; 2],
+                community_id: Default::default(),
             });
             origin.push((name.clone(), row));
         }

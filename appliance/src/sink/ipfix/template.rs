@@ -34,6 +34,7 @@
 //! | 6 | `weirReverseFlowEndMilliseconds` | dateTimeMilliseconds | `dst2src_last_seen_ms` |
 //! | 7 | `weirPrediction` | string | `prediction` (the class label, as in CSV) |
 //! | 8 | `weirScoreStatus` | string | `score_status` |
+//! | 9 | `weirCommunityId` | string, 30 octets | `community_id` (Community ID v1) |
 //! | 1024 + FNV-1a(name) mod 31744 | the column's name | float64 (NaN = missing) | every plugin feature, rate and score column |
 //!
 //! The id of a named column is derived from its name alone (32-bit FNV-1a of the UTF-8 name),
@@ -84,6 +85,7 @@ pub mod weir_ie {
     pub const REVERSE_FLOW_END_MILLISECONDS: u16 = 6;
     pub const PREDICTION: u16 = 7;
     pub const SCORE_STATUS: u16 = 8;
+    pub const COMMUNITY_ID: u16 = 9;
     /// Named columns get ids from here up.
     pub const FIRST_NAMED: u16 = 1024;
 }
@@ -132,6 +134,7 @@ enum Source {
     Worker,
     TunnelId,
     FwdLastSeen,
+    CommunityId,
     /// `values[i]`: a plugin feature or a rate.
     Extra(usize),
     Prediction,
@@ -332,6 +335,10 @@ impl Template {
                 weir(weir_ie::REVERSE_FLOW_END_MILLISECONDS, 8),
                 Source::RevLastSeen,
             ),
+            (
+                weir(weir_ie::COMMUNITY_ID, crate::flow::community_id::LEN as u16),
+                Source::CommunityId,
+            ),
         ];
         let (ids, collided) = named_ids(sel.names(schema));
         let mut ids = ids.into_iter();
@@ -442,6 +449,7 @@ impl Template {
                 Source::Worker => m.put_u16(rec.worker),
                 Source::TunnelId => m.put_u32(k.tunnel_id),
                 Source::FwdLastSeen => m.put_u64(rec.src2dst.last_seen_ms),
+                Source::CommunityId => m.put_bytes(rec.community_id.as_bytes()),
                 Source::Extra(i) => m.put_f64(rec.values.get(i).copied().unwrap_or(f64::NAN)),
                 Source::Score(i) => m.put_f64(rec.scores.get(i).copied().unwrap_or(f64::NAN)),
                 Source::Prediction => m.put_varlen(self.prediction_text(rec).as_bytes()),
@@ -505,6 +513,8 @@ pub(crate) mod tests_support {
             score_status: ScoreStatus::None,
             prediction: None,
             scores: vec![],
+            icmp: [0; 2],
+            community_id: Default::default(),
             model: None,
         }
     }
@@ -529,19 +539,19 @@ mod tests {
         let (t, collided) =
             Template::for_schema(&schema(), &Selection::all(&schema()), 4, DEFAULT_WEIR_PEN);
         assert!(collided.is_empty());
-        // 12 standard + 2 reverse + 6 weir fixed + 2 named fields.
-        assert_eq!(t.specs().count(), 22);
+        // 12 standard + 2 reverse + 7 weir fixed + 2 named fields.
+        assert_eq!(t.specs().count(), 23);
         let std_fields = t.specs().filter(|s| s.pen == 0).count();
         assert_eq!(std_fields, 12);
         assert_eq!(
             t.definition_len(),
-            4 + std_fields * 4 + (22 - std_fields) * 8
+            4 + std_fields * 4 + (23 - std_fields) * 8
         );
         // addresses 4+4, ports 2+2, proto 1, vlan 2, version 1, 2 times 16, 4 counters 32,
-        // end reason 1, weir 1+2+4+8+8+8, 2 named 16.
+        // end reason 1, weir 1+2+4+8+8+8+30, 2 named 16.
         assert_eq!(
             t.record_len(&record(4)),
-            8 + 4 + 1 + 2 + 1 + 16 + 32 + 1 + 31 + 16
+            8 + 4 + 1 + 2 + 1 + 16 + 32 + 1 + 31 + 30 + 16
         );
         let mut m = MessageBuf::new(1400);
         m.set(t.id);
@@ -570,8 +580,9 @@ mod tests {
             [u64_at(80), u64_at(88)],
             [1_600_000_000_100, 1_600_000_000_900]
         );
-        assert_eq!(f64::from_bits(u64_at(96)), 1.5);
-        assert!(f64::from_bits(u64_at(104)).is_nan());
+        assert_eq!(&r[96..126], record(4).community_id.as_bytes());
+        assert_eq!(f64::from_bits(u64_at(126)), 1.5);
+        assert!(f64::from_bits(u64_at(134)).is_nan());
     }
 
     #[test]
@@ -657,8 +668,8 @@ mod tests {
         );
         assert_eq!(Selection::named(&s, &["nope".into()]).unwrap_err(), "nope");
         let (t, _) = Template::for_schema(&s, &d, 4, DEFAULT_WEIR_PEN);
-        // 20 core fields, decay_pps, prediction, proba_a, score_status.
-        assert_eq!(t.specs().count(), 24);
+        // 21 core fields, decay_pps, prediction, proba_a, score_status.
+        assert_eq!(t.specs().count(), 25);
     }
 
     #[test]

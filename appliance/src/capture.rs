@@ -8,9 +8,10 @@
 //! Ethernet frames. The original wire length is kept apart from the data, so byte counts stay
 //! those of the wire.
 
-use pcap_file::pcap::PcapReader;
+use pcap_file::pcap::{PcapParser, PcapReader};
 use pcap_file::pcapng::blocks::interface_description::InterfaceDescriptionOption;
-use pcap_file::pcapng::{Block, PcapNgReader};
+use pcap_file::pcapng::{Block, PcapNgParser, PcapNgReader};
+use sha2::{Digest, Sha256};
 use std::fs::File;
 use std::io::{BufReader, Read, Seek};
 use std::path::{Path, PathBuf};
@@ -60,16 +61,6 @@ pub struct CapturedPacket<'a> {
     pub orig_len: u32,
     pub ts_ns: u64,
     pub linktype: u32,
-}
-
-enum Inner {
-    /// The reader, the link type, and ns per unit of the header's fractional timestamp.
-    Pcap(PcapReader<BufReader<File>>, u32, u64),
-    /// A classic pcap of format version 2.0 to 2.2, read record by record here: libpcap
-    /// before 0.5 wrote each record's captured and original lengths the other way round, and
-    /// libpcap and Wireshark swap them back when reading (`pcap-file` does not).
-    PcapSwapped(SwappedPcap),
-    PcapNg(PcapNgReader<BufReader<File>>, Vec<(u32, TsResol, i64)>),
 }
 
 #[derive(Clone, Copy)]
@@ -180,73 +171,227 @@ impl SwappedPcap {
     }
 }
 
+/// An interface of a pcapng section: link type, time resolution, time offset (s).
+type Iface = (u32, TsResol, i64);
+
+/// How the file is read: mapped (a regular file: packets are slices of the mapping, no copy)
+/// or through a buffer (anything else, e.g. a pipe).
+enum Inner {
+    /// The reader, the link type, and ns per unit of the header's fractional timestamp.
+    Pcap(PcapReader<BufReader<HashingReader>>, u32, u64),
+    PcapNg(PcapNgReader<BufReader<HashingReader>>, Vec<Iface>),
+    /// A classic pcap of format version 2.0 to 2.2, read record by record here: libpcap
+    /// before 0.5 wrote each record's captured and original lengths the other way round, and
+    /// libpcap and Wireshark swap them back when reading (`pcap-file` does not).
+    PcapSwapped(SwappedPcap),
+    MappedPcap {
+        map: Mapping,
+        pos: usize,
+        parser: PcapParser,
+        linktype: u32,
+        frac_ns: u64,
+    },
+    MappedPcapNg {
+        map: Mapping,
+        pos: usize,
+        parser: PcapNgParser,
+        ifaces: Vec<Iface>,
+    },
+}
+
+/// A read-only mapping of a whole regular file. (The `memmap2` crate is not among the build's
+/// dependencies; this is the part of it the reader needs.) A capture truncated by another
+/// process while it is mapped ends the process with SIGBUS, as it would for any mmap reader.
+struct Mapping {
+    ptr: *mut libc::c_void,
+    len: usize,
+}
+
+// SAFETY: the mapping is read-only and owned by one reader; moving it between threads is fine.
+unsafe impl Send for Mapping {}
+
+impl Mapping {
+    fn new(f: &File, len: u64) -> Option<Mapping> {
+        use std::os::fd::AsRawFd;
+        let len = usize::try_from(len).ok().filter(|&l| l > 0)?;
+        // SAFETY: a new private read-only mapping of an open descriptor; failure is checked.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ,
+                libc::MAP_PRIVATE,
+                f.as_raw_fd(),
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return None;
+        }
+        // SAFETY: advice on the mapping just made; a failure only loses the read-ahead hint.
+        unsafe { libc::madvise(ptr, len, libc::MADV_SEQUENTIAL) };
+        Some(Mapping { ptr, len })
+    }
+
+    fn bytes(&self) -> &[u8] {
+        // SAFETY: `ptr` maps `len` readable bytes for as long as `self` lives.
+        unsafe { std::slice::from_raw_parts(self.ptr as *const u8, self.len) }
+    }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        // SAFETY: unmapping what `new` mapped, once; no slice of it outlives `self`.
+        unsafe { libc::munmap(self.ptr, self.len) };
+    }
+}
+
+/// A reader that hashes what passes through it (the buffered path's capture hash).
+struct HashingReader {
+    file: File,
+    hash: Option<Sha256>,
+    bytes: u64,
+}
+
+impl Read for HashingReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.file.read(buf)?;
+        if let Some(h) = &mut self.hash {
+            h.update(&buf[..n]);
+        }
+        self.bytes += n as u64;
+        Ok(n)
+    }
+}
+
+/// The mapped path hashes in pieces of this size, just behind the parser (while the bytes are
+/// still in cache).
+const HASH_CHUNK: usize = 1 << 20;
+
 /// A pcap or pcapng file, read packet by packet.
 pub struct CaptureReader {
     path: PathBuf,
     inner: Inner,
     packets: u64,
     size: u64,
+    /// The sha256 of the bytes read so far, when asked for ([`CaptureReader::hash_as_read`]).
+    hash: Option<Sha256>,
+    /// Mapped path: bytes hashed so far.
+    hashed: usize,
+    /// Packets whose time was clamped into 1970..2262.
     clamped: u64,
 }
 
 impl CaptureReader {
     pub fn open(path: &Path) -> Result<CaptureReader, CaptureError> {
+        Self::open_with(path, false)
+    }
+
+    /// Open `path` and compute its sha256 as it is read (see [`CaptureReader::finish_hash`]):
+    /// the data manifest's capture hash without a second pass over the file.
+    pub fn hash_as_read(path: &Path) -> Result<CaptureReader, CaptureError> {
+        Self::open_with(path, true)
+    }
+
+    fn open_with(path: &Path, hash: bool) -> Result<CaptureReader, CaptureError> {
         let open_err = |source| CaptureError::Open {
             path: path.to_path_buf(),
             source,
         };
         let mut f = File::open(path).map_err(open_err)?;
-        let size = f.metadata().map(|m| m.len()).unwrap_or(0);
-        if f.metadata().map(|m| m.is_dir()).unwrap_or(false) {
+        let meta = f.metadata().map_err(open_err)?;
+        let size = meta.len();
+        if meta.is_dir() {
             return Err(CaptureError::NotACapture {
                 path: path.to_path_buf(),
                 reason: "it is a directory".into(),
             });
         }
-        let mut magic = [0u8; 4];
-        let n = f.read(&mut magic).map_err(open_err)?;
-        f.rewind().map_err(open_err)?;
         let not = |reason: String| CaptureError::NotACapture {
             path: path.to_path_buf(),
             reason,
         };
-        if n < 4 {
-            return Err(not(format!("the file has only {n} bytes")));
-        }
-        let r = BufReader::with_capacity(1 << 20, f);
-        let inner = if magic == [0x0a, 0x0d, 0x0d, 0x0a] {
-            Inner::PcapNg(
-                PcapNgReader::new(r).map_err(|e| not(e.to_string()))?,
-                Vec::new(),
-            )
+        let map = if meta.is_file() {
+            Mapping::new(&f, size)
         } else {
-            let rd = PcapReader::new(r).map_err(|e| not(format!("{e} (magic {magic:02x?})")))?;
-            let hdr = rd.header();
-            let lt = u32::from(hdr.datalink);
-            let frac_ns = match hdr.ts_resolution {
-                pcap_file::TsResolution::MicroSecond => 1000,
-                pcap_file::TsResolution::NanoSecond => 1,
-            };
-            if hdr.version_major == 2 && hdr.version_minor < 3 {
-                drop(rd);
-                let mut f = File::open(path).map_err(open_err)?;
-                f.seek(std::io::SeekFrom::Start(24)).map_err(open_err)?;
-                Inner::PcapSwapped(SwappedPcap {
-                    r: BufReader::with_capacity(1 << 20, f),
-                    big_endian: hdr.endianness == pcap_file::Endianness::Big,
-                    linktype: lt,
-                    frac_ns,
-                    data: Vec::with_capacity(65536),
-                })
-            } else {
-                Inner::Pcap(rd, lt, frac_ns)
+            None
+        };
+        let inner = match map {
+            Some(map) => {
+                let bytes = map.bytes();
+                if bytes.len() < 4 {
+                    return Err(not(format!("the file has only {} bytes", bytes.len())));
+                }
+                let magic: [u8; 4] = bytes[..4].try_into().expect("4 bytes");
+                if magic == [0x0a, 0x0d, 0x0d, 0x0a] {
+                    let (rest, parser) =
+                        PcapNgParser::new(bytes).map_err(|e| not(e.to_string()))?;
+                    let pos = bytes.len() - rest.len();
+                    Inner::MappedPcapNg {
+                        map,
+                        pos,
+                        parser,
+                        ifaces: Vec::new(),
+                    }
+                } else {
+                    let (rest, parser) = PcapParser::new(bytes)
+                        .map_err(|e| not(format!("{e} (magic {magic:02x?})")))?;
+                    let pos = bytes.len() - rest.len();
+                    let (linktype, frac_ns) = pcap_header(&parser.header());
+                    match swapped_pcap(path, &parser.header(), linktype, frac_ns)
+                        .map_err(open_err)?
+                    {
+                        Some(sp) => Inner::PcapSwapped(sp),
+                        None => Inner::MappedPcap {
+                            map,
+                            pos,
+                            parser,
+                            linktype,
+                            frac_ns,
+                        },
+                    }
+                }
+            }
+            None => {
+                let mut magic = [0u8; 4];
+                let n = f.read(&mut magic).map_err(open_err)?;
+                if n < 4 {
+                    return Err(not(format!("the file has only {n} bytes")));
+                }
+                // Not seekable (a pipe): the magic is read again through the reader.
+                let r = match f.rewind() {
+                    Ok(()) => HashingReader {
+                        file: f,
+                        hash: hash.then(Sha256::new),
+                        bytes: 0,
+                    },
+                    Err(e) => return Err(open_err(e)),
+                };
+                let r = BufReader::with_capacity(1 << 20, r);
+                if magic == [0x0a, 0x0d, 0x0d, 0x0a] {
+                    Inner::PcapNg(
+                        PcapNgReader::new(r).map_err(|e| not(e.to_string()))?,
+                        Vec::new(),
+                    )
+                } else {
+                    let rd =
+                        PcapReader::new(r).map_err(|e| not(format!("{e} (magic {magic:02x?})")))?;
+                    let (lt, frac_ns) = pcap_header(&rd.header());
+                    match swapped_pcap(path, &rd.header(), lt, frac_ns).map_err(open_err)? {
+                        Some(sp) => Inner::PcapSwapped(sp),
+                        None => Inner::Pcap(rd, lt, frac_ns),
+                    }
+                }
             }
         };
+        let mapped = matches!(inner, Inner::MappedPcap { .. } | Inner::MappedPcapNg { .. });
         Ok(CaptureReader {
             path: path.to_path_buf(),
             inner,
             packets: 0,
             size,
+            hash: (hash && mapped).then(Sha256::new),
+            hashed: 0,
             clamped: 0,
         })
     }
@@ -270,37 +415,50 @@ impl CaptureReader {
         self.clamped
     }
 
-    /// Read the next packet and hand it to `f`; `Ok(false)` at the end of the file.
+    /// Whether packets are slices of a mapping of the file (no copy).
+    pub fn is_mapped(&self) -> bool {
+        matches!(
+            self.inner,
+            Inner::MappedPcap { .. } | Inner::MappedPcapNg { .. }
+        )
+    }
+
+    /// The sha256 (hex) and byte count of the whole file, after the last packet was read;
+    /// `None` unless opened with [`CaptureReader::hash_as_read`]. The bytes after the last
+    /// packet (if any) are hashed too, so this is the hash of the file.
+    pub fn finish_hash(self) -> Option<(String, u64)> {
+        match self.inner {
+            Inner::MappedPcap { map, .. } | Inner::MappedPcapNg { map, .. } => {
+                let mut h = self.hash?;
+                h.update(&map.bytes()[self.hashed..]);
+                Some((hex(&h.finalize()), map.len as u64))
+            }
+            Inner::Pcap(rd, ..) => finish_stream(rd.into_reader().into_inner()),
+            // Read apart from the mapping or the hashing reader: the manifest hashes it.
+            Inner::PcapSwapped(_) => None,
+            Inner::PcapNg(rd, _) => finish_stream(rd.into_inner().into_inner()),
+        }
+    }
+
+    /// Read the next packet and hand it to `f`; `Ok(None)` at the end of the file.
     pub fn next_with<T>(
         &mut self,
         f: impl FnOnce(CapturedPacket<'_>) -> T,
     ) -> Result<Option<T>, CaptureError> {
+        let path = &self.path;
         let corrupt = |packets, reason: String| CaptureError::Corrupt {
-            path: self.path.clone(),
+            path: path.clone(),
             packets,
             reason,
         };
+        let packets = &mut self.packets;
+        let clamped = &mut self.clamped;
         match &mut self.inner {
-            // Raw records: a fractional part out of range (which libpcap passes through, and
-            // NFStream adds as is) must not make the whole capture unreadable.
-            Inner::Pcap(rd, lt, frac_ns) => match rd.next_raw_packet() {
-                None => Ok(None),
-                Some(Err(e)) => Err(corrupt(self.packets, e.to_string())),
-                Some(Ok(p)) => {
-                    self.packets += 1;
-                    Ok(Some(f(CapturedPacket {
-                        data: &p.data,
-                        orig_len: p.orig_len,
-                        ts_ns: pcap_ts_ns(p.ts_sec, p.ts_frac, *frac_ns),
-                        linktype: *lt,
-                    })))
-                }
-            },
             Inner::PcapSwapped(sp) => match sp.next() {
                 Ok(None) => Ok(None),
-                Err(e) => Err(corrupt(self.packets, e)),
+                Err(e) => Err(corrupt(*packets, e)),
                 Ok(Some((sec, frac, orig))) => {
-                    self.packets += 1;
+                    *packets += 1;
                     Ok(Some(f(CapturedPacket {
                         data: &sp.data,
                         orig_len: orig,
@@ -309,91 +467,212 @@ impl CaptureReader {
                     })))
                 }
             },
+            // Raw records: a fractional part out of range (which libpcap passes through, and
+            // NFStream adds as is) must not make the whole capture unreadable.
+            Inner::Pcap(rd, lt, frac_ns) => match rd.next_raw_packet() {
+                None => Ok(None),
+                Some(Err(e)) => Err(corrupt(*packets, e.to_string())),
+                Some(Ok(p)) => {
+                    *packets += 1;
+                    Ok(Some(f(CapturedPacket {
+                        data: &p.data,
+                        orig_len: p.orig_len,
+                        ts_ns: pcap_ts_ns(p.ts_sec, p.ts_frac, *frac_ns),
+                        linktype: *lt,
+                    })))
+                }
+            },
+            Inner::MappedPcap {
+                map,
+                pos,
+                parser,
+                linktype,
+                frac_ns,
+            } => {
+                let bytes = map.bytes();
+                if *pos >= bytes.len() {
+                    return Ok(None);
+                }
+                let (rest, p) = parser
+                    .next_raw_packet(&bytes[*pos..])
+                    .map_err(|e| corrupt(*packets, e.to_string()))?;
+                *pos = bytes.len() - rest.len();
+                hash_upto(&mut self.hash, &mut self.hashed, bytes, *pos);
+                *packets += 1;
+                Ok(Some(f(CapturedPacket {
+                    data: &p.data,
+                    orig_len: p.orig_len,
+                    ts_ns: pcap_ts_ns(p.ts_sec, p.ts_frac, *frac_ns),
+                    linktype: *linktype,
+                })))
+            }
             Inner::PcapNg(rd, ifaces) => loop {
                 let block = match rd.next_block() {
                     None => {
-                        if self.clamped > 0 {
-                            tracing::warn!(
-                                "{}: {} packet times were out of range and clamped",
-                                self.path.display(),
-                                self.clamped
-                            );
-                        }
+                        warn_clamped(path, *clamped);
                         return Ok(None);
                     }
-                    Some(Err(e)) => return Err(corrupt(self.packets, e.to_string())),
+                    Some(Err(e)) => return Err(corrupt(*packets, e.to_string())),
                     Some(Ok(b)) => b,
                 };
-                match block {
-                    Block::SectionHeader(_) => ifaces.clear(),
-                    Block::InterfaceDescription(idb) => {
-                        let mut res = TsResol::Pow10(6);
-                        let mut off = 0i64;
-                        for o in &idb.options {
-                            match o {
-                                InterfaceDescriptionOption::IfTsResol(v) => {
-                                    res = TsResol::from_option(*v)
-                                }
-                                // A signed 64-bit count of seconds (pcapng 4.2).
-                                InterfaceDescriptionOption::IfTsOffset(s) => off = *s as i64,
-                                _ => {}
-                            }
-                        }
-                        ifaces.push((u32::from(idb.linktype), res, off));
-                    }
-                    Block::EnhancedPacket(epb) => {
-                        let Some(&(lt, res, off)) = ifaces.get(epb.interface_id as usize) else {
-                            return Err(corrupt(
-                                self.packets,
-                                format!("packet for undeclared interface {}", epb.interface_id),
-                            ));
-                        };
-                        // The crate reads the 64-bit timestamp as ns: these are raw units.
-                        let raw = epb.timestamp.as_nanos() as u64;
-                        let t = pcapng_ts_ns(res, off, raw);
-                        let ts = clamp_time(&self.path, self.packets, &mut self.clamped, t);
-                        self.packets += 1;
-                        return Ok(Some(f(CapturedPacket {
-                            data: &epb.data,
-                            orig_len: epb.original_len,
-                            ts_ns: ts,
-                            linktype: lt,
-                        })));
-                    }
-                    Block::Packet(pb) => {
-                        let Some(&(lt, res, off)) = ifaces.get(pb.interface_id as usize) else {
-                            return Err(corrupt(
-                                self.packets,
-                                format!("packet for undeclared interface {}", pb.interface_id),
-                            ));
-                        };
-                        let t = pcapng_ts_ns(res, off, pb.timestamp);
-                        let ts = clamp_time(&self.path, self.packets, &mut self.clamped, t);
-                        self.packets += 1;
-                        return Ok(Some(f(CapturedPacket {
-                            data: &pb.data,
-                            orig_len: pb.original_len,
-                            ts_ns: ts,
-                            linktype: lt,
-                        })));
-                    }
-                    Block::SimplePacket(sp) => {
-                        // No timestamp in a Simple Packet Block: it takes time 0, which the
-                        // monotonic clamp turns into "the latest time seen".
-                        let lt = ifaces.first().map(|i| i.0).unwrap_or(linktype::ETHERNET);
-                        self.packets += 1;
-                        return Ok(Some(f(CapturedPacket {
-                            data: &sp.data,
-                            orig_len: sp.original_len,
-                            ts_ns: 0,
-                            linktype: lt,
-                        })));
-                    }
-                    _ => {}
+                if let Some(p) = on_block(block, ifaces, packets, clamped, path, &corrupt)? {
+                    return Ok(Some(f(p.captured())));
+                }
+            },
+            Inner::MappedPcapNg {
+                map,
+                pos,
+                parser,
+                ifaces,
+            } => loop {
+                let bytes = map.bytes();
+                if *pos >= bytes.len() {
+                    warn_clamped(path, *clamped);
+                    return Ok(None);
+                }
+                let (rest, block) = parser
+                    .next_block(&bytes[*pos..])
+                    .map_err(|e| corrupt(*packets, e.to_string()))?;
+                *pos = bytes.len() - rest.len();
+                hash_upto(&mut self.hash, &mut self.hashed, bytes, *pos);
+                if let Some(p) = on_block(block, ifaces, packets, clamped, path, &corrupt)? {
+                    return Ok(Some(f(p.captured())));
                 }
             },
         }
     }
+}
+
+/// The link type and ns per fractional unit of a classic pcap header.
+fn pcap_header(h: &pcap_file::pcap::PcapHeader) -> (u32, u64) {
+    let frac_ns = match h.ts_resolution {
+        pcap_file::TsResolution::MicroSecond => 1000,
+        pcap_file::TsResolution::NanoSecond => 1,
+    };
+    (u32::from(h.datalink), frac_ns)
+}
+
+/// Hash the mapped bytes up to `pos` once a chunk's worth is waiting.
+#[inline]
+fn hash_upto(hash: &mut Option<Sha256>, hashed: &mut usize, bytes: &[u8], pos: usize) {
+    if let Some(h) = hash {
+        if pos - *hashed >= HASH_CHUNK {
+            h.update(&bytes[*hashed..pos]);
+            *hashed = pos;
+        }
+    }
+}
+
+/// The buffered path's hash: read what the parser left (trailing bytes) through the hasher.
+fn finish_stream(mut r: HashingReader) -> Option<(String, u64)> {
+    r.hash.as_ref()?;
+    let mut buf = [0u8; 8192];
+    while matches!(r.read(&mut buf), Ok(n) if n > 0) {}
+    let h = r.hash.take()?;
+    Some((hex(&h.finalize()), r.bytes))
+}
+
+fn hex(b: &[u8]) -> String {
+    use std::fmt::Write;
+    b.iter()
+        .fold(String::with_capacity(b.len() * 2), |mut s, x| {
+            let _ = write!(s, "{x:02x}");
+            s
+        })
+}
+
+/// A packet of a pcapng block (its data borrowed from the block when it can be).
+struct BlockPacket<'a> {
+    data: std::borrow::Cow<'a, [u8]>,
+    orig_len: u32,
+    ts_ns: u64,
+    linktype: u32,
+}
+
+impl BlockPacket<'_> {
+    fn captured(&self) -> CapturedPacket<'_> {
+        CapturedPacket {
+            data: &self.data,
+            orig_len: self.orig_len,
+            ts_ns: self.ts_ns,
+            linktype: self.linktype,
+        }
+    }
+}
+
+/// One pcapng block: an interface is recorded, a packet is returned.
+fn on_block<'a>(
+    block: Block<'a>,
+    ifaces: &mut Vec<Iface>,
+    packets: &mut u64,
+    clamped: &mut u64,
+    path: &Path,
+    corrupt: &dyn Fn(u64, String) -> CaptureError,
+) -> Result<Option<BlockPacket<'a>>, CaptureError> {
+    match block {
+        Block::SectionHeader(_) => ifaces.clear(),
+        Block::InterfaceDescription(idb) => {
+            let mut res = TsResol::Pow10(6);
+            let mut off = 0i64;
+            for o in &idb.options {
+                match o {
+                    InterfaceDescriptionOption::IfTsResol(v) => res = TsResol::from_option(*v),
+                    // A signed 64-bit count of seconds (pcapng 4.2).
+                    InterfaceDescriptionOption::IfTsOffset(s) => off = *s as i64,
+                    _ => {}
+                }
+            }
+            ifaces.push((u32::from(idb.linktype), res, off));
+        }
+        Block::EnhancedPacket(epb) => {
+            let Some(&(lt, res, off)) = ifaces.get(epb.interface_id as usize) else {
+                return Err(corrupt(
+                    *packets,
+                    format!("packet for undeclared interface {}", epb.interface_id),
+                ));
+            };
+            // The crate reads the 64-bit timestamp as ns: these are raw units.
+            let raw = epb.timestamp.as_nanos() as u64;
+            let ts = clamp_time(path, *packets, clamped, pcapng_ts_ns(res, off, raw));
+            *packets += 1;
+            return Ok(Some(BlockPacket {
+                data: epb.data,
+                orig_len: epb.original_len,
+                ts_ns: ts,
+                linktype: lt,
+            }));
+        }
+        Block::Packet(pb) => {
+            let Some(&(lt, res, off)) = ifaces.get(pb.interface_id as usize) else {
+                return Err(corrupt(
+                    *packets,
+                    format!("packet for undeclared interface {}", pb.interface_id),
+                ));
+            };
+            let ts = clamp_time(path, *packets, clamped, pcapng_ts_ns(res, off, pb.timestamp));
+            *packets += 1;
+            return Ok(Some(BlockPacket {
+                data: pb.data,
+                orig_len: pb.original_len,
+                ts_ns: ts,
+                linktype: lt,
+            }));
+        }
+        Block::SimplePacket(sp) => {
+            // No timestamp in a Simple Packet Block: it takes time 0, which the
+            // monotonic clamp turns into "the latest time seen".
+            let lt = ifaces.first().map(|i| i.0).unwrap_or(linktype::ETHERNET);
+            *packets += 1;
+            return Ok(Some(BlockPacket {
+                data: sp.data,
+                orig_len: sp.original_len,
+                ts_ns: 0,
+                linktype: lt,
+            }));
+        }
+        _ => {}
+    }
+    Ok(None)
 }
 
 /// A classic pcap record's time in ns, read as libpcap reads it: the fields are the signed
@@ -433,6 +712,38 @@ fn clamp_time(path: &Path, packets: u64, clamped: &mut u64, t: Result<u64, (u64,
             to
         }
     }
+}
+
+/// At the end of a pcapng file: how many of its times were clamped, if any.
+fn warn_clamped(path: &Path, clamped: u64) {
+    if clamped > 0 {
+        tracing::warn!(
+            "{}: {} packet times were out of range and clamped",
+            path.display(),
+            clamped
+        );
+    }
+}
+
+/// A classic pcap of format 2.0 to 2.2 gets its own reader (see [`Inner::PcapSwapped`]).
+fn swapped_pcap(
+    path: &Path,
+    hdr: &pcap_file::pcap::PcapHeader,
+    linktype: u32,
+    frac_ns: u64,
+) -> std::io::Result<Option<SwappedPcap>> {
+    if !(hdr.version_major == 2 && hdr.version_minor < 3) {
+        return Ok(None);
+    }
+    let mut f = File::open(path)?;
+    f.seek(std::io::SeekFrom::Start(24))?;
+    Ok(Some(SwappedPcap {
+        r: BufReader::with_capacity(1 << 20, f),
+        big_endian: hdr.endianness == pcap_file::Endianness::Big,
+        linktype,
+        frac_ns,
+        data: Vec::with_capacity(65536),
+    }))
 }
 
 /// Count the packets of a capture (a full read; for tests and checks).

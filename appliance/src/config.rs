@@ -237,6 +237,18 @@ pub struct SinksConfig {
     pub parquet_rotate_mb: f64,
     /// Parquet dataset: close a file once it has been open this many seconds.
     pub parquet_rotate_s: f64,
+    /// CSV and JSON Lines files (records, alerts): write buffered lines out at least this
+    /// often, in seconds (a crash loses at most that much).
+    pub flush_s: f64,
+    /// CSV records file: move it aside (time-stamped name) and start a new one at about this
+    /// many MiB; 0 = never.
+    pub csv_rotate_mb: f64,
+    /// CSV records file: ... once it has been open this many seconds; 0 = never.
+    pub csv_rotate_s: f64,
+    /// JSON Lines records file and the alerts file: rotate at about this many MiB; 0 = never.
+    pub jsonl_rotate_mb: f64,
+    /// JSON Lines records file and the alerts file: rotate after this many seconds; 0 = never.
+    pub jsonl_rotate_s: f64,
     /// IPFIX collector (`HOST:PORT`) to export records to (`sink/ipfix`).
     pub ipfix: Option<String>,
     /// Resend IPFIX templates after this many seconds (default 60, 0 = off).
@@ -264,6 +276,11 @@ impl Default for SinksConfig {
             alerts_format: Default::default(),
             parquet_rotate_mb: 128.0,
             parquet_rotate_s: 300.0,
+            flush_s: 1.0,
+            csv_rotate_mb: 0.0,
+            csv_rotate_s: 0.0,
+            jsonl_rotate_mb: 0.0,
+            jsonl_rotate_s: 0.0,
             ipfix: None,
             ipfix_template_refresh_s: None,
             ipfix_template_refresh_messages: None,
@@ -280,6 +297,28 @@ impl SinksConfig {
     /// The Parquet dataset rotation.
     pub fn rotation(&self) -> crate::sink::Rotation {
         crate::sink::Rotation::from_config(self.parquet_rotate_mb, self.parquet_rotate_s)
+    }
+
+    /// How a CSV or JSON Lines file at `path` is started, flushed and rotated (CSV keys for a
+    /// `.csv` file, JSON Lines keys otherwise: the alerts file is JSON Lines).
+    pub fn text_options(
+        &self,
+        path: &std::path::Path,
+        start: crate::sink::Start,
+    ) -> crate::sink::TextOptions {
+        let csv = path.extension().is_some_and(|e| e == "csv");
+        let (mb, s) = if csv {
+            (self.csv_rotate_mb, self.csv_rotate_s)
+        } else {
+            (self.jsonl_rotate_mb, self.jsonl_rotate_s)
+        };
+        crate::sink::TextOptions {
+            start,
+            flush: std::time::Duration::from_secs_f64(self.flush_s),
+            max_bytes: None,
+            max_age: None,
+        }
+        .with_rotation(mb, s)
     }
 }
 
@@ -497,6 +536,29 @@ impl Config {
                 "sinks.parquet_rotate_s",
                 format!("must be between 1 and {MAX_TIMEOUT_S} (10 years)"),
             ));
+        }
+        if !(self.sinks.flush_s >= 0.01 && self.sinks.flush_s <= 3600.0) {
+            return Err(bad(
+                "sinks.flush_s",
+                "must be between 0.01 and 3600 seconds".into(),
+            ));
+        }
+        for (key, v, max) in [
+            ("sinks.csv_rotate_mb", self.sinks.csv_rotate_mb, 1e6),
+            ("sinks.jsonl_rotate_mb", self.sinks.jsonl_rotate_mb, 1e6),
+            ("sinks.csv_rotate_s", self.sinks.csv_rotate_s, MAX_TIMEOUT_S),
+            (
+                "sinks.jsonl_rotate_s",
+                self.sinks.jsonl_rotate_s,
+                MAX_TIMEOUT_S,
+            ),
+        ] {
+            if !(v == 0.0 || (v >= 0.001 && v <= max)) {
+                return Err(bad(
+                    key,
+                    format!("must be 0 (never rotate) or between 0.001 and {max}"),
+                ));
+            }
         }
         if let Err((key, message)) = crate::sink::ipfix::IpfixConfig::from_sinks(&self.sinks) {
             return Err(bad(key, message));

@@ -168,9 +168,20 @@ pub fn extract(args: &ExtractArgs, out_path: Option<std::path::PathBuf>) -> Resu
     let n_workers = cfg.workers.count as usize;
     let mut pipeline = Pipeline::new(cfg, args.plugin_dir.clone(), args.no_plugins)?;
     // The model and the sinks are checked before DPDK starts: a bad model is refused at once.
-    let output = Output::start_with(
+    // `--out` is one complete file that the manifest describes: replaced. The alerts file
+    // (`[sinks] alerts`, `--alerts`) is appended to, as in `weir run`.
+    let sinks = &pipeline.cfg.sinks;
+    let files = crate::output::SinkFiles {
+        rotation: sinks.rotation(),
+        records: crate::sink::TextOptions {
+            flush: std::time::Duration::from_secs_f64(sinks.flush_s),
+            ..Default::default()
+        },
+        alerts: sinks.text_options("alerts.jsonl".as_ref(), crate::sink::Start::Append),
+    };
+    let output = Output::start_files(
         out_path.clone(),
-        pipeline.cfg.sinks.rotation(),
+        files,
         pipeline.cfg.sinks.alerts.clone(),
         pipeline.cfg.sinks.alerts_format,
         pipeline.cfg.model.as_ref(),
@@ -260,7 +271,13 @@ pub fn extract(args: &ExtractArgs, out_path: Option<std::path::PathBuf>) -> Resu
                                 report_tx.send(WorkerReport::failed(i as u16, format!("{e:#}")));
                             // Drain the queue so the feeder never waits on a dead worker.
                             let mut burst = MbufBurst::<BURST>::new();
+                            let mut idle = Backoff::default();
                             while !done.load(Ordering::Acquire) || rxq.rx_burst(&mut burst) > 0 {
+                                if burst.is_empty() {
+                                    idle.wait();
+                                } else {
+                                    idle.reset();
+                                }
                                 burst.clear();
                             }
                             return -1;
@@ -271,6 +288,7 @@ pub fn extract(args: &ExtractArgs, out_path: Option<std::path::PathBuf>) -> Resu
                     let want = usize::from(pipeline.cfg.workers.burst);
                     let mut done_seen = false;
                     let mut told = 0u64;
+                    let mut idle = Backoff::default();
                     let panic_at = crate::dead_worker::test_panic_at(i);
                     loop {
                         // Read before polling: every packet up to this time is then in the
@@ -288,9 +306,10 @@ pub fn extract(args: &ExtractArgs, out_path: Option<std::path::PathBuf>) -> Resu
                             }
                             // Everything enqueued before the flag was raised is visible after it.
                             done_seen = done.load(Ordering::Acquire);
-                            std::hint::spin_loop();
+                            idle.wait();
                             continue;
                         }
+                        idle.reset();
                         worker.process_burst(burst.iter().map(|m| frame_of(m, &meta)), t);
                         burst.clear();
                         crate::dead_worker::maybe_test_panic(i, panic_at, worker.stats.packets);
@@ -329,9 +348,11 @@ pub fn extract(args: &ExtractArgs, out_path: Option<std::path::PathBuf>) -> Resu
     // Whatever happened, let the workers finish and flush what they got.
     tracing::debug!(elapsed = ?started.elapsed(), "feeder done");
     done.store(true, Ordering::Release);
+    // Block (not spin in rte_eal_wait_lcore) until every worker has reported: its last act
+    // before it returns. A worker that dies drops its sender, which ends the wait too.
+    let mut reports: Vec<WorkerReport> = report_rx.iter().collect();
     lcore::mp_wait_lcore();
     tracing::debug!(elapsed = ?started.elapsed(), "workers done");
-    let mut reports: Vec<WorkerReport> = report_rx.iter().collect();
     reports.sort_by_key(|r| r.id);
     let out = output.finish();
     if let Some((w, msg)) = dead.first() {
@@ -460,6 +481,7 @@ pub fn extract(args: &ExtractArgs, out_path: Option<std::path::PathBuf>) -> Resu
             records: o,
             record_count: out.records,
             captures: &args.captures,
+            capture_hashes: Some(&fed.hashes),
             config: args.config.as_deref(),
             workers: n_workers as u32,
             plugin_dir: args.plugin_dir.as_deref(),
@@ -519,6 +541,7 @@ fn write_stats(
         "records_written": out.records,
         "records_packets": out.packets,
         "write_errors": out.write_errors,
+        "records_lost": out.records_lost,
         "alerts": out.alerts,
         "scoring": scoring,
         "ipfix": out.ipfix.as_ref().map(|x| serde_json::json!({
@@ -588,6 +611,38 @@ struct Fed {
     unsupported_linktype: u64,
     truncated_to_mbuf: u64,
     interrupted: bool,
+    /// (sha256, bytes) of each capture read to its end, in order.
+    hashes: Vec<Option<(String, u64)>>,
+}
+
+/// Waiting with nothing to do: spin briefly (a burst is usually microseconds away), then
+/// yield, then sleep, so an idle worker or a blocked feeder gives its CPU to the threads
+/// doing work (on a machine with few cores they share one).
+#[derive(Default)]
+struct Backoff {
+    polls: u32,
+}
+
+impl Backoff {
+    const SPIN: u32 = 64;
+    const YIELD: u32 = 256;
+
+    #[inline]
+    fn wait(&mut self) {
+        self.polls = self.polls.saturating_add(1);
+        if self.polls <= Self::SPIN {
+            std::hint::spin_loop();
+        } else if self.polls <= Self::YIELD {
+            std::thread::yield_now();
+        } else {
+            std::thread::sleep(std::time::Duration::from_micros(50));
+        }
+    }
+
+    #[inline]
+    fn reset(&mut self) {
+        self.polls = 0;
+    }
 }
 
 fn progress_bar(args: &ExtractArgs, total: u64) -> Option<indicatif::ProgressBar> {
@@ -628,7 +683,8 @@ fn feed(
     let mut pkt = PacketV1::EMPTY;
     let mut key = FlowKeyV1::default();
     for path in captures {
-        let mut rd = CaptureReader::open(path)?;
+        // The manifest's hash of the capture, computed as it is read (no second pass).
+        let mut rd = CaptureReader::hash_as_read(path)?;
         loop {
             if stop.load(Ordering::Relaxed) || died.load(Ordering::Acquire) {
                 fed.interrupted = true;
@@ -695,6 +751,7 @@ fn feed(
         if fed.interrupted {
             break;
         }
+        fed.hashes.push(rd.finish_hash());
     }
     publish_clock(rings, &mut pending, input_clock, last_ts, died);
     if let Some(pb) = pb {
@@ -738,6 +795,7 @@ fn alloc_copy(
 ) -> Result<(Mbuf, bool)> {
     let big = frame.len() > DATA_ROOM as usize - 128;
     let p = if big { big_pool } else { pool };
+    let mut idle = Backoff::default();
     let mut m = loop {
         if let Some(m) = p.alloc() {
             break m;
@@ -748,7 +806,7 @@ fn alloc_copy(
         for (w, b) in pending.iter_mut().enumerate() {
             push_all(&mut rings[w], b, died);
         }
-        std::hint::spin_loop();
+        idle.wait();
     };
     let room = if big {
         BIG_DATA_ROOM as usize - 128
@@ -764,14 +822,15 @@ fn alloc_copy(
 /// (`died`) whatever is left is freed instead (the run is failing, and a dead worker's ring
 /// never drains).
 fn push_all(ring: &mut Ring, burst: &mut MbufBurst<BURST>, died: &AtomicBool) {
+    let mut idle = Backoff::default();
     while !burst.is_empty() {
         match ring.enqueue_burst(burst) {
             Ok(0) if died.load(Ordering::Acquire) => {
                 burst.clear();
                 break;
             }
-            Ok(0) => std::hint::spin_loop(),
-            Ok(_) => {}
+            Ok(0) => idle.wait(),
+            Ok(_) => idle.reset(),
             Err(e) => {
                 tracing::error!(error = %e, "cannot enqueue to the feed ring");
                 break;

@@ -79,6 +79,9 @@ pub struct Inputs<'a> {
     pub records: &'a Path,
     pub record_count: u64,
     pub captures: &'a [PathBuf],
+    /// (sha256, bytes) of each capture, computed while it was read; a capture without one
+    /// is hashed here.
+    pub capture_hashes: Option<&'a [Option<(String, u64)>]>,
     pub config: Option<&'a Path>,
     pub workers: u32,
     pub plugin_dir: Option<&'a Path>,
@@ -99,8 +102,15 @@ pub fn build(i: &Inputs) -> Result<serde_json::Value> {
         (json!(sha), json!(bytes))
     };
     let mut captures = Vec::with_capacity(i.captures.len());
-    for c in i.captures {
-        let (sha, bytes) = sha256_file(c)?;
+    for (k, c) in i.captures.iter().enumerate() {
+        let known = i
+            .capture_hashes
+            .and_then(|h| h.get(k))
+            .and_then(|h| h.clone());
+        let (sha, bytes) = match known {
+            Some(h) => h,
+            None => sha256_file(c)?,
+        };
         captures.push(json!({"path": c.display().to_string(), "sha256": sha, "bytes": bytes}));
     }
     let config = match i.config {
@@ -209,6 +219,7 @@ mod tests {
             records: t.path(),
             record_count: 0,
             captures: &[],
+            capture_hashes: None,
             config: None,
             workers: 1,
             plugin_dir: None,

@@ -24,13 +24,26 @@ use crate::metrics::{AlertCounts, ReloadCounts};
 use crate::scoring::{ScoringConfig, ScoringService, ScoringStats, StatsSnapshot};
 use crate::sink::{self, RecordSink};
 use anyhow::{anyhow, bail, Context, Result};
-use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender, TryRecvError};
-use std::io::Write;
+use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Select, Sender, TryRecvError};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+/// How often the sink and alerts threads flush and rotate by time, records or not.
+const TICK: Duration = Duration::from_millis(100);
+
+/// How the output stage's files are started, flushed and rotated.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SinkFiles {
+    /// A Parquet dataset's rotation.
+    pub rotation: sink::Rotation,
+    /// A CSV or JSON Lines records file.
+    pub records: sink::TextOptions,
+    /// The alerts file (JSON Lines).
+    pub alerts: sink::TextOptions,
+}
 
 /// Totals of what the output stage wrote.
 #[derive(Debug, Default, Clone)]
@@ -43,6 +56,9 @@ pub struct OutputStats {
     /// accepted; interval records count them a second time, so they are left out).
     pub packets: u64,
     pub write_errors: u64,
+    /// Records lost to failed writes (a Parquet row group that could not be written: its
+    /// file was closed with the row groups before it).
+    pub records_lost: u64,
     pub first_error: Option<String>,
     pub alerts: u64,
     pub scoring: Option<StatsSnapshot>,
@@ -66,6 +82,9 @@ pub struct Output {
     pub alert_counts: Arc<AlertCounts>,
     /// Records written so far.
     pub records_written: Arc<AtomicU64>,
+    /// Set them (SIGUSR1) to close and reopen the records and alerts files (after logrotate
+    /// moved them); the sink and alerts threads clear them.
+    pub reopen_flags: [Arc<AtomicBool>; 2],
     /// (name, version, source) of the model loaded at start, for the data manifest.
     pub model: Option<(String, String, String)>,
     dispatch: JoinHandle<Option<StatsSnapshot>>,
@@ -166,6 +185,25 @@ impl Output {
         schema: &mut RecordSchema,
         ipfix: Option<&crate::sink::ipfix::IpfixConfig>,
     ) -> Result<Output> {
+        let files = SinkFiles {
+            rotation,
+            ..Default::default()
+        };
+        Self::start_files(records, files, alerts, alerts_format, model, schema, ipfix)
+    }
+
+    /// [`Output::start_with`], with how the CSV / JSON Lines records file and the alerts file
+    /// are started (appended to or replaced), flushed and rotated.
+    #[allow(clippy::too_many_arguments)]
+    pub fn start_files(
+        records: Option<PathBuf>,
+        files: SinkFiles,
+        alerts: Option<PathBuf>,
+        alerts_format: sink::eve::AlertsFormat,
+        model: Option<&ScoringConfig>,
+        schema: &mut RecordSchema,
+        ipfix: Option<&crate::sink::ipfix::IpfixConfig>,
+    ) -> Result<Output> {
         let (alert_tx, alert_rx) = bounded::<String>(4096);
         let (rec_tx, rec_rx) = bounded::<FlowRecord>(8192);
         let reloads = Arc::new(ReloadCounts::default());
@@ -213,7 +251,10 @@ impl Output {
             None => None,
         };
         let mut records_sink: Option<Box<dyn RecordSink>> = match &records {
-            Some(p) => Some(sink::open_rotated(p, schema, rotation).map_err(|e| anyhow!(e))?),
+            Some(p) => Some(
+                sink::open_with(p, schema, files.rotation, files.records)
+                    .map_err(|e| anyhow!(e))?,
+            ),
             None => None,
         };
         let mut exporter = match ipfix {
@@ -223,12 +264,19 @@ impl Output {
             None => None,
         };
         let mut alert_file = match &alerts {
-            Some(p) => Some(std::io::BufWriter::new(
-                std::fs::File::create(p)
+            Some(p) => Some(
+                sink::textfile::TextFile::open(p, Vec::new(), files.alerts)
                     .with_context(|| format!("cannot create alerts file {}", p.display()))?,
-            )),
+            ),
             None => None,
         };
+        // Records the scorer has scored come one by one; without a model, the workers'
+        // batches go to the sink thread whole.
+        let (batch_tx, batch_rx) = bounded::<Vec<FlowRecord>>(64);
+        let reopen_flags = [
+            Arc::new(AtomicBool::new(false)),
+            Arc::new(AtomicBool::new(false)),
+        ];
         let (tx, rx): (Sender<Vec<FlowRecord>>, Receiver<Vec<FlowRecord>>) = bounded(1024);
         let scoring_stats = reloader.as_ref().map(|r| r.stats.clone());
         let reload_flag = Arc::new(AtomicBool::new(false));
@@ -250,10 +298,10 @@ impl Output {
                         Err(RecvTimeoutError::Timeout) => None,
                         Err(RecvTimeoutError::Disconnected) => break,
                     };
-                    for rec in batch.into_iter().flatten() {
+                    if let Some(batch) = batch {
                         let ok = match &input {
-                            Some(i) => i.submit(rec),
-                            None => rec_tx.send(rec).is_ok(),
+                            Some(i) => batch.into_iter().all(|rec| i.submit(rec)),
+                            None => batch_tx.send(batch).is_ok(),
                         };
                         if !ok {
                             tracing::error!("the records sink stopped; records are being lost");
@@ -309,6 +357,7 @@ impl Output {
                 }
                 drop(input);
                 drop(rec_tx);
+                drop(batch_tx);
                 drop(reloader);
                 for h in draining {
                     let _ = h.join();
@@ -318,44 +367,86 @@ impl Output {
             .context("cannot start the dispatch thread")?;
 
         let written = records_written.clone();
+        let reopen = reopen_flags[0].clone();
         let sink = std::thread::Builder::new()
             .name("weir-sink".into())
             .spawn(move || {
                 let mut st = OutputStats::default();
-                loop {
-                    // A timeout so a sink rotates its files by time, and the IPFIX exporter
-                    // sends a waiting message, on a quiet link too.
-                    let rec = match rec_rx.recv_timeout(Duration::from_millis(100)) {
-                        Ok(r) => r,
-                        Err(RecvTimeoutError::Timeout) => {
-                            if let Some(x) = exporter.as_mut() {
-                                x.tick();
-                            }
-                            if let Some(Err(e)) = records_sink.as_mut().map(|s| s.tick()) {
-                                st.write_errors += 1;
-                                tracing::error!(error = %e, "cannot rotate the records file");
-                                st.first_error.get_or_insert(e.to_string());
-                            }
-                            continue;
+                let error = |st: &mut OutputStats, what: &str, e: std::io::Error| {
+                    st.write_errors += 1;
+                    if st.first_error.is_none() {
+                        tracing::error!(error = %e, "{what}");
+                        st.first_error = Some(e.to_string());
+                    }
+                };
+                let write =
+                    |st: &mut OutputStats,
+                     rec: &FlowRecord,
+                     sink: &mut Option<Box<dyn RecordSink>>,
+                     exporter: &mut Option<crate::sink::ipfix::IpfixSink>| {
+                        if let Some(x) = exporter.as_mut() {
+                            x.export(rec);
                         }
-                        Err(RecvTimeoutError::Disconnected) => break,
+                        st.records += 1;
+                        if rec.interval.is_some() {
+                            st.interval_records += 1;
+                        } else {
+                            st.packets += rec.bidirectional.packets;
+                        }
+                        if let Some(s) = sink.as_mut() {
+                            if let Err(e) = s.write(rec) {
+                                error(st, "cannot write flow record", e);
+                            }
+                        }
                     };
-                    if let Some(x) = exporter.as_mut() {
-                        x.export(&rec);
+                let mut sel = Select::new();
+                let batches = sel.recv(&batch_rx);
+                let scored = sel.recv(&rec_rx);
+                let mut open = 2;
+                let mut last_tick = Instant::now();
+                while open > 0 {
+                    // A timeout so a sink flushes and rotates its files by time, and the IPFIX
+                    // exporter sends a waiting message, on a quiet link too.
+                    match sel.select_timeout(TICK) {
+                        Ok(op) if op.index() == batches => match op.recv(&batch_rx) {
+                            Ok(batch) => {
+                                for rec in &batch {
+                                    write(&mut st, rec, &mut records_sink, &mut exporter);
+                                }
+                                written.fetch_add(batch.len() as u64, Ordering::Relaxed);
+                            }
+                            Err(_) => {
+                                sel.remove(batches);
+                                open -= 1;
+                            }
+                        },
+                        Ok(op) => match op.recv(&rec_rx) {
+                            // The only other operation: the scorer's records.
+                            Ok(rec) => {
+                                write(&mut st, &rec, &mut records_sink, &mut exporter);
+                                written.fetch_add(1, Ordering::Relaxed);
+                            }
+                            Err(_) => {
+                                sel.remove(scored);
+                                open -= 1;
+                            }
+                        },
+                        Err(_) => {}
                     }
-                    written.fetch_add(1, Ordering::Relaxed);
-                    st.records += 1;
-                    if rec.interval.is_some() {
-                        st.interval_records += 1;
-                    } else {
-                        st.packets += rec.bidirectional.packets;
-                    }
-                    if let Some(s) = records_sink.as_mut() {
-                        if let Err(e) = s.write(&rec) {
-                            st.write_errors += 1;
-                            if st.first_error.is_none() {
-                                tracing::error!(error = %e, "cannot write flow record");
-                                st.first_error = Some(e.to_string());
+                    if last_tick.elapsed() >= TICK {
+                        last_tick = Instant::now();
+                        if let Some(x) = exporter.as_mut() {
+                            x.tick();
+                        }
+                        if let Some(s) = records_sink.as_mut() {
+                            if reopen.swap(false, Ordering::AcqRel) {
+                                match s.reopen() {
+                                    Ok(()) => tracing::info!("records file reopened"),
+                                    Err(e) => error(&mut st, "cannot reopen the records file", e),
+                                }
+                            }
+                            if let Err(e) = s.tick() {
+                                error(&mut st, "cannot flush or rotate the records file", e);
                             }
                         }
                     }
@@ -366,6 +457,10 @@ impl Output {
                         tracing::error!(error = %e, "cannot finish the records file");
                         st.first_error.get_or_insert(e.to_string());
                     }
+                    st.records_lost = s.lost();
+                    if st.records_lost > 0 {
+                        tracing::error!(records = st.records_lost, "records lost to failed writes");
+                    }
                 }
                 st.ipfix = exporter.as_mut().map(|x| x.finish());
                 st
@@ -373,28 +468,52 @@ impl Output {
             .context("cannot start the sink thread")?;
 
         let counts = alert_counts.clone();
+        let reopen = reopen_flags[1].clone();
         let alert_writer = std::thread::Builder::new()
             .name("weir-alerts".into())
             .spawn(move || {
                 let mut n = 0u64;
                 let mut err = None;
-                for line in alert_rx {
-                    n += 1;
-                    counts.count_line(&line);
-                    if let Some(f) = alert_file.as_mut() {
-                        let line = match alerts_format {
-                            sink::eve::AlertsFormat::Eve => {
-                                sink::eve::to_eve(&line).unwrap_or(line)
+                let mut last_tick = Instant::now();
+                loop {
+                    match alert_rx.recv_timeout(TICK) {
+                        Ok(line) => {
+                            n += 1;
+                            counts.count_line(&line);
+                            if let Some(f) = alert_file.as_mut() {
+                                let line = match alerts_format {
+                                    sink::eve::AlertsFormat::Eve => {
+                                        sink::eve::to_eve(&line).unwrap_or(line)
+                                    }
+                                    sink::eve::AlertsFormat::Jsonl => line,
+                                };
+                                let buf = f.line();
+                                buf.extend_from_slice(line.as_bytes());
+                                buf.push(b'\n');
+                                if let Err(e) = f.end_line() {
+                                    err.get_or_insert(e.to_string());
+                                }
                             }
-                            sink::eve::AlertsFormat::Jsonl => line,
-                        };
-                        if let Err(e) = writeln!(f, "{line}") {
-                            err.get_or_insert(e.to_string());
+                        }
+                        Err(RecvTimeoutError::Timeout) => {}
+                        Err(RecvTimeoutError::Disconnected) => break,
+                    }
+                    if last_tick.elapsed() >= TICK {
+                        last_tick = Instant::now();
+                        if let Some(f) = alert_file.as_mut() {
+                            if reopen.swap(false, Ordering::AcqRel) {
+                                if let Err(e) = f.reopen() {
+                                    err.get_or_insert(e.to_string());
+                                }
+                            }
+                            if let Err(e) = f.tick() {
+                                err.get_or_insert(e.to_string());
+                            }
                         }
                     }
                 }
                 if let Some(f) = alert_file.as_mut() {
-                    if let Err(e) = f.flush() {
+                    if let Err(e) = f.finish() {
                         err.get_or_insert(e.to_string());
                     }
                 }
@@ -410,6 +529,7 @@ impl Output {
             scoring_stats,
             alert_counts,
             records_written,
+            reopen_flags,
             model: model_info,
             dispatch,
             sink,

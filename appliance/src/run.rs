@@ -575,9 +575,18 @@ pub fn run(config: &Path, opts: &RunOptions) -> Result<()> {
     let ipfix = crate::sink::ipfix::IpfixConfig::from_sinks(&cfg.sinks)
         .map_err(|(k, m)| anyhow::anyhow!("{k}: {m}"))?;
     let mut pipeline = Pipeline::new(cfg, None, false)?;
-    let output = Output::start_with(
+    // A restart (the unit restarts on failure) must not wipe what earlier runs wrote: the
+    // records and alerts files are appended to.
+    let sinks = &pipeline.cfg.sinks;
+    let append = crate::sink::Start::Append;
+    let files = crate::output::SinkFiles {
+        rotation: sinks.rotation(),
+        records: sinks.text_options(sinks.records.as_deref().unwrap_or("".as_ref()), append),
+        alerts: sinks.text_options("alerts.jsonl".as_ref(), append),
+    };
+    let output = Output::start_files(
         pipeline.cfg.sinks.records.clone(),
-        pipeline.cfg.sinks.rotation(),
+        files,
         pipeline.cfg.sinks.alerts.clone(),
         pipeline.cfg.sinks.alerts_format,
         pipeline.cfg.model.as_ref(),
@@ -618,6 +627,10 @@ pub fn run(config: &Path, opts: &RunOptions) -> Result<()> {
     let halt = Arc::new(AtomicBool::new(false));
     // ---- ops (issue 8): metrics endpoint and SIGHUP model reload -------------------------
     signal_hook::flag::register(signal_hook::consts::SIGHUP, output.reload_flag.clone())?;
+    // SIGUSR1: reopen the records and alerts files (logrotate without copytruncate).
+    for flag in &output.reopen_flags {
+        signal_hook::flag::register(signal_hook::consts::SIGUSR1, flag.clone())?;
+    }
     let worker_metrics: Vec<Arc<crate::metrics::WorkerMetrics>> = (0..n_workers)
         .map(|_| Arc::new(crate::metrics::WorkerMetrics::default()))
         .collect();

@@ -1,47 +1,70 @@
-//! CSV records: a header line, then one line per flow (the `csv` crate does the quoting).
+//! CSV records: a header line, then one line per flow, quoted as the `csv` crate quotes (only
+//! fields holding a comma, a quote or a line break). Each line is formatted straight into the
+//! file's buffer ([`super::text`]): no allocation per field or per record.
 
+use super::text::{push_csv_str, push_f64, push_i64, push_ip, push_u64};
+use super::textfile::{TextFile, TextOptions};
 use super::{fields, Field, RecordSink};
 use crate::flow::record::{FlowRecord, RecordSchema};
-use std::io::{self, Write};
+use std::io;
+use std::path::Path;
 
-pub struct CsvSink<W: Write> {
-    w: csv::Writer<W>,
+pub struct CsvSink {
+    out: TextFile,
     schema: RecordSchema,
-    buf: Vec<String>,
 }
 
-impl<W: Write> CsvSink<W> {
-    pub fn new(w: W, schema: RecordSchema) -> io::Result<Self> {
-        let mut w = csv::WriterBuilder::new().from_writer(w);
-        w.write_record(schema.header())?;
-        Ok(CsvSink {
-            w,
-            schema,
-            buf: Vec::new(),
-        })
+/// The header line of `schema`, with its newline.
+pub fn header_line(schema: &RecordSchema) -> Vec<u8> {
+    let mut h = Vec::new();
+    for (i, name) in schema.header().iter().enumerate() {
+        if i > 0 {
+            h.push(b',');
+        }
+        push_csv_str(&mut h, name);
+    }
+    h.push(b'\n');
+    h
+}
+
+impl CsvSink {
+    pub fn create(path: &Path, schema: RecordSchema, opts: TextOptions) -> io::Result<Self> {
+        let out = TextFile::open(path, header_line(&schema), opts)?;
+        Ok(CsvSink { out, schema })
     }
 }
 
-impl<W: Write + Send> RecordSink for CsvSink<W> {
+impl RecordSink for CsvSink {
     fn write(&mut self, rec: &FlowRecord) -> io::Result<()> {
-        let mut buf = std::mem::take(&mut self.buf);
-        buf.clear();
+        let line = self.out.line();
+        let mut first = true;
         fields(rec, &self.schema, |f| {
-            buf.push(match f {
-                Field::Str(s) => s.to_string(),
-                Field::Owned(s) => s,
-                Field::Int(i) => i.to_string(),
-                Field::UInt(u) => u.to_string(),
-                Field::Float(x) => format!("{x:?}"),
-                Field::Missing => String::new(),
-            })
+            if !first {
+                line.push(b',');
+            }
+            first = false;
+            match f {
+                Field::Str(s) => push_csv_str(line, s),
+                Field::Ip(ip) => push_ip(line, ip),
+                Field::Int(i) => push_i64(line, i),
+                Field::UInt(u) => push_u64(line, u),
+                Field::Float(x) => push_f64(line, x),
+                Field::Missing => {}
+            }
         });
-        let r = self.w.write_record(&buf);
-        self.buf = buf;
-        r.map_err(io::Error::other)
+        line.push(b'\n');
+        self.out.end_line()
+    }
+
+    fn tick(&mut self) -> io::Result<()> {
+        self.out.tick()
+    }
+
+    fn reopen(&mut self) -> io::Result<()> {
+        self.out.reopen()
     }
 
     fn finish(&mut self) -> io::Result<()> {
-        self.w.flush()
+        self.out.finish()
     }
 }

@@ -1,64 +1,81 @@
-//! JSON Lines records: one object per flow, keys in header order, NaN as `null`.
+//! JSON Lines records: one object per flow, keys in header order, NaN as `null`. Each line is
+//! formatted straight into the file's buffer ([`super::text`]): no allocation per field or
+//! per record.
 
+use super::text::{push_f64, push_i64, push_ip, push_json_str, push_u64};
+use super::textfile::{TextFile, TextOptions};
 use super::{fields, Field, RecordSink};
 use crate::flow::record::{FlowRecord, RecordSchema};
-use std::io::{self, Write};
+use std::io;
+use std::path::Path;
 
-pub struct JsonlSink<W: Write> {
-    w: W,
+pub struct JsonlSink {
+    out: TextFile,
     schema: RecordSchema,
-    header: Vec<String>,
-    line: String,
+    /// Each key, quoted and escaped, with its `:`.
+    keys: Vec<Vec<u8>>,
 }
 
-impl<W: Write> JsonlSink<W> {
-    pub fn new(w: W, schema: RecordSchema) -> Self {
-        let header = schema
+impl JsonlSink {
+    pub fn create(path: &Path, schema: RecordSchema, opts: TextOptions) -> io::Result<Self> {
+        let keys = schema
             .header()
-            .into_iter()
-            .map(|h| serde_json::to_string(&h).expect("string"))
+            .iter()
+            .map(|h| {
+                let mut k = Vec::new();
+                push_json_str(&mut k, h);
+                k.push(b':');
+                k
+            })
             .collect();
-        JsonlSink {
-            w,
+        Ok(JsonlSink {
+            out: TextFile::open(path, Vec::new(), opts)?,
             schema,
-            header,
-            line: String::new(),
-        }
+            keys,
+        })
     }
 }
 
-impl<W: Write + Send> RecordSink for JsonlSink<W> {
+impl RecordSink for JsonlSink {
     fn write(&mut self, rec: &FlowRecord) -> io::Result<()> {
-        use std::fmt::Write as _;
-        let mut line = std::mem::take(&mut self.line);
-        line.clear();
-        line.push('{');
+        let line = self.out.line();
+        line.push(b'{');
         let mut i = 0;
-        let header = &self.header;
+        let keys = &self.keys;
         fields(rec, &self.schema, |f| {
             if i > 0 {
-                line.push(',');
+                line.push(b',');
             }
-            line.push_str(&header[i]);
-            line.push(':');
-            let _ = match f {
-                Field::Str(s) => write!(line, "{}", serde_json::Value::from(s)),
-                Field::Owned(s) => write!(line, "{}", serde_json::Value::from(s)),
-                Field::Int(v) => write!(line, "{v}"),
-                Field::UInt(v) => write!(line, "{v}"),
-                Field::Float(x) if x.is_finite() => write!(line, "{x:?}"),
-                Field::Float(_) => write!(line, "null"),
-                Field::Missing => write!(line, "null"),
-            };
+            if let Some(k) = keys.get(i) {
+                line.extend_from_slice(k);
+            }
+            match f {
+                Field::Str(s) => push_json_str(line, s),
+                Field::Ip(ip) => {
+                    line.push(b'"');
+                    push_ip(line, ip);
+                    line.push(b'"');
+                }
+                Field::Int(v) => push_i64(line, v),
+                Field::UInt(v) => push_u64(line, v),
+                Field::Float(x) if x.is_finite() => push_f64(line, x),
+                Field::Float(_) | Field::Missing => line.extend_from_slice(b"null"),
+            }
             i += 1;
         });
-        line.push_str("}\n");
-        let r = self.w.write_all(line.as_bytes());
-        self.line = line;
-        r
+        line.extend_from_slice(b"}\n");
+        self.out.end_line()
+    }
+
+    fn tick(&mut self) -> io::Result<()> {
+        self.out.tick()
+    }
+
+    fn reopen(&mut self) -> io::Result<()> {
+        self.out.reopen()
     }
 
     fn finish(&mut self) -> io::Result<()> {
-        self.w.flush()
+        self.out.finish()
     }
 }

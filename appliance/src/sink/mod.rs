@@ -12,8 +12,11 @@ pub mod ipfix;
 pub mod jsonl;
 pub mod parquet;
 pub mod parquet_dataset;
+pub mod text;
+pub mod textfile;
 
 pub use parquet_dataset::Rotation;
+pub use textfile::{Start, TextOptions};
 
 use crate::flow::record::{FlowRecord, RecordSchema};
 use std::io;
@@ -27,6 +30,16 @@ pub trait RecordSink: Send {
     /// Called about once a second by the output stage, records or not (time-based rotation).
     fn tick(&mut self) -> io::Result<()> {
         Ok(())
+    }
+    /// Close and open the file at the configured path again (SIGUSR1, after logrotate moved
+    /// it). Files that are only visible once complete (Parquet) ignore it.
+    fn reopen(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+    /// Records accepted but lost to a failed write that could not be retried (a Parquet row
+    /// group that did not fit on the disk).
+    fn lost(&self) -> u64 {
+        0
     }
 }
 
@@ -65,41 +78,43 @@ pub fn open(path: &Path, schema: &RecordSchema) -> Result<Box<dyn RecordSink>, S
     open_rotated(path, schema, Rotation::default())
 }
 
-/// Open a records sink for `path`; a Parquet dataset rotates its files by `rotation`.
+/// Open a records sink for `path`; a Parquet dataset rotates its files by `rotation`. A CSV or
+/// JSON Lines file replaces an existing one ([`Start::Truncate`]).
 pub fn open_rotated(
     path: &Path,
     schema: &RecordSchema,
     rotation: Rotation,
 ) -> Result<Box<dyn RecordSink>, String> {
+    open_with(path, schema, rotation, TextOptions::default())
+}
+
+/// Open a records sink for `path`: a Parquet dataset rotates its files by `rotation`, a CSV or
+/// JSON Lines file is started, flushed and rotated as `text` says.
+pub fn open_with(
+    path: &Path,
+    schema: &RecordSchema,
+    rotation: Rotation,
+    text: TextOptions,
+) -> Result<Box<dyn RecordSink>, String> {
     let fmt = Format::from_path(path)?;
     let err = |e: io::Error| format!("cannot create records file {}: {e}", path.display());
-    match fmt {
-        Format::Parquet => {
-            return Ok(Box::new(
-                parquet::ParquetSink::create(path, schema).map_err(err)?,
-            ))
-        }
-        Format::ParquetDataset => {
-            return Ok(Box::new(
-                parquet_dataset::ParquetDataset::create(path, schema, rotation).map_err(|e| {
-                    format!("cannot create records directory {}: {e}", path.display())
-                })?,
-            ))
-        }
-        _ => {}
-    }
-    let file = std::fs::File::create(path).map_err(err)?;
-    let w = io::BufWriter::with_capacity(1 << 20, file);
     Ok(match fmt {
-        Format::Csv => Box::new(csv::CsvSink::new(w, schema.clone()).map_err(|e| e.to_string())?),
-        _ => Box::new(jsonl::JsonlSink::new(w, schema.clone())),
+        Format::Parquet => Box::new(parquet::ParquetSink::create(path, schema).map_err(err)?),
+        Format::ParquetDataset => Box::new(
+            parquet_dataset::ParquetDataset::create(path, schema, rotation)
+                .map_err(|e| format!("cannot create records directory {}: {e}", path.display()))?,
+        ),
+        Format::Csv => Box::new(csv::CsvSink::create(path, schema.clone(), text).map_err(err)?),
+        Format::JsonLines => {
+            Box::new(jsonl::JsonlSink::create(path, schema.clone(), text).map_err(err)?)
+        }
     })
 }
 
 /// One field of a record, formatted for text output.
 pub(crate) enum Field<'a> {
     Str(&'a str),
-    Owned(String),
+    Ip(std::net::IpAddr),
     Int(i64),
     UInt(u64),
     Float(f64),
@@ -113,9 +128,9 @@ pub(crate) fn fields<'a>(
     mut f: impl FnMut(Field<'a>),
 ) {
     use weir_plugin_api::{WEIR_FEATURE_BOOL, WEIR_FEATURE_U64};
-    f(Field::Owned(rec.src_ip().to_string()));
+    f(Field::Ip(rec.src_ip()));
     f(Field::UInt(rec.key.src_port as u64));
-    f(Field::Owned(rec.dst_ip().to_string()));
+    f(Field::Ip(rec.dst_ip()));
     f(Field::UInt(rec.key.dst_port as u64));
     f(Field::UInt(rec.key.protocol as u64));
     f(Field::UInt(rec.key.ip_version as u64));

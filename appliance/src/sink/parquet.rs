@@ -24,8 +24,9 @@ use super::{fields, Field, RecordSink};
 use crate::flow::record::{Expiration, FlowRecord, RecordSchema, ScoreStatus};
 use parquet::basic::{Compression, LogicalType, Repetition, Type as Physical};
 use parquet::data_type::{ByteArray, ByteArrayType, DoubleType, Int64Type};
-use parquet::file::properties::{WriterProperties, WriterPropertiesPtr};
+use parquet::file::properties::{EnabledStatistics, WriterProperties, WriterPropertiesPtr};
 use parquet::file::writer::SerializedFileWriter;
+use parquet::schema::types::ColumnPath;
 use parquet::schema::types::{Type, TypePtr};
 use std::fs::File;
 use std::io;
@@ -54,6 +55,10 @@ pub(crate) struct Layout {
     pub kinds: Vec<ColKind>,
     parquet_schema: TypePtr,
     props: WriterPropertiesPtr,
+    /// Records lost to failed row groups, in every file of this layout.
+    pub lost: std::sync::atomic::AtomicU64,
+    /// Rows per row group (at most).
+    row_group_rows: usize,
 }
 
 fn to_io(e: parquet::errors::ParquetError) -> io::Error {
@@ -93,17 +98,27 @@ impl Layout {
                 .build()
                 .map_err(to_io)?,
         );
-        let props = Arc::new(
-            WriterProperties::builder()
-                .set_compression(Compression::SNAPPY)
-                .set_created_by(format!("weir {}", env!("CARGO_PKG_VERSION")))
-                .build(),
-        );
+        // Dictionary encoding pays for text, ports and counters (few distinct values), not
+        // for doubles (means, deviations, rates: nearly all distinct), where hashing every
+        // value before falling back to plain encoding is most of the writer's time.
+        // Statistics per column chunk, not per page: readers prune by row group.
+        let mut props = WriterProperties::builder()
+            .set_compression(Compression::SNAPPY)
+            .set_statistics_enabled(EnabledStatistics::Chunk)
+            .set_created_by(format!("weir {}", env!("CARGO_PKG_VERSION")));
+        for (name, kind) in names.iter().zip(&kinds) {
+            if *kind == ColKind::Double {
+                props = props.set_column_dictionary_enabled(ColumnPath::from(name.as_str()), false);
+            }
+        }
+        let props = Arc::new(props.build());
         Ok(Arc::new(Layout {
             schema: schema.clone(),
             kinds,
             parquet_schema,
             props,
+            lost: Default::default(),
+            row_group_rows: ROW_GROUP_ROWS,
         }))
     }
 }
@@ -135,7 +150,7 @@ pub(crate) fn column_kinds(schema: &RecordSchema) -> Vec<ColKind> {
         let mut kinds = Vec::new();
         fields(rec, schema, |f| {
             kinds.push(match f {
-                Field::Str(_) | Field::Owned(_) => Some(ColKind::Utf8),
+                Field::Str(_) | Field::Ip(_) => Some(ColKind::Utf8),
                 Field::Int(_) => Some(ColKind::Int64),
                 Field::UInt(_) => Some(ColKind::UInt64),
                 Field::Float(_) => Some(ColKind::Double),
@@ -158,9 +173,10 @@ pub(crate) fn column_kinds(schema: &RecordSchema) -> Vec<ColKind> {
 }
 
 /// One column's buffered values; `def` is 1 for a value, 0 for a null (values hold only the
-/// non-null ones, as Parquet's definition levels want).
+/// non-null ones, as Parquet's definition levels want). Text values are kept end to end in
+/// one byte buffer (offsets apart), so a record adds no allocation.
 enum Values {
-    Bytes(Vec<ByteArray>),
+    Bytes { data: Vec<u8>, ends: Vec<u32> },
     Int(Vec<i64>),
     Float(Vec<f64>),
 }
@@ -174,7 +190,10 @@ impl Column {
     fn new(kind: ColKind) -> Column {
         Column {
             values: match kind {
-                ColKind::Utf8 => Values::Bytes(Vec::new()),
+                ColKind::Utf8 => Values::Bytes {
+                    data: Vec::new(),
+                    ends: Vec::new(),
+                },
                 ColKind::Int64 | ColKind::UInt64 => Values::Int(Vec::new()),
                 ColKind::Double => Values::Float(Vec::new()),
             },
@@ -183,14 +202,24 @@ impl Column {
     }
 
     /// Append one field; returns the bytes it adds (for the row-group and rotation sizes).
+    #[inline]
     fn push(&mut self, f: Field<'_>) -> u64 {
+        use super::text::{push_f64, push_i64, push_ip, push_u64};
         let present = match (&mut self.values, f) {
             (_, Field::Missing) => None,
-            (Values::Bytes(v), Field::Str(s)) => Some(push_len(v, s.as_bytes().to_vec())),
-            (Values::Bytes(v), Field::Owned(s)) => Some(push_len(v, s.into_bytes())),
-            (Values::Bytes(v), Field::Int(i)) => Some(push_len(v, i.to_string().into_bytes())),
-            (Values::Bytes(v), Field::UInt(u)) => Some(push_len(v, u.to_string().into_bytes())),
-            (Values::Bytes(v), Field::Float(x)) => Some(push_len(v, format!("{x:?}").into_bytes())),
+            (Values::Bytes { data, ends }, f) => {
+                let start = data.len();
+                match f {
+                    Field::Str(s) => data.extend_from_slice(s.as_bytes()),
+                    Field::Ip(ip) => push_ip(data, ip),
+                    Field::Int(i) => push_i64(data, i),
+                    Field::UInt(u) => push_u64(data, u),
+                    Field::Float(x) => push_f64(data, x),
+                    Field::Missing => {}
+                }
+                ends.push(data.len() as u32);
+                Some((data.len() - start) as u64 + 4)
+            }
             (Values::Int(v), Field::Int(i)) => Some(push8(v, i)),
             // UINT_64 is stored in INT64's bits.
             (Values::Int(v), Field::UInt(u)) => Some(push8(v, u as i64)),
@@ -208,17 +237,28 @@ impl Column {
     fn clear(&mut self) {
         self.def.clear();
         match &mut self.values {
-            Values::Bytes(v) => v.clear(),
+            Values::Bytes { data, ends } => {
+                data.clear();
+                ends.clear();
+            }
             Values::Int(v) => v.clear(),
             Values::Float(v) => v.clear(),
         }
     }
 }
 
-fn push_len(v: &mut Vec<ByteArray>, b: Vec<u8>) -> u64 {
-    let n = b.len() as u64 + 4;
-    v.push(ByteArray::from(b));
-    n
+/// The text values of a column as `ByteArray`s: slices of one shared buffer (one allocation
+/// per column and row group, none per value).
+fn byte_arrays(data: &[u8], ends: &[u32]) -> Vec<ByteArray> {
+    let all = bytes::Bytes::copy_from_slice(data);
+    let mut start = 0usize;
+    ends.iter()
+        .map(|&e| {
+            let v = ByteArray::from(all.slice(start..e as usize));
+            start = e as usize;
+            v
+        })
+        .collect()
 }
 
 fn push8<T>(v: &mut Vec<T>, x: T) -> u64 {
@@ -245,10 +285,48 @@ pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
+/// Where a Parquet file's bytes go: staged in memory and written to the file only in whole
+/// pieces (the magic, a row group, the footer), so that a failed write (a full disk) is
+/// known to have cost exactly one row group, and the file can be cut back to the row groups
+/// before it and closed with a footer that lists them.
+struct Staged {
+    file: File,
+    buf: Vec<u8>,
+    /// Bytes of the file written whole.
+    good: u64,
+}
+
+impl io::Write for Staged {
+    fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+        self.buf.extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Staged {
+    /// Write what is staged; on failure the file is cut back to what was whole before.
+    fn commit(&mut self) -> io::Result<()> {
+        use std::io::Write as _;
+        let r = self.file.write_all(&self.buf);
+        match r {
+            Ok(()) => self.good += self.buf.len() as u64,
+            Err(_) => {
+                let _ = self.file.set_len(self.good);
+                let _ = io::Seek::seek(&mut self.file, io::SeekFrom::Start(self.good));
+            }
+        }
+        self.buf.clear();
+        r
+    }
+}
+
 /// One Parquet file being written.
 pub(crate) struct ParquetFile {
     layout: Arc<Layout>,
-    writer: SerializedFileWriter<File>,
+    writer: SerializedFileWriter<Staged>,
     path: PathBuf,
     tmp: PathBuf,
     cols: Vec<Column>,
@@ -256,6 +334,14 @@ pub(crate) struct ParquetFile {
     bytes_buffered: u64,
     /// Rows in the file (written and buffered).
     pub rows: u64,
+    /// Rows in the row groups written whole.
+    rows_good: u64,
+    /// Row groups written whole.
+    groups_good: usize,
+    /// Set when a row group failed: the file takes no more rows (see [`ParquetFile::salvage`]).
+    pub broken: bool,
+    /// A second descriptor of the file, to cut it back and close it after a failure.
+    salvage_fd: File,
     /// When the file was opened (for rotation by time).
     pub opened: Instant,
 }
@@ -266,9 +352,21 @@ impl ParquetFile {
         let tmp = temp_path(path);
         let file = File::create(&tmp)
             .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", tmp.display())))?;
-        let writer =
-            SerializedFileWriter::new(file, layout.parquet_schema.clone(), layout.props.clone())
+        let salvage_fd = file
+            .try_clone()
+            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", tmp.display())))?;
+        let staged = Staged {
+            file,
+            buf: Vec::new(),
+            good: 0,
+        };
+        let mut writer =
+            SerializedFileWriter::new(staged, layout.parquet_schema.clone(), layout.props.clone())
                 .map_err(to_io)?;
+        if let Err(e) = writer.inner_mut().commit() {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(io::Error::new(e.kind(), format!("{}: {e}", tmp.display())));
+        }
         Ok(ParquetFile {
             layout: layout.clone(),
             writer,
@@ -278,11 +376,18 @@ impl ParquetFile {
             rows_buffered: 0,
             bytes_buffered: 0,
             rows: 0,
+            rows_good: 0,
+            groups_good: 0,
+            broken: false,
+            salvage_fd,
             opened: Instant::now(),
         })
     }
 
     pub fn push(&mut self, rec: &FlowRecord) -> io::Result<()> {
+        if self.broken {
+            return Err(io::Error::other("parquet: the file had a failed row group"));
+        }
         let mut i = 0;
         let mut bytes = 0u64;
         let cols = &mut self.cols;
@@ -301,7 +406,9 @@ impl ParquetFile {
         self.rows_buffered += 1;
         self.rows += 1;
         self.bytes_buffered += bytes;
-        if self.rows_buffered >= ROW_GROUP_ROWS || self.bytes_buffered >= ROW_GROUP_BYTES {
+        if self.rows_buffered >= self.layout.row_group_rows
+            || self.bytes_buffered >= ROW_GROUP_BYTES
+        {
             self.flush_row_group()?;
         }
         Ok(())
@@ -316,35 +423,136 @@ impl ParquetFile {
         if self.rows_buffered == 0 {
             return Ok(());
         }
-        let mut rg = self.writer.next_row_group().map_err(to_io)?;
+        let r = self.encode_row_group().and_then(|()| {
+            self.writer
+                .inner_mut()
+                .commit()
+                .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", self.tmp.display())))
+        });
         for col in &mut self.cols {
+            col.clear();
+        }
+        let rows = self.rows_buffered as u64;
+        self.rows_buffered = 0;
+        self.bytes_buffered = 0;
+        match r {
+            Ok(()) => {
+                self.rows_good += rows;
+                self.groups_good += 1;
+                Ok(())
+            }
+            Err(e) => {
+                self.broken = true;
+                Err(e)
+            }
+        }
+    }
+
+    /// Encode the buffered rows as one row group (into the staging buffer).
+    fn encode_row_group(&mut self) -> io::Result<()> {
+        let mut rg = self.writer.next_row_group().map_err(to_io)?;
+        for col in &self.cols {
             let mut cw = rg
                 .next_column()
                 .map_err(to_io)?
                 .ok_or_else(|| io::Error::other("parquet: fewer column writers than columns"))?;
             let def = Some(col.def.as_slice());
             match &col.values {
-                Values::Bytes(v) => cw.typed::<ByteArrayType>().write_batch(v, def, None),
+                Values::Bytes { data, ends } => {
+                    cw.typed::<ByteArrayType>()
+                        .write_batch(&byte_arrays(data, ends), def, None)
+                }
                 Values::Int(v) => cw.typed::<Int64Type>().write_batch(v, def, None),
                 Values::Float(v) => cw.typed::<DoubleType>().write_batch(v, def, None),
             }
             .map_err(to_io)?;
             cw.close().map_err(to_io)?;
-            col.clear();
         }
         rg.close().map_err(to_io)?;
-        self.rows_buffered = 0;
-        self.bytes_buffered = 0;
         Ok(())
+    }
+
+    /// [`ParquetFile::salvage`] after `e`; the error names what was kept and lost, which
+    /// is counted in the layout's `lost`.
+    fn salvaged(self, e: io::Error) -> io::Error {
+        let layout = self.layout.clone();
+        let (kept, lost) = self.salvage();
+        layout
+            .lost
+            .fetch_add(lost, std::sync::atomic::Ordering::Relaxed);
+        let kept = kept.map_or("nothing kept".to_string(), |p| {
+            format!("the rows before it are in {}", p.display())
+        });
+        tracing::error!(error = %e, lost, "a parquet row group failed; {kept}");
+        io::Error::new(e.kind(), format!("{e} ({lost} records lost; {kept})"))
+    }
+
+    /// Close a file whose row group failed with the row groups written whole before it: the
+    /// file is cut back to them, given a footer that lists them, fsynced and renamed to its
+    /// final name. Returns the final path (`None` if nothing could be kept: the file is
+    /// removed) and the rows lost (the failed row group's, or all if the footer cannot be
+    /// written either).
+    fn salvage(self) -> (Option<PathBuf>, u64) {
+        let lost = self.rows - self.rows_good;
+        let groups: Vec<_> = self.writer.flushed_row_groups()[..self.groups_good].to_vec();
+        let schema = Arc::new(parquet::schema::types::SchemaDescriptor::new(
+            self.layout.parquet_schema.clone(),
+        ));
+        let good = self.writer.inner().good;
+        let mut file = self.salvage_fd;
+        let footer = || -> io::Result<()> {
+            use parquet::file::metadata::{FileMetaData, ParquetMetaData, ParquetMetaDataWriter};
+            file.set_len(good)?;
+            io::Seek::seek(&mut file, io::SeekFrom::Start(good))?;
+            let meta = FileMetaData::new(
+                self.layout.props.writer_version().as_num(),
+                self.rows_good as i64,
+                Some(format!("weir {}", env!("CARGO_PKG_VERSION"))),
+                None,
+                schema,
+                None,
+            );
+            let meta = ParquetMetaData::new(meta, groups);
+            let mut out = io::BufWriter::new(&mut file);
+            ParquetMetaDataWriter::new(&mut out, &meta)
+                .finish()
+                .map_err(to_io)?;
+            io::Write::flush(&mut out)?;
+            drop(out);
+            file.sync_all()?;
+            std::fs::rename(&self.tmp, &self.path)?;
+            sync_dir(self.path.parent().unwrap_or(Path::new(".")))
+        };
+        match footer() {
+            Ok(()) => (Some(self.path), lost),
+            Err(e) => {
+                tracing::error!(file = %self.tmp.display(), error = %e, "cannot close the parquet file after a failed row group; its rows are lost");
+                let _ = std::fs::remove_file(&self.tmp);
+                (None, self.rows)
+            }
+        }
     }
 
     /// Write the last row group and the footer, fsync, rename to the final name and fsync
     /// the directory. Returns the final path.
     pub fn commit(mut self) -> io::Result<PathBuf> {
-        self.flush_row_group()?;
-        let file = self.writer.into_inner().map_err(to_io)?;
+        if self.broken {
+            return Err(self.salvaged(io::Error::other("a row group could not be written")));
+        }
+        if let Err(e) = self.flush_row_group() {
+            return Err(self.salvaged(e));
+        }
+        let footer = self.writer.finish().map_err(to_io).and_then(|_| {
+            self.writer
+                .inner_mut()
+                .commit()
+                .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", self.tmp.display())))
+        });
+        if let Err(e) = footer {
+            return Err(self.salvaged(e));
+        }
+        let file = &self.salvage_fd;
         file.sync_all()?;
-        drop(file);
         std::fs::rename(&self.tmp, &self.path).map_err(|e| {
             io::Error::new(
                 e.kind(),
@@ -361,9 +569,15 @@ impl ParquetFile {
 }
 
 /// A single `.parquet` records file (`weir extract --out flows.parquet`): no rotation, visible
-/// under its name once the run has finished.
+/// under its name once the run has finished. After a failed row group the file is closed with
+/// the row groups before it and the records go on into `NAME-1.parquet`, `NAME-2.parquet`...
 pub struct ParquetSink {
     file: Option<ParquetFile>,
+    layout: Arc<Layout>,
+    path: PathBuf,
+    /// Files started after failures.
+    restarts: u32,
+    finished: bool,
 }
 
 impl ParquetSink {
@@ -371,22 +585,194 @@ impl ParquetSink {
         let layout = Layout::new(schema)?;
         Ok(ParquetSink {
             file: Some(ParquetFile::create(path, &layout)?),
+            layout,
+            path: path.to_path_buf(),
+            restarts: 0,
+            finished: false,
         })
+    }
+}
+
+impl ParquetSink {
+    /// The file written now: `NAME.parquet`, then `NAME-N.parquet` after N failures.
+    fn current_path(&self) -> PathBuf {
+        if self.restarts == 0 {
+            return self.path.clone();
+        }
+        let stem = self
+            .path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        self.path
+            .with_file_name(format!("{stem}-{}.parquet", self.restarts))
     }
 }
 
 impl RecordSink for ParquetSink {
     fn write(&mut self, rec: &FlowRecord) -> io::Result<()> {
-        match &mut self.file {
-            Some(f) => f.push(rec),
-            None => Err(io::Error::other("the parquet file is already finished")),
+        if self.finished {
+            return Err(io::Error::other("the parquet file is already finished"));
         }
+        if self.file.is_none() {
+            let next = self.current_path();
+            match ParquetFile::create(&next, &self.layout) {
+                Ok(f) => {
+                    tracing::warn!(file = %next.display(), "records go on into a new parquet file");
+                    self.file = Some(f);
+                }
+                Err(e) => {
+                    self.layout
+                        .lost
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    return Err(e);
+                }
+            }
+        }
+        let f = self.file.as_mut().expect("opened above");
+        let r = f.push(rec);
+        if f.broken {
+            // Close it with what was written whole (the loss is counted); the next record
+            // starts the next file.
+            if let Some(old) = self.file.take() {
+                let _ = old.commit();
+            }
+            self.restarts += 1;
+        }
+        r
     }
 
     fn finish(&mut self) -> io::Result<()> {
+        self.finished = true;
         match self.file.take() {
             Some(f) => f.commit().map(|_| ()),
             None => Ok(()),
         }
+    }
+
+    fn lost(&self) -> u64 {
+        self.layout.lost.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+
+    fn record(i: u64, n: usize, seed: &mut u64) -> FlowRecord {
+        let mut next = || {
+            *seed ^= *seed << 13;
+            *seed ^= *seed >> 7;
+            *seed ^= *seed << 17;
+            f64::from_bits((*seed >> 12) | 0x3ff0_0000_0000_0000)
+        };
+        FlowRecord {
+            key: weir_plugin_api::FlowKeyV1 {
+                ip_version: 4,
+                src_port: i as u16,
+                ..Default::default()
+            },
+            expiration: Expiration::Idle,
+            worker: 0,
+            service: 0,
+            interval: None,
+            bidirectional: crate::flow::record::DirCounters {
+                first_seen_ms: i,
+                last_seen_ms: i,
+                packets: i,
+                bytes: 60,
+            },
+            src2dst: Default::default(),
+            dst2src: Default::default(),
+            // Random doubles: Snappy cannot shrink them, so the disk fills predictably.
+            values: (0..n).map(|_| next()).collect(),
+            score_status: Default::default(),
+            prediction: None,
+            scores: vec![],
+            model: None,
+        }
+    }
+
+    /// A small tmpfs mounted on a temporary directory (root only), unmounted on drop.
+    struct SmallFs(tempfile::TempDir);
+
+    impl SmallFs {
+        fn mount(size: &str) -> Option<SmallFs> {
+            let d = tempfile::tempdir().ok()?;
+            let ok = std::process::Command::new("mount")
+                .args(["-t", "tmpfs", "-o", &format!("size={size}"), "weir-test"])
+                .arg(d.path())
+                .stderr(std::process::Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success());
+            ok.then_some(SmallFs(d))
+        }
+    }
+
+    impl Drop for SmallFs {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount")
+                .arg(self.0.path())
+                .status();
+        }
+    }
+
+    #[test]
+    fn a_failed_row_group_closes_the_file_with_the_rows_before_it() {
+        let Some(fs) = SmallFs::mount("2m") else {
+            eprintln!("SKIPPED: cannot mount a tmpfs here (needs root)");
+            return;
+        };
+        let dir = fs.0.path();
+        let mut schema = RecordSchema::default();
+        for i in 0..16 {
+            schema.extra.push(format!("f{i}"));
+            schema.provider.push("test".into());
+            schema.kinds.push(weir_plugin_api::WEIR_FEATURE_F64);
+        }
+        let path = dir.join("flows.parquet");
+        let mut layout = Layout::new(&schema).unwrap();
+        Arc::get_mut(&mut layout).unwrap().row_group_rows = 1000;
+        let mut sink = ParquetSink {
+            file: Some(ParquetFile::create(&path, &layout).unwrap()),
+            layout,
+            path: path.clone(),
+            restarts: 0,
+            finished: false,
+        };
+        // About 150 kB per row group: 2 MiB holds a dozen, 40 are written.
+        let (mut seed, mut errors, total) = (0x1234_5678u64, 0u64, 40_000u64);
+        for i in 0..total {
+            if sink.write(&record(i, 16, &mut seed)).is_err() {
+                errors += 1;
+            }
+        }
+        let _ = sink.finish();
+        assert!(errors > 0, "the disk filled up");
+        let lost = sink.lost();
+        let mut kept = 0u64;
+        let mut names = Vec::new();
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            assert!(!name.starts_with('.'), "no temporary file left: {name}");
+            let r = SerializedFileReader::new(File::open(&p).unwrap())
+                .unwrap_or_else(|e| panic!("{name} is a readable parquet file: {e}"));
+            kept += r.metadata().file_metadata().num_rows() as u64;
+            names.push(name);
+        }
+        assert!(names.contains(&"flows.parquet".to_string()), "{names:?}");
+        let first = SerializedFileReader::new(File::open(&path).unwrap()).unwrap();
+        assert!(
+            first.metadata().file_metadata().num_rows() >= 1000,
+            "the row groups before the failure are kept"
+        );
+        assert!(lost > 0);
+        assert_eq!(
+            kept + lost,
+            total,
+            "every record is kept or counted as lost"
+        );
     }
 }

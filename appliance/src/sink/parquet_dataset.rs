@@ -177,9 +177,24 @@ impl RecordSink for ParquetDataset {
         let dir = self.root.join(date).join(hour);
         self.writes += 1;
         let n = self.writes;
-        let i = self.file_for(dir)?;
+        let i = match self.file_for(dir) {
+            Ok(i) => i,
+            Err(e) => {
+                self.layout
+                    .lost
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                return Err(e);
+            }
+        };
         self.open[i].last_write = n;
-        self.open[i].file.push(rec)?;
+        if let Err(e) = self.open[i].file.push(rec) {
+            if self.open[i].file.broken {
+                // Closed with the row groups written whole (the loss is counted); the next
+                // record of this partition starts a new file.
+                let _ = self.open.swap_remove(i).file.commit();
+            }
+            return Err(e);
+        }
         if self.expired(&self.open[i]) {
             self.open.swap_remove(i).file.commit()?;
         }
@@ -193,6 +208,10 @@ impl RecordSink for ParquetDataset {
     fn tick(&mut self) -> io::Result<()> {
         self.last_sweep = Instant::now();
         self.rotate()
+    }
+
+    fn lost(&self) -> u64 {
+        self.layout.lost.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     fn finish(&mut self) -> io::Result<()> {

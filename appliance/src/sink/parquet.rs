@@ -691,6 +691,8 @@ mod tests {
             prediction: None,
             scores: vec![],
             model: None,
+            icmp: [0; 2],
+            community_id: Default::default(),
         }
     }
 

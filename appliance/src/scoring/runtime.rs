@@ -240,6 +240,14 @@ fn probe_at(c: &Candidate, fd_path: &Path) -> Result<String> {
 /// The process's ONNX Runtime, loaded on first use.
 pub fn runtime(cfg: &ScoringConfig) -> Result<Runtime> {
     let c = discover(cfg)?;
+    if !c.path.exists() {
+        // Said first, even when another library is already loaded.
+        return Err(ScoringError::Library {
+            path: c.path.clone(),
+            source_of: c.source_of.clone(),
+            reason: "no such file".into(),
+        });
+    }
     let _guard = INIT.lock().unwrap_or_else(|e| e.into_inner());
     if let Some(rt) = RUNTIME.get() {
         if same_file(&rt.path, &c.path) {

@@ -649,7 +649,12 @@ fn on_block<'a>(
                     format!("packet for undeclared interface {}", pb.interface_id),
                 ));
             };
-            let ts = clamp_time(path, *packets, clamped, pcapng_ts_ns(res, off, pb.timestamp));
+            let ts = clamp_time(
+                path,
+                *packets,
+                clamped,
+                pcapng_ts_ns(res, off, pb.timestamp),
+            );
             *packets += 1;
             return Ok(Some(BlockPacket {
                 data: pb.data,

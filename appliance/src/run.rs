@@ -422,8 +422,7 @@ fn worker_loop(
             if c - idle_since > rx.clock.hz / 1000 && (rx.last.ns > 0 || spread_now > 0) {
                 idle_since = c;
                 let own = if rx.last.ns > 0 {
-                    let elapsed =
-                        (c - rx.last.tsc) as u128 * 1_000_000_000 / rx.clock.hz as u128;
+                    let elapsed = (c - rx.last.tsc) as u128 * 1_000_000_000 / rx.clock.hz as u128;
                     rx.last.ns + elapsed as u64
                 } else {
                     0

@@ -43,6 +43,14 @@ fuzz_target!(|data: &[u8]| {
     if p.payload_off != WEIR_NO_OFFSET {
         assert!(p.l4_off != WEIR_NO_OFFSET && p.payload_off > p.l4_off);
     }
-    // The IP length the view reports never exceeds what the wire carried after L3.
-    assert!(p.l3_off as u32 + p.ip_len as u32 <= wire.max(frame.len() as u32));
+    // The IP length the view reports exceeds what the wire carried after L3 only for an IPv4
+    // packet cut on the wire: its header's Total Length, counted as `ipv4_truncated`.
+    assert!(
+        p.l3_off as u32 + p.ip_len as u32 <= wire.max(frame.len() as u32)
+            || weir::parse::ipv4_truncated(&p)
+    );
+    if weir::parse::ipv4_truncated(&p) {
+        assert_eq!(p.ip_version, 4);
+        assert_eq!(p.wire_len, wire);
+    }
 });

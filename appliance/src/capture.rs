@@ -233,6 +233,27 @@ impl Mapping {
         Some(Mapping { ptr, len })
     }
 
+    /// Give back the pages before `upto` once [`RELEASE_CHUNK`] more of them were read. A
+    /// capture is read once, front to back: without this every page read would stay in the
+    /// process's resident memory until the end of the file (the page cache still keeps them).
+    fn release_before(&self, upto: usize, released: &mut usize) {
+        let upto = upto & !(RELEASE_ALIGN - 1);
+        if upto >= *released + RELEASE_CHUNK {
+            // SAFETY: a range inside the mapping (`released < upto <= len`) whose bytes no
+            // slice borrows any more (packets before the reader's position were handed out
+            // and dropped); a private read-only mapping reads them again from the file if
+            // touched. A failure only keeps the pages resident.
+            unsafe {
+                libc::madvise(
+                    (self.ptr as *mut u8).add(*released) as *mut libc::c_void,
+                    upto - *released,
+                    libc::MADV_DONTNEED,
+                )
+            };
+            *released = upto;
+        }
+    }
+
     fn bytes(&self) -> &[u8] {
         // SAFETY: `ptr` maps `len` readable bytes for as long as `self` lives.
         unsafe { std::slice::from_raw_parts(self.ptr as *const u8, self.len) }
@@ -264,6 +285,11 @@ impl Read for HashingReader {
     }
 }
 
+/// Read pages of a mapped capture are given back this many bytes at a time, on boundaries of
+/// `RELEASE_ALIGN` (a multiple of every common page size).
+const RELEASE_CHUNK: usize = 8 << 20;
+const RELEASE_ALIGN: usize = 64 << 10;
+
 /// The mapped path hashes in pieces of this size, just behind the parser (while the bytes are
 /// still in cache).
 const HASH_CHUNK: usize = 1 << 20;
@@ -278,6 +304,8 @@ pub struct CaptureReader {
     hash: Option<Sha256>,
     /// Mapped path: bytes hashed so far.
     hashed: usize,
+    /// Mapped path: bytes of the mapping given back (see [`Mapping::release_before`]).
+    released: usize,
     /// Packets whose time was clamped into 1970..2262.
     clamped: u64,
 }
@@ -392,6 +420,7 @@ impl CaptureReader {
             size,
             hash: (hash && mapped).then(Sha256::new),
             hashed: 0,
+            released: 0,
             clamped: 0,
         })
     }
@@ -489,6 +518,14 @@ impl CaptureReader {
                 linktype,
                 frac_ns,
             } => {
+                // Everything before the position was handed out; what the hash still needs
+                // stays.
+                let keep = if self.hash.is_some() {
+                    self.hashed
+                } else {
+                    *pos
+                };
+                map.release_before(keep, &mut self.released);
                 let bytes = map.bytes();
                 if *pos >= bytes.len() {
                     return Ok(None);
@@ -525,6 +562,12 @@ impl CaptureReader {
                 parser,
                 ifaces,
             } => loop {
+                let keep = if self.hash.is_some() {
+                    self.hashed
+                } else {
+                    *pos
+                };
+                map.release_before(keep, &mut self.released);
                 let bytes = map.bytes();
                 if *pos >= bytes.len() {
                     warn_clamped(path, *clamped);

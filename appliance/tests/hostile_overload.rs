@@ -69,8 +69,9 @@ fn table_at_capacity_under_a_flood_evicts_and_stays_flat() {
     let capacity = 4096u32;
     // The output stage's queues are bounded (1024 bursts of records before the dispatcher, 8192
     // records before the sink), so memory grows until they fill and no further: compare two
-    // floods that both fill them, the second three times the first.
-    let (small, big) = (250_000u64, 750_000u64);
+    // floods that both fill them, the second three times the first (a flood of 250 k packets
+    // could end before the queues filled once the sinks got faster: 114 MB against 197 MB).
+    let (small, big) = (500_000u64, 1_500_000u64);
     let (s1, (rows1, pk1, _), rss_small) = flood(dir.path(), small as usize, capacity, "oldest");
     let (s, (rows, packets, by_exp), rss_big) = flood(dir.path(), big as usize, capacity, "oldest");
     eprintln!("stats: {s}\nrecords by expiration_id: {by_exp:?}");

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use weir::config::Config;
 use weir::flow::record::{Expiration, FlowRecord};
 use weir::pipeline::Pipeline;
-use weir::worker::RawPacket;
+use weir::worker::{RawPacket, WorkerStats};
 
 const SYN: u8 = 0x02;
 const ACK: u8 = 0x10;
@@ -72,14 +72,26 @@ fn traffic() -> Vec<(Vec<u8>, u64)> {
 fn run(burst: usize) -> (Vec<FlowRecord>, u64, Vec<String>) {
     let mut cfg = Config::default();
     cfg.flows.tcp_teardown = true;
-    cfg.workers.burst = 64;
     // The shipped plugins, built beside this test's binary's directory (target/<profile>).
+    let (records, stats, names) = run_frames(cfg, &traffic(), burst, 8);
+    (records, stats.teardown, names)
+}
+
+/// The records of `frames` handed over `burst` packets at a time with `cfg` and the shipped
+/// plugins, the worker's counters, and the records' feature names; checks that `flows_created`
+/// flows gave as many records and none is left.
+fn run_frames(
+    mut cfg: Config,
+    frames: &[(Vec<u8>, u64)],
+    burst: usize,
+    flows_created: u64,
+) -> (Vec<FlowRecord>, WorkerStats, Vec<String>) {
+    cfg.workers.burst = 64;
     let p = Pipeline::new(cfg, None, false).expect("pipeline with the shipped plugins");
     let names = p.schema.extra.clone();
     let (tx, rx) = unbounded();
     let (atx, _arx) = unbounded();
     let mut w = p.worker(0, tx, atx).expect("worker");
-    let frames = traffic();
     for chunk in frames.chunks(burst) {
         let t = w.burst_start();
         w.process_burst(
@@ -91,16 +103,15 @@ fn run(burst: usize) -> (Vec<FlowRecord>, u64, Vec<String>) {
             t,
         );
     }
-    let teardowns = w.stats.teardown;
-    // Five flows ended by teardown, eight created: three are live (a flow ended twice would
-    // corrupt the table's count and index; the fuzz target found that once).
-    assert_eq!(w.stats.flows_created, 8, "burst {burst}");
-    assert_eq!(w.live_flows(), 3, "burst {burst}");
+    // A flow ended twice would corrupt the table's count and index (the fuzz target found
+    // that once): every flow created gives one record, and none is left.
+    assert_eq!(w.stats.flows_created, flows_created, "burst {burst}");
     w.flush_all();
     assert_eq!(w.live_flows(), 0);
-    assert_eq!(w.stats.records, 8, "burst {burst}");
+    assert_eq!(w.stats.records, flows_created, "burst {burst}");
+    let stats = w.stats.clone();
     drop(w);
-    (rx.try_iter().flatten().collect(), teardowns, names)
+    (rx.try_iter().flatten().collect(), stats, names)
 }
 
 /// A record as comparable text: key, why it ended, counters, every feature's bits.
@@ -181,4 +192,48 @@ fn teardown_records_do_not_depend_on_the_burst_size() {
     assert_eq!(col("bidirectional_max_ps"), 54.0 + 1200.0);
     assert_eq!(col("splt_direction_5"), 1.0, "the dst2src FIN is packet 5");
     assert_eq!(col("splt_ps_5"), 54.0);
+}
+
+/// A full table evicts a flow for every new one. The evicted flow ends at once when none of
+/// its packets wait for the plugins in the burst, else the packets before go through the
+/// plugins first. Either way the records (counters and every feature's bits) are those of the
+/// same packets handed over one at a time: connections sending round-robin into a table too
+/// small for them, with the victim's last packet in the same burst (24 connections, 8 flows)
+/// or bursts before (80 connections, 40 flows: 80 packets back, more than a burst).
+#[test]
+fn eviction_records_do_not_depend_on_the_burst_size() {
+    for (conns, capacity) in [(24u8, 8u32), (80, 40)] {
+        let mut frames = Vec::new();
+        let mut t = 1_700_000_000_000_000_000u64;
+        // Each round: every connection sends a packet and gets an answer, the payloads
+        // varying so the plugins' features (sizes, entropy, splt) tell the packets apart.
+        for round in 0..5u32 {
+            for c in 0..conns {
+                let port = 1000 + c as u16;
+                let flags = if round == 0 { SYN } else { ACK | PSH };
+                let len = 40 * round as usize + c as usize;
+                t += 700_000;
+                frames.push((tcp(c + 1, port, 200, 80, flags, round, len), t));
+                t += 300_000;
+                let back = if round == 0 { SYN | ACK } else { ACK };
+                frames.push((tcp(200, 80, c + 1, port, back, round, 7 * c as usize), t));
+            }
+        }
+        let mut cfg = Config::default();
+        cfg.flows.capacity = capacity;
+        // A connection's flow is always evicted before its next round: one flow per
+        // connection and round.
+        let flows = 5 * conns as u64;
+        let describe_all = |burst: usize| {
+            let (recs, stats, _) = run_frames(cfg.clone(), &frames, burst, flows);
+            assert_eq!(stats.evicted, flows - capacity as u64, "burst {burst}");
+            assert!(recs
+                .iter()
+                .all(|r| r.src2dst.packets == 1 && r.dst2src.packets == 1));
+            let mut d: Vec<String> = recs.iter().map(describe).collect();
+            d.sort();
+            d
+        };
+        assert_eq!(describe_all(1), describe_all(64), "{conns} connections");
+    }
 }

@@ -77,72 +77,86 @@ impl Worker {
                     s.observe(&pkt, &key);
                 }
             }
-            let idx =
-                match self
-                    .table
-                    .lookup_or_insert(&key, self.hashes[i], now_ms + self.s.idle_ms)
-                {
-                    Lookup::Found(idx) => {
-                        let e = self.table.entry(idx);
-                        if e.ext.ending {
-                            // A packet after the flow's teardown in the same burst: the flow ends
-                            // now and the packet starts a new one, as if each had its own burst.
-                            self.stats.teardown += 1;
-                            return (i, Stop::EndFlow(idx, Expiration::Teardown));
-                        }
-                        let bi = e.bidirectional();
-                        let idle = now_ms - bi.last_seen_ms >= self.s.idle_ms;
-                        let active = now_ms - bi.first_seen_ms >= self.s.active_ms;
-                        if idle {
-                            self.stats.expired_idle += 1;
-                            return (i, Stop::EndFlow(idx, Expiration::Idle));
-                        }
-                        if active {
-                            self.stats.expired_active += 1;
-                            return (i, Stop::EndFlow(idx, Expiration::Active));
-                        }
-                        idx
-                    }
-                    Lookup::Created(idx) => {
-                        self.stats.flows_created += 1;
-                        self.start_flow(idx, now_ms);
-                        idx
-                    }
-                    Lookup::Full => {
-                        let victim = match self.s.eviction {
-                            Eviction::None => None,
-                            _ => {
-                                let idle_ms = self.s.idle_ms;
-                                self.table.eviction_candidate(|e| {
-                                    e.bidirectional().last_seen_ms.saturating_add(idle_ms)
-                                })
+            // A flow that must end before this packet is counted ends here, unless packets of
+            // it wait in the queue for the plugins: then the queue runs first (the stage
+            // returns). Ending it in place keeps whole bursts for the plugins when a full table
+            // evicts a flow for every new one (an evicted flow almost never has packets queued).
+            let idx = loop {
+                let (idx, why) =
+                    match self
+                        .table
+                        .lookup_or_insert(&key, self.hashes[i], now_ms + self.s.idle_ms)
+                    {
+                        Lookup::Found(idx) => {
+                            let e = self.table.entry(idx);
+                            if e.ext.ending {
+                                // A packet after the flow's teardown in the same burst: the flow ends
+                                // now and the packet starts a new one, as if each had its own burst.
+                                self.stats.teardown += 1;
+                                return (i, Stop::EndFlow(idx, Expiration::Teardown));
                             }
-                        };
-                        let Some(victim) = victim else {
-                            self.stats.table_full += 1;
-                            continue;
-                        };
-                        let v = self.table.entry(victim);
-                        let bi = v.bidirectional();
-                        if v.ext.ending {
-                            // It tore down earlier in this burst: that is how it ends.
-                            self.stats.teardown += 1;
-                            return (i, Stop::EndFlow(victim, Expiration::Teardown));
+                            let bi = e.bidirectional();
+                            let idle = now_ms - bi.last_seen_ms >= self.s.idle_ms;
+                            let active = now_ms - bi.first_seen_ms >= self.s.active_ms;
+                            if idle {
+                                self.stats.expired_idle += 1;
+                                (idx, Expiration::Idle)
+                            } else if active {
+                                self.stats.expired_active += 1;
+                                (idx, Expiration::Active)
+                            } else {
+                                break Some(idx);
+                            }
                         }
-                        if now_ms.saturating_sub(bi.last_seen_ms) >= self.s.idle_ms {
-                            // Already past its deadline, waiting for the wheel's next slot: it
-                            // ends as it would have a moment later.
-                            self.stats.expired_idle += 1;
-                            return (i, Stop::EndFlow(victim, Expiration::Idle));
+                        Lookup::Created(idx) => {
+                            self.stats.flows_created += 1;
+                            self.start_flow(idx, now_ms);
+                            break Some(idx);
                         }
-                        if now_ms.saturating_sub(bi.first_seen_ms) >= self.s.active_ms {
-                            self.stats.expired_active += 1;
-                            return (i, Stop::EndFlow(victim, Expiration::Active));
+                        Lookup::Full => {
+                            let victim = match self.s.eviction {
+                                Eviction::None => None,
+                                _ => {
+                                    let idle_ms = self.s.idle_ms;
+                                    self.table.eviction_candidate(|e| {
+                                        e.bidirectional().last_seen_ms.saturating_add(idle_ms)
+                                    })
+                                }
+                            };
+                            let Some(victim) = victim else {
+                                self.stats.table_full += 1;
+                                break None;
+                            };
+                            let v = self.table.entry(victim);
+                            let bi = v.bidirectional();
+                            if v.ext.ending {
+                                // It tore down earlier in this burst: that is how it ends.
+                                self.stats.teardown += 1;
+                                return (i, Stop::EndFlow(victim, Expiration::Teardown));
+                            }
+                            if now_ms.saturating_sub(bi.last_seen_ms) >= self.s.idle_ms {
+                                // Already past its deadline, waiting for the wheel's next slot: it
+                                // ends as it would have a moment later.
+                                self.stats.expired_idle += 1;
+                                (victim, Expiration::Idle)
+                            } else if now_ms.saturating_sub(bi.first_seen_ms) >= self.s.active_ms {
+                                self.stats.expired_active += 1;
+                                (victim, Expiration::Active)
+                            } else {
+                                self.stats.evicted += 1;
+                                (victim, Expiration::Evicted)
+                            }
                         }
-                        self.stats.evicted += 1;
-                        return (i, Stop::EndFlow(victim, Expiration::Evicted));
-                    }
-                };
+                    };
+                if self.batch_flows.contains(&idx) {
+                    return (i, Stop::EndFlow(idx, why));
+                }
+                self.end_flow(idx, why);
+            };
+            let Some(idx) = idx else {
+                // The table is full and eviction is off: the packet is not counted.
+                continue;
+            };
             self.stats.accepted += 1;
             let e = self.table.entry_mut(idx);
             let dir = direction(&e.key, &key);

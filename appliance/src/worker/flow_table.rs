@@ -88,6 +88,7 @@ impl Worker {
                         .lookup_or_insert(&key, self.hashes[i], now_ms + self.s.idle_ms)
                     {
                         Lookup::Found(idx) => {
+                            self.table.prefetch_slab(idx);
                             let e = self.table.entry(idx);
                             if e.ext.ending {
                                 // A packet after the flow's teardown in the same burst: the flow ends

@@ -243,9 +243,13 @@ pub struct FlowTable<E: Copy> {
 
 const EMPTY: u64 = 0;
 
+/// An index slot holds the low 32 bits of its flow's hash above the entry number: a lookup
+/// compares them before reading the entry, and a removal finds each later slot's home
+/// position from the slot alone (the home is the hash's low bits), without reading that
+/// slot's entry, a cache miss per slot of the probe run on a table larger than the cache.
 #[inline]
 fn tag(hash: u64) -> u64 {
-    (hash >> 32) << 32
+    hash << 32
 }
 
 impl<E: Copy + Default + Zeroable> FlowTable<E> {
@@ -500,7 +504,12 @@ impl<E: Copy + Default + Zeroable> FlowTable<E> {
                 break;
             }
             let other = (slot as u32).wrapping_sub(1);
-            let home = self.entries[other as usize].hash as usize & self.mask;
+            let home = if self.mask <= u32::MAX as usize {
+                (slot >> 32) as usize & self.mask
+            } else {
+                // An index over 2^32 slots: the tag does not hold every bit of the home.
+                self.entries[other as usize].hash as usize & self.mask
+            };
             let dist_home = pos.wrapping_sub(home) & self.mask;
             let dist_hole = pos.wrapping_sub(hole) & self.mask;
             if dist_home >= dist_hole {

@@ -176,7 +176,7 @@ if [ "$SKIP_PEERS" = 0 ] && command -v softflowd >/dev/null; then
     echo "| \`softflowd -r\` (1.1.0) | not run: blocks in accept() on its control socket before reading the capture | | | | | | |"
 fi
 echo
-echo "### weir cost: cycles per packet of every stage and plugin (one run each, no sink)"
+echo "### weir cost: cycles per packet received of every stage and plugin (one run each, no sink)"
 echo
 python3 - "$LOGS" "$NPKT" "$BASE" <<'EOF'
 import json, os, sys
@@ -197,9 +197,13 @@ head = [f"{'200k' if t == 'many' else '10k'} flows, {v}" for t, v in cols if (t,
 print("| stage or plugin | " + " | ".join(head) + " |")
 print("|---|" + "---:|" * len(head))
 def cell(tab, n):
+    # Every row over the packets received (rx's), so the column adds up to the sum below;
+    # rows that count records (community_id) or flows (expiry) are per packet too.
+    rx = next((r for r in tab["rows"] if r["name"] == "rx"), None)
+    pk = max(1, rx["packets"] if rx else 1)
     for r in tab["rows"]:
-        if r["name"] == n and r["packets"] > 0:
-            return r["cycles"] / max(1, r["packets"]), r
+        if r["name"] == n and r["cycles"] > 0:
+            return r["cycles"] / pk, r
     return None, None
 for n in names:
     out = []
@@ -222,6 +226,13 @@ for k in cols:
     idle.append("-" if not d else f"{100 * d.get('share', 0):.1f} %")
 print("| all after rx, per packet received | " + " | ".join(sums) + " |")
 print("| worker time not running (descheduled) | " + " | ".join(idle) + " |")
+per_rec = []
+for k in cols:
+    if k not in tables:
+        continue
+    r = next((r for r in tables[k]["rows"] if r["name"] == "community_id"), None)
+    per_rec.append("-" if not r or not r["packets"] else f"{r['cycles'] / r['packets']:.0f}")
+print("| community_id, cycles per record | " + " | ".join(per_rec) + " |")
 print()
 def wall(name):
     p = os.path.join(logs, name + ".log.time")

@@ -179,10 +179,11 @@ pub struct FlowsConfig {
     /// `decode_tunnels`, also on by default).
     pub decode_tunnels: bool,
     /// Make the whole table (entries, index, plugin state) resident before the first packet,
-    /// so no packet pays a first-touch page fault. Off by default: it costs the whole table's
-    /// memory and its zeroing at start (about 290 MB per worker at the default capacity),
-    /// which delays the first packet of `weir run`.
-    pub prefault: bool,
+    /// so no packet pays a first-touch page fault. It costs the whole table's memory and its
+    /// zeroing at start (about 290 MB per worker at the default capacity). Unset: off in
+    /// `weir run`; in `weir extract` and `weir cost`, on when the captures are at least
+    /// 1 KiB per flow of table (they will fill it), off for smaller ones.
+    pub prefault: Option<bool>,
     /// Seed of the `community_id` column (Community ID v1; 0 is Zeek's and Suricata's
     /// default).
     pub community_id_seed: u16,
@@ -198,7 +199,7 @@ impl Default for FlowsConfig {
             eviction: Eviction::Oldest,
             wheel_granularity_ms: 100,
             decode_tunnels: true,
-            prefault: false,
+            prefault: None,
             community_id_seed: 0,
         }
     }

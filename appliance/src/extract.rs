@@ -140,6 +140,12 @@ pub fn extract(args: &ExtractArgs, out_path: Option<std::path::PathBuf>) -> Resu
         let r = CaptureReader::open(c)?;
         total_bytes += r.size();
     }
+    if cfg.flows.prefault.is_none() {
+        // Captures this large fill the table: its pages are better zeroed at start, on every
+        // core, than one first touch at a time inside the worker's lookups.
+        let table_bytes = cfg.flows.capacity as u64 * 1024 * cfg.workers.count.max(1) as u64;
+        cfg.flows.prefault = Some(total_bytes >= table_bytes);
+    }
     if let Some(o) = &out_path {
         crate::sink::Format::from_path(o).map_err(|e| anyhow!(e))?;
         // A manifest left by an earlier run must not describe these records.

@@ -188,9 +188,9 @@ impl<T> Mapped<T> {
                     .step_by(chunk)
                     .map(|off| sc.spawn(move || populate(off)))
                     .collect();
-                hs.into_iter()
-                    .map(|h| h.join().unwrap_or(false))
-                    .fold(true, |a, b| a && b)
+                // Every thread joined before the answer (no short circuit).
+                let done: Vec<bool> = hs.into_iter().map(|h| h.join().unwrap_or(false)).collect();
+                done.into_iter().all(|ok| ok)
             })
         };
         if all_ok {

@@ -147,7 +147,7 @@ impl WorkerSettings {
                 .min(1 << 20),
                 wheel_granularity_ms: cfg.flows.wheel_granularity_ms,
             },
-            prefault: cfg.flows.prefault,
+            prefault: cfg.flows.prefault.unwrap_or(false),
             burst: cfg.workers.burst as usize,
             community_id_seed: cfg.flows.community_id_seed,
             n_values,

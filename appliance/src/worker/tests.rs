@@ -44,6 +44,7 @@ fn start_flows(w: &mut Worker, n: u32, ts_ns: u64) {
                 data: f,
                 wire_len: f.len() as u32,
                 ts_ns,
+                source: 0,
             }),
             t,
         );
@@ -73,6 +74,7 @@ fn mass_expiry_hands_records_over_in_bounded_batches() {
                     data: &f,
                     wire_len: f.len() as u32,
                     ts_ns: t0 + jump,
+                    source: 0,
                 }],
                 t,
             );

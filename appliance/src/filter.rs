@@ -112,7 +112,10 @@ impl Filter {
         let mut ops = Vec::with_capacity(n);
         for (pc, i) in insns.iter().enumerate() {
             let op = decode(pc, i, n).map_err(|e| {
-                format!("BPF instruction {pc} (code {:#06x}, k {}): {e}", i.code, i.k)
+                format!(
+                    "BPF instruction {pc} (code {:#06x}, k {}): {e}",
+                    i.code, i.k
+                )
             })?;
             ops.push(op);
         }
@@ -416,7 +419,18 @@ mod tests {
         let mut f = vec![0u8; 12];
         f.extend_from_slice(&[0x08, 0x00]);
         let total = (20 + 20 + pad) as u16;
-        f.extend_from_slice(&[0x45, 0, (total >> 8) as u8, total as u8, 0, 1, 0x40, 0, 64, 6]);
+        f.extend_from_slice(&[
+            0x45,
+            0,
+            (total >> 8) as u8,
+            total as u8,
+            0,
+            1,
+            0x40,
+            0,
+            64,
+            6,
+        ]);
         f.extend_from_slice(&[0, 0, 10, 0, 0, 1, 192, 0, 2, 7]);
         f.extend_from_slice(&sport.to_be_bytes());
         f.extend_from_slice(&dport.to_be_bytes());
@@ -469,8 +483,7 @@ mod tests {
         // A jump past the end (and so any "backward" offset, which wraps to a huge one).
         let e = Filter::from_insns(&[insn(0x05, 0, 0, 1), ret1], "").unwrap_err();
         assert!(e.contains("past the end"), "{e}");
-        let e =
-            Filter::from_insns(&[insn(0x05, 0, 0, u32::MAX), ret1], "").unwrap_err();
+        let e = Filter::from_insns(&[insn(0x05, 0, 0, u32::MAX), ret1], "").unwrap_err();
         assert!(e.contains("past the end"), "{e}");
         let e = Filter::from_insns(&[insn(0x15, 0, 5, 0), ret1], "").unwrap_err();
         assert!(e.contains("past the end"), "{e}");

@@ -12,37 +12,43 @@ use common::*;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// Captures under `tests/data`, chosen for what they hold (noted per line).
-const CAPTURES: &[&str] = &[
-    "nfstream/pcaps/1kxun.pcap",       // TCP/UDP, IPv6, DNS, TLS
-    "nfstream/pcaps/443-curl.pcap",    // one TLS flow
-    "nfstream/pcaps/4in4tunnel.pcap",  // VLAN, IP in IP
-    "nfstream/pcaps/6in6tunnel.pcap",  // IPv6 in IPv6
-    "nfstream/pcaps/ajp.pcap",         // VLAN, non-IP EtherTypes
-    "nfstream/pcaps/android.pcap",     // ICMP, IPv6
-    "nfstream/pcaps/dhcp.pcapng",      // pcapng, broadcast
-    "nfstream/pcaps/dns_fragmented.pcap", // IPv4 and IPv6 fragments
-    "nfstream/pcaps/dnscrypt-v1-and-resolver-pings.pcap", // many IPv4 fragments
-    "nfstream/pcaps/doq.pcapng",       // ICMPv6, IPv6 UDP
-    "nfstream/pcaps/gtp-u.pcap",       // GTP-U tunnel
-    "nfstream/pcaps/http_ipv6.pcap",   // IPv6 TCP
-    "nfstream/pcaps/malformed_icmp.pcap",
-    "nfstream/pcaps/mongodb.pcap",     // VLAN TCP
-    "nfstream/pcaps/NTPv4.pcap",
-    "nfstream/pcaps/synscan.pcap",     // SYNs to many ports
-    "nfstream/pcaps/tftp.pcap",
-    "nfstream/pcaps/wa_voice.pcap",    // UDP media, ICMP
-    "ndpi/pcaps/stun.pcap",            // VLAN, IPv6, ICMP
-    "ndpi/pcaps/vxlan.pcap",           // VLAN, VXLAN
-    "ndpi/pcaps/false_positives.pcapng", // VLAN, pcapng
-    "ndpi/pcaps/hsrp2_ipv6.pcapng",    // VLAN, IPv6 multicast
-    "ndpi/pcaps/smb_frags.pcap",       // VLAN, TCP segments
-    "ndpi/pcaps/zoom_p2p.pcapng",      // ICMP
-    "ndpi/pcaps/tcp_scan.pcapng",      // SYN, RST
-    "ndpi/pcaps/sctp.cap",             // SCTP
-    "ndpi/pcaps/rtsp.pcap",            // Linux cooked capture (SLL)
-    "ndpi/pcaps/bets.pcapng",          // raw IP
-    "ndpi/pcaps/openwire.pcapng",      // BSD loopback (NULL), IPv6
+/// Captures under `tests/data`, chosen for what they hold.
+const CAPTURES: &[(&str, &str)] = &[
+    ("nfstream/pcaps/1kxun.pcap", "TCP/UDP, IPv6, DNS, TLS"),
+    ("nfstream/pcaps/443-curl.pcap", "one TLS flow"),
+    ("nfstream/pcaps/4in4tunnel.pcap", "VLAN, IP in IP"),
+    ("nfstream/pcaps/6in6tunnel.pcap", "IPv6 in IPv6"),
+    ("nfstream/pcaps/ajp.pcap", "VLAN, non-IP EtherTypes"),
+    ("nfstream/pcaps/android.pcap", "ICMP, IPv6"),
+    ("nfstream/pcaps/dhcp.pcapng", "pcapng, broadcast"),
+    (
+        "nfstream/pcaps/dns_fragmented.pcap",
+        "IPv4 and IPv6 fragments",
+    ),
+    (
+        "nfstream/pcaps/dnscrypt-v1-and-resolver-pings.pcap",
+        "many IPv4 fragments",
+    ),
+    ("nfstream/pcaps/doq.pcapng", "ICMPv6, IPv6 UDP"),
+    ("nfstream/pcaps/gtp-u.pcap", "GTP-U tunnel"),
+    ("nfstream/pcaps/http_ipv6.pcap", "IPv6 TCP"),
+    ("nfstream/pcaps/malformed_icmp.pcap", ""),
+    ("nfstream/pcaps/mongodb.pcap", "VLAN TCP"),
+    ("nfstream/pcaps/NTPv4.pcap", ""),
+    ("nfstream/pcaps/synscan.pcap", "SYNs to many ports"),
+    ("nfstream/pcaps/tftp.pcap", ""),
+    ("nfstream/pcaps/wa_voice.pcap", "UDP media, ICMP"),
+    ("ndpi/pcaps/stun.pcap", "VLAN, IPv6, ICMP"),
+    ("ndpi/pcaps/vxlan.pcap", "VLAN, VXLAN"),
+    ("ndpi/pcaps/false_positives.pcapng", "VLAN, pcapng"),
+    ("ndpi/pcaps/hsrp2_ipv6.pcapng", "VLAN, IPv6 multicast"),
+    ("ndpi/pcaps/smb_frags.pcap", "VLAN, TCP segments"),
+    ("ndpi/pcaps/zoom_p2p.pcapng", "ICMP"),
+    ("ndpi/pcaps/tcp_scan.pcapng", "SYN, RST"),
+    ("ndpi/pcaps/sctp.cap", "SCTP"),
+    ("ndpi/pcaps/rtsp.pcap", "Linux cooked capture (SLL)"),
+    ("ndpi/pcaps/bets.pcapng", "raw IP"),
+    ("ndpi/pcaps/openwire.pcapng", "BSD loopback (NULL), IPv6"),
 ];
 
 /// Of `CAPTURES`, those not captured on Ethernet. libpcap has no VLAN support for their link
@@ -175,11 +181,14 @@ fn filtered_records_equal_the_records_of_what_tcpdump_writes() {
         for _ in 0..2 {
             s.spawn(|| loop {
                 let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let Some(expr) = EXPRESSIONS.get(i) else { break };
+                let Some(expr) = EXPRESSIONS.get(i) else {
+                    break;
+                };
                 let inputs: Vec<PathBuf> = CAPTURES
                     .iter()
+                    .map(|(c, _)| *c)
                     .filter(|c| !expr.contains("vlan") || !NOT_ETHERNET.contains(c))
-                    .map(|c| capture(c))
+                    .map(capture)
                     .collect();
                 let d = dir.path().join(format!("e{i}"));
                 std::fs::create_dir(&d).unwrap();
@@ -290,18 +299,28 @@ fn bad_expressions_are_refused_with_libpcaps_message() {
             }
             let o = c.output().unwrap();
             let err = String::from_utf8_lossy(&o.stderr);
-            assert_eq!(o.status.code(), Some(1), "weir {cmd} --filter {expr:?}: {err}");
+            assert_eq!(
+                o.status.code(),
+                Some(1),
+                "weir {cmd} --filter {expr:?}: {err}"
+            );
             assert!(
                 err.contains("--filter") && err.contains(&want),
                 "weir {cmd} --filter {expr:?}: want libpcap's {want:?}, got {err}"
             );
-            assert!(!dir.path().join("x.csv").exists(), "no records before the refusal");
+            assert!(
+                !dir.path().join("x.csv").exists(),
+                "no records before the refusal"
+            );
         }
     }
     // From the config: the key and its line.
     let cfg = dir.path().join("weir.toml");
-    std::fs::write(&cfg, "[flows]\nidle_timeout_s = 60\n\n[capture]\nfilter = \"tcp port\"\n")
-        .unwrap();
+    std::fs::write(
+        &cfg,
+        "[flows]\nidle_timeout_s = 60\n\n[capture]\nfilter = \"tcp port\"\n",
+    )
+    .unwrap();
     let o = weir()
         .arg("extract")
         .arg(&input)
@@ -402,7 +421,10 @@ fn weir_run_filters_each_port_with_its_own_filter() {
             "weir run: {total} packets ({kept} in flows, {} filtered out)",
             total - kept
         );
-        assert!(log.contains(&want), "{workers} workers: want {want:?} in\n{log}");
+        assert!(
+            log.contains(&want),
+            "{workers} workers: want {want:?} in\n{log}"
+        );
         let in_records: u64 = read_csv(&records)
             .iter()
             .map(|r| r["bidirectional_packets"].parse::<u64>().unwrap())

@@ -36,15 +36,8 @@ pub fn compile_pcap_filter(expr: &str) -> Result<Vec<BpfInsn>, String> {
     // SAFETY: `p` is the live handle above, `prog` a valid out-parameter, `c_expr` a
     // NUL-terminated string that outlives the call. pcap_compile is thread-safe since
     // libpcap 1.8 (Debian 12 ships 1.10).
-    let rc = unsafe {
-        sys::pcap_compile(
-            p,
-            &mut prog,
-            c_expr.as_ptr(),
-            1,
-            sys::PCAP_NETMASK_UNKNOWN,
-        )
-    };
+    let rc =
+        unsafe { sys::pcap_compile(p, &mut prog, c_expr.as_ptr(), 1, sys::PCAP_NETMASK_UNKNOWN) };
     let out = if rc != 0 {
         // SAFETY: after a failed pcap_compile, pcap_geterr returns the handle's NUL-terminated
         // error buffer, valid until the handle is closed (below, after the copy).

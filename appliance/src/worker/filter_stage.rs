@@ -38,7 +38,9 @@ impl<'a> FrameBuf<'a> {
     pub(super) fn as_slice(&self) -> &[RawPacket<'a>] {
         // SAFETY: the first `len` elements were written by `push` (and RawPacket is Copy, with
         // nothing to drop); MaybeUninit<T> has T's layout.
-        unsafe { std::slice::from_raw_parts(self.frames.as_ptr().cast::<RawPacket<'a>>(), self.len) }
+        unsafe {
+            std::slice::from_raw_parts(self.frames.as_ptr().cast::<RawPacket<'a>>(), self.len)
+        }
     }
 }
 

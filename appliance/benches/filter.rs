@@ -5,8 +5,9 @@
 //!
 //!     cargo bench -p weir --bench filter -- CAPTURE EXPR [ROUNDS]
 
-use pcap_file::pcap::PcapReader;
 use std::hint::black_box;
+use std::path::Path;
+use weir::capture::{to_ethernet, CaptureReader};
 use weir::filter::Filter;
 
 fn main() {
@@ -20,13 +21,18 @@ fn main() {
         return;
     };
     let rounds: u64 = args.get(2).and_then(|r| r.parse().ok()).unwrap_or(20);
-    let file = std::fs::File::open(path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    let mut rd = PcapReader::new(file).unwrap_or_else(|e| panic!("{path}: {e}"));
-    // The frames one after the other in one buffer, as mbufs would hold them.
+    // The frames as the worker gets them: weir's capture reader (pcap or pcapng), other link
+    // types given an Ethernet header as the extract feeder does.
+    let mut rd = CaptureReader::open(Path::new(path)).unwrap_or_else(|e| panic!("{path}: {e}"));
     let mut frames: Vec<(Vec<u8>, u32)> = Vec::new();
-    while let Some(p) = rd.next_packet() {
-        let p = p.unwrap_or_else(|e| panic!("{path}: {e}"));
-        frames.push((p.data.into_owned(), p.orig_len));
+    let mut scratch = Vec::new();
+    while let Some(f) = rd
+        .next_with(|p| {
+            to_ethernet(p.linktype, p.data, &mut scratch).map(|d| (d.to_vec(), p.orig_len))
+        })
+        .unwrap_or_else(|e| panic!("{path}: {e}"))
+    {
+        frames.extend(f);
     }
     let f = Filter::compile(expr).unwrap_or_else(|e| panic!("{expr:?}: {e}"));
     let mut best = u64::MAX;

@@ -61,6 +61,48 @@ enum Op {
     RetA,
     Tax,
     Txa,
+    // Conditional jumps, one variant per comparison (one dispatch each).
+    JEqK(u32, u16, u16),
+    JGtK(u32, u16, u16),
+    JGeK(u32, u16, u16),
+    JSetK(u32, u16, u16),
+    JEqX(u16, u16),
+    JGtX(u16, u16),
+    JGeX(u16, u16),
+    JSetX(u16, u16),
+    // A load into A and the conditional jump on a constant after it (`ldh [12]; jeq #0x800`,
+    // most of what libpcap emits) as one step, one variant per load and comparison: a
+    // dispatch is the interpreter's main cost (an indirect branch), and these halve them on
+    // the usual paths. The fused op replaces the load; the jump stays at its own index for
+    // the jumps that land on it. (k, value, jt, jf)
+    AbsWJEq(u32, u32, u16, u16),
+    AbsWJGt(u32, u32, u16, u16),
+    AbsWJGe(u32, u32, u16, u16),
+    AbsWJSet(u32, u32, u16, u16),
+    AbsHJEq(u32, u32, u16, u16),
+    AbsHJGt(u32, u32, u16, u16),
+    AbsHJGe(u32, u32, u16, u16),
+    AbsHJSet(u32, u32, u16, u16),
+    AbsBJEq(u32, u32, u16, u16),
+    AbsBJGt(u32, u32, u16, u16),
+    AbsBJGe(u32, u32, u16, u16),
+    AbsBJSet(u32, u32, u16, u16),
+    IndWJEq(u32, u32, u16, u16),
+    IndWJGt(u32, u32, u16, u16),
+    IndWJGe(u32, u32, u16, u16),
+    IndWJSet(u32, u32, u16, u16),
+    IndHJEq(u32, u32, u16, u16),
+    IndHJGt(u32, u32, u16, u16),
+    IndHJGe(u32, u32, u16, u16),
+    IndHJSet(u32, u32, u16, u16),
+    IndBJEq(u32, u32, u16, u16),
+    IndBJGt(u32, u32, u16, u16),
+    IndBJGe(u32, u32, u16, u16),
+    IndBJSet(u32, u32, u16, u16),
+    LenJEq(u32, u32, u16, u16),
+    LenJGt(u32, u32, u16, u16),
+    LenJGe(u32, u32, u16, u16),
+    LenJSet(u32, u32, u16, u16),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -86,11 +128,20 @@ enum JmpOp {
 }
 
 /// A compiled, checked filter.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Filter {
     ops: Box<[Op]>,
     /// The expression, for messages.
     expr: String,
+}
+
+impl std::fmt::Debug for Filter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Filter")
+            .field("expr", &self.expr)
+            .field("instructions", &self.ops.len())
+            .finish()
+    }
 }
 
 impl Filter {
@@ -123,6 +174,7 @@ impl Filter {
             return Err("BPF program does not end with a return".into());
         }
         check_mem_written(&ops)?;
+        fuse_loads_and_jumps(&mut ops);
         Ok(Filter {
             ops: ops.into_boxed_slice(),
             expr: expr.to_string(),
@@ -143,7 +195,11 @@ impl Filter {
         // Terminates: every jump goes forward and the last instruction returns (checked at
         // load), so `pc` only grows and stays inside `ops`.
         loop {
-            let op = ops[pc];
+            debug_assert!(pc < ops.len());
+            // SAFETY: `pc` is in bounds: it starts at 0, steps to the next instruction only
+            // from one that is not the last (the last returns), and jumps only to targets
+            // checked at load to lie inside the program.
+            let op = unsafe { *ops.get_unchecked(pc) };
             pc += 1;
             match op {
                 Op::LdAbsW(k) => match load::<4>(data, Some(k)) {
@@ -197,8 +253,300 @@ impl Filter {
                 Op::RetA => return a != 0,
                 Op::Tax => x = a,
                 Op::Txa => a = x,
+                Op::JEqK(v, t, f) => pc = if a == v { t } else { f } as usize,
+                Op::JGtK(v, t, f) => pc = if a > v { t } else { f } as usize,
+                Op::JGeK(v, t, f) => pc = if a >= v { t } else { f } as usize,
+                Op::JSetK(v, t, f) => pc = if a & v != 0 { t } else { f } as usize,
+                Op::JEqX(t, f) => pc = if a == x { t } else { f } as usize,
+                Op::JGtX(t, f) => pc = if a > x { t } else { f } as usize,
+                Op::JGeX(t, f) => pc = if a >= x { t } else { f } as usize,
+                Op::JSetX(t, f) => pc = if a & x != 0 { t } else { f } as usize,
+                Op::AbsWJEq(k, v, t, f) => match load::<4>(data, Some(k)).map(u32::from_be_bytes) {
+                    Some(loaded) => {
+                        a = loaded;
+                        pc = if a == v { t } else { f } as usize;
+                    }
+                    None => return false,
+                },
+                Op::AbsWJGt(k, v, t, f) => match load::<4>(data, Some(k)).map(u32::from_be_bytes) {
+                    Some(loaded) => {
+                        a = loaded;
+                        pc = if a > v { t } else { f } as usize;
+                    }
+                    None => return false,
+                },
+                Op::AbsWJGe(k, v, t, f) => match load::<4>(data, Some(k)).map(u32::from_be_bytes) {
+                    Some(loaded) => {
+                        a = loaded;
+                        pc = if a >= v { t } else { f } as usize;
+                    }
+                    None => return false,
+                },
+                Op::AbsWJSet(k, v, t, f) => {
+                    match load::<4>(data, Some(k)).map(u32::from_be_bytes) {
+                        Some(loaded) => {
+                            a = loaded;
+                            pc = if a & v != 0 { t } else { f } as usize;
+                        }
+                        None => return false,
+                    }
+                }
+                Op::AbsHJEq(k, v, t, f) => {
+                    match load::<2>(data, Some(k)).map(|b| u16::from_be_bytes(b) as u32) {
+                        Some(loaded) => {
+                            a = loaded;
+                            pc = if a == v { t } else { f } as usize;
+                        }
+                        None => return false,
+                    }
+                }
+                Op::AbsHJGt(k, v, t, f) => {
+                    match load::<2>(data, Some(k)).map(|b| u16::from_be_bytes(b) as u32) {
+                        Some(loaded) => {
+                            a = loaded;
+                            pc = if a > v { t } else { f } as usize;
+                        }
+                        None => return false,
+                    }
+                }
+                Op::AbsHJGe(k, v, t, f) => {
+                    match load::<2>(data, Some(k)).map(|b| u16::from_be_bytes(b) as u32) {
+                        Some(loaded) => {
+                            a = loaded;
+                            pc = if a >= v { t } else { f } as usize;
+                        }
+                        None => return false,
+                    }
+                }
+                Op::AbsHJSet(k, v, t, f) => {
+                    match load::<2>(data, Some(k)).map(|b| u16::from_be_bytes(b) as u32) {
+                        Some(loaded) => {
+                            a = loaded;
+                            pc = if a & v != 0 { t } else { f } as usize;
+                        }
+                        None => return false,
+                    }
+                }
+                Op::AbsBJEq(k, v, t, f) => match load::<1>(data, Some(k)).map(|b| b[0] as u32) {
+                    Some(loaded) => {
+                        a = loaded;
+                        pc = if a == v { t } else { f } as usize;
+                    }
+                    None => return false,
+                },
+                Op::AbsBJGt(k, v, t, f) => match load::<1>(data, Some(k)).map(|b| b[0] as u32) {
+                    Some(loaded) => {
+                        a = loaded;
+                        pc = if a > v { t } else { f } as usize;
+                    }
+                    None => return false,
+                },
+                Op::AbsBJGe(k, v, t, f) => match load::<1>(data, Some(k)).map(|b| b[0] as u32) {
+                    Some(loaded) => {
+                        a = loaded;
+                        pc = if a >= v { t } else { f } as usize;
+                    }
+                    None => return false,
+                },
+                Op::AbsBJSet(k, v, t, f) => match load::<1>(data, Some(k)).map(|b| b[0] as u32) {
+                    Some(loaded) => {
+                        a = loaded;
+                        pc = if a & v != 0 { t } else { f } as usize;
+                    }
+                    None => return false,
+                },
+                Op::IndWJEq(k, v, t, f) => {
+                    match load::<4>(data, x.checked_add(k)).map(u32::from_be_bytes) {
+                        Some(loaded) => {
+                            a = loaded;
+                            pc = if a == v { t } else { f } as usize;
+                        }
+                        None => return false,
+                    }
+                }
+                Op::IndWJGt(k, v, t, f) => {
+                    match load::<4>(data, x.checked_add(k)).map(u32::from_be_bytes) {
+                        Some(loaded) => {
+                            a = loaded;
+                            pc = if a > v { t } else { f } as usize;
+                        }
+                        None => return false,
+                    }
+                }
+                Op::IndWJGe(k, v, t, f) => {
+                    match load::<4>(data, x.checked_add(k)).map(u32::from_be_bytes) {
+                        Some(loaded) => {
+                            a = loaded;
+                            pc = if a >= v { t } else { f } as usize;
+                        }
+                        None => return false,
+                    }
+                }
+                Op::IndWJSet(k, v, t, f) => {
+                    match load::<4>(data, x.checked_add(k)).map(u32::from_be_bytes) {
+                        Some(loaded) => {
+                            a = loaded;
+                            pc = if a & v != 0 { t } else { f } as usize;
+                        }
+                        None => return false,
+                    }
+                }
+                Op::IndHJEq(k, v, t, f) => {
+                    match load::<2>(data, x.checked_add(k)).map(|b| u16::from_be_bytes(b) as u32) {
+                        Some(loaded) => {
+                            a = loaded;
+                            pc = if a == v { t } else { f } as usize;
+                        }
+                        None => return false,
+                    }
+                }
+                Op::IndHJGt(k, v, t, f) => {
+                    match load::<2>(data, x.checked_add(k)).map(|b| u16::from_be_bytes(b) as u32) {
+                        Some(loaded) => {
+                            a = loaded;
+                            pc = if a > v { t } else { f } as usize;
+                        }
+                        None => return false,
+                    }
+                }
+                Op::IndHJGe(k, v, t, f) => {
+                    match load::<2>(data, x.checked_add(k)).map(|b| u16::from_be_bytes(b) as u32) {
+                        Some(loaded) => {
+                            a = loaded;
+                            pc = if a >= v { t } else { f } as usize;
+                        }
+                        None => return false,
+                    }
+                }
+                Op::IndHJSet(k, v, t, f) => {
+                    match load::<2>(data, x.checked_add(k)).map(|b| u16::from_be_bytes(b) as u32) {
+                        Some(loaded) => {
+                            a = loaded;
+                            pc = if a & v != 0 { t } else { f } as usize;
+                        }
+                        None => return false,
+                    }
+                }
+                Op::IndBJEq(k, v, t, f) => {
+                    match load::<1>(data, x.checked_add(k)).map(|b| b[0] as u32) {
+                        Some(loaded) => {
+                            a = loaded;
+                            pc = if a == v { t } else { f } as usize;
+                        }
+                        None => return false,
+                    }
+                }
+                Op::IndBJGt(k, v, t, f) => {
+                    match load::<1>(data, x.checked_add(k)).map(|b| b[0] as u32) {
+                        Some(loaded) => {
+                            a = loaded;
+                            pc = if a > v { t } else { f } as usize;
+                        }
+                        None => return false,
+                    }
+                }
+                Op::IndBJGe(k, v, t, f) => {
+                    match load::<1>(data, x.checked_add(k)).map(|b| b[0] as u32) {
+                        Some(loaded) => {
+                            a = loaded;
+                            pc = if a >= v { t } else { f } as usize;
+                        }
+                        None => return false,
+                    }
+                }
+                Op::IndBJSet(k, v, t, f) => {
+                    match load::<1>(data, x.checked_add(k)).map(|b| b[0] as u32) {
+                        Some(loaded) => {
+                            a = loaded;
+                            pc = if a & v != 0 { t } else { f } as usize;
+                        }
+                        None => return false,
+                    }
+                }
+                Op::LenJEq(_, v, t, f) => match Some(wire_len) {
+                    Some(loaded) => {
+                        a = loaded;
+                        pc = if a == v { t } else { f } as usize;
+                    }
+                    None => return false,
+                },
+                Op::LenJGt(_, v, t, f) => match Some(wire_len) {
+                    Some(loaded) => {
+                        a = loaded;
+                        pc = if a > v { t } else { f } as usize;
+                    }
+                    None => return false,
+                },
+                Op::LenJGe(_, v, t, f) => match Some(wire_len) {
+                    Some(loaded) => {
+                        a = loaded;
+                        pc = if a >= v { t } else { f } as usize;
+                    }
+                    None => return false,
+                },
+                Op::LenJSet(_, v, t, f) => match Some(wire_len) {
+                    Some(loaded) => {
+                        a = loaded;
+                        pc = if a & v != 0 { t } else { f } as usize;
+                    }
+                    None => return false,
+                },
             }
         }
+    }
+}
+
+/// Lower the checked program for the interpreter: each conditional jump to its own
+/// comparison's variant, and each load into A followed by a conditional jump on a constant
+/// fused with it (see [`Op`]).
+fn fuse_loads_and_jumps(ops: &mut [Op]) {
+    let flat = |op: Op| match op {
+        Op::Jmp(JmpOp::Eq, k, t, f) => Op::JEqK(k, t, f),
+        Op::Jmp(JmpOp::Gt, k, t, f) => Op::JGtK(k, t, f),
+        Op::Jmp(JmpOp::Ge, k, t, f) => Op::JGeK(k, t, f),
+        Op::Jmp(JmpOp::Set, k, t, f) => Op::JSetK(k, t, f),
+        Op::JmpX(JmpOp::Eq, t, f) => Op::JEqX(t, f),
+        Op::JmpX(JmpOp::Gt, t, f) => Op::JGtX(t, f),
+        Op::JmpX(JmpOp::Ge, t, f) => Op::JGeX(t, f),
+        Op::JmpX(JmpOp::Set, t, f) => Op::JSetX(t, f),
+        other => other,
+    };
+    for i in 0..ops.len() {
+        let Some(Op::Jmp(op, v, t, f)) = ops.get(i + 1).copied() else {
+            ops[i] = flat(ops[i]);
+            continue;
+        };
+        ops[i] = match (ops[i], op) {
+            (Op::LdAbsW(k), JmpOp::Eq) => Op::AbsWJEq(k, v, t, f),
+            (Op::LdAbsW(k), JmpOp::Gt) => Op::AbsWJGt(k, v, t, f),
+            (Op::LdAbsW(k), JmpOp::Ge) => Op::AbsWJGe(k, v, t, f),
+            (Op::LdAbsW(k), JmpOp::Set) => Op::AbsWJSet(k, v, t, f),
+            (Op::LdAbsH(k), JmpOp::Eq) => Op::AbsHJEq(k, v, t, f),
+            (Op::LdAbsH(k), JmpOp::Gt) => Op::AbsHJGt(k, v, t, f),
+            (Op::LdAbsH(k), JmpOp::Ge) => Op::AbsHJGe(k, v, t, f),
+            (Op::LdAbsH(k), JmpOp::Set) => Op::AbsHJSet(k, v, t, f),
+            (Op::LdAbsB(k), JmpOp::Eq) => Op::AbsBJEq(k, v, t, f),
+            (Op::LdAbsB(k), JmpOp::Gt) => Op::AbsBJGt(k, v, t, f),
+            (Op::LdAbsB(k), JmpOp::Ge) => Op::AbsBJGe(k, v, t, f),
+            (Op::LdAbsB(k), JmpOp::Set) => Op::AbsBJSet(k, v, t, f),
+            (Op::LdIndW(k), JmpOp::Eq) => Op::IndWJEq(k, v, t, f),
+            (Op::LdIndW(k), JmpOp::Gt) => Op::IndWJGt(k, v, t, f),
+            (Op::LdIndW(k), JmpOp::Ge) => Op::IndWJGe(k, v, t, f),
+            (Op::LdIndW(k), JmpOp::Set) => Op::IndWJSet(k, v, t, f),
+            (Op::LdIndH(k), JmpOp::Eq) => Op::IndHJEq(k, v, t, f),
+            (Op::LdIndH(k), JmpOp::Gt) => Op::IndHJGt(k, v, t, f),
+            (Op::LdIndH(k), JmpOp::Ge) => Op::IndHJGe(k, v, t, f),
+            (Op::LdIndH(k), JmpOp::Set) => Op::IndHJSet(k, v, t, f),
+            (Op::LdIndB(k), JmpOp::Eq) => Op::IndBJEq(k, v, t, f),
+            (Op::LdIndB(k), JmpOp::Gt) => Op::IndBJGt(k, v, t, f),
+            (Op::LdIndB(k), JmpOp::Ge) => Op::IndBJGe(k, v, t, f),
+            (Op::LdIndB(k), JmpOp::Set) => Op::IndBJSet(k, v, t, f),
+            (Op::LdLen, JmpOp::Eq) => Op::LenJEq(0, v, t, f),
+            (Op::LdLen, JmpOp::Gt) => Op::LenJGt(0, v, t, f),
+            (Op::LdLen, JmpOp::Ge) => Op::LenJGe(0, v, t, f),
+            (Op::LdLen, JmpOp::Set) => Op::LenJSet(0, v, t, f),
+            (other, _) => flat(other),
+        };
     }
 }
 

@@ -9,16 +9,20 @@
 //! memory in range and written before it is read, a return at the end) and decoded once into
 //! [`Op`]s, which [`Filter::matches`] runs over each frame.
 //!
-//! Why an interpreter here rather than DPDK's `rte_bpf` (cBPF converted to eBPF, x86 JIT):
-//! - semantics: a converted program reads `len` from the mbuf's `pkt_len`, which for a capture
-//!   cut by its snap length is the captured length, not the wire length tcpdump's `len` (and
-//!   `greater`/`less`) means; the worker also sees frames as byte slices (a chained frame is
-//!   copied out first), not as mbufs;
-//! - cost: the programs libpcap emits for real expressions run 4 to 20 instructions that end
-//!   at the first mismatch; decoded to one `match` arm each they cost a few tens of cycles per
-//!   packet, measured on the data path (`weir cost --filter`, the `filter` row; numbers in
-//!   `perf/RESULTS.md`), about what a call into `rte_bpf_exec_burst` costs per packet before
-//!   the JIT'd code runs.
+//! Why an interpreter written here rather than DPDK's librte_bpf (`rte_bpf_convert` to eBPF,
+//! `rte_bpf_load`, the x86 JIT of `rte_bpf_get_jit`), measured side by side on the frames of
+//! a bundled capture (`perf/bpf_engines.sh`; numbers in `perf/RESULTS.md`):
+//! - safety: the JIT of the DPDK weir builds against (22.11) generates code that crashes
+//!   (SIGSEGV inside it, with real mbufs too) for common libpcap programs such as
+//!   `tcp[tcpflags] & tcp-syn != 0`; a filter must never take a worker down;
+//! - semantics: a converted program reads `len` from the mbuf's `pkt_len`, the captured length,
+//!   where tcpdump's `len` (`greater`, `less`) is the wire length, and the worker sees frames as
+//!   byte slices (a chained frame is copied out first), not as mbufs;
+//! - cost: where the JIT works it takes 10-25 cycles per packet; DPDK's eBPF interpreter
+//!   (`rte_bpf_exec_burst`) 20-100 and libpcap's `bpf_filter` 15-65; this one 10-75, about
+//!   libpcap's, with its main cost the indirect branch of each dispatch. Hence one variant per
+//!   comparison and fused load-and-jump variants ([`Op`]), which halve the dispatches of the
+//!   `ld; jeq` pairs libpcap emits.
 //!
 //! Semantics are libpcap's `bpf_filter` (what `tcpdump -r` runs): the program sees the captured
 //! bytes, `len` is the wire length, a load past the captured bytes (or an index that

@@ -87,6 +87,7 @@ fn run(burst: usize) -> (Vec<FlowRecord>, u64, Vec<String>) {
                 data: f,
                 wire_len: f.len() as u32,
                 ts_ns: *ts,
+                source: 0,
             }),
             t,
         );

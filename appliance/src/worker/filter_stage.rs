@@ -47,13 +47,24 @@ impl<'a> FrameBuf<'a> {
 impl Worker {
     /// Take up to [`MAX_BURST`] frames from `frames`, keep in `kept` those their source's
     /// filter accepts, count the others; returns how many frames were taken.
+    ///
+    /// The burst's frames are gathered first, each one's first bytes prefetched, then
+    /// filtered: the filter is the first to read a frame's bytes, and this way the cache misses
+    /// of a burst overlap instead of each stalling its packet's program.
     pub(super) fn filter_stage<'a, I>(&mut self, frames: &mut I, kept: &mut FrameBuf<'a>) -> u32
     where
         I: Iterator<Item = RawPacket<'a>>,
     {
-        let mut taken = 0u32;
+        let mut all = FrameBuf::new();
         for f in frames.by_ref() {
-            taken += 1;
+            prefetch(f.data);
+            all.push(f);
+            if all.len == MAX_BURST {
+                break;
+            }
+        }
+        let taken = all.len as u32;
+        for &f in all.as_slice() {
             let pass = match self.filters.get(f.source) {
                 Some(filter) => filter.matches(f.data, f.wire_len),
                 None => true,
@@ -65,10 +76,22 @@ impl Worker {
                 self.stats.bytes += f.wire_len as u64;
                 self.stats.filtered += 1;
             }
-            if taken as usize == MAX_BURST {
-                break;
-            }
         }
         taken
     }
+}
+
+/// Ask for the first cache line of a frame (headers through TCP/UDP ports on most frames).
+#[inline(always)]
+fn prefetch(data: &[u8]) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: prefetch is a hint and never faults, whatever the address.
+    unsafe {
+        core::arch::x86_64::_mm_prefetch(
+            data.as_ptr() as *const i8,
+            core::arch::x86_64::_MM_HINT_T0,
+        )
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = data;
 }

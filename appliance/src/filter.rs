@@ -18,9 +18,11 @@
 //! - semantics: a converted program reads `len` from the mbuf's `pkt_len`, the captured length,
 //!   where tcpdump's `len` (`greater`, `less`) is the wire length, and the worker sees frames as
 //!   byte slices (a chained frame is copied out first), not as mbufs;
-//! - cost: where the JIT works it takes 10-25 cycles per packet; DPDK's eBPF interpreter
-//!   (`rte_bpf_exec_burst`) 20-100 and libpcap's `bpf_filter` 15-65; this one 10-75, about
-//!   libpcap's, with its main cost the indirect branch of each dispatch. Hence one variant per
+//! - cost: in a tight loop over a capture's frames, where the JIT works it takes 8-24 cycles
+//!   per packet, DPDK's eBPF interpreter (`rte_bpf_exec_burst`) 29-92, libpcap's `bpf_filter`
+//!   21-59, this one 11-88, about libpcap's; on the data path the stage's row is dominated by
+//!   the first read of each frame, which parsing would pay otherwise. The main cost here is
+//!   the indirect branch of each dispatch. Hence one variant per
 //!   comparison and fused load-and-jump variants ([`Op`]), which halve the dispatches of the
 //!   `ld; jeq` pairs libpcap emits.
 //!

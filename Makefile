@@ -13,7 +13,7 @@ STAMP := build/.stamp
 # Debian packages the build, the tests and the demo need.
 APT_PACKAGES := dpdk dpdk-dev libdpdk-dev libclang-dev clang pkg-config libpcap-dev \
                 python3-venv python3-dev tshark tcpreplay iproute2 shellcheck gcc make \
-                openjdk-17-jre-headless nfdump
+                openjdk-17-jre-headless nfdump tcpdump
 # What `make bench` adds: the flow meters perf/e2e.sh compares with, and /usr/bin/time.
 BENCH_APT_PACKAGES := time nfdump softflowd argus-server libndpi-bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)

@@ -48,6 +48,10 @@ pub enum Command {
         /// Also write the table as JSON here (rows, and plugin cost by service).
         #[arg(long)]
         json: Option<PathBuf>,
+        /// Only packets this libpcap filter accepts (as `weir extract --filter`); the
+        /// filter's cost is its own row.
+        #[arg(long, value_name = "EXPR")]
+        filter: Option<String>,
     },
     /// Plugins: list the loadable ones, or check given files.
     Plugins {
@@ -112,6 +116,11 @@ pub struct ExtractArgs {
     /// also when records were lost, could not be written, or a signal cut the input short.
     #[arg(long)]
     pub stats: Option<PathBuf>,
+    /// Only packets this libpcap filter expression accepts (tcpdump's syntax, e.g. `tcp port
+    /// 443 or udp port 53`) reach flows, plugins and rates; the others are counted
+    /// (`filtered`). Overrides `[capture] filter`.
+    #[arg(long, value_name = "EXPR")]
+    pub filter: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]

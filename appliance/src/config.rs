@@ -12,6 +12,8 @@ use std::path::{Path, PathBuf};
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub eal: EalConfig,
+    /// `[capture]`: what is read (the capture filter).
+    pub capture: CaptureConfig,
     pub ports: Vec<PortConfig>,
     pub workers: WorkersConfig,
     pub flows: FlowsConfig,
@@ -55,6 +57,17 @@ impl Default for EalConfig {
     }
 }
 
+/// `[capture]`: which packets weir looks at.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct CaptureConfig {
+    /// A libpcap filter expression (`tcp port 443 or udp port 53`): only the packets it
+    /// accepts reach flows, plugins and rates; the others are counted (`filtered`). Applies to
+    /// `weir extract` (where `--filter` overrides it) and to every port of `weir run` without
+    /// its own `filter`.
+    pub filter: Option<String>,
+}
+
 /// One port to read from: a PCI address or a virtual device string.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -73,6 +86,9 @@ pub struct PortConfig {
     /// net_af_packet, the kernel interface's).
     #[serde(default)]
     pub mtu: Option<u32>,
+    /// A libpcap filter expression for this port's packets (in place of `[capture] filter`).
+    #[serde(default)]
+    pub filter: Option<String>,
 }
 
 /// The largest `ports[].mtu`: a frame must fit an mbuf's 16-bit data room.
@@ -576,7 +592,18 @@ impl Config {
         if let Err(e) = crate::services::ServiceRules::new(&self.services, &self.service_default) {
             return Err(bad(&e.key, e.reason));
         }
+        // Compiled by libpcap now, so a bad expression is refused before any packet.
+        if let Some(e) = &self.capture.filter {
+            if let Err(m) = crate::filter::Filter::compile(e) {
+                return Err(bad("capture.filter", m));
+            }
+        }
         for (i, p) in self.ports.iter().enumerate() {
+            if let Some(e) = &p.filter {
+                if let Err(m) = crate::filter::Filter::compile(e) {
+                    return Err(bad(&format!("ports[{i}].filter"), m));
+                }
+            }
             if p.pci.is_some() == p.vdev.is_some() {
                 return Err(bad(
                     "ports",
@@ -676,6 +703,23 @@ mod tests {
             .to_string();
         assert!(e.contains("idle_timeot_s"), "{e}");
         assert!(e.contains("line 3"), "{e}");
+    }
+
+    #[test]
+    fn bad_filters_name_key_line_and_libpcaps_message() {
+        let e = parse("[flows]\nidle_timeout_s = 5\n[capture]\nfilter = \"tcp port\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("capture.filter") && e.contains("line 4") && e.contains("syntax error"),
+            "{e}"
+        );
+        let e = parse("[[ports]]\nvdev = \"net_null0\"\n[[ports]]\nvdev = \"net_null1\"\nfilter = \"ip6 and\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("ports[1].filter") && e.contains("line 5"), "{e}");
+        let c = parse("[capture]\nfilter = \"udp port 53\"\n").unwrap();
+        assert_eq!(c.capture.filter.as_deref(), Some("udp port 53"));
     }
 
     #[test]

@@ -70,10 +70,13 @@ pub enum Stage {
     Sink,
     /// The records' Community ID (once per record; its `packets` count records).
     CommunityId,
+    /// The capture filter (`[capture] filter`, `ports[].filter`, `--filter`), before parsing;
+    /// reported right after `rx`.
+    Filter,
 }
 
 impl Stage {
-    pub const ALL: [Stage; 8] = [
+    pub const ALL: [Stage; 9] = [
         Stage::Rx,
         Stage::Parse,
         Stage::FlowTable,
@@ -82,6 +85,7 @@ impl Stage {
         Stage::Interval,
         Stage::Sink,
         Stage::CommunityId,
+        Stage::Filter,
     ];
 
     pub fn name(self) -> &'static str {
@@ -94,6 +98,7 @@ impl Stage {
             Stage::Interval => "intervals",
             Stage::Sink => "sink",
             Stage::CommunityId => "community_id",
+            Stage::Filter => "filter",
         }
     }
 
@@ -455,12 +460,15 @@ impl CostTable {
         out
     }
 
-    /// Rows in report order: rx, parse, flow_table, rates, the plugins, expiry, sink.
+    /// Rows in report order: rx, filter, parse, flow_table, rates, the plugins, expiry,
+    /// intervals, sink, community_id.
     fn report_order(&self) -> Vec<&CostRow> {
         let n_stages = Stage::ALL.len();
-        let mut v: Vec<&CostRow> = self.rows[..Stage::Expiry as usize].iter().collect();
+        let mut v: Vec<&CostRow> = vec![&self.rows[Stage::Rx as usize]];
+        v.push(&self.rows[Stage::Filter as usize]);
+        v.extend(self.rows[Stage::Parse as usize..Stage::Expiry as usize].iter());
         v.extend(self.rows[n_stages..].iter());
-        v.extend(self.rows[Stage::Expiry as usize..n_stages].iter());
+        v.extend(self.rows[Stage::Expiry as usize..Stage::Filter as usize].iter());
         v
     }
 

@@ -15,6 +15,10 @@
 //! to (after enqueuing every packet before it), and a worker whose queue is empty moves its
 //! clock there (`Worker::advance_time`), so a flow whose idle deadline passed in the input ends
 //! as idle whichever worker holds it, and `--workers N` gives the one-worker records.
+//!
+//! With a capture filter (`--filter`, `[capture] filter`) the workers run it before parsing
+//! (`worker::filter_stage`); the feeder's clock moves only with the packets it accepts, so the
+//! records equal those of the capture `tcpdump -w` writes with the same expression.
 
 use crate::capture::{to_ethernet, CaptureReader};
 use crate::cli::ExtractArgs;
@@ -82,6 +86,7 @@ pub fn cost(
     config: Option<std::path::PathBuf>,
     plugin_dir: Option<std::path::PathBuf>,
     json: Option<std::path::PathBuf>,
+    filter: Option<String>,
 ) -> Result<()> {
     let args = ExtractArgs {
         captures,
@@ -96,6 +101,7 @@ pub fn cost(
         no_progress: false,
         quiet: true,
         stats: None,
+        filter,
     };
     let summary = extract(&args, None)?;
     println!(
@@ -133,6 +139,11 @@ pub fn extract(args: &ExtractArgs, out_path: Option<std::path::PathBuf>) -> Resu
             bail!("--workers must be at least 1");
         }
         cfg.workers.count = w;
+    }
+    if let Some(f) = &args.filter {
+        // libpcap's message for a bad expression, before any packet.
+        crate::filter::Filter::compile(f).map_err(|m| anyhow!("--filter {f:?}: {m}"))?;
+        cfg.capture.filter = Some(f.clone());
     }
     // Refuse unreadable captures before starting anything.
     let mut total_bytes = 0u64;
@@ -350,6 +361,7 @@ pub fn extract(args: &ExtractArgs, out_path: Option<std::path::PathBuf>) -> Resu
         &input_clock,
         &worker_died,
         progress_bar(args, total_bytes),
+        pipeline.filters().get(0),
     );
     // Whatever happened, let the workers finish and flush what they got.
     tracing::debug!(elapsed = ?started.elapsed(), "feeder done");
@@ -383,6 +395,7 @@ pub fn extract(args: &ExtractArgs, out_path: Option<std::path::PathBuf>) -> Resu
         total.interval_records += r.stats.interval_records;
         total.evicted += r.stats.evicted;
         total.table_full += r.stats.table_full;
+        total.filtered += r.stats.filtered;
         total.skipped.merge(&r.stats.skipped);
         total.services.merge(&r.stats.services);
     }
@@ -395,10 +408,14 @@ pub fn extract(args: &ExtractArgs, out_path: Option<std::path::PathBuf>) -> Resu
     }
     if !args.quiet {
         eprintln!(
-            "weir extract: {} packets ({} in flows, {} skipped) -> {} flows in {} in {:.2} s ({:.0} packets/s)",
+            "weir extract: {} packets ({} in flows, {} skipped{}) -> {} flows in {} in {:.2} s ({:.0} packets/s)",
             fed.packets + fed.unsupported_linktype,
             total.accepted,
             total.skipped.total() + total.table_full + fed.unsupported_linktype,
+            match &pipeline.cfg.capture.filter {
+                Some(_) => format!(", {} filtered out", total.filtered),
+                None => String::new(),
+            },
             out.records - out.interval_records,
             out_path
                 .as_ref()
@@ -505,7 +522,8 @@ pub fn extract(args: &ExtractArgs, out_path: Option<std::path::PathBuf>) -> Resu
 }
 
 /// `--stats FILE`: what the run did, as one JSON object. Every packet read is in exactly one
-/// of `accepted`, `skipped` (by reason, `table_full` and `unsupported_linktype` included), and
+/// of `accepted`, `filtered` (the capture filter rejected it), `skipped` (by reason,
+/// `table_full` and `unsupported_linktype` included), and
 /// the packets in the records written equal `accepted` when nothing was lost.
 fn write_stats(
     path: &std::path::Path,
@@ -535,6 +553,7 @@ fn write_stats(
         "packets_read": fed.packets + fed.unsupported_linktype,
         "packets_received": total.packets,
         "accepted": total.accepted,
+        "filtered": total.filtered,
         "skipped_total": skipped_total,
         "skipped": skipped,
         "ipv4_truncated": total.skipped.ipv4_truncated,
@@ -603,6 +622,7 @@ fn frame_of<'a>(m: &'a Mbuf, meta: &MetaField) -> RawPacket<'a> {
         data: m.data(),
         wire_len: md.wire_len,
         ts_ns: md.ts_ns,
+        source: 0,
     }
 }
 
@@ -679,6 +699,7 @@ fn feed(
     input_clock: &AtomicU64,
     died: &AtomicBool,
     pb: Option<indicatif::ProgressBar>,
+    filter: Option<&crate::filter::Filter>,
 ) -> Result<Fed> {
     let n = rings.len();
     let mut pending: Vec<MbufBurst<BURST>> = (0..n).map(|_| MbufBurst::new()).collect();
@@ -699,8 +720,12 @@ fn feed(
             let item = rd.next_with(|p| -> Option<Feeding> {
                 progress += p.data.len() as u64 + 16;
                 let frame = to_ethernet(p.linktype, p.data, &mut scratch)?;
-                // NFStream's clock: packet time never goes backwards across the input.
-                last_ts = last_ts.max(p.ts_ns);
+                // NFStream's clock: packet time never goes backwards across the input. Only
+                // packets the capture filter keeps move it (the workers run the filter on the
+                // data path; this is the input's clock, as in the file `tcpdump -w` writes).
+                if filter.is_none_or(|f| f.matches(frame, p.orig_len)) {
+                    last_ts = last_ts.max(p.ts_ns);
+                }
                 let worker = if n == 1 {
                     0
                 } else if parse(frame, p.orig_len, 0, &mut pkt, &mut key).is_ok() {

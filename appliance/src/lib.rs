@@ -6,6 +6,7 @@
 //!
 //! Where to find a concept:
 //! - [`wire`]: zero-copy views over protocol headers, one file per protocol.
+//! - [`filter`]: capture filters in libpcap's language, checked and run on the data path.
 //! - [`parse`]: frame -> packet view + flow key, with named skip reasons.
 //! - [`flow`]: the flow key, flow table, timer wheel and flow records.
 //! - [`rates`]: the table-based decay model and heavy-hitter tables.
@@ -23,6 +24,7 @@ pub mod config;
 pub mod cost;
 pub mod dead_worker;
 pub mod extract;
+pub mod filter;
 pub mod flow;
 pub mod logging;
 pub mod manifest;

@@ -33,7 +33,8 @@ fn main() -> ExitCode {
             config,
             plugin_dir,
             json,
-        } => weir::extract::cost(captures, config, plugin_dir, json),
+            filter,
+        } => weir::extract::cost(captures, config, plugin_dir, json, filter),
         Command::Run {
             config,
             duration_s,

@@ -83,6 +83,8 @@ pub struct WorkerMetrics {
     pub evicted: AtomicU64,
     pub flushed: AtomicU64,
     pub table_full: AtomicU64,
+    /// Packets the capture filter rejected.
+    pub filtered: AtomicU64,
     /// Frames not received whole (stored by `weir run`'s receive loop, see `rx_frames.rs`).
     pub cut_frames: AtomicU64,
     pub records: AtomicU64,
@@ -106,6 +108,7 @@ impl WorkerMetrics {
         self.evicted.store(s.evicted, r);
         self.flushed.store(s.flushed, r);
         self.table_full.store(s.table_full, r);
+        self.filtered.store(s.filtered, r);
         self.records.store(s.records, r);
         self.active_flows.store(active_flows as u64, r);
         for (a, v) in self.skipped.iter().zip(s.skipped.counts.iter()) {
@@ -522,6 +525,14 @@ impl prometheus_client::collector::Collector for Sources {
             "Packets of new flows skipped because the table was full and eviction is off.",
             None,
             &col(&|m| m.table_full.load(r)),
+        )?;
+        counters(
+            e,
+            "weir_worker_filtered_packets",
+            "Packets the capture filter ([capture] filter, ports[].filter) rejected: counted \
+             in weir_worker_packets, in no flow.",
+            None,
+            &col(&|m| m.filtered.load(r)),
         )?;
         counters(
             e,

@@ -23,6 +23,8 @@ pub struct Pipeline {
     heavy_hitters: Mutex<Vec<Vec<HeavyHitters>>>,
     /// `[[services]]` compiled, and the plugins skipped per service id; `None` without services.
     services: Option<(Arc<crate::services::ServiceRules>, Vec<u64>)>,
+    /// The capture filters by packet source, compiled once; each worker gets a copy.
+    filters: crate::filter::Filters,
 }
 
 /// Plugin options from the config, with the command line's directory override.
@@ -119,7 +121,9 @@ impl Pipeline {
                 per_worker[w].push(hh);
             }
         }
+        let filters = crate::filter::Filters::from_config(&cfg).map_err(anyhow::Error::msg)?;
         Ok(Pipeline {
+            filters,
             cfg,
             registry: Arc::new(registry),
             schema,
@@ -127,6 +131,11 @@ impl Pipeline {
             heavy_hitters: Mutex::new(per_worker),
             services,
         })
+    }
+
+    /// The capture filters by packet source (empty without any).
+    pub fn filters(&self) -> &crate::filter::Filters {
+        &self.filters
     }
 
     /// For each heavy-hitter table of each worker (before the workers take them): its key
@@ -203,6 +212,7 @@ impl Pipeline {
         if let Some((rules, skip)) = &self.services {
             w.attach_services(crate::services::Services::new(rules.clone(), skip.clone()));
         }
+        w.attach_filters(self.filters.clone());
         Ok(w)
     }
 }

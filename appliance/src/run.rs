@@ -111,6 +111,11 @@ struct WorkerQueue {
     finite: bool,
     /// Frames this long or longer may have been cut (`FramePlan::whole_limit`).
     whole_limit: u32,
+    /// Whose capture filter applies (`crate::filter::Filters`): `ports[i]` is source `i + 1`.
+    source: u16,
+    /// The software spreader's rings carry several ports' packets: the source of each by the
+    /// DPDK port id it was received on (the ring PMD leaves `mbuf.port` as the NIC set it).
+    source_by_port: Option<Vec<u16>>,
 }
 
 /// Every port set up, and who polls what.
@@ -143,6 +148,8 @@ fn setup_ports(cfg: &Config, lcores: &[u32]) -> Result<PortPlan> {
         max_frame: 0,
     };
     let mut chosen = Vec::new();
+    // Filter source (`ports[i]` -> i + 1) of each software-spread port, by DPDK port id.
+    let mut spread_sources: Vec<u16> = Vec::new();
     for pc in &cfg.ports {
         let name = port_name(pc);
         let port = Port::by_name(&name).with_context(|| format!("port {name}"))?;
@@ -224,7 +231,8 @@ fn setup_ports(cfg: &Config, lcores: &[u32]) -> Result<PortPlan> {
     };
     let mut spread_queues = Vec::new();
     let mut spread_limit = u32::MAX;
-    for (pc, name, mut port, info, path, frames) in chosen {
+    for (i, (pc, name, mut port, info, path, frames)) in chosen.into_iter().enumerate() {
+        let source = i as u16 + 1;
         let rss = match &path {
             // A device that spreads by itself (af_packet's fanout) takes no RSS request.
             PortPath::Rss { .. } if info.flow_type_rss_offloads != 0 => Some(RssConfig {
@@ -265,6 +273,8 @@ fn setup_ports(cfg: &Config, lcores: &[u32]) -> Result<PortPlan> {
                         q,
                         finite: false,
                         whole_limit: frames.whole_limit,
+                        source,
+                        source_by_port: None,
                     });
                 }
             }
@@ -272,6 +282,11 @@ fn setup_ports(cfg: &Config, lcores: &[u32]) -> Result<PortPlan> {
                 let pool = spread_pool.as_ref().expect("made for software ports");
                 spread_queues.push(port.rx_queue_setup(0, pc.rx_desc, main_socket, pool)?);
                 spread_limit = spread_limit.min(frames.whole_limit);
+                let id = usize::from(port.id());
+                if spread_sources.len() <= id {
+                    spread_sources.resize(id + 1, 0);
+                }
+                spread_sources[id] = source;
             }
         }
         if let Err(e) = port.set_promiscuous(true) {
@@ -326,6 +341,8 @@ fn setup_ports(cfg: &Config, lcores: &[u32]) -> Result<PortPlan> {
                 q,
                 finite: true,
                 whole_limit: spread_limit,
+                source: 0,
+                source_by_port: Some(spread_sources.clone()),
             });
         }
         ring_port.start()?;
@@ -494,6 +511,7 @@ fn poll_queue(
     let now = clock.now_ns(c);
     let mut newest = 0u64;
     let whole_limit = q.whole_limit;
+    let (source, by_port) = (q.source, q.source_by_port.as_deref());
     // Chained frames are copied into the worker's buffer, one after the other.
     let mut room = scratch.room();
     worker.process_burst(
@@ -507,6 +525,10 @@ fn poll_queue(
                 data: crate::rx_frames::contiguous(m, &mut room, cut),
                 wire_len,
                 ts_ns,
+                source: match by_port {
+                    None => source,
+                    Some(t) => t.get(usize::from(m.port())).copied().unwrap_or(0),
+                },
             }
         }),
         t,
@@ -831,10 +853,16 @@ pub fn run(config: &Path, opts: &RunOptions) -> Result<()> {
     let out = output.finish();
     let packets: u64 = reports.iter().map(|r| r.1.packets).sum();
     let accepted: u64 = reports.iter().map(|r| r.1.accepted).sum();
+    let filtered: u64 = reports.iter().map(|r| r.1.filtered).sum();
     let flows: u64 = reports.iter().map(|r| r.1.records).sum();
     let per_worker: Vec<u64> = reports.iter().map(|r| r.1.packets).collect();
     eprintln!(
-        "weir run: {packets} packets ({accepted} in flows) -> {} flow records in {:.1} s; per worker {per_worker:?}",
+        "weir run: {packets} packets ({accepted} in flows{}) -> {} flow records in {:.1} s; per worker {per_worker:?}",
+        if filtered > 0 {
+            format!(", {filtered} filtered out")
+        } else {
+            String::new()
+        },
         out.records,
         started.elapsed().as_secs_f64()
     );

@@ -270,6 +270,7 @@ mod tests {
             vdev: Some(vdev.into()),
             rx_desc: 1024,
             mtu,
+            filter: None,
         }
     }
 
@@ -322,6 +323,7 @@ mod tests {
             vdev: None,
             rx_desc: 1024,
             mtu: Some(9000),
+            filter: None,
         };
         let s = plan(&p, None, "net_ixgbe", 1500, &limits(9702, true)).unwrap();
         assert!(s.rx.scatter && s.may_chain);

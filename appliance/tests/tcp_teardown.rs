@@ -99,6 +99,7 @@ fn run_frames(
                 data: f,
                 wire_len: f.len() as u32,
                 ts_ns: *ts,
+                source: 0,
             }),
             t,
         );

@@ -5,8 +5,9 @@
 //! symmetric RSS set-up and counters ([`Port`], [`RxQueue`]), SP/SC rings of mbufs and ports
 //! made from them ([`Ring`], [`Port::from_rings`]), dynamic mbuf fields for timestamps and
 //! capture metadata ([`RxTimestamp`], [`MetaField`]), lcores ([`lcore`]), the TSC ([`tsc`]),
-//! and a software symmetric Toeplitz hash ([`rss::Toeplitz`]). Packet parsing, flows and
-//! everything above live in the `weir` appliance.
+//! a software symmetric Toeplitz hash ([`rss::Toeplitz`]), and libpcap's filter compiler
+//! ([`bpf::compile_pcap_filter`]). Packet parsing, flows and everything above live in the
+//! `weir` appliance.
 //!
 //! Ownership rules: an [`Mbuf`] is freed exactly once (on drop, or by whoever takes it with
 //! `into_raw`); pools, ports and rings keep the EAL alive; a pool dropped while mbufs are out
@@ -74,6 +75,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod bpf;
 pub mod dynfield;
 pub mod eal;
 pub mod error;

@@ -6,6 +6,9 @@
 //! Static-inline functions (rx burst, mbuf alloc, rte_rdtsc, ...) have no symbol in the
 //! shared libraries: bindgen's `wrap_static_fns` writes a C file with one exported wrapper per
 //! function, which is compiled here into `libweir_dpdk_shim.a`.
+//!
+//! libpcap is bound here too (found with pkg-config's `libpcap`): weir compiles capture
+//! filters with its `pcap_compile` and runs them itself, so only the compiler is needed.
 
 use std::env;
 use std::path::PathBuf;
@@ -25,6 +28,12 @@ fn main() {
     // rte_eth_from_rings lives in the ring PMD, which libdpdk.pc does not list among the
     // shared libraries (PMDs are plugins); link it explicitly.
     println!("cargo:rustc-link-lib=rte_net_ring");
+    // libpcap for `pcap_compile` (capture filters). Only its link flags: its --cflags name
+    // unrelated include paths on Debian, and its header is in the default search path.
+    pkg_config::Config::new()
+        .cargo_metadata(true)
+        .probe("libpcap")
+        .unwrap_or_else(|e| panic!("weir-dpdk-sys: pkg-config could not find libpcap: {e}"));
     // The DPDK version built against (`weir_dpdk_sys::DPDK_VERSION`, for build information).
     println!("cargo:rustc-env=WEIR_DPDK_VERSION={}", lib.version);
 
@@ -59,6 +68,15 @@ fn main() {
         .allowlist_function("rte_softrss.*")
         .allowlist_function("rte_thash_load_v6_addrs")
         .allowlist_function("weir_.*")
+        .allowlist_function("pcap_open_dead")
+        .allowlist_function("pcap_compile")
+        .allowlist_function("pcap_geterr")
+        .allowlist_function("pcap_freecode")
+        .allowlist_function("pcap_close")
+        .allowlist_type("bpf_program")
+        .allowlist_type("bpf_insn")
+        .allowlist_var("DLT_EN10MB")
+        .allowlist_var("PCAP_NETMASK_UNKNOWN")
         .allowlist_var("WEIR_.*")
         .allowlist_var("RTE_MAX_.*")
         .allowlist_var("RTE_ETHDEV_.*")

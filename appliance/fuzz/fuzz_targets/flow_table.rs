@@ -147,6 +147,7 @@ fuzz_target!(|data: &[u8]| {
                 data: f,
                 wire_len: f.len() as u32,
                 ts_ns: *ts,
+                source: 0,
             }),
             t,
         );

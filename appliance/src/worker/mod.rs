@@ -3,6 +3,7 @@
 //!
 //! - this file: the worker, its settings and counters, and the loop that runs the stages and
 //!   reads the clock between them;
+//! - `filter_stage`: the capture filter, when one is configured, before parsing;
 //! - `flow_table`: parse, and counting packets into flows (lookup, creation);
 //! - `dispatch`: rates and the plugins over the packets counted;
 //! - `ending`: flows ending (teardown, expiry, end of input), interval records, and handing
@@ -20,6 +21,7 @@
 
 mod dispatch;
 mod ending;
+mod filter_stage;
 mod flow_table;
 
 use crate::config::{Config, Eviction};
@@ -55,6 +57,9 @@ pub struct RawPacket<'a> {
     pub wire_len: u32,
     /// Packet time, ns since the epoch.
     pub ts_ns: u64,
+    /// Which filter applies (`crate::filter::Filters`): 0 for `[capture] filter` (and
+    /// `weir extract`), `i + 1` for `ports[i]` in `weir run`.
+    pub source: u16,
 }
 
 /// Plain per-worker counters, read by the reporting thread only after the worker stops (or
@@ -79,6 +84,8 @@ pub struct WorkerStats {
     pub services: ServiceStats,
     /// Of `records`, the interval records.
     pub interval_records: u64,
+    /// Packets the capture filter rejected (counted in `packets` and `bytes`, nowhere else).
+    pub filtered: u64,
 }
 
 /// Per-flow data the worker keeps beside the counters. The interval part is not here: it is
@@ -211,6 +218,8 @@ pub struct Worker {
     batch_svc: Vec<u16>,
     group_pkts: Vec<PacketV1>,
     group_slabs: Vec<*mut u8>,
+    /// Capture filters by packet source; empty without any (no filter stage then).
+    filters: crate::filter::Filters,
 }
 
 // SAFETY: the raw slab pointers in the batch point into this worker's own table; the worker is
@@ -278,8 +287,14 @@ impl Worker {
             batch_svc: Vec::new(),
             group_pkts: Vec::new(),
             group_slabs: Vec::new(),
+            filters: crate::filter::Filters::default(),
             s,
         }
+    }
+
+    /// Run these capture filters before parsing from now on (a no-op when `f` is empty).
+    pub fn attach_filters(&mut self, f: crate::filter::Filters) {
+        self.filters = f;
     }
 
     /// Classify flows into services (and learn from DNS answers) from now on; with a
@@ -336,7 +351,8 @@ impl Worker {
         self.cost.start()
     }
 
-    /// Process one burst of received frames, as stages over the whole burst: parse, then the
+    /// Process one burst of received frames, as stages over the whole burst: the capture filter
+    /// (when one is configured), parse, then the
     /// flow table, rates and plugins over the packets counted, then the flows that tore down,
     /// intervals and expiry, then the hand-over of records. Each stage is a function over the
     /// burst that returns what it found; this loop runs them and reads the clock between them
@@ -350,15 +366,42 @@ impl Worker {
     where
         I: IntoIterator<Item = RawPacket<'a>>,
     {
-        // The receive ends here (the caller's rx_burst); parsing starts.
-        let mut t = self.cost.start();
+        // The receive ends here (the caller's rx_burst); filtering or parsing starts.
+        let t = self.cost.start();
         let rx_cycles = t.wrapping_sub(t_rx);
-        let received = self.parse_stage(frames);
-        if received > 0 {
-            self.cost.account(Stage::Rx.row(), received, rx_cycles);
+        if self.filters.is_empty() {
+            let received = self.parse_stage(frames);
+            if received > 0 {
+                self.cost.account(Stage::Rx.row(), received, rx_cycles);
+            }
+            let t = self.cost.lap(Stage::Parse.row(), received, t);
+            self.count_burst(t);
+            return;
         }
-        t = self.cost.lap(Stage::Parse.row(), received, t);
+        // With a filter: what it keeps (at most MAX_BURST frames at a time) is parsed.
+        let mut frames = frames.into_iter();
+        let (mut t, mut rx_cycles) = (t, rx_cycles);
+        loop {
+            let mut kept = filter_stage::FrameBuf::new();
+            let received = self.filter_stage(&mut frames, &mut kept);
+            if received == 0 {
+                break;
+            }
+            self.cost.account(Stage::Rx.row(), received, rx_cycles);
+            rx_cycles = 0;
+            t = self.cost.lap(Stage::Filter.row(), received, t);
+            let parsed = self.parse_stage(kept.as_slice().iter().copied());
+            t = self.cost.lap(Stage::Parse.row(), parsed, t);
+            self.count_burst(t);
+            if (received as usize) < crate::config::MAX_BURST {
+                break;
+            }
+            t = self.cost.start();
+        }
+    }
 
+    /// The stages after parsing, over the packets `parse_stage` left in `parsed`.
+    fn count_burst(&mut self, mut t: u64) {
         self.prefetch_entries();
         let mut from = 0;
         loop {

@@ -44,6 +44,7 @@ fn start_flows(w: &mut Worker, n: u32, ts_ns: u64) {
                 data: f,
                 wire_len: f.len() as u32,
                 ts_ns,
+                source: 0,
             }),
             t,
         );
@@ -73,6 +74,7 @@ fn mass_expiry_hands_records_over_in_bounded_batches() {
                     data: &f,
                     wire_len: f.len() as u32,
                     ts_ns: t0 + jump,
+                    source: 0,
                 }],
                 t,
             );
@@ -103,4 +105,68 @@ fn mass_expiry_hands_records_over_in_bounded_batches() {
         assert_eq!(idle, FLOWS as usize);
         assert_eq!(w.stats.expired_idle, FLOWS as u64);
     }
+}
+
+/// The filter stage over a burst longer than its stack buffer (MAX_BURST frames): every frame
+/// is judged once, rejected ones only counted (packets, bytes, filtered), kept ones parsed and
+/// counted into flows; per source, a source without a filter keeps everything; a rejected
+/// packet's later time does not move the clock.
+#[test]
+fn filter_stage_counts_what_it_rejects_and_keeps_the_rest() {
+    let mut cfg = Config::default();
+    // Source 0: [capture] filter; source 1: a port with its own; source 2: a port without.
+    cfg.capture.filter = Some("udp and src host 10.0.0.7".into());
+    for f in [Some("udp"), None] {
+        cfg.ports.push(crate::config::PortConfig {
+            pci: None,
+            vdev: Some("net_null0".into()),
+            rx_desc: 1024,
+            mtu: None,
+            filter: f.map(str::to_string),
+        });
+    }
+    let filters = crate::filter::Filters::from_config(&cfg).unwrap();
+    let (mut w, rx) = worker(4096);
+    w.attach_filters(filters);
+    let frames: Vec<Vec<u8>> = (0..1200).map(udp_frame).collect();
+    let t0 = 1_700_000_000_000_000_000u64;
+    let t = w.burst_start();
+    w.process_burst(
+        frames.iter().enumerate().map(|(i, f)| RawPacket {
+            data: f,
+            wire_len: f.len() as u32,
+            // Frame 1100 (rejected) is the latest packet: it must not move the clock.
+            ts_ns: t0 + if i == 1100 { 10_000_000_000 } else { 0 },
+            source: 0,
+        }),
+        t,
+    );
+    // Only 10.0.0.7 passes [capture] filter.
+    assert_eq!(w.stats.packets, 1200);
+    assert_eq!(w.stats.filtered, 1199);
+    assert_eq!(w.stats.accepted, 1);
+    assert_eq!(w.stats.bytes, 1200 * frames[0].len() as u64);
+    assert_eq!(w.last_ts_ns, t0);
+    assert_eq!(w.cost.row(Stage::Filter.row()).packets, 1200);
+    assert_eq!(w.cost.row(Stage::Parse.row()).packets, 1);
+    // Source 1 (`udp`) and source 2 (no filter, [capture] filter's) and a source past the
+    // configured ones (no filter at all).
+    for (source, kept) in [(1u16, 10u64), (2, 1), (9, 10)] {
+        let before = (w.stats.accepted, w.stats.filtered);
+        let t = w.burst_start();
+        w.process_burst(
+            frames[..10].iter().map(|f| RawPacket {
+                data: f,
+                wire_len: f.len() as u32,
+                ts_ns: t0,
+                source,
+            }),
+            t,
+        );
+        assert_eq!(w.stats.accepted - before.0, kept, "source {source}");
+        assert_eq!(w.stats.filtered - before.1, 10 - kept, "source {source}");
+    }
+    w.flush_all();
+    let records: usize = rx.try_iter().map(|b| b.len()).sum();
+    assert_eq!(records, 10, "the ten flows of frames 0..10");
 }

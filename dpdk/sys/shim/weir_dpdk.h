@@ -22,6 +22,8 @@
 #include <rte_ethdev.h>
 #include <rte_eth_ring.h>
 #include <rte_thash.h>
+/* libpcap: only its filter compiler (pcap_open_dead + pcap_compile). */
+#include <pcap/pcap.h>
 
 /* rte_errno of the calling thread (it is `per_lcore__rte_errno`, thread-local). */
 int weir_rte_errno(void);

@@ -3,7 +3,8 @@
 //! (each `foo` is reachable as `foo`, implemented by the generated `foo__extern` wrapper).
 //!
 //! Only what `weir-dpdk` uses is bound (EAL, lcores, ethdev, mbufs, mempools, rings, dynamic
-//! mbuf fields, TSC, Toeplitz). Everything here is `unsafe`; use the `weir-dpdk` crate.
+//! mbuf fields, TSC, Toeplitz), and libpcap's filter compiler (`pcap_open_dead`,
+//! `pcap_compile`, `pcap_geterr`). Everything here is `unsafe`; use the `weir-dpdk` crate.
 #![allow(non_upper_case_globals, non_camel_case_types, non_snake_case)]
 #![allow(clippy::all)]
 #![allow(rustdoc::all)]

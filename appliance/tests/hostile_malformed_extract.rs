@@ -1,4 +1,4 @@
-//! The malformed-traffic corpus through the whole data path (issue 9, item 2): a capture is
+//! The malformed-traffic corpus through the whole data path: a capture is
 //! generated from real packets of the bundled captures, truncated at every offset and with
 //! bytes flipped, plus crafted headers (IHL < 5, IPv4 total length larger and smaller than the
 //! frame, IPv6 extension-header chains that run past the end, fragments, zero-length frames,

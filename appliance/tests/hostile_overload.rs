@@ -1,4 +1,4 @@
-//! Overload and exhaustion (issue 9, item 3): a flow table at capacity under a flood of random
+//! Overload and exhaustion: a flow table at capacity under a flood of random
 //! 5-tuples (eviction holds and is counted, memory stays flat), `eviction = "none"` counting
 //! `table_full`, and sinks that cannot write (no such directory, read-only, disk full).
 //!

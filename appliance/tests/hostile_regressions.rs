@@ -1,4 +1,4 @@
-//! Regression tests for the faults the hostile-input work found (issue 9). Each names what
+//! Regression tests for the faults hostile input found. Each names what
 //! went wrong before its fix.
 
 use std::path::Path;

@@ -1,4 +1,4 @@
-//! `weir run` under faults (issue 9, items 3 and 4): SIGTERM and SIGINT in the middle of a run
+//! `weir run` under faults: SIGTERM and SIGINT in the middle of a run
 //! on endless traffic (net_pcap with `infinite_rx=1`) flush every open flow through the sinks,
 //! and the packets in the records equal the packets the workers accepted and the port
 //! received; a mempool too small for the traffic is counted as no-mbuf by the port while the

@@ -1,4 +1,4 @@
-//! A scorer slower than the traffic, through `weir extract --model` (issue 9, item 3): a flood
+//! A scorer slower than the traffic, through `weir extract --model`: a flood
 //! of new flows through a small table makes records faster than a model scoring one row per
 //! batch can take them. With `overload = "block"` every record is scored and written (the
 //! workers wait); with `overload = "emit_unscored"` every record is still written, those that

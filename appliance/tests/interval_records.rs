@@ -1,4 +1,4 @@
-//! Interval records (issue 12) end to end, on a capture generated here so the generator is the
+//! Interval records end to end, on a capture generated here so the generator is the
 //! oracle: a ten-minute UDP flow (one packet every 500 ms, alternating directions) with a burst
 //! of large packets in its seventh minute, among short background flows. With
 //! `[intervals] every_ms = 60000`:

@@ -1,4 +1,4 @@
-//! Parquet records (issue 10): what pyarrow reads back from weir's Parquet equals weir's CSV
+//! Parquet records: what pyarrow reads back from weir's Parquet equals weir's CSV
 //! of the same capture; a dataset rotated into many files holds each record exactly once; a
 //! writer killed mid-run (SIGKILL) leaves no partial file under a final name.
 //!

@@ -1,4 +1,4 @@
-//! A generated malformed-traffic corpus for the parser (issue 9, item 2): real packets from the
+//! A generated malformed-traffic corpus for the parser: real packets from the
 //! bundled captures truncated at every offset and with random bytes flipped, plus crafted
 //! headers (IHL < 5, IPv4 total length larger and smaller than the frame, IPv6 extension-header
 //! chains that run past the end, fragments, zero-length frames, VLAN stacks deeper than two).

@@ -1,4 +1,4 @@
-//! The Spark training path end to end (issue 10): weir extracts records of shared captures
+//! The Spark training path end to end: weir extracts records of shared captures
 //! into one Parquet dataset (one `weir extract` per capture, all into the same directory);
 //! `models/spark/train_spark.py` runs in Spark local mode on that directory (labels: nDPI's
 //! category from NFStream's records, joined on the flow key) and writes a `weir-model/1`

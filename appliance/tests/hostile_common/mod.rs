@@ -1,4 +1,4 @@
-//! Shared by the `hostile_*` tests (issue 9): writing generated captures, running `weir` with
+//! Shared by the `hostile_*` tests: writing generated captures, running `weir` with
 //! `--stats`, reading records back, sampling a process's resident memory, and a small
 //! deterministic random generator (no dependency, reproducible by seed).
 #![allow(dead_code)]

@@ -50,5 +50,5 @@ pub mod sd_notify;
 pub mod services;
 pub mod sink;
 pub mod spread;
-pub mod wire;
+pub use weir_wire as wire;
 pub mod worker;

@@ -6,6 +6,7 @@
 //! - a synthetic capture with one ICMP and one ICMPv6 flow of every type (0..=255), plus TCP,
 //!   UDP and a portless protocol, with a non-zero seed from the config.
 
+use crate::support::frames;
 use crate::support::{paths::*, records::*, run::*};
 use pcap_file::pcap::{PcapHeader, PcapPacket, PcapWriter};
 use pcap_file::DataLink;
@@ -15,6 +16,9 @@ use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
+use weir::wire::ethernet::ethertype;
+use weir::wire::ipv4::Ipv4Repr;
+use weir::wire::ipv6::Ipv6Repr;
 
 fn python() -> PathBuf {
     match std::env::var("WEIR_PYTHON") {
@@ -111,32 +115,23 @@ fn every_parity_capture_matches_the_reference() {
 
 const T0_NS: u64 = 1_700_000_000_000_000_000;
 
-fn eth(ethertype: u16) -> Vec<u8> {
-    let mut f = vec![2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2];
-    f.extend_from_slice(&ethertype.to_be_bytes());
-    f
-}
-
 fn ipv4(src: [u8; 4], dst: [u8; 4], proto: u8, l4: &[u8]) -> Vec<u8> {
-    let mut f = eth(0x0800);
-    f.extend_from_slice(&[0x45, 0]);
-    f.extend_from_slice(&((20 + l4.len()) as u16).to_be_bytes());
-    f.extend_from_slice(&[0, 0, 0x40, 0, 64, proto, 0, 0]);
-    f.extend_from_slice(&src);
-    f.extend_from_slice(&dst);
-    f.extend_from_slice(l4);
-    f
+    let ip = Ipv4Repr {
+        src_addr: src,
+        dst_addr: dst,
+        dont_frag: true,
+        ..Default::default()
+    };
+    frames::over_ipv4(frames::ether(ethertype::IPV4), ip, proto, l4)
 }
 
 fn ipv6(src: [u8; 16], dst: [u8; 16], next: u8, l4: &[u8]) -> Vec<u8> {
-    let mut f = eth(0x86dd);
-    f.extend_from_slice(&[0x60, 0, 0, 0]);
-    f.extend_from_slice(&(l4.len() as u16).to_be_bytes());
-    f.extend_from_slice(&[next, 64]);
-    f.extend_from_slice(&src);
-    f.extend_from_slice(&dst);
-    f.extend_from_slice(l4);
-    f
+    let ip = Ipv6Repr {
+        src_addr: src,
+        dst_addr: dst,
+        ..Default::default()
+    };
+    frames::over_ipv6(frames::ether(ethertype::IPV6), ip, next, l4)
 }
 
 fn v6(a: u16, b: u16) -> [u8; 16] {

@@ -22,6 +22,8 @@ use std::time::Duration;
 use pcap_file::pcap::{PcapHeader, PcapPacket, PcapWriter};
 use pcap_file::DataLink;
 
+use crate::support::frames::udp4;
+
 const T0_MS: u64 = 1_700_000_040_000; // a whole minute, so the flow's minutes are intervals
 const EVERY_MS: u64 = 60_000;
 const LONG_SRC: [u8; 4] = [10, 1, 0, 1];
@@ -42,23 +44,6 @@ fn python() -> PathBuf {
         Ok(p) if !p.is_empty() => PathBuf::from(p),
         _ => workspace().join(".venv/bin/python"),
     }
-}
-
-/// Ethernet + IPv4 + UDP with `payload` bytes of payload.
-fn udp4(src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16, payload: usize) -> Vec<u8> {
-    let mut f = vec![2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2, 0x08, 0x00];
-    let total = 20 + 8 + payload;
-    f.extend_from_slice(&[0x45, 0]);
-    f.extend_from_slice(&(total as u16).to_be_bytes());
-    f.extend_from_slice(&[0, 0, 0x40, 0, 64, 17, 0, 0]);
-    f.extend_from_slice(&src);
-    f.extend_from_slice(&dst);
-    f.extend_from_slice(&sport.to_be_bytes());
-    f.extend_from_slice(&dport.to_be_bytes());
-    f.extend_from_slice(&((8 + payload) as u16).to_be_bytes());
-    f.extend_from_slice(&[0, 0]);
-    f.resize(f.len() + payload, 0xab);
-    f
 }
 
 struct Pkt {

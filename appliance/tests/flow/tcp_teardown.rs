@@ -5,11 +5,15 @@
 //! over one packet per burst (where no deferral can happen), and that the flows split where
 //! the packets say.
 
+use crate::support::frames;
 use crossbeam_channel::unbounded;
 use std::collections::HashMap;
 use weir::config::Config;
 use weir::flow::record::{Expiration, FlowRecord};
 use weir::pipeline::Pipeline;
+use weir::wire::ethernet::{ethertype, EthernetRepr};
+use weir::wire::ipv4::{protocol, Ipv4Repr};
+use weir::wire::tcp::TcpRepr;
 use weir::worker::RawPacket;
 
 const SYN: u8 = 0x02;
@@ -20,18 +24,27 @@ const PSH: u8 = 0x08;
 
 /// Ethernet + IPv4 + TCP from host `a` port `pa` to host `b` port `pb`, with `payload` bytes.
 fn tcp(a: u8, pa: u16, b: u8, pb: u16, flags: u8, seq: u32, payload: usize) -> Vec<u8> {
-    let mut f = vec![2, 0, 0, 0, 0, b, 2, 0, 0, 0, 0, a, 0x08, 0x00];
-    let total = 20 + 20 + payload;
-    f.extend_from_slice(&[0x45, 0]);
-    f.extend_from_slice(&(total as u16).to_be_bytes());
-    f.extend_from_slice(&[0, 0, 0x40, 0, 64, 6, 0, 0, 10, 0, 0, a, 10, 0, 0, b]);
-    f.extend_from_slice(&pa.to_be_bytes());
-    f.extend_from_slice(&pb.to_be_bytes());
-    f.extend_from_slice(&seq.to_be_bytes());
-    f.extend_from_slice(&0u32.to_be_bytes());
-    f.extend_from_slice(&[5 << 4, flags, 0x20, 0x00, 0, 0, 0, 0]);
-    f.extend((0..payload).map(|i| (i * 7 + a as usize) as u8));
-    f
+    let eth = EthernetRepr {
+        src_addr: [2, 0, 0, 0, 0, a],
+        dst_addr: [2, 0, 0, 0, 0, b],
+        ethertype: ethertype::IPV4,
+    };
+    let ip = Ipv4Repr {
+        src_addr: [10, 0, 0, a],
+        dst_addr: [10, 0, 0, b],
+        dont_frag: true,
+        ..Default::default()
+    };
+    let seg = TcpRepr {
+        src_port: pa,
+        dst_port: pb,
+        seq_number: seq,
+        ack_number: 0,
+        flags,
+        window: 0x2000,
+    };
+    let data: Vec<u8> = (0..payload).map(|i| (i * 7 + a as usize) as u8).collect();
+    frames::over_ipv4(eth, ip, protocol::TCP, &frames::tcp(seg, &data))
 }
 
 /// Four connections interleaved: 1 closes with FIN both ways and then sends one more ACK

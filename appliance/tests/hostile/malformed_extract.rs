@@ -9,43 +9,60 @@
 //! each frame alone (the data path must neither lose a packet nor change its outcome); and the
 //! records file itself (its packets must equal the packets accepted).
 
+use crate::support::frames;
 use crate::support::rng::XorShift as Rng;
 use crate::support::{frames::*, paths::*, pcap::*, records::*, run::*};
 use std::collections::BTreeMap;
 use weir::parse::{parse, SkipReason};
+use weir::wire::ipv4::{self, Ipv4Repr};
+use weir::wire::ipv6::Ipv6Repr;
+use weir::wire::udp;
 use weir_plugin_api::{FlowKeyV1, PacketV1};
 
 /// The most bytes of a frame `weir extract`'s feeder puts into one mbuf.
 const MBUF_MAX: usize = u16::MAX as usize - 128;
 
 fn eth(ethertype: u16) -> Vec<u8> {
-    let mut f = vec![2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2];
-    f.extend_from_slice(&ethertype.to_be_bytes());
+    let mut f = Vec::new();
+    frames::ether(ethertype).push(&mut f);
     f
 }
 
+/// An IPv4 header 10.0.0.1 -> 10.0.0.2 with IHL, Total Length and the flags/offset word as
+/// given (crafted: they need not agree with the header or the frame).
 fn ipv4(ihl: u8, total: u16, frag: u16, proto: u8) -> Vec<u8> {
-    let mut h = vec![0x40 | ihl, 0];
-    h.extend_from_slice(&total.to_be_bytes());
-    h.extend_from_slice(&[0, 1]);
-    h.extend_from_slice(&frag.to_be_bytes());
-    h.extend_from_slice(&[64, proto, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2]);
+    let mut h = Vec::new();
+    Ipv4Repr {
+        src_addr: [10, 0, 0, 1],
+        dst_addr: [10, 0, 0, 2],
+        protocol: proto,
+        ident: 1,
+        ..Default::default()
+    }
+    .push(&mut h);
+    h[ipv4::field::VER_IHL] = 0x40 | ihl;
+    h[ipv4::field::LENGTH].copy_from_slice(&total.to_be_bytes());
+    h[ipv4::field::FLG_OFF].copy_from_slice(&frag.to_be_bytes());
     h
 }
 
 fn ipv6(plen: u16, next: u8) -> Vec<u8> {
-    let mut h = vec![0x60, 0, 0, 0];
-    h.extend_from_slice(&plen.to_be_bytes());
-    h.extend_from_slice(&[next, 64]);
-    h.extend_from_slice(&[0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
-    h.extend_from_slice(&[0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]);
+    let mut h = Vec::new();
+    Ipv6Repr {
+        src_addr: [0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1],
+        dst_addr: [0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2],
+        next_header: next,
+        payload_len: usize::from(plen),
+        ..Default::default()
+    }
+    .push(&mut h);
     h
 }
 
+/// A UDP header 12345 -> 53 with Length `len` (crafted: no payload follows).
 fn udp(len: u16) -> Vec<u8> {
-    let mut u = vec![0x30, 0x39, 0, 53];
-    u.extend_from_slice(&len.to_be_bytes());
-    u.extend_from_slice(&[0, 0]);
+    let mut u = frames::udp(12345, 53, &[]);
+    u[udp::field::LENGTH].copy_from_slice(&len.to_be_bytes());
     u
 }
 

@@ -1,8 +1,11 @@
-//! Regression tests for the faults hostile input found. Each names what
-//! went wrong before its fix.
+//! Regression tests for the faults hostile input found. Each names what went wrong before its
+//! fix.
 
+use crate::support::frames;
 use std::path::Path;
 use weir::config::Config;
+use weir::wire::ethernet::ethertype;
+use weir::wire::ipv4::{protocol, Ipv4Repr};
 
 /// An absurd timeout (1e300 s, inf) was accepted: in milliseconds it saturated to u64::MAX and
 /// `now_ms + idle_ms` wrapped the flow's deadline into the past, so every flow ended as idle
@@ -63,10 +66,14 @@ fn pcapng(options: &[(u16, Vec<u8>)], stamps: &[(u32, u32)]) -> Vec<u8> {
     idb.extend_from_slice(&[0, 0, 0, 0]);
     block(&mut out, 1, &idb);
     for &(hi, lo) in stamps {
-        let mut frame = vec![2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x08, 0x00];
-        frame.extend_from_slice(&[0x45, 0, 0, 32, 0, 1, 0, 0, 64, 17, 0, 0]);
-        frame.extend_from_slice(&[10, 0, 0, 1, 10, 0, 0, 2]);
-        frame.extend_from_slice(&[0x13, 0x88, 0x17, 0x70, 0, 12, 0, 0, 1, 2, 3, 4]);
+        let ip = Ipv4Repr {
+            src_addr: [10, 0, 0, 1],
+            dst_addr: [10, 0, 0, 2],
+            ident: 1,
+            ..Default::default()
+        };
+        let udp = frames::udp(5000, 6000, &[1, 2, 3, 4]);
+        let frame = frames::over_ipv4(frames::ether(ethertype::IPV4), ip, protocol::UDP, &udp);
         let mut epb = Vec::new();
         for v in [0, hi, lo, frame.len() as u32, frame.len() as u32] {
             epb.extend_from_slice(&v.to_le_bytes());

@@ -18,6 +18,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::support::frames;
+use weir::wire::ethernet::ethertype;
+use weir::wire::ipv4::{protocol, Ipv4Repr};
+use weir::wire::ipv6::Ipv6Repr;
+
 const FIRST: usize = 142;
 const LAST: usize = 8942;
 const FRAMES: usize = 20;
@@ -26,42 +31,27 @@ fn frame_len(i: usize) -> usize {
     FIRST + (LAST - FIRST) * i / (FRAMES - 1)
 }
 
-fn ip_checksum(h: &[u8]) -> u16 {
-    let mut s: u32 = h
-        .chunks(2)
-        .map(|c| u32::from(u16::from_be_bytes([c[0], c[1]])))
-        .sum();
-    while s > 0xffff {
-        s = (s & 0xffff) + (s >> 16);
-    }
-    !(s as u16)
-}
-
 /// One IPv6 UDP frame whose UDP header sits behind a 2048-byte Destination Options header
 /// (the largest one), so it starts beyond a 2 KB mbuf: only a contiguous view can parse it.
 fn deep_ipv6_frame() -> Vec<u8> {
-    let payload = 100;
-    let mut f = vec![2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x86, 0xdd];
-    f.extend_from_slice(&[0x60, 0, 0, 0]);
-    f.extend_from_slice(&((2048 + 8 + payload) as u16).to_be_bytes());
-    f.extend_from_slice(&[60, 64]); // next: Destination Options; hop limit
-    f.extend_from_slice(&[0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
-    f.extend_from_slice(&[0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]);
+    let payload: Vec<u8> = (0..100).map(|j| j as u8).collect();
     // Destination Options: next header UDP, (255 + 1) * 8 bytes, filled with PadN options.
-    f.extend_from_slice(&[17, 255]);
+    let mut l4 = vec![protocol::UDP, 255];
     for _ in 0..7 {
-        f.extend_from_slice(&[1, 255]);
-        f.extend_from_slice(&[0; 255]);
+        l4.extend_from_slice(&[1, 255]);
+        l4.extend_from_slice(&[0; 255]);
     }
-    f.extend_from_slice(&[1, 245]);
-    f.extend_from_slice(&[0; 245]);
-    assert_eq!(f.len(), 14 + 40 + 2048);
-    f.extend_from_slice(&40001u16.to_be_bytes());
-    f.extend_from_slice(&5002u16.to_be_bytes());
-    f.extend_from_slice(&((8 + payload) as u16).to_be_bytes());
-    f.extend_from_slice(&[0, 0]);
-    f.extend((0..payload).map(|j| j as u8));
-    f
+    l4.extend_from_slice(&[1, 245]);
+    l4.extend_from_slice(&[0; 245]);
+    assert_eq!(l4.len(), 2048);
+    l4.extend_from_slice(&frames::udp(40001, 5002, &payload));
+    let ip = Ipv6Repr {
+        src_addr: [0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1],
+        dst_addr: [0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2],
+        ..Default::default()
+    };
+    let eth = frames::ether(ethertype::IPV6);
+    frames::over_ipv6(eth, ip, protocol::IPV6_OPTS, &l4)
 }
 
 fn write_record(out: &mut Vec<u8>, sec: u32, f: &[u8]) {
@@ -86,20 +76,17 @@ fn write_capture(path: &Path, deep: bool) -> u64 {
     for i in 0..FRAMES {
         let len = frame_len(i);
         let udp_len = len - 14 - 20;
-        let mut f = Vec::with_capacity(len);
-        f.extend_from_slice(&[2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x08, 0x00]);
-        let mut ip = vec![0x45, 0];
-        ip.extend_from_slice(&((20 + udp_len) as u16).to_be_bytes());
-        ip.extend_from_slice(&(i as u16).to_be_bytes());
-        ip.extend_from_slice(&[0, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2]);
-        let c = ip_checksum(&ip);
-        ip[10..12].copy_from_slice(&c.to_be_bytes());
-        f.extend_from_slice(&ip);
-        f.extend_from_slice(&40000u16.to_be_bytes());
-        f.extend_from_slice(&5001u16.to_be_bytes());
-        f.extend_from_slice(&(udp_len as u16).to_be_bytes());
-        f.extend_from_slice(&[0, 0]);
-        f.extend((0..udp_len - 8).map(|j| ((j * 7 + i) % 251) as u8));
+        let ip = Ipv4Repr {
+            src_addr: [10, 0, 0, 1],
+            dst_addr: [10, 0, 0, 2],
+            ident: i as u16,
+            ..Default::default()
+        };
+        let data: Vec<u8> = (0..udp_len - 8)
+            .map(|j| ((j * 7 + i) % 251) as u8)
+            .collect();
+        let udp = frames::udp(40000, 5001, &data);
+        let f = frames::over_ipv4(frames::ether(ethertype::IPV4), ip, protocol::UDP, &udp);
         assert_eq!(f.len(), len);
         write_record(&mut out, 1000 + i as u32, &f);
         bytes += len as u64;

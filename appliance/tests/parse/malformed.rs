@@ -7,9 +7,12 @@
 //! counts must add up. Where the input was built to be malformed in one way, the reason must be
 //! the one that names it.
 
+use crate::support::frames;
 use crate::support::paths::data_dir;
 use crate::support::pcap::{read_frames, Frame};
 use weir::parse::{parse, SkipCounters, SkipReason};
+use weir::wire::ipv4::Ipv4Repr;
+use weir::wire::ipv6::Ipv6Repr;
 use weir_plugin_api::{FlowKeyV1, PacketV1, WEIR_NO_OFFSET, WEIR_PKT_IP_FRAGMENT};
 
 /// Parsed and skipped tallies over a corpus.
@@ -206,51 +209,41 @@ fn random_byte_flips() {
 // ---- crafted headers ----
 
 fn eth(etype: u16) -> Vec<u8> {
-    let mut f = vec![2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2];
-    f.extend_from_slice(&etype.to_be_bytes());
+    let mut f = Vec::new();
+    frames::ether(etype).push(&mut f);
     f
 }
 
 fn ipv4(proto: u8, payload: &[u8]) -> Vec<u8> {
-    let total = 20 + payload.len();
-    let mut h = vec![
-        0x45,
-        0,
-        (total >> 8) as u8,
-        total as u8,
-        0,
-        1,
-        0,
-        0,
-        64,
-        proto,
-        0,
-        0,
-    ];
-    h.extend_from_slice(&[192, 0, 2, 1, 198, 51, 100, 7]);
+    let mut h = Vec::new();
+    Ipv4Repr {
+        src_addr: [192, 0, 2, 1],
+        dst_addr: [198, 51, 100, 7],
+        protocol: proto,
+        payload_len: payload.len(),
+        ident: 1,
+        ..Default::default()
+    }
+    .push(&mut h);
     h.extend_from_slice(payload);
     h
 }
 
 fn ipv6(next: u8, payload: &[u8]) -> Vec<u8> {
-    let mut h = vec![0x60, 0, 0, 0];
-    h.extend_from_slice(&(payload.len() as u16).to_be_bytes());
-    h.extend_from_slice(&[next, 64]);
-    h.extend_from_slice(&[0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
-    h.extend_from_slice(&[0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]);
+    let mut h = Vec::new();
+    Ipv6Repr {
+        src_addr: [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1],
+        dst_addr: [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2],
+        next_header: next,
+        payload_len: payload.len(),
+        ..Default::default()
+    }
+    .push(&mut h);
     h.extend_from_slice(payload);
     h
 }
 
-fn udp(sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
-    let mut u = Vec::new();
-    u.extend_from_slice(&sport.to_be_bytes());
-    u.extend_from_slice(&dport.to_be_bytes());
-    u.extend_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
-    u.extend_from_slice(&[0, 0]);
-    u.extend_from_slice(payload);
-    u
-}
+use crate::support::frames::udp;
 
 fn frame(etype: u16, l3: Vec<u8>) -> Vec<u8> {
     let mut f = eth(etype);

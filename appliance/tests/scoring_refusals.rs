@@ -1,5 +1,10 @@
 //! Every bad model or library is refused at start, with a message naming the file and why.
 //! The broken model directories come from `models/testing/make_fixtures.py` (`broken()`).
+//!
+//! A test binary of its own: ONNX Runtime is loaded once per process, and the tests of bad
+//! libraries must run before any test loads the real one (they sort first by name).
+
+mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

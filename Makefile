@@ -206,6 +206,6 @@ deb:
 	} > $(DEB_OUT)/deb-root/DEBIAN/control
 	dpkg-deb --root-owner-group -Zgzip --build $(DEB_OUT)/deb-root $(DEB_OUT)/weir_$(VERSION)_$(DEB_ARCH).deb
 
-# Fuzzing, soak and leak check (issue 9): `make fuzz`, `make soak`, `make leakcheck`; `make test`
+# Fuzzing, soak and leak check: `make fuzz`, `make soak`, `make leakcheck`; `make test`
 # also fuzzes every target for FUZZ_SECONDS.
 include appliance/fuzz/fuzz.mk

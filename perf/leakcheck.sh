@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Leak check (issue 9, item 5): weir under valgrind memcheck, with plugins, on a bundled
+# Leak check: weir under valgrind memcheck, with plugins, on a bundled
 # capture (`weir extract`) and on a live vdev stopped by SIGTERM (`weir run`). Fails when
 # valgrind reports a definitely-lost block or a memory error outside perf/valgrind.supp
 # (which lists DPDK's and glibc's own allocations, and the one deliberate leak of EAL's argv).

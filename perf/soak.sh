@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Soak test (issue 9, item 5): `weir run` replays a capture of many flows in a loop (net_pcap,
+# Soak test: `weir run` replays a capture of many flows in a loop (net_pcap,
 # infinite_rx=1) through a table smaller than the flow set, so flows are evicted and re-created
 # all the time (churn through plugins, records and sinks), for SOAK_SECONDS. VmRSS is sampled
 # every second from /proc/PID/status; after the warm-up (WARMUP_SECONDS) it must stay within

@@ -7,7 +7,7 @@
 //! 2. Latency from flow end (the record handed to the scoring service) to scored, through
 //!    `ScoringService` with one thread, at several offered rates: hdrhistogram p50/p99/p99.9.
 
-#[path = "../tests/scoring_support/records.rs"]
+#[path = "../tests/support/scoring/records.rs"]
 mod records;
 
 use std::path::PathBuf;

@@ -1,4 +1,4 @@
-# Fuzzing and soak (issue 9). Included at the END of the top-level Makefile (it appends to
+# Fuzzing and soak. Included at the END of the top-level Makefile (it appends to
 # APT_PACKAGES and adds `fuzz` to `test`):  include appliance/fuzz/fuzz.mk
 #
 #   make fuzz        every cargo-fuzz target for FUZZ_SECONDS each (default 60), seeded from the
@@ -17,7 +17,7 @@ FUZZ_DIR := appliance/fuzz
 SOAK_SECONDS ?= 600
 APT_PACKAGES += valgrind
 
-# CI: `make test` also fuzzes every target for FUZZ_SECONDS (issue 9 asks for >= 60 s each).
+# CI: `make test` also fuzzes every target for FUZZ_SECONDS (at least 60 s each).
 test: fuzz
 
 .PHONY: fuzz fuzz-tools fuzz-build fuzz-corpus soak leakcheck $(addprefix fuzz-,$(FUZZ_TARGETS))

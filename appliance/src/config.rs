@@ -3,7 +3,7 @@
 //! Every section and key is optional and has a default; unknown keys and wrong types are
 //! refused with the key, line and column (toml's own error), and values that parse but make no
 //! sense are refused by [`Config::validate`] with the key's dotted name and line. The reference
-//! of every key is `deploy/docs/config.md` (kept in sync by `appliance/tests/ops_config.rs`).
+//! of every key is `deploy/docs/config.md` (kept in sync by `appliance/tests/ops/config.rs`).
 
 use serde::Deserialize;
 use std::path::{Path, PathBuf};

@@ -23,36 +23,7 @@ mod running;
 pub use hist::CycleHist;
 pub use running::Running;
 use std::fmt::Write as _;
-use std::time::{Duration, Instant};
-
-/// Read the CPU's time-stamp counter (x86-64 `rdtsc`; elsewhere a monotonic clock in ns).
-#[inline(always)]
-pub fn rdtsc() -> u64 {
-    #[cfg(target_arch = "x86_64")]
-    {
-        // SAFETY: `rdtsc` is available on every x86-64 CPU and has no memory effects.
-        unsafe { core::arch::x86_64::_rdtsc() }
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        use std::sync::OnceLock;
-        static EPOCH: OnceLock<Instant> = OnceLock::new();
-        EPOCH.get_or_init(Instant::now).elapsed().as_nanos() as u64
-    }
-}
-
-/// Estimate the TSC frequency by counting ticks over `window` of wall-clock time. DPDK's
-/// `rte_get_tsc_hz()` is the better source when EAL is up; this is the fallback.
-pub fn estimate_tsc_hz(window: Duration) -> f64 {
-    let t0 = Instant::now();
-    let c0 = rdtsc();
-    while t0.elapsed() < window {
-        std::hint::spin_loop();
-    }
-    let c1 = rdtsc();
-    let secs = t0.elapsed().as_secs_f64();
-    (c1.wrapping_sub(c0)) as f64 / secs
-}
+use weir_dpdk::rdtsc;
 
 /// The built-in stages of a worker, in data-path order. Plugin rows are reported between
 /// [`Stage::Rates`] and [`Stage::Expiry`], where plugins run.
@@ -225,10 +196,6 @@ impl CostTable {
 
     pub fn row(&self, id: RowId) -> &CostRow {
         &self.rows[id.0 as usize]
-    }
-
-    pub fn row_mut(&mut self, id: RowId) -> &mut CostRow {
-        &mut self.rows[id.0 as usize]
     }
 
     /// Find a row by name (a stage name or a plugin name).

@@ -1,9 +1,9 @@
 //! `weir extract`: flow records from capture files, through the real DPDK data path.
 //!
 //! The captures are not read by a net_pcap port: net_pcap loses the original wire length and
-//! has no end-of-file signal (see `../shared/notes/dpdk-offline.md`). Instead a feeder on the
-//! main lcore reads them (pcap or pcapng), copies each packet into an mbuf with its exact
-//! metadata (wire length, nanosecond time) in weir's dynamic field, and enqueues it to a ring.
+//! has no end-of-file signal (at the end of its file an RX queue returns no packets, as an idle
+//! link does). Instead a feeder on the main lcore reads them (pcap or pcapng), copies each
+//! packet into an mbuf with its exact metadata (wire length, nanosecond time) in weir's dynamic field, and enqueues it to a ring.
 //! The rings back an ethdev made with `rte_eth_from_rings` (the net_ring PMD), one RX queue per
 //! worker, and the workers poll it with `rte_eth_rx_burst` exactly as they poll a NIC. The
 //! feeder waits when a ring or the mempool is full, so nothing is dropped, and it raises a flag

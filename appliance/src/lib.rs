@@ -2,20 +2,31 @@
 //!
 //! The `weir` binary and its library: configuration, packet parsing, per-worker flow tables,
 //! decay rates and heavy hitters, the plugin host and its cost accounting, scoring through ONNX
-//! Runtime, and sinks. One worker per RX queue, shared-nothing; see `../shared/DESIGN.md`.
+//! Runtime, and sinks. One worker per RX queue, shared-nothing: a worker owns its flow table,
+//! rate tables, plugin instances and counters, and hands finished records to the output thread
+//! through a channel.
 //!
 //! Where to find a concept:
-//! - [`wire`]: zero-copy views over protocol headers, one file per protocol.
-//! - [`filter`]: capture filters in libpcap's language, checked and run on the data path.
-//! - [`parse`]: frame -> packet view + flow key, with named skip reasons.
-//! - [`flow`]: the flow key, flow table, timer wheel and flow records.
-//! - [`rates`]: the table-based decay model and heavy-hitter tables.
-//! - [`plugin_host`]: loading `.so` plugins, per-worker instances, quarantine.
-//! - [`cost`]: per-stage and per-plugin cycle accounting.
-//! - [`scoring`]: ONNX Runtime scorer threads.
-//! - [`services`]: flows to services (IP prefixes, names learned from DNS), plugins per service.
-//! - [`sink`]: CSV / JSON Lines writers.
-//! - [`manifest`]: the data manifest `weir extract` writes beside its records.
+//! - Commands: [`cli`] (the command line), [`run`] (`weir run` on live ports), [`extract`]
+//!   (`weir extract` over captures), [`admin`] (`plugins`, `models inspect`, `check-config`),
+//!   [`pipeline`] (what `run` and `extract` set up alike: plugins, record schema, workers).
+//! - Input: [`capture`] (pcap/pcapng files), [`rx_frames`] (whole frames from live ports, MTU
+//!   and scattered RX), [`spread`] (RSS or the software spreader, flows to workers).
+//! - The data path: [`wire`] (zero-copy views and builders of protocol headers, one file per
+//!   protocol), [`filter`] (capture filters in libpcap's language, checked and run before
+//!   parsing), [`parse`] (frame -> packet view + flow key, with named skip reasons),
+//!   [`worker`] (one core's burst loop over the stages), [`flow`] (flow key, table, timer
+//!   wheel, records, Community ID), [`rates`] (the table-based decay model, heavy hitters and
+//!   their alerts), [`plugin_host`] (loading `.so` plugins, per-worker instances, self-test,
+//!   quarantine), [`services`] (flows to services by IP prefix or names learned from DNS,
+//!   plugins per service).
+//! - Accounting and operations: [`cost`] (per-stage and per-plugin cycle accounting),
+//!   [`metrics`] (the Prometheus endpoint), [`logging`], [`sd_notify`] (systemd readiness),
+//!   [`dead_worker`] (a worker that panics stops the run cleanly).
+//! - Output: [`output`] (the output thread: scoring, then sinks), [`scoring`] (ONNX Runtime
+//!   models, MLflow registry), [`sink`] (CSV, JSON Lines, Parquet, IPFIX, EVE alerts),
+//!   [`manifest`] (the data manifest beside `weir extract`'s records).
+//! - [`config`]: the TOML configuration file, every key checked.
 
 pub mod admin;
 pub mod capture;
@@ -41,5 +52,5 @@ pub mod sd_notify;
 pub mod services;
 pub mod sink;
 pub mod spread;
-pub mod wire;
+pub use weir_wire as wire;
 pub mod worker;

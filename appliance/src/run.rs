@@ -415,7 +415,7 @@ fn worker_loop(
     };
     let cut_metric = metrics.clone();
     if let Some(m) = metrics {
-        worker.attach_metrics(m); // ops (issue 8)
+        worker.attach_metrics(m);
     }
     // Packet time in quiet periods moves on from the last packet's time by the real time
     // since it came (a replay keeps its own clock; a live port's packets carry `now`). Before
@@ -646,7 +646,7 @@ pub fn run(config: &Path, opts: &RunOptions) -> Result<()> {
         signal_hook::flag::register(sig, abort.clone())?;
     }
     let halt = Arc::new(AtomicBool::new(false));
-    // ---- ops (issue 8): metrics endpoint and SIGHUP model reload -------------------------
+    // ---- operations: metrics endpoint and SIGHUP model reload ---------------------------
     signal_hook::flag::register(signal_hook::consts::SIGHUP, output.reload_flag.clone())?;
     // SIGUSR1: reopen the records and alerts files (logrotate without copytruncate).
     for flag in &output.reopen_flags {
@@ -719,7 +719,7 @@ pub fn run(config: &Path, opts: &RunOptions) -> Result<()> {
         let alerts = output.alerts.clone();
         let (halt, abort, report_tx) = (halt.clone(), abort.clone(), report_tx.clone());
         let max_packets = opts.max_packets;
-        let metrics = cfg.metrics.enabled.then(|| worker_metrics[w].clone()); // ops (issue 8)
+        let metrics = cfg.metrics.enabled.then(|| worker_metrics[w].clone());
         let spread_clock = spread_clock.clone();
         let scratch = ChainScratch::new(may_chain, usize::from(cfg.workers.burst), max_frame);
         let (dead, on_panic_counters, on_panic_abort) =

@@ -429,27 +429,54 @@ mod tests {
 
     /// An Ethernet frame with an IPv4 or IPv6 header and a TCP (6) or UDP (17) header.
     fn frame(v6: bool, proto: u8, src: &[u8], dst: &[u8], sp: u16, dp: u16) -> Vec<u8> {
-        let l4_len = if proto == 6 { 20 } else { 8 };
-        let mut f = vec![0u8; 12];
-        f.extend_from_slice(if v6 { &[0x86, 0xdd] } else { &[0x08, 0x00] });
-        if v6 {
-            f.extend_from_slice(&[0x60, 0, 0, 0]);
-            f.extend_from_slice(&(l4_len as u16).to_be_bytes());
-            f.extend_from_slice(&[proto, 64]);
-        } else {
-            f.extend_from_slice(&[0x45, 0]);
-            f.extend_from_slice(&(20 + l4_len as u16).to_be_bytes());
-            f.extend_from_slice(&[0, 0, 0, 0, 64, proto, 0, 0]);
+        use crate::wire::ethernet::{ethertype, EthernetRepr};
+        use crate::wire::ipv4::{protocol, Ipv4Repr};
+        use crate::wire::ipv6::Ipv6Repr;
+        use crate::wire::tcp::{flags, TcpRepr};
+        use crate::wire::udp::UdpRepr;
+        let l4_len = if proto == protocol::TCP { 20 } else { 8 };
+        let mut f = Vec::new();
+        EthernetRepr {
+            src_addr: [0; 6],
+            dst_addr: [0; 6],
+            ethertype: if v6 { ethertype::IPV6 } else { ethertype::IPV4 },
         }
-        f.extend_from_slice(src);
-        f.extend_from_slice(dst);
-        f.extend_from_slice(&sp.to_be_bytes());
-        f.extend_from_slice(&dp.to_be_bytes());
-        if proto == 6 {
-            f.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x10, 0xff, 0xff, 0, 0, 0, 0]);
+        .push(&mut f);
+        if v6 {
+            Ipv6Repr {
+                src_addr: src.try_into().unwrap(),
+                dst_addr: dst.try_into().unwrap(),
+                next_header: proto,
+                payload_len: l4_len,
+                ..Default::default()
+            }
+            .push(&mut f);
         } else {
-            f.extend_from_slice(&(8u16).to_be_bytes());
-            f.extend_from_slice(&[0, 0]);
+            Ipv4Repr {
+                src_addr: src.try_into().unwrap(),
+                dst_addr: dst.try_into().unwrap(),
+                protocol: proto,
+                payload_len: l4_len,
+                ..Default::default()
+            }
+            .push(&mut f);
+        }
+        if proto == protocol::TCP {
+            let tcp = TcpRepr {
+                src_port: sp,
+                dst_port: dp,
+                seq_number: 1,
+                ack_number: 0,
+                flags: flags::ACK,
+                window: 0xffff,
+            };
+            tcp.push(&mut f, &[], None);
+        } else {
+            UdpRepr {
+                src_port: sp,
+                dst_port: dp,
+            }
+            .push(&mut f, &[], None);
         }
         f
     }

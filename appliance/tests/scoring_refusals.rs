@@ -1,12 +1,15 @@
 //! Every bad model or library is refused at start, with a message naming the file and why.
 //! The broken model directories come from `models/testing/make_fixtures.py` (`broken()`).
+//!
+//! A test binary of its own: ONNX Runtime is loaded once per process, and the tests of bad
+//! libraries must run before any test loads the real one (they sort first by name).
 
-mod scoring_support;
+mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use scoring_support::{config, fixtures, records};
+use crate::support::scoring::{config, fixtures, records};
 use weir::scoring::{Scorer, ScoringConfig, ScoringError};
 
 fn refuse(dir: &Path, cfg: &ScoringConfig) -> ScoringError {
@@ -274,7 +277,7 @@ fn a_second_library_in_the_same_process() {
     Scorer::new(&fixtures().join("rf"), &data.schema, &config()).expect("first load");
     let dir = tempfile::tempdir().unwrap();
     let copy = dir.path().join("libonnxruntime.so.1.31.1");
-    std::fs::copy(scoring_support::ort_library(), &copy).unwrap();
+    std::fs::copy(crate::support::scoring::ort_library(), &copy).unwrap();
     let cfg = ScoringConfig {
         ort_library: Some(copy.clone()),
         ..ScoringConfig::default()

@@ -745,16 +745,6 @@ impl Port {
         self.inner.stats()
     }
 
-    /// Resets the counters.
-    pub fn reset_stats(&mut self) -> Result<()> {
-        // SAFETY: valid port.
-        let ret = unsafe { weir_dpdk_sys::rte_eth_stats_reset(self.inner.id) };
-        if ret != 0 {
-            return Err(self.err("rte_eth_stats_reset", ret));
-        }
-        Ok(())
-    }
-
     /// The driver's extended counters as (name, value) pairs.
     pub fn xstats(&self) -> Result<Vec<(String, u64)>> {
         self.inner.xstats()

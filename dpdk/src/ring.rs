@@ -107,12 +107,6 @@ impl Ring {
         unsafe { weir_dpdk_sys::rte_ring_count(self.inner.ptr.as_ptr()) }
     }
 
-    /// Free slots now.
-    pub fn free_count(&self) -> u32 {
-        // SAFETY: valid ring.
-        unsafe { weir_dpdk_sys::rte_ring_free_count(self.inner.ptr.as_ptr()) }
-    }
-
     /// Usable capacity.
     pub fn capacity(&self) -> u32 {
         // SAFETY: valid ring.

@@ -1,4 +1,4 @@
-"""pyarrow's view of weir's Parquet records, for appliance/tests/parquet_sink.rs.
+"""pyarrow's view of weir's Parquet records, for appliance/tests/sinks/parquet.rs.
 
     parquet_check.py compare RECORDS.csv PATH   PATH (a .parquet file or a dataset directory)
                                                 holds exactly the CSV's records: same columns

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The oracle of appliance/tests/spark_training.rs: weir's scores against scikit-learn's.
+"""The oracle of appliance/tests/scoring/spark.rs: weir's scores against scikit-learn's.
 
     python models/testing/spark_oracle.py ESTIMATOR.joblib MODEL_DIR SCORED...
 

@@ -1,4 +1,4 @@
-//! A plugin that panics, for the host's quarantine test (`appliance/tests/quarantine.rs`).
+//! A plugin that panics, for the host's quarantine test (`appliance/tests/plugins/quarantine.rs`).
 //!
 //! It counts packets per flow like a well-behaved plugin through the self-test (a few
 //! packets), then panics on the 50th packet its instance sees. The SDK turns the panic into an

@@ -14,12 +14,16 @@ struct Counting;
 thread_local! {
     static ALLOCS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
 }
+// SAFETY: every call is passed on unchanged to the system allocator, which upholds the
+// GlobalAlloc contract; counting touches only a thread-local Cell.
 unsafe impl std::alloc::GlobalAlloc for Counting {
     unsafe fn alloc(&self, l: std::alloc::Layout) -> *mut u8 {
         let _ = ALLOCS.try_with(|a| a.set(a.get() + 1));
+        // SAFETY: the caller's layout contract is passed on as is.
         unsafe { std::alloc::System.alloc(l) }
     }
     unsafe fn dealloc(&self, p: *mut u8, l: std::alloc::Layout) {
+        // SAFETY: p came from System.alloc with layout l (alloc above), per the caller.
         unsafe { std::alloc::System.dealloc(p, l) }
     }
 }
@@ -114,21 +118,26 @@ weir_plugin_api::export_plugin!(Probe);
 
 fn desc() -> &'static PluginV1 {
     let d = weir_plugin_entry_v1(WEIR_ABI_MAJOR, WEIR_ABI_MINOR);
+    // SAFETY: the entry returns NULL or a pointer to its static descriptor.
     unsafe { d.as_ref() }.expect("descriptor for host 1.0")
 }
 
 fn s(p: *const std::ffi::c_char) -> String {
+    // SAFETY: callers pass descriptor strings and error messages: NUL-terminated, static or
+    // alive until the next call on this thread.
     unsafe { CStr::from_ptr(p) }.to_str().unwrap().to_owned()
 }
 
 fn create(config: &CStr) -> Result<*mut c_void, String> {
     let d = desc();
     let mut inst = std::ptr::null_mut();
+    // SAFETY: config is NUL-terminated; inst is a valid out-pointer.
     let rc = unsafe { d.create.unwrap()(config.as_ptr(), 7, &mut inst) };
     if rc == WEIR_OK {
         Ok(inst)
     } else {
         assert_eq!(rc, WEIR_ERR);
+        // SAFETY: last_error accepts NULL (the thread's create error).
         Err(s(unsafe { d.last_error.unwrap()(std::ptr::null_mut()) }))
     }
 }
@@ -165,6 +174,7 @@ fn descriptor_fields() {
     assert_eq!(d.state_align as usize, align_of::<ProbeState>());
     assert_eq!(d.state_align, 16);
     assert_eq!(d.n_features, 5);
+    // SAFETY: the descriptor declares n_features = 5 static feature descriptors (checked above).
     let f = unsafe { std::slice::from_raw_parts(d.features, 5) };
     let names: Vec<String> = f.iter().map(|f| s(f.name)).collect();
     assert_eq!(
@@ -201,6 +211,7 @@ fn create_err_and_panic_become_weir_err_with_message() {
     assert_eq!(e, "create panicked: create was told to panic");
     // The message is per thread: another thread sees its own (none yet).
     let other =
+        // SAFETY: last_error accepts NULL (the thread's create error).
         std::thread::spawn(|| s(unsafe { desc().last_error.unwrap()(std::ptr::null_mut()) }))
             .join()
             .unwrap();
@@ -209,8 +220,10 @@ fn create_err_and_panic_become_weir_err_with_message() {
     let d = desc();
     let mut inst = std::ptr::null_mut();
     let bad = [0xffu8, 0xfe, 0];
+    // SAFETY: bad is NUL-terminated; inst is a valid out-pointer.
     let rc = unsafe { d.create.unwrap()(bad.as_ptr().cast(), 0, &mut inst) };
     assert_eq!(rc, WEIR_ERR);
+    // SAFETY: last_error accepts NULL (the thread's create error).
     let e = s(unsafe { d.last_error.unwrap()(std::ptr::null_mut()) });
     assert!(e.starts_with("create: the config is not UTF-8"), "{e}");
 }
@@ -227,6 +240,8 @@ fn flow_runs_through_extern_callbacks() {
     let mut b = Slot([0; 64]);
     let pa = a.0.as_mut_ptr() as *mut c_void;
     let pb = b.0.as_mut_ptr() as *mut c_void;
+    // SAFETY: the states are live 64-byte, 64-aligned slots (the declared state needs 32, 16)
+    // of this instance; packets, outputs and done arrays have the lengths passed.
     unsafe {
         assert_eq!(d.flow_init.unwrap()(inst, &key, pa), WEIR_OK);
         assert_eq!(
@@ -288,6 +303,8 @@ fn panic_in_update_is_weir_err_and_instance_stays_failed() {
     let inst = create(c"{}").unwrap();
     let mut a = Slot([0; 64]);
     let pa = a.0.as_mut_ptr() as *mut c_void;
+    // SAFETY: the states are live 64-byte, 64-aligned slots (the declared state needs 32, 16)
+    // of this instance; packets, outputs and done arrays have the lengths passed.
     unsafe {
         assert_eq!(
             d.flow_init.unwrap()(inst, &FlowKeyV1::default(), pa),
@@ -322,6 +339,8 @@ fn panic_in_update_is_weir_err_and_instance_stays_failed() {
     };
     let mut b = Slot([0; 64]);
     let pb = b.0.as_mut_ptr() as *mut c_void;
+    // SAFETY: the states are live 64-byte, 64-aligned slots (the declared state needs 32, 16)
+    // of this instance; packets, outputs and done arrays have the lengths passed.
     unsafe {
         assert_eq!(d.flow_init.unwrap()(inst, &key, pb), WEIR_OK);
         let mut out = [0.0f64; 5];
@@ -352,6 +371,8 @@ fn callbacks_do_not_allocate_per_packet_or_per_burst() {
     let mut done = vec![0u8; 32];
     let mut out = [0.0f64; 5];
     let before = allocs();
+    // SAFETY: the states are live 64-byte, 64-aligned slots (the declared state needs 32, 16)
+    // of this instance; packets, outputs and done arrays have the lengths passed.
     unsafe {
         for p in &ptrs {
             assert_eq!(d.flow_init.unwrap()(inst, &key, *p), WEIR_OK);
@@ -375,6 +396,8 @@ fn callbacks_do_not_allocate_per_packet_or_per_burst() {
     }
     assert_eq!(allocs() - before, 0, "the generated callbacks allocated");
     // The counter works: an error path does allocate (its message).
+    // SAFETY: the states are live 64-byte, 64-aligned slots (the declared state needs 32, 16)
+    // of this instance; packets, outputs and done arrays have the lengths passed.
     unsafe {
         assert_eq!(
             d.flow_emit.unwrap()(inst, &key, ptrs[0], out.as_mut_ptr(), 1),

@@ -178,7 +178,7 @@ mod tests {
 
     // The examples of the Community ID specification's baseline (community-id-spec), seed 0
     // and 1; the full comparison with the reference implementation is in
-    // tests/community_id_reference.rs.
+    // tests/flow/community_id.rs.
     #[test]
     fn spec_baseline_examples() {
         let k = key(true, "128.232.110.120", "66.35.250.204", TCP, 34855, 80);

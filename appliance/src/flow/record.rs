@@ -220,7 +220,7 @@ pub fn core_column_names() -> Vec<String> {
     }
     v.push("expiration_id".into());
     v.push("worker".into());
-    // Interval records (issue 12): the kind, then the interval's bounds (empty in flow records).
+    // Interval records: the kind, then the interval's bounds (empty in flow records).
     v.push("record_kind".into());
     v.push("interval_start_ms".into());
     v.push("interval_end_ms".into());

@@ -270,8 +270,8 @@ pub unsafe fn read(
         None
     };
 
-    // SAFETY (all c_string calls below): descriptor strings are static NUL-terminated text or
-    // NULL, per the header.
+    // SAFETY: descriptor strings are static NUL-terminated text or NULL, per the header (so
+    // for every c_string call below).
     let name = match unsafe { c_string(d.name, MAX_PLUGIN_NAME + 1) } {
         Ok(Some(n)) => n,
         Ok(None) => return refuse(RefusalReason::BadDescriptor("name is NULL".into())),
@@ -284,15 +284,18 @@ pub unsafe fn read(
             why,
         });
     }
+    // SAFETY: as for the name.
     let version = match unsafe { c_string(d.version, MAX_STRING) } {
         Ok(Some(v)) => v,
         Ok(None) => return named(RefusalReason::BadDescriptor("version is NULL".into())),
         Err(e) => return named(RefusalReason::BadDescriptor(format!("version: {e}"))),
     };
+    // SAFETY: as for the name.
     let description = match unsafe { c_string(d.description, MAX_STRING) } {
         Ok(v) => v,
         Err(e) => return named(RefusalReason::BadDescriptor(format!("description: {e}"))),
     };
+    // SAFETY: as for the name.
     let config_schema = match unsafe { c_string(d.config_schema, MAX_STRING) } {
         Ok(v) => v,
         Err(e) => return named(RefusalReason::BadDescriptor(format!("config_schema: {e}"))),
@@ -380,6 +383,7 @@ pub unsafe fn read(
     for i in 0..d.n_features {
         // SAFETY: features points to n_features static descriptors (checked non-NULL above).
         let f = unsafe { &*d.features.add(i as usize) };
+        // SAFETY: a feature's strings are static NUL-terminated text or NULL, per the header.
         let fname = match unsafe { c_string(f.name, MAX_FEATURE_NAME + 1) } {
             Ok(Some(n)) => n,
             Ok(None) => {
@@ -415,6 +419,7 @@ pub unsafe fn read(
                 })
             }
         };
+        // SAFETY: as for the feature's name.
         let fdesc = unsafe { c_string(f.description, MAX_STRING) }.unwrap_or(None);
         if features.iter().any(|x: &FeatureInfo| x.name == fname) {
             return named(RefusalReason::DuplicateFeature {

@@ -309,6 +309,7 @@ impl WorkerPlugins {
                 for (i, &s) in slabs.iter().enumerate() {
                     // SAFETY: as above.
                     if unsafe { SlabLayout::done_mask(s) } & bit == 0 {
+                        // SAFETY: offset is inside every slab of this layout.
                         states[m] = unsafe { s.add(slot.offset) }.cast();
                         sub[m] = pkts[i];
                         idx[m] = i as u32;
@@ -414,11 +415,12 @@ impl WorkerPlugins {
             let live = !slot.quarantined && skip & (1u64 << pi) == 0;
             let state = slab.wrapping_add(slot.offset).cast();
             let (ptr, n) = (cols.as_mut_ptr(), cols.len() as u32);
-            // SAFETY: the state lies inside the slab; cols has exactly n_features doubles.
             let rc = match (which, slot.cb.interval_emit) {
+                // SAFETY: the state lies inside the slab; cols has exactly n_features doubles.
                 (Emit::Flow, _) if live => unsafe {
                     (slot.cb.flow_emit)(slot.inst, key, state, ptr, n)
                 },
+                // SAFETY: as for flow_emit.
                 (Emit::Interval, Some(f)) if live => unsafe { f(slot.inst, key, state, ptr, n) },
                 _ => {
                     cols.fill(f64::NAN);

@@ -21,6 +21,12 @@
 
 use super::descriptor::{Callbacks, Descriptor, FeatureKind};
 use super::refusal::RefusalReason;
+use crate::wire::ethernet::{ethertype, EthernetRepr};
+use crate::wire::icmp::IcmpRepr;
+use crate::wire::ipv4::{protocol, Ipv4Repr};
+use crate::wire::ipv6::Ipv6Repr;
+use crate::wire::tcp::TcpRepr;
+use crate::wire::udp::{self, UdpRepr};
 use std::alloc::Layout;
 use std::ffi::{c_void, CString};
 use weir_plugin_api::*;
@@ -53,18 +59,6 @@ fn v4(a: [u8; 4]) -> [u8; 16] {
     let mut x = [0u8; 16];
     x[..4].copy_from_slice(&a);
     x
-}
-
-fn ipv4_checksum(h: &[u8]) -> u16 {
-    // RFC 1071: one's-complement sum of 16-bit words.
-    let mut sum: u32 = h
-        .chunks(2)
-        .map(|c| u16::from_be_bytes([c[0], c[1]]) as u32)
-        .sum();
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    !(sum as u16)
 }
 
 impl SyntheticTraffic {
@@ -187,46 +181,52 @@ impl SyntheticTraffic {
             let l3_len = if k.ip_version == 4 { 20 } else { 40 };
             let ip_len = l3_len + l4_len + s.payload.len();
             let mut f = Vec::with_capacity(14 + ip_len);
-            f.extend_from_slice(&[0x02, 0, 0, 0, 0, 2, 0x02, 0, 0, 0, 0, 1]);
             if k.ip_version == 4 {
-                f.extend_from_slice(&[0x08, 0x00]);
-                let mut h = [0u8; 20];
-                h[0] = 0x45;
-                h[2..4].copy_from_slice(&(ip_len as u16).to_be_bytes());
-                h[4..6].copy_from_slice(&(i as u16).to_be_bytes());
-                h[6] = 0x40; // DF
-                h[8] = 64;
-                h[9] = k.protocol;
-                h[12..16].copy_from_slice(&src[..4]);
-                h[16..20].copy_from_slice(&dst[..4]);
-                let c = ipv4_checksum(&h);
-                h[10..12].copy_from_slice(&c.to_be_bytes());
-                f.extend_from_slice(&h);
+                ether(ethertype::IPV4).push(&mut f);
+                Ipv4Repr {
+                    src_addr: [src[0], src[1], src[2], src[3]],
+                    dst_addr: [dst[0], dst[1], dst[2], dst[3]],
+                    protocol: k.protocol,
+                    payload_len: l4_len + s.payload.len(),
+                    ident: i as u16,
+                    dont_frag: true,
+                    ..Default::default()
+                }
+                .push(&mut f);
             } else {
-                f.extend_from_slice(&[0x86, 0xdd]);
-                f.extend_from_slice(&[0x60, 0, 0, 0]);
-                f.extend_from_slice(&((l4_len + s.payload.len()) as u16).to_be_bytes());
-                f.extend_from_slice(&[k.protocol, 64]);
-                f.extend_from_slice(&src);
-                f.extend_from_slice(&dst);
+                ether(ethertype::IPV6).push(&mut f);
+                Ipv6Repr {
+                    src_addr: src,
+                    dst_addr: dst,
+                    next_header: k.protocol,
+                    payload_len: l4_len + s.payload.len(),
+                    ..Default::default()
+                }
+                .push(&mut f);
             }
             let l4_off = f.len();
-            f.extend_from_slice(&sp.to_be_bytes());
-            f.extend_from_slice(&dp.to_be_bytes());
             let d = s.dir as usize;
             let (tseq, tack) = (seq[s.flow][d], seq[s.flow][1 - d]);
             if tcp {
-                f.extend_from_slice(&tseq.to_be_bytes());
-                f.extend_from_slice(&(if s.tcp_flags & A != 0 { tack } else { 0 }).to_be_bytes());
-                f.extend_from_slice(&[0x50, s.tcp_flags, 0xfa, 0xf0, 0, 0, 0, 0]);
+                TcpRepr {
+                    src_port: sp,
+                    dst_port: dp,
+                    seq_number: tseq,
+                    ack_number: if s.tcp_flags & A != 0 { tack } else { 0 },
+                    flags: s.tcp_flags,
+                    window: 0xfaf0,
+                }
+                .push(&mut f, s.payload, None);
                 let adv = s.payload.len() as u32 + u32::from(s.tcp_flags & (S | F) != 0);
                 seq[s.flow][d] = tseq.wrapping_add(adv);
             } else {
-                f.extend_from_slice(&((8 + s.payload.len()) as u16).to_be_bytes());
-                f.extend_from_slice(&[0, 0]);
+                UdpRepr {
+                    src_port: sp,
+                    dst_port: dp,
+                }
+                .push(&mut f, s.payload, None);
             }
-            let payload_off = f.len();
-            f.extend_from_slice(s.payload);
+            let payload_off = l4_off + l4_len;
             let frame = f.into_boxed_slice();
             let first = !seen[s.flow];
             seen[s.flow] = true;
@@ -264,29 +264,30 @@ impl SyntheticTraffic {
     }
 }
 
-/// A frame: zero MACs, `ethertype`, then `l3`.
-fn ether(ethertype: u16, l3: &[u8]) -> Vec<u8> {
-    let mut f = vec![0x02, 0, 0, 0, 0, 2, 0x02, 0, 0, 0, 0, 1];
-    f.extend_from_slice(&ethertype.to_be_bytes());
-    f.extend_from_slice(l3);
-    f
+/// The Ethernet header of every self-test frame.
+fn ether(ethertype: u16) -> EthernetRepr {
+    EthernetRepr {
+        src_addr: [0x02, 0, 0, 0, 0, 1],
+        dst_addr: [0x02, 0, 0, 0, 0, 2],
+        ethertype,
+    }
 }
 
-/// An IPv4 packet 10.9.0.1 -> 10.9.0.2 carrying `l4` (`frag`: flags and fragment offset field).
-fn ipv4_packet(proto: u8, frag: u16, id: u16, l4: &[u8]) -> Vec<u8> {
-    let mut h = vec![0u8; 20];
-    h[0] = 0x45;
-    h[2..4].copy_from_slice(&((20 + l4.len()) as u16).to_be_bytes());
-    h[4..6].copy_from_slice(&id.to_be_bytes());
-    h[6..8].copy_from_slice(&frag.to_be_bytes());
-    h[8] = 64;
-    h[9] = proto;
-    h[12..16].copy_from_slice(&[10, 9, 0, 1]);
-    h[16..20].copy_from_slice(&[10, 9, 0, 2]);
-    let c = ipv4_checksum(&h);
-    h[10..12].copy_from_slice(&c.to_be_bytes());
-    h.extend_from_slice(l4);
-    h
+/// An Ethernet frame with an IPv4 header 10.9.0.1 -> 10.9.0.2 (`ident`, fragment fields of
+/// `frag`), then `l4` as given.
+fn ipv4_frame(proto: u8, frag: Ipv4Repr, l4: &[u8]) -> Vec<u8> {
+    let mut f = Vec::new();
+    ether(ethertype::IPV4).push(&mut f);
+    Ipv4Repr {
+        src_addr: [10, 9, 0, 1],
+        dst_addr: [10, 9, 0, 2],
+        protocol: proto,
+        payload_len: l4.len(),
+        ..frag
+    }
+    .push(&mut f);
+    f.extend_from_slice(l4);
+    f
 }
 
 impl SyntheticTraffic {
@@ -295,38 +296,83 @@ impl SyntheticTraffic {
     /// parser refuses would never reach a plugin and are left out.
     pub fn malformed() -> SyntheticTraffic {
         let mut frames: Vec<(Box<[u8]>, u32)> = Vec::new();
+        let ident = |ident| Ipv4Repr {
+            ident,
+            ..Default::default()
+        };
         // A TCP segment with 40 bytes of payload, captured up to 5 bytes of it.
-        let mut tcp = vec![
-            0x9c, 0x40, 0, 80, 0, 0, 0, 1, 0, 0, 0, 1, 0x50, 0x18, 0xfa, 0xf0,
-        ];
-        tcp.extend_from_slice(&[0, 0, 0, 0]);
-        tcp.extend_from_slice(&[b'x'; 40]);
-        let full = ether(0x0800, &ipv4_packet(6, 0x4000, 1, &tcp));
+        let mut tcp = Vec::new();
+        TcpRepr {
+            src_port: 40000,
+            dst_port: 80,
+            seq_number: 1,
+            ack_number: 1,
+            flags: 0x18, // PSH ACK
+            window: 0xfaf0,
+        }
+        .push(&mut tcp, &[b'x'; 40], None);
+        let df = Ipv4Repr {
+            dont_frag: true,
+            ..ident(1)
+        };
+        let full = ipv4_frame(protocol::TCP, df, &tcp);
         let wire = full.len() as u32;
         frames.push((full[..14 + 20 + 20 + 5].into(), wire));
         // The same, captured up to the end of the TCP header only.
         frames.push((full[..14 + 20 + 20].into(), wire));
         // UDP without payload.
-        let udp = [0x13, 0x88, 0x17, 0x70, 0, 8, 0, 0];
-        frames.push((ether(0x0800, &ipv4_packet(17, 0, 2, &udp)).into(), 0));
+        let mut udp = Vec::new();
+        UdpRepr {
+            src_port: 5000,
+            dst_port: 6000,
+        }
+        .push(&mut udp, &[], None);
+        frames.push((ipv4_frame(protocol::UDP, ident(2), &udp).into(), 0));
         // ICMP echo request.
-        let icmp = [8, 0, 0, 0, 0, 1, 0, 1, b'p', b'i', b'n', b'g'];
-        frames.push((ether(0x0800, &ipv4_packet(1, 0, 3, &icmp)).into(), 0));
+        let echo = IcmpRepr {
+            msg_type: 8,
+            msg_code: 0,
+            rest: [0, 1, 0, 1],
+        };
+        let mut icmp = Vec::new();
+        echo.push(&mut icmp, b"ping", None);
+        frames.push((ipv4_frame(protocol::ICMP, ident(3), &icmp).into(), 0));
         // ICMPv6 echo request.
-        let mut v6 = vec![0x60, 0, 0, 0, 0, 8, 58, 64];
-        v6.extend_from_slice(&[0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
-        v6.extend_from_slice(&[0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]);
-        v6.extend_from_slice(&[128, 0, 0, 0, 0, 1, 0, 1]);
-        frames.push((ether(0x86dd, &v6).into(), 0));
-        // A fragmented UDP datagram: the first fragment (MF, with the UDP header) and a later
-        // one (offset 1480 bytes, no L4 header).
-        let mut first = vec![0x13, 0x88, 0x17, 0x70, 0x07, 0xd0, 0, 0];
-        first.extend_from_slice(&[b'f'; 24]);
-        frames.push((ether(0x0800, &ipv4_packet(17, 0x2000, 4, &first)).into(), 0));
-        frames.push((
-            ether(0x0800, &ipv4_packet(17, 185, 4, &[b'g'; 16])).into(),
-            0,
-        ));
+        let mut v6 = Vec::new();
+        ether(ethertype::IPV6).push(&mut v6);
+        let ip6 = Ipv6Repr {
+            src_addr: [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1],
+            dst_addr: [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2],
+            next_header: protocol::ICMPV6,
+            payload_len: 8,
+            ..Default::default()
+        };
+        ip6.push(&mut v6);
+        let echo6 = IcmpRepr {
+            msg_type: 128,
+            ..echo
+        };
+        echo6.push(&mut v6, &[], Some(&ip6.pseudo_header()));
+        frames.push((v6.into(), 0));
+        // A fragmented UDP datagram: the first fragment (MF, with the UDP header, whose Length
+        // is the whole datagram's) and a later one (offset 1480 bytes, no L4 header).
+        let mut first = Vec::new();
+        UdpRepr {
+            src_port: 5000,
+            dst_port: 6000,
+        }
+        .push(&mut first, &[b'f'; 24], None);
+        first[udp::field::LENGTH].copy_from_slice(&2000u16.to_be_bytes());
+        let mf = Ipv4Repr {
+            more_frags: true,
+            ..ident(4)
+        };
+        frames.push((ipv4_frame(protocol::UDP, mf, &first).into(), 0));
+        let later = Ipv4Repr {
+            frag_offset: 185,
+            ..ident(4)
+        };
+        frames.push((ipv4_frame(protocol::UDP, later, &[b'g'; 16]).into(), 0));
 
         let mut keys = Vec::new();
         let mut pkts = Vec::new();
@@ -724,8 +770,8 @@ mod tests {
             .count();
         assert_eq!(firsts, 2);
         // The IPv4 header checksum verifies (sums to 0xffff including itself).
-        let b = &t._frames[0][14..34];
-        assert_eq!(ipv4_checksum(b), 0);
+        let ip = crate::wire::ipv4::Ipv4Packet::new_checked(&t._frames[0][14..]).unwrap();
+        assert!(ip.verify_checksum());
     }
 
     #[test]

@@ -8,7 +8,7 @@
 //! an input width other than the number of features, a classifier exported with ZipMap, or no
 //! probability / score output of the right width.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use ort::session::Session;
 use ort::value::{TensorElementType, ValueType};
@@ -300,12 +300,6 @@ impl ModelIo {
             },
         })
     }
-}
-
-/// The ONNX file of a `weir-model/1` directory (an MLflow model names its own: see
-/// [`super::mlflow::locate`]).
-pub fn onnx_path(dir: &Path) -> PathBuf {
-    dir.join("model.onnx")
 }
 
 /// A session with one intra-op thread (ONNX Runtime must not spawn threads onto the data-plane

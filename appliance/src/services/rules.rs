@@ -25,8 +25,8 @@ pub struct ServiceConfig {
     /// Plugins run for this service's flows; absent = every loaded plugin.
     #[serde(default)]
     pub plugins: Option<Vec<String>>,
-    /// Interval records of this service's flows every this many ms of packet time (issue
-    /// 12); absent = `[intervals] every_ms`; 0 = none for this service.
+    /// Interval records of this service's flows every this many ms of packet time; absent =
+    /// `[intervals] every_ms`; 0 = none for this service.
     #[serde(default)]
     pub every_ms: Option<u64>,
 }

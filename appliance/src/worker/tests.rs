@@ -1,6 +1,9 @@
 //! Worker tests that need its internals.
 
 use super::*;
+use crate::wire::ethernet::{ethertype, EthernetRepr};
+use crate::wire::ipv4::{protocol, Ipv4Repr};
+use crate::wire::udp::UdpRepr;
 use crossbeam_channel::{unbounded, Receiver};
 
 /// A worker with no plugins and a table of `capacity` flows, and its record channel.
@@ -18,19 +21,26 @@ fn worker(capacity: u32) -> (Worker, Receiver<Vec<FlowRecord>>) {
 
 /// Ethernet + IPv4 + UDP from 10.0.x.y:sport to 10.1.0.1:53, 8 payload bytes.
 fn udp_frame(i: u32) -> Vec<u8> {
-    let mut f = vec![0u8; 14 + 20 + 8 + 8];
-    f[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
-    let ip = &mut f[14..34];
-    ip[0] = 0x45;
-    ip[2..4].copy_from_slice(&36u16.to_be_bytes());
-    ip[8] = 64;
-    ip[9] = 17;
-    ip[12..16].copy_from_slice(&[10, 0, (i >> 8) as u8, i as u8]);
-    ip[16..20].copy_from_slice(&[10, 1, 0, 1]);
-    let udp = &mut f[34..42];
-    udp[0..2].copy_from_slice(&(1024 + (i >> 16) as u16).to_be_bytes());
-    udp[2..4].copy_from_slice(&53u16.to_be_bytes());
-    udp[4..6].copy_from_slice(&16u16.to_be_bytes());
+    let mut f = Vec::with_capacity(14 + 20 + 8 + 8);
+    EthernetRepr {
+        src_addr: [0; 6],
+        dst_addr: [0; 6],
+        ethertype: ethertype::IPV4,
+    }
+    .push(&mut f);
+    Ipv4Repr {
+        src_addr: [10, 0, (i >> 8) as u8, i as u8],
+        dst_addr: [10, 1, 0, 1],
+        protocol: protocol::UDP,
+        payload_len: 8 + 8,
+        ..Default::default()
+    }
+    .push(&mut f);
+    UdpRepr {
+        src_port: 1024 + (i >> 16) as u16,
+        dst_port: 53,
+    }
+    .push(&mut f, &[0; 8], None);
     f
 }
 

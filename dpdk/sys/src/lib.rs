@@ -7,6 +7,8 @@
 //! `pcap_compile`, `pcap_geterr`). Everything here is `unsafe`; use the `weir-dpdk` crate.
 #![allow(non_upper_case_globals, non_camel_case_types, non_snake_case)]
 #![allow(clippy::all)]
+// Generated code: its unsafe blocks are bindgen's, not ours to document.
+#![allow(clippy::undocumented_unsafe_blocks)]
 #![allow(rustdoc::all)]
 
 include!(concat!(env!("OUT_DIR"), "/bindings.rs"));

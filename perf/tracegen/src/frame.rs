@@ -1,15 +1,23 @@
-//! Frame builders: Ethernet (optionally one 802.1Q tag), IPv4 (RFC 791) or IPv6 (RFC 8200),
-//! TCP (RFC 9293) or UDP (RFC 768), with lengths that agree with the frame. The IPv4 header
-//! checksum is always written; the TCP/UDP checksums (over the RFC 768 / RFC 8200 §8.1
-//! pseudo-header) only when asked for, since they cost a pass over the payload.
+//! One packet's frame: Ethernet (optionally one 802.1Q tag), IPv4 or IPv6, TCP or UDP, built
+//! with weir's wire builders (`weir-wire`), so lengths agree with the frame. The IPv4 header
+//! checksum is always written; the TCP/UDP checksums (over the pseudo-header) only when asked
+//! for, since they cost a pass over the payload.
+
+use weir_wire::checksum::PseudoHeader;
+use weir_wire::ethernet::{ethertype, EthernetRepr};
+use weir_wire::ipv4::{protocol, Ipv4Repr};
+use weir_wire::ipv6::Ipv6Repr;
+use weir_wire::tcp::{self, TcpRepr};
+use weir_wire::udp::UdpRepr;
+use weir_wire::vlan::VlanRepr;
 
 pub const ETH_MIN_FRAME: usize = 60;
 
-pub const TCP_FIN: u8 = 0x01;
-pub const TCP_SYN: u8 = 0x02;
-pub const TCP_RST: u8 = 0x04;
-pub const TCP_PSH: u8 = 0x08;
-pub const TCP_ACK: u8 = 0x10;
+pub const TCP_FIN: u8 = tcp::flags::FIN;
+pub const TCP_SYN: u8 = tcp::flags::SYN;
+pub const TCP_RST: u8 = tcp::flags::RST;
+pub const TCP_PSH: u8 = tcp::flags::PSH;
+pub const TCP_ACK: u8 = tcp::flags::ACK;
 
 #[derive(Clone, Copy, Debug)]
 pub enum L4 {
@@ -53,27 +61,6 @@ impl Header {
     }
 }
 
-/// One's-complement sum of 16-bit big-endian words (RFC 1071), not yet folded.
-#[inline]
-fn sum16(data: &[u8], mut acc: u64) -> u64 {
-    let mut chunks = data.chunks_exact(2);
-    for c in &mut chunks {
-        acc += u16::from_be_bytes([c[0], c[1]]) as u64;
-    }
-    if let [last] = chunks.remainder() {
-        acc += (*last as u64) << 8;
-    }
-    acc
-}
-
-#[inline]
-fn fold(mut acc: u64) -> u16 {
-    while acc >> 16 != 0 {
-        acc = (acc & 0xFFFF) + (acc >> 16);
-    }
-    !(acc as u16)
-}
-
 /// Write the frame of `h` carrying `payload` into `out` (cleared first), padded to Ethernet's
 /// 60-byte minimum.
 pub fn build(out: &mut Vec<u8>, h: &Header, payload: &[u8], checksums: bool) {
@@ -81,83 +68,87 @@ pub fn build(out: &mut Vec<u8>, h: &Header, payload: &[u8], checksums: bool) {
     let client_mac = [0x02, 0, 0, 0, 0, 0x01];
     let server_mac = [0x02, 0, 0, 0, 0, 0x02];
     // MACs follow the direction so that both directions look like one link.
-    let (smac, dmac) = if h.sport > h.dport {
+    let (src_addr, dst_addr) = if h.sport > h.dport {
         (client_mac, server_mac)
     } else {
         (server_mac, client_mac)
     };
-    out.extend_from_slice(&dmac);
-    out.extend_from_slice(&smac);
-    let ethertype: u16 = if h.v6 { 0x86DD } else { 0x0800 };
-    if h.vlan != 0 {
-        out.extend_from_slice(&0x8100u16.to_be_bytes());
-        out.extend_from_slice(&(h.vlan & 0x0FFF).to_be_bytes());
-    }
-    out.extend_from_slice(&ethertype.to_be_bytes());
-    let (l4_len, proto) = match h.l4 {
-        L4::Tcp { .. } => (20 + payload.len(), 6u8),
-        L4::Udp => (8 + payload.len(), 17u8),
-    };
-    let ip_start = out.len();
-    if h.v6 {
-        out.extend_from_slice(&[0x60, 0, 0, 0]);
-        out.extend_from_slice(&(l4_len as u16).to_be_bytes());
-        out.push(proto);
-        out.push(64);
-        out.extend_from_slice(&h.src);
-        out.extend_from_slice(&h.dst);
+    let l3_type = if h.v6 {
+        ethertype::IPV6
     } else {
-        out.extend_from_slice(&[0x45, 0]);
-        out.extend_from_slice(&((20 + l4_len) as u16).to_be_bytes());
-        out.extend_from_slice(&h.ip_id.to_be_bytes());
-        out.extend_from_slice(&0x4000u16.to_be_bytes()); // DF, no fragment
-        out.push(64);
-        out.push(proto);
-        out.extend_from_slice(&[0, 0]);
-        out.extend_from_slice(&h.src[..4]);
-        out.extend_from_slice(&h.dst[..4]);
-        let c = fold(sum16(&out[ip_start..ip_start + 20], 0));
-        out[ip_start + 10..ip_start + 12].copy_from_slice(&c.to_be_bytes());
+        ethertype::IPV4
+    };
+    let mut eth = EthernetRepr {
+        src_addr,
+        dst_addr,
+        ethertype: l3_type,
+    };
+    if h.vlan != 0 {
+        eth.ethertype = ethertype::VLAN;
+        eth.push(out);
+        VlanRepr {
+            pcp: 0,
+            vid: h.vlan,
+            ethertype: l3_type,
+        }
+        .push(out);
+    } else {
+        eth.push(out);
     }
-    let l4_start = out.len();
-    out.extend_from_slice(&h.sport.to_be_bytes());
-    out.extend_from_slice(&h.dport.to_be_bytes());
-    let csum_at = match h.l4 {
+    let (l4_len, proto) = match h.l4 {
+        L4::Tcp { .. } => (20 + payload.len(), protocol::TCP),
+        L4::Udp => (8 + payload.len(), protocol::UDP),
+    };
+    let ph = if h.v6 {
+        let ip = Ipv6Repr {
+            src_addr: h.src,
+            dst_addr: h.dst,
+            next_header: proto,
+            payload_len: l4_len,
+            ..Default::default()
+        };
+        ip.push(out);
+        ip.pseudo_header()
+    } else {
+        let ip = Ipv4Repr {
+            src_addr: v4(&h.src),
+            dst_addr: v4(&h.dst),
+            protocol: proto,
+            payload_len: l4_len,
+            ident: h.ip_id,
+            dont_frag: true,
+            ..Default::default()
+        };
+        ip.push(out);
+        ip.pseudo_header()
+    };
+    let ph: Option<&PseudoHeader> = checksums.then_some(&ph);
+    match h.l4 {
         L4::Tcp {
             seq,
             ack,
             flags,
             window,
-        } => {
-            out.extend_from_slice(&seq.to_be_bytes());
-            out.extend_from_slice(&ack.to_be_bytes());
-            out.push(5 << 4); // data offset: 5 words, no options
-            out.push(flags);
-            out.extend_from_slice(&window.to_be_bytes());
-            out.extend_from_slice(&[0, 0, 0, 0]); // checksum, urgent pointer
-            l4_start + 16
+        } => TcpRepr {
+            src_port: h.sport,
+            dst_port: h.dport,
+            seq_number: seq,
+            ack_number: ack,
+            flags,
+            window,
         }
-        L4::Udp => {
-            out.extend_from_slice(&(l4_len as u16).to_be_bytes());
-            out.extend_from_slice(&[0, 0]);
-            l4_start + 6
+        .push(out, payload, ph),
+        L4::Udp => UdpRepr {
+            src_port: h.sport,
+            dst_port: h.dport,
         }
-    };
-    out.extend_from_slice(payload);
-    if checksums {
-        let mut acc = if h.v6 {
-            sum16(&h.src, sum16(&h.dst, 0))
-        } else {
-            sum16(&h.src[..4], sum16(&h.dst[..4], 0))
-        };
-        acc += proto as u64 + l4_len as u64;
-        let mut c = fold(sum16(&out[l4_start..], acc));
-        if c == 0 && proto == 17 {
-            c = 0xFFFF; // RFC 768: a computed zero is sent as all ones
-        }
-        out[csum_at..csum_at + 2].copy_from_slice(&c.to_be_bytes());
+        .push(out, payload, ph),
     }
     if out.len() < ETH_MIN_FRAME {
         out.resize(ETH_MIN_FRAME, 0);
     }
+}
+
+fn v4(a: &[u8; 16]) -> [u8; 4] {
+    [a[0], a[1], a[2], a[3]]
 }

@@ -7,7 +7,7 @@
 //!
 //! - [`rng`]: the seeded PRNG (xoshiro256**).
 //! - [`zipf`]: heavy-tailed flow sizes.
-//! - [`frame`]: Ethernet/VLAN/IPv4/IPv6/TCP/UDP frame builders.
+//! - [`frame`]: one packet's Ethernet/VLAN/IPv4/IPv6/TCP/UDP frame, built with `weir-wire`.
 //! - [`gen`]: the flow model that drives them.
 //! - [`pcap`]: the buffered pcap writer.
 

@@ -96,7 +96,9 @@ fn descriptor() {
             "dst2src_payload_sampled"
         ]
     );
+    // SAFETY: the entry point takes any version numbers and returns NULL or a descriptor.
     assert!(unsafe { lib.entry().unwrap()(2, 0) }.is_null());
+    // SAFETY: as above.
     assert!(!unsafe { lib.entry().unwrap()(1, 7) }.is_null());
 }
 
@@ -270,6 +272,11 @@ fn config_errors_and_host_misuse_are_weir_err_with_messages() {
     let inst = lib.instance("{}", 0).unwrap();
     drop(inst);
     let mut raw = std::ptr::null_mut();
+    // SAFETY: the config is NUL-terminated, raw a valid out-pointer; update_burst is given a
+    // NULL states array on purpose (the plugin must refuse it) and a one-packet burst; the
+    // error message is read before any other call on the instance; flow_emit gets a zeroed
+    // state and 5 outputs where the plugin declares 6 (it must refuse them before touching
+    // either); raw is destroyed once, last.
     unsafe {
         assert_eq!(d.create.unwrap()(c"{}".as_ptr(), 0, &mut raw), WEIR_OK);
         let pkt = PacketV1::EMPTY;

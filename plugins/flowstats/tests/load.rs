@@ -22,6 +22,7 @@ fn descriptor_and_a_synthetic_flow() {
     assert_eq!(f[1].kind, WEIR_FEATURE_F64);
     assert_eq!(f[47].name, "dst2src_fin_packets");
     let entry = lib.entry().unwrap();
+    // SAFETY: the entry point takes any version numbers and returns NULL or a descriptor.
     assert!(unsafe { entry(2, 0) }.is_null());
 
     // Interval records off: no interval part, interval_emit is not for this instance.

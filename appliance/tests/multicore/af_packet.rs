@@ -1,0 +1,248 @@
+//! Two workers on a port with two RX queues, no NIC: DPDK's net_af_packet with `qpairs=2` on
+//! one end of a veth pair inside a network namespace this test creates; tcpreplay sends
+//! captures into the other end; SIGTERM ends the run. The queues are spread by the kernel's
+//! PACKET_FANOUT_HASH (a symmetric flow hash), which is what weir's `workers.spread = "rss"`
+//! path relies on here instead of a NIC's RSS.
+//!
+//! Checked: the port received exactly the capture's packets (nothing added, nothing lost:
+//! IPv6 is disabled in the namespace so the kernel sends no RS/MLD/DAD frames, the veths have
+//! no address so nothing answers, and the replay is paced), both queues got packets, every
+//! flow was seen by exactly one worker, and per flow (5-tuple) the packets and bytes in each
+//! direction equal a one-worker `weir extract` of the same captures. Times are not compared:
+//! the run stamps live time. The captures have no IP fragments (af_packet's fanout reassembles
+//! them, `PACKET_FANOUT_FLAG_DEFRAG`), no VLAN tags (the kernel moves tags out of the frame),
+//! no frame above the veth's 1500-byte MTU, and no 5-tuple that the capture's own idle gaps
+//! split into two flows (a paced replay has no such gaps); the test checks the last one.
+//!
+//! Needs root (network namespaces), `ip` (iproute2) and `tcpreplay`; without them it fails
+//! and says so.
+
+use crate::support::{oracle::*, paths::*, records::*, run::*};
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const CAPTURES: &[&str] = &["quic.pcap", "synscan.pcap", "dnp3.pcap", "gtp-u.pcap"];
+
+/// A network namespace with a veth pair `wa` <-> `wb`, deleted on drop.
+struct Netns {
+    name: String,
+}
+
+fn sh(args: &[&str]) -> Result<(), String> {
+    let o = Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .map_err(|e| format!("cannot run {args:?}: {e}"))?;
+    if !o.status.success() {
+        return Err(format!(
+            "{args:?} failed ({}): {}",
+            o.status,
+            String::from_utf8_lossy(&o.stderr).trim()
+        ));
+    }
+    Ok(())
+}
+
+impl Netns {
+    fn new() -> Result<Netns, String> {
+        let ns = Netns {
+            name: format!("weirmc{}", std::process::id()),
+        };
+        let n = ns.name.as_str();
+        sh(&["ip", "netns", "add", n]).map_err(|e| {
+            format!("{e}\n(this test needs root and iproute2 to create a network namespace)")
+        })?;
+        // No IPv6: the kernel would send router solicitations, MLD reports and DAD probes
+        // that the port would count.
+        sh(&[
+            "ip",
+            "netns",
+            "exec",
+            n,
+            "sysctl",
+            "-qw",
+            "net.ipv6.conf.all.disable_ipv6=1",
+            "net.ipv6.conf.default.disable_ipv6=1",
+        ])?;
+        sh(&[
+            "ip", "-n", n, "link", "add", "wa", "type", "veth", "peer", "name", "wb",
+        ])?;
+        for l in ["wa", "wb"] {
+            sh(&["ip", "-n", n, "link", "set", l, "up"])?;
+        }
+        Ok(ns)
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = sh(&["ip", "netns", "del", &self.name]);
+    }
+}
+
+#[test]
+fn af_packet_two_queues_each_flow_on_one_worker_and_counts_match_extract() {
+    let tcpreplay = Command::new("tcpreplay").arg("--version").output();
+    assert!(
+        tcpreplay.is_ok(),
+        "tcpreplay is not installed (Debian: apt-get install -y tcpreplay)"
+    );
+    let captures: Vec<_> = CAPTURES.iter().map(|c| pcap(c)).collect();
+    let expected_packets: u64 = captures.iter().map(|c| packets_in(c)).sum();
+    let dir = tempfile::tempdir().unwrap();
+    let oracle = extract(&captures, 1, &dir.path().join("oracle.csv"));
+    let mut tuples: Vec<String> = oracle.iter().map(tuple).collect();
+    tuples.sort();
+    let n = tuples.len();
+    tuples.dedup();
+    assert_eq!(
+        n,
+        tuples.len(),
+        "a 5-tuple has several flows in the oracle: pick other captures"
+    );
+
+    let ns = Netns::new().unwrap_or_else(|e| panic!("cannot set up the veth pair: {e}"));
+    let records = dir.path().join("run.csv");
+    let cfg = dir.path().join("weir.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            r#"[eal]
+no_huge = true
+no_pci = true
+memory_mb = 512
+
+[[ports]]
+vdev = "net_af_packet0,iface=wa,qpairs=2,framecnt=4096"
+
+[workers]
+count = 2
+spread = "rss"
+
+[plugins]
+dir = "{}"
+
+[sinks]
+records = "{}"
+
+[log]
+status_interval_s = 0
+"#,
+            plugin_dir().display(),
+            records.display()
+        ),
+    )
+    .unwrap();
+    // `ip netns exec` execs weir, so the child's pid is weir's.
+    let mut child = Command::new("ip")
+        .args(["netns", "exec", &ns.name])
+        .arg(env!("CARGO_BIN_EXE_weir"))
+        .arg("run")
+        .arg("--config")
+        .arg(&cfg)
+        .env("RUST_LOG", "info")
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("start weir in the namespace");
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let reader = std::thread::spawn(move || {
+        let mut all = Vec::new();
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line.clone());
+            all.push(line);
+        }
+        all.join("\n")
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        match rx.recv_timeout(Duration::from_millis(200)) {
+            Ok(l) if l.contains("running;") => break,
+            Ok(_) => {}
+            Err(_) if Instant::now() > deadline => {
+                let _ = child.kill();
+                panic!("weir did not start within 60 s");
+            }
+            Err(_) => {
+                if let Ok(Some(st)) = child.try_wait() {
+                    let log = reader.join().unwrap_or_default();
+                    panic!("weir exited before running ({st}):\n{log}");
+                }
+            }
+        }
+    }
+    let replay = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &ns.name,
+            "tcpreplay",
+            "-q",
+            "-i",
+            "wb",
+            "--pps",
+            "2000",
+        ])
+        .args(&captures)
+        .output()
+        .expect("run tcpreplay");
+    assert!(
+        replay.status.success(),
+        "tcpreplay failed: {}",
+        String::from_utf8_lossy(&replay.stderr)
+    );
+    // Let the workers take the last packets off the queues, then stop weir as an operator would.
+    std::thread::sleep(Duration::from_millis(1500));
+    // SAFETY: a plain kill(2) of our own child.
+    let rc = unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    assert_eq!(rc, 0, "cannot signal weir");
+    let status = child.wait().unwrap();
+    let log = log_text(reader.join().unwrap().as_bytes());
+    assert!(status.success(), "weir run failed ({status}):\n{log}");
+    assert!(
+        log.contains("path=\"rss\"") && log.contains("2 rx queue(s)"),
+        "the log does not show the two-queue path:\n{log}"
+    );
+    assert!(
+        log.contains(&format!("weir run: {expected_packets} packets")),
+        "the port did not deliver exactly the {expected_packets} packets sent:\n{log}"
+    );
+    let per_queue = log
+        .lines()
+        .find(|l| l.contains("port statistics"))
+        .and_then(|l| l.split("per_queue=[").nth(1))
+        .and_then(|s| s.split(']').next())
+        .unwrap_or_else(|| panic!("no per-queue statistics in the log:\n{log}"))
+        .to_string();
+    let q: Vec<u64> = per_queue
+        .split(',')
+        .map(|x| x.trim().parse().unwrap())
+        .collect();
+    assert!(q.len() == 2 && q.iter().all(|&n| n > 0), "queues {q:?}");
+
+    let got = read_csv(&records);
+    let per = assert_one_worker_per_flow(&got, "af_packet run");
+    assert!(per.len() == 2, "flows per worker {per:?}");
+    let counts = [
+        "bidirectional_packets",
+        "bidirectional_bytes",
+        "src2dst_packets",
+        "src2dst_bytes",
+        "dst2src_packets",
+        "dst2src_bytes",
+        "ip_version",
+    ];
+    let diffs = compare(&oracle, &got, &tuple, Some(&counts));
+    assert!(
+        diffs.is_empty(),
+        "{} differences, first: {:?}",
+        diffs.len(),
+        &diffs[..diffs.len().min(10)]
+    );
+    eprintln!(
+        "queues {q:?}, flows per worker {per:?}, {} flows",
+        got.len()
+    );
+}

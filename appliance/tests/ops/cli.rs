@@ -1,0 +1,278 @@
+//! The `weir` command line with bad input, and `weir run`'s shutdown: each mistake gets one
+//! clear message naming the thing and a non-zero exit; a signal flushes every open flow.
+
+use crate::support::{paths::*, records::*, run::*};
+use std::io::Write;
+use std::path::Path;
+use std::process::{Output, Stdio};
+use std::time::Duration;
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn plugin_dir() -> std::path::PathBuf {
+    weir_bin().parent().unwrap().to_path_buf()
+}
+
+#[test]
+fn missing_capture_is_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    let o = weir()
+        .args(["extract", "/nonexistent/x.pcap", "--out"])
+        .arg(tmp.path().join("f.csv"))
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let e = stderr(&o);
+    assert!(e.contains("cannot open capture /nonexistent/x.pcap"), "{e}");
+}
+
+#[test]
+fn a_file_that_is_not_a_capture_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bogus = tmp.path().join("notes.pcap");
+    std::fs::write(&bogus, "these are not packets\n").unwrap();
+    let o = weir()
+        .arg("extract")
+        .arg(&bogus)
+        .arg("--out")
+        .arg(tmp.path().join("f.csv"))
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let e = stderr(&o);
+    assert!(e.contains("is not a pcap or pcapng capture"), "{e}");
+    assert!(e.contains("notes.pcap"), "{e}");
+}
+
+#[test]
+fn unknown_output_format_is_refused() {
+    let cap = data_dir().join("pcaps/1kxun.pcap");
+    let o = weir()
+        .arg("extract")
+        .arg(&cap)
+        .args(["--out", "/tmp/flows.txt"])
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("use a .csv or .jsonl file name"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+fn config(text: &str) -> tempfile::NamedTempFile {
+    let mut f = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
+    f.write_all(text.as_bytes()).unwrap();
+    f
+}
+
+#[test]
+fn config_errors_name_key_and_line() {
+    for (text, key, line) in [
+        (
+            "[flows]\nidle_timeout_s = 30\ncapacity = \"many\"\n",
+            "capacity",
+            "line 3",
+        ),
+        ("[flows]\n\nidle_timout_s = 30\n", "idle_timout_s", "line 3"),
+        ("[workers]\ncount = 0\n", "workers.count", "line 2"),
+        ("[model]\nbatch = 0\n", "model", "line 1"),
+    ] {
+        let f = config(text);
+        for cmd in ["check-config", "extract"] {
+            let mut c = weir();
+            c.arg(cmd);
+            if cmd == "extract" {
+                c.arg(data_dir().join("pcaps/1kxun.pcap")).args([
+                    "--out",
+                    "/tmp/weir-cli-never.csv",
+                    "--config",
+                ]);
+            }
+            let o = c.arg(f.path()).output().unwrap();
+            assert!(!o.status.success(), "{cmd} accepted {text:?}");
+            let e = stderr(&o);
+            assert!(e.contains(key) && e.contains(line), "{cmd} {text:?}: {e}");
+        }
+    }
+    let ok = config("[flows]\nidle_timeout_s = 30\n");
+    let o = weir().arg("check-config").arg(ok.path()).output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
+#[test]
+fn eal_failures_are_clear() {
+    // A virtual device whose capture does not exist: EAL cannot create the port.
+    let bad_vdev = config(
+        "[eal]\nno_huge = true\nno_pci = true\nmemory_mb = 256\n\
+         [[ports]]\nvdev = \"net_pcap0,rx_pcap=/nonexistent/in.pcap\"\n",
+    );
+    let o = weir()
+        .arg("run")
+        .arg("-c")
+        .arg(bad_vdev.path())
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let e = stderr(&o);
+    assert!(e.contains("net_pcap0"), "{e}");
+    // Too little memory for the mempools asked for: the pool and the reason are named.
+    let cap = data_dir().join("pcaps/1kxun.pcap");
+    let no_mem = config(&format!(
+        "[eal]\nno_huge = true\nno_pci = true\nmemory_mb = 64\n\
+         [workers]\nmbufs = 2000000\n\
+         [[ports]]\nvdev = \"net_pcap0,rx_pcap={}\"\n",
+        cap.display()
+    ));
+    let o = weir()
+        .arg("run")
+        .arg("-c")
+        .arg(no_mem.path())
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let e = stderr(&o);
+    assert!(e.contains("weir_rx0") && e.contains("2000000"), "{e}");
+}
+
+#[test]
+fn plugins_list_and_check() {
+    let o = weir()
+        .args(["plugins", "list", "--plugin-dir"])
+        .arg(plugin_dir())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    for p in ["flowstats", "splt", "tcp", "entropy"] {
+        assert!(
+            out.contains(&format!("\n{p} ")) || out.contains(&format!("{p} 1")),
+            "{p}: {out}"
+        );
+    }
+    // splt's state is sized by its config (ABI 1.3): n = 8 by default.
+    assert!(
+        out.contains("64 bytes of state per flow with this config, at most 208,"),
+        "{out}"
+    );
+    let good = plugin_dir().join("libweir_flowstats.so");
+    let o = weir()
+        .args(["plugins", "check"])
+        .arg(&good)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    // A shared object that is not a weir plugin is refused with the file and the reason.
+    let libm = [
+        "/lib/x86_64-linux-gnu/libm.so.6",
+        "/usr/lib/x86_64-linux-gnu/libm.so.6",
+    ]
+    .into_iter()
+    .find(|p| Path::new(p).exists())
+    .expect("libm");
+    let o = weir()
+        .args(["plugins", "check"])
+        .arg(&good)
+        .arg(libm)
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("libm.so.6") && out.contains("weir_plugin_entry_v1"),
+        "{out}"
+    );
+}
+
+#[test]
+fn sigterm_flushes_every_open_flow() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cap = data_dir().join("pcaps/instagram.pcap");
+    let records = tmp.path().join("flows.csv");
+    // infinite_rx replays the capture forever: flows stay open until the signal.
+    let cfg = config(&format!(
+        "[eal]\nno_huge = true\nno_pci = true\nmemory_mb = 256\n\
+         [[ports]]\nvdev = \"net_pcap0,rx_pcap={},infinite_rx=1\"\n\
+         [plugins]\ndir = \"{}\"\n\
+         [sinks]\nrecords = \"{}\"\n",
+        cap.display(),
+        plugin_dir().display(),
+        records.display()
+    ));
+    let child = weir()
+        .arg("run")
+        .arg("-c")
+        .arg(cfg.path())
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(2500));
+    // SAFETY: sending a signal to our own child process.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let o = child.wait_with_output().unwrap();
+    let e = stderr(&o);
+    assert!(o.status.success(), "{e}");
+    // "weir run: P packets (A in flows) -> R flow records"
+    let line = e
+        .lines()
+        .find(|l| l.starts_with("weir run:"))
+        .unwrap_or_else(|| panic!("no summary: {e}"));
+    let accepted: u64 = line
+        .split('(')
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .and_then(|s| s.parse().ok())
+        .unwrap();
+    assert!(
+        accepted > 3443,
+        "the capture was replayed at least once: {line}"
+    );
+    let rows = read_csv(&records);
+    let in_records: u64 = rows
+        .iter()
+        .map(|r| r["bidirectional_packets"].parse::<u64>().unwrap())
+        .sum();
+    assert_eq!(in_records, accepted, "every accepted packet is in a record");
+    assert!(
+        rows.iter().any(|r| r["expiration_id"] == "-1"),
+        "open flows were flushed"
+    );
+    assert!(rows[0].contains_key("bidirectional_mean_ps"), "plugins ran");
+}
+
+#[test]
+fn cost_prints_every_stage_and_plugin() {
+    let cap = data_dir().join("pcaps/instagram.pcap");
+    let o = weir()
+        .arg("cost")
+        .arg(&cap)
+        .arg("--plugin-dir")
+        .arg(plugin_dir())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.starts_with("3443 packets, 38 flows"), "{out}");
+    for row in [
+        "rx",
+        "parse",
+        "flow_table",
+        "rates",
+        "flowstats",
+        "splt",
+        "tcp",
+        "entropy",
+    ] {
+        let line = out
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(row))
+            .unwrap_or_else(|| panic!("no {row} row: {out}"));
+        // name, calls, packets, ...: every stage saw packets.
+        let packets: u64 = line.split_whitespace().nth(2).unwrap().parse().unwrap();
+        assert!(packets > 0, "{line}");
+    }
+}

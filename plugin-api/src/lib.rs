@@ -11,6 +11,6 @@ pub mod sdk;
 
 pub use abi::*;
 pub use sdk::{
-    Burst, Feature, FeatureKind, IntervalPlugin, Plugin, SizedPlugin, Verdict, WithInterval,
-    Zeroable,
+    Burst, Feature, FeatureKind, IntervalPlugin, Plugin, SizedPlugin, TextOut, Verdict,
+    WithInterval, Zeroable,
 };

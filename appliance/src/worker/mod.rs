@@ -79,6 +79,8 @@ pub struct WorkerStats {
     pub services: ServiceStats,
     /// Of `records`, the interval records.
     pub interval_records: u64,
+    /// Plugin text values (ABI 1.4) refused on this worker: written as missing.
+    pub text_refused: crate::plugin_host::instance::TextRefusals,
 }
 
 /// Per-flow data the worker keeps beside the counters. The interval part is not here: it is

@@ -35,7 +35,8 @@
 //! | 7 | `weirPrediction` | string | `prediction` (the class label, as in CSV) |
 //! | 8 | `weirScoreStatus` | string | `score_status` |
 //! | 9 | `weirCommunityId` | string, 30 octets | `community_id` (Community ID v1) |
-//! | 1024 + FNV-1a(name) mod 31744 | the column's name | float64 (NaN = missing) | every plugin feature, rate and score column |
+//! | 1024 + FNV-1a(name) mod 31744 | the column's name | float64 (NaN = missing) | every numeric plugin feature, rate and score column |
+//! | 1024 + FNV-1a(name) mod 31744 | the column's name | string, variable length (empty = missing) | every text plugin feature (ABI 1.4) |
 //!
 //! The id of a named column is derived from its name alone (32-bit FNV-1a of the UTF-8 name),
 //! so it stays the same whatever other plugins are loaded; two names that hash to one id (none
@@ -137,6 +138,8 @@ enum Source {
     CommunityId,
     /// `values[i]`: a plugin feature or a rate.
     Extra(usize),
+    /// `texts.get(j)`: a text plugin feature (ABI 1.4), a variable-length string.
+    Text(usize),
     Prediction,
     /// `scores[i]`.
     Score(usize),
@@ -344,7 +347,10 @@ impl Template {
         let mut ids = ids.into_iter();
         for &i in &sel.extra {
             let id = ids.next().expect("one id per named column");
-            f.push((weir(id, 8), Source::Extra(i)));
+            match schema.text_index(i) {
+                Some(j) => f.push((weir(id, VARLEN), Source::Text(j))),
+                None => f.push((weir(id, 8), Source::Extra(i))),
+            }
         }
         if schema.scored {
             f.push((weir(weir_ie::PREDICTION, VARLEN), Source::Prediction));
@@ -416,9 +422,18 @@ impl Template {
         if !self.varlen {
             return self.fixed_len;
         }
-        self.fixed_len
-            + super::message::varlen_size(self.prediction_text(rec).len())
-            + super::message::varlen_size(rec.score_status.as_str().len())
+        let mut n = self.fixed_len;
+        for (_, src) in &self.fields {
+            n += match *src {
+                Source::Prediction => super::message::varlen_size(self.prediction_text(rec).len()),
+                Source::ScoreStatus => super::message::varlen_size(rec.score_status.as_str().len()),
+                Source::Text(j) => {
+                    super::message::varlen_size(rec.texts.get(j).map_or(0, str::len))
+                }
+                _ => 0,
+            };
+        }
+        n
     }
 
     /// Write `rec` as a Data Record into the open Data Set (the caller checked that
@@ -451,6 +466,7 @@ impl Template {
                 Source::FwdLastSeen => m.put_u64(rec.src2dst.last_seen_ms),
                 Source::CommunityId => m.put_bytes(rec.community_id.as_bytes()),
                 Source::Extra(i) => m.put_f64(rec.values.get(i).copied().unwrap_or(f64::NAN)),
+                Source::Text(j) => m.put_varlen(rec.texts.get(j).unwrap_or("").as_bytes()),
                 Source::Score(i) => m.put_f64(rec.scores.get(i).copied().unwrap_or(f64::NAN)),
                 Source::Prediction => m.put_varlen(self.prediction_text(rec).as_bytes()),
                 Source::ScoreStatus => m.put_varlen(score_status(rec.score_status).as_bytes()),
@@ -510,6 +526,7 @@ pub(crate) mod tests_support {
                 bytes: 400,
             },
             values: vec![1.5, f64::NAN],
+            texts: Default::default(),
             score_status: ScoreStatus::None,
             prediction: None,
             scores: vec![],

@@ -552,6 +552,40 @@ mod tests {
     use super::*;
 
     #[test]
+    fn text_columns_are_variable_length_strings() {
+        // A text column (ABI 1.4) between two numeric ones: a VARLEN field whose bytes are the
+        // record's text, empty when missing; the numeric columns keep their 8 bytes.
+        let mut sc = schema();
+        sc.extra.insert(1, "application_name".into());
+        sc.provider.insert(1, "ndpi".into());
+        sc.kinds.insert(1, weir_plugin_api::WEIR_FEATURE_TEXT);
+        let (t, _) = Template::for_schema(&sc, &Selection::all(&sc), 4, DEFAULT_WEIR_PEN);
+        let specs: Vec<FieldSpec> = t.specs().collect();
+        let n = specs.len();
+        assert_eq!(
+            [specs[n - 3].len, specs[n - 2].len, specs[n - 1].len],
+            [8, VARLEN, 8]
+        );
+        let mut rec = record(4);
+        rec.values = vec![1.5, f64::NAN, 2.5];
+        let fixed = t.record_len(&rec) - 1; // a missing text takes one length octet
+        rec.texts.push(Some("TLS.YouTube"));
+        assert_eq!(t.record_len(&rec), fixed + 1 + 11);
+        let mut m = MessageBuf::new(1400);
+        m.set(t.id);
+        t.write_record(&rec, &mut m);
+        let b = m.finish(0, 0, 1).to_vec();
+        // After the message and set headers; the set may end in padding.
+        assert!(b.len() >= 20 + t.record_len(&rec));
+        let r = &b[20..20 + t.record_len(&rec)];
+        // The tail: decay_pps (8), the text (1 + 11), the last number (8).
+        let tail = &r[r.len() - 8 - 12..];
+        assert_eq!(tail[0], 11);
+        assert_eq!(&tail[1..12], b"TLS.YouTube");
+        assert_eq!(f64::from_be_bytes(tail[12..20].try_into().unwrap()), 2.5);
+    }
+
+    #[test]
     fn ipv4_template_definition_and_record() {
         let (t, collided) =
             Template::for_schema(&schema(), &Selection::all(&schema()), 4, DEFAULT_WEIR_PEN);

@@ -21,6 +21,7 @@ fn main() {
         include.join("weir_plugin.h").display()
     );
     println!("cargo:rerun-if-env-changed=PKG_CONFIG_PATH");
+    println!("cargo:rerun-if-env-changed=PKG_CONFIG_LIBDIR");
     println!("cargo:rustc-check-cfg=cfg(weir_ndpi_built)");
     // OUT_DIR = <target>/<profile>/build/<pkg>-<hash>/out.
     let profile_dir: &Path = out_dir

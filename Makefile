@@ -13,7 +13,9 @@ STAMP := build/.stamp
 # Debian packages the build, the tests and the demo need.
 APT_PACKAGES := dpdk dpdk-dev libdpdk-dev libclang-dev clang pkg-config libpcap-dev \
                 python3-venv python3-dev tshark tcpreplay iproute2 shellcheck gcc make \
-                openjdk-17-jre-headless nfdump tcpdump
+                openjdk-17-jre-headless nfdump tcpdump libndpi-dev libndpi-bin
+# (libndpi-dev: the ndpi plugin links it, built only when pkg-config finds it; libndpi-bin: its
+# ndpiReader is the oracle of appliance/tests/ndpi_parity.rs and a peer in perf/e2e.sh.)
 # What `make bench` adds: the flow meters perf/e2e.sh compares with, and /usr/bin/time.
 BENCH_APT_PACKAGES := time nfdump softflowd argus-server libndpi-bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -23,6 +25,8 @@ DEMO_CAPTURE := $(DATA)/pcaps/instagram.pcap
 DEMO_MODEL := build/models/demo
 CAPTURES := $(sort $(wildcard $(DATA)/pcaps/*))
 RECORDS := $(patsubst $(DATA)/pcaps/%,build/records/%.csv,$(CAPTURES))
+# The ndpi plugin, when the build made it (libndpi present): the demo then trains on its labels.
+NDPI_PLUGIN := target/release/libweir_ndpi.so
 
 .PHONY: help deps apt apt-bench venv build demo demo-model explore records test test-rust test-python lint fmt bench clean-build install deb
 
@@ -96,16 +100,25 @@ fmt:
 
 # weir's own records of every bundled capture (one extract per capture: each has its own clock).
 records: $(RECORDS)
-build/records/%.csv: $(DATA)/pcaps/% | build
+build/records/%.csv: $(DATA)/pcaps/% $(wildcard $(NDPI_PLUGIN)) | build
 	@mkdir -p build/records
 	@target/release/weir extract $< --out $@ --quiet --no-progress
 
 # The demo model: a RandomForest trained on weir's records of the bundled captures, labelled with
-# nDPI's application category from NFStream's records (joined on the flow key).
+# nDPI's application category: from weir's own records when the ndpi plugin is built (its
+# application_category_name column), else from NFStream's records (joined on the flow key).
 demo-model: $(DEMO_MODEL)/model.json
-$(DEMO_MODEL)/model.json: $(STAMP)/venv models/train.py models/weir_records.py models/weir_export.py | build
+$(DEMO_MODEL)/model.json: $(STAMP)/venv models/train.py models/weir_records.py models/weir_export.py \
+                          $(wildcard $(NDPI_PLUGIN)) | build
 	$(MAKE) --no-print-directory records
-	$(PY) models/train.py build/records --labels $(DATA)/expected \
+	@if [ -f $(NDPI_PLUGIN) ]; then \
+	  echo "demo model: labels from weir's own records (the ndpi plugin's application_category_name)"; \
+	  labels=""; \
+	else \
+	  echo "demo model: the ndpi plugin is not built (no libndpi); labels from NFStream's records"; \
+	  labels="--labels $(DATA)/expected"; \
+	fi; \
+	$(PY) models/train.py build/records $$labels \
 	    --label-column application_category_name --name demo --version 1 \
 	    --n-estimators 50 --max-depth 16 --out $(DEMO_MODEL)
 
@@ -118,7 +131,7 @@ demo: deps build
 	target/release/weir extract $(DEMO_CAPTURE) --config deploy/examples/demo.toml --model $(DEMO_MODEL) \
 	    --out build/demo-flows.csv --alerts build/demo-alerts.jsonl
 	@echo
-	@$(PY) models/demo_summary.py build/demo-flows.csv build/demo-alerts.jsonl
+	@$(PY) models/demo_summary.py build/demo-flows.csv build/demo-alerts.jsonl $(DEMO_MODEL)
 
 # NFStream, the peer the benchmark compares with, in a venv of its own.
 NFVENV := build/nfvenv
@@ -173,6 +186,10 @@ install:
 	install -D -m 0755 $(WEIR_BIN) $(ROOT)/bin/weir
 	for p in $(SHIPPED_PLUGINS); do \
 	  install -D -m 0644 $(PLUGIN_BUILD_DIR)libweir_$$p.so $(ROOT)/lib/weir/plugins/libweir_$$p.so || exit 1; done
+	# The ndpi plugin exists only when the build found libndpi (it says so otherwise).
+	if [ -f $(PLUGIN_BUILD_DIR)libweir_ndpi.so ]; then \
+	  install -D -m 0644 $(PLUGIN_BUILD_DIR)libweir_ndpi.so $(ROOT)/lib/weir/plugins/libweir_ndpi.so; \
+	else echo "ndpi plugin not built (libndpi-dev missing): not installed"; fi
 	install -D -m 0644 plugin-api/include/weir_plugin.h $(ROOT)/include/weir/weir_plugin.h
 	install -d $(ROOT)/lib/systemd/system
 	sed -e 's#/usr/bin/weir#$(PREFIX)/bin/weir#g' -e 's#/usr/share/doc/weir#$(PREFIX)/share/doc/weir#g' \
@@ -199,7 +216,9 @@ deb:
 	$(MAKE) --no-print-directory install SKIP_BUILD=1 PREFIX=/usr DESTDIR=$(abspath $(DEB_OUT)/deb-root)
 	{ echo "Package: weir"; echo "Version: $(VERSION)"; echo "Architecture: $(DEB_ARCH)"; \
 	  echo "Maintainer: weir developers <weir@localhost>"; echo "Section: net"; echo "Priority: optional"; \
-	  echo "Depends: dpdk (>= 22.11)"; \
+	  if [ -f $(DEB_OUT)/deb-root/usr/lib/weir/plugins/libweir_ndpi.so ]; then \
+	    echo "Depends: dpdk (>= 22.11), $$(dpkg -S $$(readlink -f $$(pkg-config --variable=libdir libndpi)/libndpi.so) | cut -d: -f1)"; \
+	  else echo "Depends: dpdk (>= 22.11)"; fi; \
 	  echo "Installed-Size: $$(du -sk --exclude=DEBIAN $(DEB_OUT)/deb-root | cut -f1)"; \
 	  echo "Description: DPDK network traffic analysis appliance"; \
 	  echo " Flow records, plugins, scoring and alerts from live ports or captures."; \

@@ -4,6 +4,8 @@
     python models/train.py RECORDS... --out DIR [--estimator rf|gb|logreg|iforest]
         [--task classification|anomaly] [--features a,b,c | --features @file]
         [--label-column application_category_name | --labels LABELS.csv --label-column COL]
+        (without --labels the label is a column of the records themselves, e.g. the ndpi
+        plugin's text feature application_name or application_category_name)
         [--min-class-samples 10] [--alert-class C --alert-min-proba P | --alert-max-score S]
         [--experiment weir] [--register NAME] [--no-mlflow]
         [--records flow|interval|both]
@@ -132,6 +134,16 @@ def train(df, features: list[str], *, estimator: str, task: str, label_column: s
         raise SystemExit("--estimator iforest is an anomaly detector: add --task anomaly")
     if label_column is None or label_column not in df.columns:
         raise SystemExit(f"no label column {label_column!r} in the records (or use --labels FILE)")
+    # A text label from weir's own records (the ndpi plugin) is missing where the plugin did not
+    # run or its value was refused: those flows carry no label and are left out.
+    labelled = df[label_column].notna().to_numpy()
+    if not labelled.all():
+        print(f"note: {int((~labelled).sum())} records without a {label_column!r} label left out",
+              file=sys.stderr)
+        X = X[labelled]
+        df = df[labelled]
+    if len(df) == 0:
+        raise SystemExit(f"no record has a {label_column!r} label")
     y = df[label_column].astype(str).to_numpy()
     y, rare = group_rare(y, min_class_samples)
     X_tr, X_te, y_tr, y_te = train_test_split(X, y, test_size=test_size, random_state=seed,
@@ -212,6 +224,9 @@ def main(argv=None) -> int:
                            label_column=a.label_column, min_class_samples=a.min_class_samples,
                            test_size=a.test_size, seed=a.seed, n_estimators=a.n_estimators,
                            max_depth=a.max_depth)
+    # Where the labels came from: a labels file joined on the flow key, or (None) a column of
+    # the records themselves (the ndpi plugin's text features).
+    meta["metadata"]["labels"] = a.labels
     meta = {"name": a.name or Path(a.out).name, "version": a.version, **meta, "input": "X",
             "records": kinds}
     if a.alert_class is not None:

@@ -29,7 +29,7 @@ FLOW_KEY_TIME = "bidirectional_first_seen_ms"
 NOT_FEATURES = {
     "id", "src_ip", "dst_ip", "src_mac", "dst_mac", "src_oui", "dst_oui", "expiration_id",
     "worker", "service", "prediction", "score_status", "model_name", "model_version",
-    "application_name", "application_category_name",
+    "application_name", "application_category_name", "requested_server_name",
     "bidirectional_first_seen_ms", "bidirectional_last_seen_ms", "src2dst_first_seen_ms",
     "src2dst_last_seen_ms", "dst2src_first_seen_ms", "dst2src_last_seen_ms",
     "record_kind", "interval_start_ms", "interval_end_ms", "community_id",
@@ -181,7 +181,21 @@ def feature_matrix(df: pd.DataFrame, features: list[str]) -> np.ndarray:
     bad = [f for f in features if f in NOT_FEATURES]
     if bad:
         raise SystemExit(f"not usable as features (identifiers or labels): {bad}")
+    text = [f for f in features if is_text_column(df[f])]
+    if text:
+        raise SystemExit(f"text columns are never numeric features (use one as --label-column): {text}")
     return df[features].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float32)
+
+
+def is_text_column(col: pd.Series) -> bool:
+    """Whether a column holds text (a plugin's text feature, ABI 1.4): some present value is
+    not a number. Such a column can be a label, never a numeric feature."""
+    if pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col):
+        return False
+    present = col.dropna()
+    if present.empty:
+        return False
+    return bool(pd.to_numeric(present, errors="coerce").isna().any())
 
 
 def write_model_dir(out: str | Path, onnx_model, meta: dict) -> Path:

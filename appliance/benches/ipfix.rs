@@ -58,6 +58,7 @@ fn records(n_values: usize) -> Vec<FlowRecord> {
                 src2dst: d,
                 dst2src: d,
                 values: (0..n_values).map(|v| v as f64 * 0.5).collect(),
+                texts: Default::default(),
                 score_status: ScoreStatus::None,
                 prediction: None,
                 scores: vec![],

@@ -139,6 +139,7 @@ fn records(schema: &RecordSchema) -> Vec<FlowRecord> {
                 src2dst: c,
                 dst2src: c,
                 values,
+                texts: Default::default(),
                 score_status: Default::default(),
                 prediction: None,
                 scores: vec![],

@@ -398,6 +398,8 @@ pub fn extract(args: &ExtractArgs, out_path: Option<std::path::PathBuf>) -> Resu
         total.filtered += r.stats.filtered;
         total.skipped.merge(&r.stats.skipped);
         total.services.merge(&r.stats.services);
+        total.text_refused.too_long += r.stats.text_refused.too_long;
+        total.text_refused.invalid_utf8 += r.stats.text_refused.invalid_utf8;
     }
     if total.packets != fed.packets {
         bail!(
@@ -429,6 +431,13 @@ pub fn extract(args: &ExtractArgs, out_path: Option<std::path::PathBuf>) -> Resu
         }
         for (name, n) in total.skipped.iter().filter(|(_, n)| *n > 0) {
             eprintln!("  skipped {name}: {n}");
+        }
+        let tr = total.text_refused;
+        if tr.too_long + tr.invalid_utf8 > 0 {
+            eprintln!(
+                "  plugin text values refused (written as missing): {} too long, {} not UTF-8",
+                tr.too_long, tr.invalid_utf8
+            );
         }
         if total.skipped.ipv4_truncated > 0 {
             eprintln!(
@@ -579,6 +588,10 @@ fn write_stats(
             "interval_records_skipped": x.interval_records_skipped,
         })),
         "interrupted": fed.interrupted,
+        "text_refused": {
+            "too_long": total.text_refused.too_long,
+            "invalid_utf8": total.text_refused.invalid_utf8,
+        },
         "services": {
             "dns_answers": total.services.dns_answers,
             "dns_malformed": total.services.dns_malformed,

@@ -85,6 +85,9 @@ pub struct WorkerMetrics {
     pub table_full: AtomicU64,
     /// Packets the capture filter rejected.
     pub filtered: AtomicU64,
+    /// Plugin text values (ABI 1.4) refused: too long, not UTF-8.
+    pub text_too_long: AtomicU64,
+    pub text_invalid_utf8: AtomicU64,
     /// Frames not received whole (stored by `weir run`'s receive loop, see `rx_frames.rs`).
     pub cut_frames: AtomicU64,
     pub records: AtomicU64,
@@ -109,6 +112,8 @@ impl WorkerMetrics {
         self.flushed.store(s.flushed, r);
         self.table_full.store(s.table_full, r);
         self.filtered.store(s.filtered, r);
+        self.text_too_long.store(s.text_refused.too_long, r);
+        self.text_invalid_utf8.store(s.text_refused.invalid_utf8, r);
         self.records.store(s.records, r);
         self.active_flows.store(active_flows as u64, r);
         for (a, v) in self.skipped.iter().zip(s.skipped.counts.iter()) {
@@ -525,6 +530,26 @@ impl prometheus_client::collector::Collector for Sources {
             "Packets of new flows skipped because the table was full and eviction is off.",
             None,
             &col(&|m| m.table_full.load(r)),
+        )?;
+        let mut refused = Vec::new();
+        for (i, m) in ws.iter().enumerate() {
+            for (reason, v) in [
+                ("too_long", m.text_too_long.load(r)),
+                ("invalid_utf8", m.text_invalid_utf8.load(r)),
+            ] {
+                refused.push((
+                    vec![("worker", i.to_string()), ("reason", reason.to_string())],
+                    v,
+                ));
+            }
+        }
+        counters(
+            e,
+            "weir_worker_plugin_text_refused",
+            "Plugin text values (ABI 1.4) refused and written as missing: longer than 256 bytes \
+             (too_long) or not UTF-8 (invalid_utf8).",
+            None,
+            &refused,
         )?;
         counters(
             e,

@@ -79,6 +79,7 @@ impl Pipeline {
                     FeatureKind::F64 => weir_plugin_api::WEIR_FEATURE_F64,
                     FeatureKind::U64 => weir_plugin_api::WEIR_FEATURE_U64,
                     FeatureKind::Bool => weir_plugin_api::WEIR_FEATURE_BOOL,
+                    FeatureKind::Text => weir_plugin_api::WEIR_FEATURE_TEXT,
                 });
             }
         }

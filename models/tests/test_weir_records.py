@@ -39,3 +39,25 @@ def test_read_records_builds_the_frame_once_without_warnings(tmp_path):
     assert df.columns[-1] == "_source"
     expected_sources = [f.name for f, w in zip(files, want) for _ in range(len(w))]
     assert df["_source"].tolist() == expected_sources
+
+
+def test_text_columns_are_labels_never_numeric_features():
+    # A plugin's text feature (ABI 1.4, e.g. the ndpi plugin's application_name) read from CSV:
+    # text is recognised whatever the pandas dtype, numbers stored as text are not text.
+    df = pd.DataFrame({
+        "application_name": ["TLS.Google", None, "DNS"],
+        "sni": ["a.example", "b.example", None],
+        "ports_as_text": ["443", "53", None],
+        "dst_port": [443, 53, 53],
+    })
+    assert weir_records.is_text_column(df["application_name"])
+    assert weir_records.is_text_column(df["sni"])
+    assert not weir_records.is_text_column(df["ports_as_text"])
+    assert not weir_records.is_text_column(df["dst_port"])
+    try:
+        weir_records.feature_matrix(df, ["dst_port", "sni"])
+    except SystemExit as e:
+        assert "text columns are never numeric features" in str(e) and "sni" in str(e)
+    else:
+        raise AssertionError("a text column was accepted as a numeric feature")
+    assert weir_records.feature_matrix(df, ["dst_port", "ports_as_text"]).shape == (3, 2)

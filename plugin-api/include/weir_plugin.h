@@ -1,8 +1,9 @@
 /*
- * weir plugin ABI, version 1.3 (1.1 appended interval_emit to weir_plugin_v1; 1.2 appended
+ * weir plugin ABI, version 1.4 (1.1 appended interval_emit to weir_plugin_v1; 1.2 appended
  * interval_state_size and update_burst_intervals, so interval accounting costs nothing when
  * interval records are off; 1.3 appended flow_state_size, so a flow's state can be sized from
- * the plugin's config).
+ * the plugin's config; 1.4 added text features: the kind WEIR_FEATURE_TEXT, the struct
+ * weir_text_v1 and the callback flow_emit_text).
  *
  * This header is the contract between the weir appliance (the host) and a feature-extractor
  * plugin (a shared object in the plugin directory). It is plain C11 so that plugins can be
@@ -39,7 +40,7 @@ extern "C" {
 /* "WEIR" read as a little-endian u32. */
 #define WEIR_PLUGIN_MAGIC 0x52494557u
 #define WEIR_ABI_MAJOR 1
-#define WEIR_ABI_MINOR 3
+#define WEIR_ABI_MINOR 4
 
 #define WEIR_OK 0
 #define WEIR_ERR (-1)
@@ -112,12 +113,45 @@ typedef struct weir_flow_key_v1 {
     uint32_t reserved;   /* 44 */
 } weir_flow_key_v1;
 
-/* Kinds of feature values. Every value crosses the ABI as a double; the kind tells sinks how to
- * write it (an integer column, a float column, a 0/1 column).
+/* Kinds of feature values. Every numeric value crosses the ABI as a double; the kind tells sinks
+ * how to write it (an integer column, a float column, a 0/1 column). ABI 1.4 adds text: a UTF-8
+ * string column (see weir_text_v1 and flow_emit_text below); a descriptor of minor < 4 that
+ * declares it is refused (unknown kind).
  * weir_feature_v1 is read as an array, so it is frozen like weir_packet_v1: it never grows. */
 #define WEIR_FEATURE_F64 0u
 #define WEIR_FEATURE_U64 1u
 #define WEIR_FEATURE_BOOL 2u
+#define WEIR_FEATURE_TEXT 3u
+
+/*
+ * ABI 1.4: one text value, written by the plugin into a buffer the host owns.
+ *
+ * Why a bounded buffer the host owns, and not a vocabulary of strings the plugin declares and
+ * extends through a host callback, emitting an index in the double slot: the text worth having
+ * is open-ended (a TLS SNI or an HTTP Host is whatever the peer sent), so a vocabulary would be
+ * an unbounded table fed by hostile input, shared across workers (a lock, or a merge on the
+ * output side) and outliving the flows. One buffer per text feature, allocated once per worker
+ * by the host and reused for every flow, keeps the data path free of allocation, locks and
+ * callbacks: the plugin copies at most WEIR_TEXT_MAX bytes at flow end, the host checks them
+ * (length, UTF-8) and appends them to the record it builds anyway. Nothing crosses the boundary
+ * to be freed, as for every other struct here.
+ *
+ * Protocol: on entry buf points to cap (= WEIR_TEXT_MAX) writable bytes and len is
+ * WEIR_TEXT_MISSING. The plugin either leaves len as it is (the value is missing: an empty CSV
+ * cell, null in JSON) or copies the value's bytes to buf (no NUL needed) and sets len to the
+ * value's full length in bytes, also when that exceeds cap (then it copies only cap bytes, as
+ * snprintf does). The host refuses, and counts, a value whose len exceeds cap (too long) or
+ * whose bytes are not UTF-8: it is written as missing, never cut or repaired.
+ * 16 bytes; frozen like weir_feature_v1 (it is passed as an array).
+ */
+#define WEIR_TEXT_MAX 256u
+#define WEIR_TEXT_MISSING 0xffffffffu
+
+typedef struct weir_text_v1 {
+    char *buf;    /*  0: cap writable bytes, owned by the host, valid during the call only */
+    uint32_t cap; /*  8: WEIR_TEXT_MAX */
+    uint32_t len; /* 12: in: WEIR_TEXT_MISSING; out: the value's length in bytes */
+} weir_text_v1;
 
 typedef struct weir_feature_v1 {
     const char *name;        /* column name: [a-z0-9_]+, unique across all loaded plugins */
@@ -210,6 +244,20 @@ typedef struct weir_plugin_v1 {
      * part, when on, follows them). The answer must depend on the config only: the host
      * refuses the plugin when it exceeds state_size or when two workers' instances differ. */
     uint32_t (*flow_state_size)(void *instance);
+
+    /* ---- ABI 1.4 (read by the host only when struct_size covers it) ---- */
+
+    /* Required when the plugin declares a WEIR_FEATURE_TEXT feature (the host refuses it
+     * otherwise), optional else. Called instead of flow_emit at the flow's end: write the
+     * numeric features to out as flow_emit does (the double slot of a text feature is not read)
+     * and the text features to texts, one weir_text_v1 per text feature in declaration order
+     * (n_texts of them; see weir_text_v1 for the protocol). Unlike flow_emit's, the state is not
+     * const: this is the flow's last call, so the plugin may release what the state refers to
+     * (a pool slot, a library's per-flow allocations). Interval records carry no text: their
+     * text columns are missing. */
+    int32_t (*flow_emit_text)(void *instance, const weir_flow_key_v1 *key, void *state,
+                              double *out, uint32_t n_features, weir_text_v1 *texts,
+                              uint32_t n_texts);
 } weir_plugin_v1;
 
 /* sizeof(weir_plugin_v1) of ABI 1.0 (up to last_error): the smallest struct_size accepted. */
@@ -218,6 +266,8 @@ typedef struct weir_plugin_v1 {
 #define WEIR_PLUGIN_V1_1_SIZE 128u
 /* sizeof(weir_plugin_v1) of ABI 1.2 (up to update_burst_intervals). */
 #define WEIR_PLUGIN_V1_2_SIZE 144u
+/* sizeof(weir_plugin_v1) of ABI 1.3 (up to flow_state_size). */
+#define WEIR_PLUGIN_V1_3_SIZE 152u
 
 /* The one symbol a plugin exports. host_major/host_minor are the host's ABI version: a plugin
  * may return NULL when it cannot work with that host. */

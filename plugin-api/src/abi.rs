@@ -8,7 +8,7 @@ use core::mem::{offset_of, size_of};
 /// "WEIR" as a little-endian u32.
 pub const WEIR_PLUGIN_MAGIC: u32 = 0x5249_4557;
 pub const WEIR_ABI_MAJOR: u16 = 1;
-pub const WEIR_ABI_MINOR: u16 = 3;
+pub const WEIR_ABI_MINOR: u16 = 4;
 pub const WEIR_OK: i32 = 0;
 pub const WEIR_ERR: i32 = -1;
 pub const WEIR_DIR_SRC_TO_DST: u8 = 0;
@@ -28,6 +28,12 @@ pub const WEIR_NO_OFFSET: u16 = 0xffff;
 pub const WEIR_FEATURE_F64: u32 = 0;
 pub const WEIR_FEATURE_U64: u32 = 1;
 pub const WEIR_FEATURE_BOOL: u32 = 2;
+/// ABI 1.4: a UTF-8 text column, written through [`TextV1`] by `flow_emit_text`.
+pub const WEIR_FEATURE_TEXT: u32 = 3;
+/// ABI 1.4: bytes of each host-owned text buffer (the longest text value accepted).
+pub const WEIR_TEXT_MAX: u32 = 256;
+/// ABI 1.4: [`TextV1::len`] of a missing text value (its value on entry).
+pub const WEIR_TEXT_MISSING: u32 = u32::MAX;
 /// The name of the one exported symbol, NUL-terminated for dlsym.
 pub const WEIR_PLUGIN_ENTRY_SYMBOL: &[u8] = b"weir_plugin_entry_v1\0";
 
@@ -144,6 +150,17 @@ pub struct FeatureV1 {
 // SAFETY: descriptors point only to 'static, immutable strings.
 unsafe impl Sync for FeatureV1 {}
 
+/// `weir_text_v1` (ABI 1.4): one text value, written by the plugin into a host-owned buffer of
+/// `cap` bytes; `len` is [`WEIR_TEXT_MISSING`] on entry and the value's full length after
+/// (more than `cap`: too long, refused by the host).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct TextV1 {
+    pub buf: *mut c_char,
+    pub cap: u32,
+    pub len: u32,
+}
+
 pub type CreateFn = unsafe extern "C" fn(*const c_char, u32, *mut *mut c_void) -> i32;
 pub type DestroyFn = unsafe extern "C" fn(*mut c_void);
 pub type FlowInitFn = unsafe extern "C" fn(*mut c_void, *const FlowKeyV1, *mut c_void) -> i32;
@@ -157,6 +174,17 @@ pub type FlowStateSizeFn = unsafe extern "C" fn(*mut c_void) -> u32;
 /// ABI 1.1: like [`FlowEmitFn`], with a mutable state (the plugin resets its interval part).
 pub type IntervalEmitFn =
     unsafe extern "C" fn(*mut c_void, *const FlowKeyV1, *mut c_void, *mut f64, u32) -> i32;
+/// ABI 1.4: `flow_emit_text`, like [`FlowEmitFn`] plus the text values (and a mutable state:
+/// the flow's last call).
+pub type FlowEmitTextFn = unsafe extern "C" fn(
+    *mut c_void,
+    *const FlowKeyV1,
+    *mut c_void,
+    *mut f64,
+    u32,
+    *mut TextV1,
+    u32,
+) -> i32;
 pub type EntryFn = unsafe extern "C" fn(u16, u16) -> *const PluginV1;
 
 /// `weir_plugin_v1`: the static descriptor a plugin's entry symbol returns.
@@ -198,6 +226,9 @@ pub struct PluginV1 {
     /// Bytes of per-flow state this instance uses (at most `state_size`), asked once per
     /// instance after `create`; `None`: `state_size`.
     pub flow_state_size: Option<FlowStateSizeFn>,
+    // ABI 1.4 (present when struct_size >= PLUGIN_V1_4_SIZE)
+    /// Called instead of `flow_emit` when set; required with a text feature.
+    pub flow_emit_text: Option<FlowEmitTextFn>,
 }
 // SAFETY: a descriptor is immutable static data (strings and function pointers).
 unsafe impl Sync for PluginV1 {}
@@ -212,6 +243,8 @@ pub const PLUGIN_V1_1_SIZE: usize = 128;
 pub const PLUGIN_V1_2_SIZE: usize = 144;
 /// `sizeof(weir_plugin_v1)` in ABI 1.3 (up to `flow_state_size`).
 pub const PLUGIN_V1_3_SIZE: usize = 152;
+/// `sizeof(weir_plugin_v1)` in ABI 1.4 (up to `flow_emit_text`).
+pub const PLUGIN_V1_4_SIZE: usize = 160;
 
 // ---- layout assertions: must equal the numbers in tests/c/layout.c ----
 const _: () = {
@@ -252,7 +285,13 @@ const _: () = {
     assert!(offset_of!(FeatureV1, kind) == 8);
     assert!(offset_of!(FeatureV1, description) == 16);
 
-    assert!(size_of::<PluginV1>() == PLUGIN_V1_3_SIZE);
+    assert!(size_of::<TextV1>() == 16);
+    assert!(offset_of!(TextV1, buf) == 0);
+    assert!(offset_of!(TextV1, cap) == 8);
+    assert!(offset_of!(TextV1, len) == 12);
+
+    assert!(size_of::<PluginV1>() == PLUGIN_V1_4_SIZE);
+    assert!(offset_of!(PluginV1, flow_emit_text) == PLUGIN_V1_3_SIZE);
     assert!(offset_of!(PluginV1, flow_state_size) == PLUGIN_V1_2_SIZE);
     assert!(offset_of!(PluginV1, interval_state_size) == PLUGIN_V1_1_SIZE);
     assert!(offset_of!(PluginV1, reserved1) == 132);

@@ -330,6 +330,66 @@ impl LoadedInstance<'_> {
         Ok(out)
     }
 
+    /// ABI 1.4 `flow_emit_text`: the numeric values and, per text feature, the raw value the
+    /// plugin reported (`None`: missing; a length over `WEIR_TEXT_MAX` is kept as reported, the
+    /// bytes cut to what the buffer held) so tests can see what the host would refuse. Falls
+    /// back to `flow_emit` (no texts) for a plugin without the callback.
+    #[allow(clippy::type_complexity)]
+    pub fn emit_text(
+        &mut self,
+        key: &FlowKeyV1,
+        state: &mut StateBuf,
+    ) -> Result<(Vec<f64>, Vec<Option<(u32, Vec<u8>)>>), String> {
+        let d = self.plugin.desc;
+        let f = match d.flow_emit_text {
+            Some(f) if d.struct_size as usize >= crate::abi::PLUGIN_V1_4_SIZE => f,
+            _ => return self.emit(key, state).map(|v| (v, vec![])),
+        };
+        let n_texts = self
+            .plugin
+            .features()
+            .iter()
+            .filter(|x| x.kind == crate::abi::WEIR_FEATURE_TEXT)
+            .count();
+        let cap = crate::abi::WEIR_TEXT_MAX as usize;
+        let mut bufs = vec![0u8; n_texts * cap];
+        let mut texts: Vec<crate::abi::TextV1> = bufs
+            .chunks_exact_mut(cap)
+            .map(|c| crate::abi::TextV1 {
+                buf: c.as_mut_ptr().cast(),
+                cap: cap as u32,
+                len: crate::abi::WEIR_TEXT_MISSING,
+            })
+            .collect();
+        let mut out = vec![-12345.0; d.n_features as usize];
+        // SAFETY: live instance, the flow's state, n writable doubles, n_texts views over cap
+        // writable bytes each.
+        let rc = unsafe {
+            f(
+                self.inst,
+                key,
+                state.ptr(),
+                out.as_mut_ptr(),
+                d.n_features,
+                texts.as_mut_ptr(),
+                n_texts as u32,
+            )
+        };
+        self.check(rc)?;
+        state.check_canary()?;
+        let vals = texts
+            .iter()
+            .enumerate()
+            .map(|(j, t)| {
+                (t.len != crate::abi::WEIR_TEXT_MISSING).then(|| {
+                    let n = (t.len as usize).min(cap);
+                    (t.len, bufs[j * cap..j * cap + n].to_vec())
+                })
+            })
+            .collect();
+        Ok((out, vals))
+    }
+
     /// ABI 1.1 `interval_emit` into a fresh vector of n_features values; `None` when the
     /// plugin has no such callback (a 1.0 descriptor, or a NULL field).
     pub fn interval_emit(

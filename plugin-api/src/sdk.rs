@@ -50,8 +50,9 @@ use core::marker::PhantomData;
 use core::mem::{align_of, size_of};
 
 use crate::abi::{
-    FeatureV1, FlowKeyV1, PacketV1, PluginV1, WEIR_ABI_MAJOR, WEIR_ABI_MINOR, WEIR_FEATURE_BOOL,
-    WEIR_FEATURE_F64, WEIR_FEATURE_U64, WEIR_PLUGIN_MAGIC,
+    FeatureV1, FlowKeyV1, PacketV1, PluginV1, TextV1, WEIR_ABI_MAJOR, WEIR_ABI_MINOR,
+    WEIR_FEATURE_BOOL, WEIR_FEATURE_F64, WEIR_FEATURE_TEXT, WEIR_FEATURE_U64, WEIR_PLUGIN_MAGIC,
+    WEIR_TEXT_MISSING,
 };
 
 pub use bytemuck::{self, Zeroable};
@@ -66,6 +67,8 @@ pub enum FeatureKind {
     U64 = WEIR_FEATURE_U64,
     /// A 0/1 column.
     Bool = WEIR_FEATURE_BOOL,
+    /// ABI 1.4: a UTF-8 text column, written by [`Plugin::emit_text`] (its f64 slot is unused).
+    Text = WEIR_FEATURE_TEXT,
 }
 
 /// One feature column a plugin writes at flow end.
@@ -95,6 +98,58 @@ impl Feature {
     }
     pub const fn bool(name: &'static CStr, description: &'static CStr) -> Self {
         Self::new(name, FeatureKind::Bool, description)
+    }
+    /// ABI 1.4: a text column (see [`Plugin::emit_text`]).
+    pub const fn text(name: &'static CStr, description: &'static CStr) -> Self {
+        Self::new(name, FeatureKind::Text, description)
+    }
+}
+
+/// How many of `features` are text (ABI 1.4).
+pub const fn text_features(features: &[Feature]) -> usize {
+    let mut n = 0;
+    let mut i = 0;
+    while i < features.len() {
+        if features[i].kind as u32 == WEIR_FEATURE_TEXT {
+            n += 1;
+        }
+        i += 1;
+    }
+    n
+}
+
+/// One text value of [`Plugin::emit_text`] (ABI 1.4): a host-owned buffer of
+/// [`TextOut::capacity`] bytes. Missing unless set.
+#[repr(transparent)]
+pub struct TextOut {
+    t: TextV1,
+}
+
+impl TextOut {
+    /// Bytes the host accepts (`WEIR_TEXT_MAX`).
+    pub fn capacity(&self) -> usize {
+        self.t.cap as usize
+    }
+
+    /// Write `s`. A string longer than [`TextOut::capacity`] is reported with its full length,
+    /// so the host refuses it (and counts it) instead of writing a cut value.
+    pub fn set(&mut self, s: &str) {
+        self.set_bytes(s.as_bytes())
+    }
+
+    /// Write raw bytes; the host refuses them unless they are UTF-8 (and short enough).
+    pub fn set_bytes(&mut self, b: &[u8]) {
+        let n = b.len().min(self.capacity());
+        if n > 0 && !self.t.buf.is_null() {
+            // SAFETY: the host's buffer has cap >= n writable bytes for this call.
+            unsafe { core::ptr::copy_nonoverlapping(b.as_ptr(), self.t.buf.cast::<u8>(), n) };
+        }
+        self.t.len = b.len().min(u32::MAX as usize - 1) as u32;
+    }
+
+    /// Leave the value missing (the default).
+    pub fn clear(&mut self) {
+        self.t.len = WEIR_TEXT_MISSING;
     }
 }
 
@@ -149,6 +204,22 @@ pub trait Plugin: Sized + 'static {
     /// The flow ended: write the features. `out` has exactly `FEATURES.len()` slots, all NaN
     /// (= missing) on entry.
     fn emit(&mut self, key: &FlowKeyV1, state: &Self::State, out: &mut [f64]);
+
+    /// ABI 1.4, for a plugin with [`FeatureKind::Text`] features (the host then calls this
+    /// instead of [`Plugin::emit`]): write the numeric features to `out` as `emit` does and the
+    /// text ones to `texts`, one per text feature in declaration order, all missing on entry.
+    /// `state` is mutable: this is the flow's last call. The default calls `emit` and leaves
+    /// the texts missing.
+    fn emit_text(
+        &mut self,
+        key: &FlowKeyV1,
+        state: &mut Self::State,
+        out: &mut [f64],
+        texts: &mut [TextOut],
+    ) {
+        let _ = texts;
+        self.emit(key, state, out)
+    }
 
     /// Whether the plugin implements [`Plugin::interval_emit`] (ABI 1.1). When false (the
     /// default) the descriptor's `interval_emit` is NULL and the host writes NaN for this
@@ -569,6 +640,11 @@ pub const fn descriptor<P: Plugin>(features: &'static [FeatureV1]) -> PluginV1 {
         reserved1: 0,
         update_burst_intervals: None,
         flow_state_size: None,
+        flow_emit_text: if text_features(P::FEATURES) > 0 {
+            Some(ffi::flow_emit_text::<P>)
+        } else {
+            None
+        },
     }
 }
 
@@ -603,6 +679,10 @@ pub const fn descriptor_sized<P: SizedPlugin>(features: &'static [FeatureV1]) ->
     assert!(
         !P::INTERVALS,
         "a SizedPlugin has no interval records: leave Plugin::INTERVALS false"
+    );
+    assert!(
+        text_features(P::FEATURES) == 0,
+        "a SizedPlugin has no text features (emit_sized writes numbers only)"
     );
     assert!(
         size_of::<P::State>() > 0,
@@ -669,7 +749,7 @@ pub mod ffi {
         check_state_ptr, items_offset, sized_state_bytes, state_ptr, Burst, IntervalPlugin, Plugin,
         SizedPlugin, WithInterval, Zeroable,
     };
-    use crate::abi::{FlowKeyV1, PacketV1, WEIR_ERR, WEIR_OK};
+    use crate::abi::{FlowKeyV1, PacketV1, TextV1, WEIR_ERR, WEIR_OK, WEIR_TEXT_MISSING};
     use core::ffi::{c_char, c_void, CStr};
     use std::any::Any;
     use std::cell::RefCell;
@@ -936,6 +1016,55 @@ pub mod ffi {
                 // this plugin; only read.
                 let s = &*state_ptr::<P::State>(state);
                 p.emit(key, s, out);
+                Ok(())
+            })
+        }
+    }
+
+    /// `flow_emit_text` (ABI 1.4) of a plugin with text features.
+    ///
+    /// # Safety
+    /// As for the header's `flow_emit_text`: `texts` has `n_texts` entries, each with `cap`
+    /// writable bytes at `buf`.
+    pub unsafe extern "C" fn flow_emit_text<P: Plugin>(
+        inst: *mut c_void,
+        key: *const FlowKeyV1,
+        state: *mut c_void,
+        out: *mut f64,
+        n_features: u32,
+        texts: *mut TextV1,
+        n_texts: u32,
+    ) -> i32 {
+        // SAFETY: inst per contract.
+        unsafe {
+            guarded::<P>(inst, "flow_emit_text", |p| {
+                let (key, out) = host_emit::<P>(key, out, n_features)?;
+                let want = super::text_features(P::FEATURES);
+                if n_texts as usize != want {
+                    return Err(format!(
+                        "the host passed {n_texts} text values, the plugin has {want}"
+                    ));
+                }
+                if texts.is_null() && want != 0 {
+                    return Err("the host passed a null text array".into());
+                }
+                check_state_ptr::<P::State>(state).map_err(|e| format!("the state {e}"))?;
+                let raw: &mut [TextV1] = if want == 0 {
+                    &mut []
+                } else {
+                    // SAFETY: the host passes n_texts entries (checked non-null), ours for the
+                    // call.
+                    core::slice::from_raw_parts_mut(texts, want)
+                };
+                for t in raw.iter_mut() {
+                    t.len = WEIR_TEXT_MISSING;
+                }
+                // SAFETY: TextOut is repr(transparent) over TextV1.
+                let texts = &mut *(raw as *mut [TextV1] as *mut [super::TextOut]);
+                // SAFETY: the flow's state, checked non-null and aligned, valid as written by
+                // this plugin; exclusively ours for the call (its last).
+                let s = &mut *state_ptr::<P::State>(state);
+                p.emit_text(key, s, out, texts);
                 Ok(())
             })
         }

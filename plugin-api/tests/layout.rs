@@ -107,6 +107,8 @@ fn c_and_rust_agree_on_every_size_offset_and_constant() {
         reserved,
         description
     );
+    size!("weir_text_v1", TextV1);
+    off!("weir_text_v1", TextV1, buf, cap, len);
     size!("weir_plugin_v1", PluginV1);
     off!(
         "weir_plugin_v1",
@@ -135,7 +137,8 @@ fn c_and_rust_agree_on_every_size_offset_and_constant() {
         interval_state_size,
         reserved1,
         update_burst_intervals,
-        flow_state_size
+        flow_state_size,
+        flow_emit_text
     );
     konst!(
         WEIR_PLUGIN_MAGIC,
@@ -159,11 +162,15 @@ fn c_and_rust_agree_on_every_size_offset_and_constant() {
         WEIR_NO_OFFSET,
         WEIR_FEATURE_F64,
         WEIR_FEATURE_U64,
-        WEIR_FEATURE_BOOL
+        WEIR_FEATURE_BOOL,
+        WEIR_FEATURE_TEXT,
+        WEIR_TEXT_MAX,
+        WEIR_TEXT_MISSING
     );
     rust.push(("WEIR_PLUGIN_V1_0_SIZE", PLUGIN_V1_0_SIZE.to_string()));
     rust.push(("WEIR_PLUGIN_V1_1_SIZE", PLUGIN_V1_1_SIZE.to_string()));
     rust.push(("WEIR_PLUGIN_V1_2_SIZE", PLUGIN_V1_2_SIZE.to_string()));
+    rust.push(("WEIR_PLUGIN_V1_3_SIZE", PLUGIN_V1_3_SIZE.to_string()));
     let sym = std::str::from_utf8(WEIR_PLUGIN_ENTRY_SYMBOL)
         .unwrap()
         .trim_end_matches('\0');

@@ -5,7 +5,7 @@
 use std::ffi::{c_void, CStr};
 use std::mem::{align_of, size_of};
 
-use weir_plugin_api::sdk::{Burst, Feature, Plugin, Verdict, Zeroable};
+use weir_plugin_api::sdk::{self, Burst, Feature, Plugin, Verdict, Zeroable};
 use weir_plugin_api::*;
 
 /// Counts heap allocations made by the current thread, to prove the generated per-packet path
@@ -158,12 +158,14 @@ fn descriptor_fields() {
     let d = desc();
     assert_eq!(d.magic, WEIR_PLUGIN_MAGIC);
     assert_eq!(&d.magic.to_le_bytes(), b"WEIR");
-    assert_eq!((d.abi_major, d.abi_minor), (1, 3));
+    assert_eq!((d.abi_major, d.abi_minor), (1, 4));
     assert_eq!(d.struct_size as usize, size_of::<PluginV1>());
     // The probe does not implement interval_emit (Plugin::INTERVALS is false): NULL.
     assert!(d.interval_emit.is_none());
     assert!(d.update_burst_intervals.is_none() && d.interval_state_size == 0);
     assert!(d.flow_state_size.is_none());
+    // No text feature: no flow_emit_text (ABI 1.4), the host calls flow_emit.
+    assert!(d.flow_emit_text.is_none());
     assert_eq!(d.flags, 0);
     assert_eq!(s(d.name), "probe");
     assert_eq!(s(d.version), "0.1.0");
@@ -406,4 +408,106 @@ fn callbacks_do_not_allocate_per_packet_or_per_burst() {
         assert!(allocs() > before);
         d.destroy.unwrap()(inst);
     }
+}
+
+/// ABI 1.4 through the SDK: a plugin with text features gets `flow_emit_text`, its values go
+/// into the host's buffers with their full length (an overrun is reported, not cut), raw bytes
+/// pass as they are (the host judges UTF-8), and an unset value stays missing.
+struct Texter;
+
+impl Plugin for Texter {
+    const NAME: &'static CStr = c"texter";
+    const VERSION: &'static CStr = c"0.1.0";
+    const FEATURES: &'static [Feature] = &[
+        Feature::text(c"texter_name", c"a name"),
+        Feature::u64(c"texter_packets", c"packets"),
+        Feature::text(c"texter_long", c"300 bytes"),
+        Feature::text(c"texter_raw", c"raw bytes"),
+        Feature::text(c"texter_unset", c"never set"),
+    ];
+    type State = ProbeState;
+    fn create(_: &str, _: u32) -> Result<Self, String> {
+        Ok(Texter)
+    }
+    fn update(&mut self, s: &mut ProbeState, _: &PacketV1) -> Verdict {
+        s.packets += 1;
+        Verdict::Continue
+    }
+    fn emit(&mut self, _: &FlowKeyV1, _: &ProbeState, _: &mut [f64]) {
+        unreachable!("a plugin with text features is emitted through emit_text");
+    }
+    fn emit_text(
+        &mut self,
+        _: &FlowKeyV1,
+        s: &mut ProbeState,
+        out: &mut [f64],
+        texts: &mut [weir_plugin_api::TextOut],
+    ) {
+        out[1] = s.packets as f64;
+        texts[0].set("TLS.YouTube ünï");
+        texts[1].set(&"x".repeat(300));
+        texts[2].set_bytes(&[0xff, 0xfe]);
+    }
+}
+
+#[test]
+fn text_features_through_the_sdk() {
+    static FEATURES: [FeatureV1; 5] = sdk::features_v1(Texter::FEATURES);
+    static D: PluginV1 = sdk::descriptor::<Texter>(&FEATURES);
+    assert_eq!(FEATURES[0].kind, WEIR_FEATURE_TEXT);
+    assert_eq!(FEATURES[1].kind, WEIR_FEATURE_U64);
+    let emit_text = D.flow_emit_text.expect("text features set flow_emit_text");
+    let mut inst = std::ptr::null_mut();
+    assert_eq!(
+        unsafe { D.create.unwrap()(c"{}".as_ptr(), 0, &mut inst) },
+        WEIR_OK
+    );
+    let mut state = ProbeState::zeroed();
+    state.packets = 4;
+    let cap = WEIR_TEXT_MAX as usize;
+    let mut bufs = vec![0u8; 4 * cap];
+    let mut texts: Vec<TextV1> = bufs
+        .chunks_exact_mut(cap)
+        .map(|c| TextV1 {
+            buf: c.as_mut_ptr().cast(),
+            cap: WEIR_TEXT_MAX,
+            len: 12345, // the SDK resets every value to missing first
+        })
+        .collect();
+    let mut out = [0.0f64; 5];
+    let key = FlowKeyV1::default();
+    let rc = unsafe {
+        emit_text(
+            inst,
+            &key,
+            (&mut state as *mut ProbeState).cast(),
+            out.as_mut_ptr(),
+            5,
+            texts.as_mut_ptr(),
+            4,
+        )
+    };
+    assert_eq!(rc, WEIR_OK);
+    assert_eq!(out[1], 4.0);
+    assert_eq!(texts[0].len as usize, "TLS.YouTube ünï".len());
+    assert_eq!(&bufs[..texts[0].len as usize], "TLS.YouTube ünï".as_bytes());
+    assert_eq!(texts[1].len, 300, "an overrun reports the full length");
+    assert!(bufs[cap..2 * cap].iter().all(|&b| b == b'x'));
+    assert_eq!(texts[2].len, 2);
+    assert_eq!(&bufs[2 * cap..2 * cap + 2], &[0xff, 0xfe]);
+    assert_eq!(texts[3].len, WEIR_TEXT_MISSING);
+    // The host's count of text values must match the plugin's.
+    let rc = unsafe {
+        emit_text(
+            inst,
+            &key,
+            (&mut state as *mut ProbeState).cast(),
+            out.as_mut_ptr(),
+            5,
+            texts.as_mut_ptr(),
+            3,
+        )
+    };
+    assert_eq!(rc, WEIR_ERR);
+    unsafe { D.destroy.unwrap()(inst) };
 }

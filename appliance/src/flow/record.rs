@@ -107,8 +107,13 @@ pub struct FlowRecord {
     pub bidirectional: DirCounters,
     pub src2dst: DirCounters,
     pub dst2src: DirCounters,
-    /// Plugin features then rate features, in [`RecordSchema::extra`] order (NaN = missing).
+    /// Plugin features then rate features, in [`RecordSchema::extra`] order (NaN = missing;
+    /// always NaN in a text column, whose value is in `texts`).
     pub values: Vec<f64>,
+    /// The text columns' values (ABI 1.4 text features), in record order: the j-th text column
+    /// of [`RecordSchema::extra`] is `texts.get(j)`. Empty (all missing) in interval records
+    /// and when no plugin has text features.
+    pub texts: Texts,
     pub score_status: ScoreStatus,
     /// Index into the model's classes (classification) or 0/1 (anomaly: 1 = outlier).
     pub prediction: Option<u32>,
@@ -123,6 +128,59 @@ pub struct FlowRecord {
     /// The `community_id` column, computed once per record by the worker before it hands
     /// the record over (see `flow/community_id.rs`).
     pub community_id: crate::flow::community_id::CommunityId,
+}
+
+/// A record's text values, end to end in one string: one allocation per record however many
+/// text columns there are (none when there are none).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Texts {
+    text: String,
+    /// Per value: its end in `text`, with [`Texts::MISSING`] set when it is missing.
+    ends: Vec<u32>,
+}
+
+impl Texts {
+    const MISSING: u32 = 1 << 31;
+
+    pub fn with_capacity(values: usize, bytes: usize) -> Texts {
+        Texts {
+            text: String::with_capacity(bytes),
+            ends: Vec::with_capacity(values),
+        }
+    }
+
+    /// Append the next value (`None`: missing).
+    pub fn push(&mut self, v: Option<&str>) {
+        match v {
+            Some(s) => {
+                self.text.push_str(s);
+                self.ends.push(self.text.len() as u32);
+            }
+            None => self.ends.push(self.text.len() as u32 | Self::MISSING),
+        }
+    }
+
+    /// Value `j`; `None` when missing or past the end.
+    pub fn get(&self, j: usize) -> Option<&str> {
+        let end = *self.ends.get(j)?;
+        if end & Self::MISSING != 0 {
+            return None;
+        }
+        let start = match j {
+            0 => 0,
+            _ => (self.ends[j - 1] & !Self::MISSING) as usize,
+        };
+        self.text.get(start..end as usize)
+    }
+
+    /// Values pushed (missing ones included).
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
 }
 
 fn ip_of(bytes: &[u8; 16], version: u8) -> IpAddr {
@@ -268,7 +326,7 @@ pub struct RecordSchema {
     pub extra: Vec<String>,
     /// Who provides each extra column (a plugin name, or "rates").
     pub provider: Vec<String>,
-    /// How each extra column is written (`WEIR_FEATURE_F64`, `_U64`, `_BOOL`).
+    /// How each extra column is written (`WEIR_FEATURE_F64`, `_U64`, `_BOOL`, `_TEXT`).
     pub kinds: Vec<u32>,
     /// Score column names (`prediction` is written separately), empty without a model.
     pub scores: Vec<String>,
@@ -293,12 +351,34 @@ impl RecordSchema {
         }
     }
 
+    /// Whether extra column `i` is text (ABI 1.4): its value is in [`FlowRecord::texts`].
+    pub fn is_text(&self, i: usize) -> bool {
+        self.kinds.get(i) == Some(&weir_plugin_api::WEIR_FEATURE_TEXT)
+    }
+
+    /// Text columns among the extra ones: the length of a flow record's [`FlowRecord::texts`].
+    pub fn n_texts(&self) -> usize {
+        (0..self.extra.len()).filter(|&i| self.is_text(i)).count()
+    }
+
+    /// The text ordinal of extra column `i` (its index into [`FlowRecord::texts`]), when it is
+    /// a text column.
+    pub fn text_index(&self, i: usize) -> Option<usize> {
+        self.is_text(i)
+            .then(|| (0..i).filter(|&k| self.is_text(k)).count())
+    }
+
     /// Find a numeric column by name (core columns first, then extra ones).
     pub fn column(&self, name: &str) -> Option<Column> {
         if let Some(c) = core_column(name) {
             return Some(Column::Core(c));
         }
-        self.extra.iter().position(|n| n == name).map(Column::Extra)
+        // A text column is never a numeric feature (a model cannot use it).
+        self.extra
+            .iter()
+            .position(|n| n == name)
+            .filter(|&i| !self.is_text(i))
+            .map(Column::Extra)
     }
 
     pub fn value(&self, rec: &FlowRecord, col: Column) -> f64 {
@@ -320,5 +400,25 @@ impl RecordSchema {
             h.push("model_version".into());
         }
         h
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Texts;
+
+    #[test]
+    fn texts_keep_values_and_missing_apart() {
+        let mut t = Texts::default();
+        t.push(Some("tls"));
+        t.push(None);
+        t.push(Some(""));
+        t.push(Some("ünï"));
+        assert_eq!(t.len(), 4);
+        assert_eq!(t.get(0), Some("tls"));
+        assert_eq!(t.get(1), None);
+        assert_eq!(t.get(2), Some(""));
+        assert_eq!(t.get(3), Some("ünï"));
+        assert_eq!(t.get(4), None);
     }
 }

@@ -8,10 +8,10 @@
 use super::refusal::RefusalReason;
 use std::ffi::{c_char, CStr};
 use weir_plugin_api::{
-    CreateFn, DestroyFn, FlowEmitFn, FlowInitFn, FlowStateSizeFn, IntervalEmitFn, LastErrorFn,
-    PluginV1, UpdateBurstFn, PLUGIN_HEADER_SIZE, PLUGIN_V1_0_SIZE, PLUGIN_V1_1_SIZE,
-    PLUGIN_V1_2_SIZE, PLUGIN_V1_3_SIZE, WEIR_ABI_MAJOR, WEIR_ABI_MINOR, WEIR_FEATURE_BOOL,
-    WEIR_FEATURE_F64, WEIR_FEATURE_U64, WEIR_PLUGIN_MAGIC,
+    CreateFn, DestroyFn, FlowEmitFn, FlowEmitTextFn, FlowInitFn, FlowStateSizeFn, IntervalEmitFn,
+    LastErrorFn, PluginV1, UpdateBurstFn, PLUGIN_HEADER_SIZE, PLUGIN_V1_0_SIZE, PLUGIN_V1_1_SIZE,
+    PLUGIN_V1_2_SIZE, PLUGIN_V1_3_SIZE, PLUGIN_V1_4_SIZE, WEIR_ABI_MAJOR, WEIR_ABI_MINOR,
+    WEIR_FEATURE_BOOL, WEIR_FEATURE_F64, WEIR_FEATURE_TEXT, WEIR_FEATURE_U64, WEIR_PLUGIN_MAGIC,
 };
 
 /// Longest plugin name accepted.
@@ -23,12 +23,15 @@ pub const MAX_FEATURES: u32 = 4096;
 /// Longest descriptor string read (version, descriptions, config schema).
 const MAX_STRING: usize = 1 << 16;
 
-/// How a feature's value is meant to be written (every value crosses the ABI as f64).
+/// How a feature's value is meant to be written (numbers cross the ABI as f64, text through
+/// ABI 1.4's host-owned buffers).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FeatureKind {
     F64,
     U64,
     Bool,
+    /// ABI 1.4: a UTF-8 string column.
+    Text,
 }
 
 impl FeatureKind {
@@ -37,6 +40,7 @@ impl FeatureKind {
             FeatureKind::F64 => "f64",
             FeatureKind::U64 => "u64",
             FeatureKind::Bool => "bool",
+            FeatureKind::Text => "text",
         }
     }
 }
@@ -70,6 +74,8 @@ pub struct Callbacks {
     pub update_burst_intervals: Option<UpdateBurstFn>,
     /// ABI 1.3, optional: an instance's per-flow state bytes, from its config.
     pub flow_state_size: Option<FlowStateSizeFn>,
+    /// ABI 1.4: called instead of `flow_emit` when set; set whenever a feature is text.
+    pub flow_emit_text: Option<FlowEmitTextFn>,
 }
 
 /// A checked descriptor.
@@ -98,6 +104,14 @@ pub struct Descriptor {
 }
 
 impl Descriptor {
+    /// Features of kind text (ABI 1.4): the `n_texts` of `flow_emit_text`.
+    pub fn n_texts(&self) -> usize {
+        self.features
+            .iter()
+            .filter(|f| f.kind == FeatureKind::Text)
+            .count()
+    }
+
     /// Fix the descriptor for a run with interval records `on` or off (ABI 1.2): on, the state
     /// grows by `interval_state_size` and bursts go to `update_burst_intervals` when the
     /// plugin has one; off, `interval_emit` is dropped (never called: no schedule exists, and
@@ -269,6 +283,12 @@ pub unsafe fn read(
     } else {
         None
     };
+    // ABI 1.4, likewise (a 1.3 plugin's descriptor ends before it).
+    let flow_emit_text = if size as usize >= PLUGIN_V1_4_SIZE {
+        d.flow_emit_text
+    } else {
+        None
+    };
 
     // SAFETY: descriptor strings are static NUL-terminated text or NULL, per the header (so
     // for every c_string call below).
@@ -319,6 +339,7 @@ pub unsafe fn read(
                 interval_emit,
                 update_burst_intervals,
                 flow_state_size,
+                flow_emit_text,
             }
         }
         (c, i, u, e, _) => {
@@ -412,6 +433,8 @@ pub unsafe fn read(
             WEIR_FEATURE_F64 => FeatureKind::F64,
             WEIR_FEATURE_U64 => FeatureKind::U64,
             WEIR_FEATURE_BOOL => FeatureKind::Bool,
+            // Text exists from ABI 1.4 on: an older plugin cannot mean it.
+            WEIR_FEATURE_TEXT if minor >= 4 => FeatureKind::Text,
             k => {
                 return named(RefusalReason::BadFeatureKind {
                     name: fname,
@@ -432,6 +455,14 @@ pub unsafe fn read(
             kind,
             description: fdesc,
         });
+    }
+
+    if features.iter().any(|f| f.kind == FeatureKind::Text) && cb.flow_emit_text.is_none() {
+        return named(RefusalReason::BadDescriptor(
+            "a feature is of kind text but flow_emit_text is NULL (or struct_size is older \
+             than ABI 1.4)"
+                .into(),
+        ));
     }
 
     Ok(Descriptor {

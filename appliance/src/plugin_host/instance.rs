@@ -17,12 +17,13 @@ use super::loader::{PluginRegistry, PluginShared};
 use super::slab::SlabLayout;
 use super::{selftest, Error};
 use crate::cost::{CostTable, RowId};
+use crate::flow::record::Texts;
 use std::ffi::{c_void, CString};
 use std::ops::Range;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
-use weir_plugin_api::{FlowKeyV1, PacketV1, WEIR_OK};
+use weir_plugin_api::{FlowKeyV1, PacketV1, TextV1, WEIR_OK, WEIR_TEXT_MAX, WEIR_TEXT_MISSING};
 
 /// Largest burst handed to a plugin in one call; longer bursts are split.
 pub const MAX_BURST: usize = 512;
@@ -38,6 +39,8 @@ struct Slot {
     created: bool,
     offset: usize,
     cols: Range<usize>,
+    /// Its text features (ABI 1.4) among all plugins' text features, in record order.
+    texts: Range<usize>,
     row: RowId,
     quarantined: bool,
     shared: Arc<PluginShared>,
@@ -51,6 +54,12 @@ pub struct WorkerPlugins {
     slab_align: usize,
     n_features: usize,
     quarantines: u64,
+    /// ABI 1.4: text values refused (see [`TextRefusals`]).
+    text_refused: TextRefusals,
+    /// One host-owned buffer of `WEIR_TEXT_MAX` bytes per text feature, and the views handed
+    /// to `flow_emit_text` over them: allocated once, reused for every flow.
+    text_buf: Vec<u8>,
+    text_views: Vec<TextV1>,
     // Scratch for one burst, allocated once.
     states: Vec<*mut c_void>,
     pkts: Vec<PacketV1>,
@@ -58,9 +67,19 @@ pub struct WorkerPlugins {
     idx: Vec<u32>,
 }
 
+/// Text values (ABI 1.4) refused on one worker: never written, the record's cell is missing.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TextRefusals {
+    /// The plugin reported a value longer than `WEIR_TEXT_MAX` bytes.
+    pub too_long: u64,
+    /// The value's bytes were not UTF-8.
+    pub invalid_utf8: u64,
+}
+
 // SAFETY: a WorkerPlugins is used by one thread at a time (&mut self everywhere); the raw
-// pointers are plugin instances, which the ABI lets any one thread call, and scratch pointers
-// rewritten on every burst.
+// pointers are plugin instances, which the ABI lets any one thread call, scratch pointers
+// rewritten on every burst, and the text views, which point into `text_buf` (a heap block
+// that moves with the value).
 unsafe impl Send for WorkerPlugins {}
 
 impl PluginRegistry {
@@ -71,6 +90,16 @@ impl PluginRegistry {
     /// unless it is required, which fails the call.
     pub fn instantiate(&self, worker: u32) -> Result<WorkerPlugins, Error> {
         let layout = self.layout();
+        let n_texts: usize = self.plugins().iter().map(|p| p.desc.n_texts()).sum();
+        let mut text_buf = vec![0u8; n_texts * WEIR_TEXT_MAX as usize];
+        let text_views = text_buf
+            .chunks_exact_mut(WEIR_TEXT_MAX as usize)
+            .map(|c| TextV1 {
+                buf: c.as_mut_ptr().cast(),
+                cap: WEIR_TEXT_MAX,
+                len: WEIR_TEXT_MISSING,
+            })
+            .collect();
         let mut w = WorkerPlugins {
             worker,
             slots: Vec::with_capacity(self.plugins().len()),
@@ -78,12 +107,18 @@ impl PluginRegistry {
             slab_align: layout.slab_align(),
             n_features: self.n_features(),
             quarantines: 0,
+            text_refused: TextRefusals::default(),
+            text_buf,
+            text_views,
             states: vec![std::ptr::null_mut(); MAX_BURST],
             pkts: vec![PacketV1::EMPTY; MAX_BURST],
             done: vec![0; MAX_BURST],
             idx: vec![0; MAX_BURST],
         };
+        let mut next_text = 0;
         for (i, p) in self.plugins().iter().enumerate() {
+            let texts = next_text..next_text + p.desc.n_texts();
+            next_text = texts.end;
             let mut inst: *mut c_void = std::ptr::null_mut();
             // The loader took config_json from a Rust String; a NUL inside fails the self-test
             // already, so this cannot fail for a plugin that was admitted with the self-test.
@@ -134,6 +169,7 @@ impl PluginRegistry {
                 created,
                 offset: layout.offset(i),
                 cols: p.columns.clone(),
+                texts,
                 row: RowId::plugin(i),
                 quarantined: !created,
                 shared: p.shared.clone(),
@@ -201,6 +237,17 @@ impl WorkerPlugins {
     /// Plugins quarantined on this worker so far.
     pub fn quarantine_count(&self) -> u64 {
         self.quarantines
+    }
+
+    /// Text features of all plugins (ABI 1.4): the values [`WorkerPlugins::flow_emit_texts`]
+    /// pushes per flow.
+    pub fn n_texts(&self) -> usize {
+        self.text_views.len()
+    }
+
+    /// Text values refused on this worker so far.
+    pub fn text_refused(&self) -> TextRefusals {
+        self.text_refused
     }
 
     /// A new flow: zero its slab and call every plugin's flow_init.
@@ -361,9 +408,53 @@ impl WorkerPlugins {
         out: &mut [f64],
         cost: &mut CostTable,
     ) {
-        // SAFETY: forwarded; flow_emit only reads the state, so the cast to *mut is never
-        // written through.
-        unsafe { self.emit(Emit::Flow, key, slab.cast_mut(), out, cost) }
+        let mut texts = Texts::default();
+        // SAFETY: forwarded; the texts are dropped (callers without text columns).
+        unsafe { self.flow_emit_texts(key, slab.cast_mut(), out, &mut texts, cost) }
+    }
+
+    /// [`WorkerPlugins::flow_emit`], with the text features (ABI 1.4) appended to `texts`,
+    /// [`WorkerPlugins::n_texts`] of them in record order. A value the plugin left missing, or
+    /// that is refused (longer than `WEIR_TEXT_MAX` bytes, not UTF-8: counted in
+    /// [`WorkerPlugins::text_refused`]), is pushed as missing.
+    ///
+    /// # Safety
+    /// `slab` is a slab initialised by [`WorkerPlugins::flow_init`] for this flow, not aliased
+    /// during the call (a plugin's `flow_emit_text` may write its state: the flow's last call).
+    pub unsafe fn flow_emit_texts(
+        &mut self,
+        key: &FlowKeyV1,
+        slab: *mut u8,
+        out: &mut [f64],
+        texts: &mut Texts,
+        cost: &mut CostTable,
+    ) {
+        for v in &mut self.text_views {
+            v.len = WEIR_TEXT_MISSING;
+        }
+        // SAFETY: forwarded.
+        unsafe { self.emit(Emit::Flow, key, slab, out, cost) };
+        let refused = &mut self.text_refused;
+        for (j, v) in self.text_views.iter().enumerate() {
+            if v.len == WEIR_TEXT_MISSING {
+                texts.push(None);
+                continue;
+            }
+            if v.len > v.cap {
+                refused.too_long += 1;
+                texts.push(None);
+                continue;
+            }
+            let start = j * WEIR_TEXT_MAX as usize;
+            let bytes = &self.text_buf[start..start + v.len as usize];
+            match std::str::from_utf8(bytes) {
+                Ok(s) => texts.push(Some(s)),
+                Err(_) => {
+                    refused.invalid_utf8 += 1;
+                    texts.push(None);
+                }
+            }
+        }
     }
 
     /// The flow's interval ended: write every plugin's interval features into its columns of
@@ -416,9 +507,23 @@ impl WorkerPlugins {
             let state = slab.wrapping_add(slot.offset).cast();
             let (ptr, n) = (cols.as_mut_ptr(), cols.len() as u32);
             let rc = match (which, slot.cb.interval_emit) {
-                // SAFETY: the state lies inside the slab; cols has exactly n_features doubles.
-                (Emit::Flow, _) if live => unsafe {
-                    (slot.cb.flow_emit)(slot.inst, key, state, ptr, n)
+                (Emit::Flow, _) if live => match slot.cb.flow_emit_text {
+                    // SAFETY: as above; the slot's views point to its WEIR_TEXT_MAX-byte
+                    // buffers in text_buf, reset to missing by flow_emit_texts.
+                    Some(f) => unsafe {
+                        let tv = &mut self.text_views[slot.texts.clone()];
+                        f(
+                            slot.inst,
+                            key,
+                            state,
+                            ptr,
+                            n,
+                            tv.as_mut_ptr(),
+                            tv.len() as u32,
+                        )
+                    },
+                    // SAFETY: the state lies inside the slab; cols has exactly n_features doubles.
+                    None => unsafe { (slot.cb.flow_emit)(slot.inst, key, state, ptr, n) },
                 },
                 // SAFETY: as for flow_emit.
                 (Emit::Interval, Some(f)) if live => unsafe { f(slot.inst, key, state, ptr, n) },
@@ -430,6 +535,9 @@ impl WorkerPlugins {
             t = cost.lap_flows(slot.row, 0, t);
             if rc != WEIR_OK {
                 cols.fill(f64::NAN);
+                for v in &mut self.text_views[slot.texts.clone()] {
+                    v.len = WEIR_TEXT_MISSING;
+                }
                 self.quarantines += 1;
                 quarantine(slot, self.worker, call, cost);
             }

@@ -541,6 +541,7 @@ pub(crate) fn value_fits(kind: FeatureKind, v: f64) -> bool {
         FeatureKind::F64 => true,
         FeatureKind::U64 => v >= 0.0 && v.fract() == 0.0 && v.is_finite(),
         FeatureKind::Bool => v == 0.0 || v == 1.0,
+        FeatureKind::Text => true,
     }
 }
 
@@ -683,7 +684,9 @@ fn exercise_on(
             check_states(&states, "interval_emit")?;
             let out = &buf[GUARD_WORDS..GUARD_WORDS + n];
             for (f, v) in desc.features.iter().zip(out) {
-                if v.to_bits() == UNWRITTEN || !value_fits(f.kind, *v) {
+                if f.kind != FeatureKind::Text
+                    && (v.to_bits() == UNWRITTEN || !value_fits(f.kind, *v))
+                {
                     return Err(fail(
                         "interval_emit",
                         format!(
@@ -696,24 +699,66 @@ fn exercise_on(
             }
         }
         let mut buf = guarded_out(n, UNWRITTEN);
-        // SAFETY: buf has n doubles from GUARD_WORDS; key and state are live.
-        let rc = unsafe {
-            (cb.flow_emit)(
-                inst,
-                k,
-                s.ptr as *const c_void,
-                buf.as_mut_ptr().add(GUARD_WORDS),
-                n as u32,
-            )
+        // ABI 1.4: text buffers between guard bytes, as the host hands them over.
+        let n_texts = desc.n_texts();
+        let stride = WEIR_TEXT_MAX as usize + GUARD;
+        let mut text_bytes = vec![GUARD_BYTE; GUARD + n_texts * stride];
+        let mut texts: Vec<TextV1> = (0..n_texts)
+            .map(|j| TextV1 {
+                buf: text_bytes[GUARD + j * stride..].as_mut_ptr().cast(),
+                cap: WEIR_TEXT_MAX,
+                len: WEIR_TEXT_MISSING,
+            })
+            .collect();
+        let (stage, rc) = match cb.flow_emit_text {
+            // SAFETY: buf has n doubles from GUARD_WORDS, texts n_texts entries with cap
+            // writable bytes each; key and state are live.
+            Some(f) => ("flow_emit_text", unsafe {
+                f(
+                    inst,
+                    k,
+                    s.ptr.cast(),
+                    buf.as_mut_ptr().add(GUARD_WORDS),
+                    n as u32,
+                    texts.as_mut_ptr(),
+                    n_texts as u32,
+                )
+            }),
+            // SAFETY: as above, without texts.
+            None => ("flow_emit", unsafe {
+                (cb.flow_emit)(
+                    inst,
+                    k,
+                    s.ptr as *const c_void,
+                    buf.as_mut_ptr().add(GUARD_WORDS),
+                    n as u32,
+                )
+            }),
         };
         if rc != WEIR_OK {
             // SAFETY: inst is live.
-            return Err(fail("flow_emit", unsafe { last_error(&cb, inst) }));
+            return Err(fail(stage, unsafe { last_error(&cb, inst) }));
         }
-        check_out(&buf, n, "flow_emit")?;
+        check_out(&buf, n, stage)?;
+        // Writing past a text buffer is refused here; a value too long or not UTF-8 is not (it
+        // is refused and counted value by value at run time).
+        for j in 0..n_texts {
+            let g = &text_bytes[GUARD + j * stride + WEIR_TEXT_MAX as usize..][..GUARD];
+            if g.iter().any(|&b| b != GUARD_BYTE)
+                || text_bytes[..GUARD].iter().any(|&b| b != GUARD_BYTE)
+            {
+                return Err(fail(
+                    stage,
+                    format!("wrote outside its {WEIR_TEXT_MAX}-byte text buffer {j}"),
+                ));
+            }
+        }
         check_states(&states, "flow_emit")?;
         let out = &buf[GUARD_WORDS..GUARD_WORDS + n];
         for (f, v) in desc.features.iter().zip(out) {
+            if f.kind == FeatureKind::Text {
+                continue; // its double slot is not read
+            }
             if v.to_bits() == UNWRITTEN {
                 return Err(fail(
                     "flow_emit",

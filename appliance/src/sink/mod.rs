@@ -127,7 +127,7 @@ pub(crate) fn fields<'a>(
     schema: &'a RecordSchema,
     mut f: impl FnMut(Field<'a>),
 ) {
-    use weir_plugin_api::{WEIR_FEATURE_BOOL, WEIR_FEATURE_U64};
+    use weir_plugin_api::{WEIR_FEATURE_BOOL, WEIR_FEATURE_TEXT, WEIR_FEATURE_U64};
     f(Field::Ip(rec.src_ip()));
     f(Field::UInt(rec.key.src_port as u64));
     f(Field::Ip(rec.dst_ip()));
@@ -162,8 +162,17 @@ pub(crate) fn fields<'a>(
     }
     f(Field::Str(schema.service_name(rec.service)));
     f(Field::Str(rec.community_id.as_str()));
+    let mut text = 0;
     for (i, v) in rec.values.iter().enumerate() {
         let kind = schema.kinds.get(i).copied().unwrap_or(0);
+        if kind == WEIR_FEATURE_TEXT {
+            f(match rec.texts.get(text) {
+                Some(s) => Field::Str(s),
+                None => Field::Missing,
+            });
+            text += 1;
+            continue;
+        }
         f(if v.is_nan() {
             Field::Missing
         } else if kind == WEIR_FEATURE_U64 || kind == WEIR_FEATURE_BOOL {

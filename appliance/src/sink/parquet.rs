@@ -139,6 +139,14 @@ pub(crate) fn column_kinds(schema: &RecordSchema) -> Vec<ColKind> {
         src2dst: Default::default(),
         dst2src: Default::default(),
         values: vec![0.0; schema.extra.len()],
+        // Every text column present (empty), so it walks as a string column.
+        texts: {
+            let mut t = crate::flow::record::Texts::default();
+            for _ in 0..schema.n_texts() {
+                t.push(Some(""));
+            }
+            t
+        },
         score_status: ScoreStatus::Scored,
         prediction: Some(0),
         scores: vec![0.0; schema.scores.len()],
@@ -687,6 +695,7 @@ mod tests {
             dst2src: Default::default(),
             // Random doubles: Snappy cannot shrink them, so the disk fills predictably.
             values: (0..n).map(|_| next()).collect(),
+            texts: Default::default(),
             score_status: Default::default(),
             prediction: None,
             scores: vec![],

@@ -266,6 +266,7 @@ mod tests {
             src2dst: c,
             dst2src: Default::default(),
             values: vec![],
+            texts: Default::default(),
             score_status: Default::default(),
             prediction: None,
             scores: vec![],

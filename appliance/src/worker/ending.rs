@@ -5,7 +5,7 @@
 use super::{Worker, FLUSH_BATCH, SEND_BATCH, SEND_EVERY_NS};
 use crate::cost::Stage;
 use crate::flow::community_id;
-use crate::flow::record::{DirCounters, Expiration, FlowRecord, IntervalSpan, ScoreStatus};
+use crate::flow::record::{DirCounters, Expiration, FlowRecord, IntervalSpan, ScoreStatus, Texts};
 
 impl Worker {
     /// End the flows that tore down during the burst (their packets have been through the
@@ -112,19 +112,26 @@ impl Worker {
         let rate_values = e.ext.rates.features(&self.tables);
         values[self.n_plugin_values..self.n_plugin_values + rate_values.len()]
             .copy_from_slice(&rate_values);
+        let mut texts = Texts::default();
         if let Some(p) = self.plugins.as_mut() {
             let slab = self.table.slab_ptr(idx);
+            if p.n_texts() > 0 {
+                texts = Texts::with_capacity(p.n_texts(), 64);
+            }
             self.cost.service_begin();
-            // SAFETY: the slab of the live entry being ended; `values` holds every feature.
+            // SAFETY: the slab of the live entry being ended (its last use: the entry is
+            // removed below); `values` holds every feature.
             unsafe {
-                p.flow_emit(
+                p.flow_emit_texts(
                     &e.key,
                     slab,
                     &mut values[..self.n_plugin_values],
+                    &mut texts,
                     &mut self.cost,
                 )
             };
             self.cost.service_end(e.ext.service);
+            self.stats.text_refused = p.text_refused();
         }
         let mut dst2src = e.dst2src;
         if dst2src.packets == 0 {
@@ -140,6 +147,7 @@ impl Worker {
             src2dst: e.src2dst,
             dst2src,
             values,
+            texts,
             score_status: ScoreStatus::None,
             model: None,
             prediction: None,
@@ -193,6 +201,7 @@ impl Worker {
             src2dst: zero_if_empty(fi.src2dst),
             dst2src: zero_if_empty(fi.dst2src),
             values,
+            texts: Default::default(),
             score_status: ScoreStatus::None,
             prediction: None,
             scores: Vec::new(),

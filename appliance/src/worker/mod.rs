@@ -86,6 +86,8 @@ pub struct WorkerStats {
     pub interval_records: u64,
     /// Packets the capture filter rejected (counted in `packets` and `bytes`, nowhere else).
     pub filtered: u64,
+    /// Plugin text values (ABI 1.4) refused on this worker: written as missing.
+    pub text_refused: crate::plugin_host::instance::TextRefusals,
 }
 
 /// Per-flow data the worker keeps beside the counters. The interval part is not here: it is

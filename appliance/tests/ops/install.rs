@@ -52,6 +52,16 @@ fn tree(root: &Path) -> BTreeSet<String> {
     out
 }
 
+/// The plugins `make install` ships: the four always built, and ndpi when the build found
+/// libndpi (it is installed only then).
+fn shipped_plugins() -> Vec<&'static str> {
+    let mut v = vec!["flowstats", "splt", "tcp", "entropy"];
+    if weir_ndpi_build::LIBRARY_PATH.is_some() {
+        v.push("ndpi");
+    }
+    v
+}
+
 /// What `make install PREFIX=prefix` must install (relative to the root), derived from the
 /// sources: the CLI's visible subcommands give the man pages, `deploy/examples` the examples.
 fn expected(prefix: &str) -> BTreeSet<String> {
@@ -68,7 +78,7 @@ fn expected(prefix: &str) -> BTreeSet<String> {
         "share/zsh/vendor-completions/_weir".into(),
         "share/fish/vendor_completions.d/weir.fish".into(),
     ];
-    for plugin in ["flowstats", "splt", "tcp", "entropy"] {
+    for plugin in shipped_plugins() {
         v.push(format!("lib/weir/plugins/libweir_{plugin}.so"));
     }
     for e in std::fs::read_dir(workspace().join("deploy/examples")).unwrap() {
@@ -117,7 +127,7 @@ fn check_installed(root: &Path, prefix: &str) {
         "{out}{}",
         String::from_utf8_lossy(&o.stderr)
     );
-    for plugin in ["flowstats", "splt", "tcp", "entropy"] {
+    for plugin in shipped_plugins() {
         assert!(
             out.contains(plugin),
             "plugin {plugin} not found by the installed weir:\n{out}"

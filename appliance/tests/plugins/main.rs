@@ -6,8 +6,10 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod ndpi_parity;
 mod quarantine;
 mod refusals;
 mod runtime;
 mod services;
 mod splt_tshark;
+mod text;

@@ -71,7 +71,7 @@ fn newer_minor() {
         r.reason,
         RefusalReason::AbiMinorNewer {
             plugin: 99,
-            host: 3
+            host: weir_plugin_api::WEIR_ABI_MINOR
         }
     );
 }

@@ -31,7 +31,12 @@
  *   FLOW_STATE_SIZE=n    ABI 1.3: flow_state_size answers n (the plugin uses only its 24-byte
  *                        flow_state, so n >= 24 works; pair with STATE_SIZE= for the declared max)
  *   FLOW_STATE_SIZE_W1=n ... but worker 1's instance answers n
+ *   TEXT                 ABI 1.4: three more features of kind text, written by flow_emit_text:
+ *                        NAME_label "proto=P ünï" (P the flow's IP protocol; valid UTF-8),
+ *                        NAME_long 300 bytes of 'x' (reported with len 300 > WEIR_TEXT_MAX:
+ *                        refused), NAME_bad the bytes ff fe (not UTF-8: refused)
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <weir_plugin.h>
@@ -197,13 +202,37 @@ static int32_t interval_emit(void *inst, const weir_flow_key_v1 *key, void *stat
 #define INTERVAL_STATE_SIZE 0
 #endif
 
+#ifdef TEXT
+static int32_t flow_emit_text(void *inst, const weir_flow_key_v1 *key, void *state, double *out,
+                              uint32_t n, weir_text_v1 *texts, uint32_t n_texts) {
+    if (n != 6 || n_texts != 3)
+        return WEIR_ERR;
+    int32_t rc = flow_emit(inst, key, state, out, 3);
+    if (rc != WEIR_OK)
+        return rc;
+    char label[32];
+    int len = snprintf(label, sizeof label, "proto=%u \xc3\xbcn\xc3\xaf", (unsigned)key->protocol);
+    memcpy(texts[0].buf, label, (size_t)len);
+    texts[0].len = (uint32_t)len;
+    memset(texts[1].buf, 'x', texts[1].cap);
+    texts[1].len = 300; /* the whole value: more than cap, so the host refuses it */
+    texts[2].buf[0] = (char)0xff;
+    texts[2].buf[1] = (char)0xfe;
+    texts[2].len = 2;
+    return WEIR_OK;
+}
+#define N_FEATURES 6
+#else
+#define N_FEATURES 3
+#endif
+
 static const char *last_error(void *inst) {
     if (!inst)
         return create_err;
     return ((struct instance *)inst)->err;
 }
 
-static const weir_feature_v1 features[3] = {
+static const weir_feature_v1 features[N_FEATURES] = {
 #ifdef BAD_KIND
     {FEATURE0, 7, 0, "packets from src to dst"},
 #else
@@ -215,6 +244,11 @@ static const weir_feature_v1 features[3] = {
     {NAME "_d2s_packets", WEIR_FEATURE_U64, 0, "packets from dst to src"},
 #endif
     {NAME "_bytes", WEIR_FEATURE_U64, 0, "bytes on the wire, both directions"},
+#ifdef TEXT
+    {NAME "_label", WEIR_FEATURE_TEXT, 0, "proto=P and three non-ASCII bytes"},
+    {NAME "_long", WEIR_FEATURE_TEXT, 0, "300 bytes: refused"},
+    {NAME "_bad", WEIR_FEATURE_TEXT, 0, "not UTF-8: refused"},
+#endif
 };
 
 #ifdef FLOW_STATE_SIZE
@@ -239,7 +273,7 @@ static const weir_plugin_v1 descriptor = {
     .version = "0.0.1-test",
     .description = "test plugin for the weir plugin host",
     .features = features,
-    .n_features = 3,
+    .n_features = N_FEATURES,
     .state_size = STATE_SIZE,
     .state_align = STATE_ALIGN,
     .config_schema = NULL,
@@ -264,6 +298,9 @@ static const weir_plugin_v1 descriptor = {
 #endif
 #ifdef FLOW_STATE_SIZE
     .flow_state_size = flow_state_size,
+#endif
+#ifdef TEXT
+    .flow_emit_text = flow_emit_text,
 #endif
 };
 

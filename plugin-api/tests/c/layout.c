@@ -50,7 +50,12 @@ OFF(weir_feature_v1, name, 0);
 OFF(weir_feature_v1, kind, 8);
 OFF(weir_feature_v1, description, 16);
 
-CHECK(sizeof(weir_plugin_v1), 152);
+CHECK(sizeof(weir_text_v1), 16);
+OFF(weir_text_v1, buf, 0);
+OFF(weir_text_v1, cap, 8);
+OFF(weir_text_v1, len, 12);
+
+CHECK(sizeof(weir_plugin_v1), 160);
 OFF(weir_plugin_v1, magic, 0);
 OFF(weir_plugin_v1, abi_major, 4);
 OFF(weir_plugin_v1, abi_minor, 6);
@@ -75,9 +80,11 @@ OFF(weir_plugin_v1, interval_state_size, 128);
 OFF(weir_plugin_v1, reserved1, 132);
 OFF(weir_plugin_v1, update_burst_intervals, 136);
 OFF(weir_plugin_v1, flow_state_size, 144);
+OFF(weir_plugin_v1, flow_emit_text, 152);
 CHECK(WEIR_PLUGIN_V1_0_SIZE, 120);
 CHECK(WEIR_PLUGIN_V1_1_SIZE, 128);
 CHECK(WEIR_PLUGIN_V1_2_SIZE, 144);
+CHECK(WEIR_PLUGIN_V1_3_SIZE, 152);
 
 #define SHOW(T, f) printf(#T "." #f " %zu\n", offsetof(T, f))
 #define SIZE(T) printf(#T " %zu\n", sizeof(T))
@@ -109,6 +116,9 @@ int main(void) {
     SHOW(weir_feature_v1, name); SHOW(weir_feature_v1, kind);
     SHOW(weir_feature_v1, reserved); SHOW(weir_feature_v1, description);
 
+    SIZE(weir_text_v1);
+    SHOW(weir_text_v1, buf); SHOW(weir_text_v1, cap); SHOW(weir_text_v1, len);
+
     SIZE(weir_plugin_v1);
     SHOW(weir_plugin_v1, magic); SHOW(weir_plugin_v1, abi_major);
     SHOW(weir_plugin_v1, abi_minor); SHOW(weir_plugin_v1, struct_size);
@@ -122,10 +132,11 @@ int main(void) {
     SHOW(weir_plugin_v1, last_error); SHOW(weir_plugin_v1, interval_emit);
     SHOW(weir_plugin_v1, interval_state_size); SHOW(weir_plugin_v1, reserved1);
     SHOW(weir_plugin_v1, update_burst_intervals); SHOW(weir_plugin_v1, flow_state_size);
+    SHOW(weir_plugin_v1, flow_emit_text);
 
     CONST(WEIR_PLUGIN_MAGIC); CONST(WEIR_ABI_MAJOR); CONST(WEIR_ABI_MINOR);
     CONST(WEIR_PLUGIN_V1_0_SIZE); CONST(WEIR_PLUGIN_V1_1_SIZE);
-    CONST(WEIR_PLUGIN_V1_2_SIZE);
+    CONST(WEIR_PLUGIN_V1_2_SIZE); CONST(WEIR_PLUGIN_V1_3_SIZE);
     CONST(WEIR_OK); CONST(WEIR_ERR);
     CONST(WEIR_DIR_SRC_TO_DST); CONST(WEIR_DIR_DST_TO_SRC);
     CONST(WEIR_PKT_FIRST_OF_FLOW); CONST(WEIR_PKT_IP_FRAGMENT); CONST(WEIR_PKT_TUNNELED);
@@ -133,6 +144,7 @@ int main(void) {
     CONST(WEIR_TCP_ACK); CONST(WEIR_TCP_URG); CONST(WEIR_TCP_ECE); CONST(WEIR_TCP_CWR);
     CONST(WEIR_NO_OFFSET);
     CONST(WEIR_FEATURE_F64); CONST(WEIR_FEATURE_U64); CONST(WEIR_FEATURE_BOOL);
+    CONST(WEIR_FEATURE_TEXT); CONST(WEIR_TEXT_MAX); CONST(WEIR_TEXT_MISSING);
     printf("WEIR_PLUGIN_ENTRY_SYMBOL %s\n", WEIR_PLUGIN_ENTRY_SYMBOL);
     return 0;
 }

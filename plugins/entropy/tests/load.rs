@@ -60,9 +60,10 @@ fn descriptor() {
     let lib = open();
     let d = lib.descriptor();
     assert_eq!(d.magic, WEIR_PLUGIN_MAGIC);
-    assert_eq!((d.abi_major, d.abi_minor), (1, 3));
+    assert_eq!((d.abi_major, d.abi_minor), (1, 4));
     assert_eq!(d.struct_size as usize, std::mem::size_of::<PluginV1>());
-    // Built against the 1.3 header without interval callbacks: NULL (NaN in interval
+    assert!(d.flow_emit_text.is_none(), "no text features");
+    // Built against the 1.4 header without interval callbacks: NULL (NaN in interval
     // records) and no interval part.
     assert!(d.interval_emit.is_none());
     assert!(d.update_burst_intervals.is_none() && d.interval_state_size == 0);

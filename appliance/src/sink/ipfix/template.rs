@@ -35,7 +35,8 @@
 //! | 7 | `weirPrediction` | string | `prediction` (the class label, as in CSV) |
 //! | 8 | `weirScoreStatus` | string | `score_status` |
 //! | 9 | `weirCommunityId` | string, 30 octets | `community_id` (Community ID v1) |
-//! | 1024 + FNV-1a(name) mod 31744 | the column's name | float64 (NaN = missing) | every plugin feature, rate and score column |
+//! | 1024 + FNV-1a(name) mod 31744 | the column's name | float64 (NaN = missing) | every numeric plugin feature, rate and score column |
+//! | 1024 + FNV-1a(name) mod 31744 | the column's name | string, variable length (empty = missing) | every text plugin feature (ABI 1.4) |
 //!
 //! The id of a named column is derived from its name alone (32-bit FNV-1a of the UTF-8 name),
 //! so it stays the same whatever other plugins are loaded; two names that hash to one id (none
@@ -137,6 +138,8 @@ enum Source {
     CommunityId,
     /// `values[i]`: a plugin feature or a rate.
     Extra(usize),
+    /// `texts.get(j)`: a text plugin feature (ABI 1.4), a variable-length string.
+    Text(usize),
     Prediction,
     /// `scores[i]`.
     Score(usize),
@@ -344,7 +347,10 @@ impl Template {
         let mut ids = ids.into_iter();
         for &i in &sel.extra {
             let id = ids.next().expect("one id per named column");
-            f.push((weir(id, 8), Source::Extra(i)));
+            match schema.text_index(i) {
+                Some(j) => f.push((weir(id, VARLEN), Source::Text(j))),
+                None => f.push((weir(id, 8), Source::Extra(i))),
+            }
         }
         if schema.scored {
             f.push((weir(weir_ie::PREDICTION, VARLEN), Source::Prediction));
@@ -416,9 +422,18 @@ impl Template {
         if !self.varlen {
             return self.fixed_len;
         }
-        self.fixed_len
-            + super::message::varlen_size(self.prediction_text(rec).len())
-            + super::message::varlen_size(rec.score_status.as_str().len())
+        let mut n = self.fixed_len;
+        for (_, src) in &self.fields {
+            n += match *src {
+                Source::Prediction => super::message::varlen_size(self.prediction_text(rec).len()),
+                Source::ScoreStatus => super::message::varlen_size(rec.score_status.as_str().len()),
+                Source::Text(j) => {
+                    super::message::varlen_size(rec.texts.get(j).map_or(0, str::len))
+                }
+                _ => 0,
+            };
+        }
+        n
     }
 
     /// Write `rec` as a Data Record into the open Data Set (the caller checked that
@@ -451,6 +466,7 @@ impl Template {
                 Source::FwdLastSeen => m.put_u64(rec.src2dst.last_seen_ms),
                 Source::CommunityId => m.put_bytes(rec.community_id.as_bytes()),
                 Source::Extra(i) => m.put_f64(rec.values.get(i).copied().unwrap_or(f64::NAN)),
+                Source::Text(j) => m.put_varlen(rec.texts.get(j).unwrap_or("").as_bytes()),
                 Source::Score(i) => m.put_f64(rec.scores.get(i).copied().unwrap_or(f64::NAN)),
                 Source::Prediction => m.put_varlen(self.prediction_text(rec).as_bytes()),
                 Source::ScoreStatus => m.put_varlen(score_status(rec.score_status).as_bytes()),
@@ -510,6 +526,7 @@ pub(crate) mod tests_support {
                 bytes: 400,
             },
             values: vec![1.5, f64::NAN],
+            texts: Default::default(),
             score_status: ScoreStatus::None,
             prediction: None,
             scores: vec![],
@@ -533,6 +550,40 @@ pub(crate) mod tests_support {
 mod tests {
     use super::tests_support::{record, schema};
     use super::*;
+
+    #[test]
+    fn text_columns_are_variable_length_strings() {
+        // A text column (ABI 1.4) between two numeric ones: a VARLEN field whose bytes are the
+        // record's text, empty when missing; the numeric columns keep their 8 bytes.
+        let mut sc = schema();
+        sc.extra.insert(1, "application_name".into());
+        sc.provider.insert(1, "ndpi".into());
+        sc.kinds.insert(1, weir_plugin_api::WEIR_FEATURE_TEXT);
+        let (t, _) = Template::for_schema(&sc, &Selection::all(&sc), 4, DEFAULT_WEIR_PEN);
+        let specs: Vec<FieldSpec> = t.specs().collect();
+        let n = specs.len();
+        assert_eq!(
+            [specs[n - 3].len, specs[n - 2].len, specs[n - 1].len],
+            [8, VARLEN, 8]
+        );
+        let mut rec = record(4);
+        rec.values = vec![1.5, f64::NAN, 2.5];
+        let fixed = t.record_len(&rec) - 1; // a missing text takes one length octet
+        rec.texts.push(Some("TLS.YouTube"));
+        assert_eq!(t.record_len(&rec), fixed + 1 + 11);
+        let mut m = MessageBuf::new(1400);
+        m.set(t.id);
+        t.write_record(&rec, &mut m);
+        let b = m.finish(0, 0, 1).to_vec();
+        // After the message and set headers; the set may end in padding.
+        assert!(b.len() >= 20 + t.record_len(&rec));
+        let r = &b[20..20 + t.record_len(&rec)];
+        // The tail: decay_pps (8), the text (1 + 11), the last number (8).
+        let tail = &r[r.len() - 8 - 12..];
+        assert_eq!(tail[0], 11);
+        assert_eq!(&tail[1..12], b"TLS.YouTube");
+        assert_eq!(f64::from_be_bytes(tail[12..20].try_into().unwrap()), 2.5);
+    }
 
     #[test]
     fn ipv4_template_definition_and_record() {

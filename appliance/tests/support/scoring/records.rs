@@ -136,6 +136,7 @@ pub fn records() -> Records {
                 src2dst: dir("src2dst"),
                 dst2src: dir("dst2src"),
                 values,
+                texts: Default::default(),
                 score_status: ScoreStatus::None,
                 model: None,
                 prediction: None,

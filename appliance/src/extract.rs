@@ -20,22 +20,17 @@ use crate::capture::{to_ethernet, CaptureReader};
 use crate::cli::ExtractArgs;
 use crate::config::Config;
 use crate::cost::CostTable;
-use crate::flow::key::flow_hash;
+use crate::launch::{Burst, EalMode, Launch, WorkerReport};
 use crate::output::Output;
-use crate::parse::parse;
 use crate::pipeline::Pipeline;
 use crate::worker::{RawPacket, WorkerStats};
 use anyhow::{anyhow, bail, Context, Result};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
-use weir_dpdk::{
-    lcore, Eal, Mbuf, MbufBurst, Mempool, MetaField, Port, PortConfig, Ring, WeirMeta, SOCKET_ANY,
-};
+use weir_dpdk::{Mbuf, Mempool, MetaField, Port, PortConfig, Ring, RxQueue, WeirMeta, SOCKET_ANY};
 use weir_plugin_api::{FlowKeyV1, PacketV1};
 
-/// Packets per rx burst / feeder enqueue.
-const BURST: usize = 64;
 /// Ring size per worker (mbufs in flight between the feeder and one worker).
 const RING_SIZE: u32 = 4096;
 /// Data room of the regular mbufs (headroom included).
@@ -45,26 +40,6 @@ const BIG_DATA_ROOM: u16 = u16::MAX;
 /// The feeder publishes the input's time every this many packets (and at the end): each time
 /// it first enqueues the partial bursts of every worker.
 const CLOCK_EVERY: u64 = 1024;
-
-/// What a worker reports when it stops.
-pub struct WorkerReport {
-    pub id: u16,
-    pub stats: WorkerStats,
-    pub cost: Option<CostTable>,
-    /// Why the worker could not start, if it could not.
-    pub error: Option<String>,
-}
-
-impl WorkerReport {
-    fn failed(id: u16, error: String) -> WorkerReport {
-        WorkerReport {
-            id,
-            stats: WorkerStats::default(),
-            cost: None,
-            error: Some(error),
-        }
-    }
-}
 
 /// `weir extract`.
 pub fn run(args: &ExtractArgs) -> Result<()> {
@@ -192,13 +167,12 @@ pub fn extract(args: &ExtractArgs, out_path: Option<std::path::PathBuf>) -> Resu
     let pipeline = Arc::new(pipeline);
     let cfg = &pipeline.cfg;
 
-    let eal_args = eal_args(cfg, n_workers)?;
-    tracing::debug!(?eal_args, "starting EAL");
-    let _eal = Eal::init(&eal_args).context("cannot start DPDK's EAL")?;
-    let meta = MetaField::register()?;
+    let mut launch = Launch::start(cfg, EalMode::Offline)?;
+    let meta = launch.meta;
+    let burst = usize::from(cfg.workers.burst);
     let pool = Mempool::new_pktmbuf(
         "weir_feed",
-        (RING_SIZE * n_workers as u32 + 4 * BURST as u32 * n_workers as u32 + 1024)
+        (RING_SIZE * n_workers as u32 + 4 * burst as u32 * n_workers as u32 + 1024)
             .next_power_of_two()
             - 1,
         256,
@@ -223,9 +197,7 @@ pub fn extract(args: &ExtractArgs, out_path: Option<std::path::PathBuf>) -> Resu
     })?;
     let mut queues = Vec::with_capacity(n_workers);
     for q in 0..n_workers {
-        queues.push(Some(
-            port.rx_queue_setup(q as u16, 1024, SOCKET_ANY, &pool)?,
-        ));
+        queues.push(port.rx_queue_setup(q as u16, 1024, SOCKET_ANY, &pool)?);
     }
     port.start()?;
     tracing::info!(
@@ -240,94 +212,22 @@ pub fn extract(args: &ExtractArgs, out_path: Option<std::path::PathBuf>) -> Resu
     let input_clock = Arc::new(AtomicU64::new(0));
     // Raised when a worker panics: the feeder stops waiting for ring room or mbufs.
     let worker_died = Arc::new(AtomicBool::new(false));
-    let dead = Arc::new(crate::dead_worker::DeadWorkers::default());
-    let (report_tx, report_rx) = crossbeam_channel::unbounded::<WorkerReport>();
-    let lcores: Vec<u32> = lcore::worker_lcores().collect();
-    if lcores.len() < n_workers {
-        bail!(
-            "EAL gave {} worker lcores for {} workers",
-            lcores.len(),
-            n_workers
-        );
-    }
-    for (i, &lc) in lcores.iter().take(n_workers).enumerate() {
-        let mut rxq = queues[i].take().expect("one queue per worker");
-        let done = done.clone();
-        let input_clock = input_clock.clone();
-        let report_tx = report_tx.clone();
+    for (i, rxq) in queues.into_iter().enumerate() {
+        let feed = FeedSide {
+            rxq,
+            done: done.clone(),
+            input_clock: input_clock.clone(),
+            meta,
+        };
         let pipeline = pipeline.clone();
-        let sink = output.tx.clone();
-        let alerts = output.alerts.clone();
-        let (dead, died) = (dead.clone(), worker_died.clone());
-        lcore::remote_launch(lc, move || {
-            let on_panic = move || died.store(true, Ordering::Release);
-            dead.run(
-                i,
-                move || {
-                    let mut worker = match pipeline.worker(i as u16, sink, alerts) {
-                        Ok(w) => w,
-                        Err(e) => {
-                            let _ =
-                                report_tx.send(WorkerReport::failed(i as u16, format!("{e:#}")));
-                            // Drain the queue so the feeder never waits on a dead worker.
-                            let mut burst = MbufBurst::<BURST>::new();
-                            let mut idle = Backoff::default();
-                            while !done.load(Ordering::Acquire) || rxq.rx_burst(&mut burst) > 0 {
-                                if burst.is_empty() {
-                                    idle.wait();
-                                } else {
-                                    idle.reset();
-                                }
-                                burst.clear();
-                            }
-                            return -1;
-                        }
-                    };
-                    // Workers receive `workers.burst` packets at a time, as in `weir run`.
-                    let mut burst = MbufBurst::<{ crate::config::MAX_BURST }>::new();
-                    let want = usize::from(pipeline.cfg.workers.burst);
-                    let mut done_seen = false;
-                    let mut told = 0u64;
-                    let mut idle = Backoff::default();
-                    let panic_at = crate::dead_worker::test_panic_at(i);
-                    loop {
-                        // Read before polling: every packet up to this time is then in the
-                        // queue, so an empty queue means this worker has nothing older left.
-                        let clock = input_clock.load(Ordering::Acquire);
-                        let t = worker.burst_start();
-                        let n = rxq.rx_burst_up_to(&mut burst, want);
-                        if n == 0 {
-                            if clock > told {
-                                told = clock;
-                                worker.advance_time(clock);
-                            }
-                            if done_seen {
-                                break;
-                            }
-                            // Everything enqueued before the flag was raised is visible after it.
-                            done_seen = done.load(Ordering::Acquire);
-                            idle.wait();
-                            continue;
-                        }
-                        idle.reset();
-                        worker.process_burst(burst.iter().map(|m| frame_of(m, &meta)), t);
-                        burst.clear();
-                        crate::dead_worker::maybe_test_panic(i, panic_at, worker.stats.packets);
-                    }
-                    worker.flush_all();
-                    let _ = report_tx.send(WorkerReport {
-                        id: worker.id(),
-                        stats: worker.stats.clone(),
-                        cost: Some(worker.cost.clone()),
-                        error: None,
-                    });
-                    0
-                },
-                on_panic,
-            )
-        })?;
+        let (sink, alerts) = (output.tx.clone(), output.alerts.clone());
+        let died = worker_died.clone();
+        launch.spawn(
+            i,
+            move || extract_worker(i, &pipeline, sink, alerts, feed),
+            move || died.store(true, Ordering::Release),
+        )?;
     }
-    drop(report_tx);
 
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
@@ -340,6 +240,7 @@ pub fn extract(args: &ExtractArgs, out_path: Option<std::path::PathBuf>) -> Resu
         &big_pool,
         &meta,
         &mut rings,
+        burst,
         &stop,
         &input_clock,
         &worker_died,
@@ -348,14 +249,10 @@ pub fn extract(args: &ExtractArgs, out_path: Option<std::path::PathBuf>) -> Resu
     // Whatever happened, let the workers finish and flush what they got.
     tracing::debug!(elapsed = ?started.elapsed(), "feeder done");
     done.store(true, Ordering::Release);
-    // Block (not spin in rte_eal_wait_lcore) until every worker has reported: its last act
-    // before it returns. A worker that dies drops its sender, which ends the wait too.
-    let mut reports: Vec<WorkerReport> = report_rx.iter().collect();
-    lcore::mp_wait_lcore();
+    let reports = launch.wait();
     tracing::debug!(elapsed = ?started.elapsed(), "workers done");
-    reports.sort_by_key(|r| r.id);
     let out = output.finish();
-    if let Some((w, msg)) = dead.first() {
+    if let Some((w, msg)) = launch.dead.first() {
         bail!(
             "worker {w} panicked: {msg}; the extract was stopped, the other workers' open flows \
              were flushed ({} records written), worker {w}'s open flows were lost",
@@ -365,21 +262,10 @@ pub fn extract(args: &ExtractArgs, out_path: Option<std::path::PathBuf>) -> Resu
     let fed = feed?;
     let elapsed = started.elapsed();
 
-    if let Some(e) = reports.iter().find_map(|r| r.error.clone()) {
+    if let Some(e) = reports.first_error() {
         bail!("a worker could not start: {e}");
     }
-    let mut total = WorkerStats::default();
-    for r in &reports {
-        total.packets += r.stats.packets;
-        total.accepted += r.stats.accepted;
-        total.flows_created += r.stats.flows_created;
-        total.records += r.stats.records;
-        total.interval_records += r.stats.interval_records;
-        total.evicted += r.stats.evicted;
-        total.table_full += r.stats.table_full;
-        total.skipped.merge(&r.stats.skipped);
-        total.services.merge(&r.stats.services);
-    }
+    let total = reports.total();
     if total.packets != fed.packets {
         bail!(
             "packets lost between the feeder and the workers: fed {}, received {}",
@@ -435,8 +321,7 @@ pub fn extract(args: &ExtractArgs, out_path: Option<std::path::PathBuf>) -> Resu
             );
         }
     }
-    let costs: Vec<&CostTable> = reports.iter().filter_map(|r| r.cost.as_ref()).collect();
-    let merged = CostTable::merge(&costs);
+    let merged = reports.cost();
     let cost_table = merged.format(Some(weir_dpdk::tsc_hz() as f64));
     if let Some(sc) = &out.scoring {
         if !args.quiet {
@@ -554,6 +439,8 @@ fn write_stats(
             "interval_records_skipped": x.interval_records_skipped,
         })),
         "interrupted": fed.interrupted,
+        // Every counter the workers keep, summed (the same list `/metrics` publishes).
+        "worker_counters": total.to_json(),
         "services": {
             "dns_answers": total.services.dns_answers,
             "dns_malformed": total.services.dns_malformed,
@@ -569,21 +456,76 @@ fn write_stats(
     std::fs::write(path, text).with_context(|| format!("cannot write --stats {}", path.display()))
 }
 
-/// The EAL arguments of an offline run: no hugepages, no PCI, a private file prefix so runs
-/// can overlap, and one lcore per worker plus the main one.
-fn eal_args(cfg: &Config, workers: usize) -> Result<Vec<String>> {
-    let mut a = vec![
-        "--no-huge".to_string(),
-        "-m".into(),
-        cfg.eal.memory_mb.min(512).to_string(),
-        "--no-pci".into(),
-        "--no-shconf".into(),
-        format!("--file-prefix=weir{}", std::process::id()),
-        crate::pipeline::lcore_arg(workers, &cfg.workers.cores)?,
-        "--log-level=*:error".into(),
-    ];
-    a.extend(cfg.eal.args.iter().cloned());
-    Ok(a)
+/// What a worker of `weir extract` polls: its queue of the feeder's port, the feeder's end
+/// flag and input clock.
+struct FeedSide {
+    rxq: RxQueue,
+    /// Raised after the feeder's last enqueue.
+    done: Arc<AtomicBool>,
+    /// The input's time (ns) up to which every packet has been enqueued.
+    input_clock: Arc<AtomicU64>,
+    meta: MetaField,
+}
+
+/// A worker's life in `weir extract`: poll its queue until the feeder is done and the queue
+/// empty, following the input's clock while it is empty; then flush.
+fn extract_worker(
+    i: usize,
+    pipeline: &Pipeline,
+    sink: crossbeam_channel::Sender<Vec<crate::flow::record::FlowRecord>>,
+    alerts: crossbeam_channel::Sender<String>,
+    mut feed: FeedSide,
+) -> WorkerReport {
+    // Workers receive `workers.burst` packets at a time, as in `weir run`.
+    let mut burst = Burst::new();
+    let want = usize::from(pipeline.cfg.workers.burst);
+    let mut idle = Backoff::default();
+    let mut worker = match pipeline.worker(i as u16, sink, alerts) {
+        Ok(w) => w,
+        Err(e) => {
+            // Drain the queue so the feeder never waits on a dead worker.
+            while !feed.done.load(Ordering::Acquire)
+                || feed.rxq.rx_burst_up_to(&mut burst, want) > 0
+            {
+                if burst.is_empty() {
+                    idle.wait();
+                } else {
+                    idle.reset();
+                }
+                burst.clear();
+            }
+            return WorkerReport::failed(i as u16, format!("{e:#}"));
+        }
+    };
+    let mut done_seen = false;
+    let mut told = 0u64;
+    let panic_at = crate::dead_worker::test_panic_at(i);
+    loop {
+        // Read before polling: every packet up to this time is then in the queue, so an empty
+        // queue means this worker has nothing older left.
+        let clock = feed.input_clock.load(Ordering::Acquire);
+        let t = worker.burst_start();
+        let n = feed.rxq.rx_burst_up_to(&mut burst, want);
+        if n == 0 {
+            if clock > told {
+                told = clock;
+                worker.advance_time(clock);
+            }
+            if done_seen {
+                break;
+            }
+            // Everything enqueued before the flag was raised is visible after it.
+            done_seen = feed.done.load(Ordering::Acquire);
+            idle.wait();
+            continue;
+        }
+        idle.reset();
+        worker.process_burst(burst.iter().map(|m| frame_of(m, &feed.meta)), t);
+        burst.clear();
+        crate::dead_worker::maybe_test_panic(i, panic_at, worker.stats.packets);
+    }
+    worker.flush_all();
+    WorkerReport::of(&worker)
 }
 
 /// A frame as the worker sees it: data and the feeder's exact metadata.
@@ -669,13 +611,15 @@ fn feed(
     big_pool: &Mempool,
     meta: &MetaField,
     rings: &mut [Ring],
+    burst: usize,
     stop: &AtomicBool,
     input_clock: &AtomicU64,
     died: &AtomicBool,
     pb: Option<indicatif::ProgressBar>,
 ) -> Result<Fed> {
     let n = rings.len();
-    let mut pending: Vec<MbufBurst<BURST>> = (0..n).map(|_| MbufBurst::new()).collect();
+    // Each worker's packets gathered for its ring, enqueued `workers.burst` at a time.
+    let mut pending: Vec<Burst> = (0..n).map(|_| Burst::new()).collect();
     let mut fed = Fed::default();
     let mut scratch = Vec::with_capacity(65536);
     let mut last_ts = 0u64;
@@ -695,13 +639,8 @@ fn feed(
                 let frame = to_ethernet(p.linktype, p.data, &mut scratch)?;
                 // NFStream's clock: packet time never goes backwards across the input.
                 last_ts = last_ts.max(p.ts_ns);
-                let worker = if n == 1 {
-                    0
-                } else if parse(frame, p.orig_len, 0, &mut pkt, &mut key).is_ok() {
-                    crate::spread::worker_of_hash(flow_hash(&key), n)
-                } else {
-                    0
-                };
+                let worker =
+                    crate::spread::worker_of_frame(frame, p.orig_len, n, &mut pkt, &mut key);
                 let m = alloc_copy(pool, big_pool, frame, rings, &mut pending, died);
                 Some((m, worker, p.orig_len))
             });
@@ -736,7 +675,7 @@ fn feed(
             if pending[w].push(m).is_err() {
                 unreachable!("pending burst flushed when full");
             }
-            if pending[w].is_full() {
+            if pending[w].len() >= burst {
                 push_all(&mut rings[w], &mut pending[w], died);
             }
             if fed.packets % CLOCK_EVERY == 0 {
@@ -770,7 +709,7 @@ fn feed(
 /// Enqueue every pending burst, then tell the workers the input has been read up to `ts_ns`.
 fn publish_clock(
     rings: &mut [Ring],
-    pending: &mut [MbufBurst<BURST>],
+    pending: &mut [Burst],
     input_clock: &AtomicU64,
     ts_ns: u64,
     died: &AtomicBool,
@@ -790,7 +729,7 @@ fn alloc_copy(
     big_pool: &Mempool,
     frame: &[u8],
     rings: &mut [Ring],
-    pending: &mut [MbufBurst<BURST>],
+    pending: &mut [Burst],
     died: &AtomicBool,
 ) -> Result<(Mbuf, bool)> {
     let big = frame.len() > DATA_ROOM as usize - 128;
@@ -821,7 +760,7 @@ fn alloc_copy(
 /// Enqueue everything in `burst`, waiting while the ring is full; once a worker died
 /// (`died`) whatever is left is freed instead (the run is failing, and a dead worker's ring
 /// never drains).
-fn push_all(ring: &mut Ring, burst: &mut MbufBurst<BURST>, died: &AtomicBool) {
+fn push_all(ring: &mut Ring, burst: &mut Burst, died: &AtomicBool) {
     let mut idle = Backoff::default();
     while !burst.is_empty() {
         match ring.enqueue_burst(burst) {

@@ -20,68 +20,22 @@
 //! keep their own clock and live ports keep the wall clock.
 
 use crate::config::Config;
-use crate::cost::CostTable;
+use crate::launch::{Burst, EalMode, Launch, WorkerReport};
 use crate::output::Output;
-use crate::pipeline::{lcore_arg, Pipeline};
+use crate::pipeline::Pipeline;
 use crate::rx_frames::ChainScratch;
 use crate::spread::{self, PortPath, SpreadStats, Spreader};
-use crate::worker::{RawPacket, Worker, WorkerStats};
+use crate::stats::PublishedStats;
+use crate::worker::{RawPacket, Worker};
 use anyhow::{anyhow, bail, Context, Result};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use weir_dpdk::{
-    lcore, rdtsc, rss, tsc_hz, Eal, Mbuf, MbufBurst, Mempool, MetaField, Port, PortConfig, Ring,
-    RssConfig, RxQueue, RxTimestamp, DEFAULT_DATA_ROOM,
+    lcore, rdtsc, rss, tsc_hz, Mbuf, Mempool, MetaField, Port, PortConfig, Ring, RssConfig,
+    RxQueue, RxTimestamp, DEFAULT_DATA_ROOM,
 };
-
-/// Receive bursts hold up to the largest `workers.burst`; `workers.burst` are asked for.
-const BURST: usize = crate::config::MAX_BURST;
-
-/// Counters a worker publishes once per burst (plain stores, single writer) for the status
-/// line; the worker's own counters stay in its cache.
-#[derive(Default)]
-pub struct LiveCounters {
-    pub packets: AtomicU64,
-    /// Frames that could not be received whole (cut at the port's limit, or a chain longer
-    /// than the worker's buffer).
-    pub cut_frames: AtomicU64,
-    pub flows: AtomicU64,
-    pub records: AtomicU64,
-    pub running: AtomicBool,
-}
-
-/// The EAL arguments of a live run, from the config.
-pub fn eal_args(cfg: &Config) -> Result<Vec<String>> {
-    let mut a = Vec::new();
-    if cfg.eal.no_huge {
-        a.extend([
-            "--no-huge".to_string(),
-            "-m".into(),
-            cfg.eal.memory_mb.to_string(),
-            "--no-shconf".into(),
-            format!("--file-prefix=weir{}", std::process::id()),
-        ]);
-    }
-    if cfg.eal.no_pci {
-        a.push("--no-pci".into());
-    }
-    for p in &cfg.ports {
-        if let Some(v) = crate::rx_frames::vdev_arg(p) {
-            a.push(format!("--vdev={v}"));
-        }
-        if let Some(pci) = &p.pci {
-            a.push(format!("--allow={pci}"));
-        }
-    }
-    a.push(lcore_arg(cfg.workers.count as usize, &cfg.workers.cores)?);
-    if !cfg.eal.args.iter().any(|x| x.starts_with("--log-level")) {
-        a.push("--log-level=*:warning".into());
-    }
-    a.extend(cfg.eal.args.iter().cloned());
-    Ok(a)
-}
 
 /// The ethdev name of a configured port: a vdev's name (before its first comma) or the PCI
 /// address.
@@ -211,8 +165,7 @@ fn setup_ports(cfg: &Config, lcores: &[u32]) -> Result<PortPlan> {
         // the spreader, and what per-lcore caches may hold.
         let want = n_workers as u32 * cfg.workers.spread_ring
             + software.iter().map(|&d| u32::from(d)).sum::<u32>()
-            + (n_workers as u32 + 2)
-                * (spread::BURST.max(usize::from(cfg.workers.burst)) as u32 + 384);
+            + (n_workers as u32 + 2) * (u32::from(cfg.workers.burst) + 384);
         let size = (want.max(cfg.workers.mbufs) + 1).next_power_of_two() - 1;
         Some(Mempool::new_pktmbuf(
             "weir_spread_rx",
@@ -364,14 +317,12 @@ fn worker_loop(
     clock: Clock,
     halt: Arc<AtomicBool>,
     abort: Arc<AtomicBool>,
-    counters: Arc<LiveCounters>,
+    published: Arc<PublishedStats>,
     max_packets: u64,
-    report_tx: crossbeam_channel::Sender<(usize, WorkerStats, Option<CostTable>)>,
-    metrics: Option<Arc<crate::metrics::WorkerMetrics>>,
     spread_clock: Option<Arc<AtomicU64>>,
     scratch: ChainScratch,
-) -> i32 {
-    let mut burst = MbufBurst::<BURST>::new();
+) -> WorkerReport {
+    let mut burst = Burst::new();
     let want = usize::from(pipeline.cfg.workers.burst);
     let mut rx = RxState {
         scratch,
@@ -382,7 +333,8 @@ fn worker_loop(
     let mut worker = match pipeline.worker(w as u16, sink, alerts) {
         Ok(wk) => wk,
         Err(e) => {
-            tracing::error!(worker = w, error = %format!("{e:#}"), "worker cannot start");
+            let e = format!("{e:#}");
+            tracing::error!(worker = w, error = %e, "worker cannot start");
             abort.store(true, Ordering::Relaxed);
             // Keep the spreader's ring moving (it may wait for room) until told to halt.
             while !halt.load(Ordering::Acquire) {
@@ -391,15 +343,12 @@ fn worker_loop(
                 }
                 burst.clear();
             }
-            counters.running.store(false, Ordering::Release);
-            let _ = report_tx.send((w, WorkerStats::default(), None));
-            return -1;
+            published.running.store(false, Ordering::Release);
+            return WorkerReport::failed(w as u16, e);
         }
     };
-    let cut_metric = metrics.clone();
-    if let Some(m) = metrics {
-        worker.attach_metrics(m); // ops (issue 8)
-    }
+    // The status line and the metrics endpoint read what the worker publishes.
+    worker.attach_metrics(published.clone());
     // Packet time in quiet periods moves on from the last packet's time by the real time
     // since it came (a replay keeps its own clock; a live port's packets carry `now`). Before
     // the first packet there is no clock to move (and no flow to expire).
@@ -428,29 +377,10 @@ fn worker_loop(
                     0
                 };
                 worker.advance_time(own.max(spread_now));
-                counters
-                    .flows
-                    .store(worker.live_flows() as u64, Ordering::Relaxed);
-                counters
-                    .records
-                    .store(worker.stats.records, Ordering::Relaxed);
             }
             std::hint::spin_loop();
         } else {
             crate::dead_worker::maybe_test_panic(w, panic_at, worker.stats.packets);
-            counters
-                .packets
-                .store(worker.stats.packets, Ordering::Relaxed);
-            counters.cut_frames.store(rx.cut, Ordering::Relaxed);
-            if let Some(m) = &cut_metric {
-                m.cut_frames.store(rx.cut, Ordering::Relaxed);
-            }
-            counters
-                .flows
-                .store(worker.live_flows() as u64, Ordering::Relaxed);
-            counters
-                .records
-                .store(worker.stats.records, Ordering::Relaxed);
             if max_packets > 0 && worker.stats.packets >= max_packets {
                 break;
             }
@@ -461,13 +391,8 @@ fn worker_loop(
         while poll_queue(&mut worker, q, &mut burst, want, &mut rx) > 0 {}
     }
     worker.flush_all();
-    counters
-        .packets
-        .store(worker.stats.packets, Ordering::Relaxed);
-    counters.cut_frames.store(rx.cut, Ordering::Relaxed);
-    counters.running.store(false, Ordering::Release);
-    let _ = report_tx.send((w, worker.stats.clone(), Some(worker.cost.clone())));
-    0
+    published.running.store(false, Ordering::Release);
+    WorkerReport::of(&worker)
 }
 
 /// One burst from `q` through the worker; returns the packets received.
@@ -475,7 +400,7 @@ fn worker_loop(
 fn poll_queue(
     worker: &mut Worker,
     q: &mut WorkerQueue,
-    burst: &mut MbufBurst<BURST>,
+    burst: &mut Burst,
     want: usize,
     rx: &mut RxState,
 ) -> usize {
@@ -514,6 +439,8 @@ fn poll_queue(
     last.ns = last.ns.max(newest);
     last.tsc = c;
     burst.clear();
+    // Published with the worker's next burst (or quiet tick, or flush).
+    worker.stats.cut_frames = *cut;
     n
 }
 
@@ -595,18 +522,9 @@ pub fn run(config: &Path, opts: &RunOptions) -> Result<()> {
     let pipeline = Arc::new(pipeline);
     let cfg = &pipeline.cfg;
 
-    let args = eal_args(cfg)?;
-    tracing::info!(?args, "starting EAL");
-    let _eal = Eal::init(&args).context("cannot start DPDK's EAL")?;
-    let meta = MetaField::register()?;
+    let mut launch = Launch::start(cfg, EalMode::Live)?;
+    let meta = launch.meta;
     let rx_ts = RxTimestamp::register().ok();
-    let lcores: Vec<u32> = lcore::worker_lcores().collect();
-    if lcores.len() < n_workers {
-        bail!(
-            "EAL gave {} worker lcores for {n_workers} workers",
-            lcores.len()
-        );
-    }
     let PortPlan {
         ports,
         queues,
@@ -615,7 +533,7 @@ pub fn run(config: &Path, opts: &RunOptions) -> Result<()> {
         pools,
         may_chain,
         max_frame,
-    } = setup_ports(cfg, &lcores)?;
+    } = setup_ports(cfg, launch.lcores())?;
 
     // `abort`: a signal or a worker that cannot start; `halt`: the main lcore tells the
     // workers to finish (after the spreader stopped).
@@ -630,15 +548,16 @@ pub fn run(config: &Path, opts: &RunOptions) -> Result<()> {
     for flag in &output.reopen_flags {
         signal_hook::flag::register(signal_hook::consts::SIGUSR1, flag.clone())?;
     }
-    let worker_metrics: Vec<Arc<crate::metrics::WorkerMetrics>> = (0..n_workers)
-        .map(|_| Arc::new(crate::metrics::WorkerMetrics::default()))
+    // What each worker publishes: read by the status line and the metrics endpoint.
+    let live: Vec<Arc<PublishedStats>> = (0..n_workers)
+        .map(|_| Arc::new(PublishedStats::default()))
         .collect();
     let _metrics_server = if cfg.metrics.enabled {
         let sources = crate::metrics::Sources {
             ports: ports.iter().map(|p| p.stats_handle()).collect(),
             rx_queues: n_workers as u16,
             mempools: pools.clone(),
-            workers: worker_metrics.clone(),
+            workers: live.clone(),
             scoring: output.scoring_stats.clone(),
             alerts: Some(output.alert_counts.clone()),
             heavy_hitters: pipeline
@@ -684,53 +603,42 @@ pub fn run(config: &Path, opts: &RunOptions) -> Result<()> {
         meta,
         rx_ts,
     };
-    let (report_tx, report_rx) = crossbeam_channel::unbounded();
     let spread_clock = spreader.as_ref().map(|s| s.clock());
-    let dead = Arc::new(crate::dead_worker::DeadWorkers::default());
-    let mut live = Vec::new();
     for (w, qs) in queues.into_iter().enumerate() {
-        let counters = Arc::new(LiveCounters::default());
-        counters.running.store(true, Ordering::Release);
-        live.push(counters.clone());
+        let published = live[w].clone();
+        published.running.store(true, Ordering::Release);
         let pipeline = pipeline.clone();
         let sink = output.tx.clone();
         let alerts = output.alerts.clone();
-        let (halt, abort, report_tx) = (halt.clone(), abort.clone(), report_tx.clone());
+        let (halt, abort) = (halt.clone(), abort.clone());
         let max_packets = opts.max_packets;
-        let metrics = cfg.metrics.enabled.then(|| worker_metrics[w].clone()); // ops (issue 8)
         let spread_clock = spread_clock.clone();
         let scratch = ChainScratch::new(may_chain, usize::from(cfg.workers.burst), max_frame);
-        let (dead, on_panic_counters, on_panic_abort) =
-            (dead.clone(), counters.clone(), abort.clone());
-        lcore::remote_launch(lcores[w], move || {
-            // A panic stops the run: the spreader stops waiting for this worker, the main
-            // loop sees `abort`, and the others drain and flush.
-            let on_panic = move || {
-                on_panic_counters.running.store(false, Ordering::Release);
-                on_panic_abort.store(true, Ordering::Release);
-            };
-            let body = move || {
-                worker_loop(
-                    w,
-                    pipeline,
-                    sink,
-                    alerts,
-                    qs,
-                    clock,
-                    halt,
-                    abort,
-                    counters,
-                    max_packets,
-                    report_tx,
-                    metrics,
-                    spread_clock,
-                    scratch,
-                )
-            };
-            dead.run(w, body, on_panic)
-        })?;
+        let (on_panic_counters, on_panic_abort) = (published.clone(), abort.clone());
+        // A panic stops the run: the spreader stops waiting for this worker, the main loop
+        // sees `abort`, and the others drain and flush.
+        let on_panic = move || {
+            on_panic_counters.running.store(false, Ordering::Release);
+            on_panic_abort.store(true, Ordering::Release);
+        };
+        let body = move || {
+            worker_loop(
+                w,
+                pipeline,
+                sink,
+                alerts,
+                qs,
+                clock,
+                halt,
+                abort,
+                published,
+                max_packets,
+                spread_clock,
+                scratch,
+            )
+        };
+        launch.spawn(w, body, on_panic)?;
     }
-    drop(report_tx);
     // The ports are started and every worker polls: tell systemd (Type=notify) weir is up.
     crate::sd_notify::notify_or_log(&format!(
         "READY=1\nSTATUS=running: {} port(s), {n_workers} worker(s)",
@@ -806,16 +714,11 @@ pub fn run(config: &Path, opts: &RunOptions) -> Result<()> {
     // The spreader has stopped (it runs on this thread); now the workers drain and flush.
     crate::sd_notify::notify_or_log("STOPPING=1\nSTATUS=flushing open flows");
     halt.store(true, Ordering::Release);
-    lcore::mp_wait_lcore();
-    let mut reports: Vec<(usize, WorkerStats, Option<CostTable>)> = report_rx.iter().collect();
-    reports.sort_by_key(|r| r.0);
+    let reports = launch.wait();
     for p in &ports {
         log_port_stats(p);
     }
-    let cut: u64 = live
-        .iter()
-        .map(|c| c.cut_frames.load(Ordering::Relaxed))
-        .sum();
+    let cut: u64 = live.iter().map(|p| p.snapshot().cut_frames).sum();
     if cut > 0 {
         tracing::warn!(
             cut_frames = cut,
@@ -829,18 +732,16 @@ pub fn run(config: &Path, opts: &RunOptions) -> Result<()> {
     }
     drop(spread_port);
     let out = output.finish();
-    let packets: u64 = reports.iter().map(|r| r.1.packets).sum();
-    let accepted: u64 = reports.iter().map(|r| r.1.accepted).sum();
-    let flows: u64 = reports.iter().map(|r| r.1.records).sum();
-    let per_worker: Vec<u64> = reports.iter().map(|r| r.1.packets).collect();
+    let total = reports.total();
+    let (packets, accepted, flows) = (total.packets, total.accepted, total.records);
+    let per_worker = reports.packets_per_worker();
     eprintln!(
         "weir run: {packets} packets ({accepted} in flows) -> {} flow records in {:.1} s; per worker {per_worker:?}",
         out.records,
         started.elapsed().as_secs_f64()
     );
-    let costs: Vec<&CostTable> = reports.iter().filter_map(|r| r.2.as_ref()).collect();
-    eprintln!("{}", CostTable::merge(&costs).format(Some(hz as f64)));
-    if let Some((w, msg)) = dead.first() {
+    eprintln!("{}", reports.cost().format(Some(hz as f64)));
+    if let Some((w, msg)) = launch.dead.first() {
         bail!(
             "worker {w} panicked: {msg}; the run was stopped, the other workers' open flows were \
              flushed ({} records written), worker {w}'s open flows were lost",
@@ -864,14 +765,13 @@ pub fn run(config: &Path, opts: &RunOptions) -> Result<()> {
 }
 
 /// The status line: packets, flows and records over the workers; drops at ports and rings.
-fn log_status(live: &[Arc<LiveCounters>], ports: &[Port], spreader: Option<&Spreader>) {
-    let packets: u64 = live.iter().map(|c| c.packets.load(Ordering::Relaxed)).sum();
-    let flows: u64 = live.iter().map(|c| c.flows.load(Ordering::Relaxed)).sum();
-    let records: u64 = live.iter().map(|c| c.records.load(Ordering::Relaxed)).sum();
-    let cut_frames: u64 = live
-        .iter()
-        .map(|c| c.cut_frames.load(Ordering::Relaxed))
-        .sum();
+fn log_status(live: &[Arc<PublishedStats>], ports: &[Port], spreader: Option<&Spreader>) {
+    let mut total = crate::stats::WorkerStats::default();
+    for p in live {
+        total.merge(&p.snapshot());
+    }
+    let (packets, records, cut_frames) = (total.packets, total.records, total.cut_frames);
+    let flows: u64 = live.iter().map(|p| p.active_flows()).sum();
     let (missed, nombuf) = ports
         .iter()
         .filter_map(|p| p.stats().ok())

@@ -294,6 +294,37 @@ impl Default for SinksConfig {
 }
 
 impl SinksConfig {
+    /// The IPFIX export of `[sinks] ipfix*`, checked (`None` without a collector); an error
+    /// names the key.
+    pub fn ipfix_config(
+        &self,
+    ) -> Result<Option<crate::sink::ipfix::IpfixConfig>, (&'static str, String)> {
+        let Some(collector) = &self.ipfix else {
+            return Ok(None);
+        };
+        let d = crate::sink::ipfix::IpfixConfig::for_collector(collector);
+        let c = crate::sink::ipfix::IpfixConfig {
+            template_refresh_s: self
+                .ipfix_template_refresh_s
+                .unwrap_or(d.template_refresh_s),
+            template_refresh_messages: self
+                .ipfix_template_refresh_messages
+                .unwrap_or(d.template_refresh_messages),
+            observation_domain: self
+                .ipfix_observation_domain
+                .unwrap_or(d.observation_domain),
+            mtu: self.ipfix_mtu.unwrap_or(d.mtu),
+            enterprise_number: self.ipfix_enterprise_number.unwrap_or(d.enterprise_number),
+            columns: self.ipfix_columns.clone(),
+            max_messages_per_s: self
+                .ipfix_max_messages_per_s
+                .unwrap_or(d.max_messages_per_s),
+            ..d
+        };
+        c.validate()?;
+        Ok(Some(c))
+    }
+
     /// The Parquet dataset rotation.
     pub fn rotation(&self) -> crate::sink::Rotation {
         crate::sink::Rotation::from_config(self.parquet_rotate_mb, self.parquet_rotate_s)
@@ -560,7 +591,7 @@ impl Config {
                 ));
             }
         }
-        if let Err((key, message)) = crate::sink::ipfix::IpfixConfig::from_sinks(&self.sinks) {
+        if let Err((key, message)) = self.sinks.ipfix_config() {
             return Err(bad(key, message));
         }
         if self.metrics.listen.parse::<std::net::SocketAddr>().is_err() {

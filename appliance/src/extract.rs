@@ -136,7 +136,9 @@ pub fn extract(args: &ExtractArgs, out_path: Option<std::path::PathBuf>) -> Resu
     }
     // `weir cost` counts records only: no export.
     let ipfix = match out_path {
-        Some(_) => crate::sink::ipfix::IpfixConfig::from_sinks(&cfg.sinks)
+        Some(_) => cfg
+            .sinks
+            .ipfix_config()
             .map_err(|(k, m)| anyhow!("--ipfix / {k}: {m}"))?,
         None => None,
     };

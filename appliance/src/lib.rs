@@ -39,6 +39,8 @@ pub mod scoring;
 pub mod sd_notify;
 pub mod services;
 pub mod sink;
+#[cfg(test)]
+mod source_checks;
 pub mod spread;
 pub mod stats;
 pub mod wire;

@@ -498,7 +498,9 @@ pub fn run(config: &Path, opts: &RunOptions) -> Result<()> {
         );
     }
     let n_workers = cfg.workers.count as usize;
-    let ipfix = crate::sink::ipfix::IpfixConfig::from_sinks(&cfg.sinks)
+    let ipfix = cfg
+        .sinks
+        .ipfix_config()
         .map_err(|(k, m)| anyhow::anyhow!("{k}: {m}"))?;
     let mut pipeline = Pipeline::new(cfg, None, false)?;
     // A restart (the unit restarts on failure) must not wipe what earlier runs wrote: the

@@ -24,6 +24,8 @@
 //! never blocks; a connection thread still waiting on a client ends by its deadline alone.
 
 mod encode;
+mod families;
+mod workers;
 
 pub use encode::{build_info, xstat_is_counter};
 

@@ -1,6 +1,7 @@
 //! Checks over weir's own sources, run with the unit tests: no import cycle between modules,
 //! neither between files (`rates::alerts` and `rates::heavy_hitters`) nor between top-level
-//! modules (`flow` and `scoring`).
+//! modules (`flow` and `scoring`); no file over [`MAX_FILE_LINES`] lines before its unit
+//! tests; no function over [`MAX_FN_LINES`] lines without a `// Long: why` line at its head.
 //!
 //! A module depends on another when its code (not its comments, not its test module) names a
 //! path into it: `crate::a::b::Item`, `super::b::Item`, `use super::{b, c::Item}`. A parent and
@@ -10,6 +11,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+
+/// Lines a source file may have before its `#[cfg(test)]` part.
+const MAX_FILE_LINES: usize = 600;
+/// Lines a function may have without a reason written at its head.
+const MAX_FN_LINES: usize = 120;
 
 /// Every library source file by module path (`""` for `lib.rs`, `metrics::encode`); the
 /// binary's `main.rs` and test-only files (`tests.rs`) are left out.
@@ -266,4 +272,62 @@ fn the_reader_sees_paths_groups_and_supers() {
     g.entry("c".into()).or_default().insert("a".into());
     g.entry("c".into()).or_default().insert("d".into());
     assert_eq!(cycles(&g), vec![vec!["a", "b", "c"]]);
+}
+
+#[test]
+fn files_and_functions_stay_short() {
+    let mut long = Vec::new();
+    for path in modules().values() {
+        let text = std::fs::read_to_string(path).expect("read source");
+        let lines: Vec<&str> = text.lines().collect();
+        let code = lines
+            .iter()
+            .position(|l| l.starts_with("#[cfg(test)]"))
+            .unwrap_or(lines.len());
+        if code > MAX_FILE_LINES {
+            long.push(format!("{}: {code} lines before its tests", path.display()));
+        }
+        for (i, l) in lines[..code].iter().enumerate() {
+            let t = l.trim_start();
+            let indent = &l[..l.len() - t.len()];
+            let is_fn = [
+                "fn ",
+                "pub fn ",
+                "pub(crate) fn ",
+                "pub(super) fn ",
+                "pub unsafe fn ",
+            ]
+            .iter()
+            .any(|p| t.starts_with(p));
+            if !is_fn || t.ends_with(';') {
+                continue;
+            }
+            let close = format!("{indent}}}");
+            let Some(len) = lines[i..code].iter().position(|x| *x == close) else {
+                continue;
+            };
+            // The reason: a `// Long:` line among the comments and attributes above it.
+            let reason = lines[..i]
+                .iter()
+                .rev()
+                .take_while(|x| {
+                    let x = x.trim_start();
+                    x.starts_with("//") || x.starts_with("#[")
+                })
+                .any(|x| x.trim_start().starts_with("// Long:"));
+            if len + 1 > MAX_FN_LINES && !reason {
+                long.push(format!(
+                    "{}:{}: a function of {} lines",
+                    path.display(),
+                    i + 1,
+                    len + 1
+                ));
+            }
+        }
+    }
+    assert!(
+        long.is_empty(),
+        "split these into named steps, or say why not at the head (`// Long: ...`):\n{}",
+        long.join("\n")
+    );
 }

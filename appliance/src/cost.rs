@@ -17,6 +17,7 @@
 //! [`CostTable::lap`] do not read the TSC and touch no counter: the cost is one predictable
 //! branch per call, so the perf harness can compare a run with and without accounting.
 
+pub mod by_service;
 mod hist;
 mod running;
 
@@ -145,8 +146,8 @@ impl CostRow {
 pub struct CostTable {
     enabled: bool,
     rows: Vec<CostRow>,
-    /// Plugin cost by service, when services are configured (see `services/cost.rs`).
-    pub by_service: Option<Box<crate::services::cost::ServiceCost>>,
+    /// Plugin cost by service, when services are configured (see `cost/by_service.rs`).
+    pub by_service: Option<Box<by_service::ServiceCost>>,
     /// How much of the worker's time its thread was not running (see [`Running`]): set by
     /// [`CostTable::running_begin`] and [`CostTable::running_end`] on the worker's thread.
     pub running: Option<Running>,

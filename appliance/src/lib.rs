@@ -9,7 +9,9 @@
 //! Where to find a concept:
 //! - Commands: [`cli`] (the command line), [`run`] (`weir run` on live ports), [`extract`]
 //!   (`weir extract` over captures), [`admin`] (`plugins`, `models inspect`, `check-config`),
-//!   [`pipeline`] (what `run` and `extract` set up alike: plugins, record schema, workers).
+//!   [`pipeline`] (what `run` and `extract` set up alike: plugins, record schema, workers),
+//!   [`launch`] (the DPDK launch `run`, `extract` and `cost` share: EAL arguments, lcores,
+//!   starting workers, collecting and merging their reports).
 //! - Input: [`capture`] (pcap/pcapng files), [`rx_frames`] (whole frames from live ports, MTU
 //!   and scattered RX), [`spread`] (RSS or the software spreader, flows to workers).
 //! - The data path: [`wire`] (zero-copy views and builders of protocol headers, one file per
@@ -20,7 +22,8 @@
 //!   their alerts), [`plugin_host`] (loading `.so` plugins, per-worker instances, self-test,
 //!   quarantine), [`services`] (flows to services by IP prefix or names learned from DNS,
 //!   plugins per service).
-//! - Accounting and operations: [`cost`] (per-stage and per-plugin cycle accounting),
+//! - Accounting and operations: [`stats`] (a worker's counters, one type, published to the
+//!   metrics and the summaries), [`cost`] (per-stage and per-plugin cycle accounting),
 //!   [`metrics`] (the Prometheus endpoint), [`logging`], [`sd_notify`] (systemd readiness),
 //!   [`dead_worker`] (a worker that panics stops the run cleanly).
 //! - Output: [`output`] (the output thread: scoring, then sinks), [`scoring`] (ONNX Runtime
@@ -37,6 +40,7 @@ pub mod dead_worker;
 pub mod extract;
 pub mod filter;
 pub mod flow;
+pub mod launch;
 pub mod logging;
 pub mod manifest;
 pub mod metrics;
@@ -51,6 +55,9 @@ pub mod scoring;
 pub mod sd_notify;
 pub mod services;
 pub mod sink;
+#[cfg(test)]
+mod source_checks;
 pub mod spread;
+pub mod stats;
 pub use weir_wire as wire;
 pub mod worker;

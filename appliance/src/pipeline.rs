@@ -188,7 +188,7 @@ impl Pipeline {
                 .map(|(n, _)| n)
                 .collect();
             if !plugins.is_empty() {
-                cost.by_service = Some(Box::new(crate::services::cost::ServiceCost::new(
+                cost.by_service = Some(Box::new(crate::cost::by_service::ServiceCost::new(
                     &rules.names,
                     &plugins,
                 )));

@@ -19,79 +19,25 @@
 //! worker's clock moves on from its newest packet's time by the real time since, so replays
 //! keep their own clock and live ports keep the wall clock.
 
+mod ports;
+mod receive;
+mod status;
+
 use crate::config::Config;
-use crate::cost::CostTable;
-use crate::output::Output;
-use crate::pipeline::{lcore_arg, Pipeline};
+use crate::launch::{EalMode, Launch, Reports};
+use crate::output::{Output, OutputStats};
+use crate::pipeline::Pipeline;
 use crate::rx_frames::ChainScratch;
-use crate::spread::{self, PortPath, SpreadStats, Spreader};
-use crate::worker::{RawPacket, Worker, WorkerStats};
-use anyhow::{anyhow, bail, Context, Result};
+use crate::stats::PublishedStats;
+use anyhow::{bail, Result};
+use ports::{setup_ports, PortPlan};
+use receive::{worker_loop, Clock};
+use status::{log_port_stats, log_spread_stats, log_status};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use weir_dpdk::{
-    lcore, rdtsc, rss, tsc_hz, Eal, Mbuf, MbufBurst, Mempool, MetaField, Port, PortConfig, Ring,
-    RssConfig, RxQueue, RxTimestamp, DEFAULT_DATA_ROOM,
-};
-
-/// Receive bursts hold up to the largest `workers.burst`; `workers.burst` are asked for.
-const BURST: usize = crate::config::MAX_BURST;
-
-/// Counters a worker publishes once per burst (plain stores, single writer) for the status
-/// line; the worker's own counters stay in its cache.
-#[derive(Default)]
-pub struct LiveCounters {
-    pub packets: AtomicU64,
-    /// Frames that could not be received whole (cut at the port's limit, or a chain longer
-    /// than the worker's buffer).
-    pub cut_frames: AtomicU64,
-    pub flows: AtomicU64,
-    pub records: AtomicU64,
-    pub running: AtomicBool,
-}
-
-/// The EAL arguments of a live run, from the config.
-pub fn eal_args(cfg: &Config) -> Result<Vec<String>> {
-    let mut a = Vec::new();
-    if cfg.eal.no_huge {
-        a.extend([
-            "--no-huge".to_string(),
-            "-m".into(),
-            cfg.eal.memory_mb.to_string(),
-            "--no-shconf".into(),
-            format!("--file-prefix=weir{}", std::process::id()),
-        ]);
-    }
-    if cfg.eal.no_pci {
-        a.push("--no-pci".into());
-    }
-    for p in &cfg.ports {
-        if let Some(v) = crate::rx_frames::vdev_arg(p) {
-            a.push(format!("--vdev={v}"));
-        }
-        if let Some(pci) = &p.pci {
-            a.push(format!("--allow={pci}"));
-        }
-    }
-    a.push(lcore_arg(cfg.workers.count as usize, &cfg.workers.cores)?);
-    if !cfg.eal.args.iter().any(|x| x.starts_with("--log-level")) {
-        a.push("--log-level=*:warning".into());
-    }
-    a.extend(cfg.eal.args.iter().cloned());
-    Ok(a)
-}
-
-/// The ethdev name of a configured port: a vdev's name (before its first comma) or the PCI
-/// address.
-fn port_name(p: &crate::config::PortConfig) -> String {
-    match (&p.vdev, &p.pci) {
-        (Some(v), _) => v.split(',').next().unwrap_or(v).to_string(),
-        (None, Some(pci)) => pci.clone(),
-        (None, None) => String::new(),
-    }
-}
+use weir_dpdk::{rdtsc, tsc_hz, Port, RxTimestamp};
 
 /// How long `weir run` runs (all zero: until a signal).
 #[derive(Clone, Debug, Default)]
@@ -104,487 +50,77 @@ pub struct RunOptions {
     pub stop_after_idle_ms: u64,
 }
 
-/// One RX queue a worker polls. `finite` queues (the software spreader's rings) are drained
-/// to empty at shutdown: the spreader stops first, so everything it handed over is processed.
-struct WorkerQueue {
-    q: RxQueue,
-    finite: bool,
-    /// Frames this long or longer may have been cut (`FramePlan::whole_limit`).
-    whole_limit: u32,
-    /// Whose capture filter applies (`crate::filter::Filters`): `ports[i]` is source `i + 1`.
-    source: u16,
-    /// The software spreader's rings carry several ports' packets: the source of each by the
-    /// DPDK port id it was received on (the ring PMD leaves `mbuf.port` as the NIC set it).
-    source_by_port: Option<Vec<u16>>,
-}
-
-/// Every port set up, and who polls what.
-struct PortPlan {
-    ports: Vec<Port>,
-    /// `[worker]` -> the queues it polls.
-    queues: Vec<Vec<WorkerQueue>>,
-    /// The software spreader, when a port needs it (run by the main lcore).
-    spreader: Option<Spreader>,
-    /// The net_ring port behind the spreader's rings.
-    spread_port: Option<Port>,
-    /// The workers' mempools (for the metrics endpoint).
-    pools: Vec<Mempool>,
-    /// Some port may deliver a frame as chained mbufs; and the largest frame of any port.
-    may_chain: bool,
-    max_frame: u32,
-}
-
-/// Ask each port what it supports, choose its path (`spread::choose`), configure it and set
-/// up its queues; refuse, naming the port, what cannot work.
-fn setup_ports(cfg: &Config, lcores: &[u32]) -> Result<PortPlan> {
-    let n_workers = cfg.workers.count as usize;
-    let mut plan = PortPlan {
-        ports: Vec::new(),
-        queues: (0..n_workers).map(|_| Vec::new()).collect(),
-        spreader: None,
-        spread_port: None,
-        pools: Vec::new(),
-        may_chain: false,
-        max_frame: 0,
-    };
-    let mut chosen = Vec::new();
-    // Filter source (`ports[i]` -> i + 1) of each software-spread port, by DPDK port id.
-    let mut spread_sources: Vec<u16> = Vec::new();
-    for pc in &cfg.ports {
-        let name = port_name(pc);
-        let port = Port::by_name(&name).with_context(|| format!("port {name}"))?;
-        let info = port.dev_info().with_context(|| format!("port {name}"))?;
-        let path = spread::choose(cfg.workers.spread, n_workers, &name, &info)
-            .map_err(|e| anyhow!("{e}"))?;
-        match &path {
-            PortPath::Direct => tracing::info!(port = name.as_str(), "one worker: no spreading"),
-            PortPath::Rss { why } | PortPath::Software { why } => tracing::info!(
-                port = name.as_str(),
-                driver = info.driver.as_str(),
-                path = path.name(),
-                "spreading flows over {n_workers} workers: {}; {why}",
-                path.name()
-            ),
-        }
-        let vdev = crate::rx_frames::vdev_arg(pc);
-        let frames = port
-            .mtu()
-            .and_then(|m| Ok((m, port.frame_limits()?)))
-            .map_err(|e| anyhow!("port {name}: {e}"))
-            .and_then(|(mtu, limits)| {
-                crate::rx_frames::plan(pc, vdev.as_deref(), &info.driver, mtu, &limits)
-                    .map_err(|e| anyhow!("port {name}: ports[].mtu: {e}"))
-            })?;
-        tracing::info!(port = name.as_str(), "{}", frames.describe());
-        plan.may_chain |= frames.may_chain;
-        plan.max_frame = plan.max_frame.max(frames.max_frame());
-        chosen.push((pc, name, port, info, path, frames));
-    }
-    // One mbuf size for every pool: the largest any port needs.
-    let data_room = chosen
-        .iter()
-        .map(|c| c.5.data_room)
-        .max()
-        .unwrap_or(DEFAULT_DATA_ROOM)
-        .max(DEFAULT_DATA_ROOM);
-    // Mempools: one per worker on its socket for the queues it polls itself; one for the
-    // software ports' queues on the main lcore's socket, holding every ring's worth.
-    let needs_own = chosen
-        .iter()
-        .any(|c| !matches!(c.4, PortPath::Software { .. }));
-    let mut pools = Vec::new();
-    if needs_own {
-        for (w, &lc) in lcores.iter().take(n_workers).enumerate() {
-            let socket = lcore::lcore_socket(lc) as i32;
-            pools.push(Mempool::new_pktmbuf(
-                &format!("weir_rx{w}"),
-                cfg.workers.mbufs,
-                256,
-                data_room,
-                socket,
-            )?);
-        }
-    }
-    let software: Vec<u16> = chosen
-        .iter()
-        .filter(|c| matches!(c.4, PortPath::Software { .. }))
-        .map(|c| c.0.rx_desc)
-        .collect();
-    let main_socket = lcore::lcore_socket(lcore::main_lcore()) as i32;
-    let spread_pool = if software.is_empty() {
-        None
-    } else {
-        // In flight at once: every ring full, every port's descriptors, a burst per worker and
-        // the spreader, and what per-lcore caches may hold.
-        let want = n_workers as u32 * cfg.workers.spread_ring
-            + software.iter().map(|&d| u32::from(d)).sum::<u32>()
-            + (n_workers as u32 + 2)
-                * (spread::BURST.max(usize::from(cfg.workers.burst)) as u32 + 384);
-        let size = (want.max(cfg.workers.mbufs) + 1).next_power_of_two() - 1;
-        Some(Mempool::new_pktmbuf(
-            "weir_spread_rx",
-            size,
-            256,
-            data_room,
-            main_socket,
-        )?)
-    };
-    let mut spread_queues = Vec::new();
-    let mut spread_limit = u32::MAX;
-    for (i, (pc, name, mut port, info, path, frames)) in chosen.into_iter().enumerate() {
-        let source = i as u16 + 1;
-        let rss = match &path {
-            // A device that spreads by itself (af_packet's fanout) takes no RSS request.
-            PortPath::Rss { .. } if info.flow_type_rss_offloads != 0 => Some(RssConfig {
-                hash_types: rss::HASH_IP | rss::HASH_TCP | rss::HASH_UDP,
-            }),
-            _ => None,
-        };
-        let rx_queues = path.rx_queues(n_workers);
-        let setup = port
-            .configure_with(
-                &PortConfig {
-                    rx_queues,
-                    tx_queues: 0,
-                    rss,
-                },
-                &frames.rx,
-            )
-            .with_context(|| format!("port {name}"))?;
-        tracing::info!("{setup}");
-        if let Some(own) = spread::self_spreading(&info.driver) {
-            if info.max_rx_queues > rx_queues {
-                tracing::warn!(
-                    port = name.as_str(),
-                    "{} spreads over all its {} queues ({own}) but {rx_queues} are polled: \
-                     packets hashed to the others are never read; give the vdev as many queues \
-                     as workers (qpairs={n_workers})",
-                    info.driver,
-                    info.max_rx_queues
-                );
-            }
-        }
-        match &path {
-            PortPath::Direct | PortPath::Rss { .. } => {
-                for w in 0..rx_queues as usize {
-                    let socket = lcore::lcore_socket(lcores[w]) as i32;
-                    let q = port.rx_queue_setup(w as u16, pc.rx_desc, socket, &pools[w])?;
-                    plan.queues[w].push(WorkerQueue {
-                        q,
-                        finite: false,
-                        whole_limit: frames.whole_limit,
-                        source,
-                        source_by_port: None,
-                    });
-                }
-            }
-            PortPath::Software { .. } => {
-                let pool = spread_pool.as_ref().expect("made for software ports");
-                spread_queues.push(port.rx_queue_setup(0, pc.rx_desc, main_socket, pool)?);
-                spread_limit = spread_limit.min(frames.whole_limit);
-                let id = usize::from(port.id());
-                if spread_sources.len() <= id {
-                    spread_sources.resize(id + 1, 0);
-                }
-                spread_sources[id] = source;
-            }
-        }
-        if let Err(e) = port.set_promiscuous(true) {
-            // A port that is not promiscuous sees only traffic addressed to it: on a SPAN or
-            // TAP port that is almost nothing.
-            tracing::warn!(
-                port = name.as_str(),
-                driver = info.driver.as_str(),
-                error = %e,
-                "promiscuous mode not set: the port receives only frames addressed to its MAC \
-                 (and broadcast/multicast); on a SPAN or TAP port most traffic is lost (a VF \
-                 needs `trust on` on its PF)"
-            );
-        }
-        port.start().with_context(|| format!("port {name}"))?;
-        match port.link() {
-            Ok(l) if l.up => tracing::info!(port = name.as_str(), link = %l, "link up"),
-            Ok(l) => tracing::warn!(
-                port = name.as_str(),
-                link = %l,
-                "link down at start: no traffic until it comes up (cable, SFP, switch port)"
-            ),
-            Err(e) => tracing::warn!(port = name.as_str(), error = %e, "cannot read link state"),
-        }
-        plan.ports.push(port);
-    }
-    if let Some(pool) = &spread_pool {
-        let mut rings = Vec::with_capacity(n_workers);
-        for (w, &lc) in lcores.iter().take(n_workers).enumerate() {
-            let socket = lcore::lcore_socket(lc) as i32;
-            rings.push(Ring::new(
-                &format!("weir_spread{w}"),
-                cfg.workers.spread_ring,
-                socket,
-            )?);
-        }
-        let mut ring_port = Port::from_rings(
-            "weir_spread",
-            &rings.iter().collect::<Vec<_>>(),
-            &[],
-            main_socket,
-        )?;
-        ring_port.configure(&PortConfig {
-            rx_queues: n_workers as u16,
-            tx_queues: 0,
-            rss: None,
-        })?;
-        for (w, &lc) in lcores.iter().take(n_workers).enumerate() {
-            let socket = lcore::lcore_socket(lc) as i32;
-            let q = ring_port.rx_queue_setup(w as u16, 0, socket, pool)?;
-            plan.queues[w].push(WorkerQueue {
-                q,
-                finite: true,
-                whole_limit: spread_limit,
-                source: 0,
-                source_by_port: Some(spread_sources.clone()),
-            });
-        }
-        ring_port.start()?;
-        tracing::info!(
-            ports = spread_queues.len(),
-            workers = n_workers,
-            ring = cfg.workers.spread_ring,
-            when_full = ?cfg.workers.spread_full,
-            "software spreading on the main lcore: weir's symmetric flow hash -> one ring per \
-             worker -> {}",
-            ring_port.name()
-        );
-        plan.spreader = Some(Spreader::new(
-            spread_queues,
-            rings,
-            cfg.workers.spread_full,
-            usize::from(cfg.workers.burst),
-        ));
-        plan.spread_port = Some(ring_port);
-    }
-    plan.pools = pools;
-    if let Some(p) = &spread_pool {
-        plan.pools.push(p.clone());
-    }
-    Ok(plan)
-}
-
-/// A worker lcore's loop: poll its queues until told to halt, drain its finite queues, flush.
-#[allow(clippy::too_many_arguments)]
-fn worker_loop(
-    w: usize,
-    pipeline: Arc<Pipeline>,
-    sink: crossbeam_channel::Sender<Vec<crate::flow::record::FlowRecord>>,
-    alerts: crossbeam_channel::Sender<String>,
-    mut qs: Vec<WorkerQueue>,
-    clock: Clock,
-    halt: Arc<AtomicBool>,
+/// The run's stop flags. `abort`: a signal or a worker that cannot start; `halt`: the main
+/// lcore tells the workers to finish (after the spreader stopped).
+struct Flags {
     abort: Arc<AtomicBool>,
-    counters: Arc<LiveCounters>,
-    max_packets: u64,
-    report_tx: crossbeam_channel::Sender<(usize, WorkerStats, Option<CostTable>)>,
-    metrics: Option<Arc<crate::metrics::WorkerMetrics>>,
-    spread_clock: Option<Arc<AtomicU64>>,
-    scratch: ChainScratch,
-) -> i32 {
-    let mut burst = MbufBurst::<BURST>::new();
-    let want = usize::from(pipeline.cfg.workers.burst);
-    let mut rx = RxState {
-        scratch,
-        cut: 0,
-        clock,
-        last: LastPacket { ns: 0, tsc: 0 },
-    };
-    let mut worker = match pipeline.worker(w as u16, sink, alerts) {
-        Ok(wk) => wk,
-        Err(e) => {
-            tracing::error!(worker = w, error = %format!("{e:#}"), "worker cannot start");
-            abort.store(true, Ordering::Relaxed);
-            // Keep the spreader's ring moving (it may wait for room) until told to halt.
-            while !halt.load(Ordering::Acquire) {
-                for q in qs.iter_mut().filter(|q| q.finite) {
-                    q.q.rx_burst_up_to(&mut burst, want);
-                }
-                burst.clear();
-            }
-            counters.running.store(false, Ordering::Release);
-            let _ = report_tx.send((w, WorkerStats::default(), None));
-            return -1;
-        }
-    };
-    let cut_metric = metrics.clone();
-    if let Some(m) = metrics {
-        worker.attach_metrics(m);
-    }
-    // Packet time in quiet periods moves on from the last packet's time by the real time
-    // since it came (a replay keeps its own clock; a live port's packets carry `now`). Before
-    // the first packet there is no clock to move (and no flow to expire).
-    let mut idle_since = rdtsc();
-    let panic_at = crate::dead_worker::test_panic_at(w);
-    while !halt.load(Ordering::Acquire) {
-        // The software spreader's time, read before polling: with the rings empty, every
-        // packet up to it has been counted (see `Spreader::clock`).
-        let spread_now = spread_clock
-            .as_ref()
-            .map_or(0, |c| c.load(Ordering::Acquire));
-        let mut got = 0;
-        for q in qs.iter_mut() {
-            got += poll_queue(&mut worker, q, &mut burst, want, &mut rx);
-        }
-        if got == 0 {
-            // Quiet: let packet time move on once a millisecond so flows expire; a worker
-            // behind the spreader follows the input's time too, not only its own packets'.
-            let c = rdtsc();
-            if c - idle_since > rx.clock.hz / 1000 && (rx.last.ns > 0 || spread_now > 0) {
-                idle_since = c;
-                let own = if rx.last.ns > 0 {
-                    let elapsed = (c - rx.last.tsc) as u128 * 1_000_000_000 / rx.clock.hz as u128;
-                    rx.last.ns + elapsed as u64
-                } else {
-                    0
-                };
-                worker.advance_time(own.max(spread_now));
-                counters
-                    .flows
-                    .store(worker.live_flows() as u64, Ordering::Relaxed);
-                counters
-                    .records
-                    .store(worker.stats.records, Ordering::Relaxed);
-            }
-            std::hint::spin_loop();
-        } else {
-            crate::dead_worker::maybe_test_panic(w, panic_at, worker.stats.packets);
-            counters
-                .packets
-                .store(worker.stats.packets, Ordering::Relaxed);
-            counters.cut_frames.store(rx.cut, Ordering::Relaxed);
-            if let Some(m) = &cut_metric {
-                m.cut_frames.store(rx.cut, Ordering::Relaxed);
-            }
-            counters
-                .flows
-                .store(worker.live_flows() as u64, Ordering::Relaxed);
-            counters
-                .records
-                .store(worker.stats.records, Ordering::Relaxed);
-            if max_packets > 0 && worker.stats.packets >= max_packets {
-                break;
-            }
-        }
-    }
-    // The spreader stopped before `halt` was raised: what it enqueued is visible now.
-    for q in qs.iter_mut().filter(|q| q.finite) {
-        while poll_queue(&mut worker, q, &mut burst, want, &mut rx) > 0 {}
-    }
-    worker.flush_all();
-    counters
-        .packets
-        .store(worker.stats.packets, Ordering::Relaxed);
-    counters.cut_frames.store(rx.cut, Ordering::Relaxed);
-    counters.running.store(false, Ordering::Release);
-    let _ = report_tx.send((w, worker.stats.clone(), Some(worker.cost.clone())));
-    0
-}
-
-/// One burst from `q` through the worker; returns the packets received.
-#[inline]
-fn poll_queue(
-    worker: &mut Worker,
-    q: &mut WorkerQueue,
-    burst: &mut MbufBurst<BURST>,
-    want: usize,
-    rx: &mut RxState,
-) -> usize {
-    let t = worker.burst_start();
-    let n = q.q.rx_burst_up_to(burst, want);
-    if n == 0 {
-        return 0;
-    }
-    let RxState {
-        scratch,
-        cut,
-        clock,
-        last,
-    } = rx;
-    let c = rdtsc();
-    let now = clock.now_ns(c);
-    let mut newest = 0u64;
-    let whole_limit = q.whole_limit;
-    let (source, by_port) = (q.source, q.source_by_port.as_deref());
-    // Chained frames are copied into the worker's buffer, one after the other.
-    let mut room = scratch.room();
-    worker.process_burst(
-        burst.iter().map(|m| {
-            if m.pkt_len() >= whole_limit {
-                *cut += 1;
-            }
-            let (ts_ns, wire_len) = clock.packet(m, now);
-            newest = newest.max(ts_ns);
-            RawPacket {
-                data: crate::rx_frames::contiguous(m, &mut room, cut),
-                wire_len,
-                ts_ns,
-                source: match by_port {
-                    None => source,
-                    Some(t) => t.get(usize::from(m.port())).copied().unwrap_or(0),
-                },
-            }
-        }),
-        t,
-    );
-    last.ns = last.ns.max(newest);
-    last.tsc = c;
-    burst.clear();
-    n
-}
-
-/// What a worker's receive keeps between bursts.
-struct RxState {
-    scratch: ChainScratch,
-    /// Frames not received whole.
-    cut: u64,
-    clock: Clock,
-    last: LastPacket,
-}
-
-/// The newest packet time a worker has seen, and the TSC when it came.
-struct LastPacket {
-    ns: u64,
-    tsc: u64,
-}
-
-/// Packet time for packets without a capture timestamp: the TSC, anchored to the wall clock.
-#[derive(Clone, Copy)]
-struct Clock {
-    hz: u64,
-    wall0: u64,
-    tsc0: u64,
-    meta: MetaField,
-    rx_ts: Option<RxTimestamp>,
-}
-
-impl Clock {
-    /// A packet's time and wire length: capture metadata (weir's field), else the port's RX
-    /// timestamp, else `now`.
-    #[inline]
-    fn packet(&self, m: &Mbuf, now: u64) -> (u64, u32) {
-        match self.meta.get(m) {
-            Some(md) => (md.ts_ns, md.wire_len),
-            None => (
-                self.rx_ts.and_then(|r| r.pcap_ns(m)).unwrap_or(now),
-                m.pkt_len(),
-            ),
-        }
-    }
-
-    #[inline]
-    fn now_ns(&self, tsc: u64) -> u64 {
-        self.wall0 + ((tsc - self.tsc0) as u128 * 1_000_000_000 / self.hz as u128) as u64
-    }
+    halt: Arc<AtomicBool>,
 }
 
 pub fn run(config: &Path, opts: &RunOptions) -> Result<()> {
+    let (pipeline, output) = start_output(config)?;
+    let cfg = &pipeline.cfg;
+    let n_workers = cfg.workers.count as usize;
+    let mut launch = Launch::start(cfg, EalMode::Live)?;
+    let clock = Clock {
+        hz: tsc_hz().max(1),
+        wall0: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0),
+        tsc0: rdtsc(),
+        meta: launch.meta,
+        rx_ts: RxTimestamp::register().ok(),
+    };
+    let mut plan = setup_ports(cfg, launch.lcores())?;
+    let flags = Flags {
+        abort: Arc::new(AtomicBool::new(false)),
+        halt: Arc::new(AtomicBool::new(false)),
+    };
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, flags.abort.clone())?;
+    }
+    // SIGHUP: reload the model.
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, output.reload_flag.clone())?;
+    // SIGUSR1: reopen the records and alerts files (logrotate without copytruncate).
+    for flag in &output.reopen_flags {
+        signal_hook::flag::register(signal_hook::consts::SIGUSR1, flag.clone())?;
+    }
+    // What each worker publishes: read by the status line and the metrics endpoint.
+    let live: Vec<Arc<PublishedStats>> = (0..n_workers)
+        .map(|_| Arc::new(PublishedStats::default()))
+        .collect();
+    let _metrics_server = start_metrics(&pipeline, &output, &plan, &live);
+    spawn_workers(
+        &launch, &pipeline, &output, &mut plan, clock, &flags, &live, opts,
+    )?;
+    // The ports are started and every worker polls: tell systemd (Type=notify) weir is up.
+    crate::sd_notify::notify_or_log(&format!(
+        "READY=1\nSTATUS=running: {} port(s), {n_workers} worker(s)",
+        plan.ports.len()
+    ));
+    tracing::info!(
+        workers = n_workers,
+        ports = plan.ports.len(),
+        "running; SIGINT or SIGTERM stops and flushes every open flow"
+    );
+    let started = Instant::now();
+    watch(cfg, opts, &mut plan, &clock, &flags, &live, started);
+    // The spreader has stopped (it runs on this thread); now the workers drain and flush.
+    crate::sd_notify::notify_or_log("STOPPING=1\nSTATUS=flushing open flows");
+    flags.halt.store(true, Ordering::Release);
+    let reports = launch.wait();
+    log_end(&plan, &live);
+    let PortPlan { spread_port, .. } = plan;
+    drop(spread_port);
+    let out = output.finish();
+    summary(&reports, &out, started, clock.hz);
+    check(&launch, &reports, &out)
+}
+
+/// Load the config, the plugins and the model, and start the output side (sinks, scoring,
+/// alerts) before DPDK: a bad config, plugin or model is refused at once.
+fn start_output(config: &Path) -> Result<(Arc<Pipeline>, Output)> {
     let cfg = Config::load(config)?;
     if cfg.ports.is_empty() {
         bail!(
@@ -592,8 +128,9 @@ pub fn run(config: &Path, opts: &RunOptions) -> Result<()> {
             config.display()
         );
     }
-    let n_workers = cfg.workers.count as usize;
-    let ipfix = crate::sink::ipfix::IpfixConfig::from_sinks(&cfg.sinks)
+    let ipfix = cfg
+        .sinks
+        .ipfix_config()
         .map_err(|(k, m)| anyhow::anyhow!("{k}: {m}"))?;
     let mut pipeline = Pipeline::new(cfg, None, false)?;
     // A restart (the unit restarts on failure) must not wipe what earlier runs wrote: the
@@ -614,166 +151,128 @@ pub fn run(config: &Path, opts: &RunOptions) -> Result<()> {
         &mut pipeline.schema,
         ipfix.as_ref(),
     )?;
-    let pipeline = Arc::new(pipeline);
+    Ok((Arc::new(pipeline), output))
+}
+
+/// The metrics endpoint, when enabled. One that cannot be bound (another weir on this host,
+/// a typo) must not stop the data path: traffic goes on, the error is logged loudly.
+fn start_metrics(
+    pipeline: &Pipeline,
+    output: &Output,
+    plan: &PortPlan,
+    live: &[Arc<PublishedStats>],
+) -> Option<crate::metrics::MetricsServer> {
     let cfg = &pipeline.cfg;
-
-    let args = eal_args(cfg)?;
-    tracing::info!(?args, "starting EAL");
-    let _eal = Eal::init(&args).context("cannot start DPDK's EAL")?;
-    let meta = MetaField::register()?;
-    let rx_ts = RxTimestamp::register().ok();
-    let lcores: Vec<u32> = lcore::worker_lcores().collect();
-    if lcores.len() < n_workers {
-        bail!(
-            "EAL gave {} worker lcores for {n_workers} workers",
-            lcores.len()
-        );
+    if !cfg.metrics.enabled {
+        return None;
     }
-    let PortPlan {
-        ports,
-        queues,
-        mut spreader,
-        spread_port,
-        pools,
-        may_chain,
-        max_frame,
-    } = setup_ports(cfg, &lcores)?;
-
-    // `abort`: a signal or a worker that cannot start; `halt`: the main lcore tells the
-    // workers to finish (after the spreader stopped).
-    let abort = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(sig, abort.clone())?;
-    }
-    let halt = Arc::new(AtomicBool::new(false));
-    // ---- operations: metrics endpoint and SIGHUP model reload ---------------------------
-    signal_hook::flag::register(signal_hook::consts::SIGHUP, output.reload_flag.clone())?;
-    // SIGUSR1: reopen the records and alerts files (logrotate without copytruncate).
-    for flag in &output.reopen_flags {
-        signal_hook::flag::register(signal_hook::consts::SIGUSR1, flag.clone())?;
-    }
-    let worker_metrics: Vec<Arc<crate::metrics::WorkerMetrics>> = (0..n_workers)
-        .map(|_| Arc::new(crate::metrics::WorkerMetrics::default()))
-        .collect();
-    let _metrics_server = if cfg.metrics.enabled {
-        let sources = crate::metrics::Sources {
-            ports: ports.iter().map(|p| p.stats_handle()).collect(),
-            rx_queues: n_workers as u16,
-            mempools: pools.clone(),
-            workers: worker_metrics.clone(),
-            scoring: output.scoring_stats.clone(),
-            alerts: Some(output.alert_counts.clone()),
-            heavy_hitters: pipeline
-                .heavy_hitter_occupancy()
-                .into_iter()
-                .map(
-                    |(key, worker, capacity_keys, occupied)| crate::metrics::HeavyHitterInfo {
-                        key,
-                        worker,
-                        capacity_keys,
-                        occupied_keys: Some(occupied),
-                    },
-                )
-                .collect(),
-            records_written: Some(output.records_written.clone()),
-            reloads: Some(output.reloads.clone()),
-            tsc_hz: tsc_hz(),
-        };
-        // A metrics port that cannot be bound (another weir on this host, a typo) must not
-        // stop the data path: traffic goes on, the error is logged loudly.
-        match crate::metrics::MetricsServer::start(&cfg.metrics.listen, sources) {
-            Ok(server) => Some(server),
-            Err(e) => {
-                tracing::error!(
-                    error = %format!("{e:#}"),
-                    "metrics endpoint not started; weir runs on without it (set [metrics] listen or enabled = false)"
-                );
-                None
-            }
+    let sources = crate::metrics::Sources {
+        ports: plan.ports.iter().map(|p| p.stats_handle()).collect(),
+        rx_queues: cfg.workers.count as u16,
+        mempools: plan.pools.clone(),
+        workers: live.to_vec(),
+        scoring: output.scoring_stats.clone(),
+        alerts: Some(output.alert_counts.clone()),
+        heavy_hitters: pipeline
+            .heavy_hitter_occupancy()
+            .into_iter()
+            .map(
+                |(key, worker, capacity_keys, occupied)| crate::metrics::HeavyHitterInfo {
+                    key,
+                    worker,
+                    capacity_keys,
+                    occupied_keys: Some(occupied),
+                },
+            )
+            .collect(),
+        records_written: Some(output.records_written.clone()),
+        reloads: Some(output.reloads.clone()),
+        tsc_hz: tsc_hz(),
+    };
+    match crate::metrics::MetricsServer::start(&cfg.metrics.listen, sources) {
+        Ok(server) => Some(server),
+        Err(e) => {
+            tracing::error!(
+                error = %format!("{e:#}"),
+                "metrics endpoint not started; weir runs on without it (set [metrics] listen or enabled = false)"
+            );
+            None
         }
-    } else {
-        None
-    };
-    // ---- end ops ------------------------------------------------------------------------
-    let hz = tsc_hz().max(1);
-    let clock = Clock {
-        hz,
-        wall0: SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or(0),
-        tsc0: rdtsc(),
-        meta,
-        rx_ts,
-    };
-    let (report_tx, report_rx) = crossbeam_channel::unbounded();
-    let spread_clock = spreader.as_ref().map(|s| s.clock());
-    let dead = Arc::new(crate::dead_worker::DeadWorkers::default());
-    let mut live = Vec::new();
-    for (w, qs) in queues.into_iter().enumerate() {
-        let counters = Arc::new(LiveCounters::default());
-        counters.running.store(true, Ordering::Release);
-        live.push(counters.clone());
+    }
+}
+
+/// Start every worker on its lcore with the queues it polls. A panic stops the run: the
+/// spreader stops waiting for that worker, the main loop sees `abort`, and the others drain
+/// and flush.
+#[allow(clippy::too_many_arguments)]
+fn spawn_workers(
+    launch: &Launch,
+    pipeline: &Arc<Pipeline>,
+    output: &Output,
+    plan: &mut PortPlan,
+    clock: Clock,
+    flags: &Flags,
+    live: &[Arc<PublishedStats>],
+    opts: &RunOptions,
+) -> Result<()> {
+    let burst = usize::from(pipeline.cfg.workers.burst);
+    let spread_clock = plan.spreader.as_ref().map(|s| s.clock());
+    for (w, qs) in std::mem::take(&mut plan.queues).into_iter().enumerate() {
+        let published = live[w].clone();
+        published.running.store(true, Ordering::Release);
         let pipeline = pipeline.clone();
         let sink = output.tx.clone();
         let alerts = output.alerts.clone();
-        let (halt, abort, report_tx) = (halt.clone(), abort.clone(), report_tx.clone());
+        let (halt, abort) = (flags.halt.clone(), flags.abort.clone());
         let max_packets = opts.max_packets;
-        let metrics = cfg.metrics.enabled.then(|| worker_metrics[w].clone());
         let spread_clock = spread_clock.clone();
-        let scratch = ChainScratch::new(may_chain, usize::from(cfg.workers.burst), max_frame);
-        let (dead, on_panic_counters, on_panic_abort) =
-            (dead.clone(), counters.clone(), abort.clone());
-        lcore::remote_launch(lcores[w], move || {
-            // A panic stops the run: the spreader stops waiting for this worker, the main
-            // loop sees `abort`, and the others drain and flush.
-            let on_panic = move || {
-                on_panic_counters.running.store(false, Ordering::Release);
-                on_panic_abort.store(true, Ordering::Release);
-            };
-            let body = move || {
-                worker_loop(
-                    w,
-                    pipeline,
-                    sink,
-                    alerts,
-                    qs,
-                    clock,
-                    halt,
-                    abort,
-                    counters,
-                    max_packets,
-                    report_tx,
-                    metrics,
-                    spread_clock,
-                    scratch,
-                )
-            };
-            dead.run(w, body, on_panic)
-        })?;
+        let scratch = ChainScratch::new(plan.may_chain, burst, plan.max_frame);
+        let (on_panic_counters, on_panic_abort) = (published.clone(), abort.clone());
+        let on_panic = move || {
+            on_panic_counters.running.store(false, Ordering::Release);
+            on_panic_abort.store(true, Ordering::Release);
+        };
+        let body = move || {
+            worker_loop(
+                w,
+                pipeline,
+                sink,
+                alerts,
+                qs,
+                clock,
+                halt,
+                abort,
+                published,
+                max_packets,
+                spread_clock,
+                scratch,
+            )
+        };
+        launch.spawn(w, body, on_panic)?;
     }
-    drop(report_tx);
-    // The ports are started and every worker polls: tell systemd (Type=notify) weir is up.
-    crate::sd_notify::notify_or_log(&format!(
-        "READY=1\nSTATUS=running: {} port(s), {n_workers} worker(s)",
-        ports.len()
-    ));
-    tracing::info!(
-        workers = n_workers,
-        ports = ports.len(),
-        "running; SIGINT or SIGTERM stops and flushes every open flow"
-    );
+    Ok(())
+}
 
-    let started = Instant::now();
+/// The main lcore until the run stops: it spreads when a port needs it, and every 50 ms looks
+/// after the run (a signal or a dead worker, `--duration-s`, `--stop-after-idle-ms`, every
+/// worker stopped, the status line).
+fn watch(
+    cfg: &Config,
+    opts: &RunOptions,
+    plan: &mut PortPlan,
+    clock: &Clock,
+    flags: &Flags,
+    live: &[Arc<PublishedStats>],
+    started: Instant,
+) {
+    let abort = &flags.abort;
     let mut last_status = Instant::now();
     let status_every = Duration::from_secs(cfg.log.status_interval_s);
-    let check_every = hz / 20;
+    let check_every = clock.hz / 20;
     let mut next_check = rdtsc();
-    let mut seen_rx = 0u64;
-    let mut last_rx_at: Option<Instant> = None;
+    let mut idle = IdleWatch::default();
     loop {
-        // The main lcore spreads when a port needs it, and looks after the run every 50 ms.
-        match spreader.as_mut() {
+        match plan.spreader.as_mut() {
             Some(s) => {
                 let now = clock.now_ns(rdtsc());
                 // Never wait for a ring once the run is stopping (a signal, a dead worker).
@@ -801,43 +300,52 @@ pub fn run(config: &Path, opts: &RunOptions) -> Result<()> {
         if live.iter().all(|c| !c.running.load(Ordering::Acquire)) {
             break;
         }
-        if opts.stop_after_idle_ms > 0 {
-            let rx: u64 = ports
-                .iter()
-                .filter_map(|p| p.stats().ok())
-                .map(|s| s.ipackets + s.imissed)
-                .sum();
-            if rx != seen_rx {
-                seen_rx = rx;
-                last_rx_at = Some(Instant::now());
-            } else if last_rx_at
-                .is_some_and(|t| t.elapsed() >= Duration::from_millis(opts.stop_after_idle_ms))
-            {
-                tracing::info!(
-                    idle_ms = opts.stop_after_idle_ms,
-                    "no packet for --stop-after-idle-ms: stopping"
-                );
-                break;
-            }
+        if opts.stop_after_idle_ms > 0 && idle.quiet_for(&plan.ports, opts.stop_after_idle_ms) {
+            tracing::info!(
+                idle_ms = opts.stop_after_idle_ms,
+                "no packet for --stop-after-idle-ms: stopping"
+            );
+            break;
         }
         if !status_every.is_zero() && last_status.elapsed() >= status_every {
             last_status = Instant::now();
-            log_status(&live, &ports, spreader.as_ref());
+            log_status(live, &plan.ports, plan.spreader.as_ref());
         }
     }
-    // The spreader has stopped (it runs on this thread); now the workers drain and flush.
-    crate::sd_notify::notify_or_log("STOPPING=1\nSTATUS=flushing open flows");
-    halt.store(true, Ordering::Release);
-    lcore::mp_wait_lcore();
-    let mut reports: Vec<(usize, WorkerStats, Option<CostTable>)> = report_rx.iter().collect();
-    reports.sort_by_key(|r| r.0);
-    for p in &ports {
+}
+
+/// `--stop-after-idle-ms`: the ports' packets (received and missed) at the last change.
+#[derive(Default)]
+struct IdleWatch {
+    seen_rx: u64,
+    last_rx_at: Option<Instant>,
+}
+
+impl IdleWatch {
+    /// True once no packet arrived for `ms` since the first one.
+    fn quiet_for(&mut self, ports: &[Port], ms: u64) -> bool {
+        let rx: u64 = ports
+            .iter()
+            .filter_map(|p| p.stats().ok())
+            .map(|s| s.ipackets + s.imissed)
+            .sum();
+        if rx != self.seen_rx {
+            self.seen_rx = rx;
+            self.last_rx_at = Some(Instant::now());
+            false
+        } else {
+            self.last_rx_at
+                .is_some_and(|t| t.elapsed() >= Duration::from_millis(ms))
+        }
+    }
+}
+
+/// The ports' and the spreader's counters at the end, and frames not received whole.
+fn log_end(plan: &PortPlan, live: &[Arc<PublishedStats>]) {
+    for p in &plan.ports {
         log_port_stats(p);
     }
-    let cut: u64 = live
-        .iter()
-        .map(|c| c.cut_frames.load(Ordering::Relaxed))
-        .sum();
+    let cut: u64 = live.iter().map(|p| p.snapshot().cut_frames).sum();
     if cut > 0 {
         tracing::warn!(
             cut_frames = cut,
@@ -846,35 +354,41 @@ pub fn run(config: &Path, opts: &RunOptions) -> Result<()> {
              frame on the link"
         );
     }
-    if let Some(s) = &spreader {
+    if let Some(s) = &plan.spreader {
         log_spread_stats(&s.stats);
     }
-    drop(spread_port);
-    let out = output.finish();
-    let packets: u64 = reports.iter().map(|r| r.1.packets).sum();
-    let accepted: u64 = reports.iter().map(|r| r.1.accepted).sum();
-    let filtered: u64 = reports.iter().map(|r| r.1.filtered).sum();
-    let flows: u64 = reports.iter().map(|r| r.1.records).sum();
-    let per_worker: Vec<u64> = reports.iter().map(|r| r.1.packets).collect();
+}
+
+/// The run's summary on stderr: packets, records, per worker, and the merged cost table.
+fn summary(reports: &Reports, out: &OutputStats, started: Instant, hz: u64) {
+    let total = reports.total();
+    let per_worker = reports.packets_per_worker();
     eprintln!(
-        "weir run: {packets} packets ({accepted} in flows{}) -> {} flow records in {:.1} s; per worker {per_worker:?}",
-        if filtered > 0 {
-            format!(", {filtered} filtered out")
+        "weir run: {} packets ({} in flows{}) -> {} flow records in {:.1} s; per worker {per_worker:?}",
+        total.packets,
+        total.accepted,
+        if total.filtered > 0 {
+            format!(", {} filtered out", total.filtered)
         } else {
             String::new()
         },
         out.records,
         started.elapsed().as_secs_f64()
     );
-    let costs: Vec<&CostTable> = reports.iter().filter_map(|r| r.2.as_ref()).collect();
-    eprintln!("{}", CostTable::merge(&costs).format(Some(hz as f64)));
-    if let Some((w, msg)) = dead.first() {
+    eprintln!("{}", reports.cost().format(Some(hz as f64)));
+}
+
+/// Fail the run for a worker that panicked, records lost on the way out, or write errors.
+fn check(launch: &Launch, reports: &Reports, out: &OutputStats) -> Result<()> {
+    if let Some((w, msg)) = launch.dead.first() {
         bail!(
             "worker {w} panicked: {msg}; the run was stopped, the other workers' open flows were \
              flushed ({} records written), worker {w}'s open flows were lost",
             out.records
         );
     }
+    let total = reports.total();
+    let (accepted, flows) = (total.accepted, total.records);
     if out.records != flows || out.packets != accepted {
         bail!(
             "records lost in the output stage: workers finished {flows} flows ({accepted} packets), {} written ({} packets)",
@@ -882,90 +396,11 @@ pub fn run(config: &Path, opts: &RunOptions) -> Result<()> {
             out.packets
         );
     }
-    if let Some(e) = out.first_error {
+    if let Some(e) = &out.first_error {
         bail!(
             "{} records or alerts could not be written: {e}",
             out.write_errors
         );
     }
     Ok(())
-}
-
-/// The status line: packets, flows and records over the workers; drops at ports and rings.
-fn log_status(live: &[Arc<LiveCounters>], ports: &[Port], spreader: Option<&Spreader>) {
-    let packets: u64 = live.iter().map(|c| c.packets.load(Ordering::Relaxed)).sum();
-    let flows: u64 = live.iter().map(|c| c.flows.load(Ordering::Relaxed)).sum();
-    let records: u64 = live.iter().map(|c| c.records.load(Ordering::Relaxed)).sum();
-    let cut_frames: u64 = live
-        .iter()
-        .map(|c| c.cut_frames.load(Ordering::Relaxed))
-        .sum();
-    let (missed, nombuf) = ports
-        .iter()
-        .filter_map(|p| p.stats().ok())
-        .fold((0, 0), |(m, n), s| (m + s.imissed, n + s.rx_nombuf));
-    let spread_ring_full: u64 = spreader.map_or(0, |s| s.stats.ring_full.iter().sum());
-    tracing::info!(
-        packets,
-        active_flows = flows,
-        records,
-        missed,
-        nombuf,
-        spread_ring_full,
-        cut_frames,
-        "status"
-    );
-}
-
-/// A port's counters at the end; drops (missed, no-mbuf, errors) as a warning.
-fn log_port_stats(p: &Port) {
-    match p.stats() {
-        Ok(s) => {
-            tracing::info!(
-                port = p.name(),
-                rx_packets = s.ipackets,
-                rx_bytes = s.ibytes,
-                missed = s.imissed,
-                errors = s.ierrors,
-                nombuf = s.rx_nombuf,
-                per_queue = ?s.q_ipackets,
-                "port statistics"
-            );
-            if s.imissed > 0 || s.rx_nombuf > 0 || s.ierrors > 0 {
-                tracing::warn!(
-                    port = p.name(),
-                    missed = s.imissed,
-                    nombuf = s.rx_nombuf,
-                    errors = s.ierrors,
-                    "packets dropped at the port: missed = no free RX descriptor (workers too \
-                     slow or too few), nombuf = mempool empty, errors = bad frames"
-                );
-            }
-        }
-        Err(e) => tracing::warn!(port = p.name(), error = %e, "cannot read port statistics"),
-    }
-}
-
-/// The software spreader's counters at the end; ring-full drops as a warning.
-fn log_spread_stats(s: &SpreadStats) {
-    tracing::info!(
-        received = s.received,
-        per_worker = ?s.to_worker,
-        ring_full = ?s.ring_full,
-        waits = s.waits,
-        cycles_per_packet = format!(
-            "{:.1}",
-            s.busy_cycles as f64 / s.received.max(1) as f64
-        ),
-        "software spreading statistics"
-    );
-    let dropped: u64 = s.ring_full.iter().sum();
-    if dropped > 0 {
-        tracing::warn!(
-            spread_ring_full = dropped,
-            per_worker = ?s.ring_full,
-            "packets dropped by the software spreader because a worker's ring was full \
-             (workers.spread_full = \"drop\"): that worker is too slow; add workers or use RSS"
-        );
-    }
 }

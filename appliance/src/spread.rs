@@ -31,14 +31,12 @@
 
 use crate::config::{Spread, SpreadFull};
 use crate::flow::key::flow_hash;
+use crate::launch::Burst;
 use crate::parse::parse;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use weir_dpdk::{rdtsc, DevInfo, Mbuf, MbufBurst, Ring, RxQueue};
+use weir_dpdk::{rdtsc, DevInfo, Mbuf, Ring, RxQueue};
 use weir_plugin_api::{FlowKeyV1, PacketV1};
-
-/// Packets per ring enqueue (a worker's pending burst is sent when it holds this many).
-pub const BURST: usize = 64;
 
 /// Drivers whose queues are spread by something other than RSS offloads the device reports,
 /// flow-consistently and symmetrically, with the reason logged.
@@ -154,11 +152,13 @@ pub fn worker_of_hash(hash: u64, workers: usize) -> usize {
     (((hash >> 32) * workers as u64) >> 32) as usize
 }
 
-/// The worker for one Ethernet frame: its parsed flow key's hash, or worker 0 when the parser
-/// refuses the frame (non-IP, malformed). Allocation-free.
+/// The worker for one Ethernet frame (`wire_len` long on the wire): its parsed flow key's hash,
+/// or worker 0 when the parser refuses the frame (non-IP, malformed). Allocation-free. The
+/// software spreader and `weir extract`'s feeder both spread by it.
 #[inline]
 pub fn worker_of_frame(
     frame: &[u8],
+    wire_len: u32,
     workers: usize,
     pkt: &mut PacketV1,
     key: &mut FlowKeyV1,
@@ -166,7 +166,7 @@ pub fn worker_of_frame(
     if workers <= 1 {
         return 0;
     }
-    match parse(frame, frame.len() as u32, 0, pkt, key) {
+    match parse(frame, wire_len, 0, pkt, key) {
         Ok(()) => worker_of_hash(flow_hash(key), workers),
         Err(_) => 0,
     }
@@ -192,9 +192,10 @@ pub struct SpreadStats {
 pub struct Spreader {
     queues: Vec<RxQueue>,
     rings: Vec<Ring>,
-    pending: Vec<MbufBurst<BURST>>,
-    rx: MbufBurst<{ crate::config::MAX_BURST }>,
-    /// Packets asked for per receive (`workers.burst`).
+    /// Each worker's packets gathered for its ring, sent when `want` are there.
+    pending: Vec<Burst>,
+    rx: Burst,
+    /// Packets asked for per receive and sent per enqueue (`workers.burst`).
     want: usize,
     full: SpreadFull,
     pkt: PacketV1,
@@ -211,9 +212,9 @@ impl Spreader {
         let n = rings.len();
         Spreader {
             queues,
-            pending: (0..n).map(|_| MbufBurst::new()).collect(),
+            pending: (0..n).map(|_| Burst::new()).collect(),
             rings,
-            rx: MbufBurst::new(),
+            rx: Burst::new(),
             want: burst.clamp(1, crate::config::MAX_BURST),
             full,
             pkt: PacketV1::EMPTY,
@@ -266,13 +267,13 @@ impl Spreader {
             got += k;
             for m in rx.drain() {
                 newest = newest.max(ts_of(&m));
-                let w = worker_of_frame(m.data(), n, pkt, key);
-                // A pending burst is sent as soon as it is full, so there is room here.
+                let w = worker_of_frame(m.data(), m.data().len() as u32, n, pkt, key);
+                // A pending burst is sent as soon as it holds `want`, so there is room here.
                 if pending[w].push(m).is_err() {
                     stats.ring_full[w] += 1;
                     continue;
                 }
-                if pending[w].is_full() {
+                if pending[w].len() >= *want {
                     send(&mut pending[w], &mut rings[w], stats, *full, w, alive);
                 }
             }
@@ -303,7 +304,7 @@ impl Spreader {
 /// Enqueue worker `w`'s pending packets, by the ring-full policy.
 #[inline]
 fn send(
-    burst: &mut MbufBurst<BURST>,
+    burst: &mut Burst,
     ring: &mut Ring,
     stats: &mut SpreadStats,
     full: SpreadFull,
@@ -503,10 +504,10 @@ mod tests {
             let rev = frame(v6, proto, &b, &a, dp, sp);
             parse(&fwd, fwd.len() as u32, 0, &mut pkt, &mut key).expect("test frame parses");
             for n in 2..=4 {
-                let w = worker_of_frame(&fwd, n, &mut pkt, &mut key);
+                let w = worker_of_frame(&fwd, fwd.len() as u32, n, &mut pkt, &mut key);
                 assert_eq!(
                     w,
-                    worker_of_frame(&rev, n, &mut pkt, &mut key),
+                    worker_of_frame(&rev, rev.len() as u32, n, &mut pkt, &mut key),
                     "{i}, {n} workers"
                 );
                 if n == 4 {
@@ -522,6 +523,9 @@ mod tests {
         // Non-IP frames go to worker 0.
         let mut arp = vec![0u8; 60];
         arp[12..14].copy_from_slice(&[0x08, 0x06]);
-        assert_eq!(worker_of_frame(&arp, 4, &mut pkt, &mut key), 0);
+        assert_eq!(
+            worker_of_frame(&arp, arp.len() as u32, 4, &mut pkt, &mut key),
+            0
+        );
     }
 }

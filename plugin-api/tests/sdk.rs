@@ -459,6 +459,7 @@ fn text_features_through_the_sdk() {
     let emit_text = D.flow_emit_text.expect("text features set flow_emit_text");
     let mut inst = std::ptr::null_mut();
     assert_eq!(
+        // SAFETY: a NUL-terminated config and a valid out pointer, as create requires.
         unsafe { D.create.unwrap()(c"{}".as_ptr(), 0, &mut inst) },
         WEIR_OK
     );
@@ -476,6 +477,7 @@ fn text_features_through_the_sdk() {
         .collect();
     let mut out = [0.0f64; 5];
     let key = FlowKeyV1::default();
+    // SAFETY: a live instance and state; out has 5 doubles, texts 4 views of cap bytes each.
     let rc = unsafe {
         emit_text(
             inst,
@@ -497,6 +499,7 @@ fn text_features_through_the_sdk() {
     assert_eq!(&bufs[2 * cap..2 * cap + 2], &[0xff, 0xfe]);
     assert_eq!(texts[3].len, WEIR_TEXT_MISSING);
     // The host's count of text values must match the plugin's.
+    // SAFETY: as above, with fewer views than the plugin declares (refused, nothing written).
     let rc = unsafe {
         emit_text(
             inst,
@@ -509,5 +512,6 @@ fn text_features_through_the_sdk() {
         )
     };
     assert_eq!(rc, WEIR_ERR);
+    // SAFETY: the instance create made, destroyed once.
     unsafe { D.destroy.unwrap()(inst) };
 }

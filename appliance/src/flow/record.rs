@@ -91,6 +91,15 @@ pub struct IntervalSpan {
     pub end_ms: u64,
 }
 
+/// The model that scored a record, as its `model_name` and `model_version` columns show it.
+/// Made by the scorer (`scoring/scorer.rs`) once per model load and shared by every record it
+/// scores.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ModelTag {
+    pub name: String,
+    pub version: String,
+}
+
 /// One finished flow, or one interval of a flow (`interval` is set).
 #[derive(Clone, Debug)]
 pub struct FlowRecord {
@@ -121,7 +130,7 @@ pub struct FlowRecord {
     pub scores: Vec<f64>,
     /// The model that scored it (`model_name`, `model_version`); `None` when no model ran
     /// on it (no model, or skipped under overload). Set by the scorer thread, off the data path.
-    pub model: Option<std::sync::Arc<crate::scoring::mlflow::ModelTag>>,
+    pub model: Option<std::sync::Arc<ModelTag>>,
     /// ICMP type and code of the flow's first packet (zero for other protocols): what its
     /// Community ID hashes in place of ports.
     pub icmp: [u8; 2],

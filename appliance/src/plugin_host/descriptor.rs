@@ -212,6 +212,7 @@ pub fn check_name(name: &str, max: usize) -> Result<(), &'static str> {
 /// `p` is NULL or points to a descriptor that lives forever (the library is never unloaded)
 /// and is at least 16 bytes long; fields past the header are read only if struct_size covers
 /// them.
+// Long: every field of the ABI descriptor checked in the header's order, one refusal each.
 pub unsafe fn read(
     p: *const PluginV1,
     max_state_bytes: u32,

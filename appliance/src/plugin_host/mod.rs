@@ -15,9 +15,11 @@ pub mod descriptor;
 pub mod instance;
 pub mod loader;
 pub mod perms;
+pub mod plugin_dir;
 pub mod refusal;
 pub mod selftest;
 pub mod slab;
+mod synthetic;
 
 pub use descriptor::{FeatureInfo, FeatureKind};
 pub use instance::{WorkerPlugins, MAX_BURST};

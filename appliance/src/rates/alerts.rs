@@ -30,7 +30,7 @@
 //! Each crossing emits one alert, at the first report where it holds.
 
 use super::config::{HeavyHitterConfig, KeyType};
-use super::heavy_hitters::HhKey;
+use super::key::HhKey;
 use super::tables::{DecayTables, Tick};
 use serde::Serialize;
 use std::collections::HashMap;
@@ -376,7 +376,7 @@ impl HhGroup {
 mod tests {
     use super::*;
     use crate::rates::config::RatesConfig;
-    use crate::rates::heavy_hitters::PacketKey;
+    use crate::rates::key::PacketKey;
 
     fn key(last: u8) -> HhKey {
         let mut src_ip = [0u8; 16];

@@ -71,10 +71,12 @@ pub mod alerts;
 pub mod config;
 pub mod decay;
 pub mod heavy_hitters;
+pub mod key;
 pub mod tables;
 
 pub use alerts::{merge, Alert, AlertKind, AlertState, HhGroup, Merged, MergedKey, Snapshot};
 pub use config::{ConfigError, HeavyHitterConfig, KeyType, RatesConfig};
 pub use decay::{DecayCounter, FlowRates, FLOW_RATE_FEATURES};
-pub use heavy_hitters::{HeavyHitters, HhKey, PacketKey};
+pub use heavy_hitters::HeavyHitters;
+pub use key::{HhKey, PacketKey};
 pub use tables::{relative_error_bound, DecayTables, Tick, TAU_TICKS};

@@ -39,12 +39,8 @@ pub struct Located {
     pub registry: Option<(String, String)>,
 }
 
-/// The name and version a record carries as `model_name`, `model_version`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ModelTag {
-    pub name: String,
-    pub version: String,
-}
+/// The tag a scored record carries (defined with the record: records do not depend on scoring).
+pub use crate::flow::record::ModelTag;
 
 fn err(path: &Path, reason: impl Into<String>) -> ScoringError {
     ScoringError::ModelJson {

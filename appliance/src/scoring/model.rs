@@ -171,6 +171,22 @@ fn last_dim(t: &ValueType) -> Option<i64> {
 impl ModelIo {
     /// Check a session's inputs and outputs against `spec`.
     pub fn check(spec: &ModelSpec, session: &Session, onnx: &Path) -> Result<ModelIo> {
+        let (input, width) = Self::check_input(spec, session, onnx)?;
+        let (scores, label) = Self::check_outputs(spec, session, onnx)?;
+        Ok(ModelIo {
+            input,
+            width,
+            scores,
+            label: if spec.task == Task::Anomaly {
+                label
+            } else {
+                None
+            },
+        })
+    }
+
+    /// The one input: a 2-D float32 tensor as wide as the features; its name and width.
+    fn check_input(spec: &ModelSpec, session: &Session, onnx: &Path) -> Result<(String, usize)> {
         let bad = |reason: String| ScoringError::Onnx {
             path: onnx.to_path_buf(),
             reason,
@@ -238,7 +254,20 @@ impl ModelIo {
                 spec.features.len()
             )));
         }
+        Ok((input.name().to_string(), shape[1] as usize))
+    }
 
+    /// The scores output (probabilities or anomaly scores, float32, as wide as the classes)
+    /// and the label output if any; their names.
+    fn check_outputs(
+        spec: &ModelSpec,
+        session: &Session,
+        onnx: &Path,
+    ) -> Result<(String, Option<String>)> {
+        let bad = |reason: String| ScoringError::Onnx {
+            path: onnx.to_path_buf(),
+            reason,
+        };
         let outputs = session.outputs();
         if let Some(o) = outputs.iter().find(|o| !o.dtype().is_tensor()) {
             return Err(bad(format!(
@@ -289,16 +318,7 @@ impl ModelIo {
             }
             None => {} // dynamic: checked on every batch
         }
-        Ok(ModelIo {
-            input: input.name().to_string(),
-            width: shape[1] as usize,
-            scores: scores.name().to_string(),
-            label: if spec.task == Task::Anomaly {
-                label
-            } else {
-                None
-            },
-        })
+        Ok((scores.name().to_string(), label))
     }
 }
 

@@ -15,7 +15,6 @@
 //! first use (answers are rare next to the packets of the flows they announce).
 
 pub mod cache;
-pub mod cost;
 pub mod dns;
 pub mod pending;
 pub mod prefix;

@@ -59,6 +59,7 @@ impl Worker {
     /// Count the parsed packets from `from` on into their flows, queueing each for the rates
     /// and the plugins, until the burst ends or a flow must end (or intervals close) before
     /// the next packet: returns that packet's index and why the stage stopped.
+    // Long: the per-packet hot loop, kept in one body so it stays one tight loop.
     pub(super) fn flow_table_stage(&mut self, from: usize) -> (usize, Stop) {
         for i in from..self.parsed.len() {
             let mut pkt = self.parsed[i];

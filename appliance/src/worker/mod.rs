@@ -29,10 +29,11 @@ use crate::cost::{CostTable, Stage};
 use crate::flow::interval::IntervalSchedules;
 use crate::flow::record::{DirCounters, Expiration, FlowRecord};
 use crate::flow::table::{FlowEntry, FlowTable, TableConfig};
-use crate::parse::SkipCounters;
 use crate::plugin_host::WorkerPlugins;
 use crate::rates::{Alert, DecayTables, FlowRates, HeavyHitters, PacketKey};
-use crate::services::{ServiceStats, Services};
+use crate::services::Services;
+pub use crate::stats::WorkerStats;
+use crate::stats::{PublishedStats, COST_PUBLISH_BURSTS};
 use crossbeam_channel::Sender;
 use std::sync::Arc;
 use weir_plugin_api::{FlowKeyV1, PacketV1};
@@ -60,34 +61,6 @@ pub struct RawPacket<'a> {
     /// Which filter applies (`crate::filter::Filters`): 0 for `[capture] filter` (and
     /// `weir extract`), `i + 1` for `ports[i]` in `weir run`.
     pub source: u16,
-}
-
-/// Plain per-worker counters, read by the reporting thread only after the worker stops (or
-/// through snapshots it publishes).
-#[derive(Clone, Debug, Default)]
-pub struct WorkerStats {
-    pub packets: u64,
-    pub bytes: u64,
-    pub accepted: u64,
-    pub flows_created: u64,
-    pub expired_idle: u64,
-    pub expired_active: u64,
-    pub teardown: u64,
-    pub evicted: u64,
-    pub flushed: u64,
-    /// Packets of new flows skipped because the table was full and eviction is off.
-    pub table_full: u64,
-    pub skipped: SkipCounters,
-    /// Records handed over: flow records plus interval records.
-    pub records: u64,
-    /// DNS learning and flows by service (all zero without `[[services]]`).
-    pub services: ServiceStats,
-    /// Of `records`, the interval records.
-    pub interval_records: u64,
-    /// Packets the capture filter rejected (counted in `packets` and `bytes`, nowhere else).
-    pub filtered: u64,
-    /// Plugin text values (ABI 1.4) refused on this worker: written as missing.
-    pub text_refused: crate::plugin_host::instance::TextRefusals,
 }
 
 /// Per-flow data the worker keeps beside the counters. The interval part is not here: it is
@@ -209,8 +182,8 @@ pub struct Worker {
     /// stage may stop and resume at a packet).
     observed: usize,
     pub stats: WorkerStats,
-    /// Where the metrics endpoint reads this worker's counters (see `metrics.rs`).
-    metrics: Option<Arc<crate::metrics::WorkerMetrics>>,
+    /// Where this worker publishes its counters (the metrics endpoint, the status line).
+    metrics: Option<Arc<PublishedStats>>,
     /// Bursts until the cost table is copied to `metrics` again.
     bursts_to_cost: u64,
     /// Service classification and DNS learning, with `[[services]]`.
@@ -314,8 +287,8 @@ impl Worker {
     }
 
     /// Publish counters to `m` once per burst (and the cost table every
-    /// [`crate::metrics::COST_PUBLISH_BURSTS`] bursts) for the metrics endpoint.
-    pub fn attach_metrics(&mut self, m: Arc<crate::metrics::WorkerMetrics>) {
+    /// [`COST_PUBLISH_BURSTS`] bursts) for the metrics endpoint and the status line.
+    pub fn attach_metrics(&mut self, m: Arc<PublishedStats>) {
         m.offer_cost(&self.cost);
         m.publish(&self.stats, self.table.len());
         self.metrics = Some(m);
@@ -331,7 +304,7 @@ impl Worker {
             m.publish(&self.stats, self.table.len());
             self.bursts_to_cost = self.bursts_to_cost.saturating_sub(1);
             if force_cost || self.bursts_to_cost == 0 {
-                self.bursts_to_cost = crate::metrics::COST_PUBLISH_BURSTS;
+                self.bursts_to_cost = COST_PUBLISH_BURSTS;
                 m.offer_cost(&self.cost);
             }
         }

@@ -444,3 +444,117 @@ fn model_reload_under_traffic_loses_no_record() {
         "every record scored, none lost or errored across the swap: {status:?}"
     );
 }
+
+/// Every counter a worker keeps reaches /metrics: the interval records and the `[[services]]`
+/// counters, scraped once the capture went through and every flow ended, against the records
+/// file (interval rows; flows with a service) and against `weir extract --stats` on the same
+/// capture and rules (DNS answers are counted per packet, so both paths must agree).
+#[test]
+fn scrape_has_interval_records_and_service_counters() {
+    let tmp = tempfile::tempdir().unwrap();
+    let capture = crate::support::paths::data_dir().join("pcaps/android.pcap");
+    let (cap_packets, _) = pcap_packets(&capture);
+    let records = tmp.path().join("flows.csv");
+    let port = free_port();
+    let rules = "[intervals]\nevery_ms = 1000\n\n[[services]]\nname = \"gapis\"\ndomains = [\"googleapis.com\", \"google.com\"]\n\n[[services]]\nname = \"zip\"\nprefixes = [\"173.194.0.0/16\"]\n";
+    let cfg = write_config(
+        tmp.path(),
+        &format!(
+            "[eal]\nno_huge = true\nno_pci = true\nmemory_mb = 512\n\n[flows]\nidle_timeout_s = 1\n\n{rules}\n[[ports]]\nvdev = \"net_pcap0,rx_pcap={}\"\n\n[sinks]\nrecords = \"{}\"\n\n[metrics]\nlisten = \"127.0.0.1:{port}\"\n",
+            capture.display(),
+            records.display(),
+        ),
+    );
+    let child = spawn(&cfg, 6);
+    let t0 = Instant::now();
+    let s = loop {
+        assert!(
+            t0.elapsed() < Duration::from_secs(5),
+            "capture not consumed in time"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+        let Some(text) = scrape(port) else { continue };
+        let s = samples(&text);
+        if total(&s, "weir_worker_packets_total") as u64 == cap_packets
+            && total(&s, "weir_worker_active_flows") == 0.0
+            && total(&s, "weir_records_written_total") > 0.0
+            && total(&s, "weir_records_written_total") == total(&s, "weir_worker_records_total")
+        {
+            break s;
+        }
+    };
+    let err = finish(child);
+
+    // Interval records: the rows of kind "interval" in the records file.
+    let mut rd = csv::Reader::from_path(&records).unwrap();
+    let h = rd.headers().unwrap().clone();
+    let col = |n: &str| h.iter().position(|x| x == n).unwrap();
+    let (kind, service) = (col("record_kind"), col("service"));
+    let (mut intervals, mut flows, mut with_service) = (0u64, 0u64, 0u64);
+    for r in rd.records() {
+        let r = r.unwrap();
+        if &r[kind] == "interval" {
+            intervals += 1;
+        } else {
+            flows += 1;
+            with_service += u64::from(!r[service].is_empty());
+        }
+    }
+    assert!(intervals > 0, "no interval records:\n{err}");
+    assert_eq!(
+        total(&s, "weir_worker_interval_records_total") as u64,
+        intervals
+    );
+    // Every flow started once, found its service one way or none.
+    let by = |how: &str| {
+        get(
+            &s,
+            &format!("weir_worker_service_flows_total{{worker=\"0\",by=\"{how}\"}}"),
+        ) as u64
+    };
+    assert_eq!(by("dns") + by("prefix") + by("none"), flows);
+    assert_eq!(total(&s, "weir_worker_flows_created_total") as u64, flows);
+    assert_eq!(by("dns") + by("prefix"), with_service);
+    assert!(by("dns") > 0 && by("prefix") > 0, "{s:?}");
+
+    // DNS learning as `weir extract --stats` counts it on the same capture and rules.
+    let xcfg = tmp.path().join("extract.toml");
+    std::fs::write(&xcfg, rules).unwrap();
+    let stats = tmp.path().join("stats.json");
+    let o = crate::support::run::weir()
+        .arg("extract")
+        .arg(&capture)
+        .arg("--out")
+        .arg(tmp.path().join("x.csv"))
+        .arg("--config")
+        .arg(&xcfg)
+        .args(["--quiet", "--no-progress", "--stats"])
+        .arg(&stats)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let x: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&stats).unwrap()).unwrap();
+    for name in [
+        "dns_answers",
+        "dns_malformed",
+        "dns_unsolicited",
+        "dns_learned",
+        "dns_replaced_live",
+    ] {
+        assert_eq!(
+            total(&s, &format!("weir_worker_{name}_total")) as u64,
+            x["services"][name].as_u64().unwrap(),
+            "{name}"
+        );
+        assert_eq!(
+            x["worker_counters"][name], x["services"][name],
+            "--stats worker_counters.{name}"
+        );
+    }
+    assert!(total(&s, "weir_worker_dns_learned_total") > 0.0);
+    assert_eq!(
+        x["worker_counters"]["interval_records"],
+        x["interval_records"]
+    );
+}

@@ -28,7 +28,6 @@
 pub mod message;
 pub mod template;
 
-use crate::config::SinksConfig;
 use crate::flow::record::{FlowRecord, RecordSchema};
 use message::{MessageBuf, HEADER_LEN, SET_HEADER_LEN, TEMPLATE_SET_ID};
 use std::net::{SocketAddr, ToSocketAddrs, UdpSocket};
@@ -69,32 +68,8 @@ pub struct IpfixConfig {
 }
 
 impl IpfixConfig {
-    /// The settings of `[sinks]`, `None` when `sinks.ipfix` is not set; an error names the key.
-    pub fn from_sinks(s: &SinksConfig) -> Result<Option<IpfixConfig>, (&'static str, String)> {
-        let Some(collector) = &s.ipfix else {
-            return Ok(None);
-        };
-        let c = IpfixConfig {
-            collector: collector.clone(),
-            template_refresh_s: s
-                .ipfix_template_refresh_s
-                .unwrap_or(DEFAULT_TEMPLATE_REFRESH_S),
-            template_refresh_messages: s.ipfix_template_refresh_messages.unwrap_or(0),
-            observation_domain: s
-                .ipfix_observation_domain
-                .unwrap_or(DEFAULT_OBSERVATION_DOMAIN),
-            mtu: s.ipfix_mtu.unwrap_or(DEFAULT_MTU),
-            enterprise_number: s
-                .ipfix_enterprise_number
-                .unwrap_or(template::DEFAULT_WEIR_PEN),
-            columns: s.ipfix_columns.clone(),
-            max_messages_per_s: s.ipfix_max_messages_per_s.unwrap_or(0),
-        };
-        c.validate()?;
-        Ok(Some(c))
-    }
-
-    /// Defaults for a collector given on the command line.
+    /// Defaults for a collector (given on the command line; `[sinks]` overrides them, see
+    /// `SinksConfig::ipfix_config`).
     pub fn for_collector(collector: &str) -> IpfixConfig {
         IpfixConfig {
             collector: collector.to_string(),

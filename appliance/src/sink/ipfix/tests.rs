@@ -358,7 +358,7 @@ fn config_file_errors_name_the_key_and_line() {
         std::path::Path::new("weir.toml"),
     )
     .unwrap();
-    let x = IpfixConfig::from_sinks(&c.sinks).unwrap().unwrap();
+    let x = c.sinks.ipfix_config().unwrap().unwrap();
     assert_eq!(x.template_refresh_s, 5);
     assert_eq!(x.mtu, DEFAULT_MTU);
     assert_eq!(x.columns, Some(vec!["*".to_string()]));

@@ -5,7 +5,7 @@
 //! the plugins one service at a time, and the plugin rows of the [`CostTable`] are read before
 //! and after each group (the deltas are that service's). The scratch is allocated at start.
 
-use crate::cost::{CostRow, RowId};
+use super::{CostRow, RowId};
 use std::fmt::Write as _;
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

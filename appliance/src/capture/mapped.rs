@@ -1,0 +1,127 @@
+//! Reading a capture file: mapped into memory (read pages given back as it goes), or
+//! streamed through a reader that hashes what it reads; the SHA-256 of the file either way.
+
+use super::*;
+
+/// A read-only mapping of a whole regular file. (The `memmap2` crate is not among the build's
+/// dependencies; this is the part of it the reader needs.) A capture truncated by another
+/// process while it is mapped ends the process with SIGBUS, as it would for any mmap reader.
+pub(super) struct Mapping {
+    pub(super) ptr: *mut libc::c_void,
+    pub(super) len: usize,
+}
+
+// SAFETY: the mapping is read-only and owned by one reader; moving it between threads is fine.
+unsafe impl Send for Mapping {}
+
+impl Mapping {
+    pub(super) fn new(f: &File, len: u64) -> Option<Mapping> {
+        use std::os::fd::AsRawFd;
+        let len = usize::try_from(len).ok().filter(|&l| l > 0)?;
+        // SAFETY: a new private read-only mapping of an open descriptor; failure is checked.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ,
+                libc::MAP_PRIVATE,
+                f.as_raw_fd(),
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return None;
+        }
+        // SAFETY: advice on the mapping just made; a failure only loses the read-ahead hint.
+        unsafe { libc::madvise(ptr, len, libc::MADV_SEQUENTIAL) };
+        Some(Mapping { ptr, len })
+    }
+
+    /// Give back the pages before `upto` once [`RELEASE_CHUNK`] more of them were read. A
+    /// capture is read once, front to back: without this every page read would stay in the
+    /// process's resident memory until the end of the file (the page cache still keeps them).
+    pub(super) fn release_before(&self, upto: usize, released: &mut usize) {
+        let upto = upto & !(RELEASE_ALIGN - 1);
+        if upto >= *released + RELEASE_CHUNK {
+            // SAFETY: a range inside the mapping (`released < upto <= len`) whose bytes no
+            // slice borrows any more (packets before the reader's position were handed out
+            // and dropped); a private read-only mapping reads them again from the file if
+            // touched. A failure only keeps the pages resident.
+            unsafe {
+                libc::madvise(
+                    (self.ptr as *mut u8).add(*released) as *mut libc::c_void,
+                    upto - *released,
+                    libc::MADV_DONTNEED,
+                )
+            };
+            *released = upto;
+        }
+    }
+
+    pub(super) fn bytes(&self) -> &[u8] {
+        // SAFETY: `ptr` maps `len` readable bytes for as long as `self` lives.
+        unsafe { std::slice::from_raw_parts(self.ptr as *const u8, self.len) }
+    }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        // SAFETY: unmapping what `new` mapped, once; no slice of it outlives `self`.
+        unsafe { libc::munmap(self.ptr, self.len) };
+    }
+}
+
+/// A reader that hashes what passes through it (the buffered path's capture hash).
+pub(super) struct HashingReader {
+    pub(super) file: File,
+    pub(super) hash: Option<Sha256>,
+    pub(super) bytes: u64,
+}
+
+impl Read for HashingReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.file.read(buf)?;
+        if let Some(h) = &mut self.hash {
+            h.update(&buf[..n]);
+        }
+        self.bytes += n as u64;
+        Ok(n)
+    }
+}
+
+/// Read pages of a mapped capture are given back this many bytes at a time, on boundaries of
+/// `RELEASE_ALIGN` (a multiple of every common page size).
+pub(super) const RELEASE_CHUNK: usize = 8 << 20;
+pub(super) const RELEASE_ALIGN: usize = 64 << 10;
+
+/// The mapped path hashes in pieces of this size, just behind the parser (while the bytes are
+/// still in cache).
+pub(super) const HASH_CHUNK: usize = 1 << 20;
+/// Hash the mapped bytes up to `pos` once a chunk's worth is waiting.
+#[inline]
+pub(super) fn hash_upto(hash: &mut Option<Sha256>, hashed: &mut usize, bytes: &[u8], pos: usize) {
+    if let Some(h) = hash {
+        if pos - *hashed >= HASH_CHUNK {
+            h.update(&bytes[*hashed..pos]);
+            *hashed = pos;
+        }
+    }
+}
+
+/// The buffered path's hash: read what the parser left (trailing bytes) through the hasher.
+pub(super) fn finish_stream(mut r: HashingReader) -> Option<(String, u64)> {
+    r.hash.as_ref()?;
+    let mut buf = [0u8; 8192];
+    while matches!(r.read(&mut buf), Ok(n) if n > 0) {}
+    let h = r.hash.take()?;
+    Some((hex(&h.finalize()), r.bytes))
+}
+
+pub(super) fn hex(b: &[u8]) -> String {
+    use std::fmt::Write;
+    b.iter()
+        .fold(String::with_capacity(b.len() * 2), |mut s, x| {
+            let _ = write!(s, "{x:02x}");
+            s
+        })
+}

@@ -1,0 +1,322 @@
+//! `weir extract`'s feeder, on the main lcore: read every capture (pcap or pcapng), copy each
+//! packet into an mbuf with its exact metadata (wire length, nanosecond time) in weir's dynamic
+//! field, spread it by its flow's hash (`spread::worker_of_frame`, as the software spreader
+//! does) and enqueue it to its worker's ring, `workers.burst` at a time. It waits when a ring
+//! or the mempool is full (backpressure, never loss) and publishes the time it has read up to.
+
+use crate::capture::{to_ethernet, CaptureReader};
+use crate::cli::ExtractArgs;
+use crate::launch::Burst;
+use anyhow::{bail, Result};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use weir_dpdk::{Mbuf, Mempool, MetaField, Port, PortConfig, Ring, RxQueue, WeirMeta, SOCKET_ANY};
+use weir_plugin_api::{FlowKeyV1, PacketV1};
+
+/// Ring size per worker (mbufs in flight between the feeder and one worker).
+pub(super) const RING_SIZE: u32 = 4096;
+/// Data room of the regular mbufs (headroom included).
+pub(super) const DATA_ROOM: u16 = 2048 + 128;
+/// Data room of the few mbufs for frames larger than a regular one (TSO/GRO captures).
+pub(super) const BIG_DATA_ROOM: u16 = u16::MAX;
+/// The feeder publishes the input's time every this many packets (and at the end): each time
+/// it first enqueues the partial bursts of every worker.
+const CLOCK_EVERY: u64 = 1024;
+
+/// A packet on its way into a ring: its mbuf (or why there is none), worker, wire length.
+type Feeding = (Result<(Mbuf, bool)>, usize, u32);
+
+#[derive(Default)]
+pub(super) struct Fed {
+    pub packets: u64,
+    /// Captures that could not be read to their end: what went wrong, and after how much.
+    pub capture_errors: Vec<String>,
+    pub unsupported_linktype: u64,
+    pub truncated_to_mbuf: u64,
+    pub interrupted: bool,
+    /// (sha256, bytes) of each capture read to its end, in order.
+    pub hashes: Vec<Option<(String, u64)>>,
+}
+
+/// Waiting with nothing to do: spin briefly (a burst is usually microseconds away), then
+/// yield, then sleep, so an idle worker or a blocked feeder gives its CPU to the threads
+/// doing work (on a machine with few cores they share one).
+#[derive(Default)]
+pub(super) struct Backoff {
+    polls: u32,
+}
+
+impl Backoff {
+    const SPIN: u32 = 64;
+    const YIELD: u32 = 256;
+
+    #[inline]
+    pub fn wait(&mut self) {
+        self.polls = self.polls.saturating_add(1);
+        if self.polls <= Self::SPIN {
+            std::hint::spin_loop();
+        } else if self.polls <= Self::YIELD {
+            std::thread::yield_now();
+        } else {
+            std::thread::sleep(std::time::Duration::from_micros(50));
+        }
+    }
+
+    #[inline]
+    pub fn reset(&mut self) {
+        self.polls = 0;
+    }
+}
+
+/// The feeder's side of the data path: its mempools, one ring per worker, and the net_ring
+/// port behind them whose RX queue `w` worker `w` polls.
+pub(super) struct FeedPort {
+    pub pool: Mempool,
+    pub big_pool: Mempool,
+    pub rings: Vec<Ring>,
+    pub port: Port,
+    pub queues: Vec<RxQueue>,
+}
+
+/// Set up the feeder's pools, rings and port for `n_workers` workers receiving `burst` at a
+/// time.
+pub(super) fn feed_port(n_workers: usize, burst: usize) -> Result<FeedPort> {
+    let pool = Mempool::new_pktmbuf(
+        "weir_feed",
+        (RING_SIZE * n_workers as u32 + 4 * burst as u32 * n_workers as u32 + 1024)
+            .next_power_of_two()
+            - 1,
+        256,
+        DATA_ROOM,
+        SOCKET_ANY,
+    )?;
+    let big_pool = Mempool::new_pktmbuf("weir_feed_big", 127, 0, BIG_DATA_ROOM, SOCKET_ANY)?;
+    let mut rings = Vec::with_capacity(n_workers);
+    for i in 0..n_workers {
+        rings.push(Ring::new(&format!("weir_feed{i}"), RING_SIZE, SOCKET_ANY)?);
+    }
+    let mut port = Port::from_rings(
+        "weir_feed",
+        &rings.iter().collect::<Vec<_>>(),
+        &[],
+        SOCKET_ANY,
+    )?;
+    port.configure(&PortConfig {
+        rx_queues: n_workers as u16,
+        tx_queues: 0,
+        rss: None,
+    })?;
+    let mut queues = Vec::with_capacity(n_workers);
+    for q in 0..n_workers {
+        queues.push(port.rx_queue_setup(q as u16, 1024, SOCKET_ANY, &pool)?);
+    }
+    port.start()?;
+    tracing::info!(
+        workers = n_workers,
+        port = port.name(),
+        "extract: capture feeder -> net_ring port -> {} worker(s)",
+        n_workers
+    );
+    Ok(FeedPort {
+        pool,
+        big_pool,
+        rings,
+        port,
+        queues,
+    })
+}
+
+pub(super) fn progress_bar(args: &ExtractArgs, total: u64) -> Option<indicatif::ProgressBar> {
+    use std::io::IsTerminal;
+    if args.no_progress || !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let pb = indicatif::ProgressBar::new(total);
+    pb.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} ({eta}) {msg}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    Some(pb)
+}
+
+/// Read every capture into the rings. Returns when all was fed, on a signal (`stop`) or when
+/// a worker died (`died`).
+#[allow(clippy::too_many_arguments)]
+pub(super) fn feed(
+    captures: &[std::path::PathBuf],
+    pool: &Mempool,
+    big_pool: &Mempool,
+    meta: &MetaField,
+    rings: &mut [Ring],
+    burst: usize,
+    stop: &AtomicBool,
+    input_clock: &AtomicU64,
+    died: &AtomicBool,
+    pb: Option<indicatif::ProgressBar>,
+    filter: Option<&crate::filter::Filter>,
+) -> Result<Fed> {
+    let n = rings.len();
+    // Each worker's packets gathered for its ring, enqueued `workers.burst` at a time.
+    let mut pending: Vec<Burst> = (0..n).map(|_| Burst::new()).collect();
+    let mut fed = Fed::default();
+    let mut scratch = Vec::with_capacity(65536);
+    let mut last_ts = 0u64;
+    let mut progress = 0u64;
+    let mut pkt = PacketV1::EMPTY;
+    let mut key = FlowKeyV1::default();
+    for path in captures {
+        // The manifest's hash of the capture, computed as it is read (no second pass).
+        let mut rd = CaptureReader::hash_as_read(path)?;
+        loop {
+            if stop.load(Ordering::Relaxed) || died.load(Ordering::Acquire) {
+                fed.interrupted = true;
+                break;
+            }
+            let item = rd.next_with(|p| -> Option<Feeding> {
+                progress += p.data.len() as u64 + 16;
+                let frame = to_ethernet(p.linktype, p.data, &mut scratch)?;
+                // NFStream's clock: packet time never goes backwards across the input. Only
+                // packets the capture filter keeps move it (the workers run the filter on the
+                // data path; this is the input's clock, as in the file `tcpdump -w` writes).
+                if filter.is_none_or(|f| f.matches(frame, p.orig_len)) {
+                    last_ts = last_ts.max(p.ts_ns);
+                }
+                let worker =
+                    crate::spread::worker_of_frame(frame, p.orig_len, n, &mut pkt, &mut key);
+                let m = alloc_copy(pool, big_pool, frame, rings, &mut pending, died);
+                Some((m, worker, p.orig_len))
+            });
+            let item = match item {
+                Ok(i) => i,
+                Err(e) => {
+                    // A capture cut short or corrupt after some packets: what was read counts
+                    // (its flows are written), the next captures are read, and the run ends
+                    // with this error (and `capture_errors` in --stats).
+                    tracing::warn!(error = %e, "capture not read to its end");
+                    fed.capture_errors.push(e.to_string());
+                    break;
+                }
+            };
+            let Some(item) = item else { break };
+            let Some((m, w, orig_len)) = item else {
+                fed.unsupported_linktype += 1;
+                continue;
+            };
+            let (mut m, truncated) = m?;
+            if truncated {
+                fed.truncated_to_mbuf += 1;
+            }
+            meta.set(
+                &mut m,
+                WeirMeta {
+                    ts_ns: last_ts,
+                    wire_len: orig_len,
+                },
+            );
+            fed.packets += 1;
+            if pending[w].push(m).is_err() {
+                unreachable!("pending burst flushed when full");
+            }
+            if pending[w].len() >= burst {
+                push_all(&mut rings[w], &mut pending[w], died);
+            }
+            if fed.packets % CLOCK_EVERY == 0 {
+                publish_clock(rings, &mut pending, input_clock, last_ts, died);
+            }
+            if fed.packets % 4096 == 0 {
+                if let Some(pb) = &pb {
+                    pb.set_position(progress);
+                }
+            }
+        }
+        if fed.interrupted {
+            break;
+        }
+        fed.hashes.push(rd.finish_hash());
+    }
+    publish_clock(rings, &mut pending, input_clock, last_ts, died);
+    if let Some(pb) = pb {
+        pb.finish_and_clear();
+    }
+    if fed.truncated_to_mbuf > 0 {
+        tracing::warn!(
+            packets = fed.truncated_to_mbuf,
+            "frames longer than {} bytes were cut to fit an mbuf (their wire length is kept)",
+            BIG_DATA_ROOM as usize - 128
+        );
+    }
+    Ok(fed)
+}
+
+/// Enqueue every pending burst, then tell the workers the input has been read up to `ts_ns`.
+fn publish_clock(
+    rings: &mut [Ring],
+    pending: &mut [Burst],
+    input_clock: &AtomicU64,
+    ts_ns: u64,
+    died: &AtomicBool,
+) {
+    for (w, p) in pending.iter_mut().enumerate() {
+        push_all(&mut rings[w], p, died);
+    }
+    // Release: a worker that reads this time sees every packet enqueued before it.
+    input_clock.store(ts_ns, Ordering::Release);
+}
+
+/// An mbuf holding a copy of `frame`. Waits (pushing what is pending so workers can free
+/// mbufs) while the pool is empty: backpressure, never loss; unless a worker died (`died`),
+/// whose ring would never give its mbufs back.
+fn alloc_copy(
+    pool: &Mempool,
+    big_pool: &Mempool,
+    frame: &[u8],
+    rings: &mut [Ring],
+    pending: &mut [Burst],
+    died: &AtomicBool,
+) -> Result<(Mbuf, bool)> {
+    let big = frame.len() > DATA_ROOM as usize - 128;
+    let p = if big { big_pool } else { pool };
+    let mut idle = Backoff::default();
+    let mut m = loop {
+        if let Some(m) = p.alloc() {
+            break m;
+        }
+        if died.load(Ordering::Acquire) {
+            bail!("a worker panicked: feeding stopped");
+        }
+        for (w, b) in pending.iter_mut().enumerate() {
+            push_all(&mut rings[w], b, died);
+        }
+        idle.wait();
+    };
+    let room = if big {
+        BIG_DATA_ROOM as usize - 128
+    } else {
+        frame.len()
+    };
+    let len = frame.len().min(room);
+    m.append(&frame[..len])?;
+    Ok((m, len < frame.len()))
+}
+
+/// Enqueue everything in `burst`, waiting while the ring is full; once a worker died
+/// (`died`) whatever is left is freed instead (the run is failing, and a dead worker's ring
+/// never drains).
+fn push_all(ring: &mut Ring, burst: &mut Burst, died: &AtomicBool) {
+    let mut idle = Backoff::default();
+    while !burst.is_empty() {
+        match ring.enqueue_burst(burst) {
+            Ok(0) if died.load(Ordering::Acquire) => {
+                burst.clear();
+                break;
+            }
+            Ok(0) => idle.wait(),
+            Ok(_) => idle.reset(),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot enqueue to the feed ring");
+                break;
+            }
+        }
+    }
+}

@@ -1,0 +1,195 @@
+//! The writer threads of the output stage: records to the records sink and the IPFIX exporter,
+//! alert lines to the alerts file.
+
+use super::{OutputStats, TICK};
+use crate::flow::record::FlowRecord;
+use crate::metrics::AlertCounts;
+use crate::sink::{self, RecordSink};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Select};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// The sink thread: records (scored one by one, or the workers' batches) to the records sink
+/// and the IPFIX exporter; flushes, rotates and reopens the records file.
+pub(super) struct SinkWriter {
+    pub batch_rx: Receiver<Vec<FlowRecord>>,
+    pub rec_rx: Receiver<FlowRecord>,
+    pub records_sink: Option<Box<dyn RecordSink>>,
+    pub exporter: Option<crate::sink::ipfix::IpfixSink>,
+    pub written: Arc<AtomicU64>,
+    pub reopen: Arc<AtomicBool>,
+}
+
+impl SinkWriter {
+    pub fn run(self) -> OutputStats {
+        let SinkWriter {
+            batch_rx,
+            rec_rx,
+            mut records_sink,
+            mut exporter,
+            written,
+            reopen,
+        } = self;
+        let mut st = OutputStats::default();
+        let error = |st: &mut OutputStats, what: &str, e: std::io::Error| {
+            st.write_errors += 1;
+            if st.first_error.is_none() {
+                tracing::error!(error = %e, "{what}");
+                st.first_error = Some(e.to_string());
+            }
+        };
+        let write = |st: &mut OutputStats,
+                     rec: &FlowRecord,
+                     sink: &mut Option<Box<dyn RecordSink>>,
+                     exporter: &mut Option<crate::sink::ipfix::IpfixSink>| {
+            if let Some(x) = exporter.as_mut() {
+                x.export(rec);
+            }
+            st.records += 1;
+            if rec.interval.is_some() {
+                st.interval_records += 1;
+            } else {
+                st.packets += rec.bidirectional.packets;
+            }
+            if let Some(s) = sink.as_mut() {
+                if let Err(e) = s.write(rec) {
+                    error(st, "cannot write flow record", e);
+                }
+            }
+        };
+        let mut sel = Select::new();
+        let batches = sel.recv(&batch_rx);
+        let scored = sel.recv(&rec_rx);
+        let mut open = 2;
+        let mut last_tick = Instant::now();
+        while open > 0 {
+            // A timeout so a sink flushes and rotates its files by time, and the IPFIX
+            // exporter sends a waiting message, on a quiet link too.
+            match sel.select_timeout(TICK) {
+                Ok(op) if op.index() == batches => match op.recv(&batch_rx) {
+                    Ok(batch) => {
+                        for rec in &batch {
+                            write(&mut st, rec, &mut records_sink, &mut exporter);
+                        }
+                        written.fetch_add(batch.len() as u64, Ordering::Relaxed);
+                    }
+                    Err(_) => {
+                        sel.remove(batches);
+                        open -= 1;
+                    }
+                },
+                Ok(op) => match op.recv(&rec_rx) {
+                    // The only other operation: the scorer's records.
+                    Ok(rec) => {
+                        write(&mut st, &rec, &mut records_sink, &mut exporter);
+                        written.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(_) => {
+                        sel.remove(scored);
+                        open -= 1;
+                    }
+                },
+                Err(_) => {}
+            }
+            if last_tick.elapsed() >= TICK {
+                last_tick = Instant::now();
+                if let Some(x) = exporter.as_mut() {
+                    x.tick();
+                }
+                if let Some(s) = records_sink.as_mut() {
+                    if reopen.swap(false, Ordering::AcqRel) {
+                        match s.reopen() {
+                            Ok(()) => tracing::info!("records file reopened"),
+                            Err(e) => error(&mut st, "cannot reopen the records file", e),
+                        }
+                    }
+                    if let Err(e) = s.tick() {
+                        error(&mut st, "cannot flush or rotate the records file", e);
+                    }
+                }
+            }
+        }
+        if let Some(s) = records_sink.as_mut() {
+            if let Err(e) = s.finish() {
+                st.write_errors += 1;
+                tracing::error!(error = %e, "cannot finish the records file");
+                st.first_error.get_or_insert(e.to_string());
+            }
+            st.records_lost = s.lost();
+            if st.records_lost > 0 {
+                tracing::error!(records = st.records_lost, "records lost to failed writes");
+            }
+        }
+        st.ipfix = exporter.as_mut().map(|x| x.finish());
+        st
+    }
+}
+
+/// The alerts thread: alert lines to the alerts file (as eve.json events when asked), counted
+/// by kind.
+pub(super) struct AlertWriter {
+    pub alert_rx: Receiver<String>,
+    pub alert_file: Option<sink::textfile::TextFile>,
+    pub alerts_format: sink::eve::AlertsFormat,
+    pub counts: Arc<AlertCounts>,
+    pub reopen: Arc<AtomicBool>,
+}
+
+impl AlertWriter {
+    pub fn run(self) -> (u64, Option<String>) {
+        let AlertWriter {
+            alert_rx,
+            mut alert_file,
+            alerts_format,
+            counts,
+            reopen,
+        } = self;
+        let mut n = 0u64;
+        let mut err = None;
+        let mut last_tick = Instant::now();
+        loop {
+            match alert_rx.recv_timeout(TICK) {
+                Ok(line) => {
+                    n += 1;
+                    counts.count_line(&line);
+                    if let Some(f) = alert_file.as_mut() {
+                        let line = match alerts_format {
+                            sink::eve::AlertsFormat::Eve => {
+                                sink::eve::to_eve(&line).unwrap_or(line)
+                            }
+                            sink::eve::AlertsFormat::Jsonl => line,
+                        };
+                        let buf = f.line();
+                        buf.extend_from_slice(line.as_bytes());
+                        buf.push(b'\n');
+                        if let Err(e) = f.end_line() {
+                            err.get_or_insert(e.to_string());
+                        }
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+            if last_tick.elapsed() >= TICK {
+                last_tick = Instant::now();
+                if let Some(f) = alert_file.as_mut() {
+                    if reopen.swap(false, Ordering::AcqRel) {
+                        if let Err(e) = f.reopen() {
+                            err.get_or_insert(e.to_string());
+                        }
+                    }
+                    if let Err(e) = f.tick() {
+                        err.get_or_insert(e.to_string());
+                    }
+                }
+            }
+        }
+        if let Some(f) = alert_file.as_mut() {
+            if let Err(e) = f.finish() {
+                err.get_or_insert(e.to_string());
+            }
+        }
+        (n, err)
+    }
+}

@@ -75,6 +75,9 @@ MEAN=$(capinfos -z -M -T "$MANY" | awk -F'\t' 'NR==2 {print $2}')
 # table resident at start, flows.prefault unset: the capture is larger than the table), but
 # for the flowstats-only rows, which enable one plugin.
 printf '[plugins]\nenabled = ["flowstats"]\n' >"$WORK/flowstats.toml"
+# "Default plugins" rows are the four statistical plugins (flowstats, splt, tcp, entropy): the
+# ndpi plugin (DPI labels, when built) is disabled there, and measured in a row of its own.
+printf '[plugins]\ndisabled = ["ndpi"]\n' >"$WORK/stat.toml"
 
 median() { sort -g | awk '{v[NR]=$1} END {if (NR==0) print "nan"; else if (NR%2) print v[(NR+1)/2]; else print (v[NR/2]+v[NR/2+1])/2}'; }
 # Wall seconds and peak RSS (KiB) of a /usr/bin/time -v report.
@@ -98,8 +101,9 @@ run() {
 
 # name|label|command (run from the tool's own scratch directory $WORK/tmp).
 VARIANTS=(
-    "weir-csv|\`weir extract\`, default plugins, CSV|$WEIR extract $MANY --out $WORK/tmp/r.csv --no-progress --quiet"
-    "weir-parquet|\`weir extract\`, default plugins, Parquet|$WEIR extract $MANY --out $WORK/tmp/r.parquet --no-progress --quiet"
+    "weir-csv|\`weir extract\`, default plugins, CSV|$WEIR extract $MANY --config $WORK/stat.toml --out $WORK/tmp/r.csv --no-progress --quiet"
+    "weir-parquet|\`weir extract\`, default plugins, Parquet|$WEIR extract $MANY --config $WORK/stat.toml --out $WORK/tmp/r.parquet --no-progress --quiet"
+    "weir-ndpi|\`weir extract\`, default plugins and ndpi (DPI labels), CSV|$WEIR extract $MANY --out $WORK/tmp/r.csv --no-progress --quiet"
     "weir-flowstats|\`weir extract\`, flowstats only, CSV|$WEIR extract $MANY --config $WORK/flowstats.toml --out $WORK/tmp/r.csv --no-progress --quiet"
     "weir-none|\`weir extract --no-plugins\`, CSV|$WEIR extract $MANY --no-plugins --out $WORK/tmp/r.csv --no-progress --quiet"
 )
@@ -142,9 +146,9 @@ cost_json() {  # $1 = name, $2 = capture, then extra args
 }
 for t in many small; do
     cap=$MANY; [ "$t" = small ] && cap=$SMALL
-    cost_json "cost-$t-default" "$cap"
+    cost_json "cost-$t-default" "$cap" --config "$WORK/stat.toml"
     cost_json "cost-$t-flowstats" "$cap" --config "$WORK/flowstats.toml"
-    cost_json "cost-$t-none" "$cap" --plugin-dir "$WORK/no-plugins"
+    cost_json "cost-$t-none" "$cap" --config "$WORK/stat.toml" --plugin-dir "$WORK/no-plugins"
 done
 
 # ---- report ----------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ APT_PACKAGES := dpdk dpdk-dev libdpdk-dev libclang-dev clang pkg-config libpcap-
                 python3-venv python3-dev tshark tcpreplay iproute2 shellcheck gcc make \
                 openjdk-17-jre-headless nfdump tcpdump libndpi-dev libndpi-bin
 # (libndpi-dev: the ndpi plugin links it, built only when pkg-config finds it; libndpi-bin: its
-# ndpiReader is the oracle of appliance/tests/ndpi_parity.rs and a peer in perf/e2e.sh.)
+# ndpiReader is the oracle of appliance/tests/plugins/ndpi_parity.rs and a peer in perf/e2e.sh.)
 # What `make bench` adds: the flow meters perf/e2e.sh compares with, and /usr/bin/time.
 BENCH_APT_PACKAGES := time nfdump softflowd argus-server libndpi-bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)

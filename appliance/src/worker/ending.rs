@@ -2,10 +2,12 @@
 //! intervals that ended, flows whose timer came due, the end of input; and the hand-over of
 //! records to the output side in bounded batches.
 
-use super::{Worker, FLUSH_BATCH, SEND_BATCH, SEND_EVERY_NS};
+use super::{FlowExt, Worker, FLUSH_BATCH, SEND_BATCH, SEND_EVERY_NS};
 use crate::cost::Stage;
 use crate::flow::community_id;
 use crate::flow::record::{DirCounters, Expiration, FlowRecord, IntervalSpan, ScoreStatus, Texts};
+use crate::flow::table::FlowEntry;
+use crate::rates::FlowRates;
 
 impl Worker {
     /// End the flows that tore down during the burst (their packets have been through the
@@ -108,10 +110,7 @@ impl Worker {
         // its bytes until reused).
         self.table.entry_mut(idx).ext.ending = false;
         let e = *self.table.entry(idx);
-        let mut values = vec![f64::NAN; self.s.n_values];
-        let rate_values = e.ext.rates.features(&self.tables);
-        values[self.n_plugin_values..self.n_plugin_values + rate_values.len()]
-            .copy_from_slice(&rate_values);
+        let mut values = self.feature_vector(&e.ext.rates);
         let mut texts = Texts::default();
         if let Some(p) = self.plugins.as_mut() {
             let slab = self.table.slab_ptr(idx);
@@ -133,28 +132,9 @@ impl Worker {
             self.cost.service_end(e.ext.service);
             self.stats.text_refused = p.text_refused();
         }
-        let mut dst2src = e.dst2src;
-        if dst2src.packets == 0 {
-            dst2src = DirCounters::default();
-        }
-        self.out.push(FlowRecord {
-            key: e.key,
-            expiration: why,
-            worker: self.s.id,
-            service: e.ext.service,
-            interval: None,
-            bidirectional: e.bidirectional(),
-            src2dst: e.src2dst,
-            dst2src,
-            values,
-            texts,
-            score_status: ScoreStatus::None,
-            model: None,
-            prediction: None,
-            scores: Vec::new(),
-            icmp: e.ext.icmp,
-            community_id: Default::default(),
-        });
+        let counters = [e.bidirectional(), e.src2dst, e.dst2src];
+        let rec = self.record(&e, None, why, counters, values, texts);
+        self.out.push(rec);
         self.table.remove(idx);
     }
 
@@ -162,14 +142,9 @@ impl Worker {
     /// (the flow is already off its schedule's touched list). The plugins' `interval_emit`
     /// calls are timed on their own rows.
     fn emit_interval(&mut self, idx: u32, span: IntervalSpan) {
-        let e = self.table.entry(idx);
+        let e = *self.table.entry(idx);
         let key = e.key;
-        let service = e.ext.service;
-        let icmp = e.ext.icmp;
-        let mut values = vec![f64::NAN; self.s.n_values];
-        let rate_values = e.ext.rates.features(&self.tables);
-        values[self.n_plugin_values..self.n_plugin_values + rate_values.len()]
-            .copy_from_slice(&rate_values);
+        let mut values = self.feature_vector(&e.ext.rates);
         if let Some(p) = self.plugins.as_mut() {
             let slab = self.table.slab_ptr(idx);
             // SAFETY: the slab of a live entry; `values` holds every feature.
@@ -183,6 +158,42 @@ impl Worker {
             };
         }
         let fi = self.iv.take(idx);
+        self.stats.interval_records += 1;
+        let counters = [fi.bidirectional(), fi.src2dst, fi.dst2src];
+        // An interval does not end its flow: expiration_id is left empty by the sinks.
+        let rec = self.record(
+            &e,
+            Some(span),
+            Expiration::Active,
+            counters,
+            values,
+            Texts::default(),
+        );
+        self.out.push(rec);
+    }
+
+    /// A record's feature vector: the plugins' features missing (NaN) until they write them,
+    /// then the flow's decayed rates.
+    fn feature_vector(&self, rates: &FlowRates) -> Vec<f64> {
+        let mut values = vec![f64::NAN; self.s.n_values];
+        let rate_values = rates.features(&self.tables);
+        values[self.n_plugin_values..self.n_plugin_values + rate_values.len()]
+            .copy_from_slice(&rate_values);
+        values
+    }
+
+    /// The one place flow records (`interval: None`) and interval records are built, from the
+    /// flow's entry, its counters (bidirectional, src2dst, dst2src; a direction without
+    /// packets is written as all zeros) and its features.
+    fn record(
+        &self,
+        e: &FlowEntry<FlowExt>,
+        interval: Option<IntervalSpan>,
+        expiration: Expiration,
+        [bidirectional, src2dst, dst2src]: [DirCounters; 3],
+        values: Vec<f64>,
+        texts: Texts,
+    ) -> FlowRecord {
         let zero_if_empty = |c: DirCounters| {
             if c.packets == 0 {
                 DirCounters::default()
@@ -190,25 +201,24 @@ impl Worker {
                 c
             }
         };
-        self.stats.interval_records += 1;
-        self.out.push(FlowRecord {
-            key,
-            expiration: Expiration::Active,
+        FlowRecord {
+            key: e.key,
+            expiration,
             worker: self.s.id,
-            service,
-            interval: Some(span),
-            bidirectional: fi.bidirectional(),
-            src2dst: zero_if_empty(fi.src2dst),
-            dst2src: zero_if_empty(fi.dst2src),
+            service: e.ext.service,
+            interval,
+            bidirectional,
+            src2dst: zero_if_empty(src2dst),
+            dst2src: zero_if_empty(dst2src),
             values,
-            texts: Default::default(),
+            texts,
             score_status: ScoreStatus::None,
+            model: None,
             prediction: None,
             scores: Vec::new(),
-            icmp,
+            icmp: e.ext.icmp,
             community_id: Default::default(),
-            model: None,
-        });
+        }
     }
 
     /// The last stage of a burst: hand the records over once [`SEND_BATCH`] of them waited or

@@ -13,10 +13,9 @@
 //! Needs root (network namespaces), `ip` (iproute2) and `tcpreplay`.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use crate::support::frames;
 use weir::wire::ethernet::ethertype;
@@ -197,43 +196,7 @@ status_interval_s = 0
 /// `weir run` in `ns`, the capture replayed into the veth's other end, then SIGTERM; the log
 /// and a scrape of the metrics endpoint (inside the namespace) taken before the signal.
 fn run_in_netns(ns: &Netns, cfg: &Path, capture: &Path) -> (String, String) {
-    let mut child = Command::new("ip")
-        .args(["netns", "exec", &ns.name])
-        .arg(crate::support::run::weir_bin())
-        .args(["run", "--config"])
-        .arg(cfg)
-        .env("RUST_LOG", "info")
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("start weir in the namespace");
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel::<String>();
-    let reader = std::thread::spawn(move || {
-        let mut all = Vec::new();
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line.clone());
-            all.push(line);
-        }
-        all.join("\n")
-    });
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        match rx.recv_timeout(Duration::from_millis(200)) {
-            Ok(l) if l.contains("running;") => break,
-            Ok(_) => {}
-            Err(_) if Instant::now() > deadline => {
-                let _ = child.kill();
-                panic!("weir did not start within 60 s");
-            }
-            Err(_) => {
-                if let Ok(Some(st)) = child.try_wait() {
-                    let log = reader.join().unwrap_or_default();
-                    panic!("weir exited before running ({st}):\n{log}");
-                }
-            }
-        }
-    }
+    let (mut child, reader) = crate::support::process::weir_run_in_netns(&ns.name, cfg);
     let replay = Command::new("ip")
         .args(["netns", "exec", &ns.name, "tcpreplay", "-q", "-i", "opb"])
         .args(["--pps", "200"])

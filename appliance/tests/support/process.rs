@@ -45,3 +45,51 @@ pub fn run_sampled(mut cmd: Command, every: Duration) -> (Output, Vec<u64>) {
     out.stderr = reader.join().unwrap();
     (out, samples)
 }
+
+/// `weir run --config cfg` started inside network namespace `ns` (`ip netns exec` execs weir,
+/// so the child's pid is weir's), returned once it logs that it is running, with a thread
+/// collecting its stderr (joined: the whole log). Panics with the log if weir exits first or
+/// does not start within 60 s.
+pub fn weir_run_in_netns(
+    ns: &str,
+    cfg: &std::path::Path,
+) -> (Child, std::thread::JoinHandle<String>) {
+    use std::io::{BufRead, BufReader};
+    let mut child = Command::new("ip")
+        .args(["netns", "exec", ns])
+        .arg(super::run::weir_bin())
+        .args(["run", "--config"])
+        .arg(cfg)
+        .env("RUST_LOG", "info")
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("start weir in the namespace");
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let reader = std::thread::spawn(move || {
+        let mut all = Vec::new();
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line.clone());
+            all.push(line);
+        }
+        all.join("\n")
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        match rx.recv_timeout(Duration::from_millis(200)) {
+            Ok(l) if l.contains("running;") => return (child, reader),
+            Ok(_) => {}
+            Err(_) if Instant::now() > deadline => {
+                let _ = child.kill();
+                panic!("weir did not start within 60 s");
+            }
+            Err(_) => {
+                if let Ok(Some(st)) = child.try_wait() {
+                    let log = reader.join().unwrap_or_default();
+                    panic!("weir exited before running ({st}):\n{log}");
+                }
+            }
+        }
+    }
+}

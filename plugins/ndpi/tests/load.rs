@@ -1,7 +1,7 @@
 //! The C plugin `libweir_ndpi.so`, loaded with libloading and driven through its C ABI (1.4
 //! text features): its descriptor, its config errors, and a DNS query built here byte by byte,
 //! which nDPI must name `DNS` with the queried name as `requested_server_name`. (Labels on real
-//! traffic are checked against ndpiReader in `appliance/tests/ndpi_parity.rs`.) Fails, saying
+//! traffic are checked against ndpiReader in `appliance/tests/plugins/ndpi_parity.rs`.) Fails, saying
 //! why, when the build did not find libndpi.
 
 use std::path::Path;

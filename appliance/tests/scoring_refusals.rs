@@ -1,8 +1,9 @@
 //! Every bad model or library is refused at start, with a message naming the file and why.
 //! The broken model directories come from `models/testing/make_fixtures.py` (`broken()`).
 //!
-//! A test binary of its own: ONNX Runtime is loaded once per process, and the tests of bad
-//! libraries must run before any test loads the real one (they sort first by name).
+//! A test binary of its own: ONNX Runtime is loaded once per process, so each test of a bad
+//! library runs in a process of its own (this binary again, with only that test), where no
+//! other test can have loaded the real one first.
 
 mod support;
 
@@ -18,6 +19,26 @@ fn refuse(dir: &Path, cfg: &ScoringConfig) -> ScoringError {
         Ok(_) => panic!("{} was accepted", dir.display()),
         Err(e) => e,
     }
+}
+
+/// In the test process: run test `name` alone in a fresh copy of this binary, assert that it
+/// passed, and return true (the caller returns). In that copy: return false (run the body).
+fn in_fresh_process(name: &str) -> bool {
+    if std::env::var_os("WEIR_TEST_FRESH_PROCESS").is_some() {
+        return false;
+    }
+    let out = Command::new(std::env::current_exe().expect("the test binary"))
+        .args([name, "--exact", "--test-threads=1", "--nocapture"])
+        .env("WEIR_TEST_FRESH_PROCESS", "1")
+        .output()
+        .expect("run the test binary");
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).contains("1 passed"),
+        "{name} in a fresh process failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    true
 }
 
 fn assert_msg(e: &ScoringError, parts: &[&str]) {
@@ -122,6 +143,9 @@ fn double_typed_input_is_refused_not_cast() {
 
 #[test]
 fn missing_ort_library() {
+    if in_fresh_process("missing_ort_library") {
+        return;
+    }
     let cfg = ScoringConfig {
         ort_library: Some(PathBuf::from("/nonexistent/dir/libonnxruntime.so.1.31.1")),
         ..ScoringConfig::default()
@@ -140,6 +164,9 @@ fn missing_ort_library() {
 
 #[test]
 fn a_library_that_is_not_onnx_runtime() {
+    if in_fresh_process("a_library_that_is_not_onnx_runtime") {
+        return;
+    }
     let libc = [
         "/lib/x86_64-linux-gnu/libc.so.6",
         "/usr/lib/x86_64-linux-gnu/libc.so.6",
@@ -162,6 +189,9 @@ fn a_library_that_is_not_onnx_runtime() {
 /// A library that exports ONNX Runtime's entry point but says it is 1.20.0.
 #[test]
 fn an_ort_library_of_the_wrong_version() {
+    if in_fresh_process("an_ort_library_of_the_wrong_version") {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let src = dir.path().join("fake_ort.c");
     std::fs::write(

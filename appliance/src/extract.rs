@@ -142,10 +142,11 @@ pub fn extract(args: &ExtractArgs, out_path: Option<PathBuf>) -> Result<Summary>
         };
         let pipeline = pipeline.clone();
         let (sink, alerts) = (output.tx.clone(), output.alerts.clone());
+        let recycled = output.recycled.clone();
         let died = worker_died.clone();
         launch.spawn(
             i,
-            move || extract_worker(i, &pipeline, sink, alerts, feed),
+            move || extract_worker(i, &pipeline, (sink, recycled), alerts, feed),
             move || died.store(true, Ordering::Release),
         )?;
     }
@@ -366,7 +367,10 @@ struct FeedSide {
 fn extract_worker(
     i: usize,
     pipeline: &Pipeline,
-    sink: crossbeam_channel::Sender<Vec<crate::flow::record::FlowRecord>>,
+    (sink, recycled): (
+        crossbeam_channel::Sender<Vec<crate::flow::record::FlowRecord>>,
+        crossbeam_channel::Receiver<Vec<crate::flow::record::FlowRecord>>,
+    ),
     alerts: crossbeam_channel::Sender<String>,
     mut feed: FeedSide,
 ) -> WorkerReport {
@@ -391,6 +395,7 @@ fn extract_worker(
             return WorkerReport::failed(i as u16, format!("{e:#}"));
         }
     };
+    worker.attach_recycling(recycled);
     let mut done_seen = false;
     let mut told = 0u64;
     let panic_at = crate::dead_worker::test_panic_at(i);

@@ -80,6 +80,9 @@ pub struct Output {
     pub tx: Sender<Vec<FlowRecord>>,
     /// Alert lines (JSON objects, no newline) from anywhere.
     pub alerts: Sender<String>,
+    /// Batches the sink thread wrote, for the workers to reuse their memory
+    /// (`Worker::attach_recycling`).
+    pub recycled: Receiver<Vec<FlowRecord>>,
     /// Set it (SIGHUP) to reload the model directory; the dispatch thread clears it.
     pub reload_flag: Arc<AtomicBool>,
     /// Reloads done and refused.
@@ -186,6 +189,8 @@ impl Output {
         // Records the scorer has scored come one by one; without a model, the workers'
         // batches go to the sink thread whole.
         let (batch_tx, batch_rx) = bounded::<Vec<FlowRecord>>(64);
+        // A few written batches wait for the workers; more are freed on the sink thread.
+        let (recycle, recycled) = bounded::<Vec<FlowRecord>>(8);
         let reopen_flags = [
             Arc::new(AtomicBool::new(false)),
             Arc::new(AtomicBool::new(false)),
@@ -208,6 +213,7 @@ impl Output {
         let writer = SinkWriter {
             batch_rx,
             rec_rx,
+            recycle,
             records_sink,
             exporter,
             written: records_written.clone(),
@@ -226,6 +232,7 @@ impl Output {
         Ok(Output {
             tx,
             alerts: alert_tx,
+            recycled,
             reload_flag,
             reloads,
             scoring_stats,

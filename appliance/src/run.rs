@@ -221,7 +221,7 @@ fn spawn_workers(
         let published = live[w].clone();
         published.running.store(true, Ordering::Release);
         let pipeline = pipeline.clone();
-        let sink = output.tx.clone();
+        let sink = (output.tx.clone(), output.recycled.clone());
         let alerts = output.alerts.clone();
         let (halt, abort) = (flags.halt.clone(), flags.abort.clone());
         let max_packets = opts.max_packets;

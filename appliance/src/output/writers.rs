@@ -15,6 +15,9 @@ use std::time::Instant;
 pub(super) struct SinkWriter {
     pub batch_rx: Receiver<Vec<FlowRecord>>,
     pub rec_rx: Receiver<FlowRecord>,
+    /// Written batches go back to the workers (`Output::recycled`) for their memory; when
+    /// none is taking them (the channel is full) they are dropped here.
+    pub recycle: crossbeam_channel::Sender<Vec<FlowRecord>>,
     pub records_sink: Option<Box<dyn RecordSink>>,
     pub exporter: Option<crate::sink::ipfix::IpfixSink>,
     pub written: Arc<AtomicU64>,
@@ -26,6 +29,7 @@ impl SinkWriter {
         let SinkWriter {
             batch_rx,
             rec_rx,
+            recycle,
             mut records_sink,
             mut exporter,
             written,
@@ -73,6 +77,7 @@ impl SinkWriter {
                             write(&mut st, rec, &mut records_sink, &mut exporter);
                         }
                         written.fetch_add(batch.len() as u64, Ordering::Relaxed);
+                        let _ = recycle.try_send(batch);
                     }
                     Err(_) => {
                         sel.remove(batches);

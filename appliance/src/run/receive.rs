@@ -16,7 +16,10 @@ use weir_dpdk::{rdtsc, Mbuf, MetaField, RxTimestamp};
 pub(super) fn worker_loop(
     w: usize,
     pipeline: Arc<Pipeline>,
-    sink: crossbeam_channel::Sender<Vec<crate::flow::record::FlowRecord>>,
+    (sink, recycled): (
+        crossbeam_channel::Sender<Vec<crate::flow::record::FlowRecord>>,
+        crossbeam_channel::Receiver<Vec<crate::flow::record::FlowRecord>>,
+    ),
     alerts: crossbeam_channel::Sender<String>,
     mut qs: Vec<WorkerQueue>,
     clock: Clock,
@@ -54,6 +57,7 @@ pub(super) fn worker_loop(
     };
     // The status line and the metrics endpoint read what the worker publishes.
     worker.attach_metrics(published.clone());
+    worker.attach_recycling(recycled);
     // Packet time in quiet periods moves on from the last packet's time by the real time
     // since it came (a replay keeps its own clock; a live port's packets carry `now`). Before
     // the first packet there is no clock to move (and no flow to expire).

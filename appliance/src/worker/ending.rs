@@ -174,12 +174,31 @@ impl Worker {
 
     /// A record's feature vector: the plugins' features missing (NaN) until they write them,
     /// then the flow's decayed rates.
-    fn feature_vector(&self, rates: &FlowRates) -> Vec<f64> {
-        let mut values = vec![f64::NAN; self.s.n_values];
+    fn feature_vector(&mut self, rates: &FlowRates) -> Vec<f64> {
+        if self.spare_values.is_empty() {
+            self.take_recycled();
+        }
+        let mut values = self.spare_values.pop().unwrap_or_default();
+        values.clear();
+        values.resize(self.s.n_values, f64::NAN);
         let rate_values = rates.features(&self.tables);
         values[self.n_plugin_values..self.n_plugin_values + rate_values.len()]
             .copy_from_slice(&rate_values);
         values
+    }
+
+    /// Take one written batch back from the output side, if one is waiting: its records'
+    /// feature vectors and the batch itself become spares.
+    fn take_recycled(&mut self) {
+        let Some(rx) = &self.recycled else {
+            return;
+        };
+        if let Ok(mut batch) = rx.try_recv() {
+            self.spare_values.extend(batch.drain(..).map(|r| r.values));
+            if self.spare_batches.len() < 4 {
+                self.spare_batches.push(batch);
+            }
+        }
     }
 
     /// The one place flow records (`interval: None`) and interval records are built, from the
@@ -261,7 +280,11 @@ impl Worker {
         self.stamped = 0;
         self.last_send_ns = self.last_ts_ns;
         self.stats.records += self.out.len() as u64;
-        let batch = std::mem::replace(&mut self.out, Vec::with_capacity(SEND_BATCH));
+        let next = self
+            .spare_batches
+            .pop()
+            .unwrap_or_else(|| Vec::with_capacity(SEND_BATCH));
+        let batch = std::mem::replace(&mut self.out, next);
         // Blocks when the output stage is behind: records are never dropped here.
         if self.sink.send(batch).is_err() {
             tracing::error!(

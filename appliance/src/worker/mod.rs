@@ -172,6 +172,14 @@ pub struct Worker {
     /// How many of `out` have their Community ID.
     stamped: usize,
     sink: Sender<Vec<FlowRecord>>,
+    /// Batches the sink thread wrote, sent back (`attach_recycling`): their records' feature
+    /// vectors and the batches themselves are reused, so making a record allocates nothing
+    /// once the first batches came back.
+    recycled: Option<crossbeam_channel::Receiver<Vec<FlowRecord>>>,
+    /// Feature vectors of written records, ready for new records.
+    spare_values: Vec<Vec<f64>>,
+    /// Emptied batches, ready to collect the next records.
+    spare_batches: Vec<Vec<FlowRecord>>,
     due: Vec<u32>,
     /// Interval schedules and the flows each touched in its current interval.
     iv: IntervalSchedules,
@@ -250,6 +258,9 @@ impl Worker {
             out: Vec::new(),
             stamped: 0,
             sink,
+            recycled: None,
+            spare_values: Vec::new(),
+            spare_batches: Vec::new(),
             due: Vec::with_capacity(1024),
             iv,
             last_ts_ns: 0,
@@ -265,6 +276,11 @@ impl Worker {
             filters: crate::filter::Filters::default(),
             s,
         }
+    }
+
+    /// Reuse the records' memory the output side sends back on `rx` (written batches).
+    pub fn attach_recycling(&mut self, rx: crossbeam_channel::Receiver<Vec<FlowRecord>>) {
+        self.recycled = Some(rx);
     }
 
     /// Run these capture filters before parsing from now on (a no-op when `f` is empty).

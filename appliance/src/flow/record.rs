@@ -151,6 +151,17 @@ pub struct Texts {
 impl Texts {
     const MISSING: u32 = 1 << 31;
 
+    /// Bytes held for the values' text (0: never used).
+    pub fn capacity_bytes(&self) -> usize {
+        self.text.capacity()
+    }
+
+    /// Remove every value, keeping the memory (records reuse it).
+    pub fn clear(&mut self) {
+        self.text.clear();
+        self.ends.clear();
+    }
+
     pub fn with_capacity(values: usize, bytes: usize) -> Texts {
         Texts {
             text: String::with_capacity(bytes),

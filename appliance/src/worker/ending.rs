@@ -112,11 +112,13 @@ impl Worker {
         let e = *self.table.entry(idx);
         let mut values = self.feature_vector(&e.ext.rates);
         let mut texts = Texts::default();
+        if self.plugins.as_ref().is_some_and(|p| p.n_texts() > 0) {
+            // They come back with the records' feature vectors (take_recycled).
+            texts = self.spare_texts.pop().unwrap_or_default();
+            texts.clear();
+        }
         if let Some(p) = self.plugins.as_mut() {
             let slab = self.table.slab_ptr(idx);
-            if p.n_texts() > 0 {
-                texts = Texts::with_capacity(p.n_texts(), 64);
-            }
             self.cost.service_begin();
             // SAFETY: the slab of the live entry being ended (its last use: the entry is
             // removed below); `values` holds every feature.
@@ -194,7 +196,13 @@ impl Worker {
             return;
         };
         if let Ok(mut batch) = rx.try_recv() {
-            self.spare_values.extend(batch.drain(..).map(|r| r.values));
+            for r in batch.drain(..) {
+                self.spare_values.push(r.values);
+                // Interval records take feature vectors but no texts: bounded.
+                if r.texts.capacity_bytes() > 0 && self.spare_texts.len() < 4 * SEND_BATCH {
+                    self.spare_texts.push(r.texts);
+                }
+            }
             if self.spare_batches.len() < 4 {
                 self.spare_batches.push(batch);
             }

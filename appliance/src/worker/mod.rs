@@ -178,6 +178,8 @@ pub struct Worker {
     recycled: Option<crossbeam_channel::Receiver<Vec<FlowRecord>>>,
     /// Feature vectors of written records, ready for new records.
     spare_values: Vec<Vec<f64>>,
+    /// Text values of written records (ABI 1.4 text features), ready for new records.
+    spare_texts: Vec<crate::flow::record::Texts>,
     /// Emptied batches, ready to collect the next records.
     spare_batches: Vec<Vec<FlowRecord>>,
     due: Vec<u32>,
@@ -260,6 +262,7 @@ impl Worker {
             sink,
             recycled: None,
             spare_values: Vec::new(),
+            spare_texts: Vec::new(),
             spare_batches: Vec::new(),
             due: Vec::with_capacity(1024),
             iv,

@@ -122,7 +122,11 @@ impl Pipeline {
                 per_worker[w].push(hh);
             }
         }
-        let filters = crate::filter::Filters::from_config(&cfg).map_err(anyhow::Error::msg)?;
+        let filters = crate::filter::Filters::new(
+            cfg.capture.filter.as_deref(),
+            cfg.ports.iter().map(|p| p.filter.as_deref()),
+        )
+        .map_err(anyhow::Error::msg)?;
         Ok(Pipeline {
             filters,
             cfg,

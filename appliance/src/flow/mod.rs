@@ -3,6 +3,7 @@
 pub mod community_id;
 pub mod interval;
 pub mod key;
+mod mapped;
 pub mod record;
 pub mod table;
 pub mod wheel;

@@ -240,6 +240,27 @@ fn every_worker_counter_reaches_the_exposition() {
             "{reason}"
         );
     }
-    assert!(text.contains("weir_worker_interval_records_total{worker=\"0\"} 1011\n"));
-    assert!(text.contains("weir_worker_service_flows_total{worker=\"0\",by=\"none\"} 1021\n"));
+    let value = |name: &str| 1000 + WorkerStats::NAMES.iter().position(|n| *n == name).unwrap();
+    let families = [
+        (
+            "weir_worker_interval_records_total{worker=\"0\"}",
+            "interval_records",
+        ),
+        (
+            "weir_worker_service_flows_total{worker=\"0\",by=\"none\"}",
+            "flows_without_service",
+        ),
+        (
+            "weir_worker_filtered_packets_total{worker=\"0\"}",
+            "filtered",
+        ),
+        (
+            "weir_worker_plugin_text_refused_total{worker=\"0\",reason=\"too_long\"}",
+            "text_too_long",
+        ),
+    ];
+    for (family, counter) in families {
+        let line = format!("{family} {}\n", value(counter));
+        assert!(text.contains(&line), "{line:?} not in /metrics:\n{text}");
+    }
 }

@@ -9,6 +9,7 @@ use prometheus_client::encoding::DescriptorEncoder;
 use prometheus_client::registry::Unit;
 
 /// Every counter of [`WorkerStats`], per worker, and its open flows.
+// Long: one family per counter, each named and described in place, in exposition order.
 pub(super) fn workers(e: &mut DescriptorEncoder, ws: &[(WorkerStats, u64)]) -> Out {
     let col = |f: &dyn Fn(&WorkerStats) -> u64| -> Vec<(Labels, u64)> {
         ws.iter()

@@ -38,6 +38,7 @@ fn v4(a: [u8; 4]) -> [u8; 16] {
 impl SyntheticTraffic {
     /// The self-test traffic: flow 0 is IPv4 TCP 10.0.0.1:40000 -> 10.0.0.2:80 (8 packets),
     /// flow 1 is IPv6 UDP [2001:db8::1]:5353 -> [2001:db8::2]:53 (3 packets), interleaved.
+    // Long: the two flows' packets written out one by one, as a reader checks them.
     pub fn new() -> SyntheticTraffic {
         let mut ip6a = [0u8; 16];
         ip6a[..4].copy_from_slice(&[0x20, 0x01, 0x0d, 0xb8]);

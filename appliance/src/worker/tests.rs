@@ -135,7 +135,11 @@ fn filter_stage_counts_what_it_rejects_and_keeps_the_rest() {
             filter: f.map(str::to_string),
         });
     }
-    let filters = crate::filter::Filters::from_config(&cfg).unwrap();
+    let filters = crate::filter::Filters::new(
+        cfg.capture.filter.as_deref(),
+        cfg.ports.iter().map(|p| p.filter.as_deref()),
+    )
+    .unwrap();
     let (mut w, rx) = worker(4096);
     w.attach_filters(filters);
     let frames: Vec<Vec<u8>> = (0..1200).map(udp_frame).collect();

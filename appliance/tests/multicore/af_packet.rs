@@ -17,68 +17,12 @@
 //! Needs root (network namespaces), `ip` (iproute2) and `tcpreplay`; without them it fails
 //! and says so.
 
+use crate::support::netns::Netns;
 use crate::support::{oracle::*, paths::*, records::*, run::*};
 use std::process::Command;
 use std::time::Duration;
 
 const CAPTURES: &[&str] = &["quic.pcap", "synscan.pcap", "dnp3.pcap", "gtp-u.pcap"];
-
-/// A network namespace with a veth pair `wa` <-> `wb`, deleted on drop.
-struct Netns {
-    name: String,
-}
-
-fn sh(args: &[&str]) -> Result<(), String> {
-    let o = Command::new(args[0])
-        .args(&args[1..])
-        .output()
-        .map_err(|e| format!("cannot run {args:?}: {e}"))?;
-    if !o.status.success() {
-        return Err(format!(
-            "{args:?} failed ({}): {}",
-            o.status,
-            String::from_utf8_lossy(&o.stderr).trim()
-        ));
-    }
-    Ok(())
-}
-
-impl Netns {
-    fn new() -> Result<Netns, String> {
-        let ns = Netns {
-            name: format!("weirmc{}", std::process::id()),
-        };
-        let n = ns.name.as_str();
-        sh(&["ip", "netns", "add", n]).map_err(|e| {
-            format!("{e}\n(this test needs root and iproute2 to create a network namespace)")
-        })?;
-        // No IPv6: the kernel would send router solicitations, MLD reports and DAD probes
-        // that the port would count.
-        sh(&[
-            "ip",
-            "netns",
-            "exec",
-            n,
-            "sysctl",
-            "-qw",
-            "net.ipv6.conf.all.disable_ipv6=1",
-            "net.ipv6.conf.default.disable_ipv6=1",
-        ])?;
-        sh(&[
-            "ip", "-n", n, "link", "add", "wa", "type", "veth", "peer", "name", "wb",
-        ])?;
-        for l in ["wa", "wb"] {
-            sh(&["ip", "-n", n, "link", "set", l, "up"])?;
-        }
-        Ok(ns)
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = sh(&["ip", "netns", "del", &self.name]);
-    }
-}
 
 #[test]
 fn af_packet_two_queues_each_flow_on_one_worker_and_counts_match_extract() {
@@ -101,7 +45,8 @@ fn af_packet_two_queues_each_flow_on_one_worker_and_counts_match_extract() {
         "a 5-tuple has several flows in the oracle: pick other captures"
     );
 
-    let ns = Netns::new().unwrap_or_else(|e| panic!("cannot set up the veth pair: {e}"));
+    let ns = Netns::with_veth("weirmc", ("wa", "wb"), None)
+        .unwrap_or_else(|e| panic!("cannot set up the veth pair: {e}"));
     let records = dir.path().join("run.csv");
     let cfg = dir.path().join("weir.toml");
     std::fs::write(

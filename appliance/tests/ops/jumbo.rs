@@ -18,6 +18,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use crate::support::frames;
+use crate::support::netns::Netns;
 use weir::wire::ethernet::ethertype;
 use weir::wire::ipv4::{protocol, Ipv4Repr};
 use weir::wire::ipv6::Ipv6Repr;
@@ -95,64 +96,6 @@ fn write_capture(path: &Path, deep: bool) -> u64 {
     }
     std::fs::write(path, out).unwrap();
     bytes
-}
-
-fn sh(args: &[&str]) -> Result<(), String> {
-    let o = Command::new(args[0])
-        .args(&args[1..])
-        .output()
-        .map_err(|e| format!("cannot run {args:?}: {e}"))?;
-    if !o.status.success() {
-        return Err(format!(
-            "{args:?} failed ({}): {}",
-            o.status,
-            String::from_utf8_lossy(&o.stderr).trim()
-        ));
-    }
-    Ok(())
-}
-
-/// A network namespace with a veth pair `opa` <-> `opb` of MTU 9100, deleted on drop.
-struct Netns {
-    name: String,
-}
-
-impl Netns {
-    fn new(tag: &str) -> Result<Netns, String> {
-        let ns = Netns {
-            name: format!("op{tag}{}", std::process::id()),
-        };
-        let n = ns.name.as_str();
-        sh(&["ip", "netns", "add", n]).map_err(|e| {
-            format!("{e}\n(this test needs root and iproute2 to create a network namespace)")
-        })?;
-        // No IPv6: the kernel would send router solicitations and MLD reports of its own.
-        sh(&[
-            "ip",
-            "netns",
-            "exec",
-            n,
-            "sysctl",
-            "-qw",
-            "net.ipv6.conf.all.disable_ipv6=1",
-            "net.ipv6.conf.default.disable_ipv6=1",
-        ])?;
-        sh(&[
-            "ip", "-n", n, "link", "add", "opa", "type", "veth", "peer", "name", "opb",
-        ])?;
-        for l in ["opa", "opb"] {
-            sh(&["ip", "-n", n, "link", "set", l, "mtu", "9100", "up"])?;
-        }
-        // Loopback, for scraping the metrics endpoint inside the namespace.
-        sh(&["ip", "-n", n, "link", "set", "lo", "up"])?;
-        Ok(ns)
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = sh(&["ip", "netns", "del", &self.name]);
-    }
 }
 
 fn config(dir: &Path, name: &str, port: &str) -> (PathBuf, PathBuf) {
@@ -260,7 +203,8 @@ fn af_packet_veth_mtu_9100_every_jumbo_frame_in_its_flow() {
     let capture = dir.path().join("jumbo.pcap");
     let bytes = write_capture(&capture, false);
     assert!((0..FRAMES).filter(|&i| frame_len(i) > 2048).count() >= 12);
-    let ns = Netns::new("j").unwrap_or_else(|e| panic!("cannot set up the veth pair: {e}"));
+    let ns = Netns::with_veth("opj", ("opa", "opb"), Some(9100))
+        .unwrap_or_else(|e| panic!("cannot set up the veth pair: {e}"));
     let (cfg, records) = config(dir.path(), "af", "vdev = \"net_af_packet0,iface=opa\"");
     let (log, _) = run_in_netns(&ns, &cfg, &capture);
     assert!(
@@ -336,7 +280,8 @@ fn frames_above_the_configured_mtu_are_counted_and_warned_about() {
     let dir = tempfile::tempdir().unwrap();
     let capture = dir.path().join("jumbo.pcap");
     write_capture(&capture, false);
-    let ns = Netns::new("c").unwrap_or_else(|e| panic!("cannot set up the veth pair: {e}"));
+    let ns = Netns::with_veth("opc", ("opa", "opb"), Some(9100))
+        .unwrap_or_else(|e| panic!("cannot set up the veth pair: {e}"));
     // mtu = 1500 on a 9100 link: af_packet's default 2048-byte slots cut larger frames at
     // 2048 - 66 bytes.
     let (cfg, _) = config(

@@ -168,6 +168,7 @@ pub fn extract(args: &ExtractArgs, out_path: Option<PathBuf>) -> Result<Summary>
         &worker_died,
         progress_bar(args, total_bytes),
         pipeline.filters().get(0),
+        out_path.is_some(),
     );
     // Whatever happened, let the workers finish and flush what they got.
     tracing::debug!(elapsed = ?started.elapsed(), "feeder done");

@@ -11,7 +11,8 @@
 //!   (`weir extract` over captures), [`admin`] (`plugins`, `models inspect`, `check-config`),
 //!   [`pipeline`] (what `run` and `extract` set up alike: plugins, record schema, workers),
 //!   [`launch`] (the DPDK launch `run`, `extract` and `cost` share: EAL arguments, lcores,
-//!   starting workers, collecting and merging their reports).
+//!   starting workers, collecting and merging their reports), [`affinity`] (unpinning the
+//!   helper threads that may run on any CPU).
 //! - Input: [`capture`] (pcap/pcapng files), [`rx_frames`] (whole frames from live ports, MTU
 //!   and scattered RX), [`spread`] (RSS or the software spreader, flows to workers).
 //! - The data path: [`wire`] (zero-copy views and builders of protocol headers, one file per
@@ -32,6 +33,7 @@
 //! - [`config`]: the TOML configuration file, every key checked.
 
 pub mod admin;
+pub mod affinity;
 pub mod capture;
 pub mod cli;
 pub mod config;

@@ -33,28 +33,38 @@ pub(super) struct Fed {
     pub unsupported_linktype: u64,
     pub truncated_to_mbuf: u64,
     pub interrupted: bool,
-    /// (sha256, bytes) of each capture read to its end, in order.
+    /// (sha256, bytes) of each capture read to its end, in order (`None` when not hashed).
     pub hashes: Vec<Option<(String, u64)>>,
 }
 
 /// Waiting with nothing to do: spin briefly (a burst is usually microseconds away), then
-/// yield, then sleep, so an idle worker or a blocked feeder gives its CPU to the threads
-/// doing work (on a machine with few cores they share one).
+/// yield for up to a millisecond, then sleep, so an idle worker or a blocked feeder gives its
+/// CPU to the threads doing work (on a machine with few cores they share one). Yielding keeps
+/// the thread ready to go on within a microsecond while leaving its core to any other
+/// runnable thread; a sleep on a virtual machine parks the vCPU, and waking it took hundreds
+/// of microseconds: with sleeps after a few microseconds the feeder and a worker spent half
+/// of `weir extract`'s run waiting on each other's wake-ups.
 #[derive(Default)]
 pub(super) struct Backoff {
     polls: u32,
+    yielding_since: Option<std::time::Instant>,
 }
 
 impl Backoff {
     const SPIN: u32 = 64;
-    const YIELD: u32 = 256;
+    const YIELD_FOR: std::time::Duration = std::time::Duration::from_millis(1);
 
     #[inline]
     pub fn wait(&mut self) {
         self.polls = self.polls.saturating_add(1);
         if self.polls <= Self::SPIN {
             std::hint::spin_loop();
-        } else if self.polls <= Self::YIELD {
+            return;
+        }
+        let since = *self
+            .yielding_since
+            .get_or_insert_with(std::time::Instant::now);
+        if since.elapsed() < Self::YIELD_FOR {
             std::thread::yield_now();
         } else {
             std::thread::sleep(std::time::Duration::from_micros(50));
@@ -64,6 +74,7 @@ impl Backoff {
     #[inline]
     pub fn reset(&mut self) {
         self.polls = 0;
+        self.yielding_since = None;
     }
 }
 
@@ -155,6 +166,7 @@ pub(super) fn feed(
     died: &AtomicBool,
     pb: Option<indicatif::ProgressBar>,
     filter: Option<&crate::filter::Filter>,
+    hash: bool,
 ) -> Result<Fed> {
     let n = rings.len();
     // Each worker's packets gathered for its ring, enqueued `workers.burst` at a time.
@@ -166,8 +178,13 @@ pub(super) fn feed(
     let mut pkt = PacketV1::EMPTY;
     let mut key = FlowKeyV1::default();
     for path in captures {
-        // The manifest's hash of the capture, computed as it is read (no second pass).
-        let mut rd = CaptureReader::hash_as_read(path)?;
+        // The manifest's hash of the capture, computed as it is read (no second pass); none
+        // when nothing writes a manifest (`weir cost`).
+        let mut rd = if hash {
+            CaptureReader::hash_as_read(path)?
+        } else {
+            CaptureReader::open(path)?
+        };
         loop {
             if stop.load(Ordering::Relaxed) || died.load(Ordering::Acquire) {
                 fed.interrupted = true;

@@ -102,9 +102,9 @@ impl<T> Mapped<T> {
         // a few hundred MB of table is a serial second before the first packet. Split over
         // the cores (nothing else runs yet at start), in whole 2 MiB pieces.
         const PIECE: usize = 2 << 20;
-        let threads = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
+        // Every online CPU, not the calling thread's affinity: a worker is pinned to its one
+        // lcore, and threads it spawns inherit that pin (they would zero in turn on one core).
+        let threads = crate::affinity::online_cpus()
             .min(8)
             .min(len.div_ceil(32 * PIECE))
             .max(1);
@@ -129,7 +129,12 @@ impl<T> Mapped<T> {
             std::thread::scope(|sc| {
                 let hs: Vec<_> = (0..len)
                     .step_by(chunk)
-                    .map(|off| sc.spawn(move || populate(off)))
+                    .map(|off| {
+                        sc.spawn(move || {
+                            crate::affinity::unpin_current_thread();
+                            populate(off)
+                        })
+                    })
                     .collect();
                 // Every thread joined before the answer (no short circuit).
                 let done: Vec<bool> = hs.into_iter().map(|h| h.join().unwrap_or(false)).collect();

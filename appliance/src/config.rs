@@ -44,7 +44,8 @@ pub struct EalConfig {
     pub args: Vec<String>,
     /// Memory in MB for `-m` when running without hugepages (`no_huge = true`).
     pub memory_mb: u32,
-    /// Run without hugepages (`--no-huge`): for tests, offline analysis, virtual devices.
+    /// Run without hugepages (`--no-huge`): for tests, offline analysis, virtual devices. With
+    /// hugepages the flow tables come from DPDK's hugepage heap (see `flow::mapped`).
     pub no_huge: bool,
     /// Skip PCI probing (`--no-pci`): offline analysis with virtual devices only.
     pub no_pci: bool,

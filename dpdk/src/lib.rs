@@ -5,7 +5,8 @@
 //! symmetric RSS set-up and counters ([`Port`], [`RxQueue`]), SP/SC rings of mbufs and ports
 //! made from them ([`Ring`], [`Port::from_rings`]), dynamic mbuf fields for timestamps and
 //! capture metadata ([`RxTimestamp`], [`MetaField`]), lcores ([`lcore`]), the TSC ([`tsc`]),
-//! a software symmetric Toeplitz hash ([`rss::Toeplitz`]), and libpcap's filter compiler
+//! a software symmetric Toeplitz hash ([`rss::Toeplitz`]), hugepage memory for large tables
+//! ([`HugeMem`]), and libpcap's filter compiler
 //! ([`bpf::compile_pcap_filter`]). Packet parsing, flows and everything above live in the
 //! `weir` appliance.
 //!
@@ -81,6 +82,7 @@ pub mod eal;
 pub mod error;
 pub mod lcore;
 pub mod mbuf;
+pub mod memory;
 pub mod mempool;
 pub mod port;
 pub mod ring;
@@ -91,6 +93,7 @@ pub use dynfield::{MetaField, RxTimestamp, WeirMeta};
 pub use eal::Eal;
 pub use error::{Error, Result};
 pub use mbuf::{Drain, Mbuf, MbufBurst, Segments};
+pub use memory::HugeMem;
 pub use mempool::{Mempool, DEFAULT_DATA_ROOM, SOCKET_ANY};
 pub use port::{
     DevInfo, FrameLimits, LinkStatus, Port, PortConfig, PortSetup, PortStats, RssConfig, RssSetup,

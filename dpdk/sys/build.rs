@@ -65,6 +65,8 @@ fn main() {
         .allowlist_function("rte_get_main_lcore")
         .allowlist_function("rte_remote_launch")
         .allowlist_function("rte_strerror")
+        .allowlist_function("rte_zmalloc_socket")
+        .allowlist_function("rte_free")
         .allowlist_function("rte_softrss.*")
         .allowlist_function("rte_thash_load_v6_addrs")
         .allowlist_function("weir_.*")

@@ -1,5 +1,6 @@
-//! The flow table's arrays: zeroed anonymous mappings on transparent huge pages, made
-//! resident before the first packet when asked (`flows.prefault`).
+//! The flow table's arrays: DPDK hugepage memory when the EAL runs on hugepages, else zeroed
+//! anonymous mappings on transparent huge pages, made resident before the first packet when
+//! asked (`flows.prefault`).
 
 use bytemuck::Zeroable;
 use std::alloc::Layout;
@@ -16,11 +17,16 @@ use std::alloc::Layout;
 /// (With the allocator's placement, only the 2 MiB-aligned interior could be advised: half of a
 /// 4 MiB index stayed on 4 KiB pages.) Smaller arrays keep 4 KiB pages, so a small table does
 /// not make a 2 MiB page resident per array.
+///
+/// When the EAL has hugepages (`weir run` without `eal.no_huge`), an array of 2 MiB or more
+/// comes from DPDK's heap instead ([`weir_dpdk::HugeMem`]): resident, pinned, on the worker's
+/// socket and on hugepages whatever the THP setting; prefaulting it is then a no-op.
 pub(super) struct Mapped<T> {
     pub(super) ptr: *mut T,
     len: usize,
     map: *mut libc::c_void,
     map_len: usize,
+    huge: Option<weir_dpdk::HugeMem>,
 }
 
 pub(super) const HUGE_PAGE: usize = 2 << 20;
@@ -36,9 +42,21 @@ impl<T: Zeroable> Mapped<T> {
                 len,
                 map: core::ptr::null_mut(),
                 map_len: 0,
+                huge: None,
             };
         }
         let huge = bytes >= HUGE_PAGE;
+        if huge {
+            if let Some(mem) = weir_dpdk::HugeMem::zeroed(bytes, HUGE_PAGE) {
+                return Mapped {
+                    ptr: mem.as_ptr() as *mut T,
+                    len,
+                    map: core::ptr::null_mut(),
+                    map_len: 0,
+                    huge: Some(mem),
+                };
+            }
+        }
         // Room to slide the start to a 2 MiB boundary; the unused head and tail are never
         // touched, so they cost address space only.
         let map_len = if huge { bytes + HUGE_PAGE } else { bytes };
@@ -82,11 +100,17 @@ impl<T: Zeroable> Mapped<T> {
             len,
             map: p,
             map_len,
+            huge: None,
         }
     }
 }
 
 impl<T> Mapped<T> {
+    /// Whether the array lives in DPDK's hugepage heap.
+    pub(super) fn is_huge(&self) -> bool {
+        self.huge.is_some()
+    }
+
     /// Make every page of the array resident now (see [`FlowTable::prefault`]):
     /// `MADV_POPULATE_WRITE` (Linux 5.14) faults the whole range in one call, with huge pages
     /// where advised; on older kernels, one write per 4 KiB page does the same.

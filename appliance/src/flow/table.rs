@@ -133,6 +133,13 @@ impl<E: Copy + Default + Zeroable> FlowTable<E> {
         }
     }
 
+    /// Whether the entries came from DPDK's hugepage heap (the EAL runs on hugepages; so do the
+    /// index and plugin state slab when they are 2 MiB or more); otherwise they are anonymous
+    /// mappings advised for THP.
+    pub fn on_hugepages(&self) -> bool {
+        self.entries.is_huge()
+    }
+
     pub fn capacity(&self) -> u32 {
         self.entries.len() as u32
     }

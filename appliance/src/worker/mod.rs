@@ -237,6 +237,11 @@ impl Worker {
             worker = s.id,
             capacity = s.table.capacity,
             bytes_per_flow = table.bytes_per_flow() + iv.bytes_per_flow(),
+            memory = if table.on_hugepages() {
+                "DPDK hugepages"
+            } else {
+                "anonymous mapping, transparent huge pages advised"
+            },
             "flow table allocated (bytes per flow: entry, timer links, index share, plugin state, \
              interval side entry and touched lists when intervals are on)"
         );

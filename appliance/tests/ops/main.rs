@@ -1,6 +1,6 @@
 //! Operating weir: the command line, the config file and its reference page, deployment
 //! files, `make install`, jumbo frames, `weir run` services (metrics, reload, logs), and the
-//! toolchain the lockfile needs.
+//! toolchain the lockfile needs; the flow table on hugepages.
 //!
 //! One test binary, a module per file; the helpers are in `tests/support/`.
 
@@ -10,6 +10,7 @@ mod support;
 mod cli;
 mod config;
 mod deploy;
+mod hugepages;
 mod install;
 mod jumbo;
 mod run;

@@ -36,6 +36,11 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 use writers::{AlertWriter, SinkWriter};
 
+
+/// Batches of records that can wait between the workers and the dispatch thread (each at
+/// most the worker's flush batch of 256: 64 k records, whatever the number of workers).
+pub const RECORD_BATCHES_IN_FLIGHT: usize = 256;
+
 /// (name, version, source) of a model, for the data manifest.
 type ModelInfo = (String, String, String);
 
@@ -195,7 +200,8 @@ impl Output {
             Arc::new(AtomicBool::new(false)),
             Arc::new(AtomicBool::new(false)),
         ];
-        let (tx, rx): (Sender<Vec<FlowRecord>>, Receiver<Vec<FlowRecord>>) = bounded(1024);
+        let (tx, rx): (Sender<Vec<FlowRecord>>, Receiver<Vec<FlowRecord>>) =
+            bounded(RECORD_BATCHES_IN_FLIGHT);
         let scoring_stats = reloader.as_ref().map(|r| r.stats.clone());
         let reload_flag = Arc::new(AtomicBool::new(false));
         let records_written = Arc::new(AtomicU64::new(0));

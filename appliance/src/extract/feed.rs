@@ -38,33 +38,24 @@ pub(super) struct Fed {
 }
 
 /// Waiting with nothing to do: spin briefly (a burst is usually microseconds away), then
-/// yield for up to a millisecond, then sleep, so an idle worker or a blocked feeder gives its
-/// CPU to the threads doing work (on a machine with few cores they share one). Yielding keeps
-/// the thread ready to go on within a microsecond while leaving its core to any other
-/// runnable thread; a sleep on a virtual machine parks the vCPU, and waking it took hundreds
-/// of microseconds: with sleeps after a few microseconds the feeder and a worker spent half
-/// of `weir extract`'s run waiting on each other's wake-ups.
+/// yield, then sleep, so an idle worker or a blocked feeder gives its CPU to the threads
+/// doing work (on a machine with few cores they share one). (Yielding for a whole
+/// millisecond before sleeping was tried: twice the system time, no shorter runs.)
 #[derive(Default)]
 pub(super) struct Backoff {
     polls: u32,
-    yielding_since: Option<std::time::Instant>,
 }
 
 impl Backoff {
     const SPIN: u32 = 64;
-    const YIELD_FOR: std::time::Duration = std::time::Duration::from_millis(1);
+    const YIELD: u32 = 256;
 
     #[inline]
     pub fn wait(&mut self) {
         self.polls = self.polls.saturating_add(1);
         if self.polls <= Self::SPIN {
             std::hint::spin_loop();
-            return;
-        }
-        let since = *self
-            .yielding_since
-            .get_or_insert_with(std::time::Instant::now);
-        if since.elapsed() < Self::YIELD_FOR {
+        } else if self.polls <= Self::YIELD {
             std::thread::yield_now();
         } else {
             std::thread::sleep(std::time::Duration::from_micros(50));
@@ -74,7 +65,6 @@ impl Backoff {
     #[inline]
     pub fn reset(&mut self) {
         self.polls = 0;
-        self.yielding_since = None;
     }
 }
 

@@ -35,7 +35,9 @@ mod tests {
                 libc::sched_setaffinity(0, core::mem::size_of::<libc::cpu_set_t>(), &one);
             }
             super::unpin_current_thread();
-            let n = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+            let n = std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1);
             // The test process may itself be limited (taskset, cpuset): at most that many.
             assert!(n >= 1);
             // SAFETY: reads the calling thread's CPU set into a zeroed set.

@@ -115,6 +115,17 @@ pub fn extract(args: &ExtractArgs, out_path: Option<PathBuf>) -> Result<Summary>
     // The model and the sinks are checked before DPDK starts: a bad model is refused at once.
     let output = start_output(&mut pipeline, out_path.clone(), ipfix.as_ref())?;
     let model_info = output.model.clone();
+    // The manifest's hash of a CSV or JSON Lines records file, computed while it is written
+    // (Parquet files appear whole at the end: hashed then).
+    let follower = out_path
+        .as_deref()
+        .filter(|o| {
+            matches!(
+                crate::sink::Format::from_path(o),
+                Ok(crate::sink::Format::Csv | crate::sink::Format::JsonLines)
+            )
+        })
+        .and_then(crate::manifest::Follower::start);
     let pipeline = Arc::new(pipeline);
     let cfg = &pipeline.cfg;
 
@@ -176,6 +187,7 @@ pub fn extract(args: &ExtractArgs, out_path: Option<PathBuf>) -> Result<Summary>
     let reports = launch.wait();
     tracing::debug!(elapsed = ?started.elapsed(), "workers done");
     let out = output.finish();
+    let records_hash = follower.and_then(|f| f.finish());
     if let Some((w, msg)) = launch.dead.first() {
         bail!(
             "worker {w} panicked: {msg}; the extract was stopped, the other workers' open flows \
@@ -207,7 +219,7 @@ pub fn extract(args: &ExtractArgs, out_path: Option<PathBuf>) -> Result<Summary>
     }
     check(&total, &out, &fed)?;
     if let Some(o) = &out_path {
-        write_manifest(args, o, &pipeline, &out, &fed, model_info)?;
+        write_manifest(args, o, &pipeline, (&out, records_hash), &fed, model_info)?;
     }
     Ok(Summary {
         packets: fed.packets,
@@ -222,7 +234,7 @@ fn write_manifest(
     args: &ExtractArgs,
     o: &std::path::Path,
     pipeline: &Pipeline,
-    out: &OutputStats,
+    (out, records_hash): (&OutputStats, Option<(String, u64)>),
     fed: &Fed,
     model: Option<(String, String, String)>,
 ) -> Result<()> {
@@ -235,6 +247,7 @@ fn write_manifest(
     crate::manifest::write(&crate::manifest::Inputs {
         records: o,
         record_count: out.records,
+        records_hash,
         captures: &args.captures,
         capture_hashes: Some(&fed.hashes),
         config: args.config.as_deref(),

@@ -36,7 +36,6 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 use writers::{AlertWriter, SinkWriter};
 
-
 /// Batches of records that can wait between the workers and the dispatch thread (each at
 /// most the worker's flush batch of 256: 64 k records, whatever the number of workers).
 pub const RECORD_BATCHES_IN_FLIGHT: usize = 256;

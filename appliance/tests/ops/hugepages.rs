@@ -58,7 +58,13 @@ fn meminfo(key: &str) -> u64 {
     std::fs::read_to_string("/proc/meminfo")
         .unwrap()
         .lines()
-        .find_map(|l| l.strip_prefix(key)?.trim_start_matches(':').trim().parse().ok())
+        .find_map(|l| {
+            l.strip_prefix(key)?
+                .trim_start_matches(':')
+                .trim()
+                .parse()
+                .ok()
+        })
         .unwrap_or(0)
 }
 

@@ -94,7 +94,10 @@ weir_run_config() {
         printf '[[ports]]\nvdev = "%s"\n\n' "$VDEV"
         printf '[workers]\nmbufs = %s\n\n' "$MBUFS"
         printf '[log]\nstatus_interval_s = 0\n\n'
-        if [ -n "$pdir" ]; then printf '[plugins]\ndir = "%s"\n\n' "$pdir"; fi
+        # "Default plugins" are the statistical ones (flowstats, splt, tcp, entropy), as in
+        # e2e.sh: the ndpi plugin (DPI labels, loaded by default when built) is measured there.
+        if [ -n "$pdir" ]; then printf '[plugins]\ndir = "%s"\n\n' "$pdir"
+        else printf '[plugins]\ndisabled = ["ndpi"]\n\n'; fi
         for extra in "$@"; do printf '%s\n' "$extra"; done
     } >"$file"
 }
@@ -129,7 +132,8 @@ run_weir() {
 
 run_extract() {
     local log=$LOGS/extract.$1.log
-    timed "$log" "$WEIR" extract "$CAPTURE" --out "$OUT/null.csv" --no-progress || {
+    timed "$log" "$WEIR" extract "$CAPTURE" --out "$OUT/null.csv" --no-progress \
+        --config "$OUT/stat.toml" || {
         echo "bench.sh: weir extract failed, see $log" >&2; return 0; }
     echo "$(sed -n 's/.*(\([0-9]*\) packets\/s).*/\1/p' "$log") $(maxrss_kb "$log.time")" \
         >>"$LOGS/extract.rates"
@@ -145,6 +149,7 @@ run_nfstream() {
 
 # ---- configs ----------------------------------------------------------------------------------
 
+printf '[plugins]\ndisabled = ["ndpi"]\n' >"$OUT/stat.toml"
 VARIANTS=(weir-none weir-default weir-teardown weir-nocost)
 weir_run_config "$OUT/weir-none.toml" "$OUT/empty-plugins"
 weir_run_config "$OUT/weir-default.toml" ""

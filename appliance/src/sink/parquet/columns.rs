@@ -1,22 +1,15 @@
-//! How records map to Parquet columns: each column's kind and physical type, and the
-//! buffers values gather in until a row group is written.
+//! How records map to Parquet columns: each column's physical type (from the schema's
+//! column types), and the buffers values gather in until a row group is written.
 
 use super::*;
-
-/// The Parquet type of one column.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum ColKind {
-    Utf8,
-    Int64,
-    UInt64,
-    Double,
-}
+use crate::flow::schema::ColumnType;
 
 /// The columns of a run's records, their Parquet schema and the writer settings, shared by
 /// every file of a dataset.
 pub(crate) struct Layout {
     pub schema: RecordSchema,
-    pub kinds: Vec<ColKind>,
+    /// Each column's type ([`RecordSchema::column_types`]).
+    pub kinds: Vec<ColumnType>,
     pub(super) parquet_schema: TypePtr,
     pub(super) props: WriterPropertiesPtr,
     /// Records lost to failed row groups, in every file of this layout.
@@ -32,22 +25,15 @@ pub(super) fn to_io(e: parquet::errors::ParquetError) -> io::Error {
 impl Layout {
     pub fn new(schema: &RecordSchema) -> io::Result<Arc<Layout>> {
         let names = schema.header();
-        let kinds = column_kinds(schema);
-        if names.len() != kinds.len() {
-            return Err(io::Error::other(format!(
-                "parquet: the record walk gives {} columns but the header names {}",
-                kinds.len(),
-                names.len()
-            )));
-        }
+        let kinds = schema.column_types();
         let mut cols = Vec::with_capacity(names.len());
         for (name, kind) in names.iter().zip(&kinds) {
             let (physical, logical) = match kind {
-                ColKind::Utf8 => (Physical::BYTE_ARRAY, Some(LogicalType::String)),
-                ColKind::Int64 => (Physical::INT64, Some(LogicalType::integer(64, true))),
+                ColumnType::Text => (Physical::BYTE_ARRAY, Some(LogicalType::String)),
+                ColumnType::Int => (Physical::INT64, Some(LogicalType::integer(64, true))),
                 // Signed on purpose (see the module doc): what Spark and pandas read as long.
-                ColKind::UInt64 => (Physical::INT64, Some(LogicalType::integer(64, true))),
-                ColKind::Double => (Physical::DOUBLE, None),
+                ColumnType::UInt => (Physical::INT64, Some(LogicalType::integer(64, true))),
+                ColumnType::Float => (Physical::DOUBLE, None),
             };
             let t = Type::primitive_type_builder(name, physical)
                 .with_repetition(Repetition::OPTIONAL)
@@ -71,7 +57,7 @@ impl Layout {
             .set_statistics_enabled(EnabledStatistics::Chunk)
             .set_created_by(format!("weir {}", env!("CARGO_PKG_VERSION")));
         for (name, kind) in names.iter().zip(&kinds) {
-            if *kind == ColKind::Double {
+            if *kind == ColumnType::Float {
                 props = props.set_column_dictionary_enabled(ColumnPath::from(name.as_str()), false);
             }
         }
@@ -85,63 +71,6 @@ impl Layout {
             row_group_rows: ROW_GROUP_ROWS,
         }))
     }
-}
-
-/// Each column's type, from walking records whose every value is present: a flow record,
-/// then an interval record for the columns a flow record leaves empty (the interval bounds).
-pub(crate) fn column_kinds(schema: &RecordSchema) -> Vec<ColKind> {
-    let probe = |interval| FlowRecord {
-        key: weir_plugin_api::FlowKeyV1 {
-            ip_version: 4,
-            ..Default::default()
-        },
-        expiration: Expiration::Idle,
-        worker: 0,
-        interval,
-        service: 0,
-        bidirectional: Default::default(),
-        src2dst: Default::default(),
-        dst2src: Default::default(),
-        values: vec![0.0; schema.extra.len()],
-        // Every text column present (empty), so it walks as a string column.
-        texts: {
-            let mut t = crate::flow::record::Texts::default();
-            for _ in 0..schema.n_texts() {
-                t.push(Some(""));
-            }
-            t
-        },
-        score_status: ScoreStatus::Scored,
-        prediction: Some(0),
-        scores: vec![0.0; schema.scores.len()],
-        icmp: [0; 2],
-        community_id: Default::default(),
-        model: None,
-    };
-    let walk = |rec: &FlowRecord| {
-        let mut kinds = Vec::new();
-        fields(rec, schema, |f| {
-            kinds.push(match f {
-                Field::Str(_) | Field::Ip(_) => Some(ColKind::Utf8),
-                Field::Int(_) => Some(ColKind::Int64),
-                Field::UInt(_) => Some(ColKind::UInt64),
-                Field::Float(_) => Some(ColKind::Double),
-                Field::Missing => None,
-            })
-        });
-        kinds
-    };
-    let flow = walk(&probe(None));
-    let span = crate::flow::record::IntervalSpan {
-        start_ms: 0,
-        end_ms: 0,
-    };
-    let interval = walk(&probe(Some(span)));
-    flow.into_iter()
-        .zip(interval)
-        // A column both walks leave empty can only hold numbers or nothing.
-        .map(|(f, i)| f.or(i).unwrap_or(ColKind::Double))
-        .collect()
 }
 
 /// One column's buffered values; `def` is 1 for a value, 0 for a null (values hold only the
@@ -159,15 +88,15 @@ pub(super) struct Column {
 }
 
 impl Column {
-    pub(super) fn new(kind: ColKind) -> Column {
+    pub(super) fn new(kind: ColumnType) -> Column {
         Column {
             values: match kind {
-                ColKind::Utf8 => Values::Bytes {
+                ColumnType::Text => Values::Bytes {
                     data: Vec::new(),
                     ends: Vec::new(),
                 },
-                ColKind::Int64 | ColKind::UInt64 => Values::Int(Vec::new()),
-                ColKind::Double => Values::Float(Vec::new()),
+                ColumnType::Int | ColumnType::UInt => Values::Int(Vec::new()),
+                ColumnType::Float => Values::Float(Vec::new()),
             },
             def: Vec::new(),
         }

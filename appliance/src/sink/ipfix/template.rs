@@ -722,6 +722,38 @@ mod tests {
     }
 
     #[test]
+    fn anomaly_predictions_are_their_number_as_text() {
+        // No class labels: `prediction` is the number, as CSV writes it.
+        let mut s = schema();
+        s.scored = true;
+        s.scores = vec!["anomaly_score".into()];
+        let (t, _) = Template::for_schema(&s, &Selection::all(&s), 4, DEFAULT_WEIR_PEN);
+        let fixed_before = t.fixed_len - 8; // the score field follows the label
+        for (p, text) in [
+            (Some(0), "0"),
+            (Some(1), "1"),
+            (Some(u32::MAX), "4294967295"),
+            (None, ""),
+        ] {
+            let mut r = record(4);
+            r.prediction = p;
+            r.scores = vec![0.5];
+            let len = t.record_len(&r);
+            assert_eq!(len, t.min_record_len() + text.len());
+            let mut m = MessageBuf::new(1400);
+            m.set(t.id);
+            t.write_record(&r, &mut m);
+            let b = m.finish(0, 0, 0).to_vec();
+            let rec = &b[20..20 + len];
+            assert_eq!(rec[fixed_before] as usize, text.len());
+            assert_eq!(
+                &rec[fixed_before + 1..fixed_before + 1 + text.len()],
+                text.as_bytes()
+            );
+        }
+    }
+
+    #[test]
     fn named_ids_are_stable_and_collisions_resolved() {
         let (a, _) = named_ids(["decay_pps", "peak_bps"]);
         let (b, _) = named_ids(["x", "decay_pps", "y", "peak_bps"]);

@@ -242,3 +242,40 @@ impl AlertWriter {
         (n, err)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::flow::record::RecordSchema;
+    use crate::flow::schema::tests::full_record;
+    use crossbeam_channel::bounded;
+
+    #[test]
+    fn scored_records_go_back_in_the_batches_the_dispatch_emptied() {
+        let (empties_tx, empties) = bounded(8);
+        let (recycle, recycled) = bounded(8);
+        let rec = || full_record(&RecordSchema::default(), None);
+        let mut r = Returns {
+            batch: Vec::new(),
+            empties,
+            recycle,
+        };
+        let emptied: Vec<FlowRecord> = Vec::with_capacity(RETURN_BATCH);
+        let at = emptied.as_ptr();
+        empties_tx.send(emptied).unwrap();
+        for _ in 0..RETURN_BATCH {
+            r.push(rec());
+        }
+        assert_eq!(recycled.try_recv().unwrap().len(), RETURN_BATCH);
+        // The next ones gather in the emptied batch, and a tick sends what there is.
+        r.push(rec());
+        r.send();
+        let second = recycled.try_recv().unwrap();
+        assert_eq!((second.len(), second.as_ptr()), (1, at));
+        r.send();
+        assert!(
+            recycled.try_recv().is_err(),
+            "nothing gathered, nothing sent"
+        );
+    }
+}

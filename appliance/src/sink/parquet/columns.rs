@@ -1,15 +1,23 @@
-//! How records map to Parquet columns: each column's physical type (from the schema's
-//! column types), and the buffers values gather in until a row group is written.
+//! How records map to Parquet columns: each column's kind and physical type, and the
+//! buffers values gather in until a row group is written.
 
 use super::*;
 use crate::flow::schema::ColumnType;
+
+/// The Parquet type of one column.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ColKind {
+    Utf8,
+    Int64,
+    UInt64,
+    Double,
+}
 
 /// The columns of a run's records, their Parquet schema and the writer settings, shared by
 /// every file of a dataset.
 pub(crate) struct Layout {
     pub schema: RecordSchema,
-    /// Each column's type ([`RecordSchema::column_types`]).
-    pub kinds: Vec<ColumnType>,
+    pub kinds: Vec<ColKind>,
     pub(super) parquet_schema: TypePtr,
     pub(super) props: WriterPropertiesPtr,
     /// Records lost to failed row groups, in every file of this layout.
@@ -25,15 +33,22 @@ pub(super) fn to_io(e: parquet::errors::ParquetError) -> io::Error {
 impl Layout {
     pub fn new(schema: &RecordSchema) -> io::Result<Arc<Layout>> {
         let names = schema.header();
-        let kinds = schema.column_types();
+        let kinds = column_kinds(schema);
+        if names.len() != kinds.len() {
+            return Err(io::Error::other(format!(
+                "parquet: the schema types {} columns but its header names {}",
+                kinds.len(),
+                names.len()
+            )));
+        }
         let mut cols = Vec::with_capacity(names.len());
         for (name, kind) in names.iter().zip(&kinds) {
             let (physical, logical) = match kind {
-                ColumnType::Text => (Physical::BYTE_ARRAY, Some(LogicalType::String)),
-                ColumnType::Int => (Physical::INT64, Some(LogicalType::integer(64, true))),
+                ColKind::Utf8 => (Physical::BYTE_ARRAY, Some(LogicalType::String)),
+                ColKind::Int64 => (Physical::INT64, Some(LogicalType::integer(64, true))),
                 // Signed on purpose (see the module doc): what Spark and pandas read as long.
-                ColumnType::UInt => (Physical::INT64, Some(LogicalType::integer(64, true))),
-                ColumnType::Float => (Physical::DOUBLE, None),
+                ColKind::UInt64 => (Physical::INT64, Some(LogicalType::integer(64, true))),
+                ColKind::Double => (Physical::DOUBLE, None),
             };
             let t = Type::primitive_type_builder(name, physical)
                 .with_repetition(Repetition::OPTIONAL)
@@ -57,7 +72,7 @@ impl Layout {
             .set_statistics_enabled(EnabledStatistics::Chunk)
             .set_created_by(format!("weir {}", env!("CARGO_PKG_VERSION")));
         for (name, kind) in names.iter().zip(&kinds) {
-            if *kind == ColumnType::Float {
+            if *kind == ColKind::Double {
                 props = props.set_column_dictionary_enabled(ColumnPath::from(name.as_str()), false);
             }
         }
@@ -71,6 +86,20 @@ impl Layout {
             row_group_rows: ROW_GROUP_ROWS,
         }))
     }
+}
+
+/// Each column's Parquet type, from the record schema's column types.
+pub(crate) fn column_kinds(schema: &RecordSchema) -> Vec<ColKind> {
+    schema
+        .column_types()
+        .into_iter()
+        .map(|t| match t {
+            ColumnType::Text => ColKind::Utf8,
+            ColumnType::Int => ColKind::Int64,
+            ColumnType::UInt => ColKind::UInt64,
+            ColumnType::Float => ColKind::Double,
+        })
+        .collect()
 }
 
 /// One column's buffered values; `def` is 1 for a value, 0 for a null (values hold only the
@@ -88,15 +117,15 @@ pub(super) struct Column {
 }
 
 impl Column {
-    pub(super) fn new(kind: ColumnType) -> Column {
+    pub(super) fn new(kind: ColKind) -> Column {
         Column {
             values: match kind {
-                ColumnType::Text => Values::Bytes {
+                ColKind::Utf8 => Values::Bytes {
                     data: Vec::new(),
                     ends: Vec::new(),
                 },
-                ColumnType::Int | ColumnType::UInt => Values::Int(Vec::new()),
-                ColumnType::Float => Values::Float(Vec::new()),
+                ColKind::Int64 | ColKind::UInt64 => Values::Int(Vec::new()),
+                ColKind::Double => Values::Float(Vec::new()),
             },
             def: Vec::new(),
         }

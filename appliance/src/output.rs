@@ -195,6 +195,9 @@ impl Output {
         let (batch_tx, batch_rx) = bounded::<Vec<FlowRecord>>(64);
         // A few written batches wait for the workers; more are freed on the sink thread.
         let (recycle, recycled) = bounded::<Vec<FlowRecord>>(8);
+        // Batches the dispatch thread emptied into the scorer, for the sink thread to return
+        // scored records in.
+        let (empties_tx, empties) = bounded::<Vec<FlowRecord>>(8);
         let reopen_flags = [
             Arc::new(AtomicBool::new(false)),
             Arc::new(AtomicBool::new(false)),
@@ -211,6 +214,7 @@ impl Output {
             scoring,
             batch_tx,
             rec_tx,
+            empties: empties_tx,
             reloader,
             flag: reload_flag.clone(),
         };
@@ -219,6 +223,7 @@ impl Output {
             batch_rx,
             rec_rx,
             recycle,
+            empties,
             records_sink,
             exporter,
             written: records_written.clone(),

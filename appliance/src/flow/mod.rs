@@ -5,5 +5,6 @@ pub mod interval;
 pub mod key;
 mod mapped;
 pub mod record;
+pub mod schema;
 pub mod table;
 pub mod wheel;

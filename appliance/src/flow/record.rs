@@ -1,10 +1,11 @@
-//! Flow records: what a flow becomes when it ends, and the column schema every sink and the
-//! scorer share.
+//! Flow records: what a flow becomes when it ends, and the [`RecordSchema`] of a run's records.
 //!
 //! A record has fixed core columns (NFStream's names for the 5-tuple and the per-direction
 //! counters) followed by the plugins' feature columns, the decay-rate columns and, when a model
-//! is loaded, score columns. [`RecordSchema`] names every column once, at start, so sinks write
-//! headers and the scorer maps a model's feature names to column indices before any traffic.
+//! is loaded, score columns. [`RecordSchema`] holds what varies between runs (the extra and
+//! score columns), fixed at start; `flow/schema.rs` describes every column (name, type, value)
+//! from it, so sinks write headers and the scorer maps a model's feature names to columns
+//! before any traffic.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use weir_plugin_api::FlowKeyV1;
@@ -226,120 +227,10 @@ impl FlowRecord {
     pub fn dst_ip(&self) -> IpAddr {
         ip_of(&self.key.dst_ip, self.key.ip_version)
     }
-
-    /// The value of a numeric core column, by index into [`CORE_NUMERIC`].
-    pub fn core_value(&self, col: CoreColumn) -> f64 {
-        let k = &self.key;
-        let d = |c: &DirCounters, f: u8| -> f64 {
-            match f {
-                0 => c.first_seen_ms as f64,
-                1 => c.last_seen_ms as f64,
-                2 => c.duration_ms() as f64,
-                3 => c.packets as f64,
-                _ => c.bytes as f64,
-            }
-        };
-        match col {
-            CoreColumn::SrcPort => k.src_port as f64,
-            CoreColumn::DstPort => k.dst_port as f64,
-            CoreColumn::Protocol => k.protocol as f64,
-            CoreColumn::IpVersion => k.ip_version as f64,
-            CoreColumn::VlanId => k.vlan_id as f64,
-            CoreColumn::TunnelId => k.tunnel_id as f64,
-            CoreColumn::Bidirectional(f) => d(&self.bidirectional, f),
-            CoreColumn::Src2Dst(f) => d(&self.src2dst, f),
-            CoreColumn::Dst2Src(f) => d(&self.dst2src, f),
-        }
-    }
 }
 
-/// A numeric core column (the ones a model may use as a feature).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum CoreColumn {
-    SrcPort,
-    DstPort,
-    Protocol,
-    IpVersion,
-    VlanId,
-    TunnelId,
-    /// 0 first_seen_ms, 1 last_seen_ms, 2 duration_ms, 3 packets, 4 bytes.
-    Bidirectional(u8),
-    Src2Dst(u8),
-    Dst2Src(u8),
-}
-
-const DIR_FIELDS: [&str; 5] = [
-    "first_seen_ms",
-    "last_seen_ms",
-    "duration_ms",
-    "packets",
-    "bytes",
-];
-
-/// Every core column name in output order, NFStream's names first.
-pub fn core_column_names() -> Vec<String> {
-    let mut v: Vec<String> = [
-        "src_ip",
-        "src_port",
-        "dst_ip",
-        "dst_port",
-        "protocol",
-        "ip_version",
-        "vlan_id",
-        "tunnel_id",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    for dir in ["bidirectional", "src2dst", "dst2src"] {
-        for f in DIR_FIELDS {
-            v.push(format!("{dir}_{f}"));
-        }
-    }
-    v.push("expiration_id".into());
-    v.push("worker".into());
-    // Interval records: the kind, then the interval's bounds (empty in flow records).
-    v.push("record_kind".into());
-    v.push("interval_start_ms".into());
-    v.push("interval_end_ms".into());
-    v.push("service".into());
-    v.push("community_id".into());
-    v
-}
-
-/// Resolve a numeric core column by name.
-pub fn core_column(name: &str) -> Option<CoreColumn> {
-    let simple = match name {
-        "src_port" => Some(CoreColumn::SrcPort),
-        "dst_port" => Some(CoreColumn::DstPort),
-        "protocol" => Some(CoreColumn::Protocol),
-        "ip_version" => Some(CoreColumn::IpVersion),
-        "vlan_id" => Some(CoreColumn::VlanId),
-        "tunnel_id" => Some(CoreColumn::TunnelId),
-        _ => None,
-    };
-    if simple.is_some() {
-        return simple;
-    }
-    let (dir, field) = name.split_once('_')?;
-    let f = DIR_FIELDS.iter().position(|x| *x == field)? as u8;
-    match dir {
-        "bidirectional" => Some(CoreColumn::Bidirectional(f)),
-        "src2dst" => Some(CoreColumn::Src2Dst(f)),
-        "dst2src" => Some(CoreColumn::Dst2Src(f)),
-        _ => None,
-    }
-}
-
-/// Where a named numeric column lives in a record.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Column {
-    Core(CoreColumn),
-    /// Index into [`FlowRecord::values`].
-    Extra(usize),
-}
-
-/// The columns of every record of one run, fixed at start.
+/// The columns of every record of one run, fixed at start (every column's name, type and
+/// value: `flow/schema.rs`).
 #[derive(Clone, Debug, Default)]
 pub struct RecordSchema {
     /// Names of [`FlowRecord::values`], in order (plugin features, then rate features).
@@ -386,40 +277,6 @@ impl RecordSchema {
     pub fn text_index(&self, i: usize) -> Option<usize> {
         self.is_text(i)
             .then(|| (0..i).filter(|&k| self.is_text(k)).count())
-    }
-
-    /// Find a numeric column by name (core columns first, then extra ones).
-    pub fn column(&self, name: &str) -> Option<Column> {
-        if let Some(c) = core_column(name) {
-            return Some(Column::Core(c));
-        }
-        // A text column is never a numeric feature (a model cannot use it).
-        self.extra
-            .iter()
-            .position(|n| n == name)
-            .filter(|&i| !self.is_text(i))
-            .map(Column::Extra)
-    }
-
-    pub fn value(&self, rec: &FlowRecord, col: Column) -> f64 {
-        match col {
-            Column::Core(c) => rec.core_value(c),
-            Column::Extra(i) => rec.values.get(i).copied().unwrap_or(f64::NAN),
-        }
-    }
-
-    /// All column names in output order.
-    pub fn header(&self) -> Vec<String> {
-        let mut h = core_column_names();
-        h.extend(self.extra.iter().cloned());
-        if self.scored {
-            h.push("prediction".into());
-            h.extend(self.scores.iter().cloned());
-            h.push("score_status".into());
-            h.push("model_name".into());
-            h.push("model_version".into());
-        }
-        h
     }
 }
 

@@ -125,6 +125,8 @@ pub(super) struct Dispatch {
     pub scoring: Option<ScoringService>,
     pub batch_tx: Sender<Vec<FlowRecord>>,
     pub rec_tx: Sender<FlowRecord>,
+    /// Batches emptied into the scorer go to the sink thread, to return scored records in.
+    pub empties: Sender<Vec<FlowRecord>>,
     pub reloader: Option<Arc<Reloader>>,
     pub flag: Arc<AtomicBool>,
 }
@@ -136,6 +138,7 @@ impl Dispatch {
             mut scoring,
             batch_tx,
             rec_tx,
+            empties,
             reloader,
             flag,
         } = self;
@@ -149,9 +152,13 @@ impl Dispatch {
                 Err(RecvTimeoutError::Timeout) => None,
                 Err(RecvTimeoutError::Disconnected) => break,
             };
-            if let Some(batch) = batch {
+            if let Some(mut batch) = batch {
                 let ok = match &input {
-                    Some(i) => batch.into_iter().all(|rec| i.submit(rec)),
+                    Some(i) => {
+                        let ok = batch.drain(..).all(|rec| i.submit(rec));
+                        let _ = empties.try_send(batch);
+                        ok
+                    }
                     None => batch_tx.send(batch).is_ok(),
                 };
                 if !ok {
@@ -208,6 +215,7 @@ impl Dispatch {
         drop(input);
         drop(rec_tx);
         drop(batch_tx);
+        drop(empties);
         drop(reloader);
         for h in draining {
             let _ = h.join();

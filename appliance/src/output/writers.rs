@@ -18,6 +18,8 @@ pub(super) struct SinkWriter {
     /// Written batches go back to the workers (`Output::recycled`) for their memory; when
     /// none is taking them (the channel is full) they are dropped here.
     pub recycle: crossbeam_channel::Sender<Vec<FlowRecord>>,
+    /// Batches the dispatch thread emptied into the scorer, to return scored records in.
+    pub empties: Receiver<Vec<FlowRecord>>,
     pub records_sink: Option<Box<dyn RecordSink>>,
     pub exporter: Option<crate::sink::ipfix::IpfixSink>,
     pub written: Arc<AtomicU64>,
@@ -30,12 +32,18 @@ impl SinkWriter {
             batch_rx,
             rec_rx,
             recycle,
+            empties,
             mut records_sink,
             mut exporter,
             written,
             reopen,
         } = self;
         let mut st = OutputStats::default();
+        let mut returns = Returns {
+            batch: Vec::new(),
+            empties,
+            recycle: recycle.clone(),
+        };
         let error = |st: &mut OutputStats, what: &str, e: std::io::Error| {
             st.write_errors += 1;
             if st.first_error.is_none() {
@@ -89,6 +97,7 @@ impl SinkWriter {
                     Ok(rec) => {
                         write(&mut st, &rec, &mut records_sink, &mut exporter);
                         written.fetch_add(1, Ordering::Relaxed);
+                        returns.push(rec);
                     }
                     Err(_) => {
                         sel.remove(scored);
@@ -99,6 +108,7 @@ impl SinkWriter {
             }
             if last_tick.elapsed() >= TICK {
                 last_tick = Instant::now();
+                returns.send();
                 if let Some(x) = exporter.as_mut() {
                     x.tick();
                 }
@@ -128,6 +138,40 @@ impl SinkWriter {
         }
         st.ipfix = exporter.as_mut().map(|x| x.finish());
         st
+    }
+}
+
+/// Scored records (written one by one) the workers get back per this many, as a batch
+/// written whole (about a worker's batch: the emptied batches they come in hold as many).
+const RETURN_BATCH: usize = 64;
+
+/// Scored records gathered into batches for the workers to reuse their memory (feature
+/// vectors, texts, scores), as the batches written whole are: so making and scoring a record
+/// allocates nothing once records come back. The batches are the workers' own, emptied by
+/// the dispatch thread; a new one is only made when none is waiting.
+struct Returns {
+    batch: Vec<FlowRecord>,
+    empties: Receiver<Vec<FlowRecord>>,
+    recycle: crossbeam_channel::Sender<Vec<FlowRecord>>,
+}
+
+impl Returns {
+    fn push(&mut self, rec: FlowRecord) {
+        self.batch.push(rec);
+        if self.batch.len() >= RETURN_BATCH {
+            self.send();
+        }
+    }
+
+    /// Hand the gathered records back (dropped here when the workers are not taking them).
+    fn send(&mut self) {
+        if self.batch.is_empty() {
+            return;
+        }
+        let next = self.empties.try_recv().unwrap_or_default();
+        let _ = self
+            .recycle
+            .try_send(std::mem::replace(&mut self.batch, next));
     }
 }
 
@@ -196,5 +240,42 @@ impl AlertWriter {
             }
         }
         (n, err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::flow::record::RecordSchema;
+    use crate::flow::schema::tests::full_record;
+    use crossbeam_channel::bounded;
+
+    #[test]
+    fn scored_records_go_back_in_the_batches_the_dispatch_emptied() {
+        let (empties_tx, empties) = bounded(8);
+        let (recycle, recycled) = bounded(8);
+        let rec = || full_record(&RecordSchema::default(), None);
+        let mut r = Returns {
+            batch: Vec::new(),
+            empties,
+            recycle,
+        };
+        let emptied: Vec<FlowRecord> = Vec::with_capacity(RETURN_BATCH);
+        let at = emptied.as_ptr();
+        empties_tx.send(emptied).unwrap();
+        for _ in 0..RETURN_BATCH {
+            r.push(rec());
+        }
+        assert_eq!(recycled.try_recv().unwrap().len(), RETURN_BATCH);
+        // The next ones gather in the emptied batch, and a tick sends what there is.
+        r.push(rec());
+        r.send();
+        let second = recycled.try_recv().unwrap();
+        assert_eq!((second.len(), second.as_ptr()), (1, at));
+        r.send();
+        assert!(
+            recycled.try_recv().is_err(),
+            "nothing gathered, nothing sent"
+        );
     }
 }

@@ -16,7 +16,7 @@ pub use super::plugin_dir::{default_plugin_dir, PluginDirOrigin, INSTALLED_PLUGI
 use super::refusal::{Refusal, RefusalReason};
 use super::slab::{SlabLayout, MAX_PLUGINS};
 use super::{perms, selftest, Error};
-use crate::flow::record::core_column_names;
+use crate::flow::schema::core_column_names;
 use std::collections::BTreeMap;
 use std::ffi::{c_void, CString};
 use std::ops::Range;

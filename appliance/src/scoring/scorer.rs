@@ -17,7 +17,8 @@ use super::error::{Result, ScoringError};
 use super::mlflow::{locate, Located, ModelTag};
 use super::model::{open_session, ModelIo, ModelSpec, Task};
 use super::runtime::{runtime, Runtime};
-use crate::flow::record::{core_column_names, Column, FlowRecord, RecordSchema, ScoreStatus};
+use crate::flow::record::{FlowRecord, RecordSchema, ScoreStatus};
+use crate::flow::schema::{Column, CoreColumn};
 
 /// A checked model bound to a schema: shared by all scorer threads.
 #[derive(Debug)]
@@ -43,9 +44,10 @@ pub struct BoundModel {
 pub fn column_sources(schema: &RecordSchema) -> String {
     let mut groups: Vec<(String, Vec<String>)> = vec![(
         "core (weir)".into(),
-        core_column_names()
-            .into_iter()
-            .filter(|n| crate::flow::record::core_column(n).is_some())
+        CoreColumn::ALL
+            .iter()
+            .filter(|c| c.is_feature())
+            .map(|c| c.name().to_string())
             .collect(),
     )];
     for (name, prov) in schema.extra.iter().zip(&schema.provider) {

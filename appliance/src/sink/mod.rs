@@ -19,6 +19,7 @@ pub use parquet_dataset::Rotation;
 pub use textfile::{Start, TextOptions};
 
 use crate::flow::record::{FlowRecord, RecordSchema};
+use crate::flow::schema::Value;
 use std::io;
 use std::path::Path;
 
@@ -121,94 +122,98 @@ pub(crate) enum Field<'a> {
     Missing,
 }
 
-/// Walk a record's columns in header order.
+impl<'a> From<Value<'a>> for Field<'a> {
+    #[inline(always)]
+    fn from(v: Value<'a>) -> Field<'a> {
+        match v {
+            Value::Str(s) => Field::Str(s),
+            Value::Ip(ip) => Field::Ip(ip),
+            Value::Int(i) => Field::Int(i),
+            Value::UInt(u) => Field::UInt(u),
+            Value::Float(x) => Field::Float(x),
+            Value::Missing => Field::Missing,
+        }
+    }
+}
+
+/// Walk a record's columns in header order (the schema's walk, [`RecordSchema::walk`]).
+#[inline]
 pub(crate) fn fields<'a>(
     rec: &'a FlowRecord,
     schema: &'a RecordSchema,
     mut f: impl FnMut(Field<'a>),
 ) {
-    use weir_plugin_api::{WEIR_FEATURE_BOOL, WEIR_FEATURE_TEXT, WEIR_FEATURE_U64};
-    f(Field::Ip(rec.src_ip()));
-    f(Field::UInt(rec.key.src_port as u64));
-    f(Field::Ip(rec.dst_ip()));
-    f(Field::UInt(rec.key.dst_port as u64));
-    f(Field::UInt(rec.key.protocol as u64));
-    f(Field::UInt(rec.key.ip_version as u64));
-    f(Field::UInt(rec.key.vlan_id as u64));
-    f(Field::UInt(rec.key.tunnel_id as u64));
-    for c in [&rec.bidirectional, &rec.src2dst, &rec.dst2src] {
-        f(Field::UInt(c.first_seen_ms));
-        f(Field::UInt(c.last_seen_ms));
-        f(Field::UInt(c.duration_ms()));
-        f(Field::UInt(c.packets));
-        f(Field::UInt(c.bytes));
-    }
-    match rec.interval {
-        // An interval does not end a flow: no expiration_id.
-        Some(_) => f(Field::Missing),
-        None => f(Field::Int(rec.expiration as i8 as i64)),
-    }
-    f(Field::UInt(rec.worker as u64));
-    f(Field::Str(rec.kind().as_str()));
-    match rec.interval {
-        Some(iv) => {
-            f(Field::UInt(iv.start_ms));
-            f(Field::UInt(iv.end_ms));
-        }
-        None => {
-            f(Field::Missing);
-            f(Field::Missing);
-        }
-    }
-    f(Field::Str(schema.service_name(rec.service)));
-    f(Field::Str(rec.community_id.as_str()));
-    let mut text = 0;
-    for (i, v) in rec.values.iter().enumerate() {
-        let kind = schema.kinds.get(i).copied().unwrap_or(0);
-        if kind == WEIR_FEATURE_TEXT {
-            f(match rec.texts.get(text) {
-                Some(s) => Field::Str(s),
-                None => Field::Missing,
-            });
-            text += 1;
-            continue;
-        }
-        f(if v.is_nan() {
-            Field::Missing
-        } else if kind == WEIR_FEATURE_U64 || kind == WEIR_FEATURE_BOOL {
-            Field::Int(*v as i64)
-        } else {
-            Field::Float(*v)
-        });
-    }
-    if schema.scored {
-        match rec.prediction {
-            Some(p) if !schema.classes.is_empty() => f(Field::Str(
-                schema
-                    .classes
-                    .get(p as usize)
-                    .map(|s| s.as_str())
-                    .unwrap_or(""),
-            )),
-            Some(p) => f(Field::UInt(p as u64)),
-            None => f(Field::Missing),
-        }
-        for i in 0..schema.scores.len() {
-            match rec.scores.get(i) {
-                Some(v) if !v.is_nan() => f(Field::Float(*v)),
-                _ => f(Field::Missing),
+    schema.walk(rec, |v| f(v.into()));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::flow::schema::tests::{full_record, schemas};
+    use crate::flow::schema::CoreColumn;
+    use ::parquet::file::reader::{FileReader, SerializedFileReader};
+    use ipfix::template::{Selection, Template, DEFAULT_WEIR_PEN};
+
+    /// Every sink writes the schema's columns, in its order: the CSV header and row, the JSON
+    /// Lines object, the Parquet file's columns; the IPFIX template carries the core columns
+    /// and can select every named column but the model's bookkeeping.
+    #[test]
+    fn every_sink_writes_the_schemas_columns() {
+        let dir = tempfile::tempdir().unwrap();
+        for (n, s) in schemas().iter().enumerate() {
+            let header = s.header();
+            let rec = full_record(s, None);
+            let mut walked = 0;
+            fields(&rec, s, |_| walked += 1);
+            assert_eq!(walked, header.len());
+
+            let path = |ext: &str| dir.path().join(format!("r{n}.{ext}"));
+            for ext in ["csv", "jsonl", "parquet"] {
+                let mut sink = open(&path(ext), s).unwrap();
+                sink.write(&rec).unwrap();
+                sink.finish().unwrap();
             }
-        }
-        f(Field::Str(rec.score_status.as_str()));
-        match &rec.model {
-            Some(t) => {
-                f(Field::Str(&t.name));
-                f(Field::Str(&t.version));
-            }
-            None => {
-                f(Field::Str(""));
-                f(Field::Str(""));
-            }
+            let csv = std::fs::read_to_string(path("csv")).unwrap();
+            let lines: Vec<&str> = csv.lines().collect();
+            assert_eq!(lines[0], header.join(","));
+            assert_eq!(lines[1].split(',').count(), header.len());
+            let json = std::fs::read_to_string(path("jsonl")).unwrap();
+            let mut keys: Vec<String> = serde_json::from_str::<serde_json::Map<_, _>>(&json)
+                .unwrap()
+                .keys()
+                .cloned()
+                .collect();
+            keys.sort();
+            let mut sorted = header.clone();
+            sorted.sort();
+            assert_eq!(keys, sorted);
+            let pq =
+                SerializedFileReader::new(std::fs::File::open(path("parquet")).unwrap()).unwrap();
+            let names: Vec<String> = pq
+                .metadata()
+                .file_metadata()
+                .schema_descr()
+                .columns()
+                .iter()
+                .map(|c| c.name().to_string())
+                .collect();
+            assert_eq!(names, header);
+
+            let sel = Selection::all(s);
+            let mut named: Vec<&str> = sel.names(s);
+            let model = ["prediction", "score_status", "model_name", "model_version"];
+            let mut rest: Vec<&str> = header[CoreColumn::ALL.len()..]
+                .iter()
+                .map(|h| h.as_str())
+                .filter(|h| !model.contains(h))
+                .collect();
+            named.sort_unstable();
+            rest.sort_unstable();
+            assert_eq!(named, rest);
+            let (t, _) = Template::for_schema(s, &sel, 4, DEFAULT_WEIR_PEN);
+            // 21 core fields, the named ones, and prediction and score_status with a model.
+            let model_fields = if s.scored { 2 } else { 0 };
+            assert_eq!(t.specs().count(), 21 + named.len() + model_fields);
         }
     }
 }

@@ -1,10 +1,9 @@
 //! Parquet records: one file, typed columns with the CSV header's names.
 //!
-//! The column types come from the same walk that writes a record ([`super::fields`]): a
-//! probe record with every value present is walked once at start, and each field's variant
-//! gives its column's type (text `BYTE_ARRAY` UTF8, `INT64`, `DOUBLE`). A column added to the
-//! walk thus gets a Parquet type with no change here. Every column is `OPTIONAL`: NaN and
-//! missing values are nulls.
+//! The column types come from the record schema ([`RecordSchema::column_types`], whose walk
+//! writes each record: [`super::fields`]): text `BYTE_ARRAY` UTF8, `INT64`, `DOUBLE`. A column
+//! added to the schema thus gets a Parquet type with no change here. Every column is
+//! `OPTIONAL`: NaN and missing values are nulls.
 //!
 //! Unsigned fields (counters, ports, `*_seen_ms` milliseconds since the epoch) are written as
 //! plain signed `INT64` (logical type INTEGER(64, signed)), not `UINT_64`: Spark reads UINT_64
@@ -23,7 +22,7 @@
 mod columns;
 
 use super::{fields, Field, RecordSink};
-use crate::flow::record::{Expiration, FlowRecord, RecordSchema, ScoreStatus};
+use crate::flow::record::{FlowRecord, RecordSchema};
 pub(crate) use columns::Layout;
 use columns::*;
 use parquet::basic::{Compression, LogicalType, Repetition, Type as Physical};
@@ -435,6 +434,7 @@ impl RecordSink for ParquetSink {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::flow::record::Expiration;
     use parquet::file::reader::{FileReader, SerializedFileReader};
 
     fn record(i: u64, n: usize, seed: &mut u64) -> FlowRecord {

@@ -190,7 +190,7 @@ impl Worker {
     }
 
     /// Take one written batch back from the output side, if one is waiting: its records'
-    /// feature vectors and the batch itself become spares.
+    /// feature vectors, texts and scores and the batch itself become spares.
     fn take_recycled(&mut self) {
         let Some(rx) = &self.recycled else {
             return;
@@ -201,6 +201,10 @@ impl Worker {
                 // Interval records take feature vectors but no texts: bounded.
                 if r.texts.capacity_bytes() > 0 && self.spare_texts.len() < 4 * SEND_BATCH {
                     self.spare_texts.push(r.texts);
+                }
+                // Only scored records carry scores: bounded too.
+                if r.scores.capacity() > 0 && self.spare_scores.len() < 4 * SEND_BATCH {
+                    self.spare_scores.push(r.scores);
                 }
             }
             if self.spare_batches.len() < 4 {
@@ -213,7 +217,7 @@ impl Worker {
     /// flow's entry, its counters (bidirectional, src2dst, dst2src; a direction without
     /// packets is written as all zeros) and its features.
     fn record(
-        &self,
+        &mut self,
         e: &FlowEntry<FlowExt>,
         interval: Option<IntervalSpan>,
         expiration: Expiration,
@@ -228,6 +232,9 @@ impl Worker {
                 c
             }
         };
+        // A scorer fills them (a reused vector keeps its memory, not its old scores).
+        let mut scores = self.spare_scores.pop().unwrap_or_default();
+        scores.clear();
         FlowRecord {
             key: e.key,
             expiration,
@@ -242,7 +249,7 @@ impl Worker {
             score_status: ScoreStatus::None,
             model: None,
             prediction: None,
-            scores: Vec::new(),
+            scores,
             icmp: e.ext.icmp,
             community_id: Default::default(),
         }

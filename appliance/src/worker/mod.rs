@@ -183,6 +183,8 @@ pub struct Worker {
     spare_values: Vec<Vec<f64>>,
     /// Text values of written records (ABI 1.4 text features), ready for new records.
     spare_texts: Vec<crate::flow::record::Texts>,
+    /// Score vectors of written scored records, ready for new records.
+    spare_scores: Vec<Vec<f64>>,
     /// Emptied batches, ready to collect the next records.
     spare_batches: Vec<Vec<FlowRecord>>,
     due: Vec<u32>,
@@ -271,6 +273,7 @@ impl Worker {
             recycled: None,
             spare_values: Vec::new(),
             spare_texts: Vec::new(),
+            spare_scores: Vec::new(),
             spare_batches: Vec::new(),
             due: Vec::with_capacity(1024),
             iv,

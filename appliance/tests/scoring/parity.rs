@@ -304,7 +304,7 @@ fn inspect_lists_features_and_providers() {
             .lines()
             .find(|l| l.split_whitespace().nth(1) == Some(f))
             .unwrap_or_else(|| panic!("feature {f} not listed:\n{text}"));
-        let want = if weir::flow::record::core_column(f).is_some() {
+        let want = if weir::flow::schema::core_column(f).is_some() {
             "core"
         } else {
             "flowstats"

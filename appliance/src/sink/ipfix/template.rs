@@ -44,7 +44,9 @@
 //! order, logged as a warning at start.
 
 use super::message::MessageBuf;
-use crate::flow::record::{Expiration, FlowRecord, RecordSchema, ScoreStatus};
+use crate::flow::record::{Expiration, FlowRecord, RecordSchema};
+use crate::flow::schema::{CoreColumn, Value};
+use std::net::IpAddr;
 
 /// Private Enterprise Number of RFC 5103's reverse Information Elements.
 pub const REVERSE_PEN: u32 = 29305;
@@ -113,29 +115,13 @@ impl FieldSpec {
 /// Where a field's value comes from in a record.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Source {
-    SrcAddr4,
-    DstAddr4,
-    SrcAddr6,
-    DstAddr6,
-    SrcPort,
-    DstPort,
-    Protocol,
-    VlanId,
-    IpVersion,
+    /// A core column of the record schema, encoded in the field's length.
+    Core(CoreColumn),
+    /// `flowEndReason`, from the record's expiration.
     FlowEndReason,
-    FirstSeen,
-    LastSeen,
-    FwdPackets,
-    FwdOctets,
-    RevPackets,
-    RevOctets,
-    RevFirstSeen,
-    RevLastSeen,
+    /// `weirExpirationId`: the record's expiration, also in interval records (where the
+    /// `expiration_id` column is empty: a fixed-length field cannot be).
     Expiration,
-    Worker,
-    TunnelId,
-    FwdLastSeen,
-    CommunityId,
     /// `values[i]`: a plugin feature or a rate.
     Extra(usize),
     /// `texts.get(j)`: a text plugin feature (ABI 1.4), a variable-length string.
@@ -153,8 +139,8 @@ pub struct Template {
     fields: Vec<(FieldSpec, Source)>,
     fixed_len: usize,
     varlen: bool,
-    /// For prediction labels.
-    classes: Vec<String>,
+    /// The records' schema (service names, prediction labels).
+    schema: RecordSchema,
 }
 
 /// 32-bit FNV-1a: a stable hash of a column name.
@@ -300,47 +286,57 @@ impl Template {
         };
         let weir = |id, len| FieldSpec { id, len, pen };
         let v4 = ip_version == 4;
+        let core = |spec, c| (spec, Source::Core(c));
+        let (src_ip, dst_ip) = if v4 {
+            (
+                std(ie::SOURCE_IPV4_ADDRESS, 4),
+                std(ie::DESTINATION_IPV4_ADDRESS, 4),
+            )
+        } else {
+            (
+                std(ie::SOURCE_IPV6_ADDRESS, 16),
+                std(ie::DESTINATION_IPV6_ADDRESS, 16),
+            )
+        };
         let mut f: Vec<(FieldSpec, Source)> = vec![
-            if v4 {
-                (std(ie::SOURCE_IPV4_ADDRESS, 4), Source::SrcAddr4)
-            } else {
-                (std(ie::SOURCE_IPV6_ADDRESS, 16), Source::SrcAddr6)
-            },
-            if v4 {
-                (std(ie::DESTINATION_IPV4_ADDRESS, 4), Source::DstAddr4)
-            } else {
-                (std(ie::DESTINATION_IPV6_ADDRESS, 16), Source::DstAddr6)
-            },
-            (std(ie::SOURCE_TRANSPORT_PORT, 2), Source::SrcPort),
-            (std(ie::DESTINATION_TRANSPORT_PORT, 2), Source::DstPort),
-            (std(ie::PROTOCOL_IDENTIFIER, 1), Source::Protocol),
-            (std(ie::VLAN_ID, 2), Source::VlanId),
-            (std(ie::IP_VERSION, 1), Source::IpVersion),
-            (std(ie::FLOW_START_MILLISECONDS, 8), Source::FirstSeen),
-            (std(ie::FLOW_END_MILLISECONDS, 8), Source::LastSeen),
-            (std(ie::PACKET_DELTA_COUNT, 8), Source::FwdPackets),
-            (std(ie::OCTET_DELTA_COUNT, 8), Source::FwdOctets),
-            (rev(ie::PACKET_DELTA_COUNT, 8), Source::RevPackets),
-            (rev(ie::OCTET_DELTA_COUNT, 8), Source::RevOctets),
+            core(src_ip, CoreColumn::SrcIp),
+            core(dst_ip, CoreColumn::DstIp),
+            core(std(ie::SOURCE_TRANSPORT_PORT, 2), CoreColumn::SrcPort),
+            core(std(ie::DESTINATION_TRANSPORT_PORT, 2), CoreColumn::DstPort),
+            core(std(ie::PROTOCOL_IDENTIFIER, 1), CoreColumn::Protocol),
+            core(std(ie::VLAN_ID, 2), CoreColumn::VlanId),
+            core(std(ie::IP_VERSION, 1), CoreColumn::IpVersion),
+            core(
+                std(ie::FLOW_START_MILLISECONDS, 8),
+                CoreColumn::BidirectionalFirstSeenMs,
+            ),
+            core(
+                std(ie::FLOW_END_MILLISECONDS, 8),
+                CoreColumn::BidirectionalLastSeenMs,
+            ),
+            core(std(ie::PACKET_DELTA_COUNT, 8), CoreColumn::Src2DstPackets),
+            core(std(ie::OCTET_DELTA_COUNT, 8), CoreColumn::Src2DstBytes),
+            core(rev(ie::PACKET_DELTA_COUNT, 8), CoreColumn::Dst2SrcPackets),
+            core(rev(ie::OCTET_DELTA_COUNT, 8), CoreColumn::Dst2SrcBytes),
             (std(ie::FLOW_END_REASON, 1), Source::FlowEndReason),
             (weir(weir_ie::EXPIRATION_ID, 1), Source::Expiration),
-            (weir(weir_ie::WORKER, 2), Source::Worker),
-            (weir(weir_ie::TUNNEL_ID, 4), Source::TunnelId),
-            (
+            core(weir(weir_ie::WORKER, 2), CoreColumn::Worker),
+            core(weir(weir_ie::TUNNEL_ID, 4), CoreColumn::TunnelId),
+            core(
                 weir(weir_ie::FORWARD_FLOW_END_MILLISECONDS, 8),
-                Source::FwdLastSeen,
+                CoreColumn::Src2DstLastSeenMs,
             ),
-            (
+            core(
                 weir(weir_ie::REVERSE_FLOW_START_MILLISECONDS, 8),
-                Source::RevFirstSeen,
+                CoreColumn::Dst2SrcFirstSeenMs,
             ),
-            (
+            core(
                 weir(weir_ie::REVERSE_FLOW_END_MILLISECONDS, 8),
-                Source::RevLastSeen,
+                CoreColumn::Dst2SrcLastSeenMs,
             ),
-            (
+            core(
                 weir(weir_ie::COMMUNITY_ID, crate::flow::community_id::LEN as u16),
-                Source::CommunityId,
+                CoreColumn::CommunityId,
             ),
         ];
         let (ids, collided) = named_ids(sel.names(schema));
@@ -371,7 +367,7 @@ impl Template {
             fields: f,
             fixed_len,
             varlen,
-            classes: schema.classes.clone(),
+            schema: schema.clone(),
         };
         (t, collided)
     }
@@ -407,13 +403,25 @@ impl Template {
         self.fixed_len + self.fields.iter().filter(|(s, _)| s.len == VARLEN).count()
     }
 
-    fn prediction_text(&self, rec: &FlowRecord) -> String {
-        match rec.prediction {
-            Some(p) if !self.classes.is_empty() => {
-                self.classes.get(p as usize).cloned().unwrap_or_default()
+    /// The `prediction` column as text, as CSV writes it (the label, or 0/1; "" when none),
+    /// formatted into `buf` (no allocation).
+    fn prediction_text<'a>(&'a self, rec: &FlowRecord, buf: &'a mut [u8; 20]) -> &'a [u8] {
+        match self.schema.prediction(rec) {
+            Value::Str(s) => s.as_bytes(),
+            Value::UInt(p) => {
+                let mut at = buf.len();
+                let mut p = p;
+                loop {
+                    at -= 1;
+                    buf[at] = b'0' + (p % 10) as u8;
+                    p /= 10;
+                    if p == 0 {
+                        break;
+                    }
+                }
+                &buf[at..]
             }
-            Some(p) => p.to_string(),
-            None => String::new(),
+            _ => b"",
         }
     }
 
@@ -425,7 +433,9 @@ impl Template {
         let mut n = self.fixed_len;
         for (_, src) in &self.fields {
             n += match *src {
-                Source::Prediction => super::message::varlen_size(self.prediction_text(rec).len()),
+                Source::Prediction => {
+                    super::message::varlen_size(self.prediction_text(rec, &mut [0; 20]).len())
+                }
                 Source::ScoreStatus => super::message::varlen_size(rec.score_status.as_str().len()),
                 Source::Text(j) => {
                     super::message::varlen_size(rec.texts.get(j).map_or(0, str::len))
@@ -439,37 +449,16 @@ impl Template {
     /// Write `rec` as a Data Record into the open Data Set (the caller checked that
     /// [`Template::record_len`] octets fit).
     pub fn write_record(&self, rec: &FlowRecord, m: &mut MessageBuf) {
-        let k = &rec.key;
         for (spec, src) in &self.fields {
             match *src {
-                Source::SrcAddr4 => m.put_bytes(&k.src_ip[..4]),
-                Source::DstAddr4 => m.put_bytes(&k.dst_ip[..4]),
-                Source::SrcAddr6 => m.put_bytes(&k.src_ip),
-                Source::DstAddr6 => m.put_bytes(&k.dst_ip),
-                Source::SrcPort => m.put_u16(k.src_port),
-                Source::DstPort => m.put_u16(k.dst_port),
-                Source::Protocol => m.put_u8(k.protocol),
-                Source::VlanId => m.put_u16(k.vlan_id),
-                Source::IpVersion => m.put_u8(k.ip_version),
+                Source::Core(c) => put_fixed(m, c.read(rec, &self.schema), spec.len),
                 Source::FlowEndReason => m.put_u8(flow_end_reason(rec.expiration)),
-                Source::FirstSeen => m.put_u64(rec.bidirectional.first_seen_ms),
-                Source::LastSeen => m.put_u64(rec.bidirectional.last_seen_ms),
-                Source::FwdPackets => m.put_u64(rec.src2dst.packets),
-                Source::FwdOctets => m.put_u64(rec.src2dst.bytes),
-                Source::RevPackets => m.put_u64(rec.dst2src.packets),
-                Source::RevOctets => m.put_u64(rec.dst2src.bytes),
-                Source::RevFirstSeen => m.put_u64(rec.dst2src.first_seen_ms),
-                Source::RevLastSeen => m.put_u64(rec.dst2src.last_seen_ms),
                 Source::Expiration => m.put_u8(rec.expiration as i8 as u8),
-                Source::Worker => m.put_u16(rec.worker),
-                Source::TunnelId => m.put_u32(k.tunnel_id),
-                Source::FwdLastSeen => m.put_u64(rec.src2dst.last_seen_ms),
-                Source::CommunityId => m.put_bytes(rec.community_id.as_bytes()),
                 Source::Extra(i) => m.put_f64(rec.values.get(i).copied().unwrap_or(f64::NAN)),
                 Source::Text(j) => m.put_varlen(rec.texts.get(j).unwrap_or("").as_bytes()),
                 Source::Score(i) => m.put_f64(rec.scores.get(i).copied().unwrap_or(f64::NAN)),
-                Source::Prediction => m.put_varlen(self.prediction_text(rec).as_bytes()),
-                Source::ScoreStatus => m.put_varlen(score_status(rec.score_status).as_bytes()),
+                Source::Prediction => m.put_varlen(self.prediction_text(rec, &mut [0; 20])),
+                Source::ScoreStatus => m.put_varlen(rec.score_status.as_str().as_bytes()),
             }
             debug_assert!(spec.len == VARLEN || spec.len > 0);
         }
@@ -477,14 +466,55 @@ impl Template {
     }
 }
 
-fn score_status(s: ScoreStatus) -> &'static str {
-    s.as_str()
+/// A core column's value in a fixed-length field of `len` octets, in network order: an
+/// address in its 4 or 16 octets, an integer in `len` octets, text in its bytes (cut or padded
+/// with zeros to `len`), a missing value as zeros.
+fn put_fixed(m: &mut MessageBuf, v: Value<'_>, len: u16) {
+    let len = len as usize;
+    match v {
+        Value::Ip(ip) => {
+            let o = match ip {
+                IpAddr::V4(a) => {
+                    let mut o = [0u8; 16];
+                    o[..4].copy_from_slice(&a.octets());
+                    o
+                }
+                IpAddr::V6(a) => a.octets(),
+            };
+            m.put_bytes(&o[..len.min(16)]);
+        }
+        Value::UInt(u) => put_int(m, u, len),
+        Value::Int(i) => put_int(m, i as u64, len),
+        Value::Float(x) => put_int(m, x.to_bits(), len),
+        Value::Str(s) => {
+            let b = &s.as_bytes()[..s.len().min(len)];
+            m.put_bytes(b);
+            put_int(m, 0, len - b.len());
+        }
+        Value::Missing => put_int(m, 0, len),
+    }
+}
+
+/// The low `len` octets of `v`, most significant first (zeros before them past 8 octets).
+#[inline]
+fn put_int(m: &mut MessageBuf, v: u64, len: usize) {
+    match len {
+        1 => m.put_u8(v as u8),
+        2 => m.put_u16(v as u16),
+        4 => m.put_u32(v as u32),
+        8 => m.put_u64(v),
+        _ => {
+            for i in (0..len).rev() {
+                m.put_u8(if i < 8 { (v >> (8 * i)) as u8 } else { 0 });
+            }
+        }
+    }
 }
 
 #[cfg(test)]
 pub(crate) mod tests_support {
     use super::*;
-    use crate::flow::record::DirCounters;
+    use crate::flow::record::{DirCounters, ScoreStatus};
     use weir_plugin_api::FlowKeyV1;
 
     pub(crate) fn record(v: u8) -> FlowRecord {
@@ -550,6 +580,7 @@ pub(crate) mod tests_support {
 mod tests {
     use super::tests_support::{record, schema};
     use super::*;
+    use crate::flow::record::ScoreStatus;
 
     #[test]
     fn text_columns_are_variable_length_strings() {
@@ -688,6 +719,38 @@ mod tests {
         assert_eq!(rec[fixed_before], 3);
         assert_eq!(&rec[fixed_before + 1..fixed_before + 4], b"dns");
         assert_eq!(&rec[len - 7..], b"\x06scored");
+    }
+
+    #[test]
+    fn anomaly_predictions_are_their_number_as_text() {
+        // No class labels: `prediction` is the number, as CSV writes it.
+        let mut s = schema();
+        s.scored = true;
+        s.scores = vec!["anomaly_score".into()];
+        let (t, _) = Template::for_schema(&s, &Selection::all(&s), 4, DEFAULT_WEIR_PEN);
+        let fixed_before = t.fixed_len - 8; // the score field follows the label
+        for (p, text) in [
+            (Some(0), "0"),
+            (Some(1), "1"),
+            (Some(u32::MAX), "4294967295"),
+            (None, ""),
+        ] {
+            let mut r = record(4);
+            r.prediction = p;
+            r.scores = vec![0.5];
+            let len = t.record_len(&r);
+            assert_eq!(len, t.min_record_len() + text.len());
+            let mut m = MessageBuf::new(1400);
+            m.set(t.id);
+            t.write_record(&r, &mut m);
+            let b = m.finish(0, 0, 0).to_vec();
+            let rec = &b[20..20 + len];
+            assert_eq!(rec[fixed_before] as usize, text.len());
+            assert_eq!(
+                &rec[fixed_before + 1..fixed_before + 1 + text.len()],
+                text.as_bytes()
+            );
+        }
     }
 
     #[test]

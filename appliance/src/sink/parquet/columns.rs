@@ -2,6 +2,7 @@
 //! buffers values gather in until a row group is written.
 
 use super::*;
+use crate::flow::schema::ColumnType;
 
 /// The Parquet type of one column.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -35,7 +36,7 @@ impl Layout {
         let kinds = column_kinds(schema);
         if names.len() != kinds.len() {
             return Err(io::Error::other(format!(
-                "parquet: the record walk gives {} columns but the header names {}",
+                "parquet: the schema types {} columns but its header names {}",
                 kinds.len(),
                 names.len()
             )));
@@ -87,60 +88,17 @@ impl Layout {
     }
 }
 
-/// Each column's type, from walking records whose every value is present: a flow record,
-/// then an interval record for the columns a flow record leaves empty (the interval bounds).
+/// Each column's Parquet type, from the record schema's column types.
 pub(crate) fn column_kinds(schema: &RecordSchema) -> Vec<ColKind> {
-    let probe = |interval| FlowRecord {
-        key: weir_plugin_api::FlowKeyV1 {
-            ip_version: 4,
-            ..Default::default()
-        },
-        expiration: Expiration::Idle,
-        worker: 0,
-        interval,
-        service: 0,
-        bidirectional: Default::default(),
-        src2dst: Default::default(),
-        dst2src: Default::default(),
-        values: vec![0.0; schema.extra.len()],
-        // Every text column present (empty), so it walks as a string column.
-        texts: {
-            let mut t = crate::flow::record::Texts::default();
-            for _ in 0..schema.n_texts() {
-                t.push(Some(""));
-            }
-            t
-        },
-        score_status: ScoreStatus::Scored,
-        prediction: Some(0),
-        scores: vec![0.0; schema.scores.len()],
-        icmp: [0; 2],
-        community_id: Default::default(),
-        model: None,
-    };
-    let walk = |rec: &FlowRecord| {
-        let mut kinds = Vec::new();
-        fields(rec, schema, |f| {
-            kinds.push(match f {
-                Field::Str(_) | Field::Ip(_) => Some(ColKind::Utf8),
-                Field::Int(_) => Some(ColKind::Int64),
-                Field::UInt(_) => Some(ColKind::UInt64),
-                Field::Float(_) => Some(ColKind::Double),
-                Field::Missing => None,
-            })
-        });
-        kinds
-    };
-    let flow = walk(&probe(None));
-    let span = crate::flow::record::IntervalSpan {
-        start_ms: 0,
-        end_ms: 0,
-    };
-    let interval = walk(&probe(Some(span)));
-    flow.into_iter()
-        .zip(interval)
-        // A column both walks leave empty can only hold numbers or nothing.
-        .map(|(f, i)| f.or(i).unwrap_or(ColKind::Double))
+    schema
+        .column_types()
+        .into_iter()
+        .map(|t| match t {
+            ColumnType::Text => ColKind::Utf8,
+            ColumnType::Int => ColKind::Int64,
+            ColumnType::UInt => ColKind::UInt64,
+            ColumnType::Float => ColKind::Double,
+        })
         .collect()
 }
 

@@ -6,9 +6,8 @@
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
-use weir::flow::record::{
-    core_column, DirCounters, Expiration, FlowRecord, RecordSchema, ScoreStatus,
-};
+use weir::flow::record::{DirCounters, Expiration, FlowRecord, RecordSchema, ScoreStatus};
+use weir::flow::schema::core_column;
 use weir_plugin_api::FlowKeyV1;
 
 pub fn workspace() -> PathBuf {

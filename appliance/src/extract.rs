@@ -115,17 +115,7 @@ pub fn extract(args: &ExtractArgs, out_path: Option<PathBuf>) -> Result<Summary>
     // The model and the sinks are checked before DPDK starts: a bad model is refused at once.
     let output = start_output(&mut pipeline, out_path.clone(), ipfix.as_ref())?;
     let model_info = output.model.clone();
-    // The manifest's hash of a CSV or JSON Lines records file, computed while it is written
-    // (Parquet files appear whole at the end: hashed then).
-    let follower = out_path
-        .as_deref()
-        .filter(|o| {
-            matches!(
-                crate::sink::Format::from_path(o),
-                Ok(crate::sink::Format::Csv | crate::sink::Format::JsonLines)
-            )
-        })
-        .and_then(crate::manifest::Follower::start);
+    let follower = follow_records(out_path.as_deref());
     let pipeline = Arc::new(pipeline);
     let cfg = &pipeline.cfg;
 
@@ -227,6 +217,18 @@ pub fn extract(args: &ExtractArgs, out_path: Option<PathBuf>) -> Result<Summary>
         cost_table,
         cost: merged,
     })
+}
+
+/// The manifest's hash of a CSV or JSON Lines records file, computed while it is written
+/// (Parquet files appear whole at the end: hashed then).
+fn follow_records(out: Option<&std::path::Path>) -> Option<crate::manifest::Follower> {
+    out.filter(|o| {
+        matches!(
+            crate::sink::Format::from_path(o),
+            Ok(crate::sink::Format::Csv | crate::sink::Format::JsonLines)
+        )
+    })
+    .and_then(crate::manifest::Follower::start)
 }
 
 /// The data manifest beside the records `o`: what they were made from.

@@ -228,19 +228,24 @@ impl ParquetFile {
     /// Encode the buffered rows as one row group (into the staging buffer).
     fn encode_row_group(&mut self) -> io::Result<()> {
         let mut rg = self.writer.next_row_group().map_err(to_io)?;
+        let (mut def, mut present) = (Vec::new(), Vec::new());
         for col in &self.cols {
             let mut cw = rg
                 .next_column()
                 .map_err(to_io)?
                 .ok_or_else(|| io::Error::other("parquet: fewer column writers than columns"))?;
-            let def = Some(col.def.as_slice());
+            let levels = Some(col.def.as_slice());
             match &col.values {
                 Values::Bytes { data, ends } => {
                     cw.typed::<ByteArrayType>()
-                        .write_batch(&byte_arrays(data, ends), def, None)
+                        .write_batch(&byte_arrays(data, ends), levels, None)
                 }
-                Values::Int(v) => cw.typed::<Int64Type>().write_batch(v, def, None),
-                Values::Float(v) => cw.typed::<DoubleType>().write_batch(v, def, None),
+                Values::Int(v) => cw.typed::<Int64Type>().write_batch(v, levels, None),
+                Values::Float(rows) => {
+                    Column::floats(rows, &mut def, &mut present);
+                    cw.typed::<DoubleType>()
+                        .write_batch(&present, Some(&def), None)
+                }
             }
             .map_err(to_io)?;
             cw.close().map_err(to_io)?;

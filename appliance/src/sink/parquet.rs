@@ -107,6 +107,8 @@ pub(crate) struct ParquetFile {
     path: PathBuf,
     tmp: PathBuf,
     cols: Vec<Column>,
+    /// The last few records' numbers, on their way into `cols`.
+    block: Block,
     rows_buffered: usize,
     bytes_buffered: u64,
     /// Rows in the file (written and buffered).
@@ -150,6 +152,7 @@ impl ParquetFile {
             path: path.to_path_buf(),
             tmp,
             cols: layout.kinds.iter().map(|k| Column::new(*k)).collect(),
+            block: Block::new(layout.kinds.len()),
             rows_buffered: 0,
             bytes_buffered: 0,
             rows: 0,
@@ -168,9 +171,12 @@ impl ParquetFile {
         let mut i = 0;
         let mut bytes = 0u64;
         let cols = &mut self.cols;
+        let (slots, present) = self.block.row();
         fields(rec, &self.layout.schema, |f| {
-            if let Some(c) = cols.get_mut(i) {
-                bytes += c.push(f);
+            if let (Some(c), Some(s), Some(p)) =
+                (cols.get_mut(i), slots.get_mut(i), present.get_mut(i))
+            {
+                bytes += c.push(f, s, p);
             }
             i += 1;
         });
@@ -179,6 +185,10 @@ impl ParquetFile {
                 "parquet: a record has {i} fields, the schema {} columns",
                 cols.len()
             )));
+        }
+        self.block.rows += 1;
+        if self.block.is_full() {
+            self.block.drain(&mut self.cols);
         }
         self.rows_buffered += 1;
         self.rows += 1;
@@ -227,6 +237,7 @@ impl ParquetFile {
 
     /// Encode the buffered rows as one row group (into the staging buffer).
     fn encode_row_group(&mut self) -> io::Result<()> {
+        self.block.drain(&mut self.cols);
         let mut rg = self.writer.next_row_group().map_err(to_io)?;
         let (mut def, mut present) = (Vec::new(), Vec::new());
         for col in &self.cols {

@@ -11,10 +11,11 @@
 //! as `decimal(20,0)` and pandas as `uint64`, which then need casts, while every value weir
 //! counts fits in 63 bits. Times stay integer milliseconds, as in the CSV and NFStream.
 //!
-//! Rows are buffered per column and written as a row group when the buffer is large; the file
-//! is written under a hidden temporary name (`.NAME.parquet.tmp`, which pyarrow, Spark and
-//! Hive skip) and only renamed to `NAME.parquet` once its footer is written and it is fsynced,
-//! then the directory is fsynced: a crash leaves no half file under a final name.
+//! Rows are buffered per column (numbers via a small row-major block, `columns::Block`) and
+//! written as a row group when the buffer is large; the file is written under a hidden
+//! temporary name (`.NAME.parquet.tmp`, which pyarrow, Spark and Hive skip) and only renamed
+//! to `NAME.parquet` once its footer is written and it is fsynced, then the directory is
+//! fsynced: a crash leaves no half file under a final name.
 //!
 //! The low-level typed column writer of the `parquet` crate is used rather than its Arrow
 //! writer: records go straight from [`FlowRecord`] into column buffers (no Arrow arrays in

@@ -11,7 +11,8 @@
 //! On a shared machine wall time says little about what one sink thread can do, so after
 //! criterion's lines each sink is also timed by the thread's own CPU time
 //! (`CLOCK_THREAD_CPUTIME_ID`, median of 5 passes): `cpu sink/csv: N records per CPU-second`.
-//! `--cpu-only` prints only those.
+//! `--cpu-only` prints only those; names after it (`--cpu-only csv parquet_file`) time only
+//! those sinks (for a profile of one).
 
 use criterion::{criterion_group, Criterion, Throughput};
 use weir::flow::record::{DirCounters, Expiration, FlowRecord, RecordSchema};
@@ -183,12 +184,16 @@ fn thread_cpu_s() -> f64 {
     t.tv_sec as f64 + t.tv_nsec as f64 * 1e-9
 }
 
-/// Records per CPU-second of the writing thread, median of 5 passes.
-fn cpu_rates() {
+/// Records per CPU-second of the writing thread, median of 5 passes, for the sinks named in
+/// `only` (all when empty).
+fn cpu_rates(only: &[String]) {
     let schema = schema();
     let recs = records(&schema);
     let dir = tempfile::tempdir().unwrap();
     for (name, path) in sinks(dir.path()) {
+        if !only.is_empty() && !only.iter().any(|o| o == name) {
+            continue;
+        }
         write_all(&path, &schema, &recs);
         let mut rates: Vec<f64> = (0..5)
             .map(|_| {
@@ -198,7 +203,16 @@ fn cpu_rates() {
             })
             .collect();
         rates.sort_by(|a, b| a.total_cmp(b));
-        println!("cpu sink/{name}: {:.0} records per CPU-second", rates[2]);
+        let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        let size = if path.is_file() {
+            format!(" ({:.1} MB)", size as f64 / 1e6)
+        } else {
+            String::new()
+        };
+        println!(
+            "cpu sink/{name}: {:.0} records per CPU-second{size}",
+            rates[2]
+        );
     }
 }
 
@@ -218,9 +232,11 @@ fn bench(c: &mut Criterion) {
 criterion_group!(benches, bench);
 
 fn main() {
-    if !std::env::args().any(|a| a == "--cpu-only") {
+    let args: Vec<String> = std::env::args().collect();
+    let Some(at) = args.iter().position(|a| a == "--cpu-only") else {
         benches();
         Criterion::default().configure_from_args().final_summary();
-    }
-    cpu_rates();
+        return cpu_rates(&[]);
+    };
+    cpu_rates(&args[at + 1..]);
 }

@@ -37,12 +37,9 @@ impl CsvSink {
 impl RecordSink for CsvSink {
     fn write(&mut self, rec: &FlowRecord) -> io::Result<()> {
         let line = self.out.line();
-        let mut first = true;
+        let start = line.len();
+        // Every field is followed by a comma; the last one becomes the newline.
         fields(rec, &self.schema, |f| {
-            if !first {
-                line.push(b',');
-            }
-            first = false;
             match f {
                 Field::Str(s) => push_csv_str(line, s),
                 Field::Ip(ip) => push_ip(line, ip),
@@ -51,8 +48,14 @@ impl RecordSink for CsvSink {
                 Field::Float(x) => push_f64(line, x),
                 Field::Missing => {}
             }
+            line.push(b',');
         });
-        line.push(b'\n');
+        if line.len() > start {
+            let end = line.len() - 1;
+            line[end] = b'\n';
+        } else {
+            line.push(b'\n');
+        }
         self.out.end_line()
     }
 

@@ -2,7 +2,7 @@
 //! formatted straight into the file's buffer ([`super::text`]): no allocation per field or
 //! per record.
 
-use super::text::{push_f64, push_i64, push_ip, push_json_str, push_u64};
+use super::text::{push_f64, push_i64, push_ip, push_json_str, push_short, push_u64};
 use super::textfile::{TextFile, TextOptions};
 use super::{fields, Field, RecordSink};
 use crate::flow::record::{FlowRecord, RecordSchema};
@@ -12,7 +12,7 @@ use std::path::Path;
 pub struct JsonlSink {
     out: TextFile,
     schema: RecordSchema,
-    /// Each key, quoted and escaped, with its `:`.
+    /// Each key, quoted and escaped, with its `:` and the `{` or `,` before it.
     keys: Vec<Vec<u8>>,
 }
 
@@ -21,8 +21,9 @@ impl JsonlSink {
         let keys = schema
             .header()
             .iter()
-            .map(|h| {
-                let mut k = Vec::new();
+            .enumerate()
+            .map(|(i, h)| {
+                let mut k = vec![if i == 0 { b'{' } else { b',' }];
                 push_json_str(&mut k, h);
                 k.push(b':');
                 k
@@ -39,15 +40,13 @@ impl JsonlSink {
 impl RecordSink for JsonlSink {
     fn write(&mut self, rec: &FlowRecord) -> io::Result<()> {
         let line = self.out.line();
-        line.push(b'{');
         let mut i = 0;
         let keys = &self.keys;
         fields(rec, &self.schema, |f| {
-            if i > 0 {
-                line.push(b',');
-            }
-            if let Some(k) = keys.get(i) {
-                line.extend_from_slice(k);
+            match keys.get(i) {
+                Some(k) => push_short(line, k),
+                // More fields than header names (cannot happen: both come from the schema).
+                None => line.push(if i == 0 { b'{' } else { b',' }),
             }
             match f {
                 Field::Str(s) => push_json_str(line, s),
@@ -63,6 +62,9 @@ impl RecordSink for JsonlSink {
             }
             i += 1;
         });
+        if i == 0 {
+            line.push(b'{');
+        }
         line.extend_from_slice(b"}\n");
         self.out.end_line()
     }

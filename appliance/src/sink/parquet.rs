@@ -10,10 +10,11 @@
 //! as `decimal(20,0)` and pandas as `uint64`, which then need casts, while every value weir
 //! counts fits in 63 bits. Times stay integer milliseconds, as in the CSV and NFStream.
 //!
-//! Rows are buffered per column and written as a row group when the buffer is large; the file
-//! is written under a hidden temporary name (`.NAME.parquet.tmp`, which pyarrow, Spark and
-//! Hive skip) and only renamed to `NAME.parquet` once its footer is written and it is fsynced,
-//! then the directory is fsynced: a crash leaves no half file under a final name.
+//! Rows are buffered per column (numbers via a small row-major block, `columns::Block`) and
+//! written as a row group when the buffer is large; the file is written under a hidden
+//! temporary name (`.NAME.parquet.tmp`, which pyarrow, Spark and Hive skip) and only renamed
+//! to `NAME.parquet` once its footer is written and it is fsynced, then the directory is
+//! fsynced: a crash leaves no half file under a final name.
 //!
 //! The low-level typed column writer of the `parquet` crate is used rather than its Arrow
 //! writer: records go straight from [`FlowRecord`] into column buffers (no Arrow arrays in
@@ -106,6 +107,8 @@ pub(crate) struct ParquetFile {
     path: PathBuf,
     tmp: PathBuf,
     cols: Vec<Column>,
+    /// The last few records' numbers, on their way into `cols`.
+    block: Block,
     rows_buffered: usize,
     bytes_buffered: u64,
     /// Rows in the file (written and buffered).
@@ -149,6 +152,7 @@ impl ParquetFile {
             path: path.to_path_buf(),
             tmp,
             cols: layout.kinds.iter().map(|k| Column::new(*k)).collect(),
+            block: Block::new(layout.kinds.len()),
             rows_buffered: 0,
             bytes_buffered: 0,
             rows: 0,
@@ -167,9 +171,12 @@ impl ParquetFile {
         let mut i = 0;
         let mut bytes = 0u64;
         let cols = &mut self.cols;
+        let (slots, present) = self.block.row();
         fields(rec, &self.layout.schema, |f| {
-            if let Some(c) = cols.get_mut(i) {
-                bytes += c.push(f);
+            if let (Some(c), Some(s), Some(p)) =
+                (cols.get_mut(i), slots.get_mut(i), present.get_mut(i))
+            {
+                bytes += c.push(f, s, p);
             }
             i += 1;
         });
@@ -178,6 +185,10 @@ impl ParquetFile {
                 "parquet: a record has {i} fields, the schema {} columns",
                 cols.len()
             )));
+        }
+        self.block.rows += 1;
+        if self.block.is_full() {
+            self.block.drain(&mut self.cols);
         }
         self.rows_buffered += 1;
         self.rows += 1;
@@ -226,20 +237,26 @@ impl ParquetFile {
 
     /// Encode the buffered rows as one row group (into the staging buffer).
     fn encode_row_group(&mut self) -> io::Result<()> {
+        self.block.drain(&mut self.cols);
         let mut rg = self.writer.next_row_group().map_err(to_io)?;
+        let (mut def, mut present) = (Vec::new(), Vec::new());
         for col in &self.cols {
             let mut cw = rg
                 .next_column()
                 .map_err(to_io)?
                 .ok_or_else(|| io::Error::other("parquet: fewer column writers than columns"))?;
-            let def = Some(col.def.as_slice());
+            let levels = Some(col.def.as_slice());
             match &col.values {
                 Values::Bytes { data, ends } => {
                     cw.typed::<ByteArrayType>()
-                        .write_batch(&byte_arrays(data, ends), def, None)
+                        .write_batch(&byte_arrays(data, ends), levels, None)
                 }
-                Values::Int(v) => cw.typed::<Int64Type>().write_batch(v, def, None),
-                Values::Float(v) => cw.typed::<DoubleType>().write_batch(v, def, None),
+                Values::Int(v) => cw.typed::<Int64Type>().write_batch(v, levels, None),
+                Values::Float(rows) => {
+                    Column::floats(rows, &mut def, &mut present);
+                    cw.typed::<DoubleType>()
+                        .write_batch(&present, Some(&def), None)
+                }
             }
             .map_err(to_io)?;
             cw.close().map_err(to_io)?;

@@ -3,26 +3,188 @@
 //!
 //! Floats print exactly as Rust's `{:?}` prints them (the shortest digits that read back as
 //! the same `f64`, at least one decimal, exponent form below 1e-4 and from 1e16 up), which is
-//! what the records have always been written as and what the parity tests compare. `ryu`
-//! gives the same shortest digits several times faster than `core::fmt`; it writes the
-//! decimal form over a wider range than `{:?}` and breaks exact ties between two shortest
-//! forms the other way, so outside 1e-4..1e16, and for values short enough in decimal that
-//! a tie is possible (0.5, 2.25, -1010791494722.40625), the standard formatter is used
-//! (whole numbers up to 1e16 have a fast path of their own).
+//! what the records have always been written as and what the parity tests compare. `zmij`
+//! gives the same shortest digits several times faster than `core::fmt` (and about twice as
+//! fast as `ryu`); it writes the decimal form over a wider range than `{:?}` and may break
+//! an exact tie between two shortest forms the other way, so outside 1e-4..1e16, and for
+//! values short enough in decimal that a tie is possible (0.5, 2.25, -1010791494722.40625),
+//! the standard formatter is used (whole numbers up to 1e16 have a fast path of their own).
+//!
+//! Numbers are written straight into the buffer's spare capacity (one capacity check per
+//! field, no `memcpy` call per field): these run once per column per record, about 200
+//! times per record with the default plugins, so they are hand-written here.
 
 use std::io::Write;
 use std::net::IpAddr;
 
+/// Spare capacity a number needs: `{:?}` of an `f64` takes at most 24 bytes, an `i64` 20.
+const NUM_BYTES: usize = 32;
+
+/// Strings up to this long are copied without a `memcpy` call ([`push_short`]).
+const SHORT_BYTES: usize = 64;
+
+/// "00" to "99".
+const PAIRS: &[u8; 200] = b"\
+0001020304050607080910111213141516171819\
+2021222324252627282930313233343536373839\
+4041424344454647484950515253545556575859\
+6061626364656667686970717273747576777879\
+8081828384858687888990919293949596979899";
+
+/// 10^i.
+const POW10: [u64; 20] = {
+    let mut p = [1u64; 20];
+    let mut i = 1;
+    while i < 20 {
+        p[i] = p[i - 1] * 10;
+        i += 1;
+    }
+    p
+};
+
+/// Decimal digits of `v` (1 for 0).
+#[inline]
+fn digits(v: u64) -> usize {
+    let bits = 64 - (v | 1).leading_zeros();
+    // floor(log10(2^bits)): the digit count of `v` or one less.
+    let t = (bits * 1233) >> 12;
+    t as usize + ((v | 1) >= POW10[t as usize]) as usize
+}
+
+/// The spare capacity of `buf` after making sure it has `n` bytes.
+#[inline]
+fn spare(buf: &mut Vec<u8>, n: usize) -> *mut u8 {
+    buf.reserve(n);
+    // SAFETY: `len` is within the allocation (`len <= capacity`).
+    unsafe { buf.as_mut_ptr().add(buf.len()) }
+}
+
+/// Mark `n` more bytes of `buf` written.
+///
+/// # Safety
+/// The `n` bytes after `len` must have been written (and be within the capacity).
+#[inline]
+unsafe fn advance(buf: &mut Vec<u8>, n: usize) {
+    // SAFETY: the caller wrote those bytes within the capacity.
+    unsafe { buf.set_len(buf.len() + n) }
+}
+
+/// Write `v`'s digits at `dst`; returns how many.
+///
+/// # Safety
+/// `dst` must be valid for 20 bytes of writes.
+#[inline]
+unsafe fn write_u64(dst: *mut u8, mut v: u64) -> usize {
+    let n = digits(v);
+    // SAFETY: `n <= 20` bytes from `dst` (the caller's guarantee); digits are written from
+    // the end, two at a time, each pair within `dst..dst + n`.
+    unsafe {
+        let mut end = dst.add(n);
+        while v >= 100 {
+            let r = (v % 100) as usize * 2;
+            v /= 100;
+            end = end.sub(2);
+            std::ptr::copy_nonoverlapping(PAIRS.as_ptr().add(r), end, 2);
+        }
+        if v >= 10 {
+            std::ptr::copy_nonoverlapping(PAIRS.as_ptr().add(v as usize * 2), dst, 2);
+        } else {
+            *dst = b'0' + v as u8;
+        }
+    }
+    n
+}
+
+/// Write `v` at `dst`; returns the bytes written.
+///
+/// # Safety
+/// `dst` must be valid for 21 bytes of writes.
+#[inline]
+unsafe fn write_i64(dst: *mut u8, v: i64) -> usize {
+    let neg = v < 0;
+    // SAFETY: the sign takes one byte, the digits at most 20 (the caller's guarantee).
+    unsafe {
+        *dst = b'-';
+        neg as usize + write_u64(dst.add(neg as usize), v.unsigned_abs())
+    }
+}
+
+/// Copy `s` (at most [`SHORT_BYTES`]) to `dst` with a few overlapping word moves instead of
+/// a `memcpy` call (which costs more than the copy at these sizes).
+///
+/// # Safety
+/// `dst` must be valid for `s.len()` bytes of writes; `s.len() <= SHORT_BYTES`.
+#[inline]
+unsafe fn put_small(dst: *mut u8, s: &[u8]) {
+    let n = s.len();
+    debug_assert!(n <= SHORT_BYTES);
+    // SAFETY: every write lies within `dst..dst + n` (the caller's guarantee); the reads are
+    // of `s`, checked.
+    unsafe {
+        if n > 32 {
+            let a = <[u8; 32]>::try_from(&s[..32]).unwrap_or_default();
+            let b = <[u8; 32]>::try_from(&s[n - 32..]).unwrap_or_default();
+            dst.cast::<[u8; 32]>().write_unaligned(a);
+            dst.add(n - 32).cast::<[u8; 32]>().write_unaligned(b);
+        } else if n >= 16 {
+            let a = u128::from_ne_bytes(s[..16].try_into().unwrap_or_default());
+            let b = u128::from_ne_bytes(s[n - 16..].try_into().unwrap_or_default());
+            dst.cast::<u128>().write_unaligned(a);
+            dst.add(n - 16).cast::<u128>().write_unaligned(b);
+        } else if n >= 8 {
+            let a = u64::from_ne_bytes(s[..8].try_into().unwrap_or_default());
+            let b = u64::from_ne_bytes(s[n - 8..].try_into().unwrap_or_default());
+            dst.cast::<u64>().write_unaligned(a);
+            dst.add(n - 8).cast::<u64>().write_unaligned(b);
+        } else if n >= 4 {
+            let a = u32::from_ne_bytes(s[..4].try_into().unwrap_or_default());
+            let b = u32::from_ne_bytes(s[n - 4..].try_into().unwrap_or_default());
+            dst.cast::<u32>().write_unaligned(a);
+            dst.add(n - 4).cast::<u32>().write_unaligned(b);
+        } else if n > 0 {
+            *dst = s[0];
+            *dst.add(n / 2) = s[n / 2];
+            *dst.add(n - 1) = s[n - 1];
+        }
+    }
+}
+
+/// Append a short byte string (a column name, an address, a number's text; longer ones than
+/// [`SHORT_BYTES`] are copied as usual).
+#[inline]
+pub fn push_short(buf: &mut Vec<u8>, s: &[u8]) {
+    if s.len() > SHORT_BYTES {
+        buf.extend_from_slice(s);
+        return;
+    }
+    let dst = spare(buf, SHORT_BYTES);
+    // SAFETY: `dst` has SHORT_BYTES of capacity, `s` is at most as long; all of it written.
+    unsafe {
+        put_small(dst, s);
+        advance(buf, s.len());
+    }
+}
+
 /// Append an unsigned integer.
 #[inline]
 pub fn push_u64(buf: &mut Vec<u8>, v: u64) {
-    buf.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
+    let dst = spare(buf, NUM_BYTES);
+    // SAFETY: 32 bytes of spare capacity; `write_u64` reports what it wrote.
+    unsafe {
+        let n = write_u64(dst, v);
+        advance(buf, n);
+    }
 }
 
 /// Append a signed integer.
 #[inline]
 pub fn push_i64(buf: &mut Vec<u8>, v: i64) {
-    buf.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
+    let dst = spare(buf, NUM_BYTES);
+    // SAFETY: 32 bytes of spare capacity; `write_i64` reports what it wrote.
+    unsafe {
+        let n = write_i64(dst, v);
+        advance(buf, n);
+    }
 }
 
 /// Append a float as `{:?}` writes it.
@@ -30,14 +192,26 @@ pub fn push_i64(buf: &mut Vec<u8>, v: i64) {
 pub fn push_f64(buf: &mut Vec<u8>, x: f64) {
     let a = x.abs();
     // Whole numbers (packet sizes, directions, counts as doubles) are most of the values:
-    // the integer and ".0", as `{:?}` prints them below 1e16.
-    if (1.0..1e16).contains(&a) && x.fract() == 0.0 {
-        push_i64(buf, x as i64);
-        buf.extend_from_slice(b".0");
+    // the integer and ".0", as `{:?}` prints them below 1e16. (Compared through an integer:
+    // `fract` is a libm call without SSE4.1.)
+    if a < 1e16 && (x as i64) as f64 == x {
+        let dst = spare(buf, NUM_BYTES);
+        // SAFETY: 32 bytes of spare capacity: at most 18 for the sign and integer, 2 for ".0".
+        unsafe {
+            let mut n = 0;
+            if x.is_sign_negative() {
+                // -0.0 too (as `{:?}` writes it).
+                *dst = b'-';
+                n = 1;
+            }
+            n += write_u64(dst.add(n), a as u64);
+            dst.add(n).cast::<[u8; 2]>().write_unaligned(*b".0");
+            advance(buf, n + 2);
+        }
         return;
     }
-    if a == 0.0 || ((1e-4..1e16).contains(&a) && never_a_tie(x)) {
-        buf.extend_from_slice(ryu::Buffer::new().format_finite(x).as_bytes());
+    if (1e-4..1e16).contains(&a) && never_a_tie(x) {
+        push_short(buf, zmij::Buffer::new().format_finite(x).as_bytes());
     } else {
         // Writing into a Vec cannot fail.
         let _ = write!(buf, "{x:?}");
@@ -46,9 +220,10 @@ pub fn push_f64(buf: &mut Vec<u8>, x: f64) {
 
 /// Whether `x`'s exact decimal expansion has more than 20 significant digits. The shortest
 /// round-tripping form has at most 17, so it can then never lie exactly halfway between two
-/// candidates: the one case where ryu (ties to even: 1658206780088562.25 -> ...562.2) and
-/// `{:?}` (ties away: ...562.3) differ. x = m * 2^e with m odd and e < 0 is m * 5^-e / 10^-e,
-/// whose digits are those of m * 5^-e; a lower bound of their count is enough.
+/// candidates: the one case where the fast formatter (ties to even: 1658206780088562.25 ->
+/// ...562.2) and `{:?}` (ties away: ...562.3) may differ. x = m * 2^e with m odd and e < 0 is
+/// m * 5^-e / 10^-e, whose digits are those of m * 5^-e; a lower bound of their count is
+/// enough.
 #[inline]
 fn never_a_tie(x: f64) -> bool {
     let bits = x.to_bits();
@@ -77,13 +252,18 @@ fn never_a_tie(x: f64) -> bool {
 pub fn push_ip(buf: &mut Vec<u8>, ip: IpAddr) {
     match ip {
         IpAddr::V4(v4) => {
-            let o = v4.octets();
-            let mut b = itoa::Buffer::new();
-            for (i, x) in o.iter().enumerate() {
-                if i > 0 {
-                    buf.push(b'.');
+            let dst = spare(buf, NUM_BYTES);
+            let mut n = 0;
+            // SAFETY: 32 bytes of spare capacity; a dotted quad takes at most 15.
+            unsafe {
+                for (i, o) in v4.octets().into_iter().enumerate() {
+                    if i > 0 {
+                        *dst.add(n) = b'.';
+                        n += 1;
+                    }
+                    n += write_u64(dst.add(n), o as u64);
                 }
-                buf.extend_from_slice(b.format(*x).as_bytes());
+                advance(buf, n);
             }
         }
         IpAddr::V6(v6) => {
@@ -97,7 +277,7 @@ pub fn push_ip(buf: &mut Vec<u8>, ip: IpAddr) {
 pub fn push_csv_str(buf: &mut Vec<u8>, s: &str) {
     let b = s.as_bytes();
     if !b.iter().any(|&c| matches!(c, b',' | b'"' | b'\r' | b'\n')) {
-        buf.extend_from_slice(b);
+        push_short(buf, b);
         return;
     }
     buf.push(b'"');
@@ -112,6 +292,19 @@ pub fn push_csv_str(buf: &mut Vec<u8>, s: &str) {
 
 /// Append a JSON string (quoted and escaped as `serde_json` escapes it).
 pub fn push_json_str(buf: &mut Vec<u8>, s: &str) {
+    let b = s.as_bytes();
+    if !b.iter().any(|&c| c < 0x20 || c == b'"' || c == b'\\') && b.len() <= NUM_BYTES - 2 {
+        // Nothing to escape (the usual case: names, addresses, community ids).
+        let dst = spare(buf, NUM_BYTES);
+        // SAFETY: 32 bytes of spare capacity for the two quotes and at most 30 bytes.
+        unsafe {
+            *dst = b'"';
+            put_small(dst.add(1), b);
+            *dst.add(1 + b.len()) = b'"';
+            advance(buf, b.len() + 2);
+        }
+        return;
+    }
     // serde_json writes straight into the Vec; a &str always serializes.
     let _ = serde_json::to_writer(&mut *buf, s);
 }
@@ -165,8 +358,16 @@ mod tests {
         for x in special {
             assert_eq!(f(x), format!("{x:?}"), "{x:e}");
         }
-        // Random bit patterns (every exponent) and random values in the feature range, from
-        // a fixed xorshift sequence.
+        // Every power of ten and its neighbours (the fixed/exponent switch, digit counts).
+        for k in -330..310 {
+            let p: f64 = format!("1e{k}").parse().unwrap();
+            for x in [p, p.next_up(), p.next_down(), -p, 5.0 * p, 0.5 * p, 2.5 * p] {
+                assert_eq!(f(x), format!("{x:?}"), "{x:e}");
+            }
+        }
+        // Millions of values from a fixed xorshift sequence: random bit patterns (every
+        // exponent), values as the plugins make them, and short decimals and binary
+        // fractions (where two shortest forms can tie).
         let mut s = 0x9e37_79b9_7f4a_7c15u64;
         let mut next = || {
             s ^= s << 13;
@@ -174,32 +375,60 @@ mod tests {
             s ^= s << 17;
             s
         };
-        for _ in 0..200_000 {
-            let bits = f64::from_bits(next());
-            assert_eq!(f(bits), format!("{bits:?}"));
-            let v = (next() % 10_000_000) as f64 / (1 + next() % 1000) as f64;
-            assert_eq!(f(v), format!("{v:?}"));
-            // Large values with binary fractions (where ties are possible).
-            let w = (next() % 40_000_000_000_000_000) as f64 / 8.0;
-            assert_eq!(f(w), format!("{w:?}"));
+        let (mut ours, mut std) = (Vec::new(), String::new());
+        let mut check = |x: f64| {
+            ours.clear();
+            std.clear();
+            push_f64(&mut ours, x);
+            let _ = std::fmt::Write::write_fmt(&mut std, format_args!("{x:?}"));
+            assert_eq!(ours, std.as_bytes(), "{x:e}");
+        };
+        for _ in 0..1_000_000 {
+            check(f64::from_bits(next()));
+            check((next() % 10_000_000) as f64 / (1 + next() % 1000) as f64);
+            // Means, deviations, milliseconds from microseconds.
+            check((next() % 100_000_000) as f64 / 1000.0);
+            check((next() % 1_000_000) as f64 / 7.0);
+            // Short decimals: 0.125, 12.5, 3.75e-3...
+            let digits = next() % 100_000;
+            let scale = POW10[(next() % 12) as usize] as f64;
+            check(digits as f64 / scale);
+            // Binary fractions of every size (ties are possible), and large ones.
+            check((next() >> (next() % 64)) as f64 / (1u64 << (next() % 63)) as f64);
+            check((next() % 40_000_000_000_000_000) as f64 / 8.0);
         }
     }
 
     #[test]
     fn integers_and_addresses_print_as_display_does() {
-        for v in [0u64, 7, 10, 65535, u64::MAX] {
-            let mut b = Vec::new();
-            push_u64(&mut b, v);
-            assert_eq!(b, v.to_string().as_bytes());
+        let mut edges = vec![0u64, 1, 7, 65535, u64::MAX, u64::MAX - 1];
+        for p in POW10 {
+            edges.extend([p - 1, p, p + 1]);
         }
-        for v in [0i64, -1, i64::MIN, i64::MAX] {
-            let mut b = Vec::new();
-            push_i64(&mut b, v);
-            assert_eq!(b, v.to_string().as_bytes());
+        let mut s = 0x2545_f491_4f6c_dd1du64;
+        let mut next = || {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            s
+        };
+        // Every magnitude: random values shifted down to 0..64 bits.
+        edges.extend((0..200_000).map(|_| next() >> (next() % 64)));
+        for v in edges {
+            let mut b = b"x".to_vec();
+            push_u64(&mut b, v);
+            assert_eq!(b, format!("x{v}").as_bytes());
+            for i in [v as i64, (v as i64).wrapping_neg(), i64::MIN, i64::MAX] {
+                let mut b = Vec::new();
+                push_i64(&mut b, i);
+                assert_eq!(b, i.to_string().as_bytes());
+            }
         }
         for ip in [
             "0.0.0.0",
             "10.234.147.17",
+            "1.22.103.9",
+            "100.9.10.99",
             "255.255.255.255",
             "2001:db8::1",
             "::",
@@ -231,6 +460,30 @@ mod tests {
                 String::from_utf8(ours).unwrap(),
                 String::from_utf8(w.into_inner().unwrap()).unwrap()
             );
+        }
+    }
+
+    #[test]
+    fn strings_are_escaped_as_serde_json_escapes_them() {
+        let long = "x".repeat(40);
+        for t in [
+            "",
+            "plain",
+            "1:2a3b4c5d6e7f8091a2b3c4d5e6f=",
+            &long,
+            &"y".repeat(64),
+            &"z".repeat(33),
+            "say \"hi\"",
+            "back\\slash",
+            "tab\tnew\nline\u{1}",
+            "ünïcode",
+        ] {
+            let mut ours = b"[".to_vec();
+            push_json_str(&mut ours, t);
+            assert_eq!(ours[1..], serde_json::to_vec(t).unwrap()[..], "{t}");
+            let mut short = Vec::new();
+            push_short(&mut short, t.as_bytes());
+            assert_eq!(short, t.as_bytes());
         }
     }
 }

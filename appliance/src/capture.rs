@@ -15,6 +15,7 @@ mod swapped;
 
 use blocks::*;
 pub use framing::to_ethernet;
+pub use mapped::CaptureMap;
 use mapped::*;
 use swapped::*;
 
@@ -25,6 +26,7 @@ use sha2::{Digest, Sha256};
 use std::fs::File;
 use std::io::{BufReader, Read, Seek};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// Link types (LINKTYPE_* of the tcpdump.org registry) that weir can frame as Ethernet.
 pub mod linktype {
@@ -87,14 +89,14 @@ enum Inner {
     /// libpcap and Wireshark swap them back when reading (`pcap-file` does not).
     PcapSwapped(SwappedPcap),
     MappedPcap {
-        map: Mapping,
+        map: Arc<Mapping>,
         pos: usize,
         parser: PcapParser,
         linktype: u32,
         frac_ns: u64,
     },
     MappedPcapNg {
-        map: Mapping,
+        map: Arc<Mapping>,
         pos: usize,
         parser: PcapNgParser,
         ifaces: Vec<Iface>,
@@ -115,6 +117,9 @@ pub struct CaptureReader {
     released: usize,
     /// Packets whose time was clamped into 1970..2262.
     clamped: u64,
+    /// Mapped path: pages are given back only this many bytes behind what must be kept
+    /// (see [`CaptureReader::lend_mapping`]).
+    release_lag: usize,
 }
 
 impl CaptureReader {
@@ -147,7 +152,7 @@ impl CaptureReader {
             reason,
         };
         let map = if meta.is_file() {
-            Mapping::new(&f, size)
+            Mapping::new(&f, size).map(Arc::new)
         } else {
             None
         };
@@ -229,6 +234,7 @@ impl CaptureReader {
             hashed: 0,
             released: 0,
             clamped: 0,
+            release_lag: 0,
         })
     }
 
@@ -257,6 +263,21 @@ impl CaptureReader {
             self.inner,
             Inner::MappedPcap { .. } | Inner::MappedPcapNg { .. }
         )
+    }
+
+    /// A handle that keeps the file mapped while it lives, for packets handed on without a
+    /// copy (their bytes borrowed beyond the next read); `None` when the capture is not
+    /// mapped (a pipe, or a pcap read record by record). From then on the pages behind the
+    /// reader are given back only `lag` bytes late, as the borrowers may still read them
+    /// (such a read is correct either way: a page given back is read again from the page
+    /// cache, it only costs a fault).
+    pub fn lend_mapping(&mut self, lag: usize) -> Option<CaptureMap> {
+        let map = match &self.inner {
+            Inner::MappedPcap { map, .. } | Inner::MappedPcapNg { map, .. } => map,
+            _ => return None,
+        };
+        self.release_lag = lag;
+        Some(CaptureMap(map.clone()))
     }
 
     /// The sha256 (hex) and byte count of the whole file, after the last packet was read;
@@ -331,7 +352,8 @@ impl CaptureReader {
                     self.hashed
                 } else {
                     *pos
-                };
+                }
+                .saturating_sub(self.release_lag);
                 map.release_before(keep, &mut self.released);
                 let bytes = map.bytes();
                 if *pos >= bytes.len() {
@@ -373,7 +395,8 @@ impl CaptureReader {
                     self.hashed
                 } else {
                     *pos
-                };
+                }
+                .saturating_sub(self.release_lag);
                 map.release_before(keep, &mut self.released);
                 let bytes = map.bytes();
                 if *pos >= bytes.len() {

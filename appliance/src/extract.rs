@@ -2,9 +2,10 @@
 //!
 //! The captures are not read by a net_pcap port: net_pcap loses the original wire length and
 //! has no end-of-file signal (at the end of its file an RX queue returns no packets, as an idle
-//! link does). Instead a feeder on the main lcore reads them (pcap or pcapng), copies each
-//! packet into an mbuf with its exact metadata (wire length, nanosecond time) in weir's dynamic
-//! field, and enqueues it to a ring.
+//! link does). Instead a feeder on the main lcore reads them (pcap or pcapng), puts each
+//! packet in an mbuf with its exact metadata (wire length, nanosecond time) in weir's dynamic
+//! field, and enqueues it to a ring. The mbuf of a packet of a mapped capture points into the
+//! mapping (a DPDK external buffer: no copy); the mappings stay until every worker returned.
 //! The rings back an ethdev made with `rte_eth_from_rings` (the net_ring PMD), one RX queue per
 //! worker, and the workers poll it with `rte_eth_rx_burst` exactly as they poll a NIC. The
 //! feeder waits when a ring or the mempool is full, so nothing is dropped, and it raises a flag
@@ -33,7 +34,7 @@ use crate::output::{Output, OutputStats};
 use crate::pipeline::Pipeline;
 use crate::worker::RawPacket;
 use anyhow::{anyhow, bail, Context, Result};
-use feed::{feed, feed_port, progress_bar, Backoff, Fed, FeedPort};
+use feed::{feed, feed_port, progress_bar, Backoff, Fed, FeedPort, LentMaps};
 use report::{print_summary, write_stats};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -123,8 +124,7 @@ pub fn extract(args: &ExtractArgs, out_path: Option<PathBuf>) -> Result<Summary>
     let meta = launch.meta;
     let burst = usize::from(cfg.workers.burst);
     let FeedPort {
-        pool,
-        big_pool,
+        pools,
         mut rings,
         port: _port,
         queues,
@@ -157,10 +157,13 @@ pub fn extract(args: &ExtractArgs, out_path: Option<PathBuf>) -> Result<Summary>
         signal_hook::flag::register(sig, stop.clone())?;
     }
     let started = Instant::now();
+    // The mapped captures the workers' mbufs point into: unmapped only after the workers
+    // returned (see `LentMaps`).
+    let mut lent = LentMaps::default();
     let feed = feed(
         &args.captures,
-        &pool,
-        &big_pool,
+        &pools,
+        &mut lent,
         &meta,
         &mut rings,
         burst,
@@ -175,6 +178,7 @@ pub fn extract(args: &ExtractArgs, out_path: Option<PathBuf>) -> Result<Summary>
     tracing::debug!(elapsed = ?started.elapsed(), "feeder done");
     done.store(true, Ordering::Release);
     let reports = launch.wait();
+    lent.release();
     tracing::debug!(elapsed = ?started.elapsed(), "workers done");
     let out = output.finish();
     let records_hash = follower.and_then(|f| f.finish());

@@ -120,6 +120,13 @@ impl Mbuf {
         self.raw().ol_flags
     }
 
+    /// Whether the data is an external buffer ([`crate::Mempool::alloc_attached`]), not the
+    /// mbuf's own room.
+    #[inline]
+    pub fn is_external(&self) -> bool {
+        self.ol_flags() & weir_dpdk_sys::WEIR_RTE_MBUF_F_EXTERNAL != 0
+    }
+
     /// The NIC's RSS hash, when `RTE_MBUF_F_RX_RSS_HASH` says it is there.
     #[inline]
     pub fn rss_hash(&self) -> Option<u32> {
@@ -130,7 +137,8 @@ impl Mbuf {
         Some(unsafe { self.field::<u32>(weir_dpdk_sys::WEIR_MBUF_HASH_RSS_OFFSET as usize) })
     }
 
-    /// Copies `bytes` to the end of the packet (`rte_pktmbuf_append`).
+    /// Copies `bytes` to the end of the packet (`rte_pktmbuf_append`). An external buffer
+    /// has no room after its bytes: appending to one fails.
     pub fn append(&mut self, bytes: &[u8]) -> Result<()> {
         let len = u16::try_from(bytes.len()).map_err(|_| self.no_room(bytes.len()))?;
         // SAFETY: we own the mbuf; append returns room for `len` bytes or NULL.

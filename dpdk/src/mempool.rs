@@ -3,6 +3,9 @@
 //! A [`Mempool`] is a cheap shared handle. The pool is freed when the last handle goes, but
 //! only if every mbuf has come back: a pool with mbufs still out is deliberately leaked
 //! (with the EAL kept alive), so an `Mbuf` can never point into freed memory.
+//!
+//! A pool made with [`Mempool::new_extbuf`] has no data room: its mbufs carry bytes that live
+//! elsewhere ([`Mempool::alloc_attached`], DPDK's external buffers), e.g. a mapped capture.
 
 use std::ptr::NonNull;
 use std::sync::Arc;
@@ -30,6 +33,9 @@ struct PoolInner {
     ptr: NonNull<rte_mempool>,
     name: String,
     eal: Option<Eal>,
+    /// Made by [`Mempool::new_extbuf`]: each mbuf has room for its external buffer's shared
+    /// info in its private area.
+    extbuf: bool,
 }
 
 // SAFETY: pktmbuf pools use DPDK's thread-safe (multi-producer/consumer) ring ops by default.
@@ -62,6 +68,26 @@ impl Mempool {
         data_room: u16,
         socket_id: i32,
     ) -> Result<Mempool> {
+        Self::create(name, n, cache, 0, data_room, socket_id)
+    }
+
+    /// Creates a pool of `n` mbufs without a data room, for bytes that live elsewhere
+    /// ([`Mempool::alloc_attached`]); each mbuf's private area holds its
+    /// `rte_mbuf_ext_shared_info`. Their buffers have no IOVA (`RTE_BAD_IOVA`): they travel
+    /// through rings, never to a NIC.
+    pub fn new_extbuf(name: &str, n: u32, cache: u32, socket_id: i32) -> Result<Mempool> {
+        let priv_size = weir_dpdk_sys::WEIR_EXTBUF_PRIV_SIZE;
+        Self::create(name, n, cache, priv_size, 0, socket_id)
+    }
+
+    fn create(
+        name: &str,
+        n: u32,
+        cache: u32,
+        priv_size: u16,
+        data_room: u16,
+        socket_id: i32,
+    ) -> Result<Mempool> {
         let eal = Eal::require("Mempool::new_pktmbuf")?;
         let c_name = cstring("mempool name", name)?;
         // DPDK refuses a per-lcore cache whose flush threshold (1.5 x cache) exceeds the pool
@@ -73,7 +99,7 @@ impl Mempool {
                 c_name.as_ptr(),
                 n,
                 cache,
-                0,
+                priv_size,
                 data_room,
                 socket_id,
             )
@@ -96,6 +122,7 @@ impl Mempool {
                 ptr,
                 name: name.to_owned(),
                 eal: Some(eal),
+                extbuf: priv_size >= weir_dpdk_sys::WEIR_EXTBUF_PRIV_SIZE,
             }),
         })
     }
@@ -133,6 +160,40 @@ impl Mempool {
     pub fn alloc(&self) -> Option<Mbuf> {
         // SAFETY: valid pool; a non-null result is an mbuf we now own.
         let p = unsafe { weir_dpdk_sys::rte_pktmbuf_alloc(self.as_ptr()) };
+        // SAFETY: freshly allocated, owned by nobody else.
+        NonNull::new(p).map(|p| unsafe { Mbuf::from_raw(p) })
+    }
+
+    /// A fresh mbuf whose one segment is `bytes` itself, not a copy (an external buffer,
+    /// `rte_pktmbuf_attach_extbuf`); `None` when the pool is empty. Freeing the mbuf only
+    /// detaches it: the bytes stay their owner's.
+    ///
+    /// # Panics
+    /// If the pool was not made by [`Mempool::new_extbuf`], or `bytes` is longer than
+    /// `u16::MAX` (an mbuf segment's limit).
+    ///
+    /// # Safety
+    /// `bytes` must stay readable and unchanged until the mbuf is freed, by whichever thread
+    /// frees it (the borrow ends here; the mbuf does not carry its lifetime). Nothing may
+    /// write through the mbuf's data: the bytes may be read-only memory.
+    #[inline]
+    pub unsafe fn alloc_attached(&self, bytes: &[u8]) -> Option<Mbuf> {
+        assert!(
+            self.inner.extbuf,
+            "mempool {:?}: alloc_attached needs a pool made by Mempool::new_extbuf",
+            self.name()
+        );
+        let len = u16::try_from(bytes.len()).expect("an external buffer of at most 64 KiB");
+        // SAFETY: valid pool whose mbufs have room for the shared info in their private area
+        // (checked above); `bytes` outlives the mbuf per the caller's contract and is only
+        // read through it. A non-null result is a fresh mbuf we own.
+        let p = unsafe {
+            weir_dpdk_sys::weir_pktmbuf_alloc_attached(
+                self.as_ptr(),
+                bytes.as_ptr().cast_mut().cast(),
+                len,
+            )
+        };
         // SAFETY: freshly allocated, owned by nobody else.
         NonNull::new(p).map(|p| unsafe { Mbuf::from_raw(p) })
     }

@@ -74,6 +74,7 @@ fn ring_port_feeds_workers_in_order_with_exact_meta() {
     );
 
     check_plain_ring(&pool, meta);
+    check_attached(meta);
 
     let mut rings: Vec<Ring> = (0..QUEUES)
         .map(|q| Ring::new(&format!("feed{q}"), 512, SOCKET_ANY).unwrap())
@@ -220,4 +221,62 @@ fn check_plain_ring(pool: &Mempool, meta: MetaField) {
     assert_eq!(pool.in_use(), 4);
     drop(ring);
     assert_eq!(pool.in_use(), 0, "mbufs left in a dropped ring are freed");
+}
+
+/// External buffers: an attached mbuf's data is the caller's bytes themselves (same address,
+/// nothing copied) through a ring and back; freeing detaches it and returns the mbuf, again
+/// and again; the bytes are never written (append refuses, nothing else writes).
+fn check_attached(meta: MetaField) {
+    let ext = Mempool::new_extbuf("ext_pool", 63, 0, SOCKET_ANY).unwrap();
+    // Frames of 1 byte to the 64 KiB limit, in one buffer as in a mapped capture.
+    let lens = [1usize, 60, 1514, 9000, u16::MAX as usize];
+    let buf: Vec<u8> = (0..lens.iter().sum::<usize>())
+        .map(|i| (i * 7 % 251) as u8)
+        .collect();
+    let before = buf.clone();
+    let mut ring = Ring::new("attached", 8, SOCKET_ANY).unwrap();
+    for round in 0..3 {
+        let mut burst = MbufBurst::<8>::new();
+        let mut at = 0;
+        for (i, &len) in lens.iter().enumerate() {
+            let bytes = &buf[at..at + len];
+            at += len;
+            // SAFETY: `buf` outlives every mbuf of this round (all freed below) and is only read.
+            let mut m = unsafe { ext.alloc_attached(bytes) }.expect("an mbuf");
+            assert!(m.is_external());
+            assert!(m.append(&[0]).is_err(), "no room after an external buffer");
+            meta.set(
+                &mut m,
+                WeirMeta {
+                    ts_ns: i as u64,
+                    wire_len: len as u32,
+                },
+            );
+            burst.push(m).unwrap();
+        }
+        assert_eq!(ring.enqueue_burst(&mut burst).unwrap(), lens.len());
+        let mut out = MbufBurst::<8>::new();
+        assert_eq!(ring.dequeue_burst(&mut out).unwrap(), lens.len());
+        let mut at = 0;
+        for (i, m) in out.iter().enumerate() {
+            let len = lens[i];
+            assert_eq!(
+                m.data().as_ptr(),
+                buf[at..].as_ptr(),
+                "round {round}: not copied"
+            );
+            assert_eq!((m.pkt_len() as usize, m.nb_segs()), (len, 1));
+            assert_eq!(m.data(), &buf[at..at + len]);
+            assert_eq!(meta.get(m).unwrap().wire_len as usize, len);
+            at += len;
+        }
+        assert_eq!(ext.in_use(), lens.len() as u32);
+        drop(out);
+        assert_eq!(ext.in_use(), 0, "round {round}: freed mbufs come back");
+    }
+    assert_eq!(buf, before, "the bytes were never written");
+    // A detached mbuf is a plain empty one again: its own (empty) room, not the old buffer.
+    let mut plain = MbufBurst::<1>::new();
+    ext.alloc_bulk(&mut plain, 1).unwrap();
+    assert!(!plain[0].is_external() && plain[0].data().is_empty());
 }

@@ -11,8 +11,28 @@ pub(super) struct Mapping {
     pub(super) len: usize,
 }
 
-// SAFETY: the mapping is read-only and owned by one reader; moving it between threads is fine.
+// SAFETY: the mapping is read-only; moving it between threads is fine.
 unsafe impl Send for Mapping {}
+// SAFETY: the mapped bytes are only ever read (PROT_READ), from any thread; `release_before`
+// only drops pages, which a later read faults in again from the file.
+unsafe impl Sync for Mapping {}
+
+/// A mapped capture kept mapped while any handle lives: the feeder attaches packets of it to
+/// mbufs without copying them, and keeps the handles until the workers are done with them
+/// ([`super::CaptureReader::lend_mapping`]).
+#[derive(Clone)]
+pub struct CaptureMap(pub(super) std::sync::Arc<Mapping>);
+
+impl CaptureMap {
+    /// Whether all of `s` lies in the mapping (a packet as read from the file, not a copy
+    /// rewritten elsewhere, e.g. given an Ethernet header).
+    #[inline]
+    pub fn holds(&self, s: &[u8]) -> bool {
+        let base = self.0.ptr as usize;
+        let p = s.as_ptr() as usize;
+        p >= base && p + s.len() <= base + self.0.len
+    }
+}
 
 impl Mapping {
     pub(super) fn new(f: &File, len: u64) -> Option<Mapping> {

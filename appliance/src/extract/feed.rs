@@ -1,10 +1,22 @@
-//! `weir extract`'s feeder, on the main lcore: read every capture (pcap or pcapng), copy each
-//! packet into an mbuf with its exact metadata (wire length, nanosecond time) in weir's dynamic
+//! `weir extract`'s feeder, on the main lcore: read every capture (pcap or pcapng), put each
+//! packet in an mbuf with its exact metadata (wire length, nanosecond time) in weir's dynamic
 //! field, spread it by its flow's hash (`spread::worker_of_frame`, as the software spreader
 //! does) and enqueue it to its worker's ring, `workers.burst` at a time. It waits when a ring
-//! or the mempool is full (backpressure, never loss) and publishes the time it has read up to.
+//! or a mempool is full (backpressure, never loss) and publishes the time it has read up to.
+//!
+//! A packet of a mapped capture is not copied: its mbuf is attached to its bytes in the
+//! mapping (a DPDK external buffer, [`Mempool::alloc_attached`]). Copied are only the frames
+//! that are not bytes of a mapping: a capture read through a buffer (a pipe, a pcap read
+//! record by record), a frame given an Ethernet header (other link types), and a frame longer
+//! than [`MAX_FRAME`] (cut to fit, as before). The mappings stay mapped until every worker has
+//! returned ([`LentMaps`]). The workers only read packet data (`&[u8]`, plugins get a `const`
+//! pointer), so the read-only private mapping is enough. `--stats` counts both kinds
+//! (`frames_zero_copy`, `frames_copied`).
+//!
+//! Test-only hook: `WEIR_TEST_COPY_FRAMES=1` copies every frame (the tests compare both ways'
+//! records byte for byte).
 
-use crate::capture::{to_ethernet, CaptureReader};
+use crate::capture::{to_ethernet, CaptureMap, CaptureReader};
 use crate::cli::ExtractArgs;
 use crate::launch::Burst;
 use anyhow::{bail, Result};
@@ -18,6 +30,13 @@ pub(super) const RING_SIZE: u32 = 4096;
 pub(super) const DATA_ROOM: u16 = 2048 + 128;
 /// Data room of the few mbufs for frames larger than a regular one (TSO/GRO captures).
 pub(super) const BIG_DATA_ROOM: u16 = u16::MAX;
+/// The longest frame kept whole (longer ones are cut to this, copied or not: a zero-copy run
+/// gives the records of a copying one).
+pub(super) const MAX_FRAME: usize = BIG_DATA_ROOM as usize - 128;
+/// A mapped capture's pages are given back this far behind the reader: packets before it may
+/// still be in the rings, read by the workers (a page given back is read again from the page
+/// cache, at the cost of a fault). Rings hold ~4 k packets per worker, a few MB of usual ones.
+const RELEASE_LAG: usize = 32 << 20;
 /// The feeder publishes the input's time every this many packets (and at the end): each time
 /// it first enqueues the partial bursts of every worker.
 const CLOCK_EVERY: u64 = 1024;
@@ -32,6 +51,10 @@ pub(super) struct Fed {
     pub capture_errors: Vec<String>,
     pub unsupported_linktype: u64,
     pub truncated_to_mbuf: u64,
+    /// Frames handed to the workers without a copy (attached to the mapped capture's bytes).
+    pub zero_copy: u64,
+    /// Frames copied into an mbuf (not mapped, given an Ethernet header, or cut to fit).
+    pub copied: u64,
     pub interrupted: bool,
     /// (sha256, bytes) of each capture read to its end, in order (`None` when not hashed).
     pub hashes: Vec<Option<(String, u64)>>,
@@ -68,11 +91,41 @@ impl Backoff {
     }
 }
 
+/// The mapped captures that mbufs point into. They are unmapped only by
+/// [`LentMaps::release`], once every worker has returned; dropped any other way (an error or a
+/// panic unwinding past the feeder while workers may still run) they stay mapped until the
+/// process exits, so no worker can ever read unmapped memory.
+#[derive(Default)]
+pub(super) struct LentMaps(Vec<CaptureMap>);
+
+impl LentMaps {
+    /// Unmap them. Call only when no mbuf pointing into them will be read again (the workers
+    /// returned; the mbufs still in rings are only freed, which reads no packet data).
+    pub fn release(mut self) {
+        self.0.clear();
+    }
+}
+
+impl Drop for LentMaps {
+    fn drop(&mut self) {
+        for m in self.0.drain(..) {
+            std::mem::forget(m);
+        }
+    }
+}
+
+/// The feeder's mempools: mbufs to copy frames into (regular and big), and data-less mbufs to
+/// attach to mapped frames.
+pub(super) struct Pools {
+    pub regular: Mempool,
+    pub big: Mempool,
+    pub attached: Mempool,
+}
+
 /// The feeder's side of the data path: its mempools, one ring per worker, and the net_ring
 /// port behind them whose RX queue `w` worker `w` polls.
 pub(super) struct FeedPort {
-    pub pool: Mempool,
-    pub big_pool: Mempool,
+    pub pools: Pools,
     pub rings: Vec<Ring>,
     pub port: Port,
     pub queues: Vec<RxQueue>,
@@ -81,16 +134,13 @@ pub(super) struct FeedPort {
 /// Set up the feeder's pools, rings and port for `n_workers` workers receiving `burst` at a
 /// time.
 pub(super) fn feed_port(n_workers: usize, burst: usize) -> Result<FeedPort> {
-    let pool = Mempool::new_pktmbuf(
-        "weir_feed",
-        (RING_SIZE * n_workers as u32 + 4 * burst as u32 * n_workers as u32 + 1024)
-            .next_power_of_two()
-            - 1,
-        256,
-        DATA_ROOM,
-        SOCKET_ANY,
-    )?;
+    // Enough for full rings, the workers' bursts and the feeder's pending ones.
+    let in_flight = (RING_SIZE * n_workers as u32 + 4 * burst as u32 * n_workers as u32 + 1024)
+        .next_power_of_two()
+        - 1;
+    let pool = Mempool::new_pktmbuf("weir_feed", in_flight, 256, DATA_ROOM, SOCKET_ANY)?;
     let big_pool = Mempool::new_pktmbuf("weir_feed_big", 127, 0, BIG_DATA_ROOM, SOCKET_ANY)?;
+    let attached = Mempool::new_extbuf("weir_feed_ext", in_flight, 256, SOCKET_ANY)?;
     let mut rings = Vec::with_capacity(n_workers);
     for i in 0..n_workers {
         rings.push(Ring::new(&format!("weir_feed{i}"), RING_SIZE, SOCKET_ANY)?);
@@ -118,8 +168,11 @@ pub(super) fn feed_port(n_workers: usize, burst: usize) -> Result<FeedPort> {
         n_workers
     );
     Ok(FeedPort {
-        pool,
-        big_pool,
+        pools: Pools {
+            regular: pool,
+            big: big_pool,
+            attached,
+        },
         rings,
         port,
         queues,
@@ -142,12 +195,13 @@ pub(super) fn progress_bar(args: &ExtractArgs, total: u64) -> Option<indicatif::
 }
 
 /// Read every capture into the rings. Returns when all was fed, on a signal (`stop`) or when
-/// a worker died (`died`).
+/// a worker died (`died`). The mapped captures whose bytes went out without a copy are added
+/// to `lent`.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn feed(
     captures: &[std::path::PathBuf],
-    pool: &Mempool,
-    big_pool: &Mempool,
+    pools: &Pools,
+    lent: &mut LentMaps,
     meta: &MetaField,
     rings: &mut [Ring],
     burst: usize,
@@ -167,6 +221,7 @@ pub(super) fn feed(
     let mut progress = 0u64;
     let mut pkt = PacketV1::EMPTY;
     let mut key = FlowKeyV1::default();
+    let zero_copy = std::env::var_os("WEIR_TEST_COPY_FRAMES").is_none_or(|v| v != "1");
     for path in captures {
         // The manifest's hash of the capture, computed as it is read (no second pass); none
         // when nothing writes a manifest (`weir cost`).
@@ -175,6 +230,14 @@ pub(super) fn feed(
         } else {
             CaptureReader::open(path)?
         };
+        let map = if zero_copy {
+            rd.lend_mapping(RELEASE_LAG)
+        } else {
+            None
+        };
+        if let Some(m) = &map {
+            lent.0.push(m.clone());
+        }
         loop {
             if stop.load(Ordering::Relaxed) || died.load(Ordering::Acquire) {
                 fed.interrupted = true;
@@ -191,7 +254,18 @@ pub(super) fn feed(
                 }
                 let worker =
                     crate::spread::worker_of_frame(frame, p.orig_len, n, &mut pkt, &mut key);
-                let m = alloc_copy(pool, big_pool, frame, rings, &mut pending, died);
+                let m = match &map {
+                    Some(map) if frame.len() <= MAX_FRAME && map.holds(frame) => {
+                        // SAFETY: `frame` is bytes of `map`, which `lent` keeps mapped until
+                        // every worker has returned (or forever); the file's bytes do not
+                        // change under a private mapping unless the file itself is rewritten
+                        // (as for any mmap reader), and the workers only read packet data.
+                        let attach = |p: &Mempool| unsafe { p.alloc_attached(frame) };
+                        alloc_wait(&pools.attached, attach, rings, &mut pending, died)
+                            .map(|m| (m, false))
+                    }
+                    _ => alloc_copy(pools, frame, rings, &mut pending, died),
+                };
                 Some((m, worker, p.orig_len))
             });
             let item = match item {
@@ -213,6 +287,11 @@ pub(super) fn feed(
             let (mut m, truncated) = m?;
             if truncated {
                 fed.truncated_to_mbuf += 1;
+            }
+            if m.is_external() {
+                fed.zero_copy += 1;
+            } else {
+                fed.copied += 1;
             }
             meta.set(
                 &mut m,
@@ -250,7 +329,7 @@ pub(super) fn feed(
         tracing::warn!(
             packets = fed.truncated_to_mbuf,
             "frames longer than {} bytes were cut to fit an mbuf (their wire length is kept)",
-            BIG_DATA_ROOM as usize - 128
+            MAX_FRAME
         );
     }
     Ok(fed)
@@ -271,23 +350,37 @@ fn publish_clock(
     input_clock.store(ts_ns, Ordering::Release);
 }
 
-/// An mbuf holding a copy of `frame`. Waits (pushing what is pending so workers can free
-/// mbufs) while the pool is empty: backpressure, never loss; unless a worker died (`died`),
-/// whose ring would never give its mbufs back.
+/// An mbuf holding a copy of `frame` (cut to [`MAX_FRAME`]; the flag says if it was).
 fn alloc_copy(
-    pool: &Mempool,
-    big_pool: &Mempool,
+    pools: &Pools,
     frame: &[u8],
     rings: &mut [Ring],
     pending: &mut [Burst],
     died: &AtomicBool,
 ) -> Result<(Mbuf, bool)> {
     let big = frame.len() > DATA_ROOM as usize - 128;
-    let p = if big { big_pool } else { pool };
+    let p = if big { &pools.big } else { &pools.regular };
+    let mut m = alloc_wait(p, Mempool::alloc, rings, pending, died)?;
+    let len = frame.len().min(MAX_FRAME);
+    m.append(&frame[..len])?;
+    Ok((m, len < frame.len()))
+}
+
+/// An mbuf of `pool` from `alloc`. Waits (pushing what is pending so workers can free mbufs)
+/// while the pool is empty: backpressure, never loss; unless a worker died (`died`), whose
+/// ring would never give its mbufs back.
+#[inline]
+fn alloc_wait(
+    pool: &Mempool,
+    alloc: impl Fn(&Mempool) -> Option<Mbuf>,
+    rings: &mut [Ring],
+    pending: &mut [Burst],
+    died: &AtomicBool,
+) -> Result<Mbuf> {
     let mut idle = Backoff::default();
-    let mut m = loop {
-        if let Some(m) = p.alloc() {
-            break m;
+    loop {
+        if let Some(m) = alloc(pool) {
+            return Ok(m);
         }
         if died.load(Ordering::Acquire) {
             bail!("a worker panicked: feeding stopped");
@@ -296,15 +389,7 @@ fn alloc_copy(
             push_all(&mut rings[w], b, died);
         }
         idle.wait();
-    };
-    let room = if big {
-        BIG_DATA_ROOM as usize - 128
-    } else {
-        frame.len()
-    };
-    let len = frame.len().min(room);
-    m.append(&frame[..len])?;
-    Ok((m, len < frame.len()))
+    }
 }
 
 /// Enqueue everything in `burst`, waiting while the ring is full; once a worker died

@@ -119,6 +119,8 @@ pub(super) fn write_stats(
         "ipv4_truncated": total.skipped.ipv4_truncated,
         "capture_errors": fed.capture_errors,
         "truncated_to_mbuf": fed.truncated_to_mbuf,
+        "frames_zero_copy": fed.zero_copy,
+        "frames_copied": fed.copied,
         "flows_created": total.flows_created,
         "evicted": total.evicted,
         "flows": total.records - total.interval_records,

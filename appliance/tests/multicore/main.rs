@@ -1,5 +1,5 @@
 //! Several workers: records equal to one worker's, over the software spreader, AF_PACKET
-//! RSS and the offline path, and a worker that panics.
+//! RSS and the offline path, a worker that panics, and the offline feeder's zero-copy.
 //!
 //! One test binary, a module per file; the helpers are in `tests/support/`.
 
@@ -10,3 +10,4 @@ mod af_packet;
 mod extract;
 mod software;
 mod worker_panic;
+mod zero_copy;

@@ -5,3 +5,27 @@ int weir_rte_errno(void)
 {
 	return rte_errno;
 }
+
+/* The buffer is not the mbuf's to free: its owner unmaps it after the last mbuf is gone. */
+static void weir_extbuf_keep(void *addr, void *opaque)
+{
+	(void)addr;
+	(void)opaque;
+}
+
+struct rte_mbuf *weir_pktmbuf_alloc_attached(struct rte_mempool *mp, void *addr, uint16_t len)
+{
+	struct rte_mbuf *m = rte_pktmbuf_alloc(mp);
+	struct rte_mbuf_ext_shared_info *shinfo;
+
+	if (m == NULL)
+		return NULL;
+	shinfo = (struct rte_mbuf_ext_shared_info *)rte_mbuf_to_priv(m);
+	shinfo->free_cb = weir_extbuf_keep;
+	shinfo->fcb_opaque = NULL;
+	rte_mbuf_ext_refcnt_set(shinfo, 1);
+	rte_pktmbuf_attach_extbuf(m, addr, RTE_BAD_IOVA, len, shinfo);
+	m->data_len = len;
+	m->pkt_len = len;
+	return m;
+}

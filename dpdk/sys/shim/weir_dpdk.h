@@ -55,6 +55,24 @@ WEIR_U64(RTE_ETH_MQ_RX_RSS)
 WEIR_U64(RTE_ETH_MQ_RX_NONE)
 
 
+/*
+ * External buffers (rte_pktmbuf_attach_extbuf) for memory weir owns and keeps alive itself,
+ * e.g. a mapped capture file: one call per packet instead of alloc + shinfo set-up + attach.
+ * Each mbuf's rte_mbuf_ext_shared_info lives in its own private area (a pool made with
+ * WEIR_EXTBUF_PRIV_SIZE of private room), with refcnt 1 and a free callback that does
+ * nothing: freeing the mbuf detaches it (no atomic, as the count is 1) and the buffer stays
+ * its owner's. The IOVA is RTE_BAD_IOVA: such memory is not DMA-mapped, and these mbufs must
+ * never be handed to a NIC (they only travel through rings).
+ */
+static const uint16_t WEIR_EXTBUF_PRIV_SIZE =
+	RTE_ALIGN_CEIL(sizeof(struct rte_mbuf_ext_shared_info), RTE_MBUF_PRIV_ALIGN);
+static const uint64_t WEIR_RTE_BAD_IOVA = RTE_BAD_IOVA;
+static const uint64_t WEIR_RTE_MBUF_F_EXTERNAL = RTE_MBUF_F_EXTERNAL;
+
+/* A fresh mbuf of `mp` (made with WEIR_EXTBUF_PRIV_SIZE of private room) whose one segment is
+ * the `len` bytes at `addr`, not copied; NULL when the pool is empty. */
+struct rte_mbuf *weir_pktmbuf_alloc_attached(struct rte_mempool *mp, void *addr, uint16_t len);
+
 /* Offsets of fields that sit in anonymous unions (their Rust names depend on bindgen). */
 #include <stddef.h>
 static const uint64_t WEIR_MBUF_HASH_RSS_OFFSET = offsetof(struct rte_mbuf, hash.rss);

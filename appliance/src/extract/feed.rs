@@ -33,10 +33,11 @@ pub(super) const BIG_DATA_ROOM: u16 = u16::MAX;
 /// The longest frame kept whole (longer ones are cut to this, copied or not: a zero-copy run
 /// gives the records of a copying one).
 pub(super) const MAX_FRAME: usize = BIG_DATA_ROOM as usize - 128;
-/// A mapped capture's pages are given back this far behind the reader: packets before it may
-/// still be in the rings, read by the workers (a page given back is read again from the page
-/// cache, at the cost of a fault). Rings hold ~4 k packets per worker, a few MB of usual ones.
-const RELEASE_LAG: usize = 32 << 20;
+/// A mapped capture's pages are given back this many bytes per worker behind the reader:
+/// packets before it may still be in the rings, read by the workers. A full ring of 2 KB
+/// frames; a ring of bigger ones only costs faults (a page given back is read again from the
+/// page cache), and more lag would only keep more of the file resident.
+const RELEASE_LAG_PER_WORKER: usize = RING_SIZE as usize * 2048;
 /// The feeder publishes the input's time every this many packets (and at the end): each time
 /// it first enqueues the partial bursts of every worker.
 const CLOCK_EVERY: u64 = 1024;
@@ -231,7 +232,7 @@ pub(super) fn feed(
             CaptureReader::open(path)?
         };
         let map = if zero_copy {
-            rd.lend_mapping(RELEASE_LAG)
+            rd.lend_mapping(RELEASE_LAG_PER_WORKER * n)
         } else {
             None
         };

@@ -397,15 +397,22 @@ fn alloc_wait(
 /// (`died`) whatever is left is freed instead (the run is failing, and a dead worker's ring
 /// never drains).
 fn push_all(ring: &mut Ring, burst: &mut Burst, died: &AtomicBool) {
-    let mut idle = Backoff::default();
     while !burst.is_empty() {
         match ring.enqueue_burst(burst) {
             Ok(0) if died.load(Ordering::Acquire) => {
                 burst.clear();
                 break;
             }
-            Ok(0) => idle.wait(),
-            Ok(_) => idle.reset(),
+            // Full: a ring is milliseconds of its worker's work. Sleep until a quarter of it
+            // is free rather than spin or yield for each burst's worth of room, CPU that the
+            // workers need where cores are few.
+            Ok(0) => {
+                let room = ring.capacity() / 4;
+                while ring.capacity() - ring.count() < room && !died.load(Ordering::Acquire) {
+                    std::thread::sleep(std::time::Duration::from_micros(50));
+                }
+            }
+            Ok(_) => {}
             Err(e) => {
                 tracing::error!(error = %e, "cannot enqueue to the feed ring");
                 break;

@@ -105,10 +105,7 @@ pub fn extract(args: &ExtractArgs, out_path: Option<PathBuf>) -> Result<Summary>
     let (cfg, total_bytes) = configure(args, out_path.as_ref())?;
     // `weir cost` counts records only: no export.
     let ipfix = match out_path {
-        Some(_) => cfg
-            .sinks
-            .ipfix_config()
-            .map_err(|(k, m)| anyhow!("--ipfix / {k}: {m}"))?,
+        Some(_) => ipfix_config(&cfg)?,
         None => None,
     };
     let n_workers = cfg.workers.count as usize;
@@ -152,10 +149,7 @@ pub fn extract(args: &ExtractArgs, out_path: Option<PathBuf>) -> Result<Summary>
         )?;
     }
 
-    let stop = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(sig, stop.clone())?;
-    }
+    let stop = stop_on_signals()?;
     let started = Instant::now();
     // The mapped captures the workers' mbufs point into: unmapped only after the workers
     // returned (see `LentMaps`).
@@ -221,6 +215,22 @@ pub fn extract(args: &ExtractArgs, out_path: Option<PathBuf>) -> Result<Summary>
         cost_table,
         cost: merged,
     })
+}
+
+/// The IPFIX export of `--ipfix` / `[sinks] ipfix*`, if any.
+fn ipfix_config(cfg: &crate::config::Config) -> Result<Option<crate::sink::ipfix::IpfixConfig>> {
+    cfg.sinks
+        .ipfix_config()
+        .map_err(|(k, m)| anyhow!("--ipfix / {k}: {m}"))
+}
+
+/// A flag SIGINT and SIGTERM raise: the feeder stops reading and every open flow is flushed.
+fn stop_on_signals() -> Result<Arc<AtomicBool>> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, stop.clone())?;
+    }
+    Ok(stop)
 }
 
 /// The manifest's hash of a CSV or JSON Lines records file, computed while it is written

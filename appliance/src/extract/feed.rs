@@ -224,21 +224,7 @@ pub(super) fn feed(
     let mut key = FlowKeyV1::default();
     let zero_copy = std::env::var_os("WEIR_TEST_COPY_FRAMES").is_none_or(|v| v != "1");
     for path in captures {
-        // The manifest's hash of the capture, computed as it is read (no second pass); none
-        // when nothing writes a manifest (`weir cost`).
-        let mut rd = if hash {
-            CaptureReader::hash_as_read(path)?
-        } else {
-            CaptureReader::open(path)?
-        };
-        let map = if zero_copy {
-            rd.lend_mapping(RELEASE_LAG_PER_WORKER * n)
-        } else {
-            None
-        };
-        if let Some(m) = &map {
-            lent.0.push(m.clone());
-        }
+        let (mut rd, map) = open_capture(path, hash, zero_copy.then_some(n), lent)?;
         loop {
             if stop.load(Ordering::Relaxed) || died.load(Ordering::Acquire) {
                 fed.interrupted = true;
@@ -286,14 +272,7 @@ pub(super) fn feed(
                 continue;
             };
             let (mut m, truncated) = m?;
-            if truncated {
-                fed.truncated_to_mbuf += 1;
-            }
-            if m.is_external() {
-                fed.zero_copy += 1;
-            } else {
-                fed.copied += 1;
-            }
+            fed.count_frame(&m, truncated);
             meta.set(
                 &mut m,
                 WeirMeta {
@@ -334,6 +313,41 @@ pub(super) fn feed(
         );
     }
     Ok(fed)
+}
+
+/// Open one capture: hashed as it is read (no second pass) when a manifest will want it
+/// (`hash`; not for `weir cost`), and with its mapping lent for zero-copy frames to `workers`
+/// workers (kept alive in `lent`) unless `workers` is `None`.
+fn open_capture(
+    path: &std::path::Path,
+    hash: bool,
+    workers: Option<usize>,
+    lent: &mut LentMaps,
+) -> Result<(CaptureReader, Option<CaptureMap>)> {
+    let mut rd = if hash {
+        CaptureReader::hash_as_read(path)?
+    } else {
+        CaptureReader::open(path)?
+    };
+    let map = workers.and_then(|n| rd.lend_mapping(RELEASE_LAG_PER_WORKER * n));
+    if let Some(m) = &map {
+        lent.0.push(m.clone());
+    }
+    Ok((rd, map))
+}
+
+impl Fed {
+    /// Count a frame on its way to a worker: cut to fit, attached or copied.
+    fn count_frame(&mut self, m: &Mbuf, truncated: bool) {
+        if truncated {
+            self.truncated_to_mbuf += 1;
+        }
+        if m.is_external() {
+            self.zero_copy += 1;
+        } else {
+            self.copied += 1;
+        }
+    }
 }
 
 /// Enqueue every pending burst, then tell the workers the input has been read up to `ts_ns`.

@@ -56,14 +56,7 @@ impl Worker {
         I: Iterator<Item = RawPacket<'a>>,
     {
         let mut all = FrameBuf::new();
-        for f in frames.by_ref() {
-            prefetch(f.data);
-            all.push(f);
-            if all.len == MAX_BURST {
-                break;
-            }
-        }
-        let taken = all.len as u32;
+        let taken = gather(frames, &mut all);
         for &f in all.as_slice() {
             let pass = match self.filters.get(f.source) {
                 Some(filter) => filter.matches(f.data, f.wire_len),
@@ -79,6 +72,22 @@ impl Worker {
         }
         taken
     }
+}
+
+/// Move up to [`MAX_BURST`] frames from `frames` into `buf`, asking for each one's first cache
+/// line as it goes; returns how many were taken.
+pub(super) fn gather<'a, I>(frames: &mut I, buf: &mut FrameBuf<'a>) -> u32
+where
+    I: Iterator<Item = RawPacket<'a>>,
+{
+    for f in frames.by_ref() {
+        prefetch(f.data);
+        buf.push(f);
+        if buf.len == MAX_BURST {
+            break;
+        }
+    }
+    buf.len as u32
 }
 
 /// Ask for the first cache line of a frame (headers through TCP/UDP ports on most frames).

@@ -95,6 +95,11 @@ impl Follower {
         use std::os::unix::fs::MetadataExt;
         let mut f = std::fs::File::open(path).ok()?;
         let m = f.metadata().ok()?;
+        // Only a regular file ends where its writer stopped: `--out /dev/full` (or a FIFO)
+        // would be read forever.
+        if !m.is_file() {
+            return None;
+        }
         let id = (m.dev(), m.ino());
         let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let finished = done.clone();
@@ -295,6 +300,8 @@ mod tests {
         });
         writer.join().unwrap();
         assert_eq!(follow.finish(), Some(sha256_file(&p).unwrap()));
+        // Not a regular file (`--out /dev/full`, whose reads never end): not followed.
+        assert!(Follower::start(Path::new("/dev/full")).is_none());
         // Replaced under the follower (a rotation): no hash from it.
         let follow = Follower::start(&p).unwrap();
         std::fs::rename(&p, t.path().join("aside.csv")).unwrap();

@@ -374,34 +374,28 @@ impl Worker {
         // The receive ends here (the caller's rx_burst); filtering or parsing starts.
         let t = self.cost.start();
         let rx_cycles = t.wrapping_sub(t_rx);
-        if self.filters.is_empty() {
-            // The burst's frames gathered first with their first line prefetched, then parsed:
-            // a frame read from a mapped capture (or a NIC's buffer out of cache) is a miss,
-            // and this way a burst's misses overlap instead of each stalling its parse.
-            let mut frames = frames.into_iter();
-            let mut first = filter_stage::FrameBuf::new();
-            filter_stage::gather(&mut frames, &mut first);
-            // Callers pass at most MAX_BURST frames; any more are parsed as they come.
-            let received = self.parse_stage(first.as_slice().iter().copied().chain(frames));
-            if received > 0 {
-                self.cost.account(Stage::Rx.row(), received, rx_cycles);
-            }
-            let t = self.cost.lap(Stage::Parse.row(), received, t);
-            self.count_burst(t);
-            return;
-        }
-        // With a filter: what it keeps (at most MAX_BURST frames at a time) is parsed.
+        // The burst's frames are gathered first with their first line prefetched (a frame read
+        // from a mapped capture, or a NIC's buffer out of cache, is a miss: this way a burst's
+        // misses overlap), then filtered when a filter is configured, then parsed; at most
+        // MAX_BURST frames at a time (callers pass no more than `workers.burst`).
         let mut frames = frames.into_iter();
+        let filtering = !self.filters.is_empty();
         let (mut t, mut rx_cycles) = (t, rx_cycles);
         loop {
             let mut kept = filter_stage::FrameBuf::new();
-            let received = self.filter_stage(&mut frames, &mut kept);
+            let received = if filtering {
+                self.filter_stage(&mut frames, &mut kept)
+            } else {
+                filter_stage::gather(&mut frames, &mut kept)
+            };
             if received == 0 {
                 break;
             }
             self.cost.account(Stage::Rx.row(), received, rx_cycles);
             rx_cycles = 0;
-            t = self.cost.lap(Stage::Filter.row(), received, t);
+            if filtering {
+                t = self.cost.lap(Stage::Filter.row(), received, t);
+            }
             let parsed = self.parse_stage(kept.as_slice().iter().copied());
             t = self.cost.lap(Stage::Parse.row(), parsed, t);
             self.count_burst(t);

@@ -3,7 +3,8 @@
 //! `table_full`, and sinks that cannot write (no such directory, read-only, disk full).
 //!
 //! The oracles are the packets the test generated (each a new flow), the records file
-//! (rows and packets by `expiration_id`), and the weir process's VmRSS from /proc.
+//! (rows and packets by `expiration_id`), and the resident memory weir owns (RssAnon +
+//! RssShmem) from /proc.
 
 use crate::support::{frames::*, paths::*, pcap::*, process::*, records::*, run::*};
 use std::path::Path;
@@ -16,7 +17,7 @@ fn config(dir: &Path, body: &str) -> std::path::PathBuf {
 }
 
 /// `weir extract` of `n` random 5-tuples through a table of `capacity`; returns the stats,
-/// the records' totals and the peak VmRSS (KiB).
+/// the records' totals and the peak resident memory weir owns (KiB, file pages excluded).
 fn flood(
     dir: &Path,
     n: usize,
@@ -73,7 +74,9 @@ fn table_at_capacity_under_a_flood_evicts_and_stays_flat() {
     let (s1, (rows1, pk1, _), rss_small) = flood(dir.path(), small as usize, capacity, "oldest");
     let (s, (rows, packets, by_exp), rss_big) = flood(dir.path(), big as usize, capacity, "oldest");
     eprintln!("stats: {s}\nrecords by expiration_id: {by_exp:?}");
-    eprintln!("peak VmRSS: {rss_small} KiB for {small} packets, {rss_big} KiB for {big}");
+    eprintln!(
+        "peak RssAnon+RssShmem: {rss_small} KiB for {small} packets, {rss_big} KiB for {big}"
+    );
     for (s, rows, packets, n) in [(&s1, rows1, pk1, small), (&s, rows, packets, big)] {
         assert_eq!(u(s, "packets_read"), n);
         // Every packet is in exactly one record: none skipped, none lost.
@@ -88,10 +91,10 @@ fn table_at_capacity_under_a_flood_evicts_and_stays_flat() {
     assert_eq!(by_exp.get("-1").copied(), Some(capacity as u64));
     // Three times the flows, the same memory: the table is preallocated and records stream
     // out through bounded queues.
-    assert!(rss_small > 0 && rss_big > 0, "no VmRSS samples");
+    assert!(rss_small > 0 && rss_big > 0, "no RSS samples");
     assert!(
         rss_big <= rss_small + rss_small / 10,
-        "peak RSS grew from {rss_small} KiB to {rss_big} KiB with 3x the flows"
+        "peak owned RSS grew from {rss_small} KiB to {rss_big} KiB with 3x the flows"
     );
 }
 

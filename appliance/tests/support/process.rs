@@ -3,18 +3,24 @@
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-/// Resident memory (VmRSS, KiB) of a process, if it still runs.
-pub fn vm_rss_kib(pid: u32) -> Option<u64> {
+/// Resident memory the process owns (RssAnon + RssShmem, KiB), if it still runs. File-backed
+/// pages (RssFile) are left out: `weir extract` maps the capture and hands its frames to the
+/// workers in place, so the pages of the capture it has read are resident page cache that grows
+/// with the capture's size and that the kernel reclaims at will; they are not weir's memory.
+pub fn owned_rss_kib(pid: u32) -> Option<u64> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    s.lines()
-        .find(|l| l.starts_with("VmRSS:"))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
+    let field = |name: &str| -> Option<u64> {
+        s.lines()
+            .find(|l| l.starts_with(name))?
+            .split_whitespace()
+            .nth(1)?
+            .parse()
+            .ok()
+    };
+    Some(field("RssAnon:")? + field("RssShmem:")?)
 }
 
-/// Run a child to its end, sampling VmRSS every `every`; returns its output and the samples.
+/// Run a child to its end, sampling its owned resident memory ([`owned_rss_kib`]) every `every`; returns its output and the samples.
 pub fn run_sampled(mut cmd: Command, every: Duration) -> (Output, Vec<u64>) {
     let mut child: Child = cmd
         .stdout(Stdio::piped())
@@ -35,7 +41,7 @@ pub fn run_sampled(mut cmd: Command, every: Duration) -> (Output, Vec<u64>) {
         if let Some(_st) = child.try_wait().unwrap() {
             break;
         }
-        if let Some(k) = vm_rss_kib(pid) {
+        if let Some(k) = owned_rss_kib(pid) {
             samples.push(k);
         }
         assert!(Instant::now() < deadline, "weir ran for 10 minutes");

@@ -18,7 +18,14 @@
 # Then `weir cost` on both traces (default plugins, flowstats only, no plugins): cycles per packet
 # of every stage and plugin, the sum after rx, and its wall time against `weir extract`'s.
 #
-# Usage: perf/e2e.sh [--runs N] [--skip-peers] [--skip-nfstream] [--capture FILE]
+# Hugepages: a DPDK host reserves 2 MiB hugepages (deploy/docs/config.md), and weir puts a flow
+# table it makes resident at start on them when enough are free (flows.reserved_hugepages). Run
+# as root, the script reserves --hugepages N pages (default 320: the default plugins' and ndpi's
+# tables) as such a host has, gives them back at the end, and also runs weir's default-plugins
+# CSV row without them (reserved_hugepages = false), so both standings are in the table.
+# --hugepages 0 reserves none.
+#
+# Usage: perf/e2e.sh [--runs N] [--skip-peers] [--skip-nfstream] [--capture FILE] [--hugepages N]
 # Needs: a release build (make build), /usr/bin/time (Debian package time), capinfos, and for
 # the peers nfpcapd (nfdump), softflowd, argus (argus-server), ndpiReader (libndpi-bin);
 # `make bench` installs them. A missing peer is reported as skipped.
@@ -34,6 +41,7 @@ RUNS=3
 SKIP_PEERS=0
 SKIP_NF=0
 MANY=""
+HUGEPAGES=320
 
 while [ $# -gt 0 ]; do
     case $1 in
@@ -41,6 +49,7 @@ while [ $# -gt 0 ]; do
         --capture) MANY=$2; shift 2 ;;
         --skip-peers) SKIP_PEERS=1; shift ;;
         --skip-nfstream) SKIP_NF=1; shift ;;
+        --hugepages) HUGEPAGES=$2; shift 2 ;;
         -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
         *) echo "e2e.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
@@ -56,6 +65,19 @@ command -v capinfos >/dev/null || die "capinfos is missing (Debian package wires
 WORK=$OUT/e2e
 LOGS=$WORK/logs
 mkdir -p "$LOGS" "$WORK/tmp" "$WORK/no-plugins"
+
+# Reserve the hugepages a DPDK host has (see above); given back on exit.
+NR_HUGE=/proc/sys/vm/nr_hugepages
+huge_free() { awk '/^HugePages_Free/ {print $2}' /proc/meminfo; }
+if [ "$HUGEPAGES" -gt 0 ] && [ -w "$NR_HUGE" ]; then
+    HUGE_BEFORE=$(cat "$NR_HUGE")
+    short=$((HUGEPAGES - $(huge_free)))
+    if [ "$short" -gt 0 ]; then
+        trap 'echo "$HUGE_BEFORE" >"$NR_HUGE"' EXIT
+        echo $((HUGE_BEFORE + short)) >"$NR_HUGE"
+    fi
+fi
+HUGE_NOTE="$(huge_free) free 2 MiB hugepages during the runs"
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)
 REPORT=$OUT/e2e-$STAMP.md
 
@@ -78,6 +100,7 @@ printf '[plugins]\nenabled = ["flowstats"]\n' >"$WORK/flowstats.toml"
 # "Default plugins" rows are the four statistical plugins (flowstats, splt, tcp, entropy): the
 # ndpi plugin (DPI labels, when built) is disabled there, and measured in a row of its own.
 printf '[plugins]\ndisabled = ["ndpi"]\n' >"$WORK/stat.toml"
+printf '[plugins]\ndisabled = ["ndpi"]\n[flows]\nreserved_hugepages = false\n' >"$WORK/stat-nohuge.toml"
 
 median() { sort -g | awk '{v[NR]=$1} END {if (NR==0) print "nan"; else if (NR%2) print v[(NR+1)/2]; else print (v[NR/2]+v[NR/2+1])/2}'; }
 # Wall seconds and peak RSS (KiB) of a /usr/bin/time -v report.
@@ -102,6 +125,7 @@ run() {
 # name|label|command (run from the tool's own scratch directory $WORK/tmp).
 VARIANTS=(
     "weir-csv|\`weir extract\`, default plugins, CSV|$WEIR extract $MANY --config $WORK/stat.toml --out $WORK/tmp/r.csv --no-progress --quiet"
+    "weir-csv-nohuge|\`weir extract\`, default plugins, CSV, reserved hugepages not used|$WEIR extract $MANY --config $WORK/stat-nohuge.toml --out $WORK/tmp/r.csv --no-progress --quiet"
     "weir-parquet|\`weir extract\`, default plugins, Parquet|$WEIR extract $MANY --config $WORK/stat.toml --out $WORK/tmp/r.parquet --no-progress --quiet"
     "weir-ndpi|\`weir extract\`, default plugins and ndpi (DPI labels), CSV|$WEIR extract $MANY --out $WORK/tmp/r.csv --no-progress --quiet"
     "weir-flowstats|\`weir extract\`, flowstats only, CSV|$WEIR extract $MANY --config $WORK/flowstats.toml --out $WORK/tmp/r.csv --no-progress --quiet"
@@ -160,7 +184,10 @@ echo "## End to end: weir extract against the flow meters ($STAMP)"
 echo
 echo "Capture \`$(basename "$MANY")\`: $NPKT packets, mean frame $MEAN B, read from the page"
 echo "cache; $RUNS rounds, tools alternated, medians of wall time from start to exit."
-echo "Machine: $(nproc) vCPUs, shared (load average $(cut -d' ' -f1-3 /proc/loadavg) at the end)."
+echo "Machine: $(nproc) vCPUs, shared (load average $(cut -d' ' -f1-3 /proc/loadavg) at the end);"
+echo "$HUGE_NOTE (weir's prefaulted tables go there unless \`reserved_hugepages = false\`;"
+echo "the kernel leaves hugetlb pages out of a process's RSS, so those rows' peak RSS does not count"
+echo "the table: the row without reserved hugepages shows weir's whole footprint)."
 echo
 echo "Packets per CPU second counts the CPU time (user + system) of all of a tool's threads:"
 echo "it does not include waiting for a core, so it is the steadier number on a shared machine."

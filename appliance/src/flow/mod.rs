@@ -4,6 +4,7 @@ pub mod community_id;
 pub mod interval;
 pub mod key;
 mod mapped;
+pub use mapped::Memory;
 pub mod record;
 pub mod schema;
 pub mod table;

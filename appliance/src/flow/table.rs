@@ -11,7 +11,7 @@
 
 use super::key::{flow_hash, same_flow};
 pub(super) use super::mapped::advise_huge;
-use super::mapped::Mapped;
+use super::mapped::{Mapped, Memory};
 use super::record::DirCounters;
 use super::wheel::{TimerWheel, WheelLinks, NIL};
 use bytemuck::{zeroed_vec, Zeroable};
@@ -133,11 +133,30 @@ impl<E: Copy + Default + Zeroable> FlowTable<E> {
         }
     }
 
-    /// Whether the entries came from DPDK's hugepage heap (the EAL runs on hugepages; so do the
-    /// index and plugin state slab when they are 2 MiB or more); otherwise they are anonymous
-    /// mappings advised for THP.
-    pub fn on_hugepages(&self) -> bool {
-        self.entries.is_huge()
+    /// Where the entries' memory came from (the index and the plugin state slab come from the
+    /// same place when they are 2 MiB or more, but for a reserved pool that ran short).
+    pub fn memory(&self) -> Memory {
+        self.entries.memory()
+    }
+
+    /// Move the table's arrays of 2 MiB or more onto the system's reserved hugepages where
+    /// enough are free (see [`Mapped::move_to_reserved_hugepages`]), before any flow used
+    /// them; returns the bytes moved (0 once a flow was created, or when none are free).
+    pub fn move_to_reserved_hugepages(&mut self) -> usize {
+        if self.fresh != 0 || self.live != 0 {
+            return 0;
+        }
+        let mut moved = 0;
+        if self.entries.move_to_reserved_hugepages() {
+            moved += self.entries.len() * core::mem::size_of::<FlowEntry<E>>();
+        }
+        if self.index.move_to_reserved_hugepages() {
+            moved += self.index.len() * 8;
+        }
+        if self.slab.move_to_reserved_hugepages() {
+            moved += self.slab.len();
+        }
+        moved
     }
 
     pub fn capacity(&self) -> u32 {

@@ -40,7 +40,7 @@ use weir_plugin_api::{FlowKeyV1, PacketV1};
 
 /// Records handed to the output stage at a time while flushing the whole table (the channel to
 /// it holds [`crate::output::RECORD_BATCHES_IN_FLIGHT`] such batches, so this bounds what can
-/// wait there: 64 k records). Each hand-over wakes the output threads (a futex wake, and on a
+/// wait there: 8 k records). Each hand-over wakes the output threads (a futex wake, and on a
 /// virtual machine often an idle vCPU): 64 records a batch made three wake-ups per 64 flows
 /// ended on a trace where most flows end during the run.
 const FLUSH_BATCH: usize = 256;
@@ -102,6 +102,9 @@ pub struct WorkerSettings {
     pub table: TableConfig,
     /// Make the table resident at start (`flows.prefault`).
     pub prefault: bool,
+    /// Put a prefaulted table on the system's reserved hugepages when enough are free
+    /// (`flows.reserved_hugepages`).
+    pub reserved_hugepages: bool,
     pub burst: usize,
     /// Number of plugin/rate values per record.
     pub n_values: usize,
@@ -133,6 +136,7 @@ impl WorkerSettings {
                 wheel_granularity_ms: cfg.flows.wheel_granularity_ms,
             },
             prefault: cfg.flows.prefault.unwrap_or(false),
+            reserved_hugepages: cfg.flows.reserved_hugepages,
             burst: cfg.workers.burst as usize,
             community_id_seed: cfg.flows.community_id_seed,
             n_values,
@@ -229,7 +233,14 @@ impl Worker {
         let burst = s.burst.max(1);
         let n_plugin_values = plugins.as_ref().map_or(0, |p| p.n_features());
         let mut table = FlowTable::new(s.table);
+        let mut reserved_hugepages = 0;
         if s.prefault {
+            // A table made resident at start is one the run will fill: the reserved pool's
+            // pages cost a tenth of fresh ones to make resident (`Mapped`), and a table that
+            // is not prefaulted never takes the pool's pages from a run that needs them.
+            if s.reserved_hugepages {
+                reserved_hugepages = table.move_to_reserved_hugepages();
+            }
             // On the worker's own thread (its lcore): the pages come from its NUMA node.
             table.prefault();
         }
@@ -242,11 +253,8 @@ impl Worker {
             worker = s.id,
             capacity = s.table.capacity,
             bytes_per_flow = table.bytes_per_flow() + iv.bytes_per_flow(),
-            memory = if table.on_hugepages() {
-                "DPDK hugepages"
-            } else {
-                "anonymous mapping, transparent huge pages advised"
-            },
+            memory = table.memory().describe(),
+            reserved_hugepages_mb = reserved_hugepages >> 20,
             "flow table allocated (bytes per flow: entry, timer links, index share, plugin state, \
              interval side entry and touched lists when intervals are on)"
         );

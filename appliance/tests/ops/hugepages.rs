@@ -1,7 +1,9 @@
-//! `weir run` on hugepages: with the EAL on hugepages (a private hugetlbfs mount and pages
-//! reserved for the test) the flow table comes from DPDK's hugepage heap, says so in its log,
-//! and the records equal those of the same run without hugepages. Needs root, as the
-//! namespace tests do.
+//! Flow tables on hugepages. `weir run` with the EAL on hugepages (a private hugetlbfs mount
+//! and pages reserved for the test): the flow table comes from DPDK's hugepage heap. `weir
+//! extract` with a prefaulted table and reserved pages free: the table is mapped from the
+//! reserved pool (`flows.reserved_hugepages`). Each says so in its log, and the records equal
+//! those of the same run without hugepages. Needs root, as the namespace tests do. One test,
+//! so that nothing else in this binary takes the pages it reserved.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -95,6 +97,34 @@ fn run(dir: &Path, name: &str, eal: &str, capture: &Path) -> (Vec<String>, Strin
     (lines, log)
 }
 
+/// `weir extract` of `capture` with a prefaulted 16 k-flow table, on the reserved pool or
+/// not: (sorted records, log).
+fn extract(dir: &Path, name: &str, reserved: bool, capture: &Path) -> (Vec<String>, String) {
+    let records = dir.join(format!("{name}.csv"));
+    let cfg = dir.join(format!("{name}.toml"));
+    std::fs::write(
+        &cfg,
+        format!("[flows]\ncapacity = 16384\nprefault = true\nreserved_hugepages = {reserved}\n"),
+    )
+    .unwrap();
+    let out = crate::support::run::weir_logging("info")
+        .arg("extract")
+        .arg(capture)
+        .arg("--config")
+        .arg(&cfg)
+        .arg("--out")
+        .arg(&records)
+        .arg("--no-progress")
+        .output()
+        .expect("start weir extract");
+    let log = crate::support::run::log_text(&out.stderr);
+    assert!(out.status.success(), "weir extract ({name}) failed:\n{log}");
+    let text = std::fs::read_to_string(&records).unwrap();
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    lines.sort();
+    (lines, log)
+}
+
 #[test]
 fn flow_table_on_hugepages_gives_the_same_records() {
     let tmp = tempfile::tempdir().unwrap();
@@ -116,7 +146,24 @@ fn flow_table_on_hugepages_gives_the_same_records() {
         "no_huge = true\nno_pci = true\nmemory_mb = 256",
         &capture,
     );
+    // The run gave its pages back at exit: the extract's table (16 k flows, about 18 MB)
+    // takes them from the same reservation.
+    let (pool, pool_log) = extract(tmp.path(), "pool", true, &capture);
+    let (anon, anon_log) = extract(tmp.path(), "anon", false, &capture);
     drop(hp);
+    assert!(
+        pool_log.contains("memory=\"reserved hugepages (hugetlb)\""),
+        "the prefaulted table did not come from the reserved pool:\n{pool_log}"
+    );
+    assert!(
+        anon_log.contains("memory=\"anonymous mapping"),
+        "with reserved_hugepages = false the table must be an anonymous mapping:\n{anon_log}"
+    );
+    assert!(pool.len() > 10, "too few records: {}", pool.len());
+    assert_eq!(
+        pool, anon,
+        "records differ with the table on the reserved pool"
+    );
     assert!(
         huge_log.contains("memory=\"DPDK hugepages\""),
         "the table did not come from hugepages:\n{huge_log}"

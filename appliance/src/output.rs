@@ -45,7 +45,7 @@ use writers::{AlertWriter, SinkWriter};
 pub const RECORD_BATCHES_IN_FLIGHT: usize = 32;
 
 /// Batches of records between the dispatch thread and the sink thread.
-const SINK_BATCHES_IN_FLIGHT: usize = 16;
+pub const SINK_BATCHES_IN_FLIGHT: usize = 16;
 
 /// (name, version, source) of a model, for the data manifest.
 type ModelInfo = (String, String, String);

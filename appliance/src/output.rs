@@ -30,7 +30,7 @@ use anyhow::{anyhow, Context, Result};
 use crossbeam_channel::{bounded, Receiver, Sender};
 use dispatch::{start_model, Dispatch};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -46,6 +46,13 @@ pub const RECORD_BATCHES_IN_FLIGHT: usize = 32;
 
 /// Batches of records between the dispatch thread and the sink thread.
 pub const SINK_BATCHES_IN_FLIGHT: usize = 16;
+
+/// A batch of records on its way to the sink thread, with its lines when the dispatch thread
+/// formatted them (see `Dispatch::run`).
+pub(crate) struct SinkBatch {
+    pub records: Vec<FlowRecord>,
+    pub lines: Option<sink::Lines>,
+}
 
 /// (name, version, source) of a model, for the data manifest.
 type ModelInfo = (String, String, String);
@@ -199,7 +206,11 @@ impl Output {
         };
         // Records the scorer has scored come one by one; without a model, the workers'
         // batches go to the sink thread whole.
-        let (batch_tx, batch_rx) = bounded::<Vec<FlowRecord>>(SINK_BATCHES_IN_FLIGHT);
+        let (batch_tx, batch_rx) = bounded::<SinkBatch>(SINK_BATCHES_IN_FLIGHT);
+        // Lines the dispatch thread formatted go back to it once written, for their memory.
+        let (lines_back_tx, lines_back) = bounded::<sink::Lines>(SINK_BATCHES_IN_FLIGHT + 2);
+        let line_format = records_sink.as_ref().and_then(|s| s.line_format());
+        let unformatted = Arc::new(AtomicUsize::new(0));
         // A few written batches wait for the workers; more are freed on the sink thread.
         let (recycle, recycled) = bounded::<Vec<FlowRecord>>(8);
         // Batches the dispatch thread emptied into the scorer, for the sink thread to return
@@ -220,6 +231,9 @@ impl Output {
             rx,
             scoring,
             batch_tx,
+            line_format,
+            lines_back,
+            unformatted: unformatted.clone(),
             rec_tx,
             empties: empties_tx,
             reloader,
@@ -228,6 +242,8 @@ impl Output {
         let dispatch = spawn("weir-dispatch", "dispatch", move || dispatch.run())?;
         let writer = SinkWriter {
             batch_rx,
+            lines_back: lines_back_tx,
+            unformatted,
             rec_rx,
             recycle,
             empties,

@@ -1,13 +1,14 @@
 //! The dispatch thread of the output stage, and loading (and reloading) the model it scores
 //! with.
 
-use super::ModelInfo;
+use super::{ModelInfo, SinkBatch};
 use crate::flow::record::{FlowRecord, RecordSchema};
 use crate::metrics::ReloadCounts;
 use crate::scoring::{ScoringConfig, ScoringService, ScoringStats, StatsSnapshot};
+use crate::sink::{LineFormat, Lines};
 use anyhow::{anyhow, bail, Context, Result};
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender, TryRecvError};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -120,10 +121,26 @@ pub(super) fn start_model(
 
 /// The dispatch thread: the workers' records to the scorer (or, without a model, straight to
 /// the sink thread), and model reloads swapped in between two batches.
+///
+/// Without a model this thread has nothing else to do, and the sink thread formatting every
+/// line is the output stage's bottleneck whenever records come faster than it writes them (a
+/// whole table flushed at the end of a capture): so while a batch the sink thread must format
+/// itself already waits for it, this thread formats the next ones' lines. The two threads then
+/// share the formatting (the sink thread always has one batch of its own to format, this one
+/// formats the rest), the batches stay in one queue (the file's order is the workers'), and a
+/// sink that keeps up formats all of its lines itself, as before. (Formatting whenever the
+/// queue was not empty moved the bottleneck here: the sink thread, left with lines to copy,
+/// sat half idle.)
 pub(super) struct Dispatch {
     pub rx: Receiver<Vec<FlowRecord>>,
     pub scoring: Option<ScoringService>,
-    pub batch_tx: Sender<Vec<FlowRecord>>,
+    pub batch_tx: Sender<SinkBatch>,
+    /// How the records sink makes its lines, when it writes lines (CSV, JSON Lines).
+    pub line_format: Option<Box<dyn LineFormat>>,
+    /// Lines the sink thread has written, for their memory.
+    pub lines_back: Receiver<Lines>,
+    /// Batches sent without lines that the sink thread has not taken yet.
+    pub unformatted: Arc<AtomicUsize>,
     pub rec_tx: Sender<FlowRecord>,
     /// Batches emptied into the scorer go to the sink thread, to return scored records in.
     pub empties: Sender<Vec<FlowRecord>>,
@@ -137,6 +154,9 @@ impl Dispatch {
             rx,
             mut scoring,
             batch_tx,
+            line_format,
+            lines_back,
+            unformatted,
             rec_tx,
             empties,
             reloader,
@@ -159,7 +179,25 @@ impl Dispatch {
                         let _ = empties.try_send(batch);
                         ok
                     }
-                    None => batch_tx.send(batch).is_ok(),
+                    None => {
+                        let lines = match &line_format {
+                            Some(f) if unformatted.load(Ordering::Acquire) > 0 => {
+                                let mut l = lines_back.try_recv().unwrap_or_default();
+                                l.format_all(f.as_ref(), &batch);
+                                Some(l)
+                            }
+                            _ => {
+                                unformatted.fetch_add(1, Ordering::AcqRel);
+                                None
+                            }
+                        };
+                        batch_tx
+                            .send(SinkBatch {
+                                records: batch,
+                                lines,
+                            })
+                            .is_ok()
+                    }
                 };
                 if !ok {
                     tracing::error!("the records sink stopped; records are being lost");
@@ -221,5 +259,78 @@ impl Dispatch {
             let _ = h.join();
         }
         scoring.map(|s| s.finish())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::flow::schema::tests::full_record;
+
+    /// Without a model: a batch goes to the sink thread unformatted while none of those waits
+    /// there, and the batches behind it come with their lines made here, in order, the
+    /// sink's own lines.
+    #[test]
+    fn behind_an_unformatted_batch_the_dispatch_thread_formats_the_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let schema = RecordSchema::default();
+        let sink = crate::sink::open(&dir.path().join("r.csv"), &schema).unwrap();
+        let (tx, rx) = bounded(8);
+        let (batch_tx, batch_rx) = bounded(8);
+        let (rec_tx, _rec_rx) = bounded(1);
+        let (empties, _empties_rx) = bounded(1);
+        let (_lines_tx, lines_back) = bounded(1);
+        let unformatted = Arc::new(AtomicUsize::new(0));
+        let d = Dispatch {
+            rx,
+            scoring: None,
+            batch_tx,
+            line_format: sink.line_format(),
+            lines_back,
+            unformatted: unformatted.clone(),
+            rec_tx,
+            empties,
+            reloader: None,
+            flag: Arc::new(AtomicBool::new(false)),
+        };
+        let batches: Vec<Vec<FlowRecord>> = (0..3)
+            .map(|n| {
+                (0..=n)
+                    .map(|i| {
+                        let mut r = full_record(&schema, None);
+                        r.bidirectional.packets = 10 * n as u64 + i as u64;
+                        r
+                    })
+                    .collect()
+            })
+            .collect();
+        for b in &batches {
+            tx.send(b.clone()).unwrap();
+        }
+        drop(tx);
+        assert!(d.run().is_none());
+        let got: Vec<SinkBatch> = batch_rx.try_iter().collect();
+        assert_eq!(got.len(), 3);
+        assert!(
+            got[0].lines.is_none(),
+            "the first batch is the sink thread's to format"
+        );
+        assert_eq!(unformatted.load(Ordering::Acquire), 1);
+        let f = sink.line_format().unwrap();
+        for (g, b) in got.iter().zip(&batches) {
+            let packets = |v: &[FlowRecord]| -> Vec<u64> {
+                v.iter().map(|r| r.bidirectional.packets).collect()
+            };
+            assert_eq!(packets(&g.records), packets(b), "batches out of order");
+        }
+        for (g, b) in got[1..].iter().zip(&batches[1..]) {
+            let l = g.lines.as_ref().expect("formatted behind a waiting batch");
+            assert_eq!(l.len(), b.len());
+            for (i, r) in b.iter().enumerate() {
+                let mut want = Vec::new();
+                f.format(r, &mut want);
+                assert_eq!(l.line(i), &want[..]);
+            }
+        }
     }
 }

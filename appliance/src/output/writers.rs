@@ -1,19 +1,23 @@
 //! The writer threads of the output stage: records to the records sink and the IPFIX exporter,
 //! alert lines to the alerts file.
 
-use super::{OutputStats, TICK};
+use super::{OutputStats, SinkBatch, TICK};
 use crate::flow::record::FlowRecord;
 use crate::metrics::AlertCounts;
 use crate::sink::{self, RecordSink};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Select};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
 /// The sink thread: records (scored one by one, or the workers' batches) to the records sink
 /// and the IPFIX exporter; flushes, rotates and reopens the records file.
 pub(super) struct SinkWriter {
-    pub batch_rx: Receiver<Vec<FlowRecord>>,
+    pub batch_rx: Receiver<SinkBatch>,
+    /// Lines the dispatch thread formatted go back to it once written.
+    pub lines_back: crossbeam_channel::Sender<sink::Lines>,
+    /// Batches sent without lines not taken yet (see `Dispatch`).
+    pub unformatted: Arc<AtomicUsize>,
     pub rec_rx: Receiver<FlowRecord>,
     /// Written batches go back to the workers (`Output::recycled`) for their memory; when
     /// none is taking them (the channel is full) they are dropped here.
@@ -30,6 +34,8 @@ impl SinkWriter {
     pub fn run(self) -> OutputStats {
         let SinkWriter {
             batch_rx,
+            lines_back,
+            unformatted,
             rec_rx,
             recycle,
             empties,
@@ -51,8 +57,10 @@ impl SinkWriter {
                 st.first_error = Some(e.to_string());
             }
         };
+        // `line`: the record's line when the dispatch thread formatted it.
         let write = |st: &mut OutputStats,
                      rec: &FlowRecord,
+                     line: Option<&[u8]>,
                      sink: &mut Option<Box<dyn RecordSink>>,
                      exporter: &mut Option<crate::sink::ipfix::IpfixSink>| {
             if let Some(x) = exporter.as_mut() {
@@ -65,7 +73,11 @@ impl SinkWriter {
                 st.packets += rec.bidirectional.packets;
             }
             if let Some(s) = sink.as_mut() {
-                if let Err(e) = s.write(rec) {
+                let r = match line {
+                    Some(l) => s.write_line(l),
+                    None => s.write(rec),
+                };
+                if let Err(e) = r {
                     error(st, "cannot write flow record", e);
                 }
             }
@@ -80,12 +92,28 @@ impl SinkWriter {
             // exporter sends a waiting message, on a quiet link too.
             match sel.select_timeout(TICK) {
                 Ok(op) if op.index() == batches => match op.recv(&batch_rx) {
-                    Ok(batch) => {
-                        for rec in &batch {
-                            write(&mut st, rec, &mut records_sink, &mut exporter);
+                    Ok(SinkBatch { records, lines }) => {
+                        if lines.is_none() {
+                            unformatted.fetch_sub(1, Ordering::AcqRel);
                         }
-                        written.fetch_add(batch.len() as u64, Ordering::Relaxed);
-                        let _ = recycle.try_send(batch);
+                        match &lines {
+                            Some(l) => {
+                                for (i, rec) in records.iter().enumerate() {
+                                    let line = Some(l.line(i));
+                                    write(&mut st, rec, line, &mut records_sink, &mut exporter);
+                                }
+                            }
+                            None => {
+                                for rec in &records {
+                                    write(&mut st, rec, None, &mut records_sink, &mut exporter);
+                                }
+                            }
+                        }
+                        written.fetch_add(records.len() as u64, Ordering::Relaxed);
+                        let _ = recycle.try_send(records);
+                        if let Some(l) = lines {
+                            let _ = lines_back.try_send(l);
+                        }
                     }
                     Err(_) => {
                         sel.remove(batches);
@@ -95,7 +123,7 @@ impl SinkWriter {
                 Ok(op) => match op.recv(&rec_rx) {
                     // The only other operation: the scorer's records.
                     Ok(rec) => {
-                        write(&mut st, &rec, &mut records_sink, &mut exporter);
+                        write(&mut st, &rec, None, &mut records_sink, &mut exporter);
                         written.fetch_add(1, Ordering::Relaxed);
                         returns.push(rec);
                     }

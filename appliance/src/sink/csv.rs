@@ -4,13 +4,20 @@
 
 use super::text::{push_csv_str, push_f64, push_i64, push_ip, push_u64};
 use super::textfile::{TextFile, TextOptions};
-use super::{fields, Field, RecordSink};
+use super::{fields, Field, LineFormat, RecordSink};
 use crate::flow::record::{FlowRecord, RecordSchema};
 use std::io;
 use std::path::Path;
 
 pub struct CsvSink {
     out: TextFile,
+    lines: CsvLines,
+}
+
+/// Makes CSV lines; the sink's own, and a copy for the output stage's other thread
+/// ([`RecordSink::line_format`]).
+#[derive(Clone)]
+pub struct CsvLines {
     schema: RecordSchema,
 }
 
@@ -30,13 +37,15 @@ pub fn header_line(schema: &RecordSchema) -> Vec<u8> {
 impl CsvSink {
     pub fn create(path: &Path, schema: RecordSchema, opts: TextOptions) -> io::Result<Self> {
         let out = TextFile::open(path, header_line(&schema), opts)?;
-        Ok(CsvSink { out, schema })
+        Ok(CsvSink {
+            out,
+            lines: CsvLines { schema },
+        })
     }
 }
 
-impl RecordSink for CsvSink {
-    fn write(&mut self, rec: &FlowRecord) -> io::Result<()> {
-        let line = self.out.line();
+impl LineFormat for CsvLines {
+    fn format(&self, rec: &FlowRecord, line: &mut Vec<u8>) {
         let start = line.len();
         // Every field is followed by a comma; the last one becomes the newline.
         fields(rec, &self.schema, |f| {
@@ -56,6 +65,21 @@ impl RecordSink for CsvSink {
         } else {
             line.push(b'\n');
         }
+    }
+}
+
+impl RecordSink for CsvSink {
+    fn write(&mut self, rec: &FlowRecord) -> io::Result<()> {
+        self.lines.format(rec, self.out.line());
+        self.out.end_line()
+    }
+
+    fn line_format(&self) -> Option<Box<dyn LineFormat>> {
+        Some(Box::new(self.lines.clone()))
+    }
+
+    fn write_line(&mut self, line: &[u8]) -> io::Result<()> {
+        self.out.line().extend_from_slice(line);
         self.out.end_line()
     }
 

@@ -4,13 +4,20 @@
 
 use super::text::{push_f64, push_i64, push_ip, push_json_str, push_short, push_u64};
 use super::textfile::{TextFile, TextOptions};
-use super::{fields, Field, RecordSink};
+use super::{fields, Field, LineFormat, RecordSink};
 use crate::flow::record::{FlowRecord, RecordSchema};
 use std::io;
 use std::path::Path;
 
 pub struct JsonlSink {
     out: TextFile,
+    lines: JsonlLines,
+}
+
+/// Makes JSON Lines; the sink's own, and a copy for the output stage's other thread
+/// ([`RecordSink::line_format`]).
+#[derive(Clone)]
+pub struct JsonlLines {
     schema: RecordSchema,
     /// Each key, quoted and escaped, with its `:` and the `{` or `,` before it.
     keys: Vec<Vec<u8>>,
@@ -31,15 +38,13 @@ impl JsonlSink {
             .collect();
         Ok(JsonlSink {
             out: TextFile::open(path, Vec::new(), opts)?,
-            schema,
-            keys,
+            lines: JsonlLines { schema, keys },
         })
     }
 }
 
-impl RecordSink for JsonlSink {
-    fn write(&mut self, rec: &FlowRecord) -> io::Result<()> {
-        let line = self.out.line();
+impl LineFormat for JsonlLines {
+    fn format(&self, rec: &FlowRecord, line: &mut Vec<u8>) {
         let mut i = 0;
         let keys = &self.keys;
         fields(rec, &self.schema, |f| {
@@ -66,6 +71,21 @@ impl RecordSink for JsonlSink {
             line.push(b'{');
         }
         line.extend_from_slice(b"}\n");
+    }
+}
+
+impl RecordSink for JsonlSink {
+    fn write(&mut self, rec: &FlowRecord) -> io::Result<()> {
+        self.lines.format(rec, self.out.line());
+        self.out.end_line()
+    }
+
+    fn line_format(&self) -> Option<Box<dyn LineFormat>> {
+        Some(Box::new(self.lines.clone()))
+    }
+
+    fn write_line(&mut self, line: &[u8]) -> io::Result<()> {
+        self.out.line().extend_from_slice(line);
         self.out.end_line()
     }
 

@@ -42,6 +42,57 @@ pub trait RecordSink: Send {
     fn lost(&self) -> u64 {
         0
     }
+    /// For a sink that writes one line per record (CSV, JSON Lines): what makes its lines, for
+    /// another thread to format records while this one writes ([`RecordSink::write_line`]).
+    fn line_format(&self) -> Option<Box<dyn LineFormat>> {
+        None
+    }
+    /// Write a record's line made by [`RecordSink::line_format`] (with its newline): the
+    /// same bytes, rotation and errors as [`RecordSink::write`] of that record.
+    fn write_line(&mut self, line: &[u8]) -> io::Result<()> {
+        let _ = line;
+        Err(io::Error::other("this records sink does not take lines"))
+    }
+}
+
+/// Formats a record as a sink's line.
+pub trait LineFormat: Send {
+    /// Append `rec`'s line, with its newline, to `line`.
+    fn format(&self, rec: &FlowRecord, line: &mut Vec<u8>);
+}
+
+/// A batch's records formatted as lines: `bytes` holds them in order, line `i` ending at
+/// `ends[i]`. Reused from batch to batch.
+#[derive(Default)]
+pub struct Lines {
+    pub bytes: Vec<u8>,
+    pub ends: Vec<u32>,
+}
+
+impl Lines {
+    /// Format every record of `records` (after clearing what was there).
+    pub fn format_all(&mut self, f: &dyn LineFormat, records: &[FlowRecord]) {
+        self.bytes.clear();
+        self.ends.clear();
+        for rec in records {
+            f.format(rec, &mut self.bytes);
+            self.ends.push(self.bytes.len() as u32);
+        }
+    }
+
+    /// Line `i`, with its newline.
+    pub fn line(&self, i: usize) -> &[u8] {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
+        &self.bytes[start..self.ends[i] as usize]
+    }
+
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
 }
 
 /// The format of a records file, from its extension.
@@ -153,6 +204,47 @@ mod tests {
     use crate::flow::schema::CoreColumn;
     use ::parquet::file::reader::{FileReader, SerializedFileReader};
     use ipfix::template::{Selection, Template, DEFAULT_WEIR_PEN};
+
+    /// Lines made by a sink's `line_format` (on the dispatch thread) and written with
+    /// `write_line` give the file `write` gives, byte for byte; Parquet takes no lines.
+    #[test]
+    fn lines_made_on_another_thread_are_the_lines_write_makes() {
+        let dir = tempfile::tempdir().unwrap();
+        for (n, s) in schemas().iter().enumerate() {
+            let span = crate::flow::record::IntervalSpan {
+                start_ms: 1_000,
+                end_ms: 2_000,
+            };
+            let recs = [full_record(s, None), full_record(s, Some(span))];
+            for ext in ["csv", "jsonl"] {
+                let direct = dir.path().join(format!("d{n}.{ext}"));
+                let mut sink = open(&direct, s).unwrap();
+                for r in &recs {
+                    sink.write(r).unwrap();
+                }
+                sink.finish().unwrap();
+                let via = dir.path().join(format!("v{n}.{ext}"));
+                let mut sink = open(&via, s).unwrap();
+                let mut lines = Lines::default();
+                let f = sink.line_format().expect("a text sink makes lines");
+                lines.format_all(f.as_ref(), &recs);
+                assert_eq!(lines.len(), recs.len());
+                for i in 0..lines.len() {
+                    assert_eq!(lines.line(i).last(), Some(&b'\n'));
+                    sink.write_line(lines.line(i)).unwrap();
+                }
+                sink.finish().unwrap();
+                let (a, b) = (
+                    std::fs::read(&direct).unwrap(),
+                    std::fs::read(&via).unwrap(),
+                );
+                assert!(a.len() > 100, "{ext}: too short");
+                assert_eq!(a, b, "{ext}, schema {n}: the two paths differ");
+            }
+            let pq = open(&dir.path().join(format!("p{n}.parquet")), s).unwrap();
+            assert!(pq.line_format().is_none());
+        }
+    }
 
     /// Every sink writes the schema's columns, in its order: the CSV header and row, the JSON
     /// Lines object, the Parquet file's columns; the IPFIX template carries the core columns

@@ -22,7 +22,7 @@
 
 mod columns;
 
-use super::{fields, Field, RecordSink};
+use super::{walk, Field, RecordSink, Visit};
 use crate::flow::record::{FlowRecord, RecordSchema};
 pub(crate) use columns::Layout;
 use columns::*;
@@ -125,6 +125,64 @@ pub(crate) struct ParquetFile {
     pub opened: Instant,
 }
 
+/// A record on its way into a file: text fields into their columns, numbers into the
+/// block's next row.
+struct Row<'b> {
+    cols: &'b mut [Column],
+    slots: &'b mut [u64],
+    present: &'b mut [bool],
+    /// The next column.
+    i: usize,
+    /// Bytes the record adds (for the row-group and rotation sizes).
+    bytes: u64,
+}
+
+impl<'a> Visit<'a> for Row<'_> {
+    #[inline]
+    fn field(&mut self, f: Field<'a>) {
+        let i = self.i;
+        if let (Some(c), Some(s), Some(p)) = (
+            self.cols.get_mut(i),
+            self.slots.get_mut(i),
+            self.present.get_mut(i),
+        ) {
+            self.bytes += c.push(f, s, p);
+        }
+        self.i += 1;
+    }
+
+    /// Float columns (the layout's runs match its column kinds): the values' bits, NaN for
+    /// a null.
+    fn floats(&mut self, v: &'a [f64]) {
+        let at = self.i..self.i + v.len();
+        if let Some(slots) = self.slots.get_mut(at) {
+            for (s, x) in slots.iter_mut().zip(v) {
+                *s = x.to_bits();
+            }
+            self.bytes += 10 * v.len() as u64;
+        }
+        self.i += v.len();
+    }
+
+    /// Integer columns: the value, or absent for NaN.
+    fn ints(&mut self, v: &'a [f64]) {
+        let at = self.i..self.i + v.len();
+        if let (Some(slots), Some(present)) =
+            (self.slots.get_mut(at.clone()), self.present.get_mut(at))
+        {
+            let mut bytes = 0;
+            for ((s, p), x) in slots.iter_mut().zip(present.iter_mut()).zip(v) {
+                // NaN casts to 0, and is marked absent.
+                *s = *x as i64 as u64;
+                *p = !x.is_nan();
+                bytes += 2 + 8 * *p as u64;
+            }
+            self.bytes += bytes;
+        }
+        self.i += v.len();
+    }
+}
+
 impl ParquetFile {
     /// Start `path` (under its temporary name; its directory must exist).
     pub fn create(path: &Path, layout: &Arc<Layout>) -> io::Result<ParquetFile> {
@@ -168,22 +226,20 @@ impl ParquetFile {
         if self.broken {
             return Err(io::Error::other("parquet: the file had a failed row group"));
         }
-        let mut i = 0;
-        let mut bytes = 0u64;
-        let cols = &mut self.cols;
         let (slots, present) = self.block.row();
-        fields(rec, &self.layout.schema, |f| {
-            if let (Some(c), Some(s), Some(p)) =
-                (cols.get_mut(i), slots.get_mut(i), present.get_mut(i))
-            {
-                bytes += c.push(f, s, p);
-            }
-            i += 1;
-        });
-        if i != cols.len() {
+        let mut row = Row {
+            cols: &mut self.cols,
+            slots,
+            present,
+            i: 0,
+            bytes: 0,
+        };
+        walk(rec, &self.layout.schema, &self.layout.runs, &mut row);
+        let (i, bytes) = (row.i, row.bytes);
+        if i != self.cols.len() {
             return Err(io::Error::other(format!(
                 "parquet: a record has {i} fields, the schema {} columns",
-                cols.len()
+                self.cols.len()
             )));
         }
         self.block.rows += 1;

@@ -17,6 +17,8 @@ pub(crate) enum ColKind {
 /// every file of a dataset.
 pub(crate) struct Layout {
     pub schema: RecordSchema,
+    /// The schema's plugin columns by runs of one type (see [`crate::sink::walk`]).
+    pub(super) runs: crate::sink::Runs,
     pub kinds: Vec<ColKind>,
     pub(super) parquet_schema: TypePtr,
     pub(super) props: WriterPropertiesPtr,
@@ -81,6 +83,7 @@ impl Layout {
         }
         let props = Arc::new(props.build());
         Ok(Arc::new(Layout {
+            runs: crate::sink::Runs::new(schema),
             schema: schema.clone(),
             kinds,
             parquet_schema,

@@ -21,7 +21,7 @@ pub struct CsvSink {
 struct Line<'b>(&'b mut Vec<u8>);
 
 impl<'a> Visit<'a> for Line<'_> {
-    #[inline]
+    #[inline(always)]
     fn field(&mut self, f: Field<'a>) {
         let line = &mut *self.0;
         match f {

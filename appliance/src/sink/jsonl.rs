@@ -37,7 +37,7 @@ impl Object<'_> {
 }
 
 impl<'a> Visit<'a> for Object<'_> {
-    #[inline]
+    #[inline(always)]
     fn field(&mut self, f: Field<'a>) {
         self.key();
         let line = &mut *self.line;

@@ -138,7 +138,7 @@ struct Row<'b> {
 }
 
 impl<'a> Visit<'a> for Row<'_> {
-    #[inline]
+    #[inline(always)]
     fn field(&mut self, f: Field<'a>) {
         let i = self.i;
         if let (Some(c), Some(s), Some(p)) = (

@@ -2,7 +2,7 @@
 //! buffers values gather in until a row group is written.
 
 use super::*;
-use crate::flow::schema::ColumnType;
+use crate::flow::schema::{ColumnType, CoreColumn};
 
 /// The Parquet type of one column.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -76,8 +76,11 @@ impl Layout {
             .set_compression(Compression::SNAPPY)
             .set_statistics_enabled(EnabledStatistics::Chunk)
             .set_created_by(format!("weir {}", env!("CARGO_PKG_VERSION")));
+        // `community_id` is a hash of the flow's key, nearly unique per record: a dictionary
+        // of it is as large as the values and costs a hash and a comparison per value.
+        let unique = CoreColumn::CommunityId.name();
         for (name, kind) in names.iter().zip(&kinds) {
-            if *kind != ColKind::Utf8 {
+            if *kind != ColKind::Utf8 || name == unique {
                 props = props.set_column_dictionary_enabled(ColumnPath::from(name.as_str()), false);
             }
         }
@@ -167,23 +170,20 @@ impl Block {
         let (w, rows) = (self.width, self.rows);
         let (slots, present) = (&self.slots[..w * rows], &self.present[..w * rows]);
         for (i, col) in cols.iter_mut().enumerate().take(w) {
+            // Column `i` of each staged row (no bounds check per value).
+            let column = || slots.get(i..).unwrap_or(&[]).iter().step_by(w.max(1));
             match &mut col.values {
                 Values::Bytes { .. } => {}
-                Values::Float(v) => {
-                    v.reserve(rows);
-                    for r in 0..rows {
-                        v.push(f64::from_bits(slots[r * w + i]));
-                    }
-                }
+                Values::Float(v) => v.extend(column().map(|&b| f64::from_bits(b))),
                 Values::Int(v) => {
-                    col.def.reserve(rows);
-                    for r in 0..rows {
-                        let p = present[r * w + i];
-                        col.def.push(p as i16);
-                        if p {
-                            v.push(slots[r * w + i] as i64);
-                        }
-                    }
+                    let flags = || present.get(i..).unwrap_or(&[]).iter().step_by(w.max(1));
+                    col.def.extend(flags().map(|&p| p as i16));
+                    v.extend(
+                        column()
+                            .zip(flags())
+                            .filter(|(_, &p)| p)
+                            .map(|(&b, _)| b as i64),
+                    );
                 }
             }
         }

@@ -1,7 +1,7 @@
 //! Parquet records: one file, typed columns with the CSV header's names.
 //!
 //! The column types come from the record schema ([`RecordSchema::column_types`], whose walk
-//! writes each record: [`super::fields`]): text `BYTE_ARRAY` UTF8, `INT64`, `DOUBLE`. A column
+//! writes each record: [`super::walk`]): text `BYTE_ARRAY` UTF8, `INT64`, `DOUBLE`. A column
 //! added to the schema thus gets a Parquet type with no change here. Every column is
 //! `OPTIONAL`: NaN and missing values are nulls.
 //!

@@ -8,11 +8,13 @@
 //! fast as `ryu`); it writes the decimal form over a wider range than `{:?}` and may break
 //! an exact tie between two shortest forms the other way, so outside 1e-4..1e16, and for
 //! values short enough in decimal that a tie is possible (0.5, 2.25, -1010791494722.40625),
-//! the standard formatter is used (whole numbers up to 1e16 have a fast path of their own).
+//! the standard formatter is used. Whole numbers below 1e16 and thousandths (milliseconds
+//! from microseconds) have fast paths of their own, exact by construction, that skip `zmij`.
 //!
 //! Numbers are written straight into the buffer's spare capacity (one capacity check per
-//! field, no `memcpy` call per field): these run once per column per record, about 200
-//! times per record with the default plugins, so they are hand-written here.
+//! field, or per run of plugin columns, no `memcpy` call per field): these run once per
+//! column per record, about 200 times per record with the default plugins, so they are
+//! hand-written here.
 
 use std::io::Write;
 use std::net::IpAddr;

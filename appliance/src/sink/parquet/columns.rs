@@ -111,20 +111,115 @@ pub(crate) fn column_kinds(schema: &RecordSchema) -> Vec<ColKind> {
         .collect()
 }
 
-/// One column's buffered values. Text and integer columns keep their definition levels
-/// (`def`: 1 for a value, 0 for a null) beside the values present, as Parquet's writer takes
-/// them; text values are kept end to end in one byte buffer (offsets apart), so a record adds
-/// no allocation. A float column keeps one slot per row, NaN for a null, and its levels and
-/// values present are made column-wise when the row group is written ([`Column::floats`]).
+/// One column's buffered values. A text column keeps its definition levels (`def`: 1 for a
+/// value, 0 for a null) beside the values present, as Parquet's writer takes them, end to end
+/// in one byte buffer (offsets apart), so a record adds no allocation. Numbers are kept in
+/// chunks of [`CHUNK_ROWS`] rows, each written with its own `write_batch` call: a column that
+/// grows gets a new chunk instead of moving what it holds (`realloc`'s copy of every column,
+/// again and again while the first row group of a file fills), and the chunks stay allocated
+/// for the next row group. An integer chunk keeps levels and values present; a float chunk one
+/// slot per row, NaN for a null, whose levels and values present are made when the row group
+/// is written ([`Column::floats`]).
 pub(super) enum Values {
     Bytes { data: Vec<u8>, ends: Vec<u32> },
-    Int(Vec<i64>),
-    Float(Vec<f64>),
+    Int(Chunks<IntChunk>),
+    Float(Chunks<Vec<f64>>),
+}
+
+/// Rows per chunk of a numeric column: a multiple of [`BLOCK_ROWS`] (a block drains into one
+/// chunk) and of the writer's 1024-value mini-batches (the pages come out as from one call).
+pub(super) const CHUNK_ROWS: usize = 4096;
+const _: () = assert!(CHUNK_ROWS.is_multiple_of(BLOCK_ROWS) && CHUNK_ROWS.is_multiple_of(1024));
+
+/// Rows of an integer column: the values present and every row's definition level.
+#[derive(Default)]
+pub(super) struct IntChunk {
+    pub(super) values: Vec<i64>,
+    pub(super) def: Vec<i16>,
+}
+
+/// What a chunk needs: its row count, emptying, and a new one with room for a chunk's rows.
+pub(super) trait Chunk {
+    fn rows(&self) -> usize;
+    fn clear(&mut self);
+    fn with_room() -> Self;
+}
+
+impl Chunk for Vec<f64> {
+    fn rows(&self) -> usize {
+        self.len()
+    }
+    fn clear(&mut self) {
+        Vec::clear(self);
+    }
+    fn with_room() -> Self {
+        Vec::with_capacity(CHUNK_ROWS)
+    }
+}
+
+impl Chunk for IntChunk {
+    fn rows(&self) -> usize {
+        self.def.len()
+    }
+    fn clear(&mut self) {
+        self.values.clear();
+        self.def.clear();
+    }
+    fn with_room() -> Self {
+        IntChunk {
+            values: Vec::with_capacity(CHUNK_ROWS),
+            def: Vec::with_capacity(CHUNK_ROWS),
+        }
+    }
+}
+
+/// A numeric column's chunks: the first `used` hold this row group's rows, the rest are kept
+/// empty from an earlier one.
+pub(super) struct Chunks<T> {
+    list: Vec<T>,
+    used: usize,
+}
+
+impl<T: Chunk> Chunks<T> {
+    fn new() -> Self {
+        Chunks {
+            list: Vec::new(),
+            used: 0,
+        }
+    }
+
+    /// The chunk that takes `n` more rows: the last one in use if they fit, else the next.
+    fn room(&mut self, n: usize) -> &mut T {
+        let fits = self
+            .used
+            .checked_sub(1)
+            .and_then(|last| self.list.get(last))
+            .is_some_and(|c| c.rows() + n <= CHUNK_ROWS);
+        if !fits {
+            if self.used == self.list.len() {
+                self.list.push(T::with_room());
+            }
+            self.used += 1;
+        }
+        &mut self.list[self.used - 1]
+    }
+
+    /// The chunks holding this row group's rows, in order.
+    pub(super) fn in_use(&self) -> &[T] {
+        &self.list[..self.used]
+    }
+
+    fn clear(&mut self) {
+        for c in &mut self.list[..self.used] {
+            c.clear();
+        }
+        self.used = 0;
+    }
 }
 
 pub(super) struct Column {
     pub(super) values: Values,
-    /// Definition levels of a text or integer column (empty for a float column).
+    /// Definition levels of a text column (empty for a numeric one).
     pub(super) def: Vec<i16>,
 }
 
@@ -174,11 +269,14 @@ impl Block {
             let column = || slots.get(i..).unwrap_or(&[]).iter().step_by(w.max(1));
             match &mut col.values {
                 Values::Bytes { .. } => {}
-                Values::Float(v) => v.extend(column().map(|&b| f64::from_bits(b))),
+                Values::Float(v) => {
+                    v.room(rows).extend(column().map(|&b| f64::from_bits(b)));
+                }
                 Values::Int(v) => {
                     let flags = || present.get(i..).unwrap_or(&[]).iter().step_by(w.max(1));
-                    col.def.extend(flags().map(|&p| p as i16));
-                    v.extend(
+                    let c = v.room(rows);
+                    c.def.extend(flags().map(|&p| p as i16));
+                    c.values.extend(
                         column()
                             .zip(flags())
                             .filter(|(_, &p)| p)
@@ -199,8 +297,8 @@ impl Column {
                     data: Vec::new(),
                     ends: Vec::new(),
                 },
-                ColKind::Int64 | ColKind::UInt64 => Values::Int(Vec::new()),
-                ColKind::Double => Values::Float(Vec::new()),
+                ColKind::Int64 | ColKind::UInt64 => Values::Int(Chunks::new()),
+                ColKind::Double => Values::Float(Chunks::new()),
             },
             def: Vec::new(),
         }

@@ -276,12 +276,15 @@ impl Block {
                     let flags = || present.get(i..).unwrap_or(&[]).iter().step_by(w.max(1));
                     let c = v.room(rows);
                     c.def.extend(flags().map(|&p| p as i16));
-                    c.values.extend(
-                        column()
-                            .zip(flags())
-                            .filter(|(_, &p)| p)
-                            .map(|(&b, _)| b as i64),
-                    );
+                    // The values present, without a branch per value (at most a block's
+                    // rows: `rows <= BLOCK_ROWS`).
+                    let mut kept = [0i64; BLOCK_ROWS];
+                    let mut n = 0;
+                    for (&b, &p) in column().zip(flags()).take(BLOCK_ROWS) {
+                        kept[n] = b as i64;
+                        n += p as usize;
+                    }
+                    c.values.extend_from_slice(&kept[..n]);
                 }
             }
         }
@@ -364,9 +367,19 @@ impl Column {
     /// (reused from column to column).
     pub(super) fn floats(rows: &[f64], def: &mut Vec<i16>, present: &mut Vec<f64>) {
         def.clear();
-        present.clear();
         def.extend(rows.iter().map(|x| !x.is_nan() as i16));
-        present.extend(rows.iter().copied().filter(|x| !x.is_nan()));
+        // The values present, without a branch per value: each is stored, and kept by
+        // moving on past it only when it is not NaN.
+        present.clear();
+        present.resize(rows.len(), 0.0);
+        let mut n = 0;
+        for &x in rows {
+            if let Some(slot) = present.get_mut(n) {
+                *slot = x;
+            }
+            n += !x.is_nan() as usize;
+        }
+        present.truncate(n);
     }
 
     pub(super) fn clear(&mut self) {

@@ -12,7 +12,8 @@
 //! criterion's lines each sink is also timed by the thread's own CPU time
 //! (`CLOCK_THREAD_CPUTIME_ID`, median of 5 passes): `cpu sink/csv: N records per CPU-second`.
 //! `--cpu-only` prints only those; names after it (`--cpu-only csv parquet_file`) time only
-//! those sinks (for a profile of one).
+//! those sinks (for a profile of one). With `WEIR_BENCH_SINKS_DIR=DIR` the `--cpu-only` files
+//! are written there and kept (to compare the output of two builds byte for byte).
 
 use criterion::{criterion_group, Criterion, Throughput};
 use weir::flow::record::{DirCounters, Expiration, FlowRecord, RecordSchema};
@@ -189,8 +190,10 @@ fn thread_cpu_s() -> f64 {
 fn cpu_rates(only: &[String]) {
     let schema = schema();
     let recs = records(&schema);
-    let dir = tempfile::tempdir().unwrap();
-    for (name, path) in sinks(dir.path()) {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir =
+        std::env::var_os("WEIR_BENCH_SINKS_DIR").map_or(tmp.path().to_path_buf(), |d| d.into());
+    for (name, path) in sinks(&dir) {
         if !only.is_empty() && !only.iter().any(|o| o == name) {
             continue;
         }

@@ -111,7 +111,7 @@ macro_rules! core_columns {
         /// Every core column's value of a record, in output order (straight-line code: each
         /// [`CoreColumn::read`] is folded to its row's expression).
         #[inline(always)]
-        fn walk_core<'a>(
+        pub(crate) fn walk_core<'a>(
             $rec: &'a FlowRecord,
             $schema: &'a RecordSchema,
             f: &mut impl FnMut(Value<'a>),

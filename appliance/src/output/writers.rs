@@ -50,38 +50,6 @@ impl SinkWriter {
             empties,
             recycle: recycle.clone(),
         };
-        let error = |st: &mut OutputStats, what: &str, e: std::io::Error| {
-            st.write_errors += 1;
-            if st.first_error.is_none() {
-                tracing::error!(error = %e, "{what}");
-                st.first_error = Some(e.to_string());
-            }
-        };
-        // `line`: the record's line when the dispatch thread formatted it.
-        let write = |st: &mut OutputStats,
-                     rec: &FlowRecord,
-                     line: Option<&[u8]>,
-                     sink: &mut Option<Box<dyn RecordSink>>,
-                     exporter: &mut Option<crate::sink::ipfix::IpfixSink>| {
-            if let Some(x) = exporter.as_mut() {
-                x.export(rec);
-            }
-            st.records += 1;
-            if rec.interval.is_some() {
-                st.interval_records += 1;
-            } else {
-                st.packets += rec.bidirectional.packets;
-            }
-            if let Some(s) = sink.as_mut() {
-                let r = match line {
-                    Some(l) => s.write_line(l),
-                    None => s.write(rec),
-                };
-                if let Err(e) = r {
-                    error(st, "cannot write flow record", e);
-                }
-            }
-        };
         let mut sel = Select::new();
         let batches = sel.recv(&batch_rx);
         let scored = sel.recv(&rec_rx);
@@ -96,18 +64,9 @@ impl SinkWriter {
                         if lines.is_none() {
                             unformatted.fetch_sub(1, Ordering::AcqRel);
                         }
-                        match &lines {
-                            Some(l) => {
-                                for (i, rec) in records.iter().enumerate() {
-                                    let line = Some(l.line(i));
-                                    write(&mut st, rec, line, &mut records_sink, &mut exporter);
-                                }
-                            }
-                            None => {
-                                for rec in &records {
-                                    write(&mut st, rec, None, &mut records_sink, &mut exporter);
-                                }
-                            }
+                        for (i, rec) in records.iter().enumerate() {
+                            let line = lines.as_ref().map(|l| l.line(i));
+                            write(&mut st, rec, line, &mut records_sink, &mut exporter);
                         }
                         written.fetch_add(records.len() as u64, Ordering::Relaxed);
                         let _ = recycle.try_send(records);
@@ -166,6 +125,44 @@ impl SinkWriter {
         }
         st.ipfix = exporter.as_mut().map(|x| x.finish());
         st
+    }
+}
+
+/// Count a failed write; the first one is logged and kept for the run's summary.
+fn error(st: &mut OutputStats, what: &str, e: std::io::Error) {
+    st.write_errors += 1;
+    if st.first_error.is_none() {
+        tracing::error!(error = %e, "{what}");
+        st.first_error = Some(e.to_string());
+    }
+}
+
+/// One record to the IPFIX exporter and the records sink, counted; `line` is its line when
+/// the dispatch thread formatted it.
+fn write(
+    st: &mut OutputStats,
+    rec: &FlowRecord,
+    line: Option<&[u8]>,
+    sink: &mut Option<Box<dyn RecordSink>>,
+    exporter: &mut Option<crate::sink::ipfix::IpfixSink>,
+) {
+    if let Some(x) = exporter.as_mut() {
+        x.export(rec);
+    }
+    st.records += 1;
+    if rec.interval.is_some() {
+        st.interval_records += 1;
+    } else {
+        st.packets += rec.bidirectional.packets;
+    }
+    if let Some(s) = sink.as_mut() {
+        let r = match line {
+            Some(l) => s.write_line(l),
+            None => s.write(rec),
+        };
+        if let Err(e) = r {
+            error(st, "cannot write flow record", e);
+        }
     }
 }
 

@@ -2,9 +2,10 @@
 //! fields holding a comma, a quote or a line break). Each line is formatted straight into the
 //! file's buffer ([`super::text`]): no allocation per field or per record.
 
-use super::text::{push_csv_str, push_f64, push_i64, push_ip, push_u64};
+use super::text::push_u64;
+use super::text::{push_csv_floats, push_csv_ints, push_csv_str, push_f64, push_i64, push_ip};
 use super::textfile::{TextFile, TextOptions};
-use super::{fields, Field, LineFormat, RecordSink};
+use super::{walk, Field, LineFormat, RecordSink, Runs, Visit};
 use crate::flow::record::{FlowRecord, RecordSchema};
 use std::io;
 use std::path::Path;
@@ -19,6 +20,35 @@ pub struct CsvSink {
 #[derive(Clone)]
 pub struct CsvLines {
     schema: RecordSchema,
+    runs: Runs,
+}
+
+/// A record's line being written: every field is followed by a comma (the last one becomes
+/// the newline).
+struct Line<'b>(&'b mut Vec<u8>);
+
+impl<'a> Visit<'a> for Line<'_> {
+    #[inline(always)]
+    fn field(&mut self, f: Field<'a>) {
+        let line = &mut *self.0;
+        match f {
+            Field::Str(s) => push_csv_str(line, s),
+            Field::Ip(ip) => push_ip(line, ip),
+            Field::Int(i) => push_i64(line, i),
+            Field::UInt(u) => push_u64(line, u),
+            Field::Float(x) => push_f64(line, x),
+            Field::Missing => {}
+        }
+        line.push(b',');
+    }
+
+    fn floats(&mut self, v: &'a [f64]) {
+        push_csv_floats(self.0, v);
+    }
+
+    fn ints(&mut self, v: &'a [f64]) {
+        push_csv_ints(self.0, v);
+    }
 }
 
 /// The header line of `schema`, with its newline.
@@ -37,9 +67,10 @@ pub fn header_line(schema: &RecordSchema) -> Vec<u8> {
 impl CsvSink {
     pub fn create(path: &Path, schema: RecordSchema, opts: TextOptions) -> io::Result<Self> {
         let out = TextFile::open(path, header_line(&schema), opts)?;
+        let runs = Runs::new(&schema);
         Ok(CsvSink {
             out,
-            lines: CsvLines { schema },
+            lines: CsvLines { schema, runs },
         })
     }
 }
@@ -47,18 +78,7 @@ impl CsvSink {
 impl LineFormat for CsvLines {
     fn format(&self, rec: &FlowRecord, line: &mut Vec<u8>) {
         let start = line.len();
-        // Every field is followed by a comma; the last one becomes the newline.
-        fields(rec, &self.schema, |f| {
-            match f {
-                Field::Str(s) => push_csv_str(line, s),
-                Field::Ip(ip) => push_ip(line, ip),
-                Field::Int(i) => push_i64(line, i),
-                Field::UInt(u) => push_u64(line, u),
-                Field::Float(x) => push_f64(line, x),
-                Field::Missing => {}
-            }
-            line.push(b',');
-        });
+        walk(rec, &self.schema, &self.runs, &mut Line(line));
         if line.len() > start {
             let end = line.len() - 1;
             line[end] = b'\n';

@@ -4,7 +4,7 @@
 
 use super::text::{push_f64, push_i64, push_ip, push_json_str, push_short, push_u64};
 use super::textfile::{TextFile, TextOptions};
-use super::{fields, Field, LineFormat, RecordSink};
+use super::{walk, Field, LineFormat, RecordSink, Runs, Visit};
 use crate::flow::record::{FlowRecord, RecordSchema};
 use std::io;
 use std::path::Path;
@@ -21,6 +21,68 @@ pub struct JsonlLines {
     schema: RecordSchema,
     /// Each key, quoted and escaped, with its `:` and the `{` or `,` before it.
     keys: Vec<Vec<u8>>,
+    runs: Runs,
+}
+
+/// A record's object being written: field `i` gets key `i`.
+struct Object<'b> {
+    line: &'b mut Vec<u8>,
+    keys: &'b [Vec<u8>],
+    i: usize,
+}
+
+impl Object<'_> {
+    #[inline]
+    fn key(&mut self) {
+        match self.keys.get(self.i) {
+            Some(k) => push_short(self.line, k),
+            // More fields than header names (cannot happen: both come from the schema).
+            None => self.line.push(if self.i == 0 { b'{' } else { b',' }),
+        }
+        self.i += 1;
+    }
+}
+
+impl<'a> Visit<'a> for Object<'_> {
+    #[inline(always)]
+    fn field(&mut self, f: Field<'a>) {
+        self.key();
+        let line = &mut *self.line;
+        match f {
+            Field::Str(s) => push_json_str(line, s),
+            Field::Ip(ip) => {
+                line.push(b'"');
+                push_ip(line, ip);
+                line.push(b'"');
+            }
+            Field::Int(v) => push_i64(line, v),
+            Field::UInt(v) => push_u64(line, v),
+            Field::Float(x) if x.is_finite() => push_f64(line, x),
+            Field::Float(_) | Field::Missing => line.extend_from_slice(b"null"),
+        }
+    }
+
+    fn floats(&mut self, v: &'a [f64]) {
+        for &x in v {
+            self.key();
+            if x.is_finite() {
+                push_f64(self.line, x);
+            } else {
+                push_short(self.line, b"null");
+            }
+        }
+    }
+
+    fn ints(&mut self, v: &'a [f64]) {
+        for &x in v {
+            self.key();
+            if x.is_nan() {
+                push_short(self.line, b"null");
+            } else {
+                push_i64(self.line, x as i64);
+            }
+        }
+    }
 }
 
 impl JsonlSink {
@@ -38,35 +100,24 @@ impl JsonlSink {
             .collect();
         Ok(JsonlSink {
             out: TextFile::open(path, Vec::new(), opts)?,
-            lines: JsonlLines { schema, keys },
+            lines: JsonlLines {
+                runs: Runs::new(&schema),
+                schema,
+                keys,
+            },
         })
     }
 }
 
 impl LineFormat for JsonlLines {
     fn format(&self, rec: &FlowRecord, line: &mut Vec<u8>) {
-        let mut i = 0;
-        let keys = &self.keys;
-        fields(rec, &self.schema, |f| {
-            match keys.get(i) {
-                Some(k) => push_short(line, k),
-                // More fields than header names (cannot happen: both come from the schema).
-                None => line.push(if i == 0 { b'{' } else { b',' }),
-            }
-            match f {
-                Field::Str(s) => push_json_str(line, s),
-                Field::Ip(ip) => {
-                    line.push(b'"');
-                    push_ip(line, ip);
-                    line.push(b'"');
-                }
-                Field::Int(v) => push_i64(line, v),
-                Field::UInt(v) => push_u64(line, v),
-                Field::Float(x) if x.is_finite() => push_f64(line, x),
-                Field::Float(_) | Field::Missing => line.extend_from_slice(b"null"),
-            }
-            i += 1;
-        });
+        let mut obj = Object {
+            line,
+            keys: &self.keys,
+            i: 0,
+        };
+        walk(rec, &self.schema, &self.runs, &mut obj);
+        let (line, i) = (obj.line, obj.i);
         if i == 0 {
             line.push(b'{');
         }

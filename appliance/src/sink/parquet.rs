@@ -1,7 +1,7 @@
 //! Parquet records: one file, typed columns with the CSV header's names.
 //!
 //! The column types come from the record schema ([`RecordSchema::column_types`], whose walk
-//! writes each record: [`super::fields`]): text `BYTE_ARRAY` UTF8, `INT64`, `DOUBLE`. A column
+//! writes each record: [`super::walk`]): text `BYTE_ARRAY` UTF8, `INT64`, `DOUBLE`. A column
 //! added to the schema thus gets a Parquet type with no change here. Every column is
 //! `OPTIONAL`: NaN and missing values are nulls.
 //!
@@ -22,7 +22,7 @@
 
 mod columns;
 
-use super::{fields, Field, RecordSink};
+use super::{walk, Field, RecordSink, Visit};
 use crate::flow::record::{FlowRecord, RecordSchema};
 pub(crate) use columns::Layout;
 use columns::*;
@@ -125,6 +125,64 @@ pub(crate) struct ParquetFile {
     pub opened: Instant,
 }
 
+/// A record on its way into a file: text fields into their columns, numbers into the
+/// block's next row.
+struct Row<'b> {
+    cols: &'b mut [Column],
+    slots: &'b mut [u64],
+    present: &'b mut [bool],
+    /// The next column.
+    i: usize,
+    /// Bytes the record adds (for the row-group and rotation sizes).
+    bytes: u64,
+}
+
+impl<'a> Visit<'a> for Row<'_> {
+    #[inline(always)]
+    fn field(&mut self, f: Field<'a>) {
+        let i = self.i;
+        if let (Some(c), Some(s), Some(p)) = (
+            self.cols.get_mut(i),
+            self.slots.get_mut(i),
+            self.present.get_mut(i),
+        ) {
+            self.bytes += c.push(f, s, p);
+        }
+        self.i += 1;
+    }
+
+    /// Float columns (the layout's runs match its column kinds): the values' bits, NaN for
+    /// a null.
+    fn floats(&mut self, v: &'a [f64]) {
+        let at = self.i..self.i + v.len();
+        if let Some(slots) = self.slots.get_mut(at) {
+            for (s, x) in slots.iter_mut().zip(v) {
+                *s = x.to_bits();
+            }
+            self.bytes += 10 * v.len() as u64;
+        }
+        self.i += v.len();
+    }
+
+    /// Integer columns: the value, or absent for NaN.
+    fn ints(&mut self, v: &'a [f64]) {
+        let at = self.i..self.i + v.len();
+        if let (Some(slots), Some(present)) =
+            (self.slots.get_mut(at.clone()), self.present.get_mut(at))
+        {
+            let mut bytes = 0;
+            for ((s, p), x) in slots.iter_mut().zip(present.iter_mut()).zip(v) {
+                // NaN casts to 0, and is marked absent.
+                *s = *x as i64 as u64;
+                *p = !x.is_nan();
+                bytes += 2 + 8 * *p as u64;
+            }
+            self.bytes += bytes;
+        }
+        self.i += v.len();
+    }
+}
+
 impl ParquetFile {
     /// Start `path` (under its temporary name; its directory must exist).
     pub fn create(path: &Path, layout: &Arc<Layout>) -> io::Result<ParquetFile> {
@@ -168,22 +226,20 @@ impl ParquetFile {
         if self.broken {
             return Err(io::Error::other("parquet: the file had a failed row group"));
         }
-        let mut i = 0;
-        let mut bytes = 0u64;
-        let cols = &mut self.cols;
         let (slots, present) = self.block.row();
-        fields(rec, &self.layout.schema, |f| {
-            if let (Some(c), Some(s), Some(p)) =
-                (cols.get_mut(i), slots.get_mut(i), present.get_mut(i))
-            {
-                bytes += c.push(f, s, p);
-            }
-            i += 1;
-        });
-        if i != cols.len() {
+        let mut row = Row {
+            cols: &mut self.cols,
+            slots,
+            present,
+            i: 0,
+            bytes: 0,
+        };
+        walk(rec, &self.layout.schema, &self.layout.runs, &mut row);
+        let (i, bytes) = (row.i, row.bytes);
+        if i != self.cols.len() {
             return Err(io::Error::other(format!(
                 "parquet: a record has {i} fields, the schema {} columns",
-                cols.len()
+                self.cols.len()
             )));
         }
         self.block.rows += 1;
@@ -245,20 +301,29 @@ impl ParquetFile {
                 .next_column()
                 .map_err(to_io)?
                 .ok_or_else(|| io::Error::other("parquet: fewer column writers than columns"))?;
-            let levels = Some(col.def.as_slice());
             match &col.values {
                 Values::Bytes { data, ends } => {
+                    let levels = Some(col.def.as_slice());
                     cw.typed::<ByteArrayType>()
                         .write_batch(&byte_arrays(data, ends), levels, None)
+                        .map_err(to_io)?;
                 }
-                Values::Int(v) => cw.typed::<Int64Type>().write_batch(v, levels, None),
-                Values::Float(rows) => {
-                    Column::floats(rows, &mut def, &mut present);
-                    cw.typed::<DoubleType>()
-                        .write_batch(&present, Some(&def), None)
+                Values::Int(chunks) => {
+                    for c in chunks.in_use() {
+                        cw.typed::<Int64Type>()
+                            .write_batch(&c.values, Some(&c.def), None)
+                            .map_err(to_io)?;
+                    }
+                }
+                Values::Float(chunks) => {
+                    for rows in chunks.in_use() {
+                        Column::floats(rows, &mut def, &mut present);
+                        cw.typed::<DoubleType>()
+                            .write_batch(&present, Some(&def), None)
+                            .map_err(to_io)?;
+                    }
                 }
             }
-            .map_err(to_io)?;
             cw.close().map_err(to_io)?;
         }
         rg.close().map_err(to_io)?;
@@ -489,6 +554,65 @@ mod tests {
             icmp: [0; 2],
             community_id: Default::default(),
         }
+    }
+
+    /// Numbers come back as written (nulls where NaN) from row groups that span several
+    /// chunks of a column and end within one.
+    #[test]
+    fn numbers_come_back_across_chunks_and_row_groups() {
+        use crate::flow::schema::CoreColumn;
+        use parquet::record::Field as Value;
+        use weir_plugin_api::{WEIR_FEATURE_F64 as F, WEIR_FEATURE_U64 as U};
+        let dir = tempfile::tempdir().unwrap();
+        let mut schema = RecordSchema::default();
+        for (j, kind) in [F, U, F, U].into_iter().enumerate() {
+            schema.extra.push(format!("f{j}"));
+            schema.provider.push("test".into());
+            schema.kinds.push(kind);
+        }
+        let path = dir.path().join("r.parquet");
+        let mut layout = Layout::new(&schema).unwrap();
+        Arc::get_mut(&mut layout).unwrap().row_group_rows = 5000;
+        let mut sink = ParquetSink {
+            file: Some(ParquetFile::create(&path, &layout).unwrap()),
+            layout,
+            path: path.clone(),
+            restarts: 0,
+            finished: false,
+        };
+        let value = |i: u64, j: usize| {
+            if (i + j as u64).is_multiple_of(7) {
+                f64::NAN
+            } else {
+                (i * 10 + j as u64) as f64 + if j.is_multiple_of(2) { 0.25 } else { 0.0 }
+            }
+        };
+        let (n, mut seed) = (12_000u64, 1u64);
+        for i in 0..n {
+            let mut r = record(i, 4, &mut seed);
+            r.values = (0..4).map(|j| value(i, j)).collect();
+            sink.write(&r).unwrap();
+        }
+        sink.finish().unwrap();
+        let reader = SerializedFileReader::new(File::open(&path).unwrap()).unwrap();
+        assert_eq!(reader.metadata().num_row_groups(), 3);
+        let first = CoreColumn::ALL.len();
+        let mut rows = 0;
+        for (i, row) in reader.get_row_iter(None).unwrap().enumerate() {
+            let row = row.unwrap();
+            let got: Vec<Value> = row.get_column_iter().map(|(_, f)| f.clone()).collect();
+            for j in 0..4 {
+                let want = value(i as u64, j);
+                match &got[first + j] {
+                    Value::Null => assert!(want.is_nan(), "row {i} column {j}"),
+                    Value::Double(x) if j % 2 == 0 => assert_eq!(*x, want, "row {i}"),
+                    Value::Long(v) if j % 2 == 1 => assert_eq!(*v as f64, want, "row {i}"),
+                    other => panic!("row {i} column {j}: {other:?}"),
+                }
+            }
+            rows += 1;
+        }
+        assert_eq!(rows, n);
     }
 
     /// A small tmpfs mounted on a temporary directory (root only), unmounted on drop.

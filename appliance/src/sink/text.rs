@@ -8,11 +8,13 @@
 //! fast as `ryu`); it writes the decimal form over a wider range than `{:?}` and may break
 //! an exact tie between two shortest forms the other way, so outside 1e-4..1e16, and for
 //! values short enough in decimal that a tie is possible (0.5, 2.25, -1010791494722.40625),
-//! the standard formatter is used (whole numbers up to 1e16 have a fast path of their own).
+//! the standard formatter is used. Whole numbers below 1e16 and thousandths (milliseconds
+//! from microseconds) have fast paths of their own, exact by construction, that skip `zmij`.
 //!
 //! Numbers are written straight into the buffer's spare capacity (one capacity check per
-//! field, no `memcpy` call per field): these run once per column per record, about 200
-//! times per record with the default plugins, so they are hand-written here.
+//! field, or per run of plugin columns, no `memcpy` call per field): these run once per
+//! column per record, about 200 times per record with the default plugins, so they are
+//! hand-written here.
 
 use std::io::Write;
 use std::net::IpAddr;
@@ -190,32 +192,93 @@ pub fn push_i64(buf: &mut Vec<u8>, v: i64) {
 /// Append a float as `{:?}` writes it.
 #[inline]
 pub fn push_f64(buf: &mut Vec<u8>, x: f64) {
+    let dst = spare(buf, NUM_BYTES);
+    // SAFETY: 32 bytes of spare capacity; `write_f64` reports what it wrote.
+    unsafe {
+        let n = write_f64(dst, x);
+        advance(buf, n);
+    }
+}
+
+/// Write `x` at `dst` as `{:?}` writes it (at most 24 bytes); returns how many.
+///
+/// # Safety
+/// `dst` must be valid for [`NUM_BYTES`] bytes of writes.
+#[inline]
+pub(crate) unsafe fn write_f64(dst: *mut u8, x: f64) -> usize {
     let a = x.abs();
+    let neg = x.is_sign_negative() as usize;
     // Whole numbers (packet sizes, directions, counts as doubles) are most of the values:
     // the integer and ".0", as `{:?}` prints them below 1e16. (Compared through an integer:
     // `fract` is a libm call without SSE4.1.)
     if a < 1e16 && (x as i64) as f64 == x {
-        let dst = spare(buf, NUM_BYTES);
-        // SAFETY: 32 bytes of spare capacity: at most 18 for the sign and integer, 2 for ".0".
+        // SAFETY: at most 18 bytes for the sign and integer, 2 for ".0" (the caller's 32).
         unsafe {
-            let mut n = 0;
-            if x.is_sign_negative() {
-                // -0.0 too (as `{:?}` writes it).
-                *dst = b'-';
-                n = 1;
-            }
-            n += write_u64(dst.add(n), a as u64);
+            // -0.0 too (as `{:?}` writes it).
+            *dst = b'-';
+            let n = neg + write_u64(dst.add(neg), a as u64);
             dst.add(n).cast::<[u8; 2]>().write_unaligned(*b".0");
-            advance(buf, n + 2);
+            return n + 2;
         }
-        return;
     }
-    if (1e-4..1e16).contains(&a) && never_a_tie(x) {
-        push_short(buf, zmij::Buffer::new().format_finite(x).as_bytes());
+    if !(1e-4..1e16).contains(&a) {
+        // SAFETY: the caller's 32 bytes.
+        return unsafe { write_debug(dst, x) };
+    }
+    // Thousandths (milliseconds from microseconds, means of small counts): when `x` is the
+    // double nearest to k / 1000 with k below 1e15, that decimal has at most 15 significant
+    // digits, and no other decimal of 15 digits or fewer reads back as `x` (every one of them
+    // round-trips), so it is the shortest form `{:?}` prints, with no tie to break.
+    if a < 1e12 {
+        let k = (a * 1000.0 + 0.5) as i64;
+        if k as f64 / 1000.0 == a {
+            let (int, frac) = (k as u64 / 1000, k as u64 % 1000);
+            // Trailing zeros of the fraction are not printed (frac > 0: a whole `x` took the
+            // path above).
+            let len = if frac % 100 == 0 {
+                1
+            } else if frac % 10 == 0 {
+                2
+            } else {
+                3
+            };
+            // SAFETY: sign, at most 12 integer digits, '.' and 3 digits: within 32 bytes.
+            unsafe {
+                *dst = b'-';
+                let n = neg + write_u64(dst.add(neg), int);
+                let r = (frac % 100) as usize * 2;
+                let d = [b'.', b'0' + (frac / 100) as u8, PAIRS[r], PAIRS[r + 1]];
+                dst.add(n).cast::<[u8; 4]>().write_unaligned(d);
+                return n + 1 + len;
+            }
+        }
+    }
+    if never_a_tie(x) {
+        let mut z = zmij::Buffer::new();
+        let s = z.format_finite(x).as_bytes();
+        // SAFETY: `{:?}` of an f64 takes at most 24 bytes, within the caller's 32.
+        unsafe { put_small(dst, s) };
+        s.len()
     } else {
-        // Writing into a Vec cannot fail.
-        let _ = write!(buf, "{x:?}");
+        // SAFETY: the caller's 32 bytes.
+        unsafe { write_debug(dst, x) }
     }
+}
+
+/// `{:?}` of `x` at `dst` through the standard formatter (the rare cases); returns the bytes.
+///
+/// # Safety
+/// `dst` must be valid for [`NUM_BYTES`] bytes of writes.
+#[cold]
+unsafe fn write_debug(dst: *mut u8, x: f64) -> usize {
+    let mut tmp = [0u8; NUM_BYTES];
+    let mut w = &mut tmp[..];
+    // At most 24 bytes: always fits.
+    let _ = write!(w, "{x:?}");
+    let n = NUM_BYTES - w.len();
+    // SAFETY: the caller gave 32 writable bytes at `dst`; n <= 32.
+    unsafe { std::ptr::copy_nonoverlapping(tmp.as_ptr(), dst, n) };
+    n
 }
 
 /// Whether `x`'s exact decimal expansion has more than 20 significant digits. The shortest
@@ -245,6 +308,46 @@ fn never_a_tie(x: f64) -> bool {
     }
     let m_bits = (64 - m.leading_zeros()) as f64;
     (m_bits - 1.0) * std::f64::consts::LOG10_2 + (-e) as f64 * 0.698_970_004_336_018_8 > 20.0
+}
+
+/// Append a run of float columns as CSV fields, each with its comma: `{:?}` of each value,
+/// nothing for NaN (missing). One capacity check for the run.
+pub fn push_csv_floats(buf: &mut Vec<u8>, v: &[f64]) {
+    buf.reserve(v.len() * (NUM_BYTES + 1));
+    let (base, mut n) = (buf.as_mut_ptr(), buf.len());
+    for &x in v {
+        // SAFETY: each field takes at most 25 bytes and needs 32 writable ones: the reserve
+        // above leaves 33 per field from `len`.
+        unsafe {
+            if !x.is_nan() {
+                n += write_f64(base.add(n), x);
+            }
+            *base.add(n) = b',';
+        }
+        n += 1;
+    }
+    // SAFETY: every byte up to `n` was written, within the capacity.
+    unsafe { buf.set_len(n) };
+}
+
+/// Append a run of integer columns (held as doubles) as CSV fields, each with its comma;
+/// nothing for NaN (missing). One capacity check for the run.
+pub fn push_csv_ints(buf: &mut Vec<u8>, v: &[f64]) {
+    buf.reserve(v.len() * (NUM_BYTES + 1));
+    let (base, mut n) = (buf.as_mut_ptr(), buf.len());
+    for &x in v {
+        // SAFETY: each field takes at most 21 bytes and needs 21 writable ones: the reserve
+        // above leaves 33 per field from `len`.
+        unsafe {
+            if !x.is_nan() {
+                n += write_i64(base.add(n), x as i64);
+            }
+            *base.add(n) = b',';
+        }
+        n += 1;
+    }
+    // SAFETY: every byte up to `n` was written, within the capacity.
+    unsafe { buf.set_len(n) };
 }
 
 /// Append an address as `Display` writes it (dotted quad, RFC 5952 IPv6).
@@ -358,6 +461,38 @@ mod tests {
         for x in special {
             assert_eq!(f(x), format!("{x:?}"), "{x:e}");
         }
+        // Thousandths (their own fast path): near its bounds (1e12, 1e15 thousandths) and
+        // halfway between two.
+        for k in [
+            1i64,
+            5,
+            10,
+            999,
+            1001,
+            123_456,
+            999_999_999_999_999,
+            1_000_000_000_000_001,
+        ] {
+            for x in [
+                k as f64 / 1000.0,
+                k as f64 / 1000.0 + 0.0005,
+                k as f64 / 1e4,
+            ] {
+                for x in [x, -x, x.next_up(), x.next_down()] {
+                    assert_eq!(f(x), format!("{x:?}"), "{x:e}");
+                }
+            }
+        }
+        for x in [
+            1e12,
+            1e12 - 0.001,
+            1e12 + 0.001,
+            999_999_999_999.999,
+            0.0005,
+            0.00049,
+        ] {
+            assert_eq!(f(x), format!("{x:?}"), "{x:e}");
+        }
         // Every power of ten and its neighbours (the fixed/exponent switch, digit counts).
         for k in -330..310 {
             let p: f64 = format!("1e{k}").parse().unwrap();
@@ -396,6 +531,40 @@ mod tests {
             // Binary fractions of every size (ties are possible), and large ones.
             check((next() >> (next() % 64)) as f64 / (1u64 << (next() % 63)) as f64);
             check((next() % 40_000_000_000_000_000) as f64 / 8.0);
+        }
+    }
+
+    /// A run of columns is written as its fields one by one would be.
+    #[test]
+    fn csv_runs_are_fields_with_commas() {
+        let v = [
+            1.0,
+            f64::NAN,
+            -0.0,
+            12.345,
+            1e300,
+            f64::INFINITY,
+            2.5e-7,
+            1658206780088562.2,
+            -3.0,
+            9.2e18,
+        ];
+        for n in 0..=v.len() {
+            let run = &v[..n];
+            let (mut floats, mut ints) = (b"x,".to_vec(), Vec::new());
+            push_csv_floats(&mut floats, run);
+            push_csv_ints(&mut ints, run);
+            let (mut want_f, mut want_i) = (b"x,".to_vec(), Vec::new());
+            for &x in run {
+                if !x.is_nan() {
+                    push_f64(&mut want_f, x);
+                    push_i64(&mut want_i, x as i64);
+                }
+                want_f.push(b',');
+                want_i.push(b',');
+            }
+            assert_eq!(floats, want_f);
+            assert_eq!(ints, want_i);
         }
     }
 

@@ -2,7 +2,7 @@
 //! buffers values gather in until a row group is written.
 
 use super::*;
-use crate::flow::schema::ColumnType;
+use crate::flow::schema::{ColumnType, CoreColumn};
 
 /// The Parquet type of one column.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -17,6 +17,8 @@ pub(crate) enum ColKind {
 /// every file of a dataset.
 pub(crate) struct Layout {
     pub schema: RecordSchema,
+    /// The schema's plugin columns by runs of one type (see [`crate::sink::walk`]).
+    pub(super) runs: crate::sink::Runs,
     pub kinds: Vec<ColKind>,
     pub(super) parquet_schema: TypePtr,
     pub(super) props: WriterPropertiesPtr,
@@ -74,13 +76,17 @@ impl Layout {
             .set_compression(Compression::SNAPPY)
             .set_statistics_enabled(EnabledStatistics::Chunk)
             .set_created_by(format!("weir {}", env!("CARGO_PKG_VERSION")));
+        // `community_id` is a hash of the flow's key, nearly unique per record: a dictionary
+        // of it is as large as the values and costs a hash and a comparison per value.
+        let unique = CoreColumn::CommunityId.name();
         for (name, kind) in names.iter().zip(&kinds) {
-            if *kind != ColKind::Utf8 {
+            if *kind != ColKind::Utf8 || name == unique {
                 props = props.set_column_dictionary_enabled(ColumnPath::from(name.as_str()), false);
             }
         }
         let props = Arc::new(props.build());
         Ok(Arc::new(Layout {
+            runs: crate::sink::Runs::new(schema),
             schema: schema.clone(),
             kinds,
             parquet_schema,
@@ -105,20 +111,115 @@ pub(crate) fn column_kinds(schema: &RecordSchema) -> Vec<ColKind> {
         .collect()
 }
 
-/// One column's buffered values. Text and integer columns keep their definition levels
-/// (`def`: 1 for a value, 0 for a null) beside the values present, as Parquet's writer takes
-/// them; text values are kept end to end in one byte buffer (offsets apart), so a record adds
-/// no allocation. A float column keeps one slot per row, NaN for a null, and its levels and
-/// values present are made column-wise when the row group is written ([`Column::floats`]).
+/// One column's buffered values. A text column keeps its definition levels (`def`: 1 for a
+/// value, 0 for a null) beside the values present, as Parquet's writer takes them, end to end
+/// in one byte buffer (offsets apart), so a record adds no allocation. Numbers are kept in
+/// chunks of [`CHUNK_ROWS`] rows, each written with its own `write_batch` call: a column that
+/// grows gets a new chunk instead of moving what it holds (`realloc`'s copy of every column,
+/// again and again while the first row group of a file fills), and the chunks stay allocated
+/// for the next row group. An integer chunk keeps levels and values present; a float chunk one
+/// slot per row, NaN for a null, whose levels and values present are made when the row group
+/// is written ([`Column::floats`]).
 pub(super) enum Values {
     Bytes { data: Vec<u8>, ends: Vec<u32> },
-    Int(Vec<i64>),
-    Float(Vec<f64>),
+    Int(Chunks<IntChunk>),
+    Float(Chunks<Vec<f64>>),
+}
+
+/// Rows per chunk of a numeric column: a multiple of [`BLOCK_ROWS`] (a block drains into one
+/// chunk) and of the writer's 1024-value mini-batches (the pages come out as from one call).
+pub(super) const CHUNK_ROWS: usize = 4096;
+const _: () = assert!(CHUNK_ROWS.is_multiple_of(BLOCK_ROWS) && CHUNK_ROWS.is_multiple_of(1024));
+
+/// Rows of an integer column: the values present and every row's definition level.
+#[derive(Default)]
+pub(super) struct IntChunk {
+    pub(super) values: Vec<i64>,
+    pub(super) def: Vec<i16>,
+}
+
+/// What a chunk needs: its row count, emptying, and a new one with room for a chunk's rows.
+pub(super) trait Chunk {
+    fn rows(&self) -> usize;
+    fn clear(&mut self);
+    fn with_room() -> Self;
+}
+
+impl Chunk for Vec<f64> {
+    fn rows(&self) -> usize {
+        self.len()
+    }
+    fn clear(&mut self) {
+        Vec::clear(self);
+    }
+    fn with_room() -> Self {
+        Vec::with_capacity(CHUNK_ROWS)
+    }
+}
+
+impl Chunk for IntChunk {
+    fn rows(&self) -> usize {
+        self.def.len()
+    }
+    fn clear(&mut self) {
+        self.values.clear();
+        self.def.clear();
+    }
+    fn with_room() -> Self {
+        IntChunk {
+            values: Vec::with_capacity(CHUNK_ROWS),
+            def: Vec::with_capacity(CHUNK_ROWS),
+        }
+    }
+}
+
+/// A numeric column's chunks: the first `used` hold this row group's rows, the rest are kept
+/// empty from an earlier one.
+pub(super) struct Chunks<T> {
+    list: Vec<T>,
+    used: usize,
+}
+
+impl<T: Chunk> Chunks<T> {
+    fn new() -> Self {
+        Chunks {
+            list: Vec::new(),
+            used: 0,
+        }
+    }
+
+    /// The chunk that takes `n` more rows: the last one in use if they fit, else the next.
+    fn room(&mut self, n: usize) -> &mut T {
+        let fits = self
+            .used
+            .checked_sub(1)
+            .and_then(|last| self.list.get(last))
+            .is_some_and(|c| c.rows() + n <= CHUNK_ROWS);
+        if !fits {
+            if self.used == self.list.len() {
+                self.list.push(T::with_room());
+            }
+            self.used += 1;
+        }
+        &mut self.list[self.used - 1]
+    }
+
+    /// The chunks holding this row group's rows, in order.
+    pub(super) fn in_use(&self) -> &[T] {
+        &self.list[..self.used]
+    }
+
+    fn clear(&mut self) {
+        for c in &mut self.list[..self.used] {
+            c.clear();
+        }
+        self.used = 0;
+    }
 }
 
 pub(super) struct Column {
     pub(super) values: Values,
-    /// Definition levels of a text or integer column (empty for a float column).
+    /// Definition levels of a text column (empty for a numeric one).
     pub(super) def: Vec<i16>,
 }
 
@@ -164,23 +265,26 @@ impl Block {
         let (w, rows) = (self.width, self.rows);
         let (slots, present) = (&self.slots[..w * rows], &self.present[..w * rows]);
         for (i, col) in cols.iter_mut().enumerate().take(w) {
+            // Column `i` of each staged row (no bounds check per value).
+            let column = || slots.get(i..).unwrap_or(&[]).iter().step_by(w.max(1));
             match &mut col.values {
                 Values::Bytes { .. } => {}
                 Values::Float(v) => {
-                    v.reserve(rows);
-                    for r in 0..rows {
-                        v.push(f64::from_bits(slots[r * w + i]));
-                    }
+                    v.room(rows).extend(column().map(|&b| f64::from_bits(b)));
                 }
                 Values::Int(v) => {
-                    col.def.reserve(rows);
-                    for r in 0..rows {
-                        let p = present[r * w + i];
-                        col.def.push(p as i16);
-                        if p {
-                            v.push(slots[r * w + i] as i64);
-                        }
+                    let flags = || present.get(i..).unwrap_or(&[]).iter().step_by(w.max(1));
+                    let c = v.room(rows);
+                    c.def.extend(flags().map(|&p| p as i16));
+                    // The values present, without a branch per value (at most a block's
+                    // rows: `rows <= BLOCK_ROWS`).
+                    let mut kept = [0i64; BLOCK_ROWS];
+                    let mut n = 0;
+                    for (&b, &p) in column().zip(flags()).take(BLOCK_ROWS) {
+                        kept[n] = b as i64;
+                        n += p as usize;
                     }
+                    c.values.extend_from_slice(&kept[..n]);
                 }
             }
         }
@@ -196,8 +300,8 @@ impl Column {
                     data: Vec::new(),
                     ends: Vec::new(),
                 },
-                ColKind::Int64 | ColKind::UInt64 => Values::Int(Vec::new()),
-                ColKind::Double => Values::Float(Vec::new()),
+                ColKind::Int64 | ColKind::UInt64 => Values::Int(Chunks::new()),
+                ColKind::Double => Values::Float(Chunks::new()),
             },
             def: Vec::new(),
         }
@@ -263,9 +367,19 @@ impl Column {
     /// (reused from column to column).
     pub(super) fn floats(rows: &[f64], def: &mut Vec<i16>, present: &mut Vec<f64>) {
         def.clear();
-        present.clear();
         def.extend(rows.iter().map(|x| !x.is_nan() as i16));
-        present.extend(rows.iter().copied().filter(|x| !x.is_nan()));
+        // The values present, without a branch per value: each is stored, and kept by
+        // moving on past it only when it is not NaN.
+        present.clear();
+        present.resize(rows.len(), 0.0);
+        let mut n = 0;
+        for &x in rows {
+            if let Some(slot) = present.get_mut(n) {
+                *slot = x;
+            }
+            n += !x.is_nan() as usize;
+        }
+        present.truncate(n);
     }
 
     pub(super) fn clear(&mut self) {

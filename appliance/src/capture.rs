@@ -44,10 +44,12 @@ pub mod linktype {
 
 #[derive(Debug, thiserror::Error)]
 pub enum CaptureError {
-    #[error("cannot open capture {path}: {source}")]
+    // The reason is in the message and not a `source`: with `{:#}` the error chain would
+    // print it twice ("...: No such file or directory (os error 2): No such file ...").
+    #[error("cannot open capture {path}: {reason}")]
     Open {
         path: PathBuf,
-        source: std::io::Error,
+        reason: std::io::Error,
     },
     #[error("{path} is not a pcap or pcapng capture: {reason}")]
     NotACapture { path: PathBuf, reason: String },
@@ -134,9 +136,9 @@ impl CaptureReader {
     }
 
     fn open_with(path: &Path, hash: bool) -> Result<CaptureReader, CaptureError> {
-        let open_err = |source| CaptureError::Open {
+        let open_err = |reason| CaptureError::Open {
             path: path.to_path_buf(),
-            source,
+            reason,
         };
         let mut f = File::open(path).map_err(open_err)?;
         let meta = f.metadata().map_err(open_err)?;

@@ -26,6 +26,8 @@ fn missing_capture_is_named() {
     assert!(!o.status.success());
     let e = stderr(&o);
     assert!(e.contains("cannot open capture /nonexistent/x.pcap"), "{e}");
+    // The reason once, not once per level of the error chain.
+    assert_eq!(e.matches("No such file or directory").count(), 1, "{e}");
 }
 
 #[test]

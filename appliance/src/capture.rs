@@ -348,24 +348,24 @@ impl CaptureReader {
                 linktype,
                 frac_ns,
             } => {
-                // Everything before the position was handed out; what the hash still needs
-                // stays.
-                let keep = if self.hash.is_some() {
-                    self.hashed
+                // Everything before the position was handed out; the hash runs ahead of it
+                // but for the capture's first bytes.
+                let done = if self.hash.is_some() {
+                    (*pos).min(self.hashed)
                 } else {
                     *pos
-                }
-                .saturating_sub(self.release_lag);
+                };
+                let keep = done.saturating_sub(self.release_lag);
                 map.release_before(keep, &mut self.released);
                 let bytes = map.bytes();
                 if *pos >= bytes.len() {
                     return Ok(None);
                 }
+                hash_ahead(&mut self.hash, &mut self.hashed, bytes, *pos);
                 let (rest, p) = parser
                     .next_raw_packet(&bytes[*pos..])
                     .map_err(|e| corrupt(*packets, e.to_string()))?;
                 *pos = bytes.len() - rest.len();
-                hash_upto(&mut self.hash, &mut self.hashed, bytes, *pos);
                 *packets += 1;
                 Ok(Some(f(CapturedPacket {
                     data: &p.data,
@@ -393,23 +393,25 @@ impl CaptureReader {
                 parser,
                 ifaces,
             } => loop {
-                let keep = if self.hash.is_some() {
-                    self.hashed
+                // Everything before the position was handed out; the hash runs ahead of it
+                // but for the capture's first bytes.
+                let done = if self.hash.is_some() {
+                    (*pos).min(self.hashed)
                 } else {
                     *pos
-                }
-                .saturating_sub(self.release_lag);
+                };
+                let keep = done.saturating_sub(self.release_lag);
                 map.release_before(keep, &mut self.released);
                 let bytes = map.bytes();
                 if *pos >= bytes.len() {
                     warn_clamped(path, *clamped);
                     return Ok(None);
                 }
+                hash_ahead(&mut self.hash, &mut self.hashed, bytes, *pos);
                 let (rest, block) = parser
                     .next_block(&bytes[*pos..])
                     .map_err(|e| corrupt(*packets, e.to_string()))?;
                 *pos = bytes.len() - rest.len();
-                hash_upto(&mut self.hash, &mut self.hashed, bytes, *pos);
                 if let Some(p) = on_block(block, ifaces, packets, clamped, path, &corrupt)? {
                     return Ok(Some(f(p.captured())));
                 }

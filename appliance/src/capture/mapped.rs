@@ -114,16 +114,23 @@ impl Read for HashingReader {
 pub(super) const RELEASE_CHUNK: usize = 8 << 20;
 pub(super) const RELEASE_ALIGN: usize = 64 << 10;
 
-/// The mapped path hashes in pieces of this size, just behind the parser (while the bytes are
-/// still in cache).
-pub(super) const HASH_CHUNK: usize = 1 << 20;
-/// Hash the mapped bytes up to `pos` once a chunk's worth is waiting.
+/// The mapped path hashes in pieces of this size, just ahead of the parser: the hash reads
+/// the capture as a stream (throughput-bound, prefetched by the hardware), so the parser's
+/// read of each record header and the workers' later reads of the frames find the bytes in
+/// cache. Hashing just behind the parser left it the first touch of every record, a miss per
+/// packet (4 % of a many-flow extract's samples). A quarter of a MiB stays in L2.
+pub(super) const HASH_CHUNK: usize = 256 << 10;
+
+/// Before the parser reads at `pos`: hash the next piece of the mapped bytes once fewer than
+/// half a piece past `pos` are hashed (a record is at most 64 KiB and a few bytes, well
+/// within it).
 #[inline]
-pub(super) fn hash_upto(hash: &mut Option<Sha256>, hashed: &mut usize, bytes: &[u8], pos: usize) {
+pub(super) fn hash_ahead(hash: &mut Option<Sha256>, hashed: &mut usize, bytes: &[u8], pos: usize) {
     if let Some(h) = hash {
-        if pos - *hashed >= HASH_CHUNK {
-            h.update(&bytes[*hashed..pos]);
-            *hashed = pos;
+        if *hashed < bytes.len() && pos + HASH_CHUNK / 2 > *hashed {
+            let end = (*hashed + HASH_CHUNK).min(bytes.len());
+            h.update(&bytes[*hashed..end]);
+            *hashed = end;
         }
     }
 }

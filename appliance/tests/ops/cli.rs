@@ -278,3 +278,47 @@ fn cost_prints_every_stage_and_plugin() {
         assert!(packets > 0, "{line}");
     }
 }
+
+/// The manifest's `captures[].sha256` is each capture's SHA-256 as `sha256sum` computes it:
+/// the mapped reader hashes a capture in pieces ahead of its parser, so the captures are a
+/// pcap of a dozen pieces, a pcapng of several and one smaller than a piece.
+#[test]
+fn the_manifest_hashes_every_capture_as_sha256sum_does() {
+    let tmp = tempfile::tempdir().unwrap();
+    let caps = [
+        data_dir().join("pcaps/tor.pcap"),
+        ndpi_dir().join("pcaps/opera-vpn.pcapng"),
+        data_dir().join("pcaps/dhcp.pcapng"),
+    ];
+    let out = tmp.path().join("r.csv");
+    let o = weir()
+        .arg("extract")
+        .args(&caps)
+        .arg("--out")
+        .arg(&out)
+        .args(["--no-progress", "--quiet"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let man: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(tmp.path().join("r.csv.manifest.json")).unwrap(),
+    )
+    .unwrap();
+    let listed = man["captures"].as_array().expect("captures");
+    assert_eq!(listed.len(), caps.len());
+    for (c, m) in caps.iter().zip(listed) {
+        let s = std::process::Command::new("sha256sum")
+            .arg(c)
+            .output()
+            .expect("sha256sum");
+        let want = String::from_utf8(s.stdout).unwrap();
+        let want = want.split_whitespace().next().unwrap();
+        assert_eq!(m["sha256"].as_str(), Some(want), "{}", c.display());
+        assert_eq!(
+            m["bytes"].as_u64(),
+            Some(std::fs::metadata(c).unwrap().len()),
+            "{}",
+            c.display()
+        );
+    }
+}

@@ -29,7 +29,8 @@ pub enum EalMode {
     /// `eal.no_huge`.
     Live,
     /// `weir extract` / `weir cost`: no device at all, no hugepages, a private file prefix so
-    /// runs can overlap.
+    /// runs can overlap, no telemetry socket (nothing could find a per-run one; it costs a
+    /// thread and a socket at start and exit).
     Offline,
 }
 
@@ -72,6 +73,7 @@ pub fn eal_args(cfg: &Config, mode: EalMode) -> Result<Vec<String>> {
             "--no-pci".into(),
             "--no-shconf".into(),
             format!("--file-prefix=weir{}", std::process::id()),
+            "--no-telemetry".into(),
             lcores,
             "--log-level=*:error".into(),
         ]),
@@ -239,6 +241,7 @@ mod tests {
         let off = eal_args(&cfg, EalMode::Offline).unwrap();
         assert_eq!(&off[..4], ["--no-huge", "-m", "512", "--no-pci"]);
         assert!(off.iter().any(|a| a.starts_with("--lcores=0@")));
+        assert!(off.contains(&"--no-telemetry".to_string()), "{off:?}");
         // The config's own arguments come last, so they win over weir's.
         assert_eq!(off.last().unwrap(), "--log-level=*:debug");
         let live = eal_args(&cfg, EalMode::Live).unwrap();

@@ -28,10 +28,43 @@ struct EalInner {
 
 impl Drop for EalInner {
     fn drop(&mut self) {
+        let dir = private_runtime_dir(&self.args);
         // SAFETY: the last handle is gone: nothing of ours uses DPDK memory any more.
         unsafe {
             weir_dpdk_sys::rte_eal_cleanup();
         }
+        remove_runtime_dir(dir);
+    }
+}
+
+/// The EAL's runtime directory (`/var/run/dpdk/PREFIX`) when it is this process's own: a
+/// `--file-prefix` of its own and nothing shared through it (`--no-shconf`). The EAL creates
+/// it at every start and `rte_eal_cleanup` leaves it: with a prefix per process (as weir
+/// gives), one empty directory per run would pile up. The default prefix's directory is left
+/// alone: another process may be about to use it.
+fn private_runtime_dir(args: &[String]) -> Option<std::path::PathBuf> {
+    let no_shconf = args.iter().any(|a| a == "--no-shconf");
+    let prefix = args
+        .iter()
+        .any(|a| a == "--file-prefix" || a.starts_with("--file-prefix="));
+    if !(no_shconf && prefix) {
+        return None;
+    }
+    // SAFETY: the EAL is initialised; it returns its static, NUL-terminated path.
+    let p = unsafe { weir_dpdk_sys::rte_eal_get_runtime_dir() };
+    if p.is_null() {
+        return None;
+    }
+    // SAFETY: non-null NUL-terminated string, copied before cleanup.
+    let s = unsafe { std::ffi::CStr::from_ptr(p) }.to_str().ok()?;
+    (!s.is_empty()).then(|| s.into())
+}
+
+/// Remove the runtime directory if it is empty (a file in it, such as another tool's socket,
+/// keeps it).
+fn remove_runtime_dir(dir: Option<std::path::PathBuf>) {
+    if let Some(d) = dir {
+        let _ = std::fs::remove_dir(d);
     }
 }
 
@@ -42,6 +75,9 @@ impl Eal {
     /// The calling thread becomes the main lcore (EAL pins it to that core). Fails, without
     /// panicking, on a bad option, a device that cannot be probed, lack of memory, arguments
     /// EAL does not parse, or a second call in the same process.
+    ///
+    /// With a `--file-prefix` and `--no-shconf` the runtime directory the EAL creates is the
+    /// process's own: cleanup removes it (if empty), which `rte_eal_cleanup` does not.
     pub fn init(args: &[String]) -> Result<Eal> {
         if TRIED.swap(true, Ordering::SeqCst) {
             return Err(Error::EalAlreadyInitialized);
@@ -120,6 +156,14 @@ impl Eal {
         Eal::current().ok_or(Error::EalNotInitialized(op))
     }
 
+    /// The EAL's runtime directory (sockets and shared files; removed at cleanup when it is
+    /// private, see [`Eal::init`]).
+    pub fn runtime_dir(&self) -> std::path::PathBuf {
+        // SAFETY: the EAL is initialised (we hold a handle); a static NUL-terminated path.
+        let p = unsafe { std::ffi::CStr::from_ptr(weir_dpdk_sys::rte_eal_get_runtime_dir()) };
+        std::path::PathBuf::from(p.to_string_lossy().into_owned())
+    }
+
     /// The arguments EAL was initialised with.
     pub fn args(&self) -> &[String] {
         &self.inner.args
@@ -132,6 +176,7 @@ impl Eal {
     pub fn cleanup(self) -> Result<()> {
         match Arc::try_unwrap(self.inner) {
             Ok(inner) => {
+                let dir = private_runtime_dir(&inner.args);
                 std::mem::forget(inner);
                 // SAFETY: this was the last handle; nothing of ours uses DPDK memory.
                 let code = unsafe { weir_dpdk_sys::rte_eal_cleanup() };
@@ -141,6 +186,7 @@ impl Eal {
                         reason: errno_text(code),
                     });
                 }
+                remove_runtime_dir(dir);
                 Ok(())
             }
             Err(arc) => Err(Error::EalInUse(Arc::strong_count(&arc) - 1)),

@@ -118,9 +118,49 @@ impl Drop for LentMaps {
 /// The feeder's mempools: mbufs to copy frames into (regular and big), and data-less mbufs to
 /// attach to mapped frames.
 pub(super) struct Pools {
-    pub regular: Mempool,
-    pub big: Mempool,
+    pub regular: LazyPool,
+    pub big: LazyPool,
     pub attached: Mempool,
+}
+
+/// A copy pool, created when a frame first needs it. A mapped Ethernet capture never does,
+/// and the copy pools cost most of a short run's start-up and exit beyond the EAL's own:
+/// DPDK initialises every mbuf's header (a page fault every 4 KB of the ~20 MB of the regular
+/// pool, ~30 ms) and zeroes a pool's whole area when it is freed (~9 ms for the big pool). A
+/// capture that needs copies gets the same full-size pools as before (the rings fill with
+/// copied frames as they did).
+pub(super) struct LazyPool {
+    name: &'static str,
+    n: u32,
+    cache: u32,
+    data_room: u16,
+    pool: std::cell::OnceCell<Mempool>,
+}
+
+impl LazyPool {
+    fn new(name: &'static str, n: u32, cache: u32, data_room: u16) -> LazyPool {
+        LazyPool {
+            name,
+            n,
+            cache,
+            data_room,
+            pool: std::cell::OnceCell::new(),
+        }
+    }
+
+    /// The pool, created at the first call.
+    fn get(&self) -> Result<&Mempool> {
+        if let Some(p) = self.pool.get() {
+            return Ok(p);
+        }
+        let p = Mempool::new_pktmbuf(self.name, self.n, self.cache, self.data_room, SOCKET_ANY)?;
+        tracing::debug!(
+            pool = self.name,
+            mbufs = self.n,
+            "extract: copy pool created"
+        );
+        Ok(self.pool.get_or_init(|| p))
+    }
 }
 
 /// The feeder's side of the data path: its mempools, one ring per worker, and the net_ring
@@ -139,8 +179,9 @@ pub(super) fn feed_port(n_workers: usize, burst: usize) -> Result<FeedPort> {
     let in_flight = (RING_SIZE * n_workers as u32 + 4 * burst as u32 * n_workers as u32 + 1024)
         .next_power_of_two()
         - 1;
-    let pool = Mempool::new_pktmbuf("weir_feed", in_flight, 256, DATA_ROOM, SOCKET_ANY)?;
-    let big_pool = Mempool::new_pktmbuf("weir_feed_big", 127, 0, BIG_DATA_ROOM, SOCKET_ANY)?;
+    // The ring PMD allocates no mbufs (its RX queues are the rings), but ethdev wants a pool
+    // with a data room for each RX queue: one mbuf's worth, not a copy pool created for it.
+    let rxq_pool = Mempool::new_pktmbuf("weir_feed_rxq", 1, 0, DATA_ROOM, SOCKET_ANY)?;
     let attached = Mempool::new_extbuf("weir_feed_ext", in_flight, 256, SOCKET_ANY)?;
     let mut rings = Vec::with_capacity(n_workers);
     for i in 0..n_workers {
@@ -159,7 +200,7 @@ pub(super) fn feed_port(n_workers: usize, burst: usize) -> Result<FeedPort> {
     })?;
     let mut queues = Vec::with_capacity(n_workers);
     for q in 0..n_workers {
-        queues.push(port.rx_queue_setup(q as u16, 1024, SOCKET_ANY, &pool)?);
+        queues.push(port.rx_queue_setup(q as u16, 1024, SOCKET_ANY, &rxq_pool)?);
     }
     port.start()?;
     tracing::info!(
@@ -170,8 +211,8 @@ pub(super) fn feed_port(n_workers: usize, burst: usize) -> Result<FeedPort> {
     );
     Ok(FeedPort {
         pools: Pools {
-            regular: pool,
-            big: big_pool,
+            regular: LazyPool::new("weir_feed", in_flight, 256, DATA_ROOM),
+            big: LazyPool::new("weir_feed_big", 127, 0, BIG_DATA_ROOM),
             attached,
         },
         rings,
@@ -374,7 +415,7 @@ fn alloc_copy(
     died: &AtomicBool,
 ) -> Result<(Mbuf, bool)> {
     let big = frame.len() > DATA_ROOM as usize - 128;
-    let p = if big { &pools.big } else { &pools.regular };
+    let p = if big { &pools.big } else { &pools.regular }.get()?;
     let mut m = alloc_wait(p, Mempool::alloc, rings, pending, died)?;
     let len = frame.len().min(MAX_FRAME);
     m.append(&frame[..len])?;

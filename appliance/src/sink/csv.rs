@@ -5,15 +5,13 @@
 use super::text::push_u64;
 use super::text::{push_csv_floats, push_csv_ints, push_csv_str, push_f64, push_i64, push_ip};
 use super::textfile::{TextFile, TextOptions};
-use super::{walk, Field, LineFormat, RecordSink, Runs, Visit};
+use super::{walk, Field, LineFormat, LineSink, Runs, Visit};
 use crate::flow::record::{FlowRecord, RecordSchema};
 use std::io;
 use std::path::Path;
 
-pub struct CsvSink {
-    out: TextFile,
-    lines: CsvLines,
-}
+/// A CSV records file.
+pub type CsvSink = LineSink<CsvLines>;
 
 /// Makes CSV lines; the sink's own, and a copy for the output stage's other thread
 /// ([`RecordSink::line_format`]).
@@ -68,10 +66,7 @@ impl CsvSink {
     pub fn create(path: &Path, schema: RecordSchema, opts: TextOptions) -> io::Result<Self> {
         let out = TextFile::open(path, header_line(&schema), opts)?;
         let runs = Runs::new(&schema);
-        Ok(CsvSink {
-            out,
-            lines: CsvLines { schema, runs },
-        })
+        Ok(LineSink::new(out, CsvLines { schema, runs }))
     }
 }
 
@@ -85,33 +80,5 @@ impl LineFormat for CsvLines {
         } else {
             line.push(b'\n');
         }
-    }
-}
-
-impl RecordSink for CsvSink {
-    fn write(&mut self, rec: &FlowRecord) -> io::Result<()> {
-        self.lines.format(rec, self.out.line());
-        self.out.end_line()
-    }
-
-    fn line_format(&self) -> Option<Box<dyn LineFormat>> {
-        Some(Box::new(self.lines.clone()))
-    }
-
-    fn write_line(&mut self, line: &[u8]) -> io::Result<()> {
-        self.out.line().extend_from_slice(line);
-        self.out.end_line()
-    }
-
-    fn tick(&mut self) -> io::Result<()> {
-        self.out.tick()
-    }
-
-    fn reopen(&mut self) -> io::Result<()> {
-        self.out.reopen()
-    }
-
-    fn finish(&mut self) -> io::Result<()> {
-        self.out.finish()
     }
 }

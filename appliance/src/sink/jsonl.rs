@@ -4,15 +4,13 @@
 
 use super::text::{push_f64, push_i64, push_ip, push_json_str, push_short, push_u64};
 use super::textfile::{TextFile, TextOptions};
-use super::{walk, Field, LineFormat, RecordSink, Runs, Visit};
+use super::{walk, Field, LineFormat, LineSink, Runs, Visit};
 use crate::flow::record::{FlowRecord, RecordSchema};
 use std::io;
 use std::path::Path;
 
-pub struct JsonlSink {
-    out: TextFile,
-    lines: JsonlLines,
-}
+/// A JSON Lines records file.
+pub type JsonlSink = LineSink<JsonlLines>;
 
 /// Makes JSON Lines; the sink's own, and a copy for the output stage's other thread
 /// ([`RecordSink::line_format`]).
@@ -98,14 +96,14 @@ impl JsonlSink {
                 k
             })
             .collect();
-        Ok(JsonlSink {
-            out: TextFile::open(path, Vec::new(), opts)?,
-            lines: JsonlLines {
+        Ok(LineSink::new(
+            TextFile::open(path, Vec::new(), opts)?,
+            JsonlLines {
                 runs: Runs::new(&schema),
                 schema,
                 keys,
             },
-        })
+        ))
     }
 }
 
@@ -122,33 +120,5 @@ impl LineFormat for JsonlLines {
             line.push(b'{');
         }
         line.extend_from_slice(b"}\n");
-    }
-}
-
-impl RecordSink for JsonlSink {
-    fn write(&mut self, rec: &FlowRecord) -> io::Result<()> {
-        self.lines.format(rec, self.out.line());
-        self.out.end_line()
-    }
-
-    fn line_format(&self) -> Option<Box<dyn LineFormat>> {
-        Some(Box::new(self.lines.clone()))
-    }
-
-    fn write_line(&mut self, line: &[u8]) -> io::Result<()> {
-        self.out.line().extend_from_slice(line);
-        self.out.end_line()
-    }
-
-    fn tick(&mut self) -> io::Result<()> {
-        self.out.tick()
-    }
-
-    fn reopen(&mut self) -> io::Result<()> {
-        self.out.reopen()
-    }
-
-    fn finish(&mut self) -> io::Result<()> {
-        self.out.finish()
     }
 }

@@ -61,6 +61,47 @@ pub trait LineFormat: Send {
     fn format(&self, rec: &FlowRecord, line: &mut Vec<u8>);
 }
 
+/// A records file of one line per record (CSV, JSON Lines): a [`textfile::TextFile`] and what
+/// makes its lines, which the output stage's dispatch thread may borrow a copy of.
+pub struct LineSink<L> {
+    out: textfile::TextFile,
+    lines: L,
+}
+
+impl<L> LineSink<L> {
+    pub fn new(out: textfile::TextFile, lines: L) -> Self {
+        LineSink { out, lines }
+    }
+}
+
+impl<L: LineFormat + Clone + 'static> RecordSink for LineSink<L> {
+    fn write(&mut self, rec: &FlowRecord) -> io::Result<()> {
+        self.lines.format(rec, self.out.line());
+        self.out.end_line()
+    }
+
+    fn line_format(&self) -> Option<Box<dyn LineFormat>> {
+        Some(Box::new(self.lines.clone()))
+    }
+
+    fn write_line(&mut self, line: &[u8]) -> io::Result<()> {
+        self.out.line().extend_from_slice(line);
+        self.out.end_line()
+    }
+
+    fn tick(&mut self) -> io::Result<()> {
+        self.out.tick()
+    }
+
+    fn reopen(&mut self) -> io::Result<()> {
+        self.out.reopen()
+    }
+
+    fn finish(&mut self) -> io::Result<()> {
+        self.out.finish()
+    }
+}
+
 /// A batch's records formatted as lines: `bytes` holds them in order, line `i` ending at
 /// `ends[i]`. Reused from batch to batch.
 #[derive(Default)]

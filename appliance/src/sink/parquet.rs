@@ -556,6 +556,26 @@ mod tests {
         }
     }
 
+    /// A sink at `path` for records with one plugin column of each kind in `kinds` (named
+    /// `f0`, `f1`, ...), `row_group_rows` rows to a row group.
+    fn test_sink(path: &Path, kinds: &[u32], row_group_rows: usize) -> ParquetSink {
+        let mut schema = RecordSchema::default();
+        for (j, &kind) in kinds.iter().enumerate() {
+            schema.extra.push(format!("f{j}"));
+            schema.provider.push("test".into());
+            schema.kinds.push(kind);
+        }
+        let mut layout = Layout::new(&schema).unwrap();
+        Arc::get_mut(&mut layout).unwrap().row_group_rows = row_group_rows;
+        ParquetSink {
+            file: Some(ParquetFile::create(path, &layout).unwrap()),
+            layout,
+            path: path.to_path_buf(),
+            restarts: 0,
+            finished: false,
+        }
+    }
+
     /// Numbers come back as written (nulls where NaN) from row groups that span several
     /// chunks of a column and end within one.
     #[test]
@@ -564,22 +584,8 @@ mod tests {
         use parquet::record::Field as Value;
         use weir_plugin_api::{WEIR_FEATURE_F64 as F, WEIR_FEATURE_U64 as U};
         let dir = tempfile::tempdir().unwrap();
-        let mut schema = RecordSchema::default();
-        for (j, kind) in [F, U, F, U].into_iter().enumerate() {
-            schema.extra.push(format!("f{j}"));
-            schema.provider.push("test".into());
-            schema.kinds.push(kind);
-        }
         let path = dir.path().join("r.parquet");
-        let mut layout = Layout::new(&schema).unwrap();
-        Arc::get_mut(&mut layout).unwrap().row_group_rows = 5000;
-        let mut sink = ParquetSink {
-            file: Some(ParquetFile::create(&path, &layout).unwrap()),
-            layout,
-            path: path.clone(),
-            restarts: 0,
-            finished: false,
-        };
+        let mut sink = test_sink(&path, &[F, U, F, U], 5000);
         let value = |i: u64, j: usize| {
             if (i + j as u64).is_multiple_of(7) {
                 f64::NAN
@@ -646,22 +652,8 @@ mod tests {
             return;
         };
         let dir = fs.0.path();
-        let mut schema = RecordSchema::default();
-        for i in 0..16 {
-            schema.extra.push(format!("f{i}"));
-            schema.provider.push("test".into());
-            schema.kinds.push(weir_plugin_api::WEIR_FEATURE_F64);
-        }
         let path = dir.join("flows.parquet");
-        let mut layout = Layout::new(&schema).unwrap();
-        Arc::get_mut(&mut layout).unwrap().row_group_rows = 1000;
-        let mut sink = ParquetSink {
-            file: Some(ParquetFile::create(&path, &layout).unwrap()),
-            layout,
-            path: path.clone(),
-            restarts: 0,
-            finished: false,
-        };
+        let mut sink = test_sink(&path, &[weir_plugin_api::WEIR_FEATURE_F64; 16], 1000);
         // About 150 kB per row group: 2 MiB holds a dozen, 40 are written.
         let (mut seed, mut errors, total) = (0x1234_5678u64, 0u64, 40_000u64);
         for i in 0..total {

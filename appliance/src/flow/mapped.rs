@@ -21,7 +21,9 @@ use std::alloc::Layout;
 ///
 /// When the EAL has hugepages (`weir run` without `eal.no_huge`), an array of 2 MiB or more
 /// comes from DPDK's heap instead ([`weir_dpdk::HugeMem`]): resident, pinned, on the worker's
-/// socket and on hugepages whatever the THP setting; prefaulting it is then a no-op.
+/// socket and on hugepages whatever the THP setting; prefaulting it is then a no-op. Else,
+/// for a table made resident at start, it comes from the system's reserved hugepage pool when
+/// that has room ([`reserved_hugepages`]).
 pub(super) struct Mapped<T> {
     pub(super) ptr: *mut T,
     len: usize,
@@ -56,7 +58,10 @@ impl Memory {
 pub(super) const HUGE_PAGE: usize = 2 << 20;
 
 impl<T: Zeroable> Mapped<T> {
-    pub(super) fn new(len: usize) -> Mapped<T> {
+    /// A zeroed array of `len`: from DPDK's heap when the EAL has hugepages, else (when
+    /// `reserved`) from the system's reserved hugepage pool if it has room
+    /// ([`reserved_hugepages`]), else an anonymous mapping.
+    pub(super) fn new(len: usize, reserved: bool) -> Mapped<T> {
         // The mapping's start is page-aligned (2 MiB for a huge one).
         assert!(core::mem::align_of::<T>() <= 4096);
         let bytes = len * core::mem::size_of::<T>();
@@ -80,6 +85,18 @@ impl<T: Zeroable> Mapped<T> {
                     map_len: 0,
                     huge: Some(mem),
                     hugetlb: false,
+                };
+            }
+        }
+        if huge && reserved {
+            if let Some((p, map_len)) = reserved_hugepages(bytes) {
+                return Mapped {
+                    ptr: p as *mut T,
+                    len,
+                    map: p,
+                    map_len,
+                    huge: None,
+                    hugetlb: true,
                 };
             }
         }
@@ -132,6 +149,37 @@ impl<T: Zeroable> Mapped<T> {
     }
 }
 
+/// A private mapping of `bytes` (rounded up to 2 MiB) from the system's reserved 2 MiB
+/// hugepages, if the pool has that many free: (address, length).
+///
+/// Why: making fresh anonymous memory resident means the kernel finds and zeroes it page by
+/// page, and on a virtual machine whose guest reports free pages to the host (virtio free
+/// page reporting, as on Firecracker) memory freed a few seconds ago is no longer backed: a
+/// 300 MB table took 0.6-1.1 s to prefault there (0.3-0.5 GB/s) against 0.03 s for the same
+/// size from the reserved pool, which stays with the guest between runs. A DPDK host reserves
+/// that pool anyway. The kernel reserves a private mapping's pages at `mmap` time
+/// (`vm.nr_overcommit_hugepages` aside), so a pool that runs short is a failed call here,
+/// never a fault later. The pages are zero, as fresh anonymous pages are.
+fn reserved_hugepages(bytes: usize) -> Option<(*mut libc::c_void, usize)> {
+    // Linux's uapi values (asm-generic/hugetlb_encode.h): 2 MiB pages whatever the system's
+    // default hugepage size.
+    const MAP_HUGE_SHIFT: libc::c_int = 26;
+    const MAP_HUGE_2MB: libc::c_int = 21 << MAP_HUGE_SHIFT;
+    let len = bytes.next_multiple_of(HUGE_PAGE);
+    // SAFETY: a new private anonymous mapping with no address hint; checked below.
+    let p = unsafe {
+        libc::mmap(
+            core::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_HUGETLB | MAP_HUGE_2MB,
+            -1,
+            0,
+        )
+    };
+    (p != libc::MAP_FAILED).then_some((p, len))
+}
+
 impl<T> Mapped<T> {
     /// Where the array's memory came from.
     pub(super) fn memory(&self) -> Memory {
@@ -142,52 +190,6 @@ impl<T> Mapped<T> {
         } else {
             Memory::Anonymous
         }
-    }
-
-    /// Move an anonymous array of 2 MiB or more that nothing has written yet onto the system's
-    /// reserved 2 MiB hugepages, if enough are free; false (and nothing changed) otherwise.
-    ///
-    /// Why: making fresh anonymous memory resident means the kernel finds and zeroes it page by
-    /// page, and on a virtual machine whose guest reports free pages to the host (virtio
-    /// free page reporting, as on Firecracker) memory freed a few seconds ago is no longer
-    /// backed: a 300 MB table took 0.6-1.1 s to prefault there (0.3-0.5 GB/s) against 0.03 s
-    /// for the same size from the reserved pool, which stays with the guest between runs. A
-    /// DPDK host reserves that pool anyway. The mapping is private and the kernel reserves
-    /// its pages at `mmap` time (`vm.nr_overcommit_hugepages` aside), so a pool that runs
-    /// short is a failed call here, never a fault later.
-    pub(super) fn move_to_reserved_hugepages(&mut self) -> bool {
-        let bytes = self.len * core::mem::size_of::<T>();
-        if self.huge.is_some() || self.hugetlb || self.map_len == 0 || bytes < HUGE_PAGE {
-            return false;
-        }
-        // Linux's uapi values (asm-generic/hugetlb_encode.h): 2 MiB pages whatever the
-        // system's default hugepage size.
-        const MAP_HUGE_SHIFT: libc::c_int = 26;
-        const MAP_HUGE_2MB: libc::c_int = 21 << MAP_HUGE_SHIFT;
-        let len = bytes.next_multiple_of(HUGE_PAGE);
-        // SAFETY: a new private anonymous mapping with no address hint; checked below.
-        let p = unsafe {
-            libc::mmap(
-                core::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_HUGETLB | MAP_HUGE_2MB,
-                -1,
-                0,
-            )
-        };
-        if p == libc::MAP_FAILED {
-            return false;
-        }
-        // SAFETY: the old mapping is ours (made in `new`) and unmapped once; the caller
-        // guarantees nothing was written to it, so the new mapping (zero, as fresh hugetlb
-        // pages are) holds the same contents, and no reference into it outlives `&mut self`.
-        unsafe { libc::munmap(self.map, self.map_len) };
-        self.ptr = p as *mut T;
-        self.map = p;
-        self.map_len = len;
-        self.hugetlb = true;
-        true
     }
 
     /// Make every page of the array resident now (see [`FlowTable::prefault`]):

@@ -73,6 +73,9 @@ pub struct TableConfig {
     pub slab_align: usize,
     pub wheel_slots: usize,
     pub wheel_granularity_ms: u64,
+    /// Take the arrays of 2 MiB or more from the system's reserved hugepage pool when it has
+    /// room (for a table made resident at start: `flows.reserved_hugepages`).
+    pub reserved_hugepages: bool,
 }
 
 pub struct FlowTable<E: Copy> {
@@ -118,15 +121,15 @@ impl<E: Copy + Default + Zeroable> FlowTable<E> {
         // EMPTY is 0, so the zeroed mapping is an empty index.
         const _: () = assert!(EMPTY == 0);
         FlowTable {
-            entries: Mapped::new(cap),
+            entries: Mapped::new(cap, cfg.reserved_hugepages),
             // A zeroed link is never read: an entry is filed on the wheel when it is created.
             links: zeroed_vec(cap),
             index_pos: zeroed_vec(cap),
             free: Vec::new(),
             fresh: 0,
-            index: Mapped::new(index_len),
+            index: Mapped::new(index_len, cfg.reserved_hugepages),
             mask: index_len - 1,
-            slab: Mapped::new(stride * cap),
+            slab: Mapped::new(stride * cap, cfg.reserved_hugepages),
             slab_stride: stride,
             wheel: TimerWheel::new(cfg.wheel_slots, cfg.wheel_granularity_ms),
             live: 0,
@@ -139,24 +142,20 @@ impl<E: Copy + Default + Zeroable> FlowTable<E> {
         self.entries.memory()
     }
 
-    /// Move the table's arrays of 2 MiB or more onto the system's reserved hugepages where
-    /// enough are free (see [`Mapped::move_to_reserved_hugepages`]), before any flow used
-    /// them; returns the bytes moved (0 once a flow was created, or when none are free).
-    pub fn move_to_reserved_hugepages(&mut self) -> usize {
-        if self.fresh != 0 || self.live != 0 {
-            return 0;
-        }
-        let mut moved = 0;
-        if self.entries.move_to_reserved_hugepages() {
-            moved += self.entries.len() * core::mem::size_of::<FlowEntry<E>>();
-        }
-        if self.index.move_to_reserved_hugepages() {
-            moved += self.index.len() * 8;
-        }
-        if self.slab.move_to_reserved_hugepages() {
-            moved += self.slab.len();
-        }
-        moved
+    /// Bytes of the table's arrays on the reserved hugepage pool.
+    pub fn reserved_hugepage_bytes(&self) -> usize {
+        let on = |m: Memory, bytes: usize| {
+            if m == Memory::ReservedHugepages {
+                bytes
+            } else {
+                0
+            }
+        };
+        on(
+            self.entries.memory(),
+            self.entries.len() * core::mem::size_of::<FlowEntry<E>>(),
+        ) + on(self.index.memory(), self.index.len() * 8)
+            + on(self.slab.memory(), self.slab.len())
     }
 
     pub fn capacity(&self) -> u32 {
@@ -487,6 +486,7 @@ mod tests {
             slab_align: 8,
             wheel_slots: 64,
             wheel_granularity_ms: 10,
+            reserved_hugepages: false,
         }
     }
 

@@ -313,34 +313,32 @@ fn never_a_tie(x: f64) -> bool {
 /// Append a run of float columns as CSV fields, each with its comma: `{:?}` of each value,
 /// nothing for NaN (missing). One capacity check for the run.
 pub fn push_csv_floats(buf: &mut Vec<u8>, v: &[f64]) {
-    buf.reserve(v.len() * (NUM_BYTES + 1));
-    let (base, mut n) = (buf.as_mut_ptr(), buf.len());
-    for &x in v {
-        // SAFETY: each field takes at most 25 bytes and needs 32 writable ones: the reserve
-        // above leaves 33 per field from `len`.
-        unsafe {
-            if !x.is_nan() {
-                n += write_f64(base.add(n), x);
-            }
-            *base.add(n) = b',';
-        }
-        n += 1;
-    }
-    // SAFETY: every byte up to `n` was written, within the capacity.
-    unsafe { buf.set_len(n) };
+    // SAFETY: `write_f64` writes at most 24 bytes given 32.
+    unsafe { push_csv_run(buf, v, |dst, x| write_f64(dst, x)) }
 }
 
 /// Append a run of integer columns (held as doubles) as CSV fields, each with its comma;
 /// nothing for NaN (missing). One capacity check for the run.
 pub fn push_csv_ints(buf: &mut Vec<u8>, v: &[f64]) {
+    // SAFETY: `write_i64` writes at most 21 bytes given 21.
+    unsafe { push_csv_run(buf, v, |dst, x| write_i64(dst, x as i64)) }
+}
+
+/// A run of CSV fields, each value not NaN written by `write` and followed by a comma.
+///
+/// # Safety
+/// `write` must write at most [`NUM_BYTES`] bytes at the pointer it is given (valid for
+/// `NUM_BYTES` of writes) and return how many it wrote.
+#[inline(always)]
+unsafe fn push_csv_run(buf: &mut Vec<u8>, v: &[f64], write: impl Fn(*mut u8, f64) -> usize) {
     buf.reserve(v.len() * (NUM_BYTES + 1));
     let (base, mut n) = (buf.as_mut_ptr(), buf.len());
     for &x in v {
-        // SAFETY: each field takes at most 21 bytes and needs 21 writable ones: the reserve
-        // above leaves 33 per field from `len`.
+        // SAFETY: each field takes at most NUM_BYTES + 1 bytes (the caller's guarantee for
+        // `write`, and the comma): the reserve above leaves that much per field from `len`.
         unsafe {
             if !x.is_nan() {
-                n += write_i64(base.add(n), x as i64);
+                n += write(base.add(n), x);
             }
             *base.add(n) = b',';
         }

@@ -102,9 +102,6 @@ pub struct WorkerSettings {
     pub table: TableConfig,
     /// Make the table resident at start (`flows.prefault`).
     pub prefault: bool,
-    /// Put a prefaulted table on the system's reserved hugepages when enough are free
-    /// (`flows.reserved_hugepages`).
-    pub reserved_hugepages: bool,
     pub burst: usize,
     /// Number of plugin/rate values per record.
     pub n_values: usize,
@@ -134,9 +131,14 @@ impl WorkerSettings {
                 .next_power_of_two()
                 .min(1 << 20),
                 wheel_granularity_ms: cfg.flows.wheel_granularity_ms,
+                // A table made resident at start is one the run will fill: the reserved
+                // pool's pages cost a tenth of fresh ones to make resident (`flow::mapped`),
+                // and a table that is not prefaulted never takes them from a run that needs
+                // them.
+                reserved_hugepages: cfg.flows.reserved_hugepages
+                    && cfg.flows.prefault.unwrap_or(false),
             },
             prefault: cfg.flows.prefault.unwrap_or(false),
-            reserved_hugepages: cfg.flows.reserved_hugepages,
             burst: cfg.workers.burst as usize,
             community_id_seed: cfg.flows.community_id_seed,
             n_values,
@@ -233,14 +235,7 @@ impl Worker {
         let burst = s.burst.max(1);
         let n_plugin_values = plugins.as_ref().map_or(0, |p| p.n_features());
         let mut table = FlowTable::new(s.table);
-        let mut reserved_hugepages = 0;
         if s.prefault {
-            // A table made resident at start is one the run will fill: the reserved pool's
-            // pages cost a tenth of fresh ones to make resident (`Mapped`), and a table that
-            // is not prefaulted never takes the pool's pages from a run that needs them.
-            if s.reserved_hugepages {
-                reserved_hugepages = table.move_to_reserved_hugepages();
-            }
             // On the worker's own thread (its lcore): the pages come from its NUMA node.
             table.prefault();
         }
@@ -254,7 +249,7 @@ impl Worker {
             capacity = s.table.capacity,
             bytes_per_flow = table.bytes_per_flow() + iv.bytes_per_flow(),
             memory = table.memory().describe(),
-            reserved_hugepages_mb = reserved_hugepages >> 20,
+            reserved_hugepages_mb = table.reserved_hugepage_bytes() >> 20,
             "flow table allocated (bytes per flow: entry, timer links, index share, plugin state, \
              interval side entry and touched lists when intervals are on)"
         );

@@ -348,15 +348,9 @@ impl CaptureReader {
                 linktype,
                 frac_ns,
             } => {
-                // Everything before the position was handed out; the hash runs ahead of it
-                // but for the capture's first bytes.
-                let done = if self.hash.is_some() {
-                    (*pos).min(self.hashed)
-                } else {
-                    *pos
-                };
-                let keep = done.saturating_sub(self.release_lag);
-                map.release_before(keep, &mut self.released);
+                // Everything before the position was handed out, and hashed (the hash runs
+                // ahead of it; a page given back is read again from the file anyway).
+                map.release_before(pos.saturating_sub(self.release_lag), &mut self.released);
                 let bytes = map.bytes();
                 if *pos >= bytes.len() {
                     return Ok(None);
@@ -393,15 +387,9 @@ impl CaptureReader {
                 parser,
                 ifaces,
             } => loop {
-                // Everything before the position was handed out; the hash runs ahead of it
-                // but for the capture's first bytes.
-                let done = if self.hash.is_some() {
-                    (*pos).min(self.hashed)
-                } else {
-                    *pos
-                };
-                let keep = done.saturating_sub(self.release_lag);
-                map.release_before(keep, &mut self.released);
+                // Everything before the position was handed out, and hashed (the hash runs
+                // ahead of it; a page given back is read again from the file anyway).
+                map.release_before(pos.saturating_sub(self.release_lag), &mut self.released);
                 let bytes = map.bytes();
                 if *pos >= bytes.len() {
                     warn_clamped(path, *clamped);

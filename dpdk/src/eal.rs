@@ -28,13 +28,35 @@ struct EalInner {
 
 impl Drop for EalInner {
     fn drop(&mut self) {
-        let dir = private_runtime_dir(&self.args);
         // SAFETY: the last handle is gone: nothing of ours uses DPDK memory any more.
-        unsafe {
-            weir_dpdk_sys::rte_eal_cleanup();
-        }
-        remove_runtime_dir(dir);
+        unsafe { cleanup(&self.args) };
     }
+}
+
+/// `rte_eal_cleanup`, then the removal of the runtime directory when it was this process's
+/// own ([`private_runtime_dir`]); returns the cleanup's code.
+///
+/// # Safety
+/// The last [`Eal`] handle is gone: nothing uses DPDK memory any more.
+unsafe fn cleanup(args: &[String]) -> i32 {
+    let dir = private_runtime_dir(args);
+    // SAFETY: the caller's guarantee.
+    let code = unsafe { weir_dpdk_sys::rte_eal_cleanup() };
+    remove_runtime_dir(dir);
+    code
+}
+
+/// The EAL's runtime directory, while it is initialised.
+fn runtime_dir() -> Option<std::path::PathBuf> {
+    // SAFETY: the EAL is initialised (callers hold or are dropping a handle); it returns a
+    // static, NUL-terminated path (or null).
+    let p = unsafe { weir_dpdk_sys::rte_eal_get_runtime_dir() };
+    if p.is_null() {
+        return None;
+    }
+    // SAFETY: non-null NUL-terminated string, copied here.
+    let s = unsafe { std::ffi::CStr::from_ptr(p) }.to_str().ok()?;
+    (!s.is_empty()).then(|| s.into())
 }
 
 /// The EAL's runtime directory (`/var/run/dpdk/PREFIX`) when it is this process's own: a
@@ -50,14 +72,7 @@ fn private_runtime_dir(args: &[String]) -> Option<std::path::PathBuf> {
     if !(no_shconf && prefix) {
         return None;
     }
-    // SAFETY: the EAL is initialised; it returns its static, NUL-terminated path.
-    let p = unsafe { weir_dpdk_sys::rte_eal_get_runtime_dir() };
-    if p.is_null() {
-        return None;
-    }
-    // SAFETY: non-null NUL-terminated string, copied before cleanup.
-    let s = unsafe { std::ffi::CStr::from_ptr(p) }.to_str().ok()?;
-    (!s.is_empty()).then(|| s.into())
+    runtime_dir()
 }
 
 /// Remove the runtime directory if it is empty (a file in it, such as another tool's socket,
@@ -159,9 +174,7 @@ impl Eal {
     /// The EAL's runtime directory (sockets and shared files; removed at cleanup when it is
     /// private, see [`Eal::init`]).
     pub fn runtime_dir(&self) -> std::path::PathBuf {
-        // SAFETY: the EAL is initialised (we hold a handle); a static NUL-terminated path.
-        let p = unsafe { std::ffi::CStr::from_ptr(weir_dpdk_sys::rte_eal_get_runtime_dir()) };
-        std::path::PathBuf::from(p.to_string_lossy().into_owned())
+        runtime_dir().unwrap_or_default()
     }
 
     /// The arguments EAL was initialised with.
@@ -176,17 +189,16 @@ impl Eal {
     pub fn cleanup(self) -> Result<()> {
         match Arc::try_unwrap(self.inner) {
             Ok(inner) => {
-                let dir = private_runtime_dir(&inner.args);
-                std::mem::forget(inner);
+                // Cleaned up here, not again by its Drop.
+                let inner = std::mem::ManuallyDrop::new(inner);
                 // SAFETY: this was the last handle; nothing of ours uses DPDK memory.
-                let code = unsafe { weir_dpdk_sys::rte_eal_cleanup() };
+                let code = unsafe { cleanup(&inner.args) };
                 if code < 0 {
                     return Err(Error::EalCleanup {
                         code,
                         reason: errno_text(code),
                     });
                 }
-                remove_runtime_dir(dir);
                 Ok(())
             }
             Err(arc) => Err(Error::EalInUse(Arc::strong_count(&arc) - 1)),

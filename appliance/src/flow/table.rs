@@ -107,6 +107,24 @@ fn tag(hash: u64) -> u64 {
     hash << 32
 }
 
+/// Ask for the cache line holding `p`, into L1 (`near`) or L2. A hint: it never faults, so
+/// any address will do (the callers' are inside the table's arrays, or one line past).
+#[inline(always)]
+fn prefetch_line(p: *const u8, near: bool) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: prefetch never faults and reads nothing the program sees.
+    unsafe {
+        use core::arch::x86_64::{_mm_prefetch, _MM_HINT_T0, _MM_HINT_T1};
+        if near {
+            _mm_prefetch(p as *const i8, _MM_HINT_T0)
+        } else {
+            _mm_prefetch(p as *const i8, _MM_HINT_T1)
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (p, near);
+}
+
 impl<E: Copy + Default + Zeroable> FlowTable<E> {
     pub fn new(cfg: TableConfig) -> FlowTable<E> {
         let cap = cfg.capacity.max(1) as usize;
@@ -226,12 +244,10 @@ impl<E: Copy + Default + Zeroable> FlowTable<E> {
     /// Prefetch the index slot of a hash (a burst looks up all its packets' slots first).
     #[inline]
     pub fn prefetch(&self, hash: u64) {
-        #[cfg(target_arch = "x86_64")]
-        {
-            let p = &self.index[hash as usize & self.mask] as *const u64 as *const i8;
-            // SAFETY: prefetch is a hint and never faults; p points into `index`.
-            unsafe { core::arch::x86_64::_mm_prefetch(p, core::arch::x86_64::_MM_HINT_T0) };
-        }
+        prefetch_line(
+            &self.index[hash as usize & self.mask] as *const u64 as *const u8,
+            true,
+        );
     }
 
     /// Prefetch every line of entry `idx`'s plugin slab into L2, once its packet is counted:
@@ -239,72 +255,82 @@ impl<E: Copy + Default + Zeroable> FlowTable<E> {
     /// and on a table larger than the cache each part was a miss per packet per plugin.
     #[inline]
     pub fn prefetch_slab(&self, idx: u32) {
-        #[cfg(target_arch = "x86_64")]
-        {
-            let s = self.slab.ptr.wrapping_add(idx as usize * self.slab_stride) as *const i8;
-            let mut off = 0;
-            while off < self.slab_stride {
-                // SAFETY: prefetch is a hint and never faults; idx < capacity, so every
-                // address is inside the slab allocation.
-                unsafe {
-                    core::arch::x86_64::_mm_prefetch(
-                        s.wrapping_add(off),
-                        core::arch::x86_64::_MM_HINT_T1,
-                    )
-                };
-                off += 64;
-            }
+        let s = self.slab.ptr.wrapping_add(idx as usize * self.slab_stride);
+        for off in (0..self.slab_stride).step_by(64) {
+            prefetch_line(s.wrapping_add(off), false);
         }
-        #[cfg(not(target_arch = "x86_64"))]
-        let _ = idx;
     }
 
-    /// Prefetch the entry a hash's home slot points to, when its tag matches, and the first
-    /// line of its plugin slab: the second step of a burst's lookups (after
-    /// [`FlowTable::prefetch`] brought the slot in), so the entry's cache lines arrive while
-    /// the packets before it are counted. Reads the slot; a miss here
-    /// only costs what the lookup would have paid anyway.
+    /// Prefetch the entry a hash's index slot points to (the slot among those from its home to
+    /// the end of the home's cache line whose tag matches) and the first line of its plugin
+    /// slab: the second step of a burst's lookups (after [`FlowTable::prefetch`] brought the
+    /// line in), so the entry's cache lines arrive while the packets before it are counted.
+    /// Reads only that line of the index (at half load, a flow sits past its home slot about
+    /// a third of the time, and almost always within the line); a miss here only costs what
+    /// the lookup would have paid anyway.
+    /// Returns false when the line shows the flow is not in the table (an empty slot before
+    /// any matching tag): the packet will most likely start a flow.
     #[inline]
-    pub fn prefetch_entry(&self, hash: u64) {
-        #[cfg(target_arch = "x86_64")]
-        {
-            let slot = self.index[hash as usize & self.mask];
-            if slot != EMPTY && slot & 0xFFFF_FFFF_0000_0000 == tag(hash) {
-                let idx = (slot as u32).wrapping_sub(1) as usize;
-                if let Some(e) = self.entries.get(idx) {
-                    let p = e as *const FlowEntry<E> as *const i8;
-                    let size = core::mem::size_of::<FlowEntry<E>>();
-                    let mut off = 0;
-                    // Every line the entry spans (its start need not be line-aligned).
-                    while off < size + 63 {
-                        // SAFETY: prefetch is a hint and never faults; at most one line past
-                        // the entry, which is still an address, never dereferenced.
-                        unsafe {
-                            core::arch::x86_64::_mm_prefetch(
-                                p.wrapping_add(off),
-                                core::arch::x86_64::_MM_HINT_T0,
-                            )
-                        };
-                        off += 64;
-                    }
-                    if self.slab_stride != 0 {
-                        // The slab's first line too: the plugin host reads every packet's
-                        // slab header (the done mask) in one pass before the first plugin
-                        // runs, and that pass was half of the host's dispatch samples.
-                        let s = self.slab.ptr.wrapping_add(idx * self.slab_stride);
-                        // SAFETY: a hint; idx < capacity so s is inside the slab anyway.
-                        unsafe {
-                            core::arch::x86_64::_mm_prefetch(
-                                s as *const i8,
-                                core::arch::x86_64::_MM_HINT_T0,
-                            )
-                        };
-                    }
-                }
+    pub fn prefetch_entry(&self, hash: u64) -> bool {
+        let want = tag(hash);
+        let home = hash as usize & self.mask;
+        // Slots per cache line: 8 (the index is page-aligned).
+        let line_end = (home | 7).min(self.mask);
+        for pos in home..=line_end {
+            let slot = self.index[pos];
+            if slot == EMPTY {
+                return false;
+            }
+            if slot & 0xFFFF_FFFF_0000_0000 == want {
+                self.prefetch_entry_lines((slot as u32).wrapping_sub(1) as usize);
+                return true;
             }
         }
-        #[cfg(not(target_arch = "x86_64"))]
-        let _ = hash;
+        true
+    }
+
+    /// When the table is full, prefetch the entries and plugin slabs of the next `n` flows an
+    /// eviction would take (the first of the wheel's earliest slot, in order): a burst asks for
+    /// as many as it has packets that start flows, before counting any, so the victims' misses
+    /// (their entry to check, then their whole slab for the plugins' records) overlap the
+    /// burst's work instead of stalling each new flow in turn.
+    pub fn prefetch_victims(&self, n: usize) {
+        if n == 0 || !self.free.is_empty() || (self.fresh as usize) < self.entries.len() {
+            return;
+        }
+        let Some(mut idx) = self.wheel.earliest() else {
+            return;
+        };
+        for _ in 0..n {
+            if idx == NIL {
+                break;
+            }
+            self.prefetch_entry_lines(idx as usize);
+            self.prefetch_slab(idx);
+            idx = self.links[idx as usize].next;
+        }
+    }
+
+    /// Prefetch the cache lines entry `idx` spans, and its slab's first line.
+    #[inline(always)]
+    fn prefetch_entry_lines(&self, idx: usize) {
+        let Some(e) = self.entries.get(idx) else {
+            return;
+        };
+        let p = e as *const FlowEntry<E> as *const u8;
+        let size = core::mem::size_of::<FlowEntry<E>>();
+        // Each line the entry spans, from the one it starts in to the one its last byte is in.
+        let first = p as usize & !63;
+        let last = (p as usize + size - 1) & !63;
+        for line in (first..=last).step_by(64) {
+            prefetch_line(p.wrapping_add(line - p as usize), true);
+        }
+        if self.slab_stride != 0 {
+            // The slab's first line too: the plugin host reads every packet's slab header (the
+            // done mask) in one pass before the first plugin runs, and that pass was half of
+            // the host's dispatch samples.
+            prefetch_line(self.slab.ptr.wrapping_add(idx * self.slab_stride), true);
+        }
     }
 
     /// Find the flow of `key` (either direction) or create it, oriented as `key`.

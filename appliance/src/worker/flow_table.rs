@@ -49,10 +49,15 @@ impl Worker {
     }
 
     /// Bring in the entries the (prefetched) index slots point to, for the whole burst: the
-    /// loads of one packet's entry overlap the work on the packets before it.
+    /// loads of one packet's entry overlap the work on the packets before it. On a full table,
+    /// also the flows its new ones will evict.
     pub(super) fn prefetch_entries(&self) {
+        let mut new = 0;
         for &h in &self.hashes {
-            self.table.prefetch_entry(h);
+            new += usize::from(!self.table.prefetch_entry(h));
+        }
+        if self.s.eviction != Eviction::None {
+            self.table.prefetch_victims(new);
         }
     }
 

@@ -429,12 +429,24 @@ fn extract_worker(
     let mut done_seen = false;
     let mut told = 0u64;
     let panic_at = crate::dead_worker::test_panic_at(i);
+    // Two bursts in flight: the next one is taken from the queue, and its mbuf headers asked
+    // for, before the current one is processed. The feeder wrote those headers on another
+    // core: a miss per line, which now overlaps a whole burst's work instead of stalling the
+    // first read of each frame.
+    let mut next = Burst::new();
     loop {
         // Read before polling: every packet up to this time is then in the queue, so an empty
-        // queue means this worker has nothing older left.
+        // queue means this worker has nothing older left (once `burst` is processed).
         let clock = feed.input_clock.load(Ordering::Acquire);
         let t = worker.burst_start();
-        let n = feed.rxq.rx_burst_up_to(&mut burst, want);
+        let n = feed.rxq.rx_burst_up_to(&mut next, want);
+        next.iter().for_each(Mbuf::prefetch_header);
+        if !burst.is_empty() {
+            worker.process_burst(burst.iter().map(|m| frame_of(m, &feed.meta)), t);
+            burst.clear();
+            crate::dead_worker::maybe_test_panic(i, panic_at, worker.stats.packets);
+        }
+        std::mem::swap(&mut burst, &mut next);
         if n == 0 {
             if clock > told {
                 told = clock;
@@ -449,28 +461,10 @@ fn extract_worker(
             continue;
         }
         idle.reset();
-        // The feeder wrote these mbufs on another core: their headers are asked for a few
-        // frames ahead of reading them, so those misses overlap too.
-        let ms = burst.as_slice();
-        ms.iter().take(HEADER_AHEAD).for_each(Mbuf::prefetch_header);
-        worker.process_burst(
-            ms.iter().enumerate().map(|(k, m)| {
-                if let Some(next) = ms.get(k + HEADER_AHEAD) {
-                    next.prefetch_header();
-                }
-                frame_of(m, &feed.meta)
-            }),
-            t,
-        );
-        burst.clear();
-        crate::dead_worker::maybe_test_panic(i, panic_at, worker.stats.packets);
     }
     worker.flush_all();
     WorkerReport::of(&worker)
 }
-
-/// How many mbufs ahead a worker asks for the next header (two lines each).
-const HEADER_AHEAD: usize = 8;
 
 /// A frame as the worker sees it: data and the feeder's exact metadata.
 #[inline]

@@ -429,24 +429,34 @@ fn extract_worker(
     let mut done_seen = false;
     let mut told = 0u64;
     let panic_at = crate::dead_worker::test_panic_at(i);
-    // Two bursts in flight: the next one is taken from the queue, and its mbuf headers asked
-    // for, before the current one is processed. The feeder wrote those headers on another
-    // core: a miss per line, which now overlaps a whole burst's work instead of stalling the
-    // first read of each frame.
+    // Three bursts in flight, as a pipeline: `next` is taken from the queue and its mbuf
+    // headers asked for; `ahead`, whose headers arrived meanwhile, has its frames' first lines
+    // asked for; `burst` is processed. The feeder wrote the headers, and read each frame's
+    // first line, on another core: each was a miss at the first read of its frame, and now
+    // arrives during a whole burst's work.
+    let mut ahead = Burst::new();
     let mut next = Burst::new();
     loop {
         // Read before polling: every packet up to this time is then in the queue, so an empty
-        // queue means this worker has nothing older left (once `burst` is processed).
+        // queue means this worker has nothing older left (once the bursts held are processed).
         let clock = feed.input_clock.load(Ordering::Acquire);
         let t = worker.burst_start();
         let n = feed.rxq.rx_burst_up_to(&mut next, want);
         next.iter().for_each(Mbuf::prefetch_header);
-        if !burst.is_empty() {
-            worker.process_burst(burst.iter().map(|m| frame_of(m, &feed.meta)), t);
-            burst.clear();
-            crate::dead_worker::maybe_test_panic(i, panic_at, worker.stats.packets);
+        ahead.iter().for_each(Mbuf::prefetch_data);
+        let mut t = t;
+        for b in [&mut burst, &mut ahead] {
+            if !b.is_empty() {
+                worker.process_burst(b.iter().map(|m| frame_of(m, &feed.meta)), t);
+                b.clear();
+                crate::dead_worker::maybe_test_panic(i, panic_at, worker.stats.packets);
+            }
+            if n > 0 {
+                // `ahead` waits for the next round; with nothing newer, it goes now too.
+                break;
+            }
+            t = worker.burst_start();
         }
-        std::mem::swap(&mut burst, &mut next);
         if n == 0 {
             if clock > told {
                 told = clock;
@@ -461,6 +471,9 @@ fn extract_worker(
             continue;
         }
         idle.reset();
+        // burst <- ahead <- next; the emptied burst is the next `next`.
+        std::mem::swap(&mut burst, &mut ahead);
+        std::mem::swap(&mut ahead, &mut next);
     }
     worker.flush_all();
     WorkerReport::of(&worker)

@@ -81,6 +81,19 @@ impl Mbuf {
         }
     }
 
+    /// Ask for the first cache line of the mbuf's data (reads the header: prefetch that first,
+    /// a burst earlier).
+    #[inline(always)]
+    pub fn prefetch_data(&self) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            let m = self.raw();
+            let p = m.buf_addr.cast::<i8>().wrapping_add(m.data_off as usize);
+            // SAFETY: prefetch is a hint and never faults, whatever the address.
+            unsafe { core::arch::x86_64::_mm_prefetch(p, core::arch::x86_64::_MM_HINT_T0) };
+        }
+    }
+
     /// Length of the whole packet, all segments (for net_pcap: the captured length).
     #[inline]
     pub fn pkt_len(&self) -> u32 {

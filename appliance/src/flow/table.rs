@@ -268,10 +268,8 @@ impl<E: Copy + Default + Zeroable> FlowTable<E> {
     /// Reads only that line of the index (at half load, a flow sits past its home slot about
     /// a third of the time, and almost always within the line); a miss here only costs what
     /// the lookup would have paid anyway.
-    /// Returns false when the line shows the flow is not in the table (an empty slot before
-    /// any matching tag): the packet will most likely start a flow.
     #[inline]
-    pub fn prefetch_entry(&self, hash: u64) -> bool {
+    pub fn prefetch_entry(&self, hash: u64) {
         let want = tag(hash);
         let home = hash as usize & self.mask;
         // Slots per cache line: 8 (the index is page-aligned).
@@ -279,19 +277,18 @@ impl<E: Copy + Default + Zeroable> FlowTable<E> {
         for pos in home..=line_end {
             let slot = self.index[pos];
             if slot == EMPTY {
-                return false;
+                return;
             }
             if slot & 0xFFFF_FFFF_0000_0000 == want {
                 self.prefetch_entry_lines((slot as u32).wrapping_sub(1) as usize);
-                return true;
+                return;
             }
         }
-        true
     }
 
     /// When the table is full, prefetch the entries and plugin slabs of the next `n` flows an
     /// eviction would take (the first of the wheel's earliest slot, in order): a burst asks for
-    /// as many as it has packets that start flows, before counting any, so the victims' misses
+    /// as many as it will likely start flows, before counting any, so the victims' misses
     /// (their entry to check, then their whole slab for the plugins' records) overlap the
     /// burst's work instead of stalling each new flow in turn.
     pub fn prefetch_victims(&self, n: usize) {

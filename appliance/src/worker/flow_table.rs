@@ -12,6 +12,10 @@ use crate::parse::parse;
 use crate::rates::PacketKey;
 use weir_plugin_api::{FlowKeyV1, PacketV1, WEIR_PKT_FIRST_OF_FLOW, WEIR_TCP_FIN, WEIR_TCP_RST};
 
+/// How many packets ahead of the one being counted its entry is asked for: enough for a
+/// DRAM miss to complete during the packets between (a few hundred cycles each).
+const ENTRY_AHEAD: usize = 8;
+
 impl Worker {
     /// Parse every frame of the burst into `parsed`, `keys` and `hashes` (prefetching each
     /// packet's index slot); returns the frames received. Malformed ones are counted by reason.
@@ -48,16 +52,17 @@ impl Worker {
         received
     }
 
-    /// Bring in the entries the (prefetched) index slots point to, for the whole burst: the
-    /// loads of one packet's entry overlap the work on the packets before it. On a full table,
-    /// also the flows its new ones will evict.
+    /// Bring in the entries the (prefetched) index slots of the burst's first packets point
+    /// to (the counting loop asks for each later one [`ENTRY_AHEAD`] packets before it is
+    /// counted, so its index line, asked for at parsing, has had time to arrive); on a full
+    /// table, also the flows the burst's new ones will evict, as many as the previous burst
+    /// created.
     pub(super) fn prefetch_entries(&self) {
-        let mut new = 0;
-        for &h in &self.hashes {
-            new += usize::from(!self.table.prefetch_entry(h));
+        for &h in self.hashes.iter().take(ENTRY_AHEAD) {
+            self.table.prefetch_entry(h);
         }
         if self.s.eviction != Eviction::None {
-            self.table.prefetch_victims(new);
+            self.table.prefetch_victims(self.created_last_burst);
         }
     }
 
@@ -67,6 +72,9 @@ impl Worker {
     // Long: the per-packet hot loop, kept in one body so it stays one tight loop.
     pub(super) fn flow_table_stage(&mut self, from: usize) -> (usize, Stop) {
         for i in from..self.parsed.len() {
+            if let Some(&h) = self.hashes.get(i + ENTRY_AHEAD) {
+                self.table.prefetch_entry(h);
+            }
             let mut pkt = self.parsed[i];
             let key = self.keys[i];
             let now_ms = pkt.ts_ns / 1_000_000;

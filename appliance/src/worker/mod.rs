@@ -202,6 +202,8 @@ pub struct Worker {
     /// Parsed packets of the current burst already seen by DNS learning (the flow-table
     /// stage may stop and resume at a packet).
     observed: usize,
+    /// Flows the previous burst created: how many eviction victims a burst prefetches.
+    created_last_burst: usize,
     pub stats: WorkerStats,
     /// Where this worker publishes its counters (the metrics endpoint, the status line).
     metrics: Option<Arc<PublishedStats>>,
@@ -283,6 +285,7 @@ impl Worker {
             last_ts_ns: 0,
             last_send_ns: 0,
             observed: 0,
+            created_last_burst: 0,
             stats: WorkerStats::default(),
             metrics: None,
             bursts_to_cost: 0,
@@ -411,6 +414,7 @@ impl Worker {
 
     /// The stages after parsing, over the packets `parse_stage` left in `parsed`.
     fn count_burst(&mut self, mut t: u64) {
+        let created_before = self.stats.flows_created;
         self.prefetch_entries();
         let mut from = 0;
         loop {
@@ -446,6 +450,7 @@ impl Worker {
             from = at;
         }
 
+        self.created_last_burst = (self.stats.flows_created - created_before) as usize;
         let plugins_at = self.cost.plugin_cycles();
         self.end_torn_down();
         t = self

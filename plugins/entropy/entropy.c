@@ -14,11 +14,12 @@
  * Config: {"k": K}, 1 <= K <= 1024, default 1024.
  * State: 278 + 2 * (K / 16) bytes per flow, rounded up to 8 (408 at the default K = 1024,
  * 312 at K = 256). Each direction's histogram is exact but packed: a 4-bit counter per byte
- * value (count mod 16, 128 bytes) and a list of the byte values whose counter wrapped (one entry
- * per wrap, so count = low nibble + 16 * occurrences in the list). K bytes wrap at most K / 16
- * times, so each direction's list has K / 16 entries. A 256 x u16 histogram per direction (1048
- * bytes in all) was 60 % of every flow's plugin state. The descriptor declares the most (K =
- * 1024); flow_state_size (ABI 1.3) tells the host what this instance's K needs.
+ * value (count mod 16, 128 bytes: byte i holds values i and i + 128) and a list of the byte
+ * values whose counter wrapped (one entry per wrap, so count = low nibble + 16 * occurrences
+ * in the list). K bytes wrap at most K / 16 times, so each direction's list has K / 16
+ * entries. A 256 x u16 histogram per direction (1048 bytes in all) was 60 % of every flow's
+ * plugin state. The descriptor declares the most (K = 1024); flow_state_size (ABI 1.3) tells
+ * the host what this instance's K needs.
  */
 #include <math.h>
 #include <stddef.h>
@@ -35,13 +36,18 @@
 /* Wraps of a 4-bit counter K bytes can cause: K / 16. */
 #define MAX_WRAPS (MAX_K / 16u)
 #define N_FEATURES 6
+/* Packets ahead whose state, then whose payload, update_burst asks the caches for. How much
+ * payload to ask for is read from the state, so its line must have been asked for earlier:
+ * the same distance (4) stalls on it, 20 % more cycles (perf/entropy_bench.c); 1 and 2 tie. */
 #define PREFETCH_AHEAD 4u
+#define PAYLOAD_AHEAD 2u
+_Static_assert(PAYLOAD_AHEAD < PREFETCH_AHEAD, "a payload's length is read from its state");
 
 typedef struct entropy_state {
     uint64_t payload_bytes[2];
     uint16_t sampled[2];          /* <= K <= 1024 */
     uint8_t n_wraps[2];           /* entries used in direction d's wraps list */
-    uint8_t nibbles[2][128];      /* byte value b: bits 4*(b&1).. of nibbles[d][b>>1] */
+    uint8_t nibbles[2][128];      /* byte value b: bits 4*(b>>7).. of nibbles[d][b&127] */
     /* Byte values whose nibble went 15 -> 0, once per wrap: direction d's K / 16 entries at
      * d * (K / 16). Only the first 2 * (K / 16) bytes exist when the host sized the state by
      * flow_state_size. */
@@ -51,8 +57,8 @@ typedef struct entropy_state {
 
 /* Count one byte value b in direction d's packed histogram; w = K / 16 wraps per direction. */
 static inline void hist_add(entropy_state *s, unsigned d, uint8_t b, uint32_t w) {
-    uint8_t *cell = &s->nibbles[d][b >> 1];
-    unsigned shift = (b & 1u) * 4u;
+    uint8_t *cell = &s->nibbles[d][b & 127u];
+    unsigned shift = (b >> 7) * 4u;
     if (((*cell >> shift) & 0xFu) == 0xFu) {
         *cell = (uint8_t)(*cell & ~(0xFu << shift)); /* 15 + 1 = 16: nibble 0, one wrap */
         s->wraps[d * w + s->n_wraps[d]++] = b;       /* n_wraps < w: sampled <= K */
@@ -61,62 +67,12 @@ static inline void hist_add(entropy_state *s, unsigned d, uint8_t b, uint32_t w)
     }
 }
 
-/* Payloads of at least this many bytes are counted by hist_add_bulk. */
-#define BULK_MIN 96u
-
-/* Count n bytes (n <= K - sampled) into direction d's packed histogram: the same state
- * hist_add byte by byte leaves (each value's nibble is its count mod 16 and the wraps list
- * holds it count / 16 times; only the order of the list may differ, and no reader depends on
- * it). Counting into a local 16-bit histogram first turns a dependent read-test-write of a
- * nibble per byte into one increment per byte (two tables, so repeated bytes do not wait on
- * each other's stores), and the packed cells are then updated once per value pair, in a loop
- * the compiler vectorizes: a pair's two counters are read as one 32-bit word. */
-static void hist_add_bulk(entropy_state *s, unsigned d, const uint8_t *b, uint32_t n,
-                          uint32_t w) {
-    union {
-        uint16_t c[256];
-        uint32_t pair[128]; /* values 2i (low half) and 2i + 1 (high half) */
-    } t0, t1;
-    memset(&t0, 0, sizeof t0);
-    memset(&t1, 0, sizeof t1);
-    uint32_t j = 0;
-    for (; j + 4 <= n; j += 4) {
-        t0.c[b[j]]++;
-        t1.c[b[j + 1]]++;
-        t0.c[b[j + 2]]++;
-        t1.c[b[j + 3]]++;
-    }
-    for (; j < n; j++) t0.c[b[j]]++;
-    uint8_t *nib = s->nibbles[d];
-    uint8_t old[128];
-    memcpy(old, nib, sizeof old);
-    uint32_t carry = 0;
-    for (unsigned i = 0; i < 128; i++) {
-        /* Each count is at most K = 1024: the halves never carry into each other. */
-        uint32_t pc = t0.pair[i] + t1.pair[i];
-        uint32_t lo = (old[i] & 0xFu) + (pc & 0xFFFFu);
-        uint32_t hi = (uint32_t)(old[i] >> 4) + (pc >> 16);
-        nib[i] = (uint8_t)((lo & 0xFu) | ((hi & 0xFu) << 4));
-        carry |= lo | hi;
-    }
-    if (carry < 16u) return; /* usual: no value reached another multiple of 16 */
-    uint8_t *wraps = &s->wraps[d * w];
-    for (unsigned i = 0; i < 128; i++) {
-        uint32_t pc = t0.pair[i] + t1.pair[i];
-        uint32_t lo = (old[i] & 0xFu) + (pc & 0xFFFFu);
-        uint32_t hi = (uint32_t)(old[i] >> 4) + (pc >> 16);
-        for (uint32_t k = lo >> 4; k > 0; k--) wraps[s->n_wraps[d]++] = (uint8_t)(2 * i);
-        for (uint32_t k = hi >> 4; k > 0; k--) wraps[s->n_wraps[d]++] = (uint8_t)(2 * i + 1);
-    }
-}
-
-/* Unpack direction d's histogram into counts[256]. */
-static void hist_unpack(const entropy_state *s, unsigned d, uint32_t *counts, uint32_t w) {
-    for (unsigned b = 0; b < 256; b++) counts[b] = (s->nibbles[d][b >> 1] >> ((b & 1u) * 4u)) & 0xFu;
-    for (unsigned i = 0; i < s->n_wraps[d]; i++) counts[s->wraps[d * w + i]] += 16u;
-}
-
 typedef struct entropy_instance {
+    /* hist_add_bulk's local histograms, all zero between calls (its merge zeroes what it
+     * read), so a packet costs no memset; four, so that a run of one byte value (padding,
+     * text) is four chains of increments, not one waiting on each store (2x faster on runs of
+     * zeros than two tables). Line-aligned for the merge's vector loads. */
+    _Alignas(64) uint16_t tbl[4][256];
     uint32_t k;
     uint32_t wraps; /* K / 16: wrap entries per direction */
     char error[256];
@@ -125,7 +81,83 @@ typedef struct entropy_instance {
      * made entropy the dearest plugin wherever flows end during the run (tcp_teardown). The
      * terms are the same doubles the direct formula gives. */
     double clog2c[MAX_K + 1];
+    /* clog2c of a packed byte's two nibbles, summed: pair_clog2c[x] = clog2c[x & 15] +
+     * clog2c[x >> 4]; halves the lookups and additions of a flow's emit. */
+    double pair_clog2c[256];
 } entropy_instance;
+
+/* Payloads of at least this many bytes are counted by hist_add_bulk, shorter ones byte by byte
+ * by hist_add (perf/entropy_bench.c --hot: 48 and 64 about 2 % fewer cycles than 96 or 160). */
+#define BULK_MIN 64u
+
+/* The merge costs about what counting 300 bytes does in 16-byte vectors: on x86-64 ELF with
+ * GCC or Clang it is also compiled for AVX2 and the loader picks the build the CPU runs (an
+ * ifunc), 10 % fewer cycles per packet (perf/entropy_bench.c --hot). -DENTROPY_PORTABLE
+ * builds the portable loop only; the tests run both builds against the oracle. */
+#if defined(__x86_64__) && defined(__GNUC__) && defined(__ELF__) && !defined(ENTROPY_PORTABLE)
+#define MERGE_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define MERGE_CLONES
+#endif
+
+/* Add the local histograms to the packed nibbles (old: their values before, nib: the result)
+ * and zero the histograms. Byte i of the nibbles holds values i (low) and i + 128 (high), so
+ * both halves are contiguous runs of the 16-bit counters. w[i] gets the wraps of value i
+ * (low byte) and i + 128 (high byte); returns the OR of all w. restrict: the loop vectorizes
+ * without runtime alias checks. */
+MERGE_CLONES static uint16_t merge_halves(uint16_t *restrict t0, uint16_t *restrict t1,
+                                          uint16_t *restrict t2, uint16_t *restrict t3,
+                                          const uint8_t *restrict old, uint8_t *restrict nib,
+                                          uint16_t *restrict w) {
+    uint16_t any = 0;
+    for (unsigned i = 0; i < 128; i++) {
+        uint16_t lo = (uint16_t)((old[i] & 0xFu) + t0[i] + t1[i] + t2[i] + t3[i]);
+        uint16_t hi = (uint16_t)((old[i] >> 4) + t0[i + 128] + t1[i + 128] + t2[i + 128] +
+                                 t3[i + 128]);
+        t0[i] = t1[i] = t2[i] = t3[i] = 0;
+        t0[i + 128] = t1[i + 128] = t2[i + 128] = t3[i + 128] = 0;
+        nib[i] = (uint8_t)((lo & 0xFu) | ((hi & 0xFu) << 4));
+        w[i] = (uint16_t)((lo >> 4) | ((hi >> 4) << 8)); /* each <= (15 + 1024) / 16 */
+        any |= w[i];
+    }
+    return any;
+}
+
+/* Count n bytes (n <= K - sampled) into direction d's packed histogram: the same state
+ * hist_add byte by byte leaves (each value's nibble is its count mod 16 and the wraps list
+ * holds it count / 16 times; only the order of the list may differ, and no reader depends on
+ * it). Counting into the instance's 16-bit histograms first turns a dependent
+ * read-test-write of a nibble per byte into one increment per byte; the packed cells are
+ * then updated once per packet, in a loop the compiler vectorizes. */
+static void hist_add_bulk(entropy_instance *inst, entropy_state *s, unsigned d,
+                          const uint8_t *b, uint32_t n) {
+    uint16_t(*c)[256] = inst->tbl;
+    uint32_t j = 0;
+    for (; j + 4 <= n; j += 4) {
+        c[0][b[j]]++;
+        c[1][b[j + 1]]++;
+        c[2][b[j + 2]]++;
+        c[3][b[j + 3]]++;
+    }
+    for (; j < n; j++) c[0][b[j]]++;
+    uint8_t old[128];
+    memcpy(old, s->nibbles[d], sizeof old);
+    union {
+        uint16_t w[128];
+        uint64_t any[32];
+    } wr;
+    if (merge_halves(c[0], c[1], c[2], c[3], old, s->nibbles[d], wr.w) == 0)
+        return; /* usual: no value reached another multiple of 16 */
+    uint8_t *wraps = &s->wraps[d * inst->wraps];
+    for (unsigned g = 0; g < 32; g++) {
+        if (wr.any[g] == 0) continue; /* values 4g.. 4g+3 and 4g+128.. 4g+131 did not wrap */
+        for (unsigned i = 4 * g; i < 4 * g + 4; i++) {
+            for (uint32_t k = wr.w[i] & 0xFFu; k > 0; k--) wraps[s->n_wraps[d]++] = (uint8_t)i;
+            for (uint32_t k = wr.w[i] >> 8; k > 0; k--)
+                wraps[s->n_wraps[d]++] = (uint8_t)(i + 128);
+        }
+    }
+}
 
 /* create's error (and errors without an instance), per thread as the header asks. */
 static _Thread_local char thread_error[256] = "no error";
@@ -193,14 +225,18 @@ static int32_t entropy_create(const char *config_json, uint32_t worker, void **i
         return WEIR_ERR;
     }
     if (parse_config(config_json, &k, thread_error, sizeof thread_error) != 0) return WEIR_ERR;
-    entropy_instance *inst = calloc(1, sizeof *inst);
+    /* aligned_alloc (C11) takes a size that is a multiple of the alignment: a struct size is. */
+    entropy_instance *inst = aligned_alloc(_Alignof(entropy_instance), sizeof *inst);
     if (inst == NULL) {
         snprintf(thread_error, sizeof thread_error, "create: out of memory");
         return WEIR_ERR;
     }
+    memset(inst, 0, sizeof *inst);
     inst->k = k;
     inst->wraps = k / 16u;
     for (uint32_t c = 2; c <= MAX_K; c++) inst->clog2c[c] = c * log2((double)c);
+    for (uint32_t x = 0; x < 256; x++)
+        inst->pair_clog2c[x] = inst->clog2c[x & 0xFu] + inst->clog2c[x >> 4];
     strcpy(inst->error, "no error");
     *instance = inst;
     return WEIR_OK;
@@ -224,6 +260,19 @@ static int32_t entropy_flow_init(void *instance, const weir_flow_key_v1 *key, vo
     return WEIR_OK; /* the zeroed state is the initial state */
 }
 
+/* The payload bytes of p that go into the entropy: what was captured, up to K - sampled. */
+static inline uint32_t sample_len(const entropy_instance *inst, const entropy_state *s,
+                                  const weir_packet_v1 *p) {
+    unsigned d = p->direction & 1u;
+    if (s->sampled[d] >= inst->k || p->payload_off == WEIR_NO_OFFSET || p->data == NULL ||
+        p->payload_off >= p->cap_len)
+        return 0;
+    uint32_t take = p->cap_len - p->payload_off;
+    if (take > p->payload_len) take = p->payload_len;
+    if (take > inst->k - s->sampled[d]) take = inst->k - s->sampled[d];
+    return take;
+}
+
 static int32_t entropy_update_burst(void *instance, void *const *states,
                                     const weir_packet_v1 *pkts, uint8_t *done, uint32_t n) {
     entropy_instance *inst = instance;
@@ -243,63 +292,77 @@ static int32_t entropy_update_burst(void *instance, void *const *states,
             __builtin_prefetch(h + 64);
             __builtin_prefetch(h + 127);
         }
+        /* Nor is the payload (first read here, from the capture or the NIC's buffer): ask for
+         * the lines that will be sampled, fewer packets ahead (their states asked for
+         * earlier decide how many). */
+        if (i + PAYLOAD_AHEAD < n && states[i + PAYLOAD_AHEAD] != NULL) {
+            const weir_packet_v1 *q = &pkts[i + PAYLOAD_AHEAD];
+            uint32_t len = sample_len(inst, states[i + PAYLOAD_AHEAD], q);
+            if (len > 0) {
+                uintptr_t a = (uintptr_t)(q->data + q->payload_off);
+                for (uintptr_t l = a & ~(uintptr_t)63; l < a + len; l += 64)
+                    __builtin_prefetch((const void *)l);
+            }
+        }
         const weir_packet_v1 *p = &pkts[i];
         entropy_state *s = states[i];
         if (s == NULL) return fail(inst, "update_burst: null state");
         unsigned d = p->direction & 1u;
         s->payload_bytes[d] += p->payload_len;
-        if (s->sampled[d] >= inst->k || p->payload_off == WEIR_NO_OFFSET || p->data == NULL ||
-            p->payload_off >= p->cap_len)
-            continue;
-        /* Only what was captured, and only up to K per direction. */
-        uint32_t avail = p->cap_len - p->payload_off;
-        if (avail > p->payload_len) avail = p->payload_len;
-        uint32_t take = inst->k - s->sampled[d];
-        if (take > avail) take = avail;
+        uint32_t take = sample_len(inst, s, p);
+        if (take == 0) continue;
         const uint8_t *b = p->data + p->payload_off;
         if (take < BULK_MIN) {
             for (uint32_t j = 0; j < take; j++) hist_add(s, d, b[j], inst->wraps);
         } else {
-            hist_add_bulk(s, d, b, take, inst->wraps);
+            hist_add_bulk(inst, s, d, b, take);
         }
         s->sampled[d] = (uint16_t)(s->sampled[d] + take);
     }
     return WEIR_OK;
 }
 
-/* H = log2(n) - (1/n) sum c log2 c, the terms from the instance's table. Four partial sums:
- * one running sum is a chain of 256 dependent additions (about 1,000 cycles a direction at
- * every flow's end); four chains overlap. The sum may differ from the one-chain sum in its
- * last bits (well within the tests' 1e-9 of the oracle). */
-static double entropy_bits(const entropy_instance *inst, const uint32_t *hist, uint32_t n) {
+/* Direction d's entropy in bits per byte: H = log2(n) - (1/n) sum c log2 c over its counts c
+ * (n sampled bytes), the terms from the instance's tables. The nibbles are summed a packed
+ * byte (two values) at a time from pair_clog2c, in four partial sums (one running sum is a
+ * chain of dependent additions at every flow's end; four chains overlap); then each wrapped
+ * value's nibble term is replaced by its full count's. The sum may differ from a one-term-
+ * at-a-time sum in its last bits (well within the tests' 1e-9 of the oracle); a single
+ * value's histogram still gives exactly 0 (its nibble term is subtracted from itself). */
+static double entropy_bits(const entropy_instance *inst, const entropy_state *s, unsigned d) {
+    uint32_t n = s->sampled[d];
     if (n == 0) return NAN;
+    const uint8_t *nib = s->nibbles[d];
     double acc[4] = {0.0, 0.0, 0.0, 0.0};
-    for (int b = 0; b < 256; b++) {
-        uint32_t c = hist[b];
-        if (c <= MAX_K)
-            acc[b & 3] += inst->clog2c[c]; /* 0.0 for c < 2 */
-        else
-            acc[b & 3] += c * log2((double)c); /* cannot happen with sampled <= K; stay exact */
+    for (unsigned i = 0; i < 128; i += 4) {
+        acc[0] += inst->pair_clog2c[nib[i]];
+        acc[1] += inst->pair_clog2c[nib[i + 1]];
+        acc[2] += inst->pair_clog2c[nib[i + 2]];
+        acc[3] += inst->pair_clog2c[nib[i + 3]];
     }
-    double h = log2((double)n) - ((acc[0] + acc[1]) + (acc[2] + acc[3])) / n;
+    double sum = (acc[0] + acc[1]) + (acc[2] + acc[3]);
+    if (s->n_wraps[d] > 0) {
+        /* Usual for text, rare for encrypted payloads (1024 random bytes seldom put 16 on
+         * one value). times[v]: v's wraps, counted then cleared at v's first entry. */
+        const uint8_t *w = &s->wraps[d * inst->wraps];
+        uint8_t times[256];
+        memset(times, 0, sizeof times);
+        for (unsigned i = 0; i < s->n_wraps[d]; i++) times[w[i]]++;
+        double full = 0.0;
+        for (unsigned i = 0; i < s->n_wraps[d]; i++) {
+            uint8_t v = w[i];
+            if (times[v] == 0) continue;
+            uint32_t low = (nib[v & 127u] >> ((v >> 7) * 4u)) & 0xFu;
+            sum -= inst->clog2c[low];
+            uint32_t c = low + 16u * times[v];
+            /* c <= n <= K: the else cannot happen, but a table index stays in bounds. */
+            full += c <= MAX_K ? inst->clog2c[c] : c * log2((double)c);
+            times[v] = 0;
+        }
+        sum += full;
+    }
+    double h = log2((double)n) - sum / n;
     return h < 0.0 ? 0.0 : h; /* -0.0 and rounding below zero for a single value */
-}
-
-/* entropy_bits of a histogram with no wrapped counter, read straight from its nibbles (a
- * nibble of 0 looks up clog2c[0] = 0.0, so no branch on empty bins). */
-static double entropy_bits_nibbles(const entropy_instance *inst, const uint8_t *nibbles,
-                                   uint32_t n) {
-    if (n == 0) return NAN;
-    double acc[4] = {0.0, 0.0, 0.0, 0.0};
-    for (unsigned i = 0; i < 128; i += 2) {
-        uint8_t v = nibbles[i], u = nibbles[i + 1];
-        acc[0] += inst->clog2c[v & 0xFu];
-        acc[1] += inst->clog2c[v >> 4];
-        acc[2] += inst->clog2c[u & 0xFu];
-        acc[3] += inst->clog2c[u >> 4];
-    }
-    double h = log2((double)n) - ((acc[0] + acc[1]) + (acc[2] + acc[3])) / n;
-    return h < 0.0 ? 0.0 : h;
 }
 
 static int32_t entropy_flow_emit(void *instance, const weir_flow_key_v1 *key, const void *state,
@@ -309,16 +372,8 @@ static int32_t entropy_flow_emit(void *instance, const weir_flow_key_v1 *key, co
     if (state == NULL || out == NULL) return fail(instance, "flow_emit: null state or output");
     if (n_features != N_FEATURES) return fail(instance, "flow_emit: the host asked for a feature count other than 6");
     const entropy_state *s = state;
-    uint32_t counts[256];
     for (unsigned d = 0; d < 2; d++) {
-        if (s->n_wraps[d] == 0) {
-            /* No counter wrapped (short flows, and most encrypted payloads: 1024 random bytes
-             * rarely put 16 on one value): the nibbles are the counts. */
-            out[d] = entropy_bits_nibbles(instance, s->nibbles[d], s->sampled[d]);
-        } else {
-            hist_unpack(s, d, counts, ((const entropy_instance *)instance)->wraps);
-            out[d] = entropy_bits(instance, counts, s->sampled[d]);
-        }
+        out[d] = entropy_bits(instance, s, d);
         out[2 + d] = (double)s->payload_bytes[d];
         out[4 + d] = (double)s->sampled[d];
     }

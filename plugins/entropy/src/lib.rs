@@ -7,3 +7,8 @@
 
 /// The shared object build.rs compiled for this build of the crate.
 pub const LIBRARY_PATH: &str = concat!(env!("OUT_DIR"), "/libweir_entropy.so");
+
+/// The same plugin built with `-DENTROPY_PORTABLE`: the portable merge loop only, where
+/// [`LIBRARY_PATH`] on x86-64 also has an AVX2 build the loader picks on CPUs that have it.
+/// The tests check both against the oracle.
+pub const PORTABLE_LIBRARY_PATH: &str = concat!(env!("OUT_DIR"), "/libweir_entropy_portable.so");

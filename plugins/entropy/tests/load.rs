@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use weir_entropy_build::LIBRARY_PATH;
+use weir_entropy_build::{LIBRARY_PATH, PORTABLE_LIBRARY_PATH};
 use weir_plugin_api::harness::{built_library, LoadedPlugin};
 use weir_plugin_api::*;
 
@@ -43,6 +43,18 @@ fn packet(buf: &mut Vec<u8>, dir: u8, payload: &[u8], payload_len: u16) -> Packe
 
 fn open() -> LoadedPlugin {
     LoadedPlugin::open(Path::new(LIBRARY_PATH)).unwrap()
+}
+
+/// The plugin as weir loads it, and its portable build (on x86-64 the first also holds an
+/// AVX2 build of the merge loop, which the loader picks on CPUs that have AVX2).
+fn builds() -> [(&'static str, LoadedPlugin); 2] {
+    [
+        (LIBRARY_PATH, open()),
+        (
+            PORTABLE_LIBRARY_PATH,
+            LoadedPlugin::open(Path::new(PORTABLE_LIBRARY_PATH)).unwrap(),
+        ),
+    ]
 }
 
 #[test]
@@ -105,7 +117,13 @@ fn descriptor() {
 
 #[test]
 fn entropy_matches_the_oracle() {
-    let lib = open();
+    for (build, lib) in builds() {
+        eprintln!("build: {build}");
+        entropy_matches_the_oracle_on(&lib);
+    }
+}
+
+fn entropy_matches_the_oracle_on(lib: &LoadedPlugin) {
     let mut inst = lib.instance("{\"k\": 300}", 0).unwrap();
     let key = FlowKeyV1::default();
     let mut rng = 0x1234_5678_9abc_def0u64;
@@ -157,7 +175,13 @@ fn entropy_matches_the_oracle() {
 /// every entry of the list), sampled over several bursts, against the oracle.
 #[test]
 fn packed_histogram_matches_the_oracle_at_the_largest_k() {
-    let lib = open();
+    for (build, lib) in builds() {
+        eprintln!("build: {build}");
+        packed_histogram_matches_the_oracle_at_the_largest_k_on(&lib);
+    }
+}
+
+fn packed_histogram_matches_the_oracle_at_the_largest_k_on(lib: &LoadedPlugin) {
     let mut inst = lib.instance("{\"k\": 1024}", 0).unwrap();
     let key = FlowKeyV1::default();
     let mut rng = 0x0dd_ba11_cafe_f00du64;
@@ -226,9 +250,70 @@ fn packed_histogram_matches_the_oracle_at_the_largest_k() {
     assert_eq!(&out[2..6], &[1500.0, 0.0, 1024.0, 0.0]);
 }
 
+/// Counters carried from packet to packet and burst to burst through both counting paths
+/// (payloads below and above the bulk threshold of 64 bytes, the K cut inside a packet),
+/// with 8 to 65 values spread over all 256 (every group of value pairs) wrapping up to 8
+/// times each, against the oracle.
+#[test]
+fn wraps_carried_across_packets_match_the_oracle() {
+    for (build, lib) in builds() {
+        eprintln!("build: {build}");
+        wraps_carried_across_packets_match_the_oracle_on(&lib);
+    }
+}
+
+fn wraps_carried_across_packets_match_the_oracle_on(lib: &LoadedPlugin) {
+    let mut inst = lib.instance("{}", 0).unwrap();
+    let key = FlowKeyV1::default();
+    let mut rng = 0x5eed_0fca_11ab_1e00u64;
+    let mut next = move || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
+    for trial in 0..20usize {
+        let n_values = 8 + trial * 3;
+        let values: Vec<u8> = (0..n_values)
+            .map(|i| (i * 256 / n_values) as u8 ^ trial as u8)
+            .collect();
+        let mut flow = vec![inst.new_flow(&key).unwrap()];
+        let mut sent = Vec::new();
+        // 1,136 bytes: the last packets cross K = 1024.
+        for burst in [1usize, 63, 64, 65, 7, 300, 500, 40, 96].chunks(3) {
+            let mut bufs: Vec<Vec<u8>> = burst.iter().map(|_| Vec::new()).collect();
+            let mut pkts = Vec::new();
+            for (buf, &len) in bufs.iter_mut().zip(burst) {
+                let payload: Vec<u8> = (0..len)
+                    .map(|_| values[next() as usize % n_values])
+                    .collect();
+                sent.extend_from_slice(&payload);
+                pkts.push((0, packet(buf, 0, &payload, len as u16)));
+            }
+            inst.update_burst(&mut flow, &pkts).unwrap();
+        }
+        let out = inst.emit(&key, &mut flow[0]).unwrap();
+        let sample = &sent[..1024];
+        let want = oracle(sample);
+        assert!(
+            (out[0] - want).abs() < 1e-9,
+            "trial {trial}: {} vs {want}",
+            out[0]
+        );
+        assert_eq!(&out[2..6], &[1136.0, 0.0, 1024.0, 0.0], "trial {trial}");
+        assert!(out[1].is_nan());
+    }
+}
+
 #[test]
 fn known_values() {
-    let lib = open();
+    for (build, lib) in builds() {
+        eprintln!("build: {build}");
+        known_values_on(&lib);
+    }
+}
+
+fn known_values_on(lib: &LoadedPlugin) {
     let mut inst = lib.instance("{}", 0).unwrap();
     let key = FlowKeyV1::default();
     let all: Vec<u8> = (0..=255).collect();

@@ -494,6 +494,73 @@ impl<E: Copy + Default + Zeroable> FlowTable<E> {
             .filter(|(_, p)| **p != 0)
             .map(|(i, _)| i as u32)
     }
+
+    /// Prefetch every line of entry `idx` and, with `slab`, of its plugin slab: what making
+    /// its record reads (the plugins' emits read all their state). Called some flows ahead
+    /// where the flows to end are known (the final flush, a wheel slot's due list), and at
+    /// the start of ending any one flow, so a cold flow's ~17 lines are fetched together
+    /// rather than one plugin's state after another's.
+    #[inline]
+    pub fn prefetch_flow(&self, idx: u32, slab: bool) {
+        let e = self.entries.ptr.wrapping_add(idx as usize) as *const u8;
+        prefetch_lines(e, core::mem::size_of::<FlowEntry<E>>());
+        if slab {
+            prefetch_lines(self.slab_ptr(idx), self.slab_stride);
+        }
+    }
+
+    /// Prefetch the index slot [`FlowTable::remove`] starts from (reads `index_pos[idx]`).
+    #[inline]
+    pub fn prefetch_unlink(&self, idx: u32) {
+        if let Some(&p) = self.index_pos.get(idx as usize) {
+            if let Some(slot) = self.index.get((p as usize).wrapping_sub(1)) {
+                prefetch_lines((slot as *const u64).cast(), 8);
+            }
+        }
+    }
+
+    /// Free every entry at once, as if each had been removed: the end of the final flush,
+    /// once every live flow's record is made. Removing them one by one read a random index
+    /// line and the wheel neighbours' links per flow (most of ending a cold flow's own time);
+    /// this writes the index (whole when it is dense, else only the live slots) and the side
+    /// arrays in order. Entries are taken from the first again.
+    pub fn clear(&mut self) {
+        let used = self.fresh as usize;
+        if self.live as usize >= self.index.len() / 8 {
+            self.index.fill(EMPTY);
+        } else {
+            for &p in &self.index_pos[..used] {
+                if p != 0 {
+                    self.index[p as usize - 1] = EMPTY;
+                }
+            }
+        }
+        self.index_pos[..used].fill(0);
+        self.links[..used].fill(WheelLinks::default());
+        self.wheel.clear();
+        self.free.clear();
+        self.fresh = 0;
+        self.live = 0;
+    }
+}
+
+/// Prefetch (into L1) every cache line of `len` bytes at `p`. A hint: never faults.
+#[inline]
+pub(crate) fn prefetch_lines(p: *const u8, len: usize) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let end = p as usize + len;
+        let mut a = p as usize & !63;
+        while a < end {
+            // SAFETY: prefetch is a hint and never faults, whatever the address.
+            unsafe {
+                core::arch::x86_64::_mm_prefetch(a as *const i8, core::arch::x86_64::_MM_HINT_T0)
+            };
+            a += 64;
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (p, len);
 }
 
 #[cfg(test)]

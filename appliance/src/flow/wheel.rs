@@ -203,6 +203,15 @@ impl TimerWheel {
         None
     }
 
+    /// Unfile every entry at once without walking the lists (the table's final clear): the
+    /// caller resets the entries' links itself. The wheel's time stays where it is.
+    pub fn clear(&mut self) {
+        self.heads.fill(NIL);
+        self.tails.fill(NIL);
+        self.occupied.fill(0);
+        self.len = 0;
+    }
+
     /// Detach every entry into one list (slot order), or `None` when empty.
     fn take_all(&mut self, links: &mut [WheelLinks]) -> Option<u32> {
         let mut head = NIL;

@@ -718,4 +718,54 @@ mod tests {
         assert_eq!(a % 64, 0);
         assert_eq!(b - a, 128);
     }
+
+    #[test]
+    fn clear_leaves_the_table_as_removing_every_flow_does() {
+        // Dense (the whole index is rewritten) and sparse (only the live slots) tables, each
+        // against a twin whose flows are removed one by one: the same flows are found, timed
+        // out and created afterwards.
+        for live in [900u32, 60] {
+            let mut cleared: FlowTable<()> = FlowTable::new(cfg(1000));
+            let mut removed: FlowTable<()> = FlowTable::new(cfg(1000));
+            for t in [&mut cleared, &mut removed] {
+                for i in 0..live {
+                    let k = key(i);
+                    assert!(matches!(
+                        t.lookup_or_insert(&k, flow_hash(&k), 100 + i as u64),
+                        Lookup::Created(_)
+                    ));
+                }
+            }
+            cleared.clear();
+            for idx in removed.live_entries().collect::<Vec<_>>() {
+                removed.remove(idx);
+            }
+            for t in [&mut cleared, &mut removed] {
+                assert!(t.is_empty() && t.wheel.is_empty());
+                assert_eq!(t.live_entries().count(), 0);
+                assert_eq!(t.eviction_candidate(|_| 0), None);
+                assert!((0..live).all(|i| t.find(&key(i)).is_none()));
+                // Refilled to capacity: every flow is created once and found again.
+                for i in 1000..2000u32 {
+                    let k = key(i);
+                    assert!(matches!(
+                        t.lookup_or_insert(&k, flow_hash(&k), 5000),
+                        Lookup::Created(_)
+                    ));
+                }
+                let k = key(5000);
+                assert!(matches!(
+                    t.lookup_or_insert(&k, flow_hash(&k), 5000),
+                    Lookup::Full
+                ));
+                assert!((1000..2000).all(|i| t.find(&key(i)).is_some()));
+                let mut due = Vec::new();
+                let mut n = 0;
+                while t.due(10_000, &mut due) {
+                    n += due.len();
+                }
+                assert_eq!(n, 1000, "only the new flows are on the wheel");
+            }
+        }
+    }
 }

@@ -544,23 +544,13 @@ impl<E: Copy + Default + Zeroable> FlowTable<E> {
     }
 }
 
-/// Prefetch (into L1) every cache line of `len` bytes at `p`. A hint: never faults.
+/// Prefetch into L1 every cache line of the `len` bytes at `p` (any address: a hint).
 #[inline]
 pub(crate) fn prefetch_lines(p: *const u8, len: usize) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        let end = p as usize + len;
-        let mut a = p as usize & !63;
-        while a < end {
-            // SAFETY: prefetch is a hint and never faults, whatever the address.
-            unsafe {
-                core::arch::x86_64::_mm_prefetch(a as *const i8, core::arch::x86_64::_MM_HINT_T0)
-            };
-            a += 64;
-        }
+    let start = p as usize;
+    for line in ((start & !63)..start + len).step_by(64) {
+        prefetch_line(p.wrapping_add(line.wrapping_sub(start)), true);
     }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = (p, len);
 }
 
 #[cfg(test)]

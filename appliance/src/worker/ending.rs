@@ -81,6 +81,7 @@ impl Worker {
     /// End every open flow (end of input, shutdown), handing records over in bounded batches:
     /// a full table ends a million flows here, and holding all their records at once would
     /// double the memory of the run.
+    ///
     /// The flows are known ahead (in entry order): each one's lines are prefetched
     /// [`END_AHEAD`] flows before its record is made, and the table is emptied at once at the
     /// end instead of flow by flow (see `FlowTable::clear`).

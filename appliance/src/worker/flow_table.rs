@@ -231,8 +231,8 @@ impl Worker {
         (self.parsed.len(), Stop::EndOfBurst)
     }
 
-    /// Set up a new flow: its service, its interval schedule, and its plugins' state (the
-    /// slab zeroed, then each plugin's `flow_init`, timed by the host on the plugins' rows).
+    /// Set up a new flow: its service, its interval schedule, and its plugins' state (the host
+    /// zeroes the slab, then calls each plugin's `flow_init`, timed on the plugins' rows).
     fn start_flow(&mut self, idx: u32, now_ms: u64) {
         self.cost.add_flows(Stage::FlowTable.row(), 1);
         let key = self.table.entry(idx).key;
@@ -249,12 +249,7 @@ impl Worker {
         if !self.iv.is_empty() {
             self.iv.begin_flow(idx, service);
         }
-        let Some(size) = self.plugins.as_ref().map(|p| p.slab_size()) else {
-            return;
-        };
         let slab = self.table.slab_ptr(idx);
-        // SAFETY: the slab of a live entry: slab_size() writable bytes of this table.
-        unsafe { std::ptr::write_bytes(slab, 0, size) };
         if let Some(p) = self.plugins.as_mut() {
             self.cost.service_begin();
             // SAFETY: the slab of a live entry, sized and aligned for the plugins' layout.

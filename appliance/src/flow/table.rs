@@ -320,7 +320,8 @@ impl<E: Copy + Default + Zeroable> FlowTable<E> {
         let first = p as usize & !63;
         let last = (p as usize + size - 1) & !63;
         for line in (first..=last).step_by(64) {
-            prefetch_line(p.wrapping_add(line - p as usize), true);
+            // The first line starts at or before the entry: a wrapping offset, back from `p`.
+            prefetch_line(p.wrapping_add(line.wrapping_sub(p as usize)), true);
         }
         if self.slab_stride != 0 {
             // The slab's first line too: the plugin host reads every packet's slab header (the
@@ -694,6 +695,25 @@ mod tests {
         eprintln!("max probe: {crafted_probe} crafted against a known key, {keyed_probe} keyed");
         // 1000 random keys in 2048 slots (load 0.49): the longest run is a few dozen at worst.
         assert!(keyed_probe < 64, "max probe {keyed_probe}");
+    }
+
+    /// The prefetches of entries whose first line starts before them (160-byte entries: every
+    /// other one) once subtracted that distance from the entry's address unchecked: an
+    /// overflow panic in builds with overflow checks (found by the flow_table fuzz target).
+    /// Every entry's and victim's prefetch runs here.
+    #[test]
+    fn prefetches_cover_every_entry_alignment() {
+        let mut t: FlowTable<[u64; 14]> = FlowTable::new(cfg(64));
+        for i in 0..64u32 {
+            let k = key(i);
+            assert!(matches!(
+                t.lookup_or_insert(&k, flow_hash(&k), i as u64),
+                Lookup::Created(_)
+            ));
+            t.prefetch_entry(flow_hash(&k));
+        }
+        t.prefetch_victims(64);
+        assert_ne!(core::mem::size_of::<FlowEntry<[u64; 14]>>() % 64, 0);
     }
 
     #[test]

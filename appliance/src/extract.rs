@@ -440,22 +440,19 @@ fn extract_worker(
         // Read before polling: every packet up to this time is then in the queue, so an empty
         // queue means this worker has nothing older left (once the bursts held are processed).
         let clock = feed.input_clock.load(Ordering::Acquire);
-        let t = worker.burst_start();
+        let mut t = worker.burst_start();
         let n = feed.rxq.rx_burst_up_to(&mut next, want);
         next.iter().for_each(Mbuf::prefetch_header);
         ahead.iter().for_each(Mbuf::prefetch_data);
-        let mut t = t;
-        for b in [&mut burst, &mut ahead] {
+        // `ahead` waits for the next round, unless nothing newer came: then it goes now too.
+        let due = if n > 0 { 1 } else { 2 };
+        for b in [&mut burst, &mut ahead].into_iter().take(due) {
             if !b.is_empty() {
                 worker.process_burst(b.iter().map(|m| frame_of(m, &feed.meta)), t);
                 b.clear();
                 crate::dead_worker::maybe_test_panic(i, panic_at, worker.stats.packets);
+                t = worker.burst_start();
             }
-            if n > 0 {
-                // `ahead` waits for the next round; with nothing newer, it goes now too.
-                break;
-            }
-            t = worker.burst_start();
         }
         if n == 0 {
             if clock > told {

@@ -314,15 +314,10 @@ impl<E: Copy + Default + Zeroable> FlowTable<E> {
         let Some(e) = self.entries.get(idx) else {
             return;
         };
-        let p = e as *const FlowEntry<E> as *const u8;
-        let size = core::mem::size_of::<FlowEntry<E>>();
-        // Each line the entry spans, from the one it starts in to the one its last byte is in.
-        let first = p as usize & !63;
-        let last = (p as usize + size - 1) & !63;
-        for line in (first..=last).step_by(64) {
-            // The first line starts at or before the entry: a wrapping offset, back from `p`.
-            prefetch_line(p.wrapping_add(line.wrapping_sub(p as usize)), true);
-        }
+        prefetch_lines(
+            (e as *const FlowEntry<E>).cast(),
+            core::mem::size_of::<FlowEntry<E>>(),
+        );
         if self.slab_stride != 0 {
             // The slab's first line too: the plugin host reads every packet's slab header (the
             // done mask) in one pass before the first plugin runs, and that pass was half of
@@ -503,8 +498,8 @@ impl<E: Copy + Default + Zeroable> FlowTable<E> {
     /// rather than one plugin's state after another's.
     #[inline]
     pub fn prefetch_flow(&self, idx: u32, slab: bool) {
-        let e = self.entries.ptr.wrapping_add(idx as usize) as *const u8;
-        prefetch_lines(e, core::mem::size_of::<FlowEntry<E>>());
+        let e = self.entries.ptr.wrapping_add(idx as usize);
+        prefetch_lines(e.cast(), core::mem::size_of::<FlowEntry<E>>());
         if slab {
             prefetch_lines(self.slab_ptr(idx), self.slab_stride);
         }
@@ -545,11 +540,13 @@ impl<E: Copy + Default + Zeroable> FlowTable<E> {
     }
 }
 
-/// Prefetch into L1 every cache line of the `len` bytes at `p` (any address: a hint).
+/// Prefetch into L1 every cache line of the `len` bytes at `p` (any address: a hint), from
+/// the line `p` is in to the line of its last byte.
 #[inline]
 pub(crate) fn prefetch_lines(p: *const u8, len: usize) {
     let start = p as usize;
     for line in ((start & !63)..start + len).step_by(64) {
+        // The first line starts at or before `p`: a wrapping offset, back from it.
         prefetch_line(p.wrapping_add(line.wrapping_sub(start)), true);
     }
 }

@@ -10,11 +10,13 @@
 
 mod blocks;
 mod framing;
+mod head_start;
 mod mapped;
 mod swapped;
 
 use blocks::*;
 pub use framing::to_ethernet;
+pub use head_start::HashHeadStart;
 pub use mapped::CaptureMap;
 use mapped::*;
 use swapped::*;
@@ -126,16 +128,36 @@ pub struct CaptureReader {
 
 impl CaptureReader {
     pub fn open(path: &Path) -> Result<CaptureReader, CaptureError> {
-        Self::open_with(path, false)
+        Self::open_with(path, false, None)
     }
 
     /// Open `path` and compute its sha256 as it is read (see [`CaptureReader::finish_hash`]):
     /// the data manifest's capture hash without a second pass over the file.
     pub fn hash_as_read(path: &Path) -> Result<CaptureReader, CaptureError> {
-        Self::open_with(path, true)
+        Self::open_with(path, true, None)
     }
 
-    fn open_with(path: &Path, hash: bool) -> Result<CaptureReader, CaptureError> {
+    /// [`CaptureReader::hash_as_read`], going on from what `head` hashed of the file (when it
+    /// is this file, read mapped; otherwise the hash starts over from the file's start).
+    pub fn hash_as_read_after(
+        path: &Path,
+        head: HashHeadStart,
+    ) -> Result<CaptureReader, CaptureError> {
+        // Stopped before the file is opened here: the bytes it hashed are of the file as it
+        // was then, and the identity check below compares with the file opened now.
+        let part = head.take();
+        tracing::debug!(
+            bytes = part.as_ref().map(|p| p.bytes),
+            "hash head start taken over"
+        );
+        Self::open_with(path, true, part)
+    }
+
+    fn open_with(
+        path: &Path,
+        hash: bool,
+        head: Option<head_start::Partial>,
+    ) -> Result<CaptureReader, CaptureError> {
         let open_err = |reason| CaptureError::Open {
             path: path.to_path_buf(),
             reason,
@@ -227,13 +249,19 @@ impl CaptureReader {
             }
         };
         let mapped = matches!(inner, Inner::MappedPcap { .. } | Inner::MappedPcapNg { .. });
+        // The head start's bytes count only for this very file, read through the mapping.
+        let head = head.filter(|p| mapped && p.file == head_start::FileId::of(&meta));
+        let (hash, hashed) = match head {
+            Some(p) if hash => (Some(p.hash), p.bytes as usize),
+            _ => ((hash && mapped).then(Sha256::new), 0),
+        };
         Ok(CaptureReader {
             path: path.to_path_buf(),
             inner,
             packets: 0,
             size,
-            hash: (hash && mapped).then(Sha256::new),
-            hashed: 0,
+            hash,
+            hashed,
             released: 0,
             clamped: 0,
             release_lag: 0,

@@ -103,6 +103,11 @@ pub struct Summary {
 /// The extract data path; records go to `out` (or are only counted when `None`).
 pub fn extract(args: &ExtractArgs, out_path: Option<PathBuf>) -> Result<Summary> {
     let (cfg, total_bytes) = configure(args, out_path.as_ref())?;
+    // The manifest's hash of the first capture starts now, on the core DPDK's start-up
+    // leaves idle (see `HashHeadStart`); `weir cost` writes no manifest.
+    let hash = (out_path.as_ref())
+        .and(args.captures.first())
+        .map(|c| crate::capture::HashHeadStart::spawn(c));
     // `weir cost` counts records only: no export.
     let ipfix = match out_path {
         Some(_) => ipfix_config(&cfg)?,
@@ -166,7 +171,7 @@ pub fn extract(args: &ExtractArgs, out_path: Option<PathBuf>) -> Result<Summary>
         &worker_died,
         progress_bar(args, total_bytes),
         pipeline.filters().get(0),
-        out_path.is_some(),
+        hash,
     );
     // Whatever happened, let the workers finish and flush what they got.
     tracing::debug!(elapsed = ?started.elapsed(), "feeder done");

@@ -16,7 +16,7 @@
 //! Test-only hook: `WEIR_TEST_COPY_FRAMES=1` copies every frame (the tests compare both ways'
 //! records byte for byte).
 
-use crate::capture::{to_ethernet, CaptureMap, CaptureReader};
+use crate::capture::{to_ethernet, CaptureMap, CaptureReader, HashHeadStart};
 use crate::cli::ExtractArgs;
 use crate::launch::Burst;
 use anyhow::{bail, Result};
@@ -238,7 +238,8 @@ pub(super) fn progress_bar(args: &ExtractArgs, total: u64) -> Option<indicatif::
 
 /// Read every capture into the rings. Returns when all was fed, on a signal (`stop`) or when
 /// a worker died (`died`). The mapped captures whose bytes went out without a copy are added
-/// to `lent`.
+/// to `lent`. With `hash`, every capture is hashed as it is read (the manifest's), the first
+/// one going on from the hash begun while DPDK started.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn feed(
     captures: &[std::path::PathBuf],
@@ -252,8 +253,9 @@ pub(super) fn feed(
     died: &AtomicBool,
     pb: Option<indicatif::ProgressBar>,
     filter: Option<&crate::filter::Filter>,
-    hash: bool,
+    mut hash: Option<HashHeadStart>,
 ) -> Result<Fed> {
+    let hashing = hash.is_some();
     let n = rings.len();
     // Each worker's packets gathered for its ring, enqueued `workers.burst` at a time.
     let mut pending: Vec<Burst> = (0..n).map(|_| Burst::new()).collect();
@@ -265,7 +267,8 @@ pub(super) fn feed(
     let mut key = FlowKeyV1::default();
     let zero_copy = std::env::var_os("WEIR_TEST_COPY_FRAMES").is_none_or(|v| v != "1");
     for path in captures {
-        let (mut rd, map) = open_capture(path, hash, zero_copy.then_some(n), lent)?;
+        let head = hash.take_if(|h| h.is_of(path));
+        let (mut rd, map) = open_capture(path, (hashing, head), zero_copy.then_some(n), lent)?;
         loop {
             if stop.load(Ordering::Relaxed) || died.load(Ordering::Acquire) {
                 fed.interrupted = true;
@@ -357,18 +360,19 @@ pub(super) fn feed(
 }
 
 /// Open one capture: hashed as it is read (no second pass) when a manifest will want it
-/// (`hash`; not for `weir cost`), and with its mapping lent for zero-copy frames to `workers`
-/// workers (kept alive in `lent`) unless `workers` is `None`.
+/// (`hash`; not for `weir cost`), going on from its head start if it has one, and with its
+/// mapping lent for zero-copy frames to `workers` workers (kept alive in `lent`) unless
+/// `workers` is `None`.
 fn open_capture(
     path: &std::path::Path,
-    hash: bool,
+    hash: (bool, Option<HashHeadStart>),
     workers: Option<usize>,
     lent: &mut LentMaps,
 ) -> Result<(CaptureReader, Option<CaptureMap>)> {
-    let mut rd = if hash {
-        CaptureReader::hash_as_read(path)?
-    } else {
-        CaptureReader::open(path)?
+    let mut rd = match hash {
+        (_, Some(head)) => CaptureReader::hash_as_read_after(path, head)?,
+        (true, None) => CaptureReader::hash_as_read(path)?,
+        (false, None) => CaptureReader::open(path)?,
     };
     let map = workers.and_then(|n| rd.lend_mapping(RELEASE_LAG_PER_WORKER * n));
     if let Some(m) = &map {

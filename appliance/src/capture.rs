@@ -117,6 +117,8 @@ pub struct CaptureReader {
     hash: Option<Sha256>,
     /// Mapped path: bytes hashed so far.
     hashed: usize,
+    /// Mapped path: bytes whose lines were asked for ahead of the parser (see [`read_ahead`]).
+    warmed: usize,
     /// Mapped path: bytes of the mapping given back (see [`Mapping::release_before`]).
     released: usize,
     /// Packets whose time was clamped into 1970..2262.
@@ -262,6 +264,7 @@ impl CaptureReader {
             size,
             hash,
             hashed,
+            warmed: 0,
             released: 0,
             clamped: 0,
             release_lag: 0,
@@ -383,7 +386,13 @@ impl CaptureReader {
                 if *pos >= bytes.len() {
                     return Ok(None);
                 }
-                hash_ahead(&mut self.hash, &mut self.hashed, bytes, *pos);
+                read_ahead(
+                    &mut self.hash,
+                    &mut self.hashed,
+                    &mut self.warmed,
+                    bytes,
+                    *pos,
+                );
                 let (rest, p) = parser
                     .next_raw_packet(&bytes[*pos..])
                     .map_err(|e| corrupt(*packets, e.to_string()))?;
@@ -423,7 +432,13 @@ impl CaptureReader {
                     warn_clamped(path, *clamped);
                     return Ok(None);
                 }
-                hash_ahead(&mut self.hash, &mut self.hashed, bytes, *pos);
+                read_ahead(
+                    &mut self.hash,
+                    &mut self.hashed,
+                    &mut self.warmed,
+                    bytes,
+                    *pos,
+                );
                 let (rest, block) = parser
                     .next_block(&bytes[*pos..])
                     .map_err(|e| corrupt(*packets, e.to_string()))?;

@@ -135,6 +135,42 @@ pub(super) fn hash_ahead(hash: &mut Option<Sha256>, hashed: &mut usize, bytes: &
     }
 }
 
+/// Where no hash runs just ahead of the parser (`weir cost` hashes nothing; a head start
+/// hashed the file's first bytes long before), the parser's read of each record header was
+/// the first touch of its line: a miss per packet (the hardware prefetchers stop at each
+/// 4 KiB page, and a record header is every ~8 lines). The lines of the next piece of this
+/// size are asked for instead, as the hash's read would have brought them.
+pub(super) const WARM_CHUNK: usize = 64 << 10;
+
+/// Before the parser reads at `pos`: hash ahead of it ([`hash_ahead`]) when the hash is at
+/// the front, otherwise ask for the lines of the next [`WARM_CHUNK`] once fewer than half a
+/// piece past `pos` were asked for.
+#[inline]
+pub(super) fn read_ahead(
+    hash: &mut Option<Sha256>,
+    hashed: &mut usize,
+    warmed: &mut usize,
+    bytes: &[u8],
+    pos: usize,
+) {
+    if hash.is_some() && *hashed < pos + HASH_CHUNK {
+        return hash_ahead(hash, hashed, bytes, pos);
+    }
+    if *warmed < bytes.len() && pos + WARM_CHUNK / 2 > *warmed {
+        let start = (*warmed).max(pos);
+        let end = (start + WARM_CHUNK).min(bytes.len());
+        for off in (start..end).step_by(64) {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: a prefetch is a hint that never faults; `off < len`, inside the mapping.
+            unsafe {
+                use core::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+                _mm_prefetch(bytes.as_ptr().add(off) as *const i8, _MM_HINT_T0)
+            };
+        }
+        *warmed = end;
+    }
+}
+
 /// The buffered path's hash: read what the parser left (trailing bytes) through the hasher.
 pub(super) fn finish_stream(mut r: HashingReader) -> Option<(String, u64)> {
     r.hash.as_ref()?;

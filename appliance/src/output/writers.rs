@@ -66,6 +66,11 @@ impl SinkWriter {
                         }
                         for (i, rec) in records.iter().enumerate() {
                             let line = lines.as_ref().map(|l| l.line(i));
+                            match records.get(i + 1) {
+                                // Formatted here: ask for the next one's values meanwhile.
+                                Some(next) if line.is_none() => crate::sink::prefetch_values(next),
+                                _ => {}
+                            }
                             write(&mut st, rec, line, &mut records_sink, &mut exporter);
                         }
                         written.fetch_add(records.len() as u64, Ordering::Relaxed);

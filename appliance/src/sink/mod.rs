@@ -55,6 +55,25 @@ pub trait RecordSink: Send {
     }
 }
 
+/// Ask for the lines of `rec`'s feature values, a record ahead of formatting it. A worker
+/// wrote them on another core moments before (or long before, for the flows flushed at the
+/// end of input): their first read was a miss a line, a third of a CSV line's formatting on
+/// a many-flow extract (the default plugins' 169 values are 21 lines), and one record's
+/// formatting (a few thousand cycles) hides the next one's.
+#[inline]
+pub fn prefetch_values(rec: &FlowRecord) {
+    #[cfg(target_arch = "x86_64")]
+    for line in rec.values.chunks(8) {
+        // SAFETY: a prefetch is a hint that never faults; the address is of a live value.
+        unsafe {
+            use core::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+            _mm_prefetch(line.as_ptr() as *const i8, _MM_HINT_T0)
+        };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = rec;
+}
+
 /// Formats a record as a sink's line.
 pub trait LineFormat: Send {
     /// Append `rec`'s line, with its newline, to `line`.
@@ -115,7 +134,10 @@ impl Lines {
     pub fn format_all(&mut self, f: &dyn LineFormat, records: &[FlowRecord]) {
         self.bytes.clear();
         self.ends.clear();
-        for rec in records {
+        for (i, rec) in records.iter().enumerate() {
+            if let Some(next) = records.get(i + 1) {
+                prefetch_values(next);
+            }
             f.format(rec, &mut self.bytes);
             self.ends.push(self.bytes.len() as u32);
         }

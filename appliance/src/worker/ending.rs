@@ -6,7 +6,7 @@ use super::{FlowExt, Worker, FLUSH_BATCH, SEND_BATCH, SEND_EVERY_NS};
 use crate::cost::Stage;
 use crate::flow::community_id;
 use crate::flow::record::{DirCounters, Expiration, FlowRecord, IntervalSpan, ScoreStatus, Texts};
-use crate::flow::table::{prefetch_lines, FlowEntry};
+use crate::flow::table::{prefetch_lines_for_write, FlowEntry};
 use crate::rates::FlowRates;
 
 /// Flows ahead whose cache lines are prefetched where the flows to end are known (the final
@@ -185,17 +185,17 @@ impl Worker {
     /// Prefetch what the next record will be written to: its slot of the batch and the
     /// feature vector it will take. Both are memory the output thread last read (recycled
     /// batches and vectors), so writing them cold was a miss per line (a vector of 170
-    /// features is 22 lines).
+    /// features is 22 lines); asked for with the intent to write, so they arrive owned.
     #[inline]
     fn prefetch_next_record(&self) {
         let next = self.out.len() + 1;
         if next < self.out.capacity() {
             let slot = self.out.as_ptr().wrapping_add(next);
-            prefetch_lines(slot.cast(), std::mem::size_of::<FlowRecord>());
+            prefetch_lines_for_write(slot.cast(), std::mem::size_of::<FlowRecord>());
         }
         if let Some(j) = self.spare_values.len().checked_sub(2) {
             let v = &self.spare_values[j];
-            prefetch_lines(v.as_ptr().cast(), v.capacity() * 8);
+            prefetch_lines_for_write(v.as_ptr().cast(), v.capacity() * 8);
         }
     }
 

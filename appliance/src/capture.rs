@@ -26,7 +26,7 @@ use pcap_file::pcapng::blocks::interface_description::InterfaceDescriptionOption
 use pcap_file::pcapng::{Block, PcapNgParser, PcapNgReader};
 use sha2::{Digest, Sha256};
 use std::fs::File;
-use std::io::{BufReader, Read, Seek};
+use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -164,7 +164,7 @@ impl CaptureReader {
             path: path.to_path_buf(),
             reason,
         };
-        let mut f = File::open(path).map_err(open_err)?;
+        let f = File::open(path).map_err(open_err)?;
         let meta = f.metadata().map_err(open_err)?;
         let size = meta.len();
         if meta.is_dir() {
@@ -219,20 +219,15 @@ impl CaptureReader {
                 }
             }
             None => {
+                // Read once, front to back, never rewound: a pipe (`tcpdump -w - | weir
+                // extract /dev/stdin`) has no second reading. The magic chooses the parser and
+                // is then handed to it again by the reader.
+                let mut r = HashingReader::new(f, hash);
                 let mut magic = [0u8; 4];
-                let n = f.read(&mut magic).map_err(open_err)?;
+                let n = r.read_magic(&mut magic).map_err(open_err)?;
                 if n < 4 {
                     return Err(not(format!("the file has only {n} bytes")));
                 }
-                // Not seekable (a pipe): the magic is read again through the reader.
-                let r = match f.rewind() {
-                    Ok(()) => HashingReader {
-                        file: f,
-                        hash: hash.then(Sha256::new),
-                        bytes: 0,
-                    },
-                    Err(e) => return Err(open_err(e)),
-                };
                 let r = BufReader::with_capacity(1 << 20, r);
                 if magic == [0x0a, 0x0d, 0x0d, 0x0a] {
                     Inner::PcapNg(

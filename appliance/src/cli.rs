@@ -77,7 +77,8 @@ pub enum Command {
 
 #[derive(Args, Debug, Clone)]
 pub struct ExtractArgs {
-    /// Capture files (pcap or pcapng), read in the order given.
+    /// Capture files (pcap or pcapng), read in the order given; a pipe too (`tcpdump -w - |
+    /// weir extract /dev/stdin ...`, or a named FIFO), read once as it comes.
     #[arg(required = true)]
     pub captures: Vec<PathBuf>,
     /// Output records: a `.csv`, `.jsonl` or `.parquet` file, or a directory (an existing one

@@ -282,8 +282,9 @@ fn write_manifest(
 }
 
 /// The config with the command line's overrides, after refusing unreadable captures and
-/// removing a manifest an earlier run left beside `out_path`; and the captures' total size.
-fn configure(args: &ExtractArgs, out_path: Option<&PathBuf>) -> Result<(Config, u64)> {
+/// removing a manifest an earlier run left beside `out_path`; and the captures' total size
+/// (`None` when one is a pipe).
+fn configure(args: &ExtractArgs, out_path: Option<&PathBuf>) -> Result<(Config, Option<u64>)> {
     let mut cfg = match &args.config {
         Some(p) => Config::load(p)?,
         None => Config::default(),
@@ -299,17 +300,25 @@ fn configure(args: &ExtractArgs, out_path: Option<&PathBuf>) -> Result<(Config, 
         crate::filter::Filter::compile(f).map_err(|m| anyhow!("--filter {f:?}: {m}"))?;
         cfg.capture.filter = Some(f.clone());
     }
-    // Refuse unreadable captures before starting anything.
-    let mut total_bytes = 0u64;
+    // Refuse unreadable captures before starting anything. A pipe (or another file that is
+    // not a regular one) is only looked up: reading its header here would take bytes that
+    // have no second reading.
+    let mut total_bytes = Some(0u64);
     for c in &args.captures {
-        let r = CaptureReader::open(c)?;
-        total_bytes += r.size();
+        match std::fs::metadata(c) {
+            Ok(m) if !m.is_file() && !m.is_dir() => total_bytes = None,
+            _ => {
+                let size = CaptureReader::open(c)?.size();
+                total_bytes = total_bytes.map(|t| t + size);
+            }
+        }
     }
     if cfg.flows.prefault.is_none() {
         // Captures this large fill the table: its pages are better zeroed at start, on every
         // core, than one first touch at a time inside the worker's lookups.
         let table_bytes = cfg.flows.capacity as u64 * 1024 * cfg.workers.count.max(1) as u64;
-        cfg.flows.prefault = Some(total_bytes >= table_bytes);
+        // A pipe's size is not known: its capture may be long.
+        cfg.flows.prefault = Some(total_bytes.is_none_or(|t| t >= table_bytes));
     }
     if let Some(o) = out_path {
         crate::sink::Format::from_path(o).map_err(|e| anyhow!(e))?;

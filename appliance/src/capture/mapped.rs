@@ -91,15 +91,56 @@ impl Drop for Mapping {
     }
 }
 
-/// A reader that hashes what passes through it (the buffered path's capture hash).
+/// A reader that hashes what passes through it (the buffered path's capture hash), and
+/// hands out the file's first bytes once more after [`HashingReader::read_magic`] (what a
+/// seek back would do, which a pipe cannot).
 pub(super) struct HashingReader {
-    pub(super) file: File,
-    pub(super) hash: Option<Sha256>,
-    pub(super) bytes: u64,
+    file: File,
+    hash: Option<Sha256>,
+    bytes: u64,
+    magic: [u8; 4],
+    /// Bytes of `magic` still to hand out again (none until `read_magic`).
+    replay: std::ops::Range<usize>,
+}
+
+impl HashingReader {
+    pub(super) fn new(file: File, hash: bool) -> HashingReader {
+        HashingReader {
+            file,
+            hash: hash.then(Sha256::new),
+            bytes: 0,
+            magic: [0; 4],
+            replay: 0..0,
+        }
+    }
+
+    /// Read the file's first bytes into `magic` (fewer only at the end of the file): they
+    /// are read again by the next reads, hashed and counted once.
+    pub(super) fn read_magic(&mut self, magic: &mut [u8; 4]) -> std::io::Result<usize> {
+        let mut n = 0;
+        while n < magic.len() {
+            match self.read(&mut magic[n..]) {
+                Ok(0) => break,
+                Ok(k) => n += k,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        self.magic = *magic;
+        self.replay = 0..n;
+        Ok(n)
+    }
 }
 
 impl Read for HashingReader {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if !self.replay.is_empty() {
+            let n = self.replay.len().min(buf.len());
+            let from = self.replay.start;
+            buf[..n].copy_from_slice(&self.magic[from..from + n]);
+            self.replay.start += n;
+            return Ok(n);
+        }
         let n = self.file.read(buf)?;
         if let Some(h) = &mut self.hash {
             h.update(&buf[..n]);

@@ -68,7 +68,14 @@ pub(super) fn swapped_pcap(
         return Ok(None);
     }
     let mut f = File::open(path)?;
-    f.seek(std::io::SeekFrom::Start(24))?;
+    if !f.metadata()?.is_file() {
+        // Read apart from the reader that took the header: a pipe has no second reading.
+        return Err(std::io::Error::other(
+            "a pcap of format 2.0-2.2 (lengths swapped by old libpcap) is read from a file, \
+             not a pipe",
+        ));
+    }
+    std::io::Seek::seek(&mut f, std::io::SeekFrom::Start(24))?;
     Ok(Some(SwappedPcap {
         r: BufReader::with_capacity(1 << 20, f),
         big_endian: hdr.endianness == pcap_file::Endianness::Big,

@@ -221,17 +221,29 @@ pub(super) fn feed_port(n_workers: usize, burst: usize) -> Result<FeedPort> {
     })
 }
 
-pub(super) fn progress_bar(args: &ExtractArgs, total: u64) -> Option<indicatif::ProgressBar> {
+/// The progress bar on a terminal: bytes read of `total`, or only bytes read when a capture
+/// is a pipe (`total` unknown).
+pub(super) fn progress_bar(
+    args: &ExtractArgs,
+    total: Option<u64>,
+) -> Option<indicatif::ProgressBar> {
     use std::io::IsTerminal;
     if args.no_progress || !std::io::stderr().is_terminal() {
         return None;
     }
-    let pb = indicatif::ProgressBar::new(total);
-    pb.set_style(
-        indicatif::ProgressStyle::with_template(
+    let (pb, template) = match total {
+        Some(t) => (
+            indicatif::ProgressBar::new(t),
             "{spinner} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} ({eta}) {msg}",
-        )
-        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        ),
+        None => (
+            indicatif::ProgressBar::no_length(),
+            "{spinner} [{elapsed_precise}] {bytes} read ({bytes_per_sec}) {msg}",
+        ),
+    };
+    pb.set_style(
+        indicatif::ProgressStyle::with_template(template)
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
     Some(pb)
 }

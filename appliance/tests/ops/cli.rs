@@ -279,6 +279,65 @@ fn cost_prints_every_stage_and_plugin() {
     }
 }
 
+/// A capture read from a pipe (`tcpdump -w - | weir extract /dev/stdin`): read once, never
+/// rewound, so the records are those of the file, and the manifest's hash and size are the
+/// file's (`sha256sum`), for a pcap and a pcapng.
+#[test]
+fn a_capture_from_a_pipe_gives_the_records_of_the_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    for c in [
+        data_dir().join("pcaps/tor.pcap"),
+        ndpi_dir().join("pcaps/opera-vpn.pcapng"),
+    ] {
+        let file_out = tmp.path().join("file.csv");
+        let o = weir()
+            .arg("extract")
+            .arg(&c)
+            .arg("--out")
+            .arg(&file_out)
+            .args(["--no-progress", "--quiet"])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
+        let pipe_out = tmp.path().join("pipe.csv");
+        let mut child = weir()
+            .args(["extract", "/dev/stdin", "--out"])
+            .arg(&pipe_out)
+            .args(["--no-progress", "--quiet"])
+            .stdin(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let bytes = std::fs::read(&c).unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        let writer = std::thread::spawn(move || stdin.write_all(&bytes));
+        let o = child.wait_with_output().unwrap();
+        writer.join().unwrap().unwrap();
+        assert!(o.status.success(), "{}: {}", c.display(), stderr(&o));
+        assert_eq!(
+            std::fs::read(&pipe_out).unwrap(),
+            std::fs::read(&file_out).unwrap(),
+            "{}",
+            c.display()
+        );
+        let man: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(tmp.path().join("pipe.csv.manifest.json")).unwrap(),
+        )
+        .unwrap();
+        let s = std::process::Command::new("sha256sum")
+            .arg(&c)
+            .output()
+            .expect("sha256sum");
+        let want = String::from_utf8(s.stdout).unwrap();
+        let listed = &man["captures"][0];
+        assert_eq!(listed["sha256"].as_str(), want.split_whitespace().next());
+        assert_eq!(
+            listed["bytes"].as_u64(),
+            Some(std::fs::metadata(&c).unwrap().len())
+        );
+    }
+}
+
 /// The manifest's `captures[].sha256` is each capture's SHA-256 as `sha256sum` computes it:
 /// the mapped reader hashes a capture in pieces ahead of its parser, so the captures are a
 /// pcap of a dozen pieces, a pcapng of several and one smaller than a piece.

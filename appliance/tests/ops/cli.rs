@@ -279,6 +279,36 @@ fn cost_prints_every_stage_and_plugin() {
     }
 }
 
+/// `weir extract CAPTURES --out OUT --no-progress --quiet`, which must succeed.
+fn extract_quietly(captures: &[std::path::PathBuf], out: &Path) {
+    let o = weir()
+        .arg("extract")
+        .args(captures)
+        .arg("--out")
+        .arg(out)
+        .args(["--no-progress", "--quiet"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
+/// The data manifest beside the records file `out`.
+fn manifest_of(out: &Path) -> serde_json::Value {
+    let mut p = out.as_os_str().to_owned();
+    p.push(".manifest.json");
+    serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
+}
+
+/// The SHA-256 of `p` as `sha256sum` prints it (the oracle).
+fn sha256sum(p: &Path) -> String {
+    let s = std::process::Command::new("sha256sum")
+        .arg(p)
+        .output()
+        .expect("sha256sum");
+    let out = String::from_utf8(s.stdout).unwrap();
+    out.split_whitespace().next().unwrap().to_string()
+}
+
 /// A capture read from a pipe (`tcpdump -w - | weir extract /dev/stdin`): read once, never
 /// rewound, so the records are those of the file, and the manifest's hash and size are the
 /// file's (`sha256sum`), for a pcap and a pcapng.
@@ -290,15 +320,7 @@ fn a_capture_from_a_pipe_gives_the_records_of_the_file() {
         ndpi_dir().join("pcaps/opera-vpn.pcapng"),
     ] {
         let file_out = tmp.path().join("file.csv");
-        let o = weir()
-            .arg("extract")
-            .arg(&c)
-            .arg("--out")
-            .arg(&file_out)
-            .args(["--no-progress", "--quiet"])
-            .output()
-            .unwrap();
-        assert!(o.status.success(), "{}", stderr(&o));
+        extract_quietly(std::slice::from_ref(&c), &file_out);
         let pipe_out = tmp.path().join("pipe.csv");
         let mut child = weir()
             .args(["extract", "/dev/stdin", "--out"])
@@ -320,17 +342,9 @@ fn a_capture_from_a_pipe_gives_the_records_of_the_file() {
             "{}",
             c.display()
         );
-        let man: serde_json::Value = serde_json::from_str(
-            &std::fs::read_to_string(tmp.path().join("pipe.csv.manifest.json")).unwrap(),
-        )
-        .unwrap();
-        let s = std::process::Command::new("sha256sum")
-            .arg(&c)
-            .output()
-            .expect("sha256sum");
-        let want = String::from_utf8(s.stdout).unwrap();
+        let man = manifest_of(&pipe_out);
         let listed = &man["captures"][0];
-        assert_eq!(listed["sha256"].as_str(), want.split_whitespace().next());
+        assert_eq!(listed["sha256"].as_str(), Some(sha256sum(&c).as_str()));
         assert_eq!(
             listed["bytes"].as_u64(),
             Some(std::fs::metadata(&c).unwrap().len())
@@ -350,29 +364,13 @@ fn the_manifest_hashes_every_capture_as_sha256sum_does() {
         data_dir().join("pcaps/dhcp.pcapng"),
     ];
     let out = tmp.path().join("r.csv");
-    let o = weir()
-        .arg("extract")
-        .args(&caps)
-        .arg("--out")
-        .arg(&out)
-        .args(["--no-progress", "--quiet"])
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", stderr(&o));
-    let man: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(tmp.path().join("r.csv.manifest.json")).unwrap(),
-    )
-    .unwrap();
+    extract_quietly(&caps, &out);
+    let man = manifest_of(&out);
     let listed = man["captures"].as_array().expect("captures");
     assert_eq!(listed.len(), caps.len());
     for (c, m) in caps.iter().zip(listed) {
-        let s = std::process::Command::new("sha256sum")
-            .arg(c)
-            .output()
-            .expect("sha256sum");
-        let want = String::from_utf8(s.stdout).unwrap();
-        let want = want.split_whitespace().next().unwrap();
-        assert_eq!(m["sha256"].as_str(), Some(want), "{}", c.display());
+        let want = sha256sum(c);
+        assert_eq!(m["sha256"].as_str(), Some(want.as_str()), "{}", c.display());
         assert_eq!(
             m["bytes"].as_u64(),
             Some(std::fs::metadata(c).unwrap().len()),

@@ -134,24 +134,19 @@ impl CaptureReader {
     }
 
     /// Open `path` and compute its sha256 as it is read (see [`CaptureReader::finish_hash`]):
-    /// the data manifest's capture hash without a second pass over the file.
-    pub fn hash_as_read(path: &Path) -> Result<CaptureReader, CaptureError> {
-        Self::open_with(path, true, None)
-    }
-
-    /// [`CaptureReader::hash_as_read`], going on from what `head` hashed of the file (when it
-    /// is this file, read mapped; otherwise the hash starts over from the file's start).
-    pub fn hash_as_read_after(
+    /// the data manifest's capture hash without a second pass over the file. With `head`,
+    /// it goes on from what the head start hashed of the file (when it is this file, read
+    /// mapped; otherwise the hash starts over from the file's start).
+    pub fn hash_as_read(
         path: &Path,
-        head: HashHeadStart,
+        head: Option<HashHeadStart>,
     ) -> Result<CaptureReader, CaptureError> {
         // Stopped before the file is opened here: the bytes it hashed are of the file as it
-        // was then, and the identity check below compares with the file opened now.
-        let part = head.take();
-        tracing::debug!(
-            bytes = part.as_ref().map(|p| p.bytes),
-            "hash head start taken over"
-        );
+        // was then, and the identity check in `open_with` compares with the file opened now.
+        let part = head.and_then(HashHeadStart::take);
+        if let Some(p) = &part {
+            tracing::debug!(bytes = p.bytes, "hash head start taken over");
+        }
         Self::open_with(path, true, part)
     }
 

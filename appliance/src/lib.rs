@@ -50,6 +50,7 @@ pub mod output;
 pub mod parse;
 pub mod pipeline;
 pub mod plugin_host;
+pub mod prefetch;
 pub mod rates;
 pub mod run;
 pub mod rx_frames;

@@ -5,7 +5,7 @@
 //! other core idle; the manifest's `captures[].sha256` then costs the feeder ~0.6 ns a byte
 //! (a 1 GB capture: 0.6 s of its core). A [`HashHeadStart`] hashes the first capture's leading
 //! bytes on the idle core meanwhile, and the reader takes the hash over where it stopped
-//! ([`super::CaptureReader::hash_as_read_after`]): the same SHA-256 of the same bytes, read
+//! ([`super::CaptureReader::hash_as_read`]): the same SHA-256 of the same bytes, read
 //! once more from the page cache, in time that was idle.
 //!
 //! It reads through a small buffer (not a mapping), so the bytes it hashed never count as the

@@ -200,14 +200,8 @@ pub(super) fn read_ahead(
     if *warmed < bytes.len() && pos + WARM_CHUNK / 2 > *warmed {
         let start = (*warmed).max(pos);
         let end = (start + WARM_CHUNK).min(bytes.len());
-        for off in (start..end).step_by(64) {
-            #[cfg(target_arch = "x86_64")]
-            // SAFETY: a prefetch is a hint that never faults; `off < len`, inside the mapping.
-            unsafe {
-                use core::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-                _mm_prefetch(bytes.as_ptr().add(off) as *const i8, _MM_HINT_T0)
-            };
-        }
+        let piece = &bytes[start..end];
+        crate::prefetch::lines(piece.as_ptr(), piece.len());
         *warmed = end;
     }
 }

@@ -377,14 +377,14 @@ pub(super) fn feed(
 /// `workers` is `None`.
 fn open_capture(
     path: &std::path::Path,
-    hash: (bool, Option<HashHeadStart>),
+    (hash, head): (bool, Option<HashHeadStart>),
     workers: Option<usize>,
     lent: &mut LentMaps,
 ) -> Result<(CaptureReader, Option<CaptureMap>)> {
-    let mut rd = match hash {
-        (_, Some(head)) => CaptureReader::hash_as_read_after(path, head)?,
-        (true, None) => CaptureReader::hash_as_read(path)?,
-        (false, None) => CaptureReader::open(path)?,
+    let mut rd = if hash {
+        CaptureReader::hash_as_read(path, head)?
+    } else {
+        CaptureReader::open(path)?
     };
     let map = workers.and_then(|n| rd.lend_mapping(RELEASE_LAG_PER_WORKER * n));
     if let Some(m) = &map {

@@ -14,6 +14,7 @@ pub(super) use super::mapped::advise_huge;
 use super::mapped::{Mapped, Memory};
 use super::record::DirCounters;
 use super::wheel::{TimerWheel, WheelLinks, NIL};
+use crate::prefetch;
 use bytemuck::{zeroed_vec, Zeroable};
 
 use weir_plugin_api::FlowKeyV1;
@@ -105,24 +106,6 @@ const EMPTY: u64 = 0;
 #[inline]
 fn tag(hash: u64) -> u64 {
     hash << 32
-}
-
-/// Ask for the cache line holding `p`, into L1 (`near`) or L2. A hint: it never faults, so
-/// any address will do (the callers' are inside the table's arrays, or one line past).
-#[inline(always)]
-fn prefetch_line(p: *const u8, near: bool) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: prefetch never faults and reads nothing the program sees.
-    unsafe {
-        use core::arch::x86_64::{_mm_prefetch, _MM_HINT_T0, _MM_HINT_T1};
-        if near {
-            _mm_prefetch(p as *const i8, _MM_HINT_T0)
-        } else {
-            _mm_prefetch(p as *const i8, _MM_HINT_T1)
-        }
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = (p, near);
 }
 
 impl<E: Copy + Default + Zeroable> FlowTable<E> {
@@ -244,7 +227,7 @@ impl<E: Copy + Default + Zeroable> FlowTable<E> {
     /// Prefetch the index slot of a hash (a burst looks up all its packets' slots first).
     #[inline]
     pub fn prefetch(&self, hash: u64) {
-        prefetch_line(
+        prefetch::line(
             &self.index[hash as usize & self.mask] as *const u64 as *const u8,
             true,
         );
@@ -257,7 +240,7 @@ impl<E: Copy + Default + Zeroable> FlowTable<E> {
     pub fn prefetch_slab(&self, idx: u32) {
         let s = self.slab.ptr.wrapping_add(idx as usize * self.slab_stride);
         for off in (0..self.slab_stride).step_by(64) {
-            prefetch_line(s.wrapping_add(off), false);
+            prefetch::line(s.wrapping_add(off), false);
         }
     }
 
@@ -314,7 +297,7 @@ impl<E: Copy + Default + Zeroable> FlowTable<E> {
         let Some(e) = self.entries.get(idx) else {
             return;
         };
-        prefetch_lines(
+        prefetch::lines(
             (e as *const FlowEntry<E>).cast(),
             core::mem::size_of::<FlowEntry<E>>(),
         );
@@ -322,7 +305,7 @@ impl<E: Copy + Default + Zeroable> FlowTable<E> {
             // The slab's first line too: the plugin host reads every packet's slab header (the
             // done mask) in one pass before the first plugin runs, and that pass was half of
             // the host's dispatch samples.
-            prefetch_line(self.slab.ptr.wrapping_add(idx * self.slab_stride), true);
+            prefetch::line(self.slab.ptr.wrapping_add(idx * self.slab_stride), true);
         }
     }
 
@@ -499,9 +482,9 @@ impl<E: Copy + Default + Zeroable> FlowTable<E> {
     #[inline]
     pub fn prefetch_flow(&self, idx: u32, slab: bool) {
         let e = self.entries.ptr.wrapping_add(idx as usize);
-        prefetch_lines(e.cast(), core::mem::size_of::<FlowEntry<E>>());
+        prefetch::lines(e.cast(), core::mem::size_of::<FlowEntry<E>>());
         if slab {
-            prefetch_lines(self.slab_ptr(idx), self.slab_stride);
+            prefetch::lines(self.slab_ptr(idx), self.slab_stride);
         }
     }
 
@@ -510,7 +493,7 @@ impl<E: Copy + Default + Zeroable> FlowTable<E> {
     pub fn prefetch_unlink(&self, idx: u32) {
         if let Some(&p) = self.index_pos.get(idx as usize) {
             if let Some(slot) = self.index.get((p as usize).wrapping_sub(1)) {
-                prefetch_lines((slot as *const u64).cast(), 8);
+                prefetch::lines((slot as *const u64).cast(), 8);
             }
         }
     }
@@ -538,56 +521,6 @@ impl<E: Copy + Default + Zeroable> FlowTable<E> {
         self.fresh = 0;
         self.live = 0;
     }
-}
-
-/// Prefetch into L1 every cache line of the `len` bytes at `p` (any address: a hint), from
-/// the line `p` is in to the line of its last byte.
-#[inline]
-pub(crate) fn prefetch_lines(p: *const u8, len: usize) {
-    let start = p as usize;
-    for line in ((start & !63)..start + len).step_by(64) {
-        // The first line starts at or before `p`: a wrapping offset, back from it.
-        prefetch_line(p.wrapping_add(line.wrapping_sub(start)), true);
-    }
-}
-
-/// Like [`prefetch_lines`], with the intent to write the lines (PREFETCHW): for memory another
-/// core last wrote or read (records and feature vectors the output threads give back), whose
-/// lines a read prefetch brings shared, leaving the write a second trip to own them. A read
-/// prefetch where the CPU lacks the instruction.
-#[inline]
-pub(crate) fn prefetch_lines_for_write(p: *const u8, len: usize) {
-    #[cfg(target_arch = "x86_64")]
-    if has_prefetchw() {
-        let start = p as usize;
-        for line in ((start & !63)..start + len).step_by(64) {
-            let a = p.wrapping_add(line.wrapping_sub(start));
-            // SAFETY: PREFETCHW is a hint: it never faults (any address will do) and changes
-            // nothing the program sees; the CPU has it (checked above).
-            unsafe {
-                core::arch::asm!(
-                    "prefetchw byte ptr [{}]",
-                    in(reg) a,
-                    options(nostack, preserves_flags, readonly)
-                )
-            };
-        }
-        return;
-    }
-    prefetch_lines(p, len)
-}
-
-/// Whether the CPU has PREFETCHW (CPUID 8000_0001h ECX bit 8): every x86-64 AMD CPU, Intel
-/// since Broadwell. Asked once.
-#[cfg(target_arch = "x86_64")]
-fn has_prefetchw() -> bool {
-    static HAS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *HAS.get_or_init(|| {
-        use core::arch::x86_64::__cpuid;
-        // Leaf 8000_0001h is read only when the highest extended leaf (8000_0000h's EAX)
-        // includes it.
-        __cpuid(0x8000_0000).eax >= 0x8000_0001 && __cpuid(0x8000_0001).ecx & (1 << 8) != 0
-    })
 }
 
 #[cfg(test)]
@@ -750,21 +683,6 @@ mod tests {
         }
         t.prefetch_victims(64);
         assert_ne!(core::mem::size_of::<FlowEntry<[u64; 14]>>() % 64, 0);
-    }
-
-    /// The write-intent prefetch of any span (every alignment, empty or not) faults on
-    /// nothing, overflows nothing (debug builds check) and changes no byte.
-    #[test]
-    fn write_prefetches_change_nothing() {
-        let buf: Vec<u8> = (0..512u32).map(|i| (i * 31 % 251) as u8).collect();
-        let before = buf.clone();
-        for off in 0..64 {
-            for len in [0, 1, 63, 64, 65, 200] {
-                prefetch_lines_for_write(buf[off..].as_ptr(), len);
-            }
-        }
-        prefetch_lines_for_write(std::ptr::null(), 64);
-        assert_eq!(buf, before);
     }
 
     #[test]

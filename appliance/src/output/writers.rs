@@ -66,10 +66,9 @@ impl SinkWriter {
                         }
                         for (i, rec) in records.iter().enumerate() {
                             let line = lines.as_ref().map(|l| l.line(i));
-                            match records.get(i + 1) {
+                            if let (None, Some(next)) = (line, records.get(i + 1)) {
                                 // Formatted here: ask for the next one's values meanwhile.
-                                Some(next) if line.is_none() => crate::sink::prefetch_values(next),
-                                _ => {}
+                                crate::sink::prefetch_values(next);
                             }
                             write(&mut st, rec, line, &mut records_sink, &mut exporter);
                         }

@@ -62,16 +62,10 @@ pub trait RecordSink: Send {
 /// formatting (a few thousand cycles) hides the next one's.
 #[inline]
 pub fn prefetch_values(rec: &FlowRecord) {
-    #[cfg(target_arch = "x86_64")]
-    for line in rec.values.chunks(8) {
-        // SAFETY: a prefetch is a hint that never faults; the address is of a live value.
-        unsafe {
-            use core::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-            _mm_prefetch(line.as_ptr() as *const i8, _MM_HINT_T0)
-        };
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = rec;
+    crate::prefetch::lines(
+        rec.values.as_ptr().cast(),
+        std::mem::size_of_val(&rec.values[..]),
+    );
 }
 
 /// Formats a record as a sink's line.

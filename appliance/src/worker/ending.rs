@@ -6,7 +6,8 @@ use super::{FlowExt, Worker, FLUSH_BATCH, SEND_BATCH, SEND_EVERY_NS};
 use crate::cost::Stage;
 use crate::flow::community_id;
 use crate::flow::record::{DirCounters, Expiration, FlowRecord, IntervalSpan, ScoreStatus, Texts};
-use crate::flow::table::{prefetch_lines_for_write, FlowEntry};
+use crate::flow::table::FlowEntry;
+use crate::prefetch;
 use crate::rates::FlowRates;
 
 /// Flows ahead whose cache lines are prefetched where the flows to end are known (the final
@@ -191,11 +192,11 @@ impl Worker {
         let next = self.out.len() + 1;
         if next < self.out.capacity() {
             let slot = self.out.as_ptr().wrapping_add(next);
-            prefetch_lines_for_write(slot.cast(), std::mem::size_of::<FlowRecord>());
+            prefetch::lines_for_write(slot.cast(), std::mem::size_of::<FlowRecord>());
         }
         if let Some(j) = self.spare_values.len().checked_sub(2) {
             let v = &self.spare_values[j];
-            prefetch_lines_for_write(v.as_ptr().cast(), v.capacity() * 8);
+            prefetch::lines_for_write(v.as_ptr().cast(), v.capacity() * 8);
         }
     }
 

@@ -93,14 +93,5 @@ where
 /// Ask for the first cache line of a frame (headers through TCP/UDP ports on most frames).
 #[inline(always)]
 fn prefetch(data: &[u8]) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: prefetch is a hint and never faults, whatever the address.
-    unsafe {
-        core::arch::x86_64::_mm_prefetch(
-            data.as_ptr() as *const i8,
-            core::arch::x86_64::_MM_HINT_T0,
-        )
-    };
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = data;
+    crate::prefetch::line(data.as_ptr(), true);
 }

@@ -12,6 +12,7 @@ pub mod ipfix;
 pub mod jsonl;
 pub mod parquet;
 pub mod parquet_dataset;
+pub mod replace;
 pub mod text;
 pub mod textfile;
 

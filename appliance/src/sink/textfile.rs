@@ -147,7 +147,7 @@ impl TextFile {
                 .create(true)
                 .open(&path)
         } else {
-            File::create(&path)
+            super::replace::create_replacing(&path)
         }
         .map_err(|e| named(&path, e))?;
         self.written = file.seek(SeekFrom::End(0)).map_err(|e| named(&path, e))?;

@@ -64,15 +64,14 @@ fn replace(path: &Path, min_bytes: u64) -> Option<File> {
         .mode(0o600)
         .open(&tmp)
         .ok()?;
-    let settled = new
-        .set_permissions(std::fs::Permissions::from_mode(m.mode() & 0o7777))
-        .and_then(|()| {
-            if root {
-                std::os::unix::fs::fchown(&new, Some(m.uid()), Some(m.gid()))
-            } else {
-                Ok(())
-            }
-        })
+    // The owner first: a change of owner clears set-user-ID and set-group-ID bits.
+    let owned = if root {
+        std::os::unix::fs::fchown(&new, Some(m.uid()), Some(m.gid()))
+    } else {
+        Ok(())
+    };
+    let settled = owned
+        .and_then(|()| new.set_permissions(std::fs::Permissions::from_mode(m.mode() & 0o7777)))
         .and_then(|()| std::fs::rename(&tmp, path));
     if let Err(e) = settled {
         tracing::debug!(file = %path.display(), error = %e, "records file truncated in place");
@@ -173,6 +172,30 @@ mod tests {
         assert_eq!(
             names(dir.path()),
             ["a.csv", "b.csv", "link.csv", "small.csv", "target.csv"]
+        );
+    }
+
+    /// As root, the new file gets the old one's owner and group, and its mode whole (set
+    /// after the owner: a change of owner clears the set-user-ID bit).
+    #[test]
+    fn as_root_the_owner_and_the_whole_mode_are_kept() {
+        // SAFETY: geteuid only reads the process's credentials.
+        if unsafe { libc::geteuid() } != 0 {
+            eprintln!("skipped: not root");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("r.csv");
+        write(&p, b"old old old\n");
+        std::os::unix::fs::chown(&p, Some(12345), Some(23456)).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o4640)).unwrap();
+        let ino = std::fs::metadata(&p).unwrap().ino();
+        drop(create_replacing_from(&p, 1).unwrap());
+        let m = std::fs::metadata(&p).unwrap();
+        assert_ne!(m.ino(), ino, "a new file");
+        assert_eq!(
+            (m.uid(), m.gid(), m.mode() & 0o7777),
+            (12345, 23456, 0o4640)
         );
     }
 

@@ -19,10 +19,10 @@
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// Files smaller than this are truncated in place: freeing them costs less than a thread.
-pub const REPLACE_MIN_BYTES: u64 = 8 << 20;
+const REPLACE_MIN_BYTES: u64 = 8 << 20;
 
 /// Create `path` for writing, empty, as `File::create` does; an existing large file is
 /// replaced rather than truncated (see the module's doc).
@@ -57,7 +57,8 @@ fn replace(path: &Path, min_bytes: u64) -> Option<File> {
     if (held.dev(), held.ino()) != (m.dev(), m.ino()) {
         return None; // replaced under us: leave it to File::create
     }
-    let tmp = sibling(path)?;
+    // The sinks' hidden temporary name (as Parquet's), made only if no such file is there.
+    let tmp = super::parquet::temp_path(path);
     let new = OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -74,7 +75,7 @@ fn replace(path: &Path, min_bytes: u64) -> Option<File> {
         .and_then(|()| new.set_permissions(std::fs::Permissions::from_mode(m.mode() & 0o7777)))
         .and_then(|()| std::fs::rename(&tmp, path));
     if let Err(e) = settled {
-        tracing::debug!(file = %path.display(), error = %e, "records file truncated in place");
+        tracing::debug!(file = %path.display(), error = %e, "file truncated in place");
         let _ = std::fs::remove_file(&tmp);
         return None;
     }
@@ -86,12 +87,6 @@ fn replace(path: &Path, min_bytes: u64) -> Option<File> {
         tracing::debug!(error = %e, "cannot start a thread to free the replaced file");
     }
     Some(new)
-}
-
-/// `.NAME.weir-PID.new` beside `path`: hidden, and this process's own.
-fn sibling(path: &Path) -> Option<PathBuf> {
-    let name = path.file_name()?.to_string_lossy();
-    Some(path.with_file_name(format!(".{name}.weir-{}.new", std::process::id())))
 }
 
 #[cfg(test)]
